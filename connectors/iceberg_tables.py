@@ -1,0 +1,83 @@
+"""The Iceberg history tables: their schemas, partitioning and sort order, created through pyiceberg.
+
+Flink's Iceberg DDL cannot declare hidden partition transforms such as days(event_time), so the tables are
+created here (tools environment) before the history job writes to them. Columns follow `udfs.envelope`.
+"""
+
+from __future__ import annotations
+
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import DayTransform, IdentityTransform
+from pyiceberg.types import (
+    IcebergType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestamptzType,
+)
+
+from fyp.config import Settings
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+
+__all__ = ["ENGAGEMENT_HISTORY", "HISTORY_NAMESPACE", "engagement_history_schema", "ensure_tables", "catalog"]
+
+HISTORY_NAMESPACE = "history"
+ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
+
+_REQUIRED = {"event_type", "event_id", "event_time", "user_id", "video_id"}
+
+
+def _iceberg_type(sql_type: str, next_id: list[int]) -> IcebergType:
+    if sql_type.startswith("ARRAY<"):
+        next_id[0] += 1
+        return ListType(element_id=next_id[0], element_type=_iceberg_type(sql_type[6:-1], next_id),
+                        element_required=False)
+    return {"STRING": StringType(), "BIGINT": LongType(), "INT": IntegerType()}[sql_type]
+
+
+def engagement_history_schema() -> Schema:
+    """The engagement row (minus `error`) with event_time as timestamptz, plus the Kafka coordinates."""
+    columns = [(n, t) for n, t in ENGAGEMENT_ROW_FIELDS if n != "error"]
+    columns += [("kafka_partition", "INT"), ("kafka_offset", "BIGINT")]
+    next_id = [len(columns)]
+    fields = []
+    for field_id, (name, sql_type) in enumerate(columns, start=1):
+        iceberg_type = TimestamptzType() if name == "event_time" else _iceberg_type(sql_type, next_id)
+        fields.append(NestedField(field_id, name, iceberg_type, required=name in _REQUIRED))
+    return Schema(*fields, identifier_field_ids=[])
+
+
+def catalog(settings: Settings) -> Catalog:
+    return load_catalog("fyp", **settings.iceberg_catalog_properties())
+
+
+def ensure_tables(settings: Settings) -> list[str]:
+    """Create the history namespace and tables that do not exist yet; return the created table names."""
+    cat = catalog(settings)
+    if cat.table_exists(ENGAGEMENT_HISTORY):
+        return []
+    try:
+        cat.create_namespace(HISTORY_NAMESPACE)
+    except NamespaceAlreadyExistsError:
+        pass
+    schema = engagement_history_schema()
+    event_time, event_type = schema.find_field("event_time"), schema.find_field("event_type")
+    spec = PartitionSpec(
+        PartitionField(event_time.field_id, 1000, DayTransform(), "event_day"),
+        PartitionField(event_type.field_id, 1001, IdentityTransform(), "event_type"),
+    )
+    # Analysts filter by user or by video within a day: sort data files by both.
+    order = SortOrder(SortField(schema.find_field("user_id").field_id, IdentityTransform()),
+                      SortField(schema.find_field("video_id").field_id, IdentityTransform()))
+    try:
+        cat.create_table(ENGAGEMENT_HISTORY, schema=schema, partition_spec=spec, sort_order=order,
+                         properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
+    except TableAlreadyExistsError:  # created concurrently
+        return []
+    return [ENGAGEMENT_HISTORY]

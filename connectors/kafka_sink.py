@@ -1,0 +1,33 @@
+"""Kafka sink tables for Flink SQL: raw bytes with a key, e.g. the dead-letter topic."""
+
+from __future__ import annotations
+
+from pyflink.table import DataTypes, Schema, TableDescriptor
+
+from connectors.kafka_options import flink_kafka_properties
+from fyp.config import Settings
+
+__all__ = ["kafka_raw_sink"]
+
+
+def kafka_raw_sink(settings: Settings, *, topic: str) -> TableDescriptor:
+    """A table of (`record_key BYTES`, `payload BYTES`) written to `topic`, at least once."""
+    schema = (
+        Schema.new_builder()
+        .column("record_key", DataTypes.BYTES())
+        .column("payload", DataTypes.BYTES())
+        .build()
+    )
+    builder = (
+        TableDescriptor.for_connector("kafka")
+        .schema(schema)
+        .option("topic", topic)
+        .option("key.format", "raw")
+        .option("key.fields", "record_key")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .option("sink.delivery-guarantee", "at-least-once")
+    )
+    for key, value in flink_kafka_properties(settings).items():
+        builder = builder.option(key, value)
+    return builder.build()

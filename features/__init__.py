@@ -1,0 +1,34 @@
+"""Feature declarations, one module per entity family; `ALL_FEATURE_SETS` is what the features job computes."""
+
+from __future__ import annotations
+
+from features.engagement import (
+    author_engagement,
+    region_language_engagement,
+    sound_engagement,
+    user_author_affinity,
+    user_engagement,
+    user_hashtag_affinity,
+    video_engagement,
+)
+from udfs.featurespec import FeatureSet
+
+__all__ = ["ALL_FEATURE_SETS", "feature_set_for_entity"]
+
+ALL_FEATURE_SETS: tuple[FeatureSet, ...] = (
+    video_engagement.v1,
+    user_engagement.v1,
+    author_engagement.v1,
+    sound_engagement.v1,
+    user_author_affinity.v1,
+    user_hashtag_affinity.v1,
+    region_language_engagement.v1,
+)
+
+
+def feature_set_for_entity(entity: str) -> FeatureSet:
+    for feature_set in ALL_FEATURE_SETS:
+        if feature_set.entity.name == entity:
+            return feature_set
+    known = ", ".join(fs.entity.name for fs in ALL_FEATURE_SETS)
+    raise ValueError(f"no feature set for entity {entity!r}; known: {known}")

@@ -1,0 +1,23 @@
+"""The `fyp` command line: one typer app; each command group lives in `fyp/commands/`."""
+
+from __future__ import annotations
+
+import typer
+
+from fyp.commands import stack
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fyp",
+    help="For-You pipeline: run the local stack, submit Flink jobs, produce traffic, read features.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+stack.register(app)
+# produce.register(app)
+
+
+def main() -> None:
+    app()

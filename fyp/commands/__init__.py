@@ -1,0 +1,1 @@
+"""Subcommands of the `fyp` CLI, one module per group; each exposes `register(app)`."""

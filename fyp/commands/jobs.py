@@ -1,0 +1,60 @@
+"""`fyp submit`, `fyp jobs`, `fyp cancel`: Flink jobs on the local cluster."""
+
+from __future__ import annotations
+
+import httpx
+import typer
+from rich.table import Table
+
+from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.config import load_settings
+from fyp.stack.process import StackError
+from fyp.stack.submit import available_jobs, cancel_job, list_jobs, submit_job
+
+__all__ = ["register"]
+
+
+def submit(
+    job: str = typer.Argument(..., help=f"A job in jobs/: {', '.join(available_jobs())}"),
+    parallelism: int = typer.Option(None, "--parallelism", "-p", help="Job parallelism (default: cluster's)."),
+    checkpoint_interval: str = typer.Option(
+        None, "--checkpoint-interval", help="Override execution.checkpointing.interval, e.g. 10s."),
+    conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id."""
+    properties = dict(item.split("=", 1) for item in conf if "=" in item)
+    if checkpoint_interval:
+        properties["execution.checkpointing.interval"] = checkpoint_interval
+    with fail_cleanly(StackError), console.status(f"submitting {job} …"):
+        job_id = submit_job(load_settings(), job, parallelism=parallelism, properties=properties)
+    if as_json:
+        print_json({"job": job, "job_id": job_id})
+    else:
+        console.print(f"[green]✓[/] submitted {job}: {job_id}")
+
+
+def jobs(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """List the cluster's jobs and their states."""
+    with fail_cleanly(httpx.HTTPError):
+        found = list_jobs(load_settings())
+    if as_json:
+        print_json({"jobs": found})
+        return
+    table = Table("job id", "name", "state")
+    for job in found:
+        table.add_row(job.job_id, job.name, job.state)
+    console.print(table)
+
+
+def cancel(job_id: str = typer.Argument(..., help="Flink job id (see `fyp jobs`).")) -> None:
+    """Cancel a running job."""
+    with fail_cleanly(httpx.HTTPError):
+        cancel_job(load_settings(), job_id)
+    console.print(f"cancelled {job_id}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(submit)
+    app.command()(jobs)
+    app.command()(cancel)

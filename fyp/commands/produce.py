@@ -1,0 +1,102 @@
+"""`fyp produce`: send synthetic engagement traffic to fyp.engagement.v1."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fyp.commands.output import console, err_console, fail_cleanly, print_json
+from fyp.config import load_settings
+from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic.producer import ProducePlan, ProduceReport, ProducerError, produce
+
+__all__ = ["register"]
+
+DEFAULT_DURATION_S = 60.0
+
+
+def produce_command(
+    rate: float = typer.Option(10_000, "--rate", help="Events per second; 0 = as fast as possible."),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        help=f"Seconds to run (default {DEFAULT_DURATION_S:.0f} unless --events is given).",
+    ),
+    events: int | None = typer.Option(None, "--events", help="Stop after this many events."),
+    users: int = typer.Option(10_000, "--users", help="Number of viewers."),
+    videos: int = typer.Option(50_000, "--videos", help="Initial number of videos (uploads add more)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: random; printed)."),
+    late_fraction: float = typer.Option(0.0, "--late-fraction", help="Share of views with old timestamps."),
+    malformed_fraction: float = typer.Option(
+        0.0, "--malformed-fraction", help="Share of bad events (DLQ tests)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Produce synthetic engagement events (Avro, key = user id) to fyp.engagement.v1."""
+    seed = seed if seed is not None else secrets.randbits(31)
+    if duration is None and events is None:
+        duration = DEFAULT_DURATION_S
+    with fail_cleanly(ProducerError, ValueError):
+        config = TrafficConfig(
+            users=users, videos=videos, late_fraction=late_fraction, malformed_fraction=malformed_fraction
+        )
+        plan = ProducePlan(
+            rate=rate,
+            duration=timedelta(seconds=duration) if duration is not None else None,
+            max_events=events,
+        )
+        generator = TrafficGenerator(config, seed)
+        client = load_settings().kafka_client_config()
+        if as_json:
+            report = produce(generator, plan, client_config=client)
+        else:
+            report = _with_progress(generator, plan, client, duration, events)
+    if as_json:
+        print_json({**report.as_json(), "seed": seed})
+    else:
+        _summary(report, seed)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _with_progress(
+    generator: TrafficGenerator,
+    plan: ProducePlan,
+    client: dict[str, str],
+    duration: float | None,
+    events: int | None,
+) -> ProduceReport:
+    # The bar follows whichever limit is set; with both, the event count.
+    by_events = events is not None
+    total = float(events) if by_events else float(duration or 0)
+    progress = Progress(
+        TextColumn("[bold]producing"),
+        BarColumn(),
+        TextColumn("{task.fields[sent]:>12,} events  {task.fields[rate]:>9,.0f}/s"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    with progress:
+        task = progress.add_task("produce", total=total, sent=0, rate=0.0)
+
+        def update(sent: int, elapsed: float) -> None:
+            done = sent if by_events else elapsed
+            progress.update(task, completed=done, sent=sent, rate=sent / elapsed if elapsed else 0.0)
+
+        return produce(generator, plan, client_config=client, on_progress=update)
+
+
+def _summary(report: ProduceReport, seed: int) -> None:
+    status = "[yellow]interrupted[/]" if report.interrupted else "[green]done[/]"
+    console.print(
+        f"{status}: {report.produced:,} events in {report.seconds:.1f} s ({report.rate:,.0f}/s), "
+        f"{report.failed:,} failed, seed {seed}"
+    )
+    console.print(", ".join(f"{name} {n:,}" for name, n in sorted(report.by_type.items())))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("produce")(produce_command)

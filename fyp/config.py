@@ -1,0 +1,169 @@
+"""Where the local stack lives and how to reach it: one frozen `Settings`, built from the environment.
+
+Precedence for every value: environment variable, then `$FYP_HOME/credentials.env` (secrets only, written
+once with random values on first use, mode 0600), then the default here. Nothing secret is a default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+__all__ = ["REPO_ROOT", "Settings", "load_settings"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_SECRET_NAMES = ("FYP_KAFKA_PASSWORD", "FYP_REDIS_PASSWORD", "FYP_S3_ACCESS_KEY", "FYP_S3_SECRET_KEY")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Addresses, credentials and directories of one fyp installation."""
+
+    home: Path
+    host: str  # where the local stack binds; clients use the per-service hosts below
+    kafka_host: str
+    redis_host: str
+    s3_host: str
+    iceberg_rest_host: str
+    flink_host: str
+    kafka_port: int
+    kafka_controller_port: int
+    redis_port: int
+    s3_port: int
+    iceberg_rest_port: int
+    flink_rest_port: int
+    flink_metrics_port: int
+    kafka_user: str
+    kafka_password: str
+    redis_password: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    warehouse_bucket: str
+    media_bucket: str
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.s3_host}:{self.s3_port}"
+
+    @property
+    def iceberg_rest_uri(self) -> str:
+        return f"http://{self.iceberg_rest_host}:{self.iceberg_rest_port}"
+
+    @property
+    def flink_rest_url(self) -> str:
+        return f"http://{self.flink_host}:{self.flink_rest_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings for the SASL/PLAIN client listener."""
+        return {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": self.kafka_user,
+            "sasl.password": self.kafka_password,
+        }
+
+    def iceberg_catalog_properties(self) -> dict[str, str]:
+        """pyiceberg REST catalog properties for the SeaweedFS catalog (SigV4-signed, service s3tables)."""
+        return {
+            "type": "rest",
+            "uri": self.iceberg_rest_uri,
+            "warehouse": f"s3://{self.warehouse_bucket}/",
+            "s3.endpoint": self.s3_endpoint,
+            "s3.access-key-id": self.s3_access_key,
+            "s3.secret-access-key": self.s3_secret_key,
+            "s3.region": self.s3_region,
+            "rest.sigv4-enabled": "true",
+            "rest.signing-region": self.s3_region,
+            "rest.signing-name": "s3tables",
+            "client.access-key-id": self.s3_access_key,
+            "client.secret-access-key": self.s3_secret_key,
+            "client.region": self.s3_region,
+        }
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def _ensure_secrets(home: Path) -> dict[str, str]:
+    """Secrets from the environment, else from credentials.env, generating the missing ones once."""
+    path = home / "credentials.env"
+    stored = _read_env_file(path)
+    missing = [n for n in _SECRET_NAMES if n not in os.environ and n not in stored]
+    if missing:
+        home.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            stored[name] = secrets.token_hex(8) if name == "FYP_S3_ACCESS_KEY" else secrets.token_urlsafe(24)
+        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(stored.items())))
+        path.chmod(0o600)
+    return {n: os.environ.get(n, stored.get(n, "")) for n in _SECRET_NAMES}
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a port number") from exc
+
+
+@cache
+def load_settings() -> Settings:
+    """Settings for this process; `FYP_HOME` (default `<repo>/.fyp`) holds state, logs and credentials."""
+    home = Path(os.environ.get("FYP_HOME", REPO_ROOT / ".fyp")).resolve()
+    found = _ensure_secrets(home)
+    host = os.environ.get("FYP_HOST", "127.0.0.1")
+    # In docker-compose every service has its own host name; locally they all share FYP_HOST.
+    return Settings(
+        home=home,
+        host=host,
+        kafka_host=os.environ.get("FYP_KAFKA_HOST", host),
+        redis_host=os.environ.get("FYP_REDIS_HOST", host),
+        s3_host=os.environ.get("FYP_S3_HOST", host),
+        iceberg_rest_host=os.environ.get("FYP_ICEBERG_REST_HOST", host),
+        flink_host=os.environ.get("FYP_FLINK_HOST", host),
+        kafka_port=_port("FYP_KAFKA_PORT", 9092),
+        kafka_controller_port=_port("FYP_KAFKA_CONTROLLER_PORT", 9093),
+        redis_port=_port("FYP_REDIS_PORT", 6379),
+        s3_port=_port("FYP_S3_PORT", 8333),
+        iceberg_rest_port=_port("FYP_ICEBERG_REST_PORT", 8181),
+        flink_rest_port=_port("FYP_FLINK_REST_PORT", 8081),
+        flink_metrics_port=_port("FYP_FLINK_METRICS_PORT", 9249),
+        kafka_user=os.environ.get("FYP_KAFKA_USER", "fyp"),
+        kafka_password=found["FYP_KAFKA_PASSWORD"],
+        redis_password=found["FYP_REDIS_PASSWORD"],
+        s3_access_key=found["FYP_S3_ACCESS_KEY"],
+        s3_secret_key=found["FYP_S3_SECRET_KEY"],
+        s3_region=os.environ.get("FYP_S3_REGION", "us-east-1"),
+        warehouse_bucket=os.environ.get("FYP_WAREHOUSE_BUCKET", "warehouse"),
+        media_bucket=os.environ.get("FYP_MEDIA_BUCKET", "media"),
+    )

@@ -1,0 +1,15 @@
+"""Upload processing for short videos: from an uploaded file to published, streamable renditions.
+
+Modules, each with one job:
+- `probe`: sniff magic bytes, ffprobe facts (`MediaInfo`), upload limits and refusal reasons;
+- `ladder`: plan renditions (sizes, codecs, bitrates, GOP) from a `MediaInfo`;
+- `transcode`: one ffmpeg process for the whole ladder + CMAF HLS/DASH, cover, posters, audio;
+- `fingerprint`: Chromaprint audio fingerprints against a local licence catalogue;
+- `pipeline`: the local sequence probe -> limits -> transcode -> fingerprint -> licence decision;
+- `keys`: object-key validation and server-side upload keys;
+- `publish`: upload to S3 under a run prefix, then a manifest written last (atomic publish);
+- `bench`: synthetic sources and the ladder benchmark.
+See docs/UPLOADS.md.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,88 @@
+"""From a local source file to local outputs or a refusal: probe, limits, transcode, fingerprint.
+
+No Kafka and no S3 here (the worker adds those), so every outcome can be tested on files made by ffmpeg.
+The licence decision of a music match (allow/mute/block) is moderation's to apply (fyp.moderation.verdict
+turns it into APPROVE/MUTE_AUDIO/REJECT); the transcoder only reports the fingerprint and the match.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fyp.media.fingerprint import CatalogueEntry, Fingerprint, MusicMatch, fingerprint_file, match
+from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy, plan_ladder
+from fyp.media.probe import DEFAULT_LIMITS, Limits, MediaInfo, check_limits, probe
+from fyp.media.transcode import TranscodeError, TranscodeResult, transcode
+
+__all__ = ["Processed", "Rejected", "process_source"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Processed:
+    """A source that produced outputs. `fingerprint` and `music` are None for a video without audio."""
+
+    info: MediaInfo
+    result: TranscodeResult
+    fingerprint: Fingerprint | None
+    music: MusicMatch | None
+    elapsed_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejected:
+    """A source that cannot be published, with a machine reason such as `corrupt` or `too_long:312s`."""
+
+    reason: str
+    info: MediaInfo | None
+    elapsed_ms: int
+
+
+def process_source(
+    source: Path,
+    work_dir: Path,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    policy: LadderPolicy = DEFAULT_POLICY,
+    catalogue: Sequence[CatalogueEntry] = (),
+    on_progress: Callable[[float], None] | None = None,
+) -> Processed | Rejected:
+    """Judge and transcode one source into `work_dir/out`, then fingerprint its audio and match the catalogue.
+
+    catalogue: reference tracks (empty: fingerprint only). on_progress: 0..1 as ffmpeg advances.
+    """
+    started = time.monotonic()
+
+    def rejected(reason: str, info: MediaInfo | None) -> Rejected:
+        return Rejected(reason=reason, info=info, elapsed_ms=round((time.monotonic() - started) * 1000))
+
+    info = probe(source)
+    reason = check_limits(info, limits)
+    if reason is not None:
+        return rejected(reason, info)
+    ladder = plan_ladder(info, policy)
+    out_dir = work_dir / "out"
+    try:
+        result = transcode(source, out_dir, info=info, ladder=ladder, on_progress=on_progress)
+        fingerprint = _fingerprint(out_dir / result.audio) if result.audio else None
+    except TranscodeError as exc:
+        return rejected(exc.reason, info)
+    music = match(fingerprint, catalogue) if fingerprint and catalogue else None
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    return Processed(info=info, result=result, fingerprint=fingerprint, music=music, elapsed_ms=elapsed_ms)
+
+
+def _fingerprint(audio: Path) -> Fingerprint | None:
+    # Fail open: audio fpcalc cannot read (e.g. near-silence) should not cost the creator the upload;
+    # the video is published unmatched and the log says why.
+    try:
+        return fingerprint_file(audio)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        log.warning("no fingerprint for %s: %s", audio, exc)
+        return None

@@ -1,0 +1,200 @@
+"""Combine a video's moderation signals into one verdict with its reasons. Pure: no I/O, no models.
+
+Each signal proposes a verdict; the most severe wins (REJECT > AGE_RESTRICT > MUTE_AUDIO > APPROVE) and every
+proposal's reason is kept, most severe first. The contract has a single verdict, so a video that must be both
+age-restricted and muted is AGE_RESTRICT with a `music_muted:<id>` reason: consumers that mute audio read
+`music_id` and the reasons, not the verdict alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from fyp.moderation.ocr import TextHit
+    from fyp.moderation.phash import DuplicateMatch
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "MUSIC_DECISIONS",
+    "TEXT_CATEGORIES",
+    "ModerationDecision",
+    "ModerationPolicy",
+    "ModerationSignals",
+    "MusicMatchLike",
+    "Verdict",
+    "decide",
+]
+
+
+class Verdict(StrEnum):
+    """The ModerationResult verdict enum, least to most severe."""
+
+    APPROVE = "APPROVE"
+    MUTE_AUDIO = "MUTE_AUDIO"
+    AGE_RESTRICT = "AGE_RESTRICT"
+    REJECT = "REJECT"
+
+    @property
+    def severity(self) -> int:
+        return list(Verdict).index(self)
+
+
+# The categories of the blocked-terms list (fyp/moderation/data/blocked_terms.tsv).
+TEXT_CATEGORIES = ("profanity", "sexual", "hate", "harassment", "scam")
+# The audio fingerprint matcher's licence decisions.
+MUSIC_DECISIONS = ("allow", "mute", "block")
+
+
+class MusicMatchLike(Protocol):
+    """The audio fingerprint matcher's `MusicMatch`; only `decision` and `music_id` are read here."""
+
+    @property
+    def music_id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def decision(self) -> str: ...
+
+
+def _default_text_verdicts() -> Mapping[str, Verdict]:
+    return MappingProxyType(
+        {
+            "profanity": Verdict.AGE_RESTRICT,
+            "sexual": Verdict.AGE_RESTRICT,
+            "hate": Verdict.REJECT,
+            "harassment": Verdict.REJECT,
+            "scam": Verdict.REJECT,
+        }
+    )
+
+
+def _default_music_verdicts() -> Mapping[str, Verdict]:
+    return MappingProxyType({"allow": Verdict.APPROVE, "mute": Verdict.MUTE_AUDIO, "block": Verdict.REJECT})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModerationPolicy:
+    """Thresholds and mappings from signals to verdicts.
+
+    nsfw_restrict_at: an open_nsfw score (0..1, max over frames) at or above this age-restricts (default 0.5,
+        the model's own decision threshold; Yahoo calls 0.2..0.8 uncertain).
+    nsfw_reject_at: at or above this rejects (default 0.8, Yahoo's "highly probable NSFW").
+    unscored_verdict: when no NSFW score exists (no frame could be decoded) (default AGE_RESTRICT: fail
+        closed, without rejecting a video for an infrastructure fault).
+    text_verdicts: blocked-term category -> verdict (default profanity/sexual AGE_RESTRICT, hate/harassment/
+        scam REJECT); must cover every category in TEXT_CATEGORIES.
+    music_verdicts: the audio matcher's licence decision -> verdict (default allow APPROVE, mute MUTE_AUDIO,
+        block REJECT). The matcher's score is not re-thresholded here: its decision already did that.
+    near_duplicate_verdict: for a near-duplicate of an earlier video that was not rejected (default APPROVE:
+        recorded as a reason and in `near_duplicate_of` so that ranking can de-duplicate; creators re-post).
+    reupload_verdict: for a near-duplicate of a previously rejected video (default REJECT).
+
+    >>> ModerationPolicy(nsfw_reject_at=0.3)
+    Traceback (most recent call last):
+    ...
+    ValueError: need 0 <= nsfw_restrict_at (0.5) <= nsfw_reject_at (0.3) <= 1
+    """
+
+    nsfw_restrict_at: float = 0.5
+    nsfw_reject_at: float = 0.8
+    unscored_verdict: Verdict = Verdict.AGE_RESTRICT
+    text_verdicts: Mapping[str, Verdict] = field(default_factory=_default_text_verdicts)
+    music_verdicts: Mapping[str, Verdict] = field(default_factory=_default_music_verdicts)
+    near_duplicate_verdict: Verdict = Verdict.APPROVE
+    reupload_verdict: Verdict = Verdict.REJECT
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.nsfw_restrict_at <= self.nsfw_reject_at <= 1.0:
+            raise ValueError(
+                f"need 0 <= nsfw_restrict_at ({self.nsfw_restrict_at}) <= nsfw_reject_at "
+                f"({self.nsfw_reject_at}) <= 1"
+            )
+        for name, keys in (("text_verdicts", TEXT_CATEGORIES), ("music_verdicts", MUSIC_DECISIONS)):
+            mapping = getattr(self, name)
+            if set(mapping) != set(keys):
+                raise ValueError(f"{name} must map exactly {sorted(keys)}, got {sorted(mapping)}")
+            # Frozen all the way down: a policy shared by threads cannot be edited in place.
+            object.__setattr__(self, name, MappingProxyType({k: Verdict(v) for k, v in mapping.items()}))
+
+
+DEFAULT_POLICY = ModerationPolicy()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModerationSignals:
+    """What the checks found for one video.
+
+    nsfw_score: max open_nsfw score over the frames, 0..1; None when it could not be computed.
+    text_hits: blocked terms found in on-screen text.
+    music: the audio matcher's match, None when no catalogue track matched.
+    near_duplicate: an earlier, not rejected video this one nearly duplicates.
+    reupload_of_rejected: an earlier rejected video this one nearly duplicates.
+    """
+
+    nsfw_score: float | None
+    text_hits: tuple[TextHit, ...] = ()
+    music: MusicMatchLike | None = None
+    near_duplicate: DuplicateMatch | None = None
+    reupload_of_rejected: DuplicateMatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.nsfw_score is not None and not 0.0 <= self.nsfw_score <= 1.0:
+            raise ValueError(f"nsfw_score must be in 0..1, got {self.nsfw_score}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModerationDecision:
+    """The verdict and why; reasons are `code` or `code:detail` strings, the deciding one first."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+
+
+def _proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tuple[Verdict, str]]:
+    found: list[tuple[Verdict, str]] = []
+    if signals.reupload_of_rejected is not None:
+        found.append(
+            (policy.reupload_verdict, f"reupload_of_rejected:{signals.reupload_of_rejected.video_id}")
+        )
+    score = signals.nsfw_score
+    if score is None:
+        found.append((policy.unscored_verdict, "nsfw_unscored"))
+    elif score >= policy.nsfw_reject_at:
+        found.append((Verdict.REJECT, "nsfw_reject"))
+    elif score >= policy.nsfw_restrict_at:
+        found.append((Verdict.AGE_RESTRICT, "nsfw_age_restrict"))
+    for hit in signals.text_hits:
+        if hit.category not in policy.text_verdicts:
+            raise ValueError(f"unknown text category {hit.category!r}")
+        found.append((policy.text_verdicts[hit.category], f"text_{hit.category}:{hit.term}"))
+    if signals.music is not None:
+        decision = signals.music.decision
+        if decision not in policy.music_verdicts:
+            raise ValueError(f"unknown music decision {decision!r}; expected one of {MUSIC_DECISIONS}")
+        if decision != "allow":
+            code = "music_muted" if decision == "mute" else "music_blocked"
+            found.append((policy.music_verdicts[decision], f"{code}:{signals.music.music_id}"))
+    if signals.near_duplicate is not None:
+        found.append((policy.near_duplicate_verdict, f"near_duplicate:{signals.near_duplicate.video_id}"))
+    return found
+
+
+def decide(signals: ModerationSignals, policy: ModerationPolicy = DEFAULT_POLICY) -> ModerationDecision:
+    """The most severe verdict any signal proposes, with every reason, most severe first.
+
+    >>> decide(ModerationSignals(nsfw_score=0.01))
+    ModerationDecision(verdict=<Verdict.APPROVE: 'APPROVE'>, reasons=())
+    >>> decide(ModerationSignals(nsfw_score=0.93)).reasons
+    ('nsfw_reject',)
+    """
+    found = _proposals(signals, policy)
+    found.sort(key=lambda pair: -pair[0].severity)  # stable: equal severities keep the signal order
+    verdict = found[0][0] if found else Verdict.APPROVE
+    return ModerationDecision(verdict=verdict, reasons=tuple(reason for _, reason in found))

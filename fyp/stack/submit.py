@@ -1,0 +1,84 @@
+"""Submit PyFlink jobs in `jobs/` to the local cluster with `flink run -py`, and list or cancel them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from fyp.config import REPO_ROOT, Settings
+from fyp.stack.flink_cluster import FlinkDistribution
+from fyp.stack.process import StackError
+
+__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "list_jobs", "submit_job"]
+
+JOBS_DIR = REPO_ROOT / "jobs"
+_JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunningJob:
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int
+
+
+def available_jobs() -> list[str]:
+    return sorted(p.stem for p in JOBS_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def job_path(name: str) -> Path:
+    path = JOBS_DIR / f"{name.removesuffix('.py')}.py"
+    if not path.exists():
+        raise StackError(f"no job {name!r} in {JOBS_DIR}; available: {', '.join(available_jobs())}")
+    return path
+
+
+def submit_job(
+    settings: Settings, name: str, *, parallelism: int | None = None, properties: dict[str, str] | None = None,
+    job_args: list[str] | None = None, timeout_s: float = 300,
+) -> str:
+    """Run `flink run --detached -py jobs/<name>.py` and return the Flink job id.
+
+    properties: Flink configuration overrides, passed as -D key=value (e.g. execution.checkpointing.interval).
+    """
+    dist = FlinkDistribution(settings)
+    argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(job_path(name))]
+    if parallelism:
+        argv += ["-p", str(parallelism)]
+    for key, value in (properties or {}).items():
+        argv.append(f"-D{key}={value}")
+    argv += job_args or []
+    env = {**os.environ, **dist.environment()}
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout_s, check=False,
+                                cwd=REPO_ROOT)
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"`flink run` for {name} did not finish within {timeout_s:.0f} s") from exc
+    match = _JOB_ID.search(result.stdout + result.stderr)
+    if result.returncode != 0 or match is None:
+        log = settings.logs_dir / f"submit-{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result.stdout + "\n" + result.stderr)
+        # The Python traceback says what went wrong; the Java stack frames around it rarely do.
+        lines = [ln for ln in (result.stdout + result.stderr).splitlines() if not ln.lstrip().startswith("at ")]
+        causes = [ln.strip() for ln in lines if "Exception:" in ln or "Error:" in ln]
+        tail = "\n".join(causes[:3] or lines[-15:])
+        raise StackError(f"submitting {name} failed (exit {result.returncode}); full output in {log}:\n{tail}")
+    return match.group(1)
+
+
+def list_jobs(settings: Settings) -> list[RunningJob]:
+    response = httpx.get(f"{settings.flink_rest_url}/jobs/overview", timeout=5)
+    response.raise_for_status()
+    return [RunningJob(job_id=j["jid"], name=j["name"], state=j["state"], start_time_ms=j["start-time"])
+            for j in response.json()["jobs"]]
+
+
+def cancel_job(settings: Settings, job_id: str) -> None:
+    httpx.patch(f"{settings.flink_rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10).raise_for_status()

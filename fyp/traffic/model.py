@@ -1,0 +1,248 @@
+"""The behaviour model: sessions of users scrolling videos, drawn a block of views at a time with numpy.
+
+A view is one video shown in a session. Every view starts with an impression; then the viewer skips
+(short dwell, sometimes "not interested") or watches. Completion is likelier for short and good videos;
+completed videos may loop; likes, shares, saves, comments, follows and sound engagement grow with the
+fraction watched, the loops and the video's latent quality. Events of a view are contiguous in the
+block; views of different sessions interleave. Pure and seeded: same seed and clock, same output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fyp.traffic.catalog import Catalog, cumulative, draw, zipf_cdf
+from fyp.traffic.config import TrafficConfig
+from fyp.traffic.vocab import (
+    COMMENTS,
+    FOLLOW_ACTIONS,
+    NOT_INTERESTED_REASONS,
+    SHARE_CHANNELS,
+    SOUND_ACTIONS,
+    SURFACES,
+)
+from schemas.registry import event_type_of
+
+__all__ = [
+    "BYTE_FAULTS",
+    "DURATION_KINDS",
+    "FAULT_GARBAGE",
+    "FAULT_MISSING_ID",
+    "FAULT_NEGATIVE_DURATION",
+    "FAULT_TRUNCATED",
+    "FAULT_UNKNOWN_FINGERPRINT",
+    "KIND_RECORDS",
+    "KIND_TYPES",
+    "MAX_LOOPS",
+    "TrafficModel",
+    "ViewBlock",
+]
+
+# Event kinds, in the order they are emitted within a view. Kinds 4..8 are loops 1..5.
+IMPRESSION, SKIP, NOT_INTERESTED, WATCH, LOOP = 0, 1, 2, 3, 4
+MAX_LOOPS = 5
+LIKE, UNLIKE, SHARE, SAVE, COMMENT, FOLLOW, SOUND = range(LOOP + MAX_LOOPS, LOOP + MAX_LOOPS + 7)
+KIND_RECORDS: tuple[str, ...] = (
+    ("Impression", "Skip", "NotInterested", "Watch")
+    + ("Loop",) * MAX_LOOPS
+    + ("Like", "Like", "Share", "Save", "Comment", "Follow", "SoundEngagement")
+)
+KIND_TYPES: tuple[str, ...] = tuple(event_type_of(r) for r in KIND_RECORDS)
+DURATION_KINDS = frozenset({SKIP, WATCH, *range(LOOP, LOOP + MAX_LOOPS)})
+
+# Faults (--malformed-fraction). Byte faults break the encoding; the others are valid Avro with bad values.
+FAULT_GARBAGE, FAULT_UNKNOWN_FINGERPRINT, FAULT_TRUNCATED, FAULT_MISSING_ID, FAULT_NEGATIVE_DURATION = (
+    1,
+    2,
+    3,
+    4,
+    5,
+)
+BYTE_FAULTS = frozenset({FAULT_GARBAGE, FAULT_UNKNOWN_FINGERPRINT, FAULT_TRUNCATED})
+
+_CDF = {
+    "surface": cumulative(tuple(w for _, w in SURFACES)),
+    "channel": cumulative(tuple(w for _, w in SHARE_CHANNELS)),
+    "sound_action": cumulative(tuple(w for _, w in SOUND_ACTIONS)),
+    "follow_action": cumulative(tuple(w for _, w in FOLLOW_ACTIONS)),
+    "reason": cumulative(tuple(w for _, w in NOT_INTERESTED_REASONS)),
+    "comment": cumulative(tuple(w for _, w in COMMENTS)),
+}
+_USER_ACTIVITY_EXPONENT = 0.6  # a few heavy users open many more sessions
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewBlock:
+    """One block of views and their events, as plain lists (the renderers loop over them).
+
+    Per view (index v): user, session, position (in the session's feed), video, and per-kind choices
+    (indices into the vocab lists). Per event (index i): view, kind, event_time (epoch ms), fault (0 =
+    good). `first_event` numbers the block's first event in the stream; `counts` is events per event
+    type (snake_case) plus "malformed", for progress reports.
+    """
+
+    first_event: int
+    user: list[int]
+    locale: list[int]
+    session: list[int]
+    position: list[int]
+    video: list[int]
+    surface: list[int]
+    dwell_ms: list[int]
+    watch_ms: list[int]
+    channel: list[int]
+    sound_action: list[int]
+    follow_action: list[int]
+    reason: list[int]
+    comment: list[int]
+    event_view: list[int]
+    event_kind: list[int]
+    event_time: list[int]
+    event_fault: list[int]
+    counts: dict[str, int]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class TrafficModel:
+    """Draws `ViewBlock`s. State: the catalog, the open sessions and the stream's event count."""
+
+    def __init__(self, config: TrafficConfig, seed: int) -> None:
+        self.config = config
+        self.catalog = Catalog(config, seed)
+        self.video_count = config.videos
+        self._rng = np.random.default_rng([seed, 0])
+        self._video_cdf = zipf_cdf(config.videos, config.zipf_exponent)
+        self._user_cdf = zipf_cdf(config.users, _USER_ACTIVITY_EXPONENT)
+        # Activity rank -> user id, shuffled so that heavy users are spread over the ids, not u0..u9.
+        self._user_of_rank = np.random.default_rng([seed, 3]).permutation(config.users)
+        slots = config.session_slots
+        self._slot_user = self._draw_users(slots).tolist()
+        self._slot_session = list(range(slots))
+        self._slot_position = [0] * slots
+        self._next_session = slots
+        self._events = 0
+
+    def _draw_users(self, n: int) -> np.ndarray:
+        return self._user_of_rank[draw(self._user_cdf, self._rng.random(n))]
+
+    def _sessions(self, n: int) -> tuple[list[int], list[int], list[int]]:
+        """Pick an open session for each view; a session ends after a view with p = 1/mean views."""
+        slot_of = self._rng.integers(len(self._slot_user), size=n).tolist()
+        ends = (self._rng.random(n) < 1.0 / self.config.mean_session_views).tolist()
+        newcomers = iter(self._draw_users(sum(ends)).tolist())
+        users, sessions, positions = [0] * n, [0] * n, [0] * n
+        slot_user, slot_session, slot_position = self._slot_user, self._slot_session, self._slot_position
+        for i, slot in enumerate(slot_of):
+            users[i] = slot_user[slot]
+            sessions[i] = slot_session[slot]
+            positions[i] = slot_position[slot]
+            slot_position[slot] += 1
+            if ends[i]:
+                slot_user[slot] = next(newcomers)
+                slot_session[slot] = self._next_session
+                slot_position[slot] = 0
+                self._next_session += 1
+        return users, sessions, positions
+
+    def _videos(self, n: int) -> np.ndarray:
+        rng, config = self._rng, self.config
+        self.video_count += int(rng.binomial(n, config.new_video_fraction))
+        self.catalog.ensure_videos(self.video_count)
+        popular = draw(self._video_cdf, rng.random(n))
+        window = min(config.fresh_window, self.video_count)
+        fresh = self.video_count - 1 - rng.integers(window, size=n)
+        return np.where(rng.random(n) < config.fresh_traffic_fraction, fresh, popular)
+
+    def next_block(self, n_views: int, now_ms: int) -> ViewBlock:
+        """Draw `n_views` views and their events; event times are around `now_ms` (epoch ms)."""
+        rng, config, catalog = self._rng, self.config, self.catalog
+        users, sessions, positions = self._sessions(n_views)
+        video = self._videos(n_views)
+        quality, duration = catalog.quality[video], catalog.duration_ms[video]
+        u = rng.random((n_views, 12))
+        log_len = np.log(duration / 20_000.0)  # > 0 for videos longer than 20 s
+
+        skip = u[:, 0] < np.clip(0.40 - 0.9 * (quality - 0.29) + 0.10 * log_len, 0.05, 0.90)
+        complete = ~skip & (u[:, 1] < _sigmoid(0.6 + 4.0 * (quality - 0.29) - 1.1 * log_len))
+        fraction = np.where(complete, 1.0, 0.02 + 0.97 * rng.beta(1.3, 2.2, n_views))
+        watch_ms = np.where(skip, 0, np.maximum(1, np.rint(fraction * duration))).astype(np.int64)
+        dwell_ms = np.minimum(np.clip(rng.lognormal(np.log(900), 0.6, n_views), 150, 5_000), duration)
+        loops_p = _sigmoid(-1.2 + 3.0 * (quality - 0.29) - 0.8 * log_len)
+        loops = np.where(
+            complete & (u[:, 2] < loops_p), np.minimum(rng.geometric(0.55, n_views), MAX_LOOPS), 0
+        )
+        # Engagement propensity: grows with the fraction watched, loops and quality; none after a skip.
+        z = np.where(skip, -50.0, -4.0 + 2.5 * fraction + 0.4 * loops + 3.0 * (quality - 0.29))
+
+        mask = np.zeros((n_views, SOUND + 1), dtype=bool)
+        mask[:, IMPRESSION] = True
+        mask[:, SKIP] = skip
+        mask[:, NOT_INTERESTED] = skip & (u[:, 3] < 0.03)
+        mask[:, WATCH] = ~skip
+        mask[:, LOOP : LOOP + MAX_LOOPS] = loops[:, None] > np.arange(MAX_LOOPS)
+        mask[:, LIKE] = u[:, 4] < _sigmoid(z - 1.0)
+        mask[:, UNLIKE] = mask[:, LIKE] & (u[:, 5] < 0.03)
+        mask[:, SHARE] = u[:, 6] < _sigmoid(z - 3.0)
+        mask[:, SAVE] = u[:, 7] < _sigmoid(z - 2.6)
+        mask[:, COMMENT] = u[:, 8] < _sigmoid(z - 3.2)
+        mask[:, FOLLOW] = u[:, 9] < _sigmoid(z - 3.4)
+        mask[:, SOUND] = (catalog.sound[video] >= 0) & (u[:, 10] < _sigmoid(z - 3.0))
+
+        view_time = now_ms - rng.integers(config.jitter_ms + 1, size=n_views)
+        late = u[:, 11] < config.late_fraction
+        if late.any():
+            low = min(60_000, config.late_by_ms)
+            view_time = np.where(
+                late, view_time - rng.integers(low, config.late_by_ms + 1, size=n_views), view_time
+            )
+        event_view, event_kind = np.nonzero(mask)  # row-major: grouped by view, in kind order
+        rank = (np.cumsum(mask, axis=1) - 1)[event_view, event_kind]
+        fault = self._faults(event_kind)
+
+        good = np.bincount(event_kind[fault == 0], minlength=SOUND + 1)
+        counts: dict[str, int] = {}
+        for kind, n in enumerate(good.tolist()):
+            if n:
+                counts[KIND_TYPES[kind]] = counts.get(KIND_TYPES[kind], 0) + n
+        if bad := int(np.count_nonzero(fault)):
+            counts["malformed"] = bad
+        first_event = self._events
+        self._events += len(event_kind)
+        return ViewBlock(
+            first_event=first_event,
+            user=users,
+            locale=catalog.user_locale[users].tolist(),
+            session=sessions,
+            position=positions,
+            video=video.tolist(),
+            surface=draw(_CDF["surface"], rng.random(n_views)).tolist(),
+            dwell_ms=dwell_ms.astype(np.int64).tolist(),
+            watch_ms=watch_ms.tolist(),
+            channel=draw(_CDF["channel"], rng.random(n_views)).tolist(),
+            sound_action=draw(_CDF["sound_action"], rng.random(n_views)).tolist(),
+            follow_action=draw(_CDF["follow_action"], rng.random(n_views)).tolist(),
+            reason=draw(_CDF["reason"], rng.random(n_views)).tolist(),
+            comment=draw(_CDF["comment"], rng.random(n_views)).tolist(),
+            event_view=event_view.tolist(),
+            event_kind=event_kind.tolist(),
+            event_time=(view_time[event_view] + rank).tolist(),
+            event_fault=fault.tolist(),
+            counts=counts,
+        )
+
+    def _faults(self, kinds: np.ndarray) -> np.ndarray:
+        if self.config.malformed_fraction <= 0:
+            return np.zeros(len(kinds), dtype=np.int64)
+        n = len(kinds)
+        fault = np.where(
+            self._rng.random(n) < self.config.malformed_fraction, self._rng.integers(1, 6, size=n), 0
+        )
+        # Only watch, loop and skip have durations to make negative; the others lose an id instead.
+        no_duration = ~np.isin(kinds, list(DURATION_KINDS))
+        fault[(fault == FAULT_NEGATIVE_DURATION) & no_duration] = FAULT_MISSING_ID
+        return fault

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything fyp needs on a Debian machine with Python 3.11, Java 17 and Maven.
+# Idempotent: each step checks what is already there. Nothing is fetched at run time later.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+
+# 1. Debian packages: Redis 7 (server), ffmpeg (transcoding), fpcalc (Chromaprint), tesseract (OCR).
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v fpcalc >/dev/null || need_apt+=(libchromaprint-tools)
+command -v tesseract >/dev/null || need_apt+=(tesseract-ocr)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)" >&2; exit 1; }
+
+# 2. Two Python environments (README "Two Python environments").
+if [ ! -x .venv/bin/fyp ] || [ pyproject.toml -nt .venv/.installed ]; then
+  log "tools environment .venv"
+  [ -d .venv ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[tools,dev]'
+  touch .venv/.installed
+fi
+if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installed ]; then
+  log "Flink environment .venv-flink"
+  [ -d .venv-flink ] || "$PYTHON" -m venv .venv-flink
+  .venv-flink/bin/pip install -q --upgrade pip
+  .venv-flink/bin/pip install -q -e '.[flink]'
+  touch .venv-flink/.installed
+fi
+
+# 3. Jars from Maven Central, through the manifests in connectors/.
+for kind in flink kafka; do
+  dest=build/jars/$kind
+  if [ ! -f "$dest/.complete" ] || [ connectors/maven/$kind/pom.xml -nt "$dest/.complete" ]; then
+    log "jars for $kind -> $dest"
+    rm -rf "$dest"; mkdir -p "$dest"
+    mvn -q -B -f connectors/maven/$kind/pom.xml dependency:copy-dependencies \
+      -DoutputDirectory="$PWD/$dest" -DincludeScope=runtime
+    touch "$dest/.complete"
+  fi
+done
+
+log "pip check (tools)"; .venv/bin/pip check
+log "pip check (flink)"; .venv-flink/bin/pip check
+log "done"

@@ -1,0 +1,1 @@
+"""udfs package."""

@@ -1,0 +1,176 @@
+"""Feature declarations as data: entity, aggregations, windows and decays, in the spirit of Chronon's GroupBy.
+
+A `FeatureSet` is declared once (in `features/`); `udfs.feature_sql` compiles it to Flink SQL, the Redis
+sink options and `docs/FEATURES.md` follow from it, and `fyp.serving` decodes Redis values with it.
+Durations are `timedelta` in declarations and milliseconds at the edges.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+__all__ = [
+    "AUTHOR",
+    "ENTITIES",
+    "REGION_LANGUAGE",
+    "SOUND",
+    "USER",
+    "USER_AUTHOR",
+    "USER_HASHTAG",
+    "VIDEO",
+    "Aggregation",
+    "Entity",
+    "FeatureSet",
+    "Ratio",
+    "window_label",
+]
+
+Operation = Literal["count", "sum"]
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(f"{kind} name {name!r} must be lower_snake_case")
+
+
+def window_label(window: timedelta) -> str:
+    """`1m`, `10m`, `1h`, `24h`: the suffix of a windowed column."""
+    seconds = int(window.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entity:
+    """What features are keyed by. `key_columns` are engagement-row columns, except `hashtag`, which is one
+    element of the row's `hashtags` (the row is exploded per hashtag)."""
+
+    name: str
+    key_columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check_name("entity", self.name)
+        if not self.key_columns:
+            raise ValueError(f"entity {self.name} needs at least one key column")
+
+    @property
+    def explodes_hashtags(self) -> bool:
+        return "hashtag" in self.key_columns
+
+
+USER = Entity(name="user", key_columns=("user_id",))
+VIDEO = Entity(name="video", key_columns=("video_id",))
+AUTHOR = Entity(name="author", key_columns=("author_id",))
+SOUND = Entity(name="sound", key_columns=("sound_id",))
+USER_AUTHOR = Entity(name="user_author", key_columns=("user_id", "author_id"))
+USER_HASHTAG = Entity(name="user_hashtag", key_columns=("user_id", "hashtag"))
+REGION_LANGUAGE = Entity(name="region_language", key_columns=("region", "language"))
+ENTITIES = (USER, VIDEO, AUTHOR, SOUND, USER_AUTHOR, USER_HASHTAG, REGION_LANGUAGE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregation:
+    """A count of matching events, or a sum of a numeric SQL expression over them.
+
+    where: a Flink SQL predicate over engagement-row columns (None: every event).
+    expression: the summed Flink SQL expression over engagement-row columns, for `sum`.
+
+    >>> Aggregation(name="plays", operation="count", where="event_type = 'watch'").value_sql()
+    "CASE WHEN event_type = 'watch' THEN 1.0 END"
+    """
+
+    name: str
+    operation: Operation
+    where: str | None = None
+    expression: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("aggregation", self.name)
+        if self.operation not in ("count", "sum"):
+            raise ValueError(f"{self.name}: operation must be 'count' or 'sum', got {self.operation!r}")
+        if (self.operation == "sum") != (self.expression is not None):
+            raise ValueError(f"{self.name}: `expression` is required for sum and not allowed for count")
+
+    def value_sql(self) -> str:
+        value = "1.0" if self.operation == "count" else f"CAST({self.expression} AS DOUBLE)"
+        return f"CASE WHEN {self.where} THEN {value} END" if self.where else value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ratio:
+    """A feature derived at read time: numerator / denominator of two aggregations over the same window."""
+
+    name: str
+    numerator: str
+    denominator: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("ratio", self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureSet:
+    """Aggregations of one entity over sliding windows and exponential decays, stored as one Redis value.
+
+    windows: sliding windows, each kept as `tiles` buckets (granularity = window / tiles).
+    half_lives: exponentially decayed counterparts (read-time decay, exact at any read time).
+    ttl: how long Redis keeps an entity with no new events; at least the longest window.
+    """
+
+    name: str
+    version: int
+    entity: Entity
+    aggregations: tuple[Aggregation, ...]
+    windows: tuple[timedelta, ...]
+    tiles: int = 12
+    half_lives: tuple[timedelta, ...] = ()
+    ratios: tuple[Ratio, ...] = ()
+    ttl: timedelta = timedelta(days=2)
+    description: str = ""
+    where: str | None = field(default=None)  # a filter on the whole set, e.g. "sound_id IS NOT NULL"
+
+    def __post_init__(self) -> None:
+        _check_name("feature set", self.name)
+        if self.version < 1:
+            raise ValueError(f"{self.name}: version must be >= 1")
+        if not self.aggregations:
+            raise ValueError(f"{self.name}: declare at least one aggregation")
+        names = [a.name for a in self.aggregations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate aggregation names in {names}")
+        if not self.windows and not self.half_lives:
+            raise ValueError(f"{self.name}: declare windows or half_lives")
+        for window in self.windows:
+            if window.total_seconds() <= 0 or (window.total_seconds() * 1000) % self.tiles:
+                raise ValueError(f"{self.name}: window {window} must be positive and divisible into "
+                                 f"{self.tiles} whole-millisecond tiles")
+        if self.windows and self.ttl < max(self.windows):
+            raise ValueError(f"{self.name}: ttl {self.ttl} is shorter than the longest window {max(self.windows)}")
+        for ratio in self.ratios:
+            missing = {ratio.numerator, ratio.denominator} - set(names)
+            if missing:
+                raise ValueError(f"{self.name}: ratio {ratio.name} uses undeclared {sorted(missing)}")
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+    @property
+    def key_prefix(self) -> str:
+        """Redis key prefix; the version is part of it, so a changed definition never reads old values."""
+        return f"fyp:{self.name}:v{self.version}:"
+
+    def columns(self) -> tuple[str, ...]:
+        """Value columns in storage order: windowed sums, then decayed sums."""
+        windowed = [f"{a.name}_{window_label(w)}" for a in self.aggregations for w in self.windows]
+        decayed = [f"{a.name}_decay_{window_label(h)}" for a in self.aggregations for h in self.half_lives]
+        return (*windowed, *decayed)

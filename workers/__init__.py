@@ -1,0 +1,1 @@
+"""Long-running Kafka consumer-group workers; each module is one worker (`python -m workers.<name>`)."""

@@ -1,0 +1,281 @@
+"""Moderator worker: TranscodeCompleted in, ModerationResult out, as a Kafka consumer group.
+
+Wiring only; the checks live in `fyp.moderation`. For each event: download the published rendition closest to
+the frame size we sample at (its HLS playlist and fMP4 segments) and the cover from S3, sample frames, score
+NSFW, read on-screen text, match the event's audio fingerprint against the music catalogue, look the PDQ
+signature up in the near-duplicate indexes (Redis), decide, emit. Moderating the published rendition, not the
+upload, means we judge exactly what viewers get. Offsets are committed after the result is acknowledged
+(at-least-once); the result's event_id is derived from the input's, so a redelivery yields the same event and
+consumers dedupe.
+
+Run: `python -m workers.moderator` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fyp.media.fingerprint import CatalogueEntry, MusicMatch, decode_fingerprint, load_catalogue, match
+from fyp.media.keys import validate_key, video_root
+from fyp.moderation.frames import FrameExtractionError, FrameSampling, sample_frames
+from fyp.moderation.nsfw import NsfwClassifier
+from fyp.moderation.ocr import BlockedTerms, OcrSettings, read_text
+from fyp.moderation.phash import RedisPdqIndex, video_signature
+from fyp.moderation.verdict import DEFAULT_POLICY, ModerationPolicy, ModerationSignals, Verdict, decide
+
+__all__ = ["Moderator", "Topics", "main", "run"]
+
+log = logging.getLogger("fyp.moderator")
+
+_SEGMENT_NAME = re.compile(r"[A-Za-z0-9._-]+")  # the transcoder writes flat, relative segment names
+_MAX_DOWNLOAD_BYTES = 256 << 20  # a 3-minute 640p rendition is ~20 MB; anything this big is not ours
+
+
+def _uploads_topic() -> str:
+    from schemas.topics import UPLOADS
+
+    return UPLOADS.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topics:
+    """Topic names (the whole upload lifecycle shares `schemas.topics.UPLOADS`); the environment variables
+    FYP_TOPIC_MODERATION_INPUT / FYP_TOPIC_MODERATION_OUTPUT / FYP_MODERATOR_GROUP override them."""
+
+    input: str = field(
+        default_factory=lambda: os.environ.get("FYP_TOPIC_MODERATION_INPUT") or _uploads_topic()
+    )
+    output: str = field(
+        default_factory=lambda: os.environ.get("FYP_TOPIC_MODERATION_OUTPUT") or _uploads_topic()
+    )
+    group_id: str = field(default_factory=lambda: os.environ.get("FYP_MODERATOR_GROUP", "fyp-moderator"))
+
+
+class ObjectReader(Protocol):
+    """The one object-store call the moderator needs (`fyp.media.publish.S3ObjectStore` has it)."""
+
+    def get_bytes(self, key: str) -> bytes | None: ...
+
+
+class SignatureIndex(Protocol):
+    def query(self, signature: Any, *, exclude: str | None = None) -> Any: ...
+
+    def add(self, video_id: str, signature: Any) -> None: ...
+
+
+def _fetch(store: ObjectReader, key: str) -> bytes:
+    data = store.get_bytes(key)
+    if data is None:
+        raise FileNotFoundError(f"s3 object {key} is missing")
+    return data
+
+
+def download_rendition(store: ObjectReader, event: Mapping[str, Any], max_side_px: int, into: Path) -> Path:
+    """Download the smallest rendition at least `max_side_px` on its long side (else the largest) and
+    return the local path of its HLS media playlist, ready for ffmpeg."""
+    root = video_root(event["video_id"])
+    renditions = sorted(event["renditions"], key=lambda r: max(r["width"], r["height"]))
+    chosen = next((r for r in renditions if max(r["width"], r["height"]) >= max_side_px), renditions[-1])
+    playlist_key = validate_key(chosen["playlist_key"], prefix=root)
+    base = playlist_key.rpartition("/")[0]
+    playlist = _fetch(store, playlist_key).decode()
+    names = re.findall(r'URI="([^"]+)"', playlist)
+    names += [ln.strip() for ln in playlist.splitlines() if ln.strip() and not ln.startswith("#")]
+    total = 0
+    for name in dict.fromkeys(names):
+        # Only flat names under the rendition's prefix: the playlist must not steer ffmpeg or us elsewhere.
+        if not _SEGMENT_NAME.fullmatch(name) or name in (".", ".."):
+            raise ValueError(f"unexpected segment name {name!r} in {playlist_key}")
+        data = _fetch(store, validate_key(f"{base}/{name}", prefix=root))
+        total += len(data)
+        if total > _MAX_DOWNLOAD_BYTES:
+            raise ValueError(f"rendition {playlist_key} is larger than {_MAX_DOWNLOAD_BYTES} bytes")
+        (into / name).write_bytes(data)
+    local = into / "playlist.m3u8"
+    local.write_text(playlist)
+    return local
+
+
+def decode_image(data: bytes, max_side_px: int) -> np.ndarray:
+    """A JPEG/PNG as an RGB array, scaled down like the sampled frames."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(data)) as image:
+        rgb = image.convert("RGB")
+        rgb.thumbnail((max_side_px, max_side_px))
+        return np.asarray(rgb)
+
+
+def _match_music(fingerprint: str | None, catalogue: Sequence[CatalogueEntry]) -> MusicMatch | None:
+    """The transcoder's fingerprint of the original audio against the catalogue. It is there even when the
+    transcoder muted the video, which is how a `mute` track still reaches the verdict; a `block` track never
+    gets here (the transcoder fails the video)."""
+    if not fingerprint or not catalogue:
+        return None
+    try:
+        return match(decode_fingerprint(fingerprint), catalogue)
+    except ValueError as exc:  # fail open, as the transcoder does for audio it cannot fingerprint
+        log.warning("unreadable audio_fingerprint: %s", exc)
+        return None
+
+
+@dataclass(kw_only=True)
+class Moderator:
+    """All checks for one TranscodeCompleted record; `moderate` returns the ModerationResult record."""
+
+    store: ObjectReader
+    nsfw: NsfwClassifier
+    terms: BlockedTerms
+    seen: SignatureIndex  # every moderated video
+    rejected: SignatureIndex  # the rejected ones: a match there is a re-upload
+    catalogue: Sequence[CatalogueEntry] = ()
+    sampling: FrameSampling = field(default_factory=FrameSampling)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+    policy: ModerationPolicy = DEFAULT_POLICY
+
+    def moderate(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        video_id = event["video_id"]
+        with tempfile.TemporaryDirectory(prefix="fyp-moderate-") as tmp:
+            work = Path(tmp)
+            try:
+                frames = sample_frames(download_rendition(self.store, event, self.sampling.max_side_px, work))
+            except FrameExtractionError as exc:
+                # Undecodable output of our own transcoder: fail closed through `unscored_verdict`.
+                log.warning("video %s: no frames: %s", video_id, exc)
+                frames = []
+            cover = decode_image(_fetch(self.store, event["cover_key"]), self.sampling.max_side_px)
+        visual = [*frames, cover]
+        music = _match_music(event.get("audio_fingerprint"), self.catalogue)
+        text = read_text(visual, self.ocr)
+        signature = video_signature(frames)
+        reupload = self.rejected.query(signature, exclude=video_id)
+        near = None if reupload else self.seen.query(signature, exclude=video_id)
+        signals = ModerationSignals(
+            nsfw_score=self.nsfw.score_frames(visual).score if frames else None,
+            text_hits=self.terms.check(text),
+            music=music,
+            near_duplicate=near,
+            reupload_of_rejected=reupload,
+        )
+        decision = decide(signals, self.policy)
+        self.seen.add(video_id, signature)
+        if decision.verdict is Verdict.REJECT:
+            self.rejected.add(video_id, signature)
+        duplicate = reupload or near
+        return {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"fyp:moderation:{event['event_id']}")),
+            "event_time": int(time.time() * 1000),
+            "video_id": video_id,
+            "author_id": event["author_id"],
+            "verdict": decision.verdict.value,
+            "reasons": list(decision.reasons),
+            "nsfw_score": signals.nsfw_score,
+            "ocr_text": text or None,
+            "music_id": music.music_id if music else None,
+            "near_duplicate_of": duplicate.video_id if duplicate else None,
+        }
+
+
+def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka, S3 and Redis
+    """Consume until SIGTERM/SIGINT; one message at a time, committed after its result is acknowledged."""
+    import redis
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    from fyp.config import load_settings
+    from fyp.media.publish import S3ObjectStore, make_s3_client
+    from schemas.registry import default_registry
+
+    topics = topics or Topics()
+    settings = load_settings()
+    registry = default_registry()
+    client = redis.Redis(host=settings.host, port=settings.redis_port, password=settings.redis_password)
+    catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
+    moderator = Moderator(
+        store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
+        nsfw=NsfwClassifier(threads=1),
+        terms=BlockedTerms.load(os.environ.get("FYP_BLOCKED_TERMS") or None),
+        seen=RedisPdqIndex(client, key="fyp:moderation:pdq:seen"),
+        rejected=RedisPdqIndex(client, key="fyp:moderation:pdq:rejected"),
+        catalogue=load_catalogue(Path(catalogue_path)),
+    )
+    kafka = settings.kafka_client_config()
+    consumer = Consumer(
+        {
+            **kafka,
+            "group.id": topics.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": 600_000,
+        }
+    )
+    producer = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    consumer.subscribe([topics.input])
+    backoff_s = 1.0
+    try:
+        while not stopping:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                log.error("kafka: %s", msg.error())
+                continue
+            where = (msg.topic(), msg.partition(), msg.offset())
+            try:
+                event = registry.decode(msg.value())
+                if event.record_name != "TranscodeCompleted":
+                    consumer.commit(message=msg, asynchronous=True)  # the topic carries the whole lifecycle
+                    continue
+                result = moderator.moderate(event.record)
+                value = registry.encode("ModerationResult", result)
+            except (ValueError, KeyError, TypeError, FileNotFoundError):
+                # The message's own fault (undecodable, bad key, missing object): retrying cannot help, and
+                # blocking the partition would stall every upload. The video stays unmoderated: unpublished.
+                log.exception("skipping %s[%d]@%d", *where)
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            except Exception:
+                # S3, Redis or a model failing is not the message's fault: retry it, backing off to 60 s.
+                log.exception("retrying %s[%d]@%d in %.0f s", *where, backoff_s)
+                time.sleep(backoff_s)
+                backoff_s = min(60.0, backoff_s * 2)
+                consumer.seek(TopicPartition(*where))
+                continue
+            backoff_s = 1.0
+            log.info("video %s: %s %s", result["video_id"], result["verdict"], result["reasons"])
+            producer.produce(topics.output, key=result["video_id"].encode(), value=value)
+            if producer.flush(30) != 0:
+                raise KafkaException("result not acknowledged within 30 s; not committing")
+            consumer.commit(message=msg, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def main() -> None:  # pragma: no cover
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

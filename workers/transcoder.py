@@ -1,0 +1,270 @@
+"""Transcoder worker: TranscodeRequested in, TranscodeCompleted or TranscodeFailed out; a consumer group.
+
+Wiring only; the work lives in `fyp.media`. For each request: if this (video_id, attempt) is already
+published, re-emit its result (a redelivery); else download the source from S3 into a temp dir, run
+`process_source` (probe, limits, one-process transcode, fingerprint), publish atomically (`fyp.media.publish`)
+and emit. Offsets are committed only after the result is acknowledged (at-least-once); result event_ids are
+derived from (video_id, attempt), so a redelivery yields the same event and consumers deduplicate.
+
+A transcode can take minutes, longer than Kafka lets a consumer go without polling, so the job runs in a
+thread while the loop keeps polling with its partitions paused.
+
+Run: `python -m workers.transcoder` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fyp.media.fingerprint import CatalogueEntry, encode_fingerprint
+from fyp.media.keys import InvalidKey, validate_key, video_prefix
+from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy
+from fyp.media.pipeline import Processed, process_source
+from fyp.media.probe import DEFAULT_LIMITS, Limits
+from fyp.media.publish import ObjectStore, PublishedVideo, clean_stale_runs, find_published, publish
+
+__all__ = ["SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "main", "run"]
+
+log = logging.getLogger("fyp.transcoder")
+
+
+def _topic(variable: str) -> str:
+    from schemas.topics import UPLOADS
+
+    return os.environ.get(variable) or UPLOADS.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topics:
+    """Topic names, default `schemas.topics.UPLOADS` (the whole upload lifecycle is one topic, keyed by
+    video_id); FYP_TOPIC_TRANSCODE_REQUESTS, FYP_TOPIC_TRANSCODE_RESULTS, FYP_TRANSCODER_GROUP override."""
+
+    requests: str = field(default_factory=lambda: _topic("FYP_TOPIC_TRANSCODE_REQUESTS"))
+    results: str = field(default_factory=lambda: _topic("FYP_TOPIC_TRANSCODE_RESULTS"))
+    group_id: str = field(default_factory=lambda: os.environ.get("FYP_TRANSCODER_GROUP", "fyp-transcoder"))
+
+
+class SourceStore(ObjectStore, Protocol):
+    """`ObjectStore` plus reading sources (`fyp.media.publish.S3ObjectStore` has all of it)."""
+
+    def size_of(self, key: str) -> int | None: ...
+
+    def download(self, key: str, path: Path) -> None: ...
+
+
+def _event_id(kind: str, video_id: str, attempt: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fyp:{kind}:{video_id}:{attempt}"))
+
+
+def completed_record(request: Mapping[str, Any], video: PublishedVideo) -> dict[str, Any]:
+    """The TranscodeCompleted record (schemas/avro/TranscodeCompleted.avsc) of a published video."""
+    return {
+        "event_id": _event_id("TranscodeCompleted", video.video_id, video.attempt),
+        "event_time": int(time.time() * 1000),
+        "video_id": video.video_id,
+        "author_id": request["author_id"],
+        "renditions": [
+            {"codec": r.codec, "width": r.width, "height": r.height, "bitrate_kbps": r.bitrate_kbps,
+             "playlist_key": r.playlist_key}
+            for r in video.renditions
+        ],
+        "hls_master_key": video.hls_master_key,
+        "dash_manifest_key": video.dash_manifest_key,
+        "cover_key": video.cover_key,
+        "audio_key": video.audio_key,
+        "audio_fingerprint": video.extra.get("audio_fingerprint"),
+        "duration_ms": video.duration_ms,
+        "elapsed_ms": video.elapsed_ms,
+    }
+
+
+def failed_record(request: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The TranscodeFailed record (schemas/avro/TranscodeFailed.avsc)."""
+    return {
+        "event_id": _event_id("TranscodeFailed", request["video_id"], request["attempt"]),
+        "event_time": int(time.time() * 1000),
+        "video_id": request["video_id"],
+        "author_id": request["author_id"],
+        "attempt": request["attempt"],
+        "reason": reason,
+    }
+
+
+@dataclass(kw_only=True)
+class Transcoder:
+    """Everything one TranscodeRequested needs; `handle` returns (record name, record) to emit."""
+
+    store: SourceStore
+    limits: Limits = DEFAULT_LIMITS
+    policy: LadderPolicy = DEFAULT_POLICY
+    catalogue: Sequence[CatalogueEntry] = ()
+    work_root: Path | None = None
+
+    def handle(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        video_id, attempt = request["video_id"], int(request["attempt"])
+        try:
+            source_key = validate_key(request["source_key"], prefix="uploads/")
+            video_prefix(video_id, f"v{attempt}")
+        except InvalidKey as exc:
+            log.warning("video %r: refusing request: %s", video_id, exc)
+            return "TranscodeFailed", failed_record(request, "invalid_request")
+        published = find_published(self.store, video_id, attempt)
+        if published is not None:
+            log.info("video %s v%d: already published, re-emitting", video_id, attempt)
+            return "TranscodeCompleted", completed_record(request, published)
+        size = self.store.size_of(source_key)
+        if size is None:
+            return "TranscodeFailed", failed_record(request, "source_missing")
+        if size > self.limits.max_size_bytes:
+            return "TranscodeFailed", failed_record(request, f"too_large:{-(-size // 1_000_000)}MB")
+        with tempfile.TemporaryDirectory(prefix="fyp-transcode-", dir=self.work_root) as tmp:
+            work = Path(tmp)
+            source = work / "source"
+            self.store.download(source_key, source)
+            outcome = process_source(
+                source, work, limits=self.limits, policy=self.policy, catalogue=self.catalogue
+            )
+            if not isinstance(outcome, Processed):
+                log.info("video %s v%d: failed: %s", video_id, attempt, outcome.reason)
+                return "TranscodeFailed", failed_record(request, outcome.reason)
+            extra: dict[str, Any] = {
+                "audio_fingerprint": encode_fingerprint(outcome.fingerprint) if outcome.fingerprint else None,
+                "music": vars(outcome.music) if outcome.music else None,
+                "source_key": source_key,
+                "source_size_bytes": size,
+            }
+            video = publish(
+                outcome.result,
+                store=self.store,
+                video_id=video_id,
+                attempt=attempt,
+                extra=extra,
+                elapsed_ms=outcome.elapsed_ms,
+            )
+        try:
+            clean_stale_runs(self.store, video_id=video_id)
+        except Exception:  # housekeeping must not fail a published video
+            log.warning("video %s: stale-run cleanup failed", video_id, exc_info=True)
+        log.info("video %s v%d: published %s in %d ms", video_id, attempt, video.prefix, video.elapsed_ms)
+        return "TranscodeCompleted", completed_record(request, video)
+
+
+def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka and S3
+    """Consume until SIGTERM/SIGINT; one request at a time, committed after its result is acknowledged."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    from fyp.config import load_settings
+    from fyp.media.fingerprint import load_catalogue
+    from fyp.media.publish import S3ObjectStore, make_s3_client
+    from schemas.registry import UndecodableEvent, default_registry
+
+    topics = topics or Topics()
+    settings = load_settings()
+    registry = default_registry()
+    catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
+    work_root = settings.data_dir / "transcode"
+    work_root.mkdir(parents=True, exist_ok=True)
+    transcoder = Transcoder(
+        store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
+        catalogue=load_catalogue(Path(catalogue_path)),
+        work_root=work_root,
+    )
+    kafka = settings.kafka_client_config()
+    consumer = Consumer(
+        {**kafka, "group.id": topics.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    )
+    producer = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    consumer.subscribe([topics.requests])
+    backoff_s = 1.0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            while not stopping:
+                msg = consumer.poll(1.0)
+                if msg is None:
+                    continue
+                if msg.error():
+                    log.error("kafka: %s", msg.error())
+                    continue
+                try:
+                    event = registry.decode(msg.value())
+                except UndecodableEvent as exc:
+                    where = (msg.topic(), msg.partition(), msg.offset())
+                    log.error("skipping undecodable %s[%d]@%d: %s", *where, exc)
+                    consumer.commit(message=msg, asynchronous=False)
+                    continue
+                if event.record_name != "TranscodeRequested":
+                    consumer.commit(message=msg, asynchronous=True)  # the topic carries the whole lifecycle
+                    continue
+                assignment = consumer.assignment()
+                consumer.pause(assignment)
+                job = pool.submit(transcoder.handle, event.record)
+                while not job.done():
+                    # Polling keeps group membership; paused partitions deliver nothing. A partition assigned
+                    # by a rebalance meanwhile is not paused: put back anything it delivers, for later.
+                    early = consumer.poll(0.5)
+                    if early is not None and not early.error():
+                        where = TopicPartition(early.topic(), early.partition(), early.offset())
+                        consumer.seek(where)
+                        consumer.pause([where])
+                consumer.resume(consumer.assignment())
+                try:
+                    record_name, record = job.result()
+                except _POISON:
+                    # The request itself is malformed (a field missing or mistyped): retrying cannot help.
+                    log.exception("skipping malformed request %s[%d]@%d", msg.topic(), msg.partition(),
+                                  msg.offset())
+                    consumer.commit(message=msg, asynchronous=False)
+                    continue
+                except Exception:
+                    # S3 failing is not the request's fault: retry it, backing off to 60 s.
+                    log.exception("retrying %s[%d]@%d in %.0f s", msg.topic(), msg.partition(), msg.offset(),
+                                  backoff_s)
+                    time.sleep(backoff_s)
+                    backoff_s = min(60.0, backoff_s * 2)
+                    consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                    continue
+                backoff_s = 1.0
+                producer.produce(topics.results, key=record["video_id"].encode(),
+                                 value=registry.encode(record_name, record))
+                if producer.flush(30) != 0:
+                    raise KafkaException("result not acknowledged within 30 s; not committing")
+                try:
+                    consumer.commit(message=msg, asynchronous=False)
+                except KafkaException as exc:
+                    # Our partition was reassigned mid-job: its new owner redoes the request, and the
+                    # published manifest turns that into a re-emit of the same event.
+                    where = (msg.topic(), msg.partition(), msg.offset())
+                    log.warning("commit of %s[%d]@%d failed: %s", *where, exc)
+        finally:
+            consumer.close()
+
+
+# What a request can cause by itself (a missing or mistyped field), as opposed to S3 or disk trouble.
+_POISON = (KeyError, TypeError, ValueError)
+
+
+def main() -> None:  # pragma: no cover
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
