@@ -6,6 +6,8 @@ created here (tools environment) before the history job writes to them. Columns 
 
 from __future__ import annotations
 
+import contextlib
+
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -25,7 +27,7 @@ from pyiceberg.types import (
 from fyp.config import Settings
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 
-__all__ = ["ENGAGEMENT_HISTORY", "HISTORY_NAMESPACE", "engagement_history_schema", "ensure_tables", "catalog"]
+__all__ = ["ENGAGEMENT_HISTORY", "HISTORY_NAMESPACE", "catalog", "engagement_history_schema", "ensure_tables"]
 
 HISTORY_NAMESPACE = "history"
 ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
@@ -62,10 +64,8 @@ def ensure_tables(settings: Settings) -> list[str]:
     cat = catalog(settings)
     if cat.table_exists(ENGAGEMENT_HISTORY):
         return []
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         cat.create_namespace(HISTORY_NAMESPACE)
-    except NamespaceAlreadyExistsError:
-        pass
     schema = engagement_history_schema()
     event_time, event_type = schema.find_field("event_time"), schema.find_field("event_type")
     spec = PartitionSpec(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fyp.commands import stack
+from fyp.commands import demo, jobs, produce, stack
 
 __all__ = ["app", "main"]
 
@@ -16,8 +16,14 @@ app = typer.Typer(
 )
 
 stack.register(app)
-# produce.register(app)
+produce.register(app)
+jobs.register(app)
+demo.register(app)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -36,7 +36,12 @@ class Settings:
     s3_port: int
     iceberg_rest_port: int
     flink_rest_port: int
+    flink_rpc_port: int
+    flink_blob_port: int
     flink_metrics_port: int
+    seaweed_master_port: int
+    seaweed_volume_port: int
+    seaweed_filer_port: int
     kafka_user: str
     kafka_password: str
     redis_password: str
@@ -129,7 +134,9 @@ def _ensure_secrets(home: Path) -> dict[str, str]:
 
 
 def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
+    """A port from `name`, else `default` shifted by FYP_PORT_OFFSET (a second stack beside the first)."""
+    offset = int(os.environ.get("FYP_PORT_OFFSET", "0"))
+    raw = os.environ.get(name, str(default + offset))
     try:
         return int(raw)
     except ValueError as exc:
@@ -157,7 +164,12 @@ def load_settings() -> Settings:
         s3_port=_port("FYP_S3_PORT", 8333),
         iceberg_rest_port=_port("FYP_ICEBERG_REST_PORT", 8181),
         flink_rest_port=_port("FYP_FLINK_REST_PORT", 8081),
+        flink_rpc_port=_port("FYP_FLINK_RPC_PORT", 6123),
+        flink_blob_port=_port("FYP_FLINK_BLOB_PORT", 6124),
         flink_metrics_port=_port("FYP_FLINK_METRICS_PORT", 9249),
+        seaweed_master_port=_port("FYP_SEAWEED_MASTER_PORT", 9333),
+        seaweed_volume_port=_port("FYP_SEAWEED_VOLUME_PORT", 8334),
+        seaweed_filer_port=_port("FYP_SEAWEED_FILER_PORT", 8888),
         kafka_user=os.environ.get("FYP_KAFKA_USER", "fyp"),
         kafka_password=found["FYP_KAFKA_PASSWORD"],
         redis_password=found["FYP_REDIS_PASSWORD"],

@@ -20,7 +20,7 @@ from udfs.feature_sql import JAVA_AGGREGATES, feature_query
 from udfs.featurespec import FeatureSet
 from udfs.flink_functions import decode_engagement, encode_dead_letter
 
-__all__ = ["JOB_CONFIG", "build_engagement_features"]
+__all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
 
 GROUP_ID = "fyp-engagement-features"
 
@@ -36,6 +36,19 @@ JOB_CONFIG = {
 }
 
 
+def engagement_views(t_env: TableEnvironment, raw_table: str) -> None:
+    """Views `decoded` (every record, with `e.error`) and `engagement` (good rows) over a raw payload table."""
+    t_env.create_temporary_function("decode_engagement", decode_engagement)
+    t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
+    for name, java_class in JAVA_AGGREGATES.items():
+        t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
+    t_env.create_temporary_view("decoded", t_env.sql_query(
+        f"SELECT decode_engagement(payload) AS e, payload, kafka_partition, kafka_offset FROM `{raw_table}`"))
+    columns = ", ".join(f"e.`{name}` AS `{name}`" for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
+    t_env.create_temporary_view("engagement", t_env.sql_query(
+        f"SELECT {columns} FROM decoded WHERE e.error IS NULL"))
+
+
 def build_engagement_features(
     t_env: TableEnvironment, settings: Settings, *, feature_sets: tuple[FeatureSet, ...] = ALL_FEATURE_SETS,
 ) -> StatementSet:
@@ -43,15 +56,7 @@ def build_engagement_features(
     t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
-    t_env.create_temporary_function("decode_engagement", decode_engagement)
-    t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
-    for name, java_class in JAVA_AGGREGATES.items():
-        t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
-    t_env.create_temporary_view("decoded", t_env.sql_query(
-        "SELECT decode_engagement(payload) AS e, payload, kafka_partition, kafka_offset FROM engagement_raw"))
-    columns = ", ".join(f"e.`{name}` AS `{name}`" for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
-    t_env.create_temporary_view("engagement", t_env.sql_query(
-        f"SELECT {columns} FROM decoded WHERE e.error IS NULL"))
+    engagement_views(t_env, "engagement_raw")
 
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()

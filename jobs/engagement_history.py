@@ -22,7 +22,9 @@ GROUP_ID = "fyp-engagement-history"
 HISTORY_TABLE = "engagement_events"
 
 
-def build_engagement_history(t_env: TableEnvironment, settings: Settings, *, table: str = HISTORY_TABLE) -> StatementSet:
+def build_engagement_history(
+    t_env: TableEnvironment, settings: Settings, *, table: str = HISTORY_TABLE,
+) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
     t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
     catalog = register_iceberg_catalog(t_env, settings)

@@ -1,7 +1,16 @@
 """How a creator's videos perform across all viewers."""
 
 from features.engagement.common import (
-    COMPLETION_RATE, COMPLETIONS, FOLLOW_RATE, FOLLOWS, HALF_LIVES, LIKE_RATE, LIKES, PLAYS, SHARES, WINDOWS,
+    COMPLETION_RATE,
+    COMPLETIONS,
+    FOLLOW_RATE,
+    FOLLOWS,
+    HALF_LIVES,
+    LIKE_RATE,
+    LIKES,
+    PLAYS,
+    SHARES,
+    WINDOWS,
 )
 from udfs.featurespec import AUTHOR, FeatureSet
 

@@ -1,7 +1,14 @@
 """How a sound performs: plays of videos using it, and direct use of the sound."""
 
 from features.engagement.common import (
-    COMPLETION_RATE, COMPLETIONS, HALF_LIVES, LIKES, PLAYS, SOUND_ENGAGEMENTS, SOUND_USES, WINDOWS,
+    COMPLETION_RATE,
+    COMPLETIONS,
+    HALF_LIVES,
+    LIKES,
+    PLAYS,
+    SOUND_ENGAGEMENTS,
+    SOUND_USES,
+    WINDOWS,
 )
 from udfs.featurespec import SOUND, FeatureSet
 

@@ -1,7 +1,15 @@
 """A viewer's affinity to a creator: the follow/recall signal for the ranker."""
 
 from features.engagement.common import (
-    COMPLETION_RATE, COMPLETIONS, HALF_LIVES, LIKES, LONG_WINDOWS, NOT_INTERESTED, PLAYS, SKIPS, WATCH_MS,
+    COMPLETION_RATE,
+    COMPLETIONS,
+    HALF_LIVES,
+    LIKES,
+    LONG_WINDOWS,
+    NOT_INTERESTED,
+    PLAYS,
+    SKIPS,
+    WATCH_MS,
 )
 from udfs.featurespec import USER_AUTHOR, FeatureSet
 

@@ -1,8 +1,18 @@
 """How a viewer behaves right now: session intensity and taste signals for the user tower."""
 
 from features.engagement.common import (
-    COMPLETION_RATE, COMPLETIONS, HALF_LIVES, IMPRESSIONS, LIKES, NOT_INTERESTED, PLAYS, SHARES, SKIP_RATE, SKIPS,
-    WATCH_MS, WINDOWS,
+    COMPLETION_RATE,
+    COMPLETIONS,
+    HALF_LIVES,
+    IMPRESSIONS,
+    LIKES,
+    NOT_INTERESTED,
+    PLAYS,
+    SHARES,
+    SKIP_RATE,
+    SKIPS,
+    WATCH_MS,
+    WINDOWS,
 )
 from udfs.featurespec import USER, FeatureSet
 

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-__all__ = ["console", "err_console", "print_json", "fail_cleanly"]
+__all__ = ["console", "err_console", "fail_cleanly", "print_json"]
 
 console = Console()
 err_console = Console(stderr=True)

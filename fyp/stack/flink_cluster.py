@@ -64,7 +64,8 @@ class FlinkDistribution:
         if self.prometheus_enabled:
             text += (REPO_ROOT / "flink-conf" / "prometheus.yaml").read_text()
         (self.conf_dir / "config.yaml").write_text(Template(text).substitute(
-            HOST=s.host, FYP_HOME=s.home, FLINK_PYTHON=self.python, FLINK_REST_PORT=s.flink_rest_port,
+            HOST=s.host, FYP_HOME=s.home, FLINK_RPC_PORT=s.flink_rpc_port, FLINK_BLOB_PORT=s.flink_blob_port,
+            FLINK_PYTHON=self.python, FLINK_REST_PORT=s.flink_rest_port,
             FLINK_METRICS_PORT=s.flink_metrics_port, FLINK_METRICS_PORT_END=s.flink_metrics_port + 1,
             DIST_JAVA_OPTS=self._dist_java_opts(),
         ))
@@ -122,7 +123,8 @@ class JobManagerService(_FlinkProcess):
 
     def ports(self) -> Sequence[int]:
         metrics = [self.settings.flink_metrics_port] if self.dist.prometheus_enabled else []
-        return [self.settings.flink_rest_port, 6123, 6124, *metrics]
+        s = self.settings
+        return [s.flink_rest_port, s.flink_rpc_port, s.flink_blob_port, *metrics]
 
     def prepare(self) -> None:
         self.dist.render()
@@ -154,4 +156,5 @@ class TaskManagerService(_FlinkProcess):
         overview = self._rest("/overview")
         if overview["taskmanagers"] < 1:
             raise StackError("no TaskManager registered yet")
-        return f"{overview['taskmanagers']} TaskManager, {overview['slots-available']}/{overview['slots-total']} slots free"
+        free, total = overview["slots-available"], overview["slots-total"]
+        return f"{overview['taskmanagers']} TaskManager, {free}/{total} slots free"

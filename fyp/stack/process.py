@@ -12,13 +12,13 @@ from pathlib import Path
 
 __all__ = [
     "StackError",
+    "log_tail",
+    "pid_alive",
     "port_in_use",
     "read_pid",
-    "pid_alive",
     "spawn",
     "stop_pid",
     "wait_until",
-    "log_tail",
 ]
 
 
@@ -95,7 +95,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, interval_s: float
         try:
             if check():
                 return True
-        except Exception:  # noqa: BLE001 - a service still starting answers with all sorts of errors
+        except Exception:
             pass
         time.sleep(interval_s)
     return False

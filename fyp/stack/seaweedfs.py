@@ -29,15 +29,12 @@ class SeaweedService(ProcessService):
     name = "seaweedfs"
     start_timeout_s = 60.0
 
-    # Internal ports of weed mini; they stay on loopback like the rest.
-    master_port, volume_port, filer_port = 9333, 8334, 8888
-
     def address(self) -> str:
         return f"s3 {self.settings.s3_endpoint}, iceberg {self.settings.iceberg_rest_uri}"
 
     def ports(self) -> Sequence[int]:
         s = self.settings
-        return [s.s3_port, s.iceberg_rest_port, self.master_port, self.volume_port, self.filer_port]
+        return [s.s3_port, s.iceberg_rest_port, s.seaweed_master_port, s.seaweed_volume_port, s.seaweed_filer_port]
 
     def command(self) -> Sequence[str]:
         weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
@@ -48,8 +45,9 @@ class SeaweedService(ProcessService):
             weed, "mini", f"-dir={self.home / 'data'}", f"-ip={s.host}", f"-ip.bind={s.host}",
             "-admin.ui=false", "-webdav=false", "-filer.disableDirListing", f"-tableBucket={s.warehouse_bucket}",
             "-master.telemetry=false", f"-s3.port={s.s3_port}", f"-s3.port.iceberg={s.iceberg_rest_port}",
-            f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
-            f"-filer.port={self.filer_port}",
+            # weed also opens each port + 10000 for gRPC, on the same loopback address.
+            f"-master.port={s.seaweed_master_port}", f"-volume.port={s.seaweed_volume_port}",
+            f"-filer.port={s.seaweed_filer_port}",
         ]
 
     def prepare(self) -> None:
@@ -70,3 +68,6 @@ class SeaweedService(ProcessService):
         existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
         if self.settings.media_bucket not in existing:
             client.create_bucket(Bucket=self.settings.media_bucket)
+        from connectors.iceberg_tables import ensure_tables  # pyiceberg import is slow; only needed here
+
+        ensure_tables(self.settings)

@@ -63,13 +63,13 @@ class ProcessService(ABC):
     def check(self) -> str:
         """Return a short detail string when healthy; raise when not (yet)."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Write config files and initialise storage before the first start."""
 
     def environment(self) -> Mapping[str, str]:
         return {}
 
-    def after_start(self) -> None:
+    def after_start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """One-off set-up that needs the running service (topics, buckets)."""
 
     # Shared behaviour.
@@ -133,7 +133,7 @@ class ProcessService(ABC):
         if pid is not None:
             try:
                 detail, healthy = self.check(), True
-            except Exception as exc:  # noqa: BLE001 - report whatever the probe saw
+            except Exception as exc:
                 detail = f"unhealthy: {exc}".splitlines()[0][:200]
         return Health(name=self.name, address=self.address(), running=pid is not None, healthy=healthy,
                       pid=pid, detail=detail, log=str(self.log_file))

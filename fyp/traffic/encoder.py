@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,22 +53,24 @@ from schemas.registry import HEADER_SIZE, SchemaRegistry
 
 __all__ = ["EncodedBatch", "FastEncoder", "avro_long", "avro_string"]
 
+# The layout the hand-rolled encoding assumes: (field, kind) in .avsc order. Kinds as _kind() names them.
 _CONTEXT = (
-    "event_id", "event_time", "schema_version", "user_id", "video_id", "author_id", "sound_id",
-    "region", "language", "session_id", "hashtags",
+    ("event_id", "string"), ("event_time", "long:timestamp-millis"), ("schema_version", "int"),
+    ("user_id", "string"), ("video_id", "string"), ("author_id", "string"), ("sound_id", "null|string"),
+    ("region", "string"), ("language", "string"), ("session_id", "string"), ("hashtags", "array<string>"),
 )  # fmt: skip
 _DETAILS = {
-    "Impression": ("position", "surface"),
-    "Watch": ("watch_ms", "video_duration_ms"),
-    "Loop": ("loop_count", "video_duration_ms"),
-    "Skip": ("dwell_ms", "video_duration_ms"),
-    "Like": ("action",),
-    "Share": ("channel",),
+    "Impression": (("position", "int"), ("surface", "string")),
+    "Watch": (("watch_ms", "long"), ("video_duration_ms", "long")),
+    "Loop": (("loop_count", "int"), ("video_duration_ms", "long")),
+    "Skip": (("dwell_ms", "long"), ("video_duration_ms", "long")),
+    "Like": (("action", "enum"),),
+    "Share": (("channel", "string"),),
     "Save": (),
-    "Follow": ("action",),
-    "Comment": ("comment_id", "text"),
-    "SoundEngagement": ("action",),
-    "NotInterested": ("reason",),
+    "Follow": (("action", "enum"),),
+    "Comment": (("comment_id", "string"), ("text", "string")),
+    "SoundEngagement": (("action", "enum"),),
+    "NotInterested": (("reason", "null|string"),),
 }
 _EVENT_ID_LENGTH = 36
 _MAX_EVENT_NUMBER = 16**12  # the event id has 12 hex digits for it
@@ -105,9 +108,22 @@ def _symbol(registry: SchemaRegistry, record: str, symbol: str) -> bytes:
     return avro_long(field["type"]["symbols"].index(symbol))
 
 
+def _kind(schema: Any) -> str:
+    """Short name of a field type: "string", "null|string", "array<string>", "long:timestamp-millis"."""
+    if isinstance(schema, list):
+        return "|".join(_kind(s) for s in schema)
+    if isinstance(schema, str):
+        return schema
+    if schema["type"] == "array":
+        return f"array<{_kind(schema['items'])}>"
+    if "logicalType" in schema:
+        return f"{schema['type']}:{schema['logicalType']}"
+    return schema["type"]
+
+
 def _check_layout(registry: SchemaRegistry) -> None:
     for record, details in _DETAILS.items():
-        fields = tuple(f["name"] for f in registry.latest(record).schema["fields"])
+        fields = tuple((f["name"], _kind(f["type"])) for f in registry.latest(record).schema["fields"])
         if fields != _CONTEXT + details:
             raise RuntimeError(
                 f"{record}.avsc fields {fields} no longer match the hand-rolled encoder "

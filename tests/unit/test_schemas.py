@@ -462,3 +462,27 @@ def test_topics_name_existing_records_that_carry_the_key() -> None:
 def test_topic_validates_itself(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Topic(**kwargs)
+
+
+def test_recursive_schemas_fall_back_to_fastavro(tmp_path: Path) -> None:
+    tree = {
+        "type": "record",
+        "name": "Tree",
+        "namespace": NAMESPACE,
+        "fields": [
+            {"name": "schema_version", "type": "int", "default": 1},
+            {"name": "label", "type": "string"},
+            {"name": "children", "type": {"type": "array", "items": "Tree"}, "default": []},
+        ],
+    }
+    (tmp_path / "Tree.avsc").write_text(json.dumps(tree))
+    registry = SchemaRegistry.load(tmp_path)
+    record = {"label": "root", "children": [{"label": "leaf", "children": []}]}
+    payload = registry.encode("Tree", record)
+    assert registry.decode(payload).record == {**record, "schema_version": 1, "children": [
+        {"label": "leaf", "children": [], "schema_version": 1}
+    ]}  # fmt: skip
+    for bad, reason in ((payload[:-2], "truncated_body"), (payload + b"\x00", "corrupt_body")):
+        with pytest.raises(UndecodableEvent) as caught:
+            registry.decode(bad)
+        assert caught.value.reason == reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from datetime import timedelta
@@ -20,7 +21,7 @@ from fyp.traffic.catalog import zipf_cdf
 from fyp.traffic.ids import RunIds
 from fyp.traffic.model import KIND_TYPES, LIKE, WATCH, TrafficModel
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
-from schemas.registry import EVENT_TYPES, default_registry
+from schemas.registry import EVENT_TYPES, SCHEMA_DIR, SchemaRegistry, default_registry
 from udfs.envelope import to_engagement_row
 
 RUN_ID = "5f0c2a9e-1b7d-4c3e-8a6f-000000000000"
@@ -310,3 +311,13 @@ class _Settings:
 
 def test_kind_types_cover_every_event_type() -> None:
     assert set(KIND_TYPES) == set(EVENT_TYPES)
+
+
+def test_encoder_refuses_a_schema_it_was_not_written_for(tmp_path: Any) -> None:
+    for path in SCHEMA_DIR.glob("*.avsc"):
+        shutil.copy(path, tmp_path / path.name)
+    watch = json.loads((tmp_path / "Watch.avsc").read_text())
+    watch["fields"].append({"name": "muted", "type": "boolean", "default": False})
+    (tmp_path / "Watch.avsc").write_text(json.dumps(watch))
+    with pytest.raises(RuntimeError, match=r"Watch\.avsc fields .* no longer match"):
+        TrafficGenerator(SMALL, 1, registry=SchemaRegistry.load(tmp_path))

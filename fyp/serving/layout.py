@@ -1,0 +1,67 @@
+"""Decode packed feature values (docs/REDIS_LAYOUT.md) and apply read-time window and decay corrections.
+
+A packed value is: int64 LE event time ms, int64 LE update time ms, then one float32 LE per column of the
+feature set, in `FeatureSet.columns()` order. Values are as of the entity's last event time; at read time
+a sliding window whose whole span has passed since then is zero, and a decayed sum decays further to now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from udfs.featurespec import FeatureSet, window_label
+
+__all__ = ["HEADER_BYTES", "ReadPlan", "decode_matrix"]
+
+HEADER_BYTES = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadPlan:
+    """Per-column read-time rules of one feature set, precomputed once."""
+
+    feature_set: FeatureSet
+    columns: tuple[str, ...]
+    window_ms: np.ndarray  # per column: the window length, or 0 for a decayed column
+    half_life_ms: np.ndarray  # per column: the half-life, or 0 for a windowed column
+
+    @classmethod
+    def of(cls, feature_set: FeatureSet) -> ReadPlan:
+        aggregations = len(feature_set.aggregations)
+        windows = [w.total_seconds() * 1000 for w in feature_set.windows] * aggregations
+        half_lives = [h.total_seconds() * 1000 for h in feature_set.half_lives] * aggregations
+        window_ms = windows + [0.0] * len(half_lives)
+        half_life_ms = [0.0] * len(windows) + half_lives
+        return cls(feature_set=feature_set, columns=feature_set.columns(),
+                   window_ms=np.array(window_ms), half_life_ms=np.array(half_life_ms))
+
+
+def decode_matrix(plan: ReadPlan, values: list[bytes | None], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of feature values (NaN for a missing key) and their event times (0 if missing), as of `now_ms`."""
+    width = len(plan.columns)
+    matrix = np.full((len(values), width), np.nan, dtype=np.float64)
+    event_times = np.zeros(len(values), dtype=np.int64)
+    expected = HEADER_BYTES + 4 * width
+    for row, value in enumerate(values):
+        if value is None or len(value) != expected:
+            continue
+        event_times[row] = int.from_bytes(value[:8], "little", signed=True)
+        matrix[row] = np.frombuffer(value, dtype="<f4", offset=HEADER_BYTES)
+    age = (now_ms - event_times).clip(min=0)[:, None].astype(np.float64)
+    windowed = plan.window_ms > 0
+    expired = windowed & (age >= plan.window_ms)
+    matrix[expired] = 0.0
+    decayed = plan.half_life_ms > 0
+    if decayed.any():
+        matrix[:, decayed] *= np.exp2(-age / plan.half_life_ms[decayed])
+    return matrix, event_times
+
+
+def ratio_columns(feature_set: FeatureSet) -> list[tuple[str, str, str]]:
+    """(ratio column, numerator column, denominator column) for every ratio and window/decay."""
+    suffixes = [window_label(w) for w in feature_set.windows] + [
+        f"decay_{window_label(h)}" for h in feature_set.half_lives]
+    return [(f"{r.name}_{s}", f"{r.numerator}_{s}", f"{r.denominator}_{s}")
+            for r in feature_set.ratios for s in suffixes]

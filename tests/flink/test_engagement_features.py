@@ -1,0 +1,72 @@
+"""The engagement features job's SQL on in-memory payloads (no Kafka, no Redis): decode, DLQ routing, windows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from pyflink.table import DataTypes
+
+from features.engagement import video_engagement
+from jobs.engagement_features import engagement_views
+from schemas.registry import default_registry
+from tests.flink.conftest import final_rows
+from udfs.feature_sql import feature_query
+
+NOW = int(time.time() * 1000)
+
+
+def _event(record_name: str, video_id: str, offset_ms: int = 0, **fields) -> bytes:
+    record = {
+        "event_id": str(uuid.uuid4()), "event_time": NOW - offset_ms, "user_id": "u1", "video_id": video_id,
+        "author_id": "a1", "sound_id": None, "region": "US", "language": "en", "session_id": "s1",
+        "hashtags": ["cats"], **fields,
+    }
+    return default_registry().encode(record_name, record)
+
+
+@pytest.fixture
+def raw(t_env):
+    payloads = [
+        _event("Impression", "v1", position=0, surface="for_you"),
+        _event("Impression", "v1", position=1, surface="for_you"),
+        _event("Impression", "v1", position=2, surface="for_you"),
+        _event("Watch", "v1", watch_ms=10_000, video_duration_ms=10_000),  # complete
+        _event("Watch", "v1", watch_ms=2_000, video_duration_ms=10_000),
+        _event("Watch", "v1", offset_ms=2 * 3600 * 1000, watch_ms=1_000, video_duration_ms=10_000),  # 2 h old
+        _event("Like", "v1", action="LIKE"),
+        _event("Watch", "v2", watch_ms=5_000, video_duration_ms=10_000),
+        b"\x00garbage",
+        _event("Watch", "v3", watch_ms=-5, video_duration_ms=10_000),
+    ]
+    rows = [(p, 0, offset) for offset, p in enumerate(payloads)]
+    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
+                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
+                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
+    t_env.create_temporary_view("raw", t_env.from_elements(rows, schema))
+    engagement_views(t_env, "raw")
+    return t_env
+
+
+def test_malformed_records_are_routed_with_a_reason(raw):
+    query = "SELECT kafka_offset, e.error FROM decoded WHERE e.error IS NOT NULL"
+    with raw.sql_query(query).execute().collect() as rows:
+        errors = {row[0]: row[1] for row in rows}
+    assert errors == {8: "undecodable:bad_marker", 9: "negative_duration:watch_ms"}
+
+
+def test_video_windows_count_only_events_inside_them(raw):
+    feature_set = video_engagement.v1
+    rows = final_rows(raw.sql_query(feature_query(feature_set)).execute(), key_width=1)
+    columns = ["video_id", "event_time", *feature_set.columns()]
+    v1 = dict(zip(columns, rows[("v1",)], strict=True))
+    assert v1["impressions_1h"] == 3
+    assert v1["plays_1m"] == 2 and v1["plays_1h"] == 2  # the 2-hour-old play is outside both
+    assert v1["plays_24h"] == 3
+    assert v1["completions_1h"] == 1
+    assert v1["watch_ms_24h"] == 13_000
+    assert v1["likes_1h"] == 1
+    assert v1["event_time"] == NOW
+    assert dict(zip(columns, rows[("v2",)], strict=True))["plays_1h"] == 1
+    assert ("v3",) not in rows  # its only event was malformed
