@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fyp.commands import demo, jobs, produce, stack
+from fyp.commands import demo, features, jobs, produce, stack
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ stack.register(app)
 produce.register(app)
 jobs.register(app)
 demo.register(app)
+features.register(app)
 
 
 def main() -> None:
