@@ -24,7 +24,8 @@ def kafka_raw_source(
     settings: Settings, *, topic: str, group_id: str, start_from: StartFrom = "group-offsets",
     out_of_orderness: timedelta = timedelta(milliseconds=500),
 ) -> TableDescriptor:
-    """A table of `payload BYTES` with `kafka_partition`, `kafka_offset` and `kafka_time` (the event time).
+    """A table of `payload BYTES` with `kafka_partition`, `kafka_offset`, `kafka_time` (the event time, with
+    the watermark) and `proc_time`.
 
     out_of_orderness: how far behind the newest Kafka timestamp the watermark trails; default 500 ms.
     """
@@ -35,6 +36,7 @@ def kafka_raw_source(
         .column_by_metadata("kafka_partition", DataTypes.INT(), "partition", True)
         .column_by_metadata("kafka_offset", DataTypes.BIGINT(), "offset", True)
         .column_by_metadata("kafka_time", DataTypes.TIMESTAMP_LTZ(3), "timestamp", True)
+        .column_by_expression("proc_time", "PROCTIME()")
         .watermark("kafka_time", f"kafka_time - INTERVAL '{delay_ms / 1000:.3f}' SECOND")
         .build()
     )

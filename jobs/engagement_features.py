@@ -7,22 +7,27 @@ window aggregates. Sinks: the Java Redis writer (absolute values, never incremen
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
-from connectors.redis_feature_sink import redis_feature_sink
+from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_sink
 from features import ALL_FEATURE_SETS
+from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
-from udfs.feature_sql import JAVA_AGGREGATES, feature_query
+from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query
 from udfs.featurespec import FeatureSet
-from udfs.flink_functions import decode_engagement, encode_dead_letter
+from udfs.flink_functions import LATE, decode_engagement, encode_dead_letter
 
 __all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
 
 GROUP_ID = "fyp-engagement-features"
+ALLOWED_LATENESS = timedelta(minutes=2)  # older than watermark - this: counted (fyp_late_events_total), not featured
+DEDUP_HORIZON = "5 min"  # an event_id seen again within this is dropped
 
 # Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
 JOB_CONFIG = {
@@ -31,22 +36,37 @@ JOB_CONFIG = {
     "table.exec.mini-batch.allow-latency": "200 ms",
     "table.exec.mini-batch.size": "5000",
     "table.optimizer.agg-phase-strategy": "TWO_PHASE",
-    # Idle entities leave state after the longest window (24 h) plus a margin.
-    "table.exec.state.ttl": "25 h",
+    # The job-wide TTL bounds the dedup state; feature aggregates set their own (STATE_TTL hints).
+    "table.exec.state.ttl": DEDUP_HORIZON,
 }
 
 
-def engagement_views(t_env: TableEnvironment, raw_table: str) -> None:
-    """Views `decoded` (every record, with `e.error`) and `engagement` (good rows) over a raw payload table."""
+def engagement_views(
+    t_env: TableEnvironment, raw_table: str, *, watermark_column: str | None = "kafka_time",
+    allowed_lateness: timedelta = ALLOWED_LATENESS,
+) -> None:
+    """Views over a raw payload table: `decoded` (every record, `e.error` set for bad or late ones) and
+    `engagement` (good, on-time rows, the first of each event_id within the dedup horizon).
+
+    The raw table has payload, kafka_partition, kafka_offset, proc_time and, unless watermark_column is None,
+    that rowtime column; lateness is judged against its watermark.
+    """
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
+    lateness_ms = int(allowed_lateness.total_seconds() * 1000)
+    decode = (f"decode_engagement(payload, CURRENT_WATERMARK(`{watermark_column}`), {lateness_ms})"
+              if watermark_column else "decode_engagement(payload)")
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        f"SELECT decode_engagement(payload) AS e, payload, kafka_partition, kafka_offset FROM `{raw_table}`"))
-    columns = ", ".join(f"e.`{name}` AS `{name}`" for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
+        f"SELECT {decode} AS e, payload, kafka_partition, kafka_offset, proc_time FROM `{raw_table}`"))
+    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
+    flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
+    # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
     t_env.create_temporary_view("engagement", t_env.sql_query(
-        f"SELECT {columns} FROM decoded WHERE e.error IS NULL"))
+        f"SELECT {', '.join(f'`{n}`' for n in names)} FROM ("
+        "SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time) AS n "
+        f"FROM (SELECT {flat}, proc_time FROM decoded WHERE e.error IS NULL)) WHERE n = 1"))
 
 
 def build_engagement_features(
@@ -64,11 +84,17 @@ def build_engagement_features(
         sink = f"redis_{feature_set.name}"
         t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
         statements.add_insert_sql(f"INSERT INTO {sink} {feature_query(feature_set)}")
+    for spec in SERVING_SETS:
+        sink = f"redis_{spec.name}"
+        t_env.create_temporary_table(sink, redis_sorted_set_sink(
+            settings, key_prefix=spec.key_prefix, key_columns=spec.key_columns, member_column=spec.member_column,
+            score_column="score", max_size=spec.max_size, ttl=spec.ttl))
+        statements.add_insert_sql(f"INSERT INTO {sink} {sorted_set_query(spec)}")
     t_env.create_temporary_table("dead_letters", kafka_raw_sink(settings, topic=ENGAGEMENT_DLQ.name))
     statements.add_insert_sql(
         "INSERT INTO dead_letters SELECT CAST(NULL AS BYTES), "
         f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload) "
-        "FROM decoded WHERE e.error IS NOT NULL")
+        f"FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'")
     return statements
 
 

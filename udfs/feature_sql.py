@@ -7,9 +7,11 @@ absolute values from Flink state, as the Redis sink requires.
 
 from __future__ import annotations
 
-from udfs.featurespec import FeatureSet, window_label
+from datetime import timedelta
 
-__all__ = ["JAVA_AGGREGATES", "feature_query", "sink_columns"]
+from udfs.featurespec import FeatureSet, SortedSetSpec, window_label
+
+__all__ = ["JAVA_AGGREGATES", "feature_query", "sink_columns", "sorted_set_query"]
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {
@@ -28,13 +30,18 @@ def sink_columns(feature_set: FeatureSet) -> list[tuple[str, str]]:
     return [*keys, ("event_time", "BIGINT"), *((c, "DOUBLE") for c in feature_set.columns())]
 
 
-def feature_query(feature_set: FeatureSet, source: str = "engagement") -> str:
-    """The SELECT computing `feature_set` from `source` (a view of engagement rows, event_time in ms)."""
+def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl: timedelta | None = None) -> str:
+    """The SELECT computing `feature_set` from `source` (a view of engagement rows, event_time in ms).
+
+    state_ttl: how long an idle entity's state is kept (default: the longest window plus one hour); set as
+    a STATE_TTL hint, so the job-wide TTL can stay short for deduplication.
+    """
     entity = feature_set.entity
     keys = [f"`{k}`" for k in entity.key_columns]
     relation = f"`{source}`"
     if entity.explodes_hashtags:
-        relation += " CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`)"
+        relation = f"(SELECT * FROM `{source}` CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
+    ttl = state_ttl or (max([*feature_set.windows, *feature_set.half_lives]) + timedelta(hours=1))
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:
         conditions.append(f"({feature_set.where})")
@@ -50,5 +57,15 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement") -> str:
             values.append(f"DECAYED_SUM({value}, `event_time`, {_ms(half_life)}) "
                           f"AS `{aggregation.name}_decay_{window_label(half_life)}`")
     select = ",\n  ".join([*keys, "MAX(`event_time`) AS `event_time`", *values])
-    return (f"SELECT\n  {select}\nFROM {relation}\nWHERE {' AND '.join(conditions)}\n"
+    hint = f"/*+ STATE_TTL('src' = '{int(ttl.total_seconds())}s') */"
+    return (f"SELECT {hint}\n  {select}\nFROM {relation} AS src\nWHERE {' AND '.join(conditions)}\n"
             f"GROUP BY {', '.join(keys)}")
+
+
+def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
+    """The SELECT feeding a serving sorted set: one (key..., member, score) row per group."""
+    groups = [f"`{c}`" for c in (*spec.key_columns, spec.member_column)]
+    not_empty = " AND ".join(f"{g} IS NOT NULL AND {g} <> ''" for g in groups)
+    hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
+    return (f"SELECT {hint} {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
+            f"FROM `{source}` AS src\nWHERE ({spec.where}) AND {not_empty}\nGROUP BY {', '.join(groups)}")

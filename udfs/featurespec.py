@@ -25,6 +25,7 @@ __all__ = [
     "Entity",
     "FeatureSet",
     "Ratio",
+    "SortedSetSpec",
     "window_label",
 ]
 
@@ -174,3 +175,31 @@ class FeatureSet:
         windowed = [f"{a.name}_{window_label(w)}" for a in self.aggregations for w in self.windows]
         decayed = [f"{a.name}_decay_{window_label(h)}" for a in self.aggregations for h in self.half_lives]
         return (*windowed, *decayed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SortedSetSpec:
+    """A serving set: per key, the members with the highest score, trimmed to `max_size` (a Redis sorted set).
+
+    score: a Flink SQL aggregate expression over the group (key columns + member), e.g. MAX(event_time).
+    """
+
+    name: str
+    version: int
+    key_columns: tuple[str, ...]
+    member_column: str
+    score: str
+    where: str
+    max_size: int
+    ttl: timedelta
+    state_ttl: timedelta
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("sorted set", self.name)
+        if self.max_size < 1:
+            raise ValueError(f"{self.name}: max_size must be >= 1")
+
+    @property
+    def key_prefix(self) -> str:
+        return f"fyp:{self.name}:v{self.version}:"

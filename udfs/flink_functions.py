@@ -1,4 +1,4 @@
-"""PyFlink wrappers around the pure functions in `udfs/`, with their Flink result types.
+"""PyFlink wrappers around the pure functions in `udfs/`, with their Flink result types and metrics.
 
 Only this module imports PyFlink; it runs in the Flink environment (.venv-flink). The logic stays in the pure
 modules, which the tools environment tests without a cluster.
@@ -11,12 +11,14 @@ import time
 from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.types import DataType
-from pyflink.table.udf import udf
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 
-__all__ = ["ENGAGEMENT_ROW_TYPE", "decode_engagement", "encode_dead_letter", "flink_type"]
+__all__ = ["ENGAGEMENT_ROW_TYPE", "LATE", "decode_engagement", "encode_dead_letter", "flink_type"]
+
+LATE = "late"  # the `error` of a row older than the watermark minus the allowed lateness: not a dead letter
 
 _SCALARS: dict[str, DataType] = {
     "STRING": DataTypes.STRING(), "BIGINT": DataTypes.BIGINT(), "INT": DataTypes.INT(),
@@ -31,18 +33,48 @@ def flink_type(sql_type: str) -> DataType:
     return _SCALARS[sql_type]
 
 
-_HASHTAGS = [name for name, _ in ENGAGEMENT_ROW_FIELDS].index("hashtags")
+_FIELD_NAMES = [name for name, _ in ENGAGEMENT_ROW_FIELDS]
+_HASHTAGS, _EVENT_TIME, _ERROR = (_FIELD_NAMES.index(n) for n in ("hashtags", "event_time", "error"))
 ENGAGEMENT_ROW_TYPE = DataTypes.ROW([DataTypes.FIELD(name, flink_type(t)) for name, t in ENGAGEMENT_ROW_FIELDS])
 
 
-@udf(result_type=ENGAGEMENT_ROW_TYPE)
-def decode_engagement(payload: bytes):
-    """Raw Kafka value -> engagement row (error column set instead of raising)."""
-    values = to_engagement_row(payload, int(time.time() * 1000))
-    if values[_HASHTAGS] is None:
-        # Thread mode's converter cannot turn a null ARRAY into Java (TypeError in to_external).
-        values = (*values[:_HASHTAGS], [], *values[_HASHTAGS + 1:])
-    return Row(*values)
+class DecodeEngagement(ScalarFunction):
+    """Raw Kafka value -> engagement row; counts dead letters and late events as Flink metrics.
+
+    Called as decode_engagement(payload) or decode_engagement(payload, watermark, allowed_lateness_ms): with a
+    watermark, a row older than watermark - allowed lateness gets error 'late'.
+    """
+
+    def open(self, function_context: FunctionContext) -> None:
+        group = function_context.get_metric_group()
+        self.dead_letters = group.counter("fyp_dead_letters_total")
+        self.late_events = group.counter("fyp_late_events_total")
+
+    def eval(self, payload: bytes, watermark=None, allowed_lateness_ms: int = 0):
+        values = list(to_engagement_row(payload, int(time.time() * 1000)))
+        if values[_ERROR] is not None:
+            self.dead_letters.inc()
+        elif watermark is not None and values[_EVENT_TIME] < _epoch_ms(watermark) - allowed_lateness_ms:
+            values[_ERROR] = LATE
+            self.late_events.inc()
+        if values[_HASHTAGS] is None:
+            # Thread mode's converter cannot turn a null ARRAY into Java (TypeError in to_external).
+            values[_HASHTAGS] = []
+        return Row(*values)
+
+
+def _epoch_ms(watermark) -> int:
+    """A TIMESTAMP_LTZ argument arrives as a datetime (timezone-aware or naive UTC) or as epoch ms."""
+    if isinstance(watermark, int | float):
+        return int(watermark)
+    if watermark.tzinfo is None:
+        import calendar
+
+        return calendar.timegm(watermark.timetuple()) * 1000 + watermark.microsecond // 1000
+    return int(watermark.timestamp() * 1000)
+
+
+decode_engagement = udf(DecodeEngagement(), result_type=ENGAGEMENT_ROW_TYPE)
 
 
 @udf(result_type=DataTypes.BYTES())

@@ -16,13 +16,14 @@ import numpy as np
 import redis
 
 from features import ALL_FEATURE_SETS, feature_set_for_entity
+from features.serving_sets import RECENT_SEEN
 from fyp.config import Settings, load_settings
 from fyp.serving.layout import ReadPlan, decode_matrix, ratio_columns
 from udfs.featurespec import FeatureSet
 
 __all__ = ["RECENT_SEEN_PREFIX", "EntityFeatures", "FeatureClient", "RequestFeatures"]
 
-RECENT_SEEN_PREFIX = "fyp:recent_seen:v1:"
+RECENT_SEEN_PREFIX = RECENT_SEEN.key_prefix
 
 
 @dataclass(frozen=True, kw_only=True)
