@@ -67,7 +67,8 @@ public class SlidingSum extends AggregateFunction<Double, SlidingSum.Acc> {
         if (!Double.isFinite(v)) {
             return;
         }
-        if (acc.sums == null) {
+        final boolean first = acc.sums == null;
+        if (first) {
             init(acc, windowMs, tiles);
         } else if (windowMs == null || tiles == null
                 || acc.windowMs != windowMs || acc.tiles != tiles) {
@@ -78,7 +79,7 @@ public class SlidingSum extends AggregateFunction<Double, SlidingSum.Acc> {
         }
         final int n = acc.tiles;
         final long i = Math.floorDiv(eventTimeMs.longValue(), acc.windowMs / n);
-        if (i > acc.refTile) {
+        if (first || i > acc.refTile) {
             acc.refTile = i;
         } else if (i <= acc.refTile - n) {
             return; // older than the oldest tile of the window: cannot affect the value
@@ -171,6 +172,5 @@ public class SlidingSum extends AggregateFunction<Double, SlidingSum.Acc> {
         acc.sums = new double[n];
         acc.tileIndex = new long[n];
         Arrays.fill(acc.tileIndex, Long.MIN_VALUE);
-        acc.refTile = Long.MIN_VALUE;
     }
 }

@@ -1,0 +1,100 @@
+package dev.fyp.flink.redis;
+
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.table.api.ValidationException;
+
+import java.io.Serializable;
+
+import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_INTERVAL;
+import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS;
+import static dev.fyp.flink.redis.RedisSinkOptions.DATABASE;
+import static dev.fyp.flink.redis.RedisSinkOptions.HOST;
+import static dev.fyp.flink.redis.RedisSinkOptions.MAX_RETRIES;
+import static dev.fyp.flink.redis.RedisSinkOptions.PASSWORD;
+import static dev.fyp.flink.redis.RedisSinkOptions.PASSWORD_ENV;
+import static dev.fyp.flink.redis.RedisSinkOptions.PORT;
+import static dev.fyp.flink.redis.RedisSinkOptions.TIMEOUT;
+import static dev.fyp.flink.redis.RedisSinkOptions.TTL;
+
+/** Connection, TTL and buffering settings of one sink (serialized into the job graph). */
+public final class RedisSinkConfig implements Serializable {
+
+    private static final long serialVersionUID = 1L;
+
+    final String host;
+    final int port;
+    /** Literal password, or null. */
+    private final String password;
+    /** Environment variable of the TaskManager with the password, or null. */
+    final String passwordEnv;
+    final int database;
+    final int timeoutMs;
+    /** TTL in ms set on every write; 0 = no expiry. */
+    final long ttlMs;
+    final int maxRows;
+    /** 0 = no timer. */
+    final long flushIntervalMs;
+    final int maxRetries;
+    /** First back-off of a retried flush; doubled per retry, capped at 10 s. */
+    final long initialBackoffMs;
+
+    RedisSinkConfig(String host, int port, String password, String passwordEnv, int database, int timeoutMs,
+                    long ttlMs, int maxRows, long flushIntervalMs, int maxRetries, long initialBackoffMs) {
+        this.host = host;
+        this.port = port;
+        this.password = password;
+        this.passwordEnv = passwordEnv;
+        this.database = database;
+        this.timeoutMs = timeoutMs;
+        this.ttlMs = ttlMs;
+        this.maxRows = maxRows;
+        this.flushIntervalMs = flushIntervalMs;
+        this.maxRetries = maxRetries;
+        this.initialBackoffMs = initialBackoffMs;
+    }
+
+    public static RedisSinkConfig fromOptions(ReadableConfig o) {
+        long ttlMs = o.get(TTL).toMillis();
+        long intervalMs = o.get(BUFFER_FLUSH_INTERVAL).toMillis();
+        long timeoutMs = o.get(TIMEOUT).toMillis();
+        check(o.get(PORT) > 0 && o.get(PORT) < 65536, "'port' must be in 1..65535, got " + o.get(PORT));
+        check(o.get(DATABASE) >= 0, "'database' must be >= 0");
+        check(ttlMs >= 0, "'ttl' must not be negative");
+        check(o.get(BUFFER_FLUSH_MAX_ROWS) >= 1, "'sink.buffer-flush.max-rows' must be >= 1");
+        check(intervalMs >= 0, "'sink.buffer-flush.interval' must not be negative");
+        check(o.get(MAX_RETRIES) >= 0, "'sink.max-retries' must be >= 0");
+        check(timeoutMs > 0 && timeoutMs <= Integer.MAX_VALUE, "'timeout' must be positive");
+        String password = o.getOptional(PASSWORD).filter(s -> !s.isEmpty()).orElse(null);
+        String passwordEnv = o.getOptional(PASSWORD_ENV).filter(s -> !s.isEmpty()).orElse(null);
+        return new RedisSinkConfig(o.get(HOST), o.get(PORT), password, passwordEnv, o.get(DATABASE),
+                (int) timeoutMs, ttlMs, o.get(BUFFER_FLUSH_MAX_ROWS), intervalMs, o.get(MAX_RETRIES), 200L);
+    }
+
+    /** The same settings with another first back-off (tests). */
+    RedisSinkConfig withInitialBackoffMs(long ms) {
+        return new RedisSinkConfig(host, port, password, passwordEnv, database, timeoutMs, ttlMs, maxRows,
+                flushIntervalMs, maxRetries, ms);
+    }
+
+    /** Resolved on the TaskManager: 'password', else the variable named by 'password-env', else null. */
+    String resolvePassword() {
+        if (password != null) {
+            return password;
+        }
+        if (passwordEnv != null) {
+            String v = System.getenv(passwordEnv);
+            return v == null || v.isEmpty() ? null : v;
+        }
+        return null;
+    }
+
+    String address() {
+        return host + ":" + port + "/" + database;
+    }
+
+    static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new ValidationException("fyp-redis: " + message);
+        }
+    }
+}
