@@ -12,6 +12,7 @@ from typing import Literal
 
 from pyflink.table import DataTypes, Schema, TableDescriptor
 
+from connectors.job_options import JobOptions
 from connectors.kafka_options import flink_kafka_properties
 from fyp.config import Settings
 
@@ -22,13 +23,15 @@ StartFrom = Literal["group-offsets", "earliest-offset", "latest-offset"]
 
 def kafka_raw_source(
     settings: Settings, *, topic: str, group_id: str, start_from: StartFrom = "group-offsets",
-    out_of_orderness: timedelta = timedelta(milliseconds=500),
+    out_of_orderness: timedelta = timedelta(milliseconds=500), options: JobOptions | None = None,
 ) -> TableDescriptor:
     """A table of `payload BYTES` with `kafka_partition`, `kafka_offset`, `kafka_time` (the event time, with
     the watermark) and `proc_time`.
 
     out_of_orderness: how far behind the newest Kafka timestamp the watermark trails; default 500 ms.
+    options: per-run overrides (group id, start offsets, end offsets for a bounded run).
     """
+    options = options or JobOptions()
     delay_ms = int(out_of_orderness.total_seconds() * 1000)
     schema = (
         Schema.new_builder()
@@ -44,14 +47,23 @@ def kafka_raw_source(
         TableDescriptor.for_connector("kafka")
         .schema(schema)
         .format("raw")
-        .option("topic", topic)
-        .option("properties.group.id", group_id)
-        .option("scan.startup.mode", start_from)
+        .option("topic", options.topic or topic)
+        .option("properties.group.id", options.group_id or group_id)
+        .option("scan.startup.mode", "specific-offsets" if options.start_offsets else start_from)
         # Offsets are committed on checkpoints; with group-offsets a fresh group starts at the beginning.
         .option("properties.auto.offset.reset", "earliest")
         .option("properties.commit.offsets.on.checkpoint", "true")
         .option("scan.watermark.idle-timeout", "5 s")
     )
+    if options.start_offsets:
+        builder = builder.option("scan.startup.specific-offsets", _offsets(options.start_offsets))
+    if options.end_offsets:
+        builder = (builder.option("scan.bounded.mode", "specific-offsets")
+                   .option("scan.bounded.specific-offsets", _offsets(options.end_offsets)))
     for key, value in flink_kafka_properties(settings).items():
         builder = builder.option(key, value)
     return builder.build()
+
+
+def _offsets(offsets: dict[int, int]) -> str:
+    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(offsets.items()))

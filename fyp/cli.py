@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fyp.commands import demo, features, jobs, produce, stack
+from fyp.commands import bench, demo, features, jobs, produce, stack
 
 __all__ = ["app", "main"]
 
@@ -20,6 +20,7 @@ produce.register(app)
 jobs.register(app)
 demo.register(app)
 features.register(app)
+bench.register(app)
 
 
 def main() -> None:

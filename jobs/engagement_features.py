@@ -7,10 +7,12 @@ window aggregates. Sinks: the Java Redis writer (absolute values, never incremen
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
+from connectors.job_options import JobOptions, parse_job_options
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_sink
@@ -71,9 +73,11 @@ def engagement_views(
 
 def build_engagement_features(
     t_env: TableEnvironment, settings: Settings, *, feature_sets: tuple[FeatureSet, ...] = ALL_FEATURE_SETS,
+    options: JobOptions | None = None,
 ) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
-    t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
+    t_env.create_temporary_table("engagement_raw", kafka_raw_source(
+        settings, topic=ENGAGEMENT.name, group_id=GROUP_ID, options=options))
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
     engagement_views(t_env, "engagement_raw")
@@ -102,4 +106,4 @@ if __name__ == "__main__":
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     for key, value in JOB_CONFIG.items():
         env.get_config().set(key, value)
-    build_engagement_features(env, load_settings()).execute()
+    build_engagement_features(env, load_settings(), options=parse_job_options(sys.argv[1:])).execute()

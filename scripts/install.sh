@@ -51,6 +51,17 @@ for kind in flink kafka; do
   fi
 done
 
+# 4. fyp's own Java: aggregate functions (udfs/java) and the Redis sink (connectors/java), built from source.
+build_java() {  # build_java <module dir> <jar path>
+  local module=$1 jar=$2
+  if [ ! -f "$jar" ] || [ -n "$(find "$module" -newer "$jar" -type f -print -quit)" ]; then
+    log "building $module -> $jar"
+    mvn -q -B -f "$module/pom.xml" package -DskipTests
+  fi
+}
+build_java udfs/java/aggregates build/jars/flink/fyp-aggregates.jar
+build_java connectors/java/redis-sink build/jars/flink/fyp-redis-sink.jar
+
 log "pip check (tools)"; .venv/bin/pip check
 log "pip check (flink)"; .venv-flink/bin/pip check
 log "done"

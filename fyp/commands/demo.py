@@ -12,7 +12,6 @@ from features import ALL_FEATURE_SETS
 from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.serving import FeatureClient
-from fyp.stack.observe import dead_letter_count, feature_key_counts, iceberg_row_count, job_source_records
 from fyp.stack.process import StackError, wait_until
 from fyp.stack.services import all_services
 from fyp.stack.submit import list_jobs, submit_job
@@ -49,6 +48,9 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Start the stack, submit the jobs, produce realistic traffic, and report events, features and rows."""
+    # pyiceberg takes ~0.4 s to import: only this command pays for it.
+    from fyp.stack.observe import dead_letter_count, feature_key_counts, iceberg_row_count, job_source_records
+
     settings = load_settings()
     with fail_cleanly(StackError, ProducerError):
         for service in all_services(settings):

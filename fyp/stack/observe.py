@@ -13,9 +13,23 @@ __all__ = ["dead_letter_count", "feature_key_counts", "iceberg_row_count", "job_
 
 
 def job_source_records(settings: Settings, job_id: str) -> int:
-    """Records the job's source operators have emitted so far (Flink REST, vertex `write-records`)."""
-    job = httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}", timeout=5).json()
-    return sum(v["metrics"]["write-records"] for v in job["vertices"] if v["name"].startswith("Source"))
+    """Records the job's source operators have read so far (their `numRecordsOut`, summed over subtasks).
+
+    A vertex's own `write-records` counts what leaves the operator chain, not what the source read.
+    """
+    base = f"{settings.flink_rest_url}/jobs/{job_id}"
+    job = httpx.get(base, timeout=5).json()
+    total = 0
+    for vertex in job["vertices"]:
+        if not vertex["name"].startswith("Source"):
+            continue
+        url = f"{base}/vertices/{vertex['id']}/subtasks/metrics"
+        names = [m["id"] for m in httpx.get(url, timeout=5).json()
+                 if m["id"].startswith("Source__") and m["id"].endswith(".numRecordsOut")]
+        if names:
+            values = httpx.get(url, params={"get": ",".join(names), "agg": "sum"}, timeout=5).json()
+            total += sum(int(float(v["sum"])) for v in values)
+    return total
 
 
 def feature_key_counts(settings: Settings, prefixes: dict[str, str]) -> dict[str, int]:

@@ -42,7 +42,7 @@ def raw(t_env):
         _event("Watch", "v3", watch_ms=-5, video_duration_ms=10_000),
         duplicated,  # a redelivery: same event_id
     ]
-    rows = [(p, 0, offset) for offset, p in enumerate(payloads)]
+    rows = [(bytearray(p), 0, offset) for offset, p in enumerate(payloads)]  # PyFlink wants bytearray
     schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
                             DataTypes.FIELD("kafka_partition", DataTypes.INT()),
                             DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])

@@ -1,0 +1,81 @@
+package dev.fyp.flink.redis;
+
+import redis.clients.jedis.DefaultJedisClientConfig;
+import redis.clients.jedis.HostAndPort;
+import redis.clients.jedis.Jedis;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/** A throwaway password-protected redis-server on 127.0.0.1 (port 6390 unless -Dfyp.test.redis.port). */
+final class TestRedis implements AutoCloseable {
+
+    static final int PORT = Integer.getInteger("fyp.test.redis.port", 6390);
+    static final String PASSWORD_ENV = "FYP_TEST_REDIS_PASSWORD";
+    static final String PASSWORD = System.getenv(PASSWORD_ENV) != null
+            ? System.getenv(PASSWORD_ENV) : "redis-sink-test-secret";
+
+    private final Process process;
+    private final Path dir;
+
+    private TestRedis(Process process, Path dir) {
+        this.process = process;
+        this.dir = dir;
+    }
+
+    static TestRedis start() throws Exception {
+        String binary = Stream.of(System.getenv("PATH").split(File.pathSeparator))
+                .map(d -> Path.of(d, "redis-server")).filter(Files::isExecutable).findFirst()
+                .map(Path::toString).orElse(null);
+        assumeTrue(binary != null, "redis-server is not on PATH; skipping Redis tests");
+        try (ServerSocket probe = new ServerSocket(PORT, 1, java.net.InetAddress.getLoopbackAddress())) {
+            probe.setReuseAddress(true);
+        } catch (IOException e) {
+            throw new IllegalStateException("port " + PORT + " is busy; pass -Dfyp.test.redis.port=<free port>");
+        }
+        Path dir = Files.createTempDirectory("fyp-redis-sink-test");
+        Process p = new ProcessBuilder(List.of(binary, "--port", Integer.toString(PORT), "--bind", "127.0.0.1",
+                "--requirepass", PASSWORD, "--save", "", "--appendonly", "no", "--dir", dir.toString(),
+                "--daemonize", "no", "--loglevel", "warning"))
+                .redirectErrorStream(true).redirectOutput(dir.resolve("redis.log").toFile()).start();
+        TestRedis r = new TestRedis(p, dir);
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (true) {
+            try (Jedis j = r.client()) {
+                j.ping();
+                return r;
+            } catch (RuntimeException e) {
+                if (System.currentTimeMillis() > deadline || !p.isAlive()) {
+                    r.close();
+                    throw new IllegalStateException("redis-server did not start: "
+                            + Files.readString(dir.resolve("redis.log")), e);
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    Jedis client() {
+        return new Jedis(new HostAndPort("127.0.0.1", PORT),
+                DefaultJedisClientConfig.builder().password(PASSWORD).build());
+    }
+
+    @Override
+    public void close() throws Exception {
+        process.destroy();
+        if (!process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor();
+        }
+        try (Stream<Path> files = Files.walk(dir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        }
+    }
+}

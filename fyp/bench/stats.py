@@ -1,0 +1,20 @@
+"""Percentiles and rates as every benchmark prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["latency_summary"]
+
+
+def latency_summary(samples_ms: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max (ms) and the sample count; NaN percentiles for no samples."""
+    if not samples_ms:
+        return {"samples": 0, "p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"),
+                "max_ms": float("nan")}
+    values = np.asarray(samples_ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"samples": len(values), "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
+            "p99_ms": round(float(p99), 2), "max_ms": round(float(values.max()), 2)}

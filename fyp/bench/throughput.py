@@ -1,0 +1,92 @@
+"""`fyp bench throughput`: sustained events/s of the features job, and of two Python peers, on the same events.
+
+N generated events go to a fresh topic. The Flink features job then runs bounded over exactly those offsets
+(it finishes when done); the rate is N over the time from its source starting to the job finishing, so job
+submission is excluded. Each peer then consumes the same topic from the start (see fyp/bench/peers).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fyp.config import Settings
+from fyp.stack.process import StackError
+from fyp.stack.submit import submit_job
+from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic.producer import ProducePlan, produce
+from schemas.topics import ENGAGEMENT, Topic
+
+__all__ = ["FlinkRun", "bench_topic", "preload", "run_flink_bounded"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlinkRun:
+    events: int
+    seconds: float
+    events_per_s: float
+    job_id: str
+
+
+def bench_topic(settings: Settings) -> Topic:
+    """A fresh topic shaped like the engagement topic, for one benchmark run."""
+    topic = Topic(name=f"fyp.bench-{uuid.uuid4().hex[:8]}.v1", key_field=ENGAGEMENT.key_field,
+                  partitions=ENGAGEMENT.partitions, record_names=ENGAGEMENT.record_names)
+    admin = AdminClient(settings.kafka_client_config())
+    admin.create_topics([NewTopic(topic.name, num_partitions=topic.partitions, replication_factor=1)])[
+        topic.name].result(30)
+    return topic
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": "fyp-bench-offsets", "log_level": 0})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def preload(settings: Settings, topic: Topic, events: int, *, users: int, videos: int, seed: int) -> float:
+    """Produce `events` generated events to `topic` as fast as possible; returns the produce rate."""
+    report = produce(TrafficGenerator(TrafficConfig(users=users, videos=videos), seed),
+                     ProducePlan(rate=0, duration=None, max_events=events),
+                     client_config=settings.kafka_client_config(), topic=topic)
+    return report.rate
+
+
+def _job(settings: Settings, job_id: str) -> dict:
+    return httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}", timeout=10).json()
+
+
+def run_flink_bounded(settings: Settings, topic: Topic, events: int, *, timeout: timedelta) -> FlinkRun:
+    """Run the features job over the whole of `topic`, bounded, and time it from source start to finish."""
+    ends = end_offsets(settings, topic.name)
+    starts = ",".join(f"{p}:0" for p in ends)
+    stops = ",".join(f"{p}:{o}" for p, o in ends.items())
+    job_id = submit_job(settings, "engagement_features", job_args=[
+        "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts,
+        "--end-offsets", stops])
+    deadline = time.monotonic() + timeout.total_seconds()
+    while time.monotonic() < deadline:
+        job = _job(settings, job_id)
+        if job["state"] in ("FINISHED", "FAILED", "CANCELED"):
+            break
+        time.sleep(1)
+    else:
+        raise StackError(f"the bounded features job {job_id} did not finish within {timeout}")
+    if job["state"] != "FINISHED":
+        raise StackError(f"the bounded features job {job_id} ended {job['state']}; see the Flink UI")
+    source = next(v for v in job["vertices"] if v["name"].startswith("Source"))
+    times = httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}/vertices/{source['id']}/subtasktimes",
+                      timeout=10).json()
+    running_since = min(s["timestamps"]["RUNNING"] for s in times["subtasks"])
+    seconds = (job["end-time"] - running_since) / 1000
+    return FlinkRun(events=events, seconds=round(seconds, 2), events_per_s=round(events / seconds, 1),
+                    job_id=job_id)

@@ -1,0 +1,77 @@
+"""`fyp bench …`: long measurements; each prints p50/p95/p99 or rates, and one JSON object with --json."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import typer
+from rich.table import Table
+
+from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.config import load_settings
+from fyp.stack.process import StackError
+
+__all__ = ["bench_app", "register"]
+
+bench_app = typer.Typer(help="Benchmarks: freshness, throughput, upload, index.", no_args_is_help=True)
+
+
+def _show(title: str, data: dict) -> None:
+    table = Table("metric", "value", title=title)
+    for key, value in data.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
+    console.print(table)
+
+
+@bench_app.command()
+def freshness(
+    rate: float = typer.Option(20_000, "--rate", help="Background events/s."),
+    duration: float = typer.Option(60, "--duration", help="Seconds of load."),
+    probe_interval: float = typer.Option(0.05, "--probe-interval", help="Seconds between latency probes."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Event-to-Redis latency (p50/p95/p99) through the running engagement_features job under load."""
+    from fyp.bench.freshness import run_freshness
+
+    with fail_cleanly(StackError), console.status(f"{rate:,.0f} events/s for {duration:.0f} s, probing …"):
+        result = run_freshness(load_settings(), rate=rate, duration_s=duration, probe_interval_s=probe_interval)
+    data = {k: v for k, v in dataclasses.asdict(result).items() if k != "latency"} | result.latency
+    print_json(data) if as_json else _show("freshness: produce -> Redis", data)
+
+
+@bench_app.command()
+def throughput(
+    events: int = typer.Option(1_000_000, "--events", help="Events to preload and process."),
+    users: int = typer.Option(100_000, "--users"),
+    videos: int = typer.Option(200_000, "--videos"),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run the Quix Streams and naive peers."),
+    seed: int = typer.Option(11, "--seed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sustained events/s of the features job over N preloaded events, against Python peers in the same run."""
+    from fyp.bench.throughput import bench_topic, preload, run_flink_bounded
+
+    settings = load_settings()
+    with fail_cleanly(StackError):
+        topic = bench_topic(settings)
+        with console.status(f"preloading {events:,} events into {topic.name} …"):
+            produce_rate = preload(settings, topic, events, users=users, videos=videos, seed=seed)
+        with console.status("running the features job bounded over them …"):
+            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30))
+        data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
+                      "events_per_s": flink.events_per_s, "flink_seconds": flink.seconds}
+        if peers:
+            from fyp.bench.peers.runner import run_peer
+
+            for name in ("quix", "naive"):
+                with console.status(f"running the {name} peer …"):
+                    result = run_peer(name, settings, events=events, group_id=f"bench-{name}-{topic.name}",
+                                      timeout_s=1800, topic=topic.name)
+                data[f"{name}_events_per_s"] = result["events_per_s"]
+                data[f"flink_vs_{name}"] = round(flink.events_per_s / result["events_per_s"], 2)
+    print_json(data) if as_json else _show("throughput: engagement features", data)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")

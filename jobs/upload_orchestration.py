@@ -1,0 +1,158 @@
+"""Upload orchestration: every video's lifecycle, from UploadCompleted to ready, rejected, failed or removed.
+
+Reads fyp.uploads.v1 (keyed by video_id), keeps one `udfs.upload_lifecycle.VideoState` per video in keyed
+state, and emits TranscodeRequested (fyp.uploads.v1) and VideoStatusChanged (fyp.video-status.v1). Writes each
+video's metadata to Redis (`fyp:video:v1:{video_id}`, `connectors.redis_video_store`). The transitions are pure
+functions in `udfs/upload_lifecycle.py`; this file only wires them to Flink.
+
+Why the DataStream API with a Python `KeyedProcessFunction`: upload traffic is low (thousands of videos a day,
+a handful of events each, not per-view events), and the lifecycle needs per-key state with processing-time
+timers (stage timeouts), which SQL does not express. For the same reason a synchronous Redis call per event
+(duplicate claim, metadata write) is acceptable here. Nothing slow runs in Flink: transcoding and moderation
+are the workers' (workers/transcoder.py, workers/moderator.py).
+
+Duplicates: exact duplicates are found by the source's sha256 with a Redis claim (`SET` if absent, in a Lua
+script), not with Flink state keyed by sha256: the claim is one call, the stream stays keyed by video_id only,
+and a replay after a restore finds its own claim and is not a duplicate. The claim is released when a video
+fails, kept when it is rejected or removed (a re-upload of removed bytes is rejected as a duplicate).
+
+Job arguments: --stage-timeout-s (default 600), --max-attempts (default 3), e.g.
+`submit_job(settings, "upload_orchestration", job_args=["--stage-timeout-s", "60"])`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import timedelta
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import StatementSet, StreamTableEnvironment
+from pyflink.table.expressions import col
+
+from connectors.kafka_sink import kafka_raw_sink
+from connectors.kafka_source import kafka_raw_source
+from connectors.redis_video_store import RedisVideoStore
+from fyp.config import Settings, load_settings
+from schemas.registry import default_registry
+from schemas.topics import UPLOADS, VIDEO_STATUS
+from udfs.upload_lifecycle import (
+    LifecycleConfig, Step, VideoState, apply, content_claim, decode_event, on_timer, video_fields,
+)
+
+__all__ = ["GROUP_ID", "JOB_NAME", "VideoLifecycle", "build_upload_orchestration", "config_from_args", "lifecycle"]
+
+GROUP_ID = "fyp-upload-orchestration"
+JOB_NAME = "fyp-upload-orchestration"
+STATE_NAME = "video-lifecycle-v1"  # the state's layout version: a changed VideoState gets a new name
+_TOPICS = {"uploads": UPLOADS.name, "status": VIDEO_STATUS.name}
+EVENT_TYPE = Types.ROW_NAMED(["video_id", "record_name", "record"], [Types.STRING()] * 3)
+OUTPUT_TYPE = Types.ROW_NAMED(
+    ["topic", "record_key", "payload"],
+    [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())],
+)
+log = logging.getLogger("fyp.upload_orchestration")
+
+
+class VideoLifecycle(KeyedProcessFunction):
+    """Applies `udfs.upload_lifecycle` per video; `store_factory()` returns the Redis store (or a fake)."""
+
+    def __init__(self, config: LifecycleConfig, store_factory) -> None:
+        self.config = config
+        self.store_factory = store_factory
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor(STATE_NAME, Types.STRING()))
+        self.store = self.store_factory()
+        self.registry = default_registry()
+        group = runtime_context.get_metrics_group()
+        self.changes = group.counter("fyp_upload_transitions_total")
+        self.ignored = group.counter("fyp_upload_ignored_events_total")
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
+        video_id, record_name, record = value[0], value[1], json.loads(value[2])  # an EVENT_TYPE row
+        state = self._load()
+        sha256 = content_claim(state, record_name, record)
+        duplicate_of = self.store.claim_content(sha256, video_id) if sha256 else None
+        now_ms = ctx.timer_service().current_processing_time()
+        step = apply(state, record_name, record, now_ms=now_ms, config=self.config, duplicate_of=duplicate_of)
+        yield from self._commit(state, step, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        state = self._load()
+        yield from self._commit(state, on_timer(state, now_ms=timestamp, config=self.config), ctx)
+
+    def _load(self) -> VideoState | None:
+        text = self.state.value()
+        return VideoState.from_json(text) if text else None
+
+    def _commit(self, before: VideoState | None, step: Step, ctx):
+        if not step.changed or step.state is None:
+            self.ignored.inc()
+            log.info("video %s: ignored (%s)", ctx.get_current_key(), step.ignored)
+            return
+        after = step.state
+        self.state.update(after.to_json())
+        if after.deadline_ms is not None and after.deadline_ms != (before.deadline_ms if before else None):
+            ctx.timer_service().register_processing_time_timer(after.deadline_ms)
+        if step.release_content:
+            self.store.release_content(step.release_content, after.video_id)
+        self.store.write(after.video_id, video_fields(after))
+        self.changes.inc()
+        key = after.video_id.encode()
+        for out in step.outputs:
+            yield Row(_TOPICS[out.destination], key, self.registry.encode(out.record_name, out.record))
+
+
+def _to_event(row: Row):
+    event = decode_event(bytes(row[0]))
+    if event is None:  # not a lifecycle record: the producer's bug, visible in the upload API or worker logs
+        return Row("", "", "")
+    return Row(event.video_id, event.record_name, json.dumps(event.record))
+
+
+def lifecycle(payloads: DataStream, *, config: LifecycleConfig, store_factory) -> DataStream:
+    """Raw payload rows (one BYTES field) -> rows of (topic, record_key, payload) to emit."""
+    events = payloads.map(_to_event, output_type=EVENT_TYPE).filter(lambda e: e[0] != "")
+    return (events.key_by(lambda e: e[0], key_type=Types.STRING())
+            .process(VideoLifecycle(config, store_factory), output_type=OUTPUT_TYPE).name("video-lifecycle"))
+
+
+def build_upload_orchestration(
+    env: StreamExecutionEnvironment, settings: Settings, *, config: LifecycleConfig = LifecycleConfig(),
+) -> StatementSet:
+    t_env = StreamTableEnvironment.create(env)
+
+    # Source: raw payloads of the uploads topic.
+    t_env.create_temporary_table("uploads_raw", kafka_raw_source(settings, topic=UPLOADS.name, group_id=GROUP_ID))
+    payloads = t_env.to_data_stream(t_env.from_path("uploads_raw").select(col("payload")))
+
+    # Transforms: decode, key by video_id, apply the lifecycle (Redis writes happen here).
+    outputs = t_env.from_data_stream(
+        lifecycle(payloads, config=config, store_factory=lambda: RedisVideoStore.from_settings(settings)))
+
+    # Sinks: requests back to the uploads topic, status changes to the compacted status topic.
+    statements = t_env.create_statement_set()
+    for destination, topic in _TOPICS.items():
+        t_env.create_temporary_table(f"{destination}_out", kafka_raw_sink(settings, topic=topic))
+        rows = outputs.where(col("topic") == topic).select(col("record_key"), col("payload"))
+        statements.add_insert(f"{destination}_out", rows)
+    statements.attach_as_datastream()
+    return statements
+
+
+def config_from_args(argv: list[str] | None = None) -> LifecycleConfig:
+    parser = argparse.ArgumentParser(prog="upload_orchestration")
+    parser.add_argument("--stage-timeout-s", type=float, default=600.0, help="seconds per stage try")
+    parser.add_argument("--max-attempts", type=int, default=3, help="tries per stage")
+    args, _ = parser.parse_known_args(argv)
+    return LifecycleConfig(stage_timeout=timedelta(seconds=args.stage_timeout_s), max_attempts=args.max_attempts)
+
+
+if __name__ == "__main__":
+    env = StreamExecutionEnvironment.get_execution_environment()
+    build_upload_orchestration(env, load_settings(), config=config_from_args())
+    env.execute(JOB_NAME)

@@ -1,0 +1,141 @@
+package dev.fyp.flink.aggregates;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import dev.fyp.flink.aggregates.Reference.Event;
+import org.apache.flink.table.api.EnvironmentSettings;
+import org.apache.flink.table.api.Table;
+import org.apache.flink.table.api.TableEnvironment;
+import org.apache.flink.table.api.config.ExecutionConfigOptions;
+import org.apache.flink.table.api.config.OptimizerConfigOptions;
+import org.apache.flink.types.Row;
+import org.apache.flink.types.RowKind;
+import org.apache.flink.util.CloseableIterator;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The functions inside Flink SQL as the jobs use them: a non-windowed {@code GROUP BY} over
+ * append-only input, mini-batch on, two-phase (local/global) aggregation forced. Exercises the type
+ * inference, the accumulator's state serialisation and {@code merge}.
+ */
+class AggregatesSqlTest {
+
+    private static final long WINDOW_MS = 60_000L;
+    private static final int TILES = 6;
+    private static final long HALF_LIFE_MS = 30_000L;
+
+    private static final String QUERY =
+            "SELECT k,"
+                    + " SLIDING_SUM(v, ts, 60000, 6) AS s,"
+                    + " SLIDING_SUM(CASE WHEN v > 0 THEN 1.0 ELSE 0.0 END, ts, 60000, 6) AS c,"
+                    + " DECAYED_SUM(v, ts, 30000) AS d,"
+                    + " MAX(ts) AS max_ts"
+                    + " FROM t GROUP BY k";
+
+    /** miniBatchSize 1000 is the jobs' setting; 7 forces many bundles, i.e. many merges per key. */
+    @ParameterizedTest(name = "mini-batch size {0}")
+    @ValueSource(ints = {1000, 7})
+    void groupByWithMiniBatchAndTwoPhase(int miniBatchSize) throws Exception {
+        TableEnvironment tEnv = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        var conf = tEnv.getConfig();
+        conf.set("table.exec.mini-batch.enabled", "true");
+        conf.set("table.exec.mini-batch.allow-latency", "100 ms");
+        conf.set("table.exec.mini-batch.size", Integer.toString(miniBatchSize));
+        conf.set("table.optimizer.agg-phase-strategy", "TWO_PHASE");
+        conf.set("parallelism.default", "2");
+        // Keep the reference keys in the test's own names.
+        assertEquals("TWO_PHASE", conf.get(OptimizerConfigOptions.TABLE_OPTIMIZER_AGG_PHASE_STRATEGY).name());
+        assertTrue(conf.get(ExecutionConfigOptions.TABLE_EXEC_MINIBATCH_ENABLED));
+
+        tEnv.createTemporarySystemFunction("SLIDING_SUM", SlidingSum.class);
+        tEnv.createTemporarySystemFunction("DECAYED_SUM", DecayedSum.class);
+
+        Random rnd = new Random(42);
+        String[] keys = {"a", "b", "c", "d", "e"};
+        Map<String, List<Event>> byKey = new HashMap<>();
+        List<Row> rows = new ArrayList<>();
+        for (String key : keys) {
+            byKey.put(key, new ArrayList<>());
+        }
+        // Interleave the keys' sequences so that each bundle holds several keys.
+        Map<String, List<Event>> generated = new HashMap<>();
+        for (String key : keys) {
+            generated.put(key, RandomEvents.generate(rnd, 300, WINDOW_MS));
+        }
+        int[] pos = new int[keys.length];
+        int left = keys.length * 300;
+        while (left > 0) {
+            int k = rnd.nextInt(keys.length);
+            if (pos[k] == 300) {
+                continue;
+            }
+            Event e = generated.get(keys[k]).get(pos[k]++);
+            left--;
+            if (e.v() != null && e.v().isNaN()) {
+                e = new Event(null, e.t()); // fromValues cannot carry a NaN literal
+            }
+            byKey.get(keys[k]).add(e);
+            // All-literal, non-null rows of one type keep the plan a single Values node (a null
+            // or a CAST turns fromValues into a UNION of one projection per row, slow to plan);
+            // nulls travel as flags and are restored by the view below.
+            rows.add(Row.of(keys[k], e.v() == null ? 0.0 : e.v(), e.t() == null ? 0L : e.t(),
+                    e.v() == null, e.t() == null));
+        }
+        Table raw = tEnv.fromValues(rows).as("k", "v", "ts", "v_null", "ts_null");
+        tEnv.createTemporaryView("src_rows", raw);
+        tEnv.executeSql("CREATE TEMPORARY VIEW t AS SELECT k,"
+                + " CASE WHEN v_null THEN CAST(NULL AS DOUBLE) ELSE v END AS v,"
+                + " CASE WHEN ts_null THEN CAST(NULL AS BIGINT) ELSE ts END AS ts FROM src_rows");
+
+        String plan = tEnv.explainSql(QUERY);
+        assertTrue(plan.contains("LocalGroupAggregate") && plan.contains("GlobalGroupAggregate"),
+                "expected a two-phase aggregation plan:\n" + plan);
+
+        Map<String, Row> latest = new HashMap<>();
+        try (CloseableIterator<Row> it = tEnv.executeSql(QUERY).collect()) {
+            while (it.hasNext()) {
+                Row r = it.next();
+                String k = (String) r.getField("k");
+                if (r.getKind() == RowKind.INSERT || r.getKind() == RowKind.UPDATE_AFTER) {
+                    latest.put(k, r);
+                } else {
+                    latest.remove(k);
+                }
+            }
+        }
+
+        assertEquals(keys.length, latest.size(), "one final row per key: " + latest);
+        for (String key : keys) {
+            List<Event> events = byKey.get(key);
+            Row r = latest.get(key);
+            Reference.assertClose(Reference.slidingSum(events, WINDOW_MS, TILES), (Double) r.getField("s"),
+                    Reference.slidingScale(events, WINDOW_MS, TILES), key + " SLIDING_SUM");
+            List<Event> counted = new ArrayList<>();
+            for (Event e : events) {
+                // the CASE turns null values into 0.0 rows: still accepted when the time is not null
+                counted.add(new Event(e.v() != null && e.v() > 0 ? 1.0 : 0.0, e.t()));
+            }
+            assertEquals(Reference.slidingSum(counted, WINDOW_MS, TILES), (Double) r.getField("c"),
+                    key + " SLIDING_SUM count");
+            Reference.assertClose(Reference.decayedSum(events, HALF_LIFE_MS), (Double) r.getField("d"),
+                    Reference.decayedScale(events, HALF_LIFE_MS), key + " DECAYED_SUM");
+            // MAX(ts) includes rows DECAYED_SUM ignores (null/NaN value); the reference time that
+            // matters is the max accepted time, which the test data keeps equal or documents.
+            Long maxAll = null;
+            for (Event e : events) {
+                if (e.t() != null && (maxAll == null || e.t() > maxAll)) {
+                    maxAll = e.t();
+                }
+            }
+            assertEquals(maxAll, r.getField("max_ts"), key + " MAX(ts)");
+        }
+    }
+}

@@ -1,0 +1,465 @@
+"""A video's upload lifecycle as a pure state machine: (state, event) -> (new state, records to emit).
+
+No Kafka, Flink or Redis here: `jobs/upload_orchestration.py` keys the upload topic by video_id, keeps one
+`VideoState` per video (as JSON, `VideoState.to_json`), calls `apply` per event and `on_timer` when the stage
+deadline passes, emits `Step.outputs` and writes `video_fields(state)` to Redis.
+
+Statuses, in order (docs/UPLOADS.md draws the diagram):
+
+    uploaded -> transcoding -> moderating -> ready | rejected
+        any stage can end in failed (a content error, or a stage out of attempts); anything -> removed (Takedown)
+
+- UploadCompleted: checked (`validate_upload`); a bad one ends `failed` with `invalid_upload:<field>`. If the
+  caller found another video with the same sha256 (`content_claim` says when to look), the video ends
+  `rejected` with `duplicate_of:<video_id>` and is never transcoded. Otherwise TranscodeRequested(attempt 1).
+- TranscodeFailed of the current attempt: a content reason (`corrupt`, `too_long:…`, see `PERMANENT_REASONS`)
+  fails the video at once; any other reason retries with attempt + 1 until `max_attempts`, then fails.
+- TranscodeCompleted: -> moderating. The moderator consumes the same event by itself; nothing is requested.
+- ModerationResult: REJECT -> rejected; APPROVE, AGE_RESTRICT, MUTE_AUDIO -> ready (the verdict is kept).
+- Takedown: -> removed, from any status, including before the upload is known.
+- A stage that has not finished by its deadline (`stage_timeout`, default 10 min) is retried: transcoding
+  with a new TranscodeRequested, moderation by re-emitting the stored TranscodeCompleted (same event_id, so the
+  moderator's result keeps its id); after `max_attempts` (default 3) the video fails with
+  `stage_timeout:<stage>`. Results that arrive after that are stale: rejected, failed and removed are final,
+  and ready changes only by Takedown.
+- Every consumed event_id is remembered (the last `remember_events`), so a redelivered event changes nothing.
+  Emitted event_ids are derived from (video_id, status sequence number or attempt): a replay emits the same.
+
+Example:
+
+>>> config = LifecycleConfig()
+>>> upload = {"event_id": "e1", "event_time": 1, "upload_id": "u" * 32, "video_id": "v1", "author_id": "a1",
+...     "object_key": "uploads/2026/11/24/" + "0" * 32, "size_bytes": 10, "content_type": "video/mp4",
+...     "sha256": "ab" * 32, "caption": "hi", "hashtags": [], "sound_id": None, "region": "US", "language": "en"}
+>>> step = apply(None, "UploadCompleted", upload, now_ms=1_000, config=config)
+>>> step.state.status, [o.record_name for o in step.outputs]
+('transcoding', ['VideoStatusChanged', 'TranscodeRequested', 'VideoStatusChanged'])
+>>> step.state.deadline_ms
+601000
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Literal
+
+__all__ = [
+    "PERMANENT_REASONS",
+    "STATUSES",
+    "LifecycleConfig",
+    "LifecycleEvent",
+    "Output",
+    "Stage",
+    "Status",
+    "Step",
+    "VideoState",
+    "apply",
+    "content_claim",
+    "decode_event",
+    "on_timer",
+    "validate_upload",
+    "video_fields",
+]
+
+Status = Literal["uploaded", "transcoding", "moderating", "ready", "rejected", "failed", "removed"]
+Stage = Literal["transcode", "moderate"]
+Destination = Literal["uploads", "status"]  # schemas.topics.UPLOADS, schemas.topics.VIDEO_STATUS
+STATUSES: tuple[Status, ...] = ("uploaded", "transcoding", "moderating", "ready", "rejected", "failed", "removed")
+
+# TranscodeFailed reasons caused by the file itself (docs/UPLOADS.md, "Limits and refusal reasons"): a retry
+# cannot help. A reason with a detail (`too_long:312s`) is matched by its part before the colon.
+PERMANENT_REASONS = frozenset({
+    "zero_bytes", "too_large", "not_a_video", "audio_only", "corrupt", "too_long", "resolution_too_high",
+    "source_missing", "invalid_request",
+})
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_UPLOAD_KEY = re.compile(r"uploads/\d{4}/\d{2}/\d{2}/[0-9a-f]{32}")
+_REGION = re.compile(r"[A-Z]{2}")
+_LANGUAGE = re.compile(r"[a-z]{2}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleConfig:
+    """Timeouts and retries of the lifecycle.
+
+    stage_timeout: how long a transcode or a moderation may take before it is retried (default 10 min; a
+    `timedelta`, held as milliseconds). max_attempts: tries per stage, first included (default 3).
+    remember_events: how many consumed event_ids a video keeps for deduplication (default 64).
+
+    >>> LifecycleConfig(stage_timeout=timedelta(seconds=30)).stage_timeout_ms
+    30000
+    >>> LifecycleConfig(max_attempts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_attempts must be >= 1, got 0
+    """
+
+    stage_timeout: timedelta = timedelta(minutes=10)
+    max_attempts: int = 3
+    remember_events: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stage_timeout, timedelta) or self.stage_timeout <= timedelta(0):
+            raise ValueError(f"stage_timeout must be a positive timedelta, got {self.stage_timeout!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.remember_events < 1:
+            raise ValueError(f"remember_events must be >= 1, got {self.remember_events}")
+
+    @property
+    def stage_timeout_ms(self) -> int:
+        return int(self.stage_timeout.total_seconds() * 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoState:
+    """Everything the orchestrator knows about one video. Serialised as JSON (`to_json`) in Flink state.
+
+    stage/attempt/deadline_ms: the work in flight (None when nothing is), its try number and when it times
+    out (epoch ms, processing time). seq: number of changes so far; it orders Redis writes and names events.
+    transcode: the accepted TranscodeCompleted record (re-emitted to retry moderation).
+    """
+
+    video_id: str
+    status: Status
+    author_id: str = ""
+    upload_id: str | None = None
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    sound_id: str | None = None
+    region: str | None = None
+    language: str | None = None
+    sha256: str | None = None
+    source_key: str | None = None
+    size_bytes: int | None = None
+    content_type: str | None = None
+    stage: Stage | None = None
+    attempt: int = 0
+    deadline_ms: int | None = None
+    transcode: dict[str, Any] | None = None
+    verdict: str | None = None
+    reasons: tuple[str, ...] = ()
+    reason: str | None = None  # why the current status, when it is not self-explanatory
+    duplicate_of: str | None = None
+    takedown_notice_id: str | None = None
+    created_ms: int = 0
+    updated_ms: int = 0
+    seq: int = 0
+    seen: tuple[str, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> VideoState:
+        data = json.loads(text)
+        for name in ("hashtags", "reasons", "seen"):
+            data[name] = tuple(data.get(name) or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output:
+    """A record to emit: `destination` "uploads" (fyp.uploads.v1) or "status" (fyp.video-status.v1)."""
+
+    destination: Destination
+    record_name: str
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """The result of one event or timer.
+
+    state: the new state (the same object when nothing changed). outputs: records to emit, in order.
+    release_content: a sha256 whose duplicate claim the caller must give up (the video failed, so a re-upload
+    of the same bytes deserves its own try). ignored: why the event changed nothing (for logs and metrics),
+    e.g. "duplicate_event", "orphan", "stale".
+    """
+
+    state: VideoState | None
+    outputs: tuple[Output, ...] = ()
+    release_content: str | None = None
+    ignored: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.ignored is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleEvent:
+    """A decoded record of the uploads topic: `record_name` (e.g. "UploadCompleted") and its fields."""
+
+    video_id: str
+    record_name: str
+    record: dict[str, Any]
+
+
+def decode_event(payload: bytes) -> LifecycleEvent | None:
+    """A single-object Avro payload of fyp.uploads.v1 as a `LifecycleEvent`; None if it is not one.
+
+    >>> from schemas.registry import default_registry
+    >>> payload = default_registry().encode("Takedown", {"event_id": "e1", "event_time": 1, "video_id": "v1",
+    ...     "author_id": "a1", "reason": "dmca", "notice_id": "n1"})
+    >>> decode_event(payload).record_name, decode_event(b"junk")
+    ('Takedown', None)
+    """
+    from schemas.registry import UndecodableEvent, default_registry
+
+    try:
+        event = default_registry().decode(payload)
+    except UndecodableEvent:
+        return None
+    video_id = event.record.get("video_id")
+    if event.record_name not in _HANDLERS or not isinstance(video_id, str) or not video_id:
+        return None
+    return LifecycleEvent(video_id=video_id, record_name=event.record_name, record=event.record)
+
+
+def validate_upload(record: Mapping[str, Any]) -> str | None:
+    """None if an UploadCompleted record is usable, else `invalid_upload:<field>` for the first bad field.
+
+    >>> validate_upload({"video_id": "v1", "sha256": "nope"})
+    'invalid_upload:author_id'
+    """
+    checks: tuple[tuple[str, Any], ...] = (
+        ("video_id", _ID), ("author_id", _ID), ("upload_id", _ID), ("object_key", _UPLOAD_KEY),
+        ("sha256", _SHA256), ("region", _REGION), ("language", _LANGUAGE),
+    )
+    for name, pattern in checks:
+        value = record.get(name)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            return f"invalid_upload:{name}"
+    size = record.get("size_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        return "invalid_upload:size_bytes"
+    return None
+
+
+def content_claim(state: VideoState | None, record_name: str, record: Mapping[str, Any]) -> str | None:
+    """The sha256 the caller must claim (and whose earlier owner it must pass to `apply` as `duplicate_of`)
+    before applying this event, or None when the event needs no duplicate check."""
+    if record_name != "UploadCompleted" or state is not None or validate_upload(record) is not None:
+        return None
+    return record["sha256"]
+
+
+def apply(
+    state: VideoState | None, record_name: str, record: Mapping[str, Any], *, now_ms: int,
+    config: LifecycleConfig, duplicate_of: str | None = None,
+) -> Step:
+    """The step for one event of a video. now_ms: processing time, epoch ms. duplicate_of: another video that
+    already holds this UploadCompleted's sha256 (see `content_claim`); ignored for other events."""
+    event_id = record.get("event_id")
+    if state is not None and event_id in state.seen:
+        return Step(state=state, ignored="duplicate_event")
+    handler = _HANDLERS.get(record_name)
+    if handler is None:
+        return Step(state=state, ignored=f"unhandled_record:{record_name}")
+    step = handler(state, record, now_ms, config, duplicate_of)
+    if step.changed and step.state is not None and isinstance(event_id, str):
+        seen = (*step.state.seen, event_id)[-config.remember_events:]
+        step = replace(step, state=replace(step.state, seen=seen))
+    return step
+
+
+def on_timer(state: VideoState | None, *, now_ms: int, config: LifecycleConfig) -> Step:
+    """The step when processing time reaches `state.deadline_ms`: retry the stage, or fail it when out of tries."""
+    if state is None or state.deadline_ms is None or now_ms < state.deadline_ms or state.stage is None:
+        return Step(state=state, ignored="no_deadline")
+    if state.attempt >= config.max_attempts:
+        failed = _change(state, "failed", now_ms, reason=f"stage_timeout:{state.stage}", stage=None,
+                         deadline_ms=None)
+        return Step(state=failed, outputs=(_status(failed, now_ms),), release_content=state.sha256)
+    attempt = state.attempt + 1
+    retried = replace(state, attempt=attempt, deadline_ms=now_ms + config.stage_timeout_ms, updated_ms=now_ms,
+                      seq=state.seq + 1)
+    if state.stage == "transcode":
+        return Step(state=retried, outputs=(_transcode_request(retried, now_ms),))
+    # Moderation has no request record: the moderator consumes TranscodeCompleted, so send it that again.
+    return Step(state=retried, outputs=(Output(destination="uploads", record_name="TranscodeCompleted",
+                                               record=dict(state.transcode or {})),))
+
+
+def video_fields(state: VideoState) -> dict[str, str]:
+    """The Redis hash `fyp:video:v1:{video_id}` of a state (docs/UPLOADS.md, "Video metadata in Redis").
+
+    Every value is a string; absent values are left out; lists are JSON.
+    """
+    transcode = state.transcode or {}
+    values: dict[str, Any] = {
+        "video_id": state.video_id,
+        "status": state.status,
+        "status_reason": state.reason,
+        "author_id": state.author_id or None,
+        "upload_id": state.upload_id,
+        "caption": state.caption if state.upload_id else None,
+        "hashtags": json.dumps(list(state.hashtags)) if state.upload_id else None,
+        "sound_id": state.sound_id,
+        "region": state.region,
+        "language": state.language,
+        "sha256": state.sha256,
+        "source_key": state.source_key,
+        "size_bytes": state.size_bytes,
+        "content_type": state.content_type,
+        "stage": state.stage,
+        "attempt": state.attempt or None,
+        "renditions": json.dumps(transcode["renditions"]) if transcode else None,
+        "hls_master_key": transcode.get("hls_master_key"),
+        "dash_manifest_key": transcode.get("dash_manifest_key"),
+        "cover_key": transcode.get("cover_key"),
+        "audio_key": transcode.get("audio_key"),
+        "duration_ms": transcode.get("duration_ms"),
+        "transcode_elapsed_ms": transcode.get("elapsed_ms"),
+        "verdict": state.verdict,
+        "reasons": json.dumps(list(state.reasons)) if state.verdict else None,
+        "duplicate_of": state.duplicate_of,
+        "takedown_notice_id": state.takedown_notice_id,
+        "created_at": state.created_ms or None,
+        "updated_at": state.updated_ms,
+        "seq": state.seq,
+    }
+    return {name: str(value) for name, value in values.items() if value is not None}
+
+
+# --- handlers: (state, record, now_ms, config, duplicate_of) -> Step -------------------------------------
+
+
+def _upload_completed(state, record, now_ms, config, duplicate_of) -> Step:
+    if state is not None:
+        return Step(state=state, ignored="already_uploaded")
+    invalid = validate_upload(record)
+    if invalid is not None:
+        video_id = record.get("video_id")
+        if not isinstance(video_id, str) or not _ID.fullmatch(video_id):
+            return Step(state=None, ignored="invalid_video_id")
+        failed = VideoState(video_id=video_id, status="failed", reason=invalid, created_ms=now_ms,
+                            updated_ms=now_ms, seq=1, author_id=_text(record.get("author_id")))
+        return Step(state=failed, outputs=(_status(failed, now_ms),))
+    uploaded = VideoState(
+        video_id=record["video_id"], status="uploaded", author_id=record["author_id"],
+        upload_id=record["upload_id"], caption=record.get("caption") or "",
+        hashtags=tuple(record.get("hashtags") or ()), sound_id=record.get("sound_id"), region=record["region"],
+        language=record["language"], sha256=record["sha256"], source_key=record["object_key"],
+        size_bytes=record["size_bytes"], content_type=record.get("content_type"), created_ms=now_ms,
+        updated_ms=now_ms, seq=1,
+    )
+    if duplicate_of is not None and duplicate_of != uploaded.video_id:
+        rejected = _change(uploaded, "rejected", now_ms, reason=f"duplicate_of:{duplicate_of}",
+                           duplicate_of=duplicate_of)
+        return Step(state=rejected, outputs=(_status(uploaded, now_ms), _status(rejected, now_ms)))
+    transcoding = _change(uploaded, "transcoding", now_ms, stage="transcode", attempt=1,
+                          deadline_ms=now_ms + config.stage_timeout_ms)
+    return Step(state=transcoding, outputs=(
+        _status(uploaded, now_ms), _transcode_request(transcoding, now_ms), _status(transcoding, now_ms)))
+
+
+def _transcode_requested(state, record, now_ms, config, duplicate_of) -> Step:
+    # Our own requests come back on the topic we read; the transcoder acts on them, we have nothing to do.
+    return Step(state=state, ignored="own_request")
+
+
+def _transcode_completed(state, record, now_ms, config, duplicate_of) -> Step:
+    if state is None:
+        return Step(state=None, ignored="orphan")
+    if state.status != "transcoding":
+        return Step(state=state, ignored="stale")
+    moderating = _change(state, "moderating", now_ms, reason=None, stage="moderate", attempt=1,
+                         deadline_ms=now_ms + config.stage_timeout_ms, transcode=dict(record))
+    return Step(state=moderating, outputs=(_status(moderating, now_ms),))
+
+
+def _transcode_failed(state, record, now_ms, config, duplicate_of) -> Step:
+    if state is None:
+        return Step(state=None, ignored="orphan")
+    if state.status != "transcoding" or record.get("attempt") != state.attempt:
+        return Step(state=state, ignored="stale")
+    reason = _text(record.get("reason")) or "transcode_failed"
+    if reason.partition(":")[0] in PERMANENT_REASONS or state.attempt >= config.max_attempts:
+        failed = _change(state, "failed", now_ms, reason=reason, stage=None, deadline_ms=None)
+        return Step(state=failed, outputs=(_status(failed, now_ms),), release_content=state.sha256)
+    retried = replace(state, attempt=state.attempt + 1, deadline_ms=now_ms + config.stage_timeout_ms,
+                      reason=reason, updated_ms=now_ms, seq=state.seq + 1)
+    return Step(state=retried, outputs=(_transcode_request(retried, now_ms),))
+
+
+def _moderation_result(state, record, now_ms, config, duplicate_of) -> Step:
+    if state is None:
+        return Step(state=None, ignored="orphan")
+    if state.status != "moderating":
+        return Step(state=state, ignored="stale")
+    verdict = _text(record.get("verdict"))
+    reasons = tuple(record.get("reasons") or ())
+    status: Status = "rejected" if verdict == "REJECT" else "ready"
+    reason = ",".join(reasons) or None
+    decided = _change(state, status, now_ms, reason=reason, stage=None, deadline_ms=None, verdict=verdict,
+                      reasons=reasons)
+    return Step(state=decided, outputs=(_status(decided, now_ms),))
+
+
+def _takedown(state, record, now_ms, config, duplicate_of) -> Step:
+    if state is not None and state.status == "removed":
+        return Step(state=state, ignored="already_removed")
+    if state is None:
+        video_id = record.get("video_id")
+        if not isinstance(video_id, str) or not _ID.fullmatch(video_id):
+            return Step(state=None, ignored="invalid_video_id")
+        # A takedown may name a video this job never saw (uploaded before it ran): remember the removal anyway,
+        # so that a late UploadCompleted cannot bring the video back.
+        state = VideoState(video_id=video_id, status="uploaded", author_id=_text(record.get("author_id")),
+                           created_ms=now_ms)
+    removed = _change(state, "removed", now_ms, reason=_text(record.get("reason")) or "takedown", stage=None,
+                      deadline_ms=None, takedown_notice_id=record.get("notice_id"))
+    return Step(state=removed, outputs=(_status(removed, now_ms),))
+
+
+_HANDLERS = {
+    "UploadCompleted": _upload_completed,
+    "TranscodeRequested": _transcode_requested,
+    "TranscodeCompleted": _transcode_completed,
+    "TranscodeFailed": _transcode_failed,
+    "ModerationResult": _moderation_result,
+    "Takedown": _takedown,
+}
+
+
+def _change(state: VideoState, status: Status, now_ms: int, **changes: Any) -> VideoState:
+    return replace(state, status=status, updated_ms=now_ms, seq=state.seq + 1, **changes)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _event_id(kind: str, video_id: str, n: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fyp:{kind}:{video_id}:{n}"))
+
+
+def _status(state: VideoState, now_ms: int) -> Output:
+    return Output(destination="status", record_name="VideoStatusChanged", record={
+        "event_id": _event_id("VideoStatusChanged", state.video_id, state.seq),
+        "event_time": now_ms,
+        "video_id": state.video_id,
+        "author_id": state.author_id,
+        "status": state.status,
+        "reason": state.reason,
+    })
+
+
+def _transcode_request(state: VideoState, now_ms: int) -> Output:
+    return Output(destination="uploads", record_name="TranscodeRequested", record={
+        "event_id": _event_id("TranscodeRequested", state.video_id, state.attempt),
+        "event_time": now_ms,
+        "video_id": state.video_id,
+        "author_id": state.author_id,
+        "attempt": state.attempt,
+        "source_key": state.source_key,
+    })
