@@ -35,4 +35,5 @@ def parse_job_options(argv: Sequence[str]) -> JobOptions:
     parser.add_argument("--start-offsets", type=_offsets)
     parser.add_argument("--end-offsets", type=_offsets)
     known, _ = parser.parse_known_args(list(argv))
-    return JobOptions(topic=known.topic, group_id=known.group_id, start_offsets=known.start_offsets, end_offsets=known.end_offsets)
+    return JobOptions(topic=known.topic, group_id=known.group_id, start_offsets=known.start_offsets,
+                      end_offsets=known.end_offsets)

@@ -134,7 +134,7 @@ def test_a_taken_port_is_refused_before_starting(settings):
 def test_a_crashing_service_points_at_its_log(settings):
     service = _Sleeper(settings, 1, [sys.executable, "-c", "print('boom: bad config'); raise SystemExit(3)"])
     started = time.monotonic()
-    with pytest.raises(StackError, match="(?s)exited.*sleeper.log.*boom: bad config"):
+    with pytest.raises(StackError, match=r"(?s)exited.*sleeper\.log.*boom: bad config"):
         service.start()
     assert time.monotonic() - started < 3  # reported at once, not after the timeout
     assert service.pid() is None and not os.path.exists(service.pid_file)
