@@ -17,6 +17,7 @@ class JobOptions:
 
     topic: str | None = None
     group_id: str | None = None
+    only_feature_sets: tuple[str, ...] | None = None  # compute just these (by name), and no serving sets
     start_offsets: dict[int, int] | None = None
     end_offsets: dict[int, int] | None = None
 
@@ -34,6 +35,7 @@ def parse_job_options(argv: Sequence[str]) -> JobOptions:
     parser.add_argument("--group-id")
     parser.add_argument("--start-offsets", type=_offsets)
     parser.add_argument("--end-offsets", type=_offsets)
+    parser.add_argument("--only-feature-sets", type=lambda text: tuple(n for n in text.split(",") if n))
     known, _ = parser.parse_known_args(list(argv))
     return JobOptions(topic=known.topic, group_id=known.group_id, start_offsets=known.start_offsets,
-                      end_offsets=known.end_offsets)
+                      end_offsets=known.end_offsets, only_feature_sets=known.only_feature_sets)

@@ -20,8 +20,9 @@ __all__ = ["redis_feature_sink", "redis_sorted_set_sink"]
 
 
 def _connection(builder: TableDescriptor.Builder, settings: Settings) -> TableDescriptor.Builder:
+    # The TaskManager reads the password from its own environment, so it never enters the job graph.
     return (builder.option("host", settings.redis_host).option("port", str(settings.redis_port))
-            .option("password", settings.redis_password))
+            .option("password-env", "FYP_REDIS_PASSWORD"))
 
 
 def _duration(delta: timedelta) -> str:

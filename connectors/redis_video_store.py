@@ -50,7 +50,9 @@ return 0
 
 
 def video_key(video_id: str) -> str:
-    """>>> video_key("v1")
+    """The hash key of a video.
+
+    >>> video_key("v1")
     'fyp:video:v1:v1'
     """
     return f"{VIDEO_KEY_PREFIX}{video_id}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fyp.commands import bench, demo, features, jobs, produce, stack
+from fyp.commands import bench, demo, features, jobs, lake, produce, stack, uploads
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,8 @@ jobs.register(app)
 demo.register(app)
 features.register(app)
 bench.register(app)
+uploads.register(app)
+lake.register(app)
 
 
 def main() -> None:

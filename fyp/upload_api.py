@@ -4,8 +4,9 @@
     POST /v1/uploads/{id}/complete head, sniff, sha256 the object; emit UploadCompleted; return the status
 
 The bytes never pass through this service: the client PUTs them to object storage with a SigV4 presigned URL
-for a key the server chose (`uploads/{yyyy}/{mm}/{dd}/{uuid}`). Dependencies are injected (`create_app`):
-an S3 client, a store of pending uploads and `emit(record_name, record)`, which the caller wires to Kafka.
+for a key the server chose (`uploads/{yyyy}/{mm}/{dd}/{uuid}`). Dependencies are injected (`create_app`,
+`UploadService`): an S3 client, a store of pending uploads and `emit(record_name, record)`, which the caller
+wires to Kafka (`fyp serve upload`: `connectors.kafka_emitter.KafkaEmitter` and `RedisUploadStore`).
 Errors are `{"error": {"code", "message"}}` with a 4xx status (503 when emitting fails).
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "PendingUpload",
     "RedisUploadStore",
     "UploadRequest",
+    "UploadService",
     "UploadStore",
     "content_type_of",
     "create_app",
@@ -205,6 +207,77 @@ def content_type_of(sniffed: Sniffed, head: bytes) -> str | None:
     return None
 
 
+class UploadService:
+    """The two operations of the API, without HTTP: `fyp upload` calls them in-process, the app over HTTP.
+
+    s3: a boto3 S3 client configured for SigV4 (`fyp.media.publish.make_s3_client`); presigning needs no
+    network. expires_in: life of a PUT URL, seconds (default 900). Errors are `ApiError`.
+    """
+
+    def __init__(
+        self, *, s3: Any, bucket: str, store: UploadStore, emit: Emit, limits: Limits = DEFAULT_LIMITS,
+        expires_in: int = 900, clock: Callable[[], float] = time.time,
+    ) -> None:
+        if getattr(s3.meta.config, "signature_version", None) != "s3v4":
+            raise ValueError("the S3 client must sign with SigV4 (Config(signature_version='s3v4'))")
+        self.s3, self.bucket, self.store, self.emit = s3, bucket, store, emit
+        self.limits, self.expires_in, self.clock = limits, expires_in, clock
+
+    def create(self, body: UploadRequest) -> dict[str, Any]:
+        """Register a pending upload; return {upload_id, video_id, put_url, object_key, expires_in, headers}."""
+        if body.size_bytes > self.limits.max_size_bytes:
+            raise ApiError(413, "too_large", f"at most {self.limits.max_size_bytes} bytes")
+        upload_id, video_id = uuid.uuid4().hex, uuid.uuid4().hex
+        key = new_upload_key(upload_id=upload_id)
+        self.store.put(
+            PendingUpload(
+                upload_id=upload_id,
+                video_id=video_id,
+                object_key=key,
+                author_id=body.author_id,
+                caption=body.caption,
+                hashtags=tuple(body.hashtags),
+                sound_id=body.sound_id,
+                region=body.region,
+                language=body.language,
+                content_type=body.content_type,
+                declared_size=body.size_bytes,
+                created_ms=int(self.clock() * 1000),
+            )
+        )
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": body.content_type}
+        url = self.s3.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=self.expires_in, HttpMethod="PUT"
+        )
+        return {
+            "upload_id": upload_id,
+            "video_id": video_id,
+            "put_url": url,
+            "object_key": key,
+            "expires_in": self.expires_in,
+            # Content-Type is signed: the PUT must send exactly this header.
+            "headers": {"Content-Type": body.content_type},
+        }
+
+    def complete(self, upload_id: str) -> dict[str, Any]:
+        """Check the stored object and emit UploadCompleted (once); return the upload's status."""
+        pending = self.store.get(upload_id) if _valid_upload_id(upload_id) else None
+        if pending is None:
+            raise ApiError(404, "upload_not_found", "no such upload, or it expired")
+        if pending.status != "pending":
+            return _finished(pending)
+        if not self.store.claim(upload_id):
+            raise ApiError(409, "completion_in_progress", "this upload is being completed; retry shortly")
+        try:
+            done = _complete(pending, s3=self.s3, bucket=self.bucket, limits=self.limits, emit=self.emit,
+                             clock=self.clock)
+        except ApiError:
+            self.store.release(upload_id)
+            raise
+        self.store.put(done)
+        return _finished(done)
+
+
 def create_app(
     *,
     s3: Any,
@@ -215,13 +288,9 @@ def create_app(
     expires_in: int = 900,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The FastAPI app.
-
-    s3: a boto3 S3 client configured for SigV4 (`fyp.media.publish.make_s3_client`); presigning needs no
-    network. expires_in: life of a PUT URL, seconds (default 900).
-    """
-    if getattr(s3.meta.config, "signature_version", None) != "s3v4":
-        raise ValueError("the S3 client must sign with SigV4 (Config(signature_version='s3v4'))")
+    """The FastAPI app over an `UploadService` built from the same arguments (see `UploadService`)."""
+    service = UploadService(s3=s3, bucket=bucket, store=store, emit=emit, limits=limits, expires_in=expires_in,
+                            clock=clock)
     app = FastAPI(title="fyp upload API", version="1")
 
     @app.exception_handler(StarletteHTTPException)
@@ -244,54 +313,11 @@ def create_app(
 
     @app.post("/v1/uploads", status_code=201)
     def create_upload(body: UploadRequest) -> dict[str, Any]:
-        if body.size_bytes > limits.max_size_bytes:
-            raise ApiError(413, "too_large", f"at most {limits.max_size_bytes} bytes")
-        upload_id, video_id = uuid.uuid4().hex, uuid.uuid4().hex
-        key = new_upload_key(upload_id=upload_id)
-        store.put(
-            PendingUpload(
-                upload_id=upload_id,
-                video_id=video_id,
-                object_key=key,
-                author_id=body.author_id,
-                caption=body.caption,
-                hashtags=tuple(body.hashtags),
-                sound_id=body.sound_id,
-                region=body.region,
-                language=body.language,
-                content_type=body.content_type,
-                declared_size=body.size_bytes,
-                created_ms=int(clock() * 1000),
-            )
-        )
-        params = {"Bucket": bucket, "Key": key, "ContentType": body.content_type}
-        url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT")
-        return {
-            "upload_id": upload_id,
-            "video_id": video_id,
-            "put_url": url,
-            "object_key": key,
-            "expires_in": expires_in,
-            # Content-Type is signed: the PUT must send exactly this header.
-            "headers": {"Content-Type": body.content_type},
-        }
+        return service.create(body)
 
     @app.post("/v1/uploads/{upload_id}/complete")
     def complete_upload(upload_id: str) -> dict[str, Any]:
-        pending = store.get(upload_id) if _valid_upload_id(upload_id) else None
-        if pending is None:
-            raise ApiError(404, "upload_not_found", "no such upload, or it expired")
-        if pending.status != "pending":
-            return _finished(pending)
-        if not store.claim(upload_id):
-            raise ApiError(409, "completion_in_progress", "this upload is being completed; retry shortly")
-        try:
-            done = _complete(pending, s3=s3, bucket=bucket, limits=limits, emit=emit, clock=clock)
-        except ApiError:
-            store.release(upload_id)
-            raise
-        store.put(done)
-        return _finished(done)
+        return service.complete(upload_id)
 
     return app
 

@@ -28,7 +28,7 @@ from udfs.flink_functions import LATE, decode_engagement, encode_dead_letter
 __all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
 
 GROUP_ID = "fyp-engagement-features"
-ALLOWED_LATENESS = timedelta(minutes=2)  # older than watermark - this: counted (fyp_late_events_total), not featured
+ALLOWED_LATENESS = timedelta(minutes=2)  # further behind than this: counted (fyp_late_events_total), not featured
 DEDUP_HORIZON = "5 min"  # an event_id seen again within this is dropped
 
 # Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
@@ -44,24 +44,19 @@ JOB_CONFIG = {
 
 
 def engagement_views(
-    t_env: TableEnvironment, raw_table: str, *, watermark_column: str | None = "kafka_time",
-    allowed_lateness: timedelta = ALLOWED_LATENESS,
+    t_env: TableEnvironment, raw_table: str, *, allowed_lateness: timedelta = ALLOWED_LATENESS,
 ) -> None:
-    """Views over a raw payload table: `decoded` (every record, `e.error` set for bad or late ones) and
-    `engagement` (good, on-time rows, the first of each event_id within the dedup horizon).
-
-    The raw table has payload, kafka_partition, kafka_offset, proc_time and, unless watermark_column is None,
-    that rowtime column; lateness is judged against its watermark.
-    """
+    """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
+    record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
+    event_id within the dedup horizon)."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
-    decode = (f"decode_engagement(payload, CURRENT_WATERMARK(`{watermark_column}`), {lateness_ms})"
-              if watermark_column else "decode_engagement(payload)")
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        f"SELECT {decode} AS e, payload, kafka_partition, kafka_offset, proc_time FROM `{raw_table}`"))
+        f"SELECT decode_engagement(payload, {lateness_ms}) AS e, payload, kafka_partition, kafka_offset, proc_time "
+        f"FROM `{raw_table}`"))
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
     # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
@@ -81,6 +76,10 @@ def build_engagement_features(
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
     engagement_views(t_env, "engagement_raw")
+    serving_sets = SERVING_SETS
+    if options and options.only_feature_sets:
+        feature_sets = tuple(fs for fs in feature_sets if fs.name in options.only_feature_sets)
+        serving_sets = ()
 
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()
@@ -88,7 +87,7 @@ def build_engagement_features(
         sink = f"redis_{feature_set.name}"
         t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
         statements.add_insert_sql(f"INSERT INTO {sink} {feature_query(feature_set)}")
-    for spec in SERVING_SETS:
+    for spec in serving_sets:
         sink = f"redis_{spec.name}"
         t_env.create_temporary_table(sink, redis_sorted_set_sink(
             settings, key_prefix=spec.key_prefix, key_columns=spec.key_columns, member_column=spec.member_column,

@@ -40,7 +40,14 @@ from fyp.config import Settings, load_settings
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
 from udfs.upload_lifecycle import (
-    LifecycleConfig, Step, VideoState, apply, content_claim, decode_event, on_timer, video_fields,
+    LifecycleConfig,
+    Step,
+    VideoState,
+    apply,
+    content_claim,
+    decode_event,
+    on_timer,
+    video_fields,
 )
 
 __all__ = ["GROUP_ID", "JOB_NAME", "VideoLifecycle", "build_upload_orchestration", "config_from_args", "lifecycle"]

@@ -84,7 +84,7 @@ class Aggregation:
     expression: the summed Flink SQL expression over engagement-row columns, for `sum`.
 
     >>> Aggregation(name="plays", operation="count", where="event_type = 'watch'").value_sql()
-    "CASE WHEN event_type = 'watch' THEN 1.0 END"
+    "CASE WHEN event_type = 'watch' THEN 1.0 ELSE 0.0 END"
     """
 
     name: str
@@ -102,7 +102,9 @@ class Aggregation:
 
     def value_sql(self) -> str:
         value = "1.0" if self.operation == "count" else f"CAST({self.expression} AS DOUBLE)"
-        return f"CASE WHEN {self.where} THEN {value} END" if self.where else value
+        # ELSE 0.0, not NULL: the window functions ignore NULL rows, which would then not advance a column's
+        # reference time, and readers assume every column is as of the group's MAX(event_time).
+        return f"CASE WHEN {self.where} THEN {value} ELSE 0.0 END" if self.where else value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 
 __all__ = ["ENGAGEMENT_ROW_TYPE", "LATE", "decode_engagement", "encode_dead_letter", "flink_type"]
 
-LATE = "late"  # the `error` of a row older than the watermark minus the allowed lateness: not a dead letter
+LATE = "late"  # the `error` of a row too far behind the newest event time: counted, not a dead letter
 
 _SCALARS: dict[str, DataType] = {
     "STRING": DataTypes.STRING(), "BIGINT": DataTypes.BIGINT(), "INT": DataTypes.INT(),
@@ -41,37 +41,33 @@ ENGAGEMENT_ROW_TYPE = DataTypes.ROW([DataTypes.FIELD(name, flink_type(t)) for na
 class DecodeEngagement(ScalarFunction):
     """Raw Kafka value -> engagement row; counts dead letters and late events as Flink metrics.
 
-    Called as decode_engagement(payload) or decode_engagement(payload, watermark, allowed_lateness_ms): with a
-    watermark, a row older than watermark - allowed lateness gets error 'late'.
+    decode_engagement(payload, allowed_lateness_ms): a row whose event time is more than the allowed lateness
+    behind the newest event time this subtask has decoded gets error 'late'. The SQL watermark cannot serve
+    here: with mini-batches on, Flink's MiniBatchAssigner replaces event-time watermarks with processing-time
+    ones, which would mark a whole replayed backlog late.
     """
 
     def open(self, function_context: FunctionContext) -> None:
         group = function_context.get_metric_group()
         self.dead_letters = group.counter("fyp_dead_letters_total")
         self.late_events = group.counter("fyp_late_events_total")
+        self.newest_event_ms = None
 
-    def eval(self, payload: bytes, watermark=None, allowed_lateness_ms: int = 0):
+    def eval(self, payload: bytes, allowed_lateness_ms: int | None = None):
         values = list(to_engagement_row(payload, int(time.time() * 1000)))
+        event_ms = values[_EVENT_TIME]
         if values[_ERROR] is not None:
             self.dead_letters.inc()
-        elif watermark is not None and values[_EVENT_TIME] < _epoch_ms(watermark) - allowed_lateness_ms:
-            values[_ERROR] = LATE
-            self.late_events.inc()
+        elif allowed_lateness_ms is not None:
+            if self.newest_event_ms is None or event_ms > self.newest_event_ms:
+                self.newest_event_ms = event_ms
+            elif event_ms < self.newest_event_ms - allowed_lateness_ms:
+                values[_ERROR] = LATE
+                self.late_events.inc()
         if values[_HASHTAGS] is None:
             # Thread mode's converter cannot turn a null ARRAY into Java (TypeError in to_external).
             values[_HASHTAGS] = []
         return Row(*values)
-
-
-def _epoch_ms(watermark) -> int:
-    """A TIMESTAMP_LTZ argument arrives as a datetime (timezone-aware or naive UTC) or as epoch ms."""
-    if isinstance(watermark, int | float):
-        return int(watermark)
-    if watermark.tzinfo is None:
-        import calendar
-
-        return calendar.timegm(watermark.timetuple()) * 1000 + watermark.microsecond // 1000
-    return int(watermark.timestamp() * 1000)
 
 
 decode_engagement = udf(DecodeEngagement(), result_type=ENGAGEMENT_ROW_TYPE)

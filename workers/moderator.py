@@ -202,7 +202,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     topics = topics or Topics()
     settings = load_settings()
     registry = default_registry()
-    client = redis.Redis(host=settings.host, port=settings.redis_port, password=settings.redis_password)
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
     catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     moderator = Moderator(
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),

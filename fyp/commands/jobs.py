@@ -16,6 +16,7 @@ __all__ = ["register"]
 
 def submit(
     job: str = typer.Argument(..., help=f"A job in jobs/: {', '.join(available_jobs())}"),
+    job_args: list[str] = typer.Argument(None, help="Arguments for the job itself, after `--`."),
     parallelism: int = typer.Option(None, "--parallelism", "-p", help="Job parallelism (default: cluster's)."),
     checkpoint_interval: str = typer.Option(
         None, "--checkpoint-interval", help="Override execution.checkpointing.interval, e.g. 10s."),
@@ -27,7 +28,8 @@ def submit(
     if checkpoint_interval:
         properties["execution.checkpointing.interval"] = checkpoint_interval
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):
-        job_id = submit_job(load_settings(), job, parallelism=parallelism, properties=properties)
+        job_id = submit_job(load_settings(), job, parallelism=parallelism, properties=properties,
+                            job_args=job_args or [])
     if as_json:
         print_json({"job": job, "job_id": job_id})
     else:

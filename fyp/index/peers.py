@@ -180,6 +180,7 @@ class _FaissIndex(_LabelledIndex):
         self._index = index
         self._dead: set[int] = set()
         self._selector: Any = None
+        self._cached_params: tuple[Any, Any] | None = None
 
     def _train(self, sample: np.ndarray) -> None:
         if not self._index.is_trained:
@@ -222,11 +223,17 @@ class _FaissIndex(_LabelledIndex):
         queries = normalize(queries, self.dim)
         if not len(self):
             return [[] for _ in queries]
-        scores, labels = self._index.search(queries, k, params=self._search_parameters())
+        key = (self._knobs_key(), len(self._dead))
+        if self._cached_params is None or self._cached_params[0] != key:  # building them costs ~10 us a query
+            self._cached_params = (key, self._search_parameters())
+        scores, labels = self._index.search(queries, k, params=self._cached_params[1])
         return self._neighbors(labels, scores, k)
 
     def _search_parameters(self) -> Any:
         raise NotImplementedError
+
+    def _knobs_key(self) -> tuple[int, ...]:
+        return tuple(self._knobs().values())
 
     def vector(self, video_id: str) -> np.ndarray | None:
         label = self._label_of.get(video_id)
@@ -262,6 +269,7 @@ class FaissIvfIndex(_FaissIndex):
             index = faiss.IndexRefineFlat(base)
         else:
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.make_direct_map()  # position -> list entry, for `vector`; 8 bytes a vector
         super().__init__(dim=dim, index=index)
         self.kind = "faiss-ivfpq" if pq else "faiss-ivf"
         self.nlist, self.pq, self.nprobe, self.k_factor = nlist, pq, nprobe, k_factor

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -66,6 +67,7 @@ __all__ = [
     "pushdown_filters",
     "referenced_tables",
     "run_query",
+    "write_result",
 ]
 
 
@@ -129,10 +131,10 @@ def _key(db: str, name: str) -> str:
 
 
 def referenced_tables(sql: str) -> list[str]:
-    """The two-part names (`namespace.table`, lower case) that the query reads, in order of first use.
+    """The two-part names (`namespace.table`, lower case, sorted) that the query reads.
 
     >>> referenced_tables("SELECT * FROM history.events e JOIN dims.videos v USING (video_id)")
-    ['history.events', 'dims.videos']
+    ['dims.videos', 'history.events']
     """
     tree = _parse(sql)
     if tree is not None:
@@ -147,7 +149,7 @@ def referenced_tables(sql: str) -> list[str]:
             parts = [p.strip('"') for p in re.split(r"\s+AS\s+", name, maxsplit=1, flags=re.I)[0].split(".")]
             if len(parts) == 2:
                 names.append(_key(*parts))
-    return list(dict.fromkeys(names))
+    return sorted(set(names))
 
 
 def _conjuncts(node: exp.Expression) -> Iterable[exp.Expression]:
@@ -269,8 +271,8 @@ class _Converter:
         if isinstance(node, exp.Not):
             inner = node.this.unnest()
             if isinstance(inner, exp.In):
-                found = self.convert(inner)
-                return NotIn(found.term.name, found.literals) if isinstance(found, In) else None
+                found = self._in_list(inner)
+                return NotIn(found[0], found[1]) if found else None
             if isinstance(inner, exp.Is) and isinstance(inner.expression, exp.Null) and (f := self.field(inner.this)):
                 return NotNull(f.name)
             return None
@@ -278,11 +280,8 @@ class _Converter:
             field = self.field(node.this)
             return IsNull(field.name) if field and isinstance(node.expression, exp.Null) else None
         if isinstance(node, exp.In):
-            field = self.field(node.this)
-            if field is None or node.args.get("query") or node.args.get("unnest") or not node.expressions:
-                return None
-            values = [_literal(v, field.field_type) for v in node.expressions]
-            return None if any(v is None for v in values) else In(field.name, tuple(values))
+            found = self._in_list(node)
+            return In(found[0], found[1]) if found else None
         if isinstance(node, exp.Between):
             field = self.field(node.this)
             if field is None or node.args.get("symmetric"):
@@ -295,6 +294,13 @@ class _Converter:
             if type(node) is kind:
                 return self._comparison(node.this, node.expression, forward, flipped)
         return None
+
+    def _in_list(self, node: exp.In) -> tuple[str, tuple[Any, ...]] | None:
+        field = self.field(node.this)
+        if field is None or node.args.get("query") or node.args.get("unnest") or not node.expressions:
+            return None
+        values = tuple(_literal(v, field.field_type) for v in node.expressions)
+        return None if any(v is None for v in values) else (field.name, values)
 
     def _comparison(self, left, right, forward, flipped) -> BooleanExpression | None:
         if (field := self.field(left)) is not None:
@@ -338,7 +344,7 @@ def _table_filter(table: exp.Table, schema: Schema) -> BooleanExpression:
             continue
         try:
             bind(schema, predicate, case_sensitive=True)
-        except Exception:  # noqa: BLE001 - a literal pyiceberg cannot bind: skip that conjunct, scan more
+        except Exception:  # a literal pyiceberg cannot bind: skip that conjunct, scan more
             continue
         found = predicate if isinstance(found, AlwaysTrue) else And(found, predicate)
     return found
@@ -505,7 +511,7 @@ def _scan(table: Table, name: str, snapshot_id: int | None, row_filter: BooleanE
     scan = table.scan(row_filter=row_filter, selected_fields=columns or ("*",), snapshot_id=snapshot_id)
     tasks = list(scan.plan_files())
     snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
-    total = int(snapshot.summary["total-data-files"]) if snapshot and snapshot.summary else 0
+    total = int(snapshot.summary["total-data-files"] or 0) if snapshot and snapshot.summary else 0
     rows = ArrowScan(table.metadata, table.io, scan.projection(), row_filter, True).to_table(tasks)
     return rows, TableScan(
         table=name, snapshot_id=snapshot_id, row_filter=describe_filter(row_filter), columns=columns,
@@ -554,3 +560,23 @@ def run_query(catalog: Catalog, sql: str, *, as_of: AsOf | None = None) -> Query
 
 def _all_tables(catalog: Catalog) -> list[str]:
     return [".".join(ident) for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)]
+
+
+def write_result(rows: pa.Table, path: Path) -> None:
+    """Write query rows to a .csv (with a header; lists as DuckDB prints them) or a .parquet file."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(rows, path)
+    elif suffix == ".csv":
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("result_rows", rows)
+            target = str(path).replace("'", "''")
+            con.execute(f"COPY result_rows TO '{target}' (FORMAT csv, HEADER)")
+        finally:
+            con.close()
+    else:
+        raise LakeQueryError(f"--out {path}: write a .csv or a .parquet file")

@@ -142,7 +142,8 @@ class TaskManagerService(_FlinkProcess):
         # Thread mode embeds CPython in the JVM (PEMJA), which starts without the virtualenv's site-packages
         # and does not run its .pth files: name both the site-packages and the project explicitly.
         site_packages = self.dist.home.parent
-        return {**self.dist.environment(), "PYTHONPATH": f"{site_packages}:{REPO_ROOT}"}
+        return {**self.dist.environment(), "PYTHONPATH": f"{site_packages}:{REPO_ROOT}",
+                "FYP_REDIS_PASSWORD": self.settings.redis_password}
 
     def address(self) -> str:
         if self.dist.prometheus_enabled:

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import httpx
 from botocore.config import Config
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from fyp.stack.process import StackError
 from fyp.stack.service import ProcessService
@@ -70,4 +71,7 @@ class SeaweedService(ProcessService):
             client.create_bucket(Bucket=self.settings.media_bucket)
         from connectors.iceberg_tables import ensure_tables  # pyiceberg import is slow; only needed here
 
-        ensure_tables(self.settings)
+        # The REST catalog answers /v1/config a moment before its table bucket exists.
+        for attempt in Retrying(stop=stop_after_delay(30), wait=wait_fixed(0.5), reraise=True):
+            with attempt:
+                ensure_tables(self.settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from pyflink.table import DataTypes
@@ -41,6 +42,7 @@ def raw(t_env):
         b"\x00garbage",
         _event("Watch", "v3", watch_ms=-5, video_duration_ms=10_000),
         duplicated,  # a redelivery: same event_id
+        _event("Watch", "v4", offset_ms=4 * 3600 * 1000, watch_ms=1_000, video_duration_ms=10_000),  # too late
     ]
     rows = [(bytearray(p), 0, offset) for offset, p in enumerate(payloads)]  # PyFlink wants bytearray
     schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
@@ -48,12 +50,12 @@ def raw(t_env):
                             DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
     t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
     t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
-    engagement_views(t_env, "raw", watermark_column=None)
+    engagement_views(t_env, "raw", allowed_lateness=timedelta(hours=3))
     return t_env
 
 
 def test_malformed_records_are_routed_with_a_reason(raw):
-    query = "SELECT kafka_offset, e.error FROM decoded WHERE e.error IS NOT NULL"
+    query = "SELECT kafka_offset, e.error FROM decoded WHERE e.error IS NOT NULL AND e.error <> 'late'"
     with raw.sql_query(query).execute().collect() as rows:
         errors = {row[0]: row[1] for row in rows}
     assert errors == {8: "undecodable:bad_marker", 9: "negative_duration:watch_ms"}
@@ -73,3 +75,10 @@ def test_video_windows_count_only_events_inside_them(raw):
     assert v1["event_time"] == NOW
     assert dict(zip(columns, rows[("v2",)], strict=True))["plays_1h"] == 1  # the duplicate is dropped
     assert ("v3",) not in rows  # its only event was malformed
+    assert ("v4",) not in rows  # its only event was later than the allowed lateness
+
+
+def test_late_events_are_not_dead_letters(raw):
+    query = "SELECT kafka_offset FROM decoded WHERE e.error = 'late'"
+    with raw.sql_query(query).execute().collect() as rows:
+        assert [row[0] for row in rows] == [11]

@@ -57,7 +57,7 @@ def test_query_groups_by_entity_keys_and_explodes_hashtags():
     query = feature_query(_set(entity=USER_HASHTAG))
     assert "CROSS JOIN UNNEST(`hashtags`)" in query
     assert query.rstrip().endswith("GROUP BY `user_id`, `hashtag`")
-    value = "CASE WHEN event_type = 'watch' THEN 1.0 END"
+    value = "CASE WHEN event_type = 'watch' THEN 1.0 ELSE 0.0 END"
     assert f"SLIDING_SUM({value}, `event_time`, 60000, 12) AS `plays_1m`" in query
     assert f"DECAYED_SUM({value}, `event_time`, 1800000) AS `plays_decay_30m`" in query
 

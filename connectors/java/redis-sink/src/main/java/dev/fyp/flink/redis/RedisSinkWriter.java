@@ -151,15 +151,16 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
                         e.getMessage(), attempt + 1, config.maxRetries, backoff);
                 Thread.sleep(backoff);
                 backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-            } catch (JedisAccessControlException e) {
-                disconnect();
-                throw new IOException("fyp-redis: Redis at " + config.address() + " refused authentication ("
-                        + e.getMessage() + "); check 'password' / 'password-env'"
-                        + (config.passwordEnv != null ? " (variable " + config.passwordEnv + ")" : ""), e);
             } catch (JedisException e) {
                 disconnect();
-                throw new IOException("fyp-redis: Redis at " + config.address() + " rejected a write: "
-                        + e.getMessage(), e);
+                String m = String.valueOf(e.getMessage());
+                if (e instanceof JedisAccessControlException || m.startsWith("NOAUTH") || m.startsWith("WRONGPASS")) {
+                    throw new IOException("fyp-redis: Redis at " + config.address() + " refused authentication ("
+                            + m + "); check 'password' / 'password-env'" + (config.passwordEnv == null ? ""
+                            : " (variable " + config.passwordEnv + " is "
+                            + (config.resolvePassword() == null ? "unset or empty)" : "set)")), e);
+                }
+                throw new IOException("fyp-redis: Redis at " + config.address() + " rejected a write: " + m, e);
             }
         }
         long ms = (System.nanoTime() - start) / 1_000_000L;

@@ -303,7 +303,15 @@ class RedisSinkWriterTest {
         try (RedisSinkWriter w = writer(c, new ManualTime())) {
             w.write(row("a", 1, 1.0, 1L), null);
             IOException e = assertThrows(IOException.class, () -> w.flush(false));
-            assertTrue(e.getMessage().contains("password"), e.getMessage());
+            assertTrue(e.getMessage().contains("refused authentication"), e.getMessage());
+        }
+        Configuration unset = options("hash", Map.of("password-env", "FYP_TEST_NO_SUCH_VARIABLE",
+                "sink.max-retries", "0"));
+        try (RedisSinkWriter w = writer(unset, new ManualTime())) {
+            w.write(row("a", 1, 1.0, 1L), null);
+            IOException e = assertThrows(IOException.class, () -> w.flush(false));
+            assertTrue(e.getMessage().contains("refused authentication")
+                    && e.getMessage().contains("FYP_TEST_NO_SUCH_VARIABLE is unset"), e.getMessage());
         }
     }
 

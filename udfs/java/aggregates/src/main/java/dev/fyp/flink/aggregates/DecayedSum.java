@@ -20,8 +20,10 @@ import org.apache.flink.table.functions.AggregateFunction;
  *
  * <p>{@link #getValue} returns the sum as of {@code ref} (null if no event was accepted). A reader
  * decays it to its own time with {@code value · 2^(-(now - ref) / h)}, where {@code ref} is {@code
- * MAX(event_time_ms)} over the same group (and the same filter: rows with a null or non-finite
- * value, or a null time, are ignored here).
+ * MAX(event_time_ms)} over the same group. Ignored rows (below) do not advance {@code ref}, so a
+ * filtered column should be written {@code CASE WHEN cond THEN x ELSE 0.0 END} (not with a NULL
+ * {@code ELSE}) for its {@code ref} to be the group's {@code MAX(event_time_ms)}; see
+ * docs/AGGREGATES.md.
  *
  * <p>Rows whose value or event time is null, or whose value is NaN or infinite (which would poison
  * the long-lived state for good), are ignored. The half-life must be a positive constant of the
@@ -83,6 +85,18 @@ public class DecayedSum extends AggregateFunction<Double, DecayedSum.Acc> {
         } else {
             acc.sum += v * decay(acc.ref - e, h);
         }
+    }
+
+    /**
+     * Withdraws a row accumulated earlier: subtracts its contribution as of the current reference time.
+     * Needed only because the planner marks a proc-time keep-first deduplication under mini-batch as
+     * possibly updating; such a deduplication only ever inserts, so in practice this is not called.
+     */
+    public void retract(Acc acc, Double value, Long eventTimeMs, Long halfLifeMs) {
+        if (acc.empty || value == null || eventTimeMs == null || !Double.isFinite(value)) {
+            return;
+        }
+        acc.sum -= value * Math.pow(0.5, (double) (acc.ref - eventTimeMs) / (double) acc.halfLifeMs);
     }
 
     public void merge(Acc acc, Iterable<Acc> others) {

@@ -23,7 +23,9 @@ import org.apache.flink.table.functions.AggregateFunction;
  * bucket by bucket, keeping for each slot the newest index (adding when both hold the same one).
  *
  * <p>{@link #getValue} returns the sum as of {@code ref} (null if no event was accepted). Rows whose
- * value or time is null, or whose value is NaN or infinite, are ignored. {@code window_ms} and
+ * value or time is null, or whose value is NaN or infinite, are ignored and do not advance {@code
+ * ref}: write a filtered column as {@code CASE WHEN cond THEN x ELSE 0.0 END} so that its {@code ref}
+ * is the group's {@code MAX(event_time_ms)} (docs/AGGREGATES.md). {@code window_ms} and
  * {@code tiles} must be positive constants of the call site; anything else fails the job with an
  * {@link IllegalArgumentException}.
  *
@@ -93,6 +95,22 @@ public class SlidingSum extends AggregateFunction<Double, SlidingSum.Acc> {
             // at least `tiles` tiles behind refTile, which was handled above.
             acc.tileIndex[slot] = i;
             acc.sums[slot] = v;
+        }
+    }
+
+    /**
+     * Withdraws a row accumulated earlier. Needed only because the planner marks a proc-time keep-first
+     * deduplication under mini-batch as possibly updating; such a deduplication only ever inserts, so in
+     * practice this is not called. A row whose tile has left the ring no longer counts and is ignored.
+     */
+    public void retract(Acc acc, Double value, Long eventTimeMs, Long windowMs, Integer tiles) {
+        if (acc.sums == null || value == null || eventTimeMs == null || !Double.isFinite(value)) {
+            return;
+        }
+        final long i = Math.floorDiv(eventTimeMs.longValue(), acc.windowMs / acc.tiles);
+        final int slot = (int) Math.floorMod(i, (long) acc.tiles);
+        if (acc.tileIndex[slot] == i) {
+            acc.sums[slot] -= value;
         }
     }
 

@@ -1,0 +1,86 @@
+"""The "no framework" peer: a confluent-kafka consumer loop, a dict of entity states, one Redis pipeline per batch.
+
+Per batch of up to 10,000 records: decode each (udfs.envelope.to_engagement_row), drop bad ones, fold good ones
+into their entity's state (fyp.bench.peers.evaluate), write the absolute packed value of every entity the batch
+touched in one pipeline, then commit the batch's offsets (at-least-once; state lives in this process only, so a
+restart starts empty: this is a benchmark peer, not a replacement for the job).
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+
+from features.engagement.video_engagement import v1
+from fyp.bench.peers.evaluate import FeatureEvaluator
+from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
+from fyp.bench.peers.result import PeerRun
+from fyp.config import Settings
+from schemas.topics import ENGAGEMENT
+from udfs.envelope import to_engagement_row
+from udfs.featurespec import FeatureSet
+
+__all__ = ["BATCH_SIZE", "run_naive"]
+
+BATCH_SIZE = 10_000
+POLL_TIMEOUT_S = 0.5
+
+
+def run_naive(
+    settings: Settings, *, events: int, group_id: str, timeout_s: float, topic: str = ENGAGEMENT.name,
+    feature_set: FeatureSet = v1,
+) -> PeerRun:
+    """Consume `topic` from the earliest offset as consumer group `group_id` until `events` records were processed
+    and written; raises TimeoutError after `timeout_s` seconds (from the call) if they were not."""
+    evaluator = FeatureEvaluator.of(feature_set)
+    writer = PackedFeatureWriter(redis_client(settings), feature_set)
+    consumer = Consumer({
+        **settings.kafka_client_config(), "group.id": group_id, "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 0,
+    })
+    states: dict[str, array] = {}
+    key, update, new_state = evaluator.key, evaluator.update, evaluator.new_state
+    deadline = time.monotonic() + timeout_s
+    processed = good = 0
+    first = last_write = None
+    first_cpu = last_cpu = 0.0
+    consumer.subscribe([topic])
+    try:
+        while processed < events:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"naive peer: {processed} of {events} events after {timeout_s} s")
+            messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_TIMEOUT_S)
+            if not messages:
+                continue
+            if first is None:
+                first, first_cpu = time.perf_counter(), time.process_time()
+            now_ms = int(time.time() * 1000)
+            touched: dict[str, array] = {}
+            for message in messages[: events - processed]:
+                if message.error() is not None:
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(message.error())
+                processed += 1
+                row = to_engagement_row(message.value(), now_ms)
+                if row[-1] is not None:
+                    continue  # a bad event: the job sends it to the dead-letter topic
+                entity = key(row)
+                if entity is None:
+                    continue
+                state = states.get(entity)
+                if state is None:
+                    state = states[entity] = new_state()
+                update(state, row)
+                touched[entity] = state
+                good += 1
+            if touched:
+                writer.write({entity: evaluator.pack(state) for entity, state in touched.items()})
+                last_write, last_cpu = time.perf_counter(), time.process_time()
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return PeerRun(events=processed, good_events=good, seconds=(last_write or first or 0.0) - (first or 0.0),
+                   cpu_seconds=max(last_cpu - first_cpu, 0.0), redis_writes=writer.written, entities=len(states))
