@@ -12,7 +12,7 @@ echo "== unit tests (tools environment)"
 .venv/bin/python -m pytest tests/unit -q -p no:cacheprovider
 
 echo "== job builders on in-memory input (Flink environment)"
-.venv-flink/bin/python -m pytest tests/flink -q -p no:cacheprovider
+.venv-flink/bin/python -m pytest tests/flink -q -p no:cacheprovider -p no:warnings
 
 echo "== integration tests (real Kafka, Redis, SeaweedFS, Flink)"
 export FYP_HOME="${FYP_TEST_HOME:-$PWD/.fyp/test-stack}"

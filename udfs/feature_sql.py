@@ -1,20 +1,22 @@
 """Compile a `FeatureSet` into the Flink SQL query that computes it from the engagement view.
 
-The query is a non-windowed GROUP BY over the entity's keys. Windows are Java aggregate functions
-(udfs/java/aggregates: SLIDING_SUM, DECAYED_SUM), so no Python runs per event, and every output row holds
-absolute values from Flink state, as the Redis sink requires.
+The query is a non-windowed GROUP BY over the entity's keys. All windows and decays of a feature set are one
+Java aggregate call, FEATURE_VECTOR (udfs/java/aggregates, docs/AGGREGATES.md), so no Python runs per event and
+an event updates one accumulator per feature set; an outer SELECT flattens its array into the value columns.
+Every output row holds absolute values from Flink state, as the Redis sink requires.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from udfs.featurespec import FeatureSet, SortedSetSpec, window_label
+from udfs.featurespec import FeatureSet, SortedSetSpec
 
-__all__ = ["JAVA_AGGREGATES", "feature_query", "sink_columns", "sorted_set_query"]
+__all__ = ["JAVA_AGGREGATES", "feature_query", "sink_columns", "sorted_set_query", "vector_spec"]
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {
+    "FEATURE_VECTOR": "dev.fyp.flink.aggregates.FeatureVector",
     "SLIDING_SUM": "dev.fyp.flink.aggregates.SlidingSum",
     "DECAYED_SUM": "dev.fyp.flink.aggregates.DecayedSum",
 }
@@ -30,8 +32,17 @@ def sink_columns(feature_set: FeatureSet) -> list[tuple[str, str]]:
     return [*keys, ("event_time", "BIGINT"), *((c, "DOUBLE") for c in feature_set.columns())]
 
 
+def vector_spec(feature_set: FeatureSet) -> str:
+    """FEATURE_VECTOR's spec: `window_ms/tiles,...;half_life_ms,...` (either list may be empty)."""
+    windows = ",".join(f"{_ms(w)}/{feature_set.tiles}" for w in feature_set.windows)
+    return f"{windows};{','.join(str(_ms(h)) for h in feature_set.half_lives)}"
+
+
 def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl: timedelta | None = None) -> str:
     """The SELECT computing `feature_set` from `source` (a view of engagement rows, event_time in ms).
+
+    An inner GROUP BY computes one FEATURE_VECTOR per key (its elements in `feature_set.columns()` order) and
+    an outer SELECT flattens it, so the rows have exactly the columns of `sink_columns(feature_set)`.
 
     state_ttl: how long an idle entity's state is kept (default: the longest window plus one hour); set as
     a STATE_TTL hint, so the job-wide TTL can stay short for deduplication.
@@ -45,21 +56,17 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:
         conditions.append(f"({feature_set.where})")
-    values = []
-    for aggregation in feature_set.aggregations:
-        value = aggregation.value_sql()
-        for window in feature_set.windows:
-            values.append(f"SLIDING_SUM({value}, `event_time`, {_ms(window)}, {feature_set.tiles}) "
-                          f"AS `{aggregation.name}_{window_label(window)}`")
-    for aggregation in feature_set.aggregations:
-        value = aggregation.value_sql()
-        for half_life in feature_set.half_lives:
-            values.append(f"DECAYED_SUM({value}, `event_time`, {_ms(half_life)}) "
-                          f"AS `{aggregation.name}_decay_{window_label(half_life)}`")
-    select = ",\n  ".join([*keys, "MAX(`event_time`) AS `event_time`", *values])
+    # CAST: a count's CASE is DECIMAL; the array must be ARRAY<DOUBLE>.
+    values = ",\n    ".join(f"CAST({a.value_sql()} AS DOUBLE)" for a in feature_set.aggregations)
+    vector = f"FEATURE_VECTOR(ARRAY[\n    {values}],\n    `event_time`, '{vector_spec(feature_set)}') AS `fv`"
+    select = ",\n  ".join([*keys, "MAX(`event_time`) AS `event_time`", vector])
     hint = f"/*+ STATE_TTL('src' = '{int(ttl.total_seconds())}s') */"
-    return (f"SELECT {hint}\n  {select}\nFROM {relation} AS src\nWHERE {' AND '.join(conditions)}\n"
-            f"GROUP BY {', '.join(keys)}")
+    inner = (f"SELECT {hint}\n  {select}\nFROM {relation} AS src\nWHERE {' AND '.join(conditions)}\n"
+             f"GROUP BY {', '.join(keys)}")
+    # Flink arrays are 1-based.
+    flat = [f"`fv`[{i}] AS `{column}`" for i, column in enumerate(feature_set.columns(), start=1)]
+    outer = ",\n  ".join([*keys, "`event_time`", *flat])
+    return f"SELECT\n  {outer}\nFROM (\n{inner}\n) AS `vectors`"
 
 
 def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:

@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from pyflink.table import DataTypes
 
-from features.engagement import video_engagement
+from features.engagement import user_hashtag_affinity, video_engagement
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows
 from udfs.feature_sql import feature_query
+from udfs.featurespec import FeatureSet, window_label
 
 NOW = int(time.time() * 1000)
 
@@ -76,6 +77,38 @@ def test_video_windows_count_only_events_inside_them(raw):
     assert dict(zip(columns, rows[("v2",)], strict=True))["plays_1h"] == 1  # the duplicate is dropped
     assert ("v3",) not in rows  # its only event was malformed
     assert ("v4",) not in rows  # its only event was later than the allowed lateness
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def _per_column_query(feature_set: FeatureSet) -> str:
+    """The same features with one SLIDING_SUM / DECAYED_SUM call per column (what FEATURE_VECTOR replaces)."""
+    keys = [f"`{k}`" for k in feature_set.entity.key_columns]
+    relation = "`engagement`"
+    if feature_set.entity.explodes_hashtags:
+        relation = "(SELECT * FROM `engagement` CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
+    values = [f"SLIDING_SUM({a.value_sql()}, `event_time`, {_ms(w)}, {feature_set.tiles}) "
+              f"AS `{a.name}_{window_label(w)}`" for a in feature_set.aggregations for w in feature_set.windows]
+    values += [f"DECAYED_SUM({a.value_sql()}, `event_time`, {_ms(h)}) AS `{a.name}_decay_{window_label(h)}`"
+               for a in feature_set.aggregations for h in feature_set.half_lives]
+    not_empty = " AND ".join(f"{k} IS NOT NULL AND {k} <> ''" for k in keys)
+    return (f"SELECT {', '.join(keys)}, MAX(`event_time`) AS `event_time`, {', '.join(values)} "
+            f"FROM {relation} AS src WHERE {not_empty} GROUP BY {', '.join(keys)}")
+
+
+@pytest.mark.parametrize("feature_set", [video_engagement.v1, user_hashtag_affinity.v1], ids=lambda fs: fs.name)
+def test_feature_vector_equals_the_per_column_functions(raw, feature_set):
+    width = len(feature_set.entity.key_columns)
+    vector = final_rows(raw.sql_query(feature_query(feature_set)).execute(), key_width=width)
+    per_column = final_rows(raw.sql_query(_per_column_query(feature_set)).execute(), key_width=width)
+    assert vector.keys() == per_column.keys() and vector
+    columns = ["event_time", *feature_set.columns()]
+    for key, row in per_column.items():
+        expected = dict(zip(columns, row[width:], strict=True))
+        actual = dict(zip(columns, vector[key][width:], strict=True))
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), key
 
 
 def test_late_events_are_not_dead_letters(raw):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -11,7 +12,7 @@ from features import ALL_FEATURE_SETS, feature_set_for_entity
 from fyp.config import REPO_ROOT
 from fyp.serving.layout import HEADER_BYTES, ReadPlan, decode_matrix, ratio_columns
 from udfs.feature_docs import render_feature_reference
-from udfs.feature_sql import feature_query, sink_columns
+from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sink_columns, vector_spec
 from udfs.featurespec import USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio
 
 PLAYS = Aggregation(name="plays", operation="count", where="event_type = 'watch'")
@@ -56,10 +57,41 @@ def test_key_prefix_carries_the_version():
 def test_query_groups_by_entity_keys_and_explodes_hashtags():
     query = feature_query(_set(entity=USER_HASHTAG))
     assert "CROSS JOIN UNNEST(`hashtags`)" in query
-    assert query.rstrip().endswith("GROUP BY `user_id`, `hashtag`")
-    value = "CASE WHEN event_type = 'watch' THEN 1.0 ELSE 0.0 END"
-    assert f"SLIDING_SUM({value}, `event_time`, 60000, 12) AS `plays_1m`" in query
-    assert f"DECAYED_SUM({value}, `event_time`, 1800000) AS `plays_decay_30m`" in query
+    assert "STATE_TTL('src' = '7200s')" in query  # the longest window (1 h) plus one hour
+    assert "MAX(`event_time`) AS `event_time`" in query
+    assert "`user_id` IS NOT NULL AND `user_id` <> '' AND `hashtag` IS NOT NULL AND `hashtag` <> ''" in query
+    assert "GROUP BY `user_id`, `hashtag`\n" in query
+
+
+def test_query_computes_one_feature_vector_per_set_and_flattens_it_in_column_order():
+    likes = Aggregation(name="likes", operation="sum", where="event_type = 'like'", expression="delta")
+    fs = _set(aggregations=(PLAYS, likes), half_lives=(timedelta(minutes=30), timedelta(hours=24)))
+    query = feature_query(fs)
+    assert query.count("FEATURE_VECTOR(") == 1
+    assert "SLIDING_SUM" not in query and "DECAYED_SUM" not in query
+    assert vector_spec(fs) == "60000/12,3600000/12;1800000,86400000"
+    values = f"CAST({PLAYS.value_sql()} AS DOUBLE),\n    CAST({likes.value_sql()} AS DOUBLE)"
+    assert (f"FEATURE_VECTOR(ARRAY[\n    {values}],\n    `event_time`, '60000/12,3600000/12;1800000,86400000') AS `fv`"
+            in query)
+    outer = query[:query.index("FROM (")]
+    flattened = re.findall(r"`fv`\[(\d+)\] AS `(\w+)`", outer)
+    assert flattened == [(str(i), c) for i, c in enumerate(fs.columns(), start=1)]
+    selected = re.findall(r"^  `(\w+)`,?$", outer, flags=re.MULTILINE)
+    assert selected == ["video_id", "event_time"]
+    assert [c for c, _ in sink_columns(fs)] == [*selected, *(c for _, c in flattened)]
+
+
+@pytest.mark.parametrize(("windows", "half_lives", "spec"), [
+    ((timedelta(minutes=1),), (), "60000/12;"),
+    ((), (timedelta(hours=24),), ";86400000"),
+])
+def test_vector_spec_lists_may_be_empty(windows, half_lives, spec):
+    assert vector_spec(_set(windows=windows, half_lives=half_lives)) == spec
+
+
+def test_the_vector_function_is_registered_next_to_the_single_ones():
+    assert JAVA_AGGREGATES["FEATURE_VECTOR"] == "dev.fyp.flink.aggregates.FeatureVector"
+    assert {"SLIDING_SUM", "DECAYED_SUM"} <= JAVA_AGGREGATES.keys()  # features/serving_sets.py uses DECAYED_SUM
 
 
 def test_sink_columns_match_the_query_outputs():

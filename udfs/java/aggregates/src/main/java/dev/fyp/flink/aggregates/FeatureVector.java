@@ -1,0 +1,462 @@
+package dev.fyp.flink.aggregates;
+
+import java.util.Arrays;
+
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.functions.AggregateFunction;
+
+/**
+ * {@code FEATURE_VECTOR(vals ARRAY<DOUBLE>, event_time_ms BIGINT, spec STRING) -> ARRAY<DOUBLE>}: every
+ * {@link SlidingSum} and {@link DecayedSum} of a feature set in one accumulator.
+ *
+ * <p>{@code vals} holds one value per aggregation (the same length on every row of a call site). {@code
+ * spec} is a constant of the call site listing the sliding windows as {@code window_ms/tiles} and, after
+ * a {@code ;}, the half-lives in ms, e.g. {@code "60000/12,3600000/12;1800000,86400000"} (either list may
+ * be empty: {@code ";1800000"}, {@code "60000/12;"}). With {@code A} aggregations, {@code W} windows and
+ * {@code H} half-lives the result has {@code A·W + A·H} elements, in this order:
+ *
+ * <pre>
+ *   for each aggregation a: for each window w:    SLIDING_SUM(vals[a], event_time_ms, w)
+ *   for each aggregation a: for each half-life h: DECAYED_SUM(vals[a], event_time_ms, h)
+ * </pre>
+ *
+ * <p>i.e. the order of {@code FeatureSet.columns()} (udfs/featurespec.py). Each element equals what the
+ * single function would return for that column when every row's value is non-null (the feature
+ * compiler's {@code CASE WHEN ... THEN x ELSE 0.0 END}): the same tiles, the same late-drop rule, the
+ * same decay formula and the same merge rules, up to floating-point rounding. All cells share one
+ * reference time, the maximum accepted event time, and one ring of tile indexes per window; only the
+ * sums are per aggregation. So an event costs O(A·(W + H)) additions and W + H (not A·H) {@code pow}
+ * calls, and allocates nothing after the first event of a key.
+ *
+ * <p>Rows whose {@code vals} or event time is null are ignored (they do not advance the reference time).
+ * A null, NaN or infinite element counts as 0.0 (the row still advances the reference time of every
+ * cell); the single functions would skip the row for that column only, which a shared reference time
+ * cannot express. A {@code spec} that is not constant per call site, malformed, or a {@code vals} whose
+ * length changes fails the job with an {@link IllegalArgumentException}.
+ *
+ * <p>{@code retract} subtracts like the single functions do (the planner demands it when the input may
+ * be updating); {@code merge} makes two-phase (local/global) aggregation possible. See
+ * docs/AGGREGATES.md.
+ */
+public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc> {
+
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * Accumulator. Public fields so that Flink maps it to a structured type for state. Arrays are null
+     * until the first accepted row; then sized once and never reallocated.
+     */
+    public static class Acc {
+        /** The call site's spec string; null while empty. */
+        public String spec;
+        /** Number of aggregations (length of {@code vals}). */
+        public int aggs;
+        /** Maximum accepted event time (ms), shared by every cell. */
+        public long refMs;
+        /**
+         * Tile index held by each slot, windows one after the other: slot {@code s} of window {@code w}
+         * at {@code tileOffset[w] + s}. {@link Long#MIN_VALUE} marks a never-used slot.
+         */
+        public long[] tileIndex;
+        /** Per slot, one sum per aggregation: {@code sums[(tileOffset[w] + s) * aggs + a]}. */
+        public double[] sums;
+        /** Decayed sums as of {@link #refMs}: {@code decayed[a * halfLives + h]}. */
+        public double[] decayed;
+
+        public Acc() {}
+    }
+
+    /** A parsed spec. */
+    static final class Spec {
+        final String text;
+        final long[] tileMs;
+        final int[] tiles;
+        /** Start of each window's slots in {@code Acc.tileIndex}; length windows + 1. */
+        final int[] tileOffset;
+        final long[] halfLifeMs;
+
+        Spec(String text, long[] tileMs, int[] tiles, long[] halfLifeMs) {
+            this.text = text;
+            this.tileMs = tileMs;
+            this.tiles = tiles;
+            this.halfLifeMs = halfLifeMs;
+            this.tileOffset = new int[tiles.length + 1];
+            for (int w = 0; w < tiles.length; w++) {
+                tileOffset[w + 1] = tileOffset[w] + tiles[w];
+            }
+        }
+
+        int windows() {
+            return tiles.length;
+        }
+
+        int halfLives() {
+            return halfLifeMs.length;
+        }
+
+        int totalTiles() {
+            return tileOffset[tiles.length];
+        }
+
+        /** Parses {@code "w/t,w/t;h,h"}. */
+        static Spec parse(String text) {
+            if (text == null) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: spec must be a constant string, got NULL");
+            }
+            int semi = text.indexOf(';');
+            String windowsPart = semi < 0 ? text : text.substring(0, semi);
+            String halfLivesPart = semi < 0 ? "" : text.substring(semi + 1);
+            try {
+                String[] ws = split(windowsPart);
+                long[] tileMs = new long[ws.length];
+                int[] tiles = new int[ws.length];
+                for (int i = 0; i < ws.length; i++) {
+                    int slash = ws[i].indexOf('/');
+                    if (slash < 0) {
+                        throw new IllegalArgumentException("window '" + ws[i] + "' is not window_ms/tiles");
+                    }
+                    long windowMs = Long.parseLong(ws[i].substring(0, slash).trim());
+                    int n = Integer.parseInt(ws[i].substring(slash + 1).trim());
+                    if (windowMs <= 0 || n <= 0 || windowMs % n != 0) {
+                        throw new IllegalArgumentException("window " + windowMs + "/" + n
+                                + ": window_ms and tiles must be positive with window_ms a multiple of tiles");
+                    }
+                    tileMs[i] = windowMs / n;
+                    tiles[i] = n;
+                }
+                String[] hs = split(halfLivesPart);
+                long[] halfLives = new long[hs.length];
+                for (int i = 0; i < hs.length; i++) {
+                    halfLives[i] = Long.parseLong(hs[i].trim());
+                    if (halfLives[i] <= 0) {
+                        throw new IllegalArgumentException("half-life " + halfLives[i] + " must be positive");
+                    }
+                }
+                if (tiles.length == 0 && halfLives.length == 0) {
+                    throw new IllegalArgumentException("no windows and no half-lives");
+                }
+                return new Spec(text, tileMs, tiles, halfLives);
+            } catch (NumberFormatException ex) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: malformed spec '" + text + "'", ex);
+            } catch (IllegalArgumentException ex) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: spec '" + text + "': " + ex.getMessage(), ex);
+            }
+        }
+
+        private static String[] split(String list) {
+            String trimmed = list.trim();
+            return trimmed.isEmpty() ? new String[0] : trimmed.split(",");
+        }
+    }
+
+    /** The last spec seen by this instance (one call site per instance, so one spec). */
+    private transient Spec cached;
+    /** The StringData of {@link #cached}, to recognise the call site's constant without decoding it. */
+    private transient StringData cachedData;
+    /** Per-row cleaned values, reused. */
+    private transient double[] scratch;
+    /** Per-half-life decay factors of the current row, reused. */
+    private transient double[] factors;
+
+    @Override
+    public Acc createAccumulator() {
+        return new Acc();
+    }
+
+    private Spec spec(StringData data) {
+        if (data == null) {
+            throw new IllegalArgumentException("FEATURE_VECTOR: spec must be a constant string, got NULL");
+        }
+        if (data != cachedData) {
+            if (cachedData == null || !cachedData.equals(data)) {
+                String text = data.toString();
+                if (cached == null || !cached.text.equals(text)) {
+                    cached = Spec.parse(text);
+                }
+            }
+            cachedData = data;
+        }
+        return cached;
+    }
+
+    private Spec spec(String text) {
+        if (cached == null || !(cached.text == text || cached.text.equals(text))) {
+            cached = Spec.parse(text);
+            cachedData = null;
+        }
+        return cached;
+    }
+
+    /** Checks that {@code acc} was built for {@code s}; makes later checks a reference comparison. */
+    private static void checkSameSpec(Acc acc, Spec s) {
+        if (acc.spec != s.text) {
+            if (!acc.spec.equals(s.text)) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: spec must be constant per call site, got '"
+                        + s.text + "' after '" + acc.spec + "'");
+            }
+            acc.spec = s.text;
+        }
+    }
+
+    private void init(Acc acc, Spec s, int aggs, long refMs) {
+        acc.spec = s.text;
+        acc.aggs = aggs;
+        acc.refMs = refMs;
+        acc.tileIndex = new long[s.totalTiles()];
+        Arrays.fill(acc.tileIndex, Long.MIN_VALUE);
+        acc.sums = new double[s.totalTiles() * aggs];
+        acc.decayed = new double[aggs * s.halfLives()];
+    }
+
+    /** Copies {@code vals} into {@link #scratch}, nulls and non-finite values as 0.0. */
+    private double[] values(ArrayData vals, int n) {
+        double[] v = scratch;
+        if (v == null || v.length < n) {
+            v = scratch = new double[n];
+        }
+        for (int a = 0; a < n; a++) {
+            if (vals.isNullAt(a)) {
+                v[a] = 0.0;
+            } else {
+                double x = vals.getDouble(a);
+                v[a] = Double.isFinite(x) ? x : 0.0;
+            }
+        }
+        return v;
+    }
+
+    private double[] factors(int n) {
+        double[] f = factors;
+        if (f == null || f.length < n) {
+            f = factors = new double[n];
+        }
+        return f;
+    }
+
+    public void accumulate(
+            Acc acc,
+            @DataTypeHint(value = "ARRAY<DOUBLE>", bridgedTo = ArrayData.class) ArrayData vals,
+            Long eventTimeMs,
+            @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData specText) {
+        if (vals == null || eventTimeMs == null) {
+            return;
+        }
+        final Spec s = spec(specText);
+        final int aggs = vals.size();
+        final long e = eventTimeMs;
+        final double[] v = values(vals, aggs);
+        final boolean first = acc.spec == null;
+        if (first) {
+            init(acc, s, aggs, e);
+        } else {
+            checkSameSpec(acc, s);
+            if (acc.aggs != aggs) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
+                        + " site, got " + aggs + " after " + acc.aggs);
+            }
+        }
+        final long ref = acc.refMs;
+        final long[] tileIndex = acc.tileIndex;
+        final double[] sums = acc.sums;
+        for (int w = 0; w < s.windows(); w++) {
+            final int n = s.tiles[w];
+            final long tw = s.tileMs[w];
+            final long i = Math.floorDiv(e, tw);
+            if (!first && i <= Math.floorDiv(ref, tw) - n) {
+                continue; // older than the oldest tile of this window: cannot affect its value
+            }
+            final int slot = s.tileOffset[w] + (int) Math.floorMod(i, (long) n);
+            final int base = slot * aggs;
+            if (tileIndex[slot] == i) {
+                for (int a = 0; a < aggs; a++) {
+                    sums[base + a] += v[a];
+                }
+            } else {
+                // a stale tile or a never-used slot (a newer one cannot be there, see SlidingSum)
+                tileIndex[slot] = i;
+                System.arraycopy(v, 0, sums, base, aggs);
+            }
+        }
+        final int nh = s.halfLives();
+        if (nh > 0) {
+            final double[] d = acc.decayed;
+            if (first) {
+                for (int a = 0; a < aggs; a++) {
+                    for (int h = 0; h < nh; h++) {
+                        d[a * nh + h] = v[a];
+                    }
+                }
+            } else if (e > ref) {
+                final double[] f = factors(nh);
+                for (int h = 0; h < nh; h++) {
+                    f[h] = DecayedSum.decay(e - ref, s.halfLifeMs[h]);
+                }
+                for (int a = 0; a < aggs; a++) {
+                    for (int h = 0; h < nh; h++) {
+                        d[a * nh + h] = d[a * nh + h] * f[h] + v[a];
+                    }
+                }
+            } else {
+                final double[] f = factors(nh);
+                for (int h = 0; h < nh; h++) {
+                    f[h] = DecayedSum.decay(ref - e, s.halfLifeMs[h]);
+                }
+                for (int a = 0; a < aggs; a++) {
+                    for (int h = 0; h < nh; h++) {
+                        d[a * nh + h] += v[a] * f[h];
+                    }
+                }
+            }
+        }
+        if (e > ref) {
+            acc.refMs = e;
+        }
+    }
+
+    /**
+     * Withdraws a row accumulated earlier, cell by cell as {@link SlidingSum#retract} and {@link
+     * DecayedSum#retract} do (the reference time is not moved back). Needed only because the planner marks
+     * a proc-time keep-first deduplication under mini-batch as possibly updating; such a deduplication only
+     * ever inserts, so in practice this is not called.
+     */
+    public void retract(
+            Acc acc,
+            @DataTypeHint(value = "ARRAY<DOUBLE>", bridgedTo = ArrayData.class) ArrayData vals,
+            Long eventTimeMs,
+            @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData specText) {
+        if (acc.spec == null || vals == null || eventTimeMs == null) {
+            return;
+        }
+        final Spec s = spec(specText);
+        checkSameSpec(acc, s);
+        final int aggs = acc.aggs;
+        if (vals.size() != aggs) {
+            throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
+                    + " site, got " + vals.size() + " after " + aggs);
+        }
+        final double[] v = values(vals, aggs);
+        final long e = eventTimeMs;
+        for (int w = 0; w < s.windows(); w++) {
+            final long i = Math.floorDiv(e, s.tileMs[w]);
+            final int slot = s.tileOffset[w] + (int) Math.floorMod(i, (long) s.tiles[w]);
+            if (acc.tileIndex[slot] == i) {
+                final int base = slot * aggs;
+                for (int a = 0; a < aggs; a++) {
+                    acc.sums[base + a] -= v[a];
+                }
+            }
+        }
+        final int nh = s.halfLives();
+        for (int h = 0; h < nh; h++) {
+            final double f = Math.pow(0.5, (double) (acc.refMs - e) / (double) s.halfLifeMs[h]);
+            for (int a = 0; a < aggs; a++) {
+                acc.decayed[a * nh + h] -= v[a] * f;
+            }
+        }
+    }
+
+    public void merge(Acc acc, Iterable<Acc> others) {
+        for (Acc o : others) {
+            if (o == null || o.spec == null) {
+                continue;
+            }
+            if (acc.spec == null) {
+                acc.spec = o.spec;
+                acc.aggs = o.aggs;
+                acc.refMs = o.refMs;
+                acc.tileIndex = o.tileIndex.clone();
+                acc.sums = o.sums.clone();
+                acc.decayed = o.decayed.clone();
+                continue;
+            }
+            if (!acc.spec.equals(o.spec) || acc.aggs != o.aggs) {
+                throw new IllegalArgumentException("FEATURE_VECTOR: cannot merge accumulators of different call"
+                        + " sites ('" + acc.spec + "' with " + acc.aggs + " values and '" + o.spec + "' with "
+                        + o.aggs + ")");
+            }
+            final Spec s = spec(acc.spec);
+            final int aggs = acc.aggs;
+            final long ref = Math.max(acc.refMs, o.refMs);
+            for (int w = 0; w < s.windows(); w++) {
+                final int n = s.tiles[w];
+                final long oldest = Math.floorDiv(ref, s.tileMs[w]) - n; // exclusive
+                for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
+                    final long oi = o.tileIndex[slot];
+                    if (oi <= oldest) {
+                        continue; // empty or out of the merged window
+                    }
+                    final long ai = acc.tileIndex[slot];
+                    final int base = slot * aggs;
+                    if (ai == oi) {
+                        for (int a = 0; a < aggs; a++) {
+                            acc.sums[base + a] += o.sums[base + a];
+                        }
+                    } else if (ai < oi) {
+                        acc.tileIndex[slot] = oi;
+                        System.arraycopy(o.sums, base, acc.sums, base, aggs);
+                    }
+                    // ai > oi: acc holds a newer tile in that slot, so o's tile is out of the window.
+                }
+            }
+            final int nh = s.halfLives();
+            for (int h = 0; h < nh; h++) {
+                final long hl = s.halfLifeMs[h];
+                if (o.refMs > acc.refMs) {
+                    final double f = DecayedSum.decay(o.refMs - acc.refMs, hl);
+                    for (int a = 0; a < aggs; a++) {
+                        acc.decayed[a * nh + h] = acc.decayed[a * nh + h] * f + o.decayed[a * nh + h];
+                    }
+                } else {
+                    final double f = DecayedSum.decay(acc.refMs - o.refMs, hl);
+                    for (int a = 0; a < aggs; a++) {
+                        acc.decayed[a * nh + h] += o.decayed[a * nh + h] * f;
+                    }
+                }
+            }
+            acc.refMs = ref;
+        }
+    }
+
+    public void resetAccumulator(Acc acc) {
+        acc.spec = null;
+        acc.aggs = 0;
+        acc.refMs = 0L;
+        acc.tileIndex = null;
+        acc.sums = null;
+        acc.decayed = null;
+    }
+
+    @Override
+    public Double[] getValue(Acc acc) {
+        if (acc.spec == null) {
+            return null;
+        }
+        final Spec s = spec(acc.spec);
+        final int aggs = acc.aggs;
+        final int nw = s.windows();
+        final int nh = s.halfLives();
+        final Double[] out = new Double[aggs * (nw + nh)];
+        final double[] totals = new double[aggs * nw];
+        for (int w = 0; w < nw; w++) {
+            final long oldest = Math.floorDiv(acc.refMs, s.tileMs[w]) - s.tiles[w]; // exclusive
+            for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
+                if (acc.tileIndex[slot] > oldest) {
+                    final int base = slot * aggs;
+                    for (int a = 0; a < aggs; a++) {
+                        totals[a * nw + w] += acc.sums[base + a];
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < aggs * nw; k++) {
+            out[k] = totals[k];
+        }
+        final int off = aggs * nw;
+        for (int k = 0; k < aggs * nh; k++) {
+            out[off + k] = acc.decayed[k];
+        }
+        return out;
+    }
+}
