@@ -34,13 +34,19 @@ HOST=${FYP_FLINK_HOST:-jobmanager} \
 FLINK_REST_PORT=${FYP_FLINK_REST_PORT:-8081} \
 FLINK_METRICS_PORT=${FYP_FLINK_METRICS_PORT:-9249} \
 FLINK_METRICS_PORT_END=${FYP_FLINK_METRICS_PORT:-9249} \
-python3 - "$template_dir" "$conf_dir/config.yaml" <<'EOF'
+FLINK_RPC_PORT=${FYP_FLINK_RPC_PORT:-6123} \
+FLINK_BLOB_PORT=${FYP_FLINK_BLOB_PORT:-6124} \
+python3 - "$template_dir" "$conf_dir/config.yaml" "$FLINK_HOME/conf/config.yaml" <<'EOF'
 import os
+import re
 import string
 import sys
 from pathlib import Path
 
-template_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+template_dir, out, dist_conf = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+# The wheel's own --add-opens list (Java 17 needs it), as fyp/stack/flink_cluster.py does.
+java_opts = re.search(r"^\s+all: (--add-.*)$", dist_conf.read_text(), re.MULTILINE)
+os.environ.setdefault("DIST_JAVA_OPTS", java_opts.group(1) if java_opts else "")
 parts = [template_dir / "config.yaml", template_dir / "prometheus.yaml"]
 text = "\n".join(p.read_text() for p in parts if p.exists())
 try:

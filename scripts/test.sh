@@ -17,6 +17,6 @@ echo "== job builders on in-memory input (Flink environment)"
 echo "== integration tests (real Kafka, Redis, SeaweedFS, Flink)"
 export FYP_HOME="${FYP_TEST_HOME:-$PWD/.fyp/test-stack}"
 export FYP_PORT_OFFSET="${FYP_TEST_PORT_OFFSET:-200}"
-.venv/bin/python -m pytest tests/integration -q -p no:cacheprovider -x
+.venv/bin/python -m pytest tests/integration -q -p no:cacheprovider -x --durations=12
 
 echo "== all tests passed in $(( $(date +%s) - started )) s"

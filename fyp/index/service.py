@@ -618,6 +618,8 @@ def create_app(
             manifest = feed.request_snapshot()
         except RuntimeError as exc:
             raise HTTPException(409, str(exc)) from exc
+        except TimeoutError as exc:
+            raise HTTPException(504, "the snapshot did not finish in time; see /v1/stats") from exc
         return {"prefix": manifest.prefix, "size": manifest.size, "offsets": manifest.offsets}
 
     return app
