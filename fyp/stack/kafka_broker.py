@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import uuid
 from collections.abc import Sequence
 
@@ -86,10 +87,9 @@ class KafkaService(ProcessService):
         (self.home / "log4j2.properties").write_text(_LOG4J2)
         if not (self.home / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            import subprocess
-
             result = subprocess.run(
-                [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                # `=`: a URL-safe base64 id may start with '-', which argparse would read as an option.
+                [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                  "-c", str(self.properties_file)],
                 capture_output=True, text=True, check=False,
             )

@@ -5,6 +5,7 @@ import java.util.Arrays;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryArrayData;
 import org.apache.flink.table.functions.AggregateFunction;
 
 /**
@@ -45,8 +46,13 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
     private static final long serialVersionUID = 1L;
 
     /**
-     * Accumulator. Public fields so that Flink maps it to a structured type for state. Arrays are null
-     * until the first accepted row; then sized once and never reallocated.
+     * Accumulator. Public fields so that Flink maps it to a structured type for state. The arrays are null
+     * until the first accepted row; then sized once and updated in place.
+     *
+     * <p>The arrays are Flink's binary arrays ({@link BinaryArrayData}) rather than {@code long[]} / {@code
+     * double[]}: an accumulator is serialized once per key and bundle (local to global aggregation over the
+     * network, and to RocksDB), and Flink serializes a primitive Java array element by element, boxing each
+     * one, while a binary array is copied as one block. Reads and writes go straight to its memory.
      */
     public static class Acc {
         /** The call site's spec string; null while empty. */
@@ -59,11 +65,14 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
          * Tile index held by each slot, windows one after the other: slot {@code s} of window {@code w}
          * at {@code tileOffset[w] + s}. {@link Long#MIN_VALUE} marks a never-used slot.
          */
-        public long[] tileIndex;
+        @DataTypeHint(value = "ARRAY<BIGINT NOT NULL>", bridgedTo = ArrayData.class)
+        public ArrayData tileIndex;
         /** Per slot, one sum per aggregation: {@code sums[(tileOffset[w] + s) * aggs + a]}. */
-        public double[] sums;
+        @DataTypeHint(value = "ARRAY<DOUBLE NOT NULL>", bridgedTo = ArrayData.class)
+        public ArrayData sums;
         /** Decayed sums as of {@link #refMs}: {@code decayed[a * halfLives + h]}. */
-        public double[] decayed;
+        @DataTypeHint(value = "ARRAY<DOUBLE NOT NULL>", bridgedTo = ArrayData.class)
+        public ArrayData decayed;
 
         public Acc() {}
     }
@@ -200,14 +209,28 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         }
     }
 
-    private void init(Acc acc, Spec s, int aggs, long refMs) {
+    private static void init(Acc acc, Spec s, int aggs, long refMs) {
         acc.spec = s.text;
         acc.aggs = aggs;
         acc.refMs = refMs;
-        acc.tileIndex = new long[s.totalTiles()];
-        Arrays.fill(acc.tileIndex, Long.MIN_VALUE);
-        acc.sums = new double[s.totalTiles() * aggs];
-        acc.decayed = new double[aggs * s.halfLives()];
+        long[] tiles = new long[s.totalTiles()];
+        Arrays.fill(tiles, Long.MIN_VALUE);
+        acc.tileIndex = BinaryArrayData.fromPrimitiveArray(tiles);
+        acc.sums = BinaryArrayData.fromPrimitiveArray(new double[s.totalTiles() * aggs]);
+        acc.decayed = BinaryArrayData.fromPrimitiveArray(new double[aggs * s.halfLives()]);
+    }
+
+    /** The accumulator's arrays as binary arrays (they are, unless a caller built the accumulator itself). */
+    private static void binary(Acc acc) {
+        if (!(acc.tileIndex instanceof BinaryArrayData)) {
+            acc.tileIndex = BinaryArrayData.fromPrimitiveArray(acc.tileIndex.toLongArray());
+        }
+        if (!(acc.sums instanceof BinaryArrayData)) {
+            acc.sums = BinaryArrayData.fromPrimitiveArray(acc.sums.toDoubleArray());
+        }
+        if (!(acc.decayed instanceof BinaryArrayData)) {
+            acc.decayed = BinaryArrayData.fromPrimitiveArray(acc.decayed.toDoubleArray());
+        }
     }
 
     /** Copies {@code vals} into {@link #scratch}, nulls and non-finite values as 0.0. */
@@ -256,10 +279,11 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
                         + " site, got " + aggs + " after " + acc.aggs);
             }
+            binary(acc);
         }
         final long ref = acc.refMs;
-        final long[] tileIndex = acc.tileIndex;
-        final double[] sums = acc.sums;
+        final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
+        final BinaryArrayData sums = (BinaryArrayData) acc.sums;
         for (int w = 0; w < s.windows(); w++) {
             final int n = s.tiles[w];
             final long tw = s.tileMs[w];
@@ -269,23 +293,25 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
             }
             final int slot = s.tileOffset[w] + (int) Math.floorMod(i, (long) n);
             final int base = slot * aggs;
-            if (tileIndex[slot] == i) {
+            if (tileIndex.getLong(slot) == i) {
                 for (int a = 0; a < aggs; a++) {
-                    sums[base + a] += v[a];
+                    sums.setDouble(base + a, sums.getDouble(base + a) + v[a]);
                 }
             } else {
                 // a stale tile or a never-used slot (a newer one cannot be there, see SlidingSum)
-                tileIndex[slot] = i;
-                System.arraycopy(v, 0, sums, base, aggs);
+                tileIndex.setLong(slot, i);
+                for (int a = 0; a < aggs; a++) {
+                    sums.setDouble(base + a, v[a]);
+                }
             }
         }
         final int nh = s.halfLives();
         if (nh > 0) {
-            final double[] d = acc.decayed;
+            final BinaryArrayData d = (BinaryArrayData) acc.decayed;
             if (first) {
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        d[a * nh + h] = v[a];
+                        d.setDouble(a * nh + h, v[a]);
                     }
                 }
             } else if (e > ref) {
@@ -295,7 +321,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 }
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        d[a * nh + h] = d[a * nh + h] * f[h] + v[a];
+                        final int k = a * nh + h;
+                        d.setDouble(k, d.getDouble(k) * f[h] + v[a]);
                     }
                 }
             } else {
@@ -305,7 +332,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 }
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        d[a * nh + h] += v[a] * f[h];
+                        final int k = a * nh + h;
+                        d.setDouble(k, d.getDouble(k) + v[a] * f[h]);
                     }
                 }
             }
@@ -336,15 +364,19 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
             throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
                     + " site, got " + vals.size() + " after " + aggs);
         }
+        binary(acc);
+        final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
+        final BinaryArrayData sums = (BinaryArrayData) acc.sums;
+        final BinaryArrayData d = (BinaryArrayData) acc.decayed;
         final double[] v = values(vals, aggs);
         final long e = eventTimeMs;
         for (int w = 0; w < s.windows(); w++) {
             final long i = Math.floorDiv(e, s.tileMs[w]);
             final int slot = s.tileOffset[w] + (int) Math.floorMod(i, (long) s.tiles[w]);
-            if (acc.tileIndex[slot] == i) {
+            if (tileIndex.getLong(slot) == i) {
                 final int base = slot * aggs;
                 for (int a = 0; a < aggs; a++) {
-                    acc.sums[base + a] -= v[a];
+                    sums.setDouble(base + a, sums.getDouble(base + a) - v[a]);
                 }
             }
         }
@@ -352,7 +384,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         for (int h = 0; h < nh; h++) {
             final double f = Math.pow(0.5, (double) (acc.refMs - e) / (double) s.halfLifeMs[h]);
             for (int a = 0; a < aggs; a++) {
-                acc.decayed[a * nh + h] -= v[a] * f;
+                final int k = a * nh + h;
+                d.setDouble(k, d.getDouble(k) - v[a] * f);
             }
         }
     }
@@ -366,9 +399,9 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 acc.spec = o.spec;
                 acc.aggs = o.aggs;
                 acc.refMs = o.refMs;
-                acc.tileIndex = o.tileIndex.clone();
-                acc.sums = o.sums.clone();
-                acc.decayed = o.decayed.clone();
+                acc.tileIndex = copyLongs(o.tileIndex);
+                acc.sums = copyDoubles(o.sums);
+                acc.decayed = copyDoubles(o.decayed);
                 continue;
             }
             if (!acc.spec.equals(o.spec) || acc.aggs != o.aggs) {
@@ -376,26 +409,35 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                         + " sites ('" + acc.spec + "' with " + acc.aggs + " values and '" + o.spec + "' with "
                         + o.aggs + ")");
             }
+            binary(acc);
             final Spec s = spec(acc.spec);
             final int aggs = acc.aggs;
+            final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
+            final BinaryArrayData sums = (BinaryArrayData) acc.sums;
+            final BinaryArrayData d = (BinaryArrayData) acc.decayed;
+            final ArrayData oTileIndex = o.tileIndex;
+            final ArrayData oSums = o.sums;
+            final ArrayData oDecayed = o.decayed;
             final long ref = Math.max(acc.refMs, o.refMs);
             for (int w = 0; w < s.windows(); w++) {
                 final int n = s.tiles[w];
                 final long oldest = Math.floorDiv(ref, s.tileMs[w]) - n; // exclusive
                 for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
-                    final long oi = o.tileIndex[slot];
+                    final long oi = oTileIndex.getLong(slot);
                     if (oi <= oldest) {
                         continue; // empty or out of the merged window
                     }
-                    final long ai = acc.tileIndex[slot];
+                    final long ai = tileIndex.getLong(slot);
                     final int base = slot * aggs;
                     if (ai == oi) {
                         for (int a = 0; a < aggs; a++) {
-                            acc.sums[base + a] += o.sums[base + a];
+                            sums.setDouble(base + a, sums.getDouble(base + a) + oSums.getDouble(base + a));
                         }
                     } else if (ai < oi) {
-                        acc.tileIndex[slot] = oi;
-                        System.arraycopy(o.sums, base, acc.sums, base, aggs);
+                        tileIndex.setLong(slot, oi);
+                        for (int a = 0; a < aggs; a++) {
+                            sums.setDouble(base + a, oSums.getDouble(base + a));
+                        }
                     }
                     // ai > oi: acc holds a newer tile in that slot, so o's tile is out of the window.
                 }
@@ -406,17 +448,30 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 if (o.refMs > acc.refMs) {
                     final double f = DecayedSum.decay(o.refMs - acc.refMs, hl);
                     for (int a = 0; a < aggs; a++) {
-                        acc.decayed[a * nh + h] = acc.decayed[a * nh + h] * f + o.decayed[a * nh + h];
+                        final int k = a * nh + h;
+                        d.setDouble(k, d.getDouble(k) * f + oDecayed.getDouble(k));
                     }
                 } else {
                     final double f = DecayedSum.decay(acc.refMs - o.refMs, hl);
                     for (int a = 0; a < aggs; a++) {
-                        acc.decayed[a * nh + h] += o.decayed[a * nh + h] * f;
+                        final int k = a * nh + h;
+                        d.setDouble(k, d.getDouble(k) + oDecayed.getDouble(k) * f);
                     }
                 }
             }
             acc.refMs = ref;
         }
+    }
+
+    /** A private, mutable copy (merge must not alias the other accumulator's memory). */
+    private static BinaryArrayData copyLongs(ArrayData a) {
+        return a instanceof BinaryArrayData
+                ? ((BinaryArrayData) a).copy() : BinaryArrayData.fromPrimitiveArray(a.toLongArray());
+    }
+
+    private static BinaryArrayData copyDoubles(ArrayData a) {
+        return a instanceof BinaryArrayData
+                ? ((BinaryArrayData) a).copy() : BinaryArrayData.fromPrimitiveArray(a.toDoubleArray());
     }
 
     public void resetAccumulator(Acc acc) {
@@ -437,15 +492,17 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         final int aggs = acc.aggs;
         final int nw = s.windows();
         final int nh = s.halfLives();
+        final ArrayData tileIndex = acc.tileIndex;
+        final ArrayData sums = acc.sums;
         final Double[] out = new Double[aggs * (nw + nh)];
         final double[] totals = new double[aggs * nw];
         for (int w = 0; w < nw; w++) {
             final long oldest = Math.floorDiv(acc.refMs, s.tileMs[w]) - s.tiles[w]; // exclusive
             for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
-                if (acc.tileIndex[slot] > oldest) {
+                if (tileIndex.getLong(slot) > oldest) {
                     final int base = slot * aggs;
                     for (int a = 0; a < aggs; a++) {
-                        totals[a * nw + w] += acc.sums[base + a];
+                        totals[a * nw + w] += sums.getDouble(base + a);
                     }
                 }
             }
@@ -455,7 +512,7 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         }
         final int off = aggs * nw;
         for (int k = 0; k < aggs * nh; k++) {
-            out[off + k] = acc.decayed[k];
+            out[off + k] = acc.decayed.getDouble(k);
         }
         return out;
     }

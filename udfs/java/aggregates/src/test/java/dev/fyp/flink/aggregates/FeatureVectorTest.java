@@ -342,12 +342,12 @@ class FeatureVectorTest {
         StringData spec = StringData.fromString("60000/12,3600000/12;1800000");
         FeatureVector.Acc acc = f.createAccumulator();
         f.accumulate(acc, array(new Double[] {1.0, 2.0, 3.0}), 0L, spec);
-        long[] idx = acc.tileIndex;
-        double[] sums = acc.sums;
-        double[] decayed = acc.decayed;
-        assertEquals(24, idx.length);
-        assertEquals(72, sums.length);
-        assertEquals(3, decayed.length);
+        ArrayData idx = acc.tileIndex;
+        ArrayData sums = acc.sums;
+        ArrayData decayed = acc.decayed;
+        assertEquals(24, idx.size());
+        assertEquals(72, sums.size());
+        assertEquals(3, decayed.size());
         Random rnd = new Random(7);
         for (int i = 0; i < 10_000; i++) {
             f.accumulate(acc, array(new Double[] {1.0, 2.0, 3.0}), (long) rnd.nextInt(100_000_000), spec);
