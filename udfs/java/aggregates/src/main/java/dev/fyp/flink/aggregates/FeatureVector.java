@@ -2,6 +2,7 @@ package dev.fyp.flink.aggregates;
 
 import java.util.Arrays;
 
+import org.apache.flink.core.memory.MemorySegment;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.StringData;
@@ -220,17 +221,35 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         acc.decayed = BinaryArrayData.fromPrimitiveArray(new double[aggs * s.halfLives()]);
     }
 
-    /** The accumulator's arrays as binary arrays (they are, unless a caller built the accumulator itself). */
+    /**
+     * Makes the accumulator's arrays binary arrays in one memory segment, so that element {@code k} is at
+     * {@link #at}{@code (array, k)} of {@link #segment}{@code (array)}. They already are, except when an
+     * accumulator arrives in some other form (a caller-built one, or a row spanning segments): then they
+     * are copied once.
+     */
     private static void binary(Acc acc) {
-        if (!(acc.tileIndex instanceof BinaryArrayData)) {
-            acc.tileIndex = BinaryArrayData.fromPrimitiveArray(acc.tileIndex.toLongArray());
+        if (!singleSegment(acc.tileIndex)) {
+            acc.tileIndex = copyLongs(acc.tileIndex);
         }
-        if (!(acc.sums instanceof BinaryArrayData)) {
-            acc.sums = BinaryArrayData.fromPrimitiveArray(acc.sums.toDoubleArray());
+        if (!singleSegment(acc.sums)) {
+            acc.sums = copyDoubles(acc.sums);
         }
-        if (!(acc.decayed instanceof BinaryArrayData)) {
-            acc.decayed = BinaryArrayData.fromPrimitiveArray(acc.decayed.toDoubleArray());
+        if (!singleSegment(acc.decayed)) {
+            acc.decayed = copyDoubles(acc.decayed);
         }
+    }
+
+    private static boolean singleSegment(ArrayData a) {
+        return a instanceof BinaryArrayData && ((BinaryArrayData) a).getSegments().length == 1;
+    }
+
+    private static MemorySegment segment(ArrayData a) {
+        return ((BinaryArrayData) a).getSegments()[0];
+    }
+
+    /** Byte offset of element 0 of a binary array of 8-byte elements (element k: + 8k). */
+    private static int at(ArrayData a) {
+        return ((BinaryArrayData) a).getOffset() + BinaryArrayData.calculateHeaderInBytes(a.size());
     }
 
     /** Copies {@code vals} into {@link #scratch}, nulls and non-finite values as 0.0. */
@@ -282,8 +301,10 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
             binary(acc);
         }
         final long ref = acc.refMs;
-        final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
-        final BinaryArrayData sums = (BinaryArrayData) acc.sums;
+        final MemorySegment tiles = segment(acc.tileIndex);
+        final int tiles0 = at(acc.tileIndex);
+        final MemorySegment sums = segment(acc.sums);
+        final int sums0 = at(acc.sums);
         for (int w = 0; w < s.windows(); w++) {
             final int n = s.tiles[w];
             final long tw = s.tileMs[w];
@@ -292,26 +313,27 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 continue; // older than the oldest tile of this window: cannot affect its value
             }
             final int slot = s.tileOffset[w] + (int) Math.floorMod(i, (long) n);
-            final int base = slot * aggs;
-            if (tileIndex.getLong(slot) == i) {
+            final int base = sums0 + 8 * slot * aggs;
+            if (tiles.getLong(tiles0 + 8 * slot) == i) {
                 for (int a = 0; a < aggs; a++) {
-                    sums.setDouble(base + a, sums.getDouble(base + a) + v[a]);
+                    sums.putDouble(base + 8 * a, sums.getDouble(base + 8 * a) + v[a]);
                 }
             } else {
                 // a stale tile or a never-used slot (a newer one cannot be there, see SlidingSum)
-                tileIndex.setLong(slot, i);
+                tiles.putLong(tiles0 + 8 * slot, i);
                 for (int a = 0; a < aggs; a++) {
-                    sums.setDouble(base + a, v[a]);
+                    sums.putDouble(base + 8 * a, v[a]);
                 }
             }
         }
         final int nh = s.halfLives();
         if (nh > 0) {
-            final BinaryArrayData d = (BinaryArrayData) acc.decayed;
+            final MemorySegment d = segment(acc.decayed);
+            final int d0 = at(acc.decayed);
             if (first) {
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        d.setDouble(a * nh + h, v[a]);
+                        d.putDouble(d0 + 8 * (a * nh + h), v[a]);
                     }
                 }
             } else if (e > ref) {
@@ -321,8 +343,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 }
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        final int k = a * nh + h;
-                        d.setDouble(k, d.getDouble(k) * f[h] + v[a]);
+                        final int k = d0 + 8 * (a * nh + h);
+                        d.putDouble(k, d.getDouble(k) * f[h] + v[a]);
                     }
                 }
             } else {
@@ -332,8 +354,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 }
                 for (int a = 0; a < aggs; a++) {
                     for (int h = 0; h < nh; h++) {
-                        final int k = a * nh + h;
-                        d.setDouble(k, d.getDouble(k) + v[a] * f[h]);
+                        final int k = d0 + 8 * (a * nh + h);
+                        d.putDouble(k, d.getDouble(k) + v[a] * f[h]);
                     }
                 }
             }
@@ -463,7 +485,7 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         }
     }
 
-    /** A private, mutable copy (merge must not alias the other accumulator's memory). */
+    /** A private copy in one segment (merge must not alias the other accumulator's memory). */
     private static BinaryArrayData copyLongs(ArrayData a) {
         return a instanceof BinaryArrayData
                 ? ((BinaryArrayData) a).copy() : BinaryArrayData.fromPrimitiveArray(a.toLongArray());
