@@ -78,5 +78,18 @@ def throughput(
     print_json(data) if as_json else _show("throughput: engagement features", data)
 
 
+@bench_app.command()
+def upload(
+    seconds: float = typer.Option(10, "--seconds", help="Length of the generated 1080p30 source."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The transcode ladder: one decode feeding every rung vs PeerTube-style one ffmpeg run per rendition."""
+    from fyp.media.bench import run_ladder_benchmark
+
+    with console.status(f"encoding a {seconds:g} s 1080p source both ways …"):
+        result = run_ladder_benchmark(source_seconds=seconds)
+    print_json(result) if as_json else _show("upload: transcode ladder", result)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

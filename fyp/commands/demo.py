@@ -38,7 +38,7 @@ def _ensure_jobs(settings, checkpoint_interval: str) -> dict[str, str]:
 
 
 def demo(
-    rate: float = typer.Option(20_000, "--rate", help="Events per second to produce."),
+    rate: float = typer.Option(5_000, "--rate", help="Events per second to produce."),
     duration: float = typer.Option(60, "--duration", help="Seconds of traffic."),
     users: int = typer.Option(20_000, "--users"),
     videos: int = typer.Option(20_000, "--videos"),
@@ -75,9 +75,11 @@ def demo(
             interval_s = float(checkpoint_interval.rstrip("s")) if checkpoint_interval.endswith("s") else 60.0
             wait_until(lambda: iceberg_row_count(settings) > committed_before, timeout_s=interval_s * 3 + 10)
             time.sleep(1)
+    consumed_now = {job: consumed(job) for job in job_ids}
     summary = {
         "produced": report.produced,
-        "consumed": {job: consumed(job) for job in job_ids},
+        "consumed": consumed_now,
+        "behind": {job: max(report.produced - n, 0) for job, n in consumed_now.items()},
         "features": feature_key_counts(settings, {fs.qualified_name: fs.key_prefix for fs in ALL_FEATURE_SETS}),
         "iceberg_rows": iceberg_row_count(settings),
         "dead_letters": dead_letter_count(settings),
@@ -91,7 +93,8 @@ def demo(
     table = Table("what", "count", title="fyp demo")
     table.add_row("events produced", f"{summary['produced']:,}")
     for job, n in summary["consumed"].items():
-        table.add_row(f"events consumed by {job}", f"{n:,}")
+        behind = summary["behind"][job]
+        table.add_row(f"events consumed by {job}", f"{n:,}" + (f" ({behind:,} still to process)" if behind else ""))
     for name, n in summary["features"].items():
         table.add_row(f"Redis keys {name}", f"{n:,}")
     table.add_row("Iceberg rows history.engagement_events", f"{summary['iceberg_rows']:,}")

@@ -114,7 +114,9 @@ def bench_index(
     upserts: int = typer.Option(10_000, "--upserts", help="New vectors for the upsert rate."),
     target_recall: float = typer.Option(0.95, "--target-recall", help="Recall@10 each engine is tuned to."),
     engines: str | None = typer.Option(
-        None, "--engines", help="Comma list (default all): scann, faiss-ivf, faiss-ivfpq, faiss-hnsw, hnswlib, exact."
+        None,
+        "--engines",
+        help="Comma list (default all): scann, scann-soar, faiss-ivf, faiss-ivfpq, faiss-hnsw, hnswlib, exact.",
     ),
     seed: int = typer.Option(0, "--seed", help="Data seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -1,5 +1,5 @@
-"""`fyp bench index`: ScaNN against FAISS (IVF-Flat, IVF-PQ + refine, HNSW), hnswlib and exact search, on the
-same generated vectors, in one process.
+"""`fyp bench index`: ScaNN (as served, and with SOAR spilling) against FAISS (IVF-Flat, IVF-PQ + refine, HNSW),
+hnswlib and exact search, on the same generated vectors, in one process.
 
 The data: a seeded Gaussian mixture (unit-normalised), `n // 200` clusters with heavy-tailed (Pareto) sizes
 and noise as large as the spread of the centres, so clusters overlap: nearest neighbours are neither trivial
@@ -29,7 +29,7 @@ from fyp.index.peers import ExactIndex, FaissHnswIndex, FaissIvfIndex, HnswlibIn
 
 __all__ = ["ENGINES", "BenchConfig", "BenchReport", "Dataset", "EngineResult", "make_dataset", "run_benchmark"]
 
-ENGINES = ("scann", "faiss-ivf", "faiss-ivfpq", "faiss-hnsw", "hnswlib", "exact")
+ENGINES = ("scann", "scann-soar", "faiss-ivf", "faiss-ivfpq", "faiss-hnsw", "hnswlib", "exact")
 _LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 _EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
@@ -166,9 +166,12 @@ def _faiss_threads(threads: int) -> None:
     faiss.omp_set_num_threads(threads)
 
 
-def _scann_engine() -> _Engine:
+def _scann_engine(soar_lambda: float | None = None) -> _Engine:
+    """ScaNN as the service runs it; with `soar_lambda`, the spilled variant (build-once: see ScannParams)."""
+
     def build(ds: Dataset, cfg: BenchConfig) -> AnnIndex:
-        return ScannIndex.build(ds.ids, ds.base, params=ScannParams(num_leaves=cfg.num_leaves))
+        params = ScannParams(num_leaves=cfg.num_leaves, soar_lambda=soar_lambda)
+        return ScannIndex.build(ds.ids, ds.base, params=params)
 
     def series(index: Any) -> list[list[dict[str, int]]]:
         leaves = [x for x in _LADDER if x <= index.num_leaves]
@@ -222,6 +225,7 @@ def _exact_engine() -> _Engine:
 
 _ENGINES: dict[str, Callable[[], _Engine]] = {
     "scann": _scann_engine,
+    "scann-soar": lambda: _scann_engine(soar_lambda=1.5),
     "faiss-ivf": lambda: _ivf_engine(pq=False),
     "faiss-ivfpq": lambda: _ivf_engine(pq=True),
     "faiss-hnsw": _faiss_hnsw_engine,
@@ -363,8 +367,8 @@ def _run_engine(
 
 
 def _build_params(name: str, index: Any, cfg: BenchConfig) -> dict[str, Any]:
-    if name == "scann":
-        return {"num_leaves": index.num_leaves, "mode": index.mode}
+    if name.startswith("scann"):
+        return {"num_leaves": index.num_leaves, "mode": index.mode, "soar_lambda": index.params.soar_lambda}
     if name.startswith("faiss-ivf"):
         return {"nlist": index.nlist}
     if name in ("faiss-hnsw", "hnswlib"):

@@ -202,3 +202,15 @@ def test_row_store_moves_the_last_row_into_the_hole():
     assert rows.vectors[:, 0].tolist() == [0, 3, 2]
     assert rows.remove("c") == 2  # the last row: nothing moves
     assert rows.ids == ["a", "d"]
+
+
+def test_a_soar_index_refuses_what_crashes_scann():
+    vectors = clustered(3_000, 8, seed=6)
+    index = ScannIndex.build([f"v{i}" for i in range(3_000)], vectors, params=ScannParams(soar_lambda=1.5))
+    index.upsert(["new"], vectors[:1] + 0.5)  # new vectors are fine
+    assert index.search(vectors[0] + 0.5, 1)[0].video_id == "new"
+    with pytest.raises(NotImplementedError, match="SOAR"):
+        index.delete(["v1"])
+    with pytest.raises(NotImplementedError, match="SOAR"):
+        index.upsert(["v1"], vectors[:1])
+    assert index.delete(["unknown"]) == 0 and len(index) == 3_001
