@@ -357,6 +357,41 @@ class FeatureVectorTest {
         assertSame(decayed, acc.decayed);
     }
 
+    /** Accumulators whose arrays are not binary (a caller-built one) are converted, not misread. */
+    @Test
+    void accumulatorsWithGenericArraysWork() {
+        FeatureVector f = new FeatureVector();
+        String spec = "60000/6,600000/6;1000,30000";
+        Random rnd = new Random(3);
+        Layout l = new Layout(new long[] {60_000L, 600_000L}, new int[] {6, 6}, new long[] {1_000L, 30_000L}, 3);
+        List<Row> a = randomRows(rnd, l, 200);
+        List<Row> b = randomRows(rnd, l, 200);
+        List<Row> all = new ArrayList<>(a);
+        all.addAll(b);
+        FeatureVector.Acc generic = toGeneric(run(f, a, spec));
+        FeatureVector.Acc other = toGeneric(run(f, b, spec));
+        FeatureVector.Acc merged = f.createAccumulator();
+        f.merge(merged, List.of(toGeneric(run(f, a, spec)), other));
+        assertMatches(expected(l, all), f.getValue(merged), "merged generic");
+        FeatureVector.Acc into = toGeneric(run(f, a, spec));
+        f.merge(into, List.of(other));
+        assertMatches(expected(l, all), f.getValue(into), "merged into generic");
+        StringData s = StringData.fromString(spec);
+        for (Row r : b) {
+            f.accumulate(generic, array(r.vals()), r.t(), s);
+        }
+        assertMatches(expected(l, all), f.getValue(generic), "accumulated into generic");
+    }
+
+    private static FeatureVector.Acc toGeneric(FeatureVector.Acc acc) {
+        if (acc.spec != null) {
+            acc.tileIndex = new GenericArrayData(acc.tileIndex.toLongArray());
+            acc.sums = new GenericArrayData(acc.sums.toDoubleArray());
+            acc.decayed = new GenericArrayData(acc.decayed.toDoubleArray());
+        }
+        return acc;
+    }
+
     @Test
     void mergeDoesNotAliasTheOtherAccumulator() {
         FeatureVector f = new FeatureVector();
