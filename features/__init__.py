@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from features.engagement import (
     author_engagement,
     region_language_engagement,
@@ -13,7 +15,11 @@ from features.engagement import (
 )
 from udfs.featurespec import FeatureSet
 
-__all__ = ["ALL_FEATURE_SETS", "feature_set_for_entity"]
+__all__ = ["ALLOWED_LATENESS", "ALL_FEATURE_SETS", "DEDUP_HORIZON", "feature_set_for_entity"]
+
+# How the features job admits events; `fyp verify features` recomputes with the same rules.
+ALLOWED_LATENESS = timedelta(minutes=2)  # further behind the newest event time: counted, not featured
+DEDUP_HORIZON = timedelta(minutes=5)  # an event_id seen again within this (processing time) is dropped
 
 ALL_FEATURE_SETS: tuple[FeatureSet, ...] = (
     video_engagement.v1,

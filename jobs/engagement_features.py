@@ -16,7 +16,7 @@ from connectors.job_options import JobOptions, parse_job_options
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_sink
-from features import ALL_FEATURE_SETS
+from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
@@ -28,8 +28,8 @@ from udfs.flink_functions import LATE, decode_engagement, encode_dead_letter
 __all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
 
 GROUP_ID = "fyp-engagement-features"
-ALLOWED_LATENESS = timedelta(minutes=2)  # further behind than this: counted (fyp_late_events_total), not featured
-DEDUP_HORIZON = "5 min"  # an event_id seen again within this is dropped
+# ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
+# DEDUP_HORIZON: an event_id seen again within this is dropped. Both live in features/ for `fyp verify`.
 
 # Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
 JOB_CONFIG = {
@@ -39,7 +39,7 @@ JOB_CONFIG = {
     "table.exec.mini-batch.size": "5000",
     "table.optimizer.agg-phase-strategy": "TWO_PHASE",
     # The job-wide TTL bounds the dedup state; feature aggregates set their own (STATE_TTL hints).
-    "table.exec.state.ttl": DEDUP_HORIZON,
+    "table.exec.state.ttl": f"{int(DEDUP_HORIZON.total_seconds())} s",
 }
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from udfs.featurespec import FeatureSet, SortedSetSpec
 
-__all__ = ["JAVA_AGGREGATES", "feature_query", "sink_columns", "sorted_set_query", "vector_spec"]
+__all__ = ["JAVA_AGGREGATES", "default_state_ttl", "feature_query", "sink_columns", "sorted_set_query", "vector_spec"]
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {
@@ -38,6 +38,11 @@ def vector_spec(feature_set: FeatureSet) -> str:
     return f"{windows};{','.join(str(_ms(h)) for h in feature_set.half_lives)}"
 
 
+def default_state_ttl(feature_set: FeatureSet) -> timedelta:
+    """How long the job keeps an idle entity's aggregate state: the longest window or half-life plus one hour."""
+    return max([*feature_set.windows, *feature_set.half_lives]) + timedelta(hours=1)
+
+
 def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl: timedelta | None = None) -> str:
     """The SELECT computing `feature_set` from `source` (a view of engagement rows, event_time in ms).
 
@@ -52,7 +57,7 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     relation = f"`{source}`"
     if entity.explodes_hashtags:
         relation = f"(SELECT * FROM `{source}` CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
-    ttl = state_ttl or (max([*feature_set.windows, *feature_set.half_lives]) + timedelta(hours=1))
+    ttl = state_ttl or default_state_ttl(feature_set)
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:
         conditions.append(f"({feature_set.where})")

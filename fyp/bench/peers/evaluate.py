@@ -1,5 +1,6 @@
 """A feature set evaluated in plain Python: engagement row -> entity key and per-column accumulators -> the
 packed Redis value (docs/REDIS_LAYOUT.md), as the Flink features job computes it (udfs/feature_sql.py).
+The peers and `fyp verify features` (fyp.lake.verify, recomputing Redis from the Iceberg history) share it.
 
 Compiled once per feature set: each aggregation's `value_sql()` (the exact SQL the job sums) becomes a Python
 function (fyp.bench.peers.sql), and each column gets a SLIDING_SUM or DECAYED_SUM (fyp.bench.peers.aggregates)
@@ -40,6 +41,7 @@ __all__ = ["FeatureEvaluator"]
 
 Row = tuple[Any, ...]
 _EVENT_TIME = COLUMN_INDEX["event_time"]
+_HASHTAGS = COLUMN_INDEX["hashtags"]
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
@@ -67,10 +69,10 @@ class FeatureEvaluator:
 
     def __init__(self, feature_set: FeatureSet) -> None:
         entity = feature_set.entity
-        if entity.explodes_hashtags:
-            raise ValueError(f"{feature_set.qualified_name}: per-hashtag entities are not supported by the peers")
         self.feature_set = feature_set
-        self._key_index = tuple(COLUMN_INDEX[k] for k in entity.key_columns)
+        # `hashtag` is not a row column: the job explodes `hashtags` (CROSS JOIN UNNEST), one row per element.
+        self._key_index = tuple(_HASHTAGS if k == "hashtag" else COLUMN_INDEX[k] for k in entity.key_columns)
+        self._explodes = entity.explodes_hashtags
         self._where = compile_predicate(feature_set.where) if feature_set.where else None
 
         windows_ms = [int(w.total_seconds() * 1000) for w in feature_set.windows]
@@ -117,7 +119,9 @@ class FeatureEvaluator:
 
     def key(self, row: Row) -> str | None:
         """The entity id of a row (key columns joined with ':'), or None when the row is not the set's: a key
-        column is NULL or empty, or the feature set's own `where` is not true."""
+        column is NULL or empty, or the feature set's own `where` is not true. Per-hashtag sets: use `keys`."""
+        if self._explodes:
+            raise ValueError(f"{self.feature_set.qualified_name} explodes hashtags: a row has many keys, use keys()")
         parts = []
         for index in self._key_index:
             part = row[index]
@@ -127,6 +131,21 @@ class FeatureEvaluator:
         if self._where is not None and not self._where(row):
             return None
         return parts[0] if len(parts) == 1 else ":".join(parts)
+
+    def keys(self, row: Row) -> list[str]:
+        """Every entity id the row updates, once per update: one key, none, or for a per-hashtag set one per
+        element of `hashtags` (a repeated hashtag counts twice, as after the job's UNNEST)."""
+        if not self._explodes:
+            key = self.key(row)
+            return [] if key is None else [key]
+        if self._where is not None and not self._where(row):
+            return []
+        keys = []
+        for tag in row[_HASHTAGS] or ():
+            parts = [tag if index == _HASHTAGS else row[index] for index in self._key_index]
+            if all(parts):
+                keys.append(":".join(parts))
+        return keys
 
     def new_state(self) -> array:
         return array("d", self._empty)
