@@ -178,6 +178,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
         catalogue=load_catalogue(Path(catalogue_path)),
         work_root=work_root,
+        limits=Limits.from_env(),
     )
     kafka = settings.kafka_client_config()
     consumer = Consumer(

@@ -80,15 +80,52 @@ def throughput(
 
 @bench_app.command()
 def upload(
-    seconds: float = typer.Option(10, "--seconds", help="Length of the generated 1080p30 source."),
+    clips: str = typer.Option(None, "--clips", help="Generated sources, SECONDS:WxH comma-separated "
+                              "(default 4:640x360,4:1280x720,8:720x1280,8:1920x1080,15:854x480)."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Upload every clip this many times."),
+    api: str = typer.Option(None, "--api", help="A running upload API; default: start one for the run."),
+    workers: bool = typer.Option(True, "--workers/--no-workers",
+                                 help="Start a transcoder and a moderator (--no-workers: use running ones)."),
+    ladder: bool = typer.Option(True, "--ladder/--no-ladder", help="Also run the ladder comparison."),
+    seconds: float = typer.Option(10, "--seconds", help="Length of the ladder comparison's 1080p30 source."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The transcode ladder: one decode feeding every rung vs PeerTube-style one ffmpeg run per rendition."""
+    """Upload-complete -> verdict / first playable rendition / full ladder through the running stack (p50/p95 per
+    second of source), then the ladder: one decode feeding every rung vs one ffmpeg run per rendition."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fyp.bench.upload import DEFAULT_CLIPS, parse_clips, run_upload_bench
     from fyp.media.bench import run_ladder_benchmark
 
-    with console.status(f"encoding a {seconds:g} s 1080p source both ways …"):
-        result = run_ladder_benchmark(source_seconds=seconds)
-    print_json(result) if as_json else _show("upload: transcode ladder", result)
+    try:
+        planned = parse_clips(clips or DEFAULT_CLIPS)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--clips") from None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=as_json)
+    with fail_cleanly(StackError, RuntimeError), bar:
+        task = bar.add_task("upload pipeline", total=len(planned) * repeat)
+        pipeline = run_upload_bench(
+            load_settings(), planned, repeat=repeat, api=api, start_workers=workers,
+            on_step=lambda text: bar.update(task, description=text),
+            on_video=lambda _: bar.advance(task),
+        )
+        if ladder:
+            bar.update(task, description=f"ladder: encoding a {seconds:g} s 1080p source several ways …")
+            pipeline["ladder"] = run_ladder_benchmark(source_seconds=seconds)
+    if as_json:
+        print_json(pipeline)
+        return
+    samples = Table("clip", "status", "renditions", "first playable ms", "full ladder ms", "verdict ms",
+                    "ready ms", "worker ms", title="upload pipeline, per video (from upload-complete)")
+    for s in pipeline["samples"]:
+        samples.add_row(s["clip"], s["status"], str(len(s.get("renditions", []))),
+                        *(f"{s[k]:,}" if s.get(k) is not None else "-" for k in
+                          ("first_playable_ms", "full_ladder_ms", "verdict_ms", "ready_ms", "transcode_worker_ms")))
+    console.print(samples)
+    _show("upload pipeline: p50/p95", {k: v for k, v in pipeline.items() if k not in ("samples", "ladder")})
+    if ladder:
+        _show("upload: transcode ladder", pipeline["ladder"])
 
 
 def register(app: typer.Typer) -> None:

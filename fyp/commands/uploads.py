@@ -111,13 +111,14 @@ def _upload_service(settings: Settings):
     import redis
 
     from connectors.kafka_emitter import KafkaEmitter
+    from fyp.media.probe import Limits
     from fyp.media.publish import make_s3_client
     from fyp.upload_api import RedisUploadStore, UploadService
 
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password,
                          socket_timeout=10)
     return UploadService(s3=make_s3_client(settings), bucket=settings.media_bucket, store=RedisUploadStore(client),
-                         emit=KafkaEmitter(settings))
+                         emit=KafkaEmitter(settings), limits=Limits.from_env())
 
 
 def build_upload_app():
@@ -125,7 +126,8 @@ def build_upload_app():
     from fyp.upload_api import create_app
 
     service = _upload_service(load_settings())
-    return create_app(s3=service.s3, bucket=service.bucket, store=service.store, emit=service.emit)
+    return create_app(s3=service.s3, bucket=service.bucket, store=service.store, emit=service.emit,
+                      limits=service.limits)
 
 
 def content_type_for(path: Path) -> str:

@@ -100,9 +100,13 @@ def per_rendition_commands(
     return commands
 
 
-def run_ladder_benchmark(source_seconds: float = 10, height: int = 1080) -> dict[str, Any]:
+def run_ladder_benchmark(
+    source_seconds: float = 10, height: int = 1080, faster_presets: Sequence[str] = ("superfast", "ultrafast"),
+) -> dict[str, Any]:
     """Time (a) the single-decode ladder, H.264 only and with H.265 + AV1 top rungs, and (b) one ffmpeg run
-    per H.264 rendition, on a `height`p30 16:9 lavfi source `source_seconds` long.
+    per H.264 rendition, on a `height`p30 16:9 lavfi source `source_seconds` long. Then (c) the H.264-only
+    single-decode ladder again with each of `faster_presets` for x264 (same bitrates): what reaching
+    0.5x real time would cost in preset.
 
     Returns a flat dict: each variant's wall seconds (`*_s`), wall seconds per source second (`*_ratio`) and
     CPU seconds (`*_cpu_s`), and `speedup_h264` / `speedup_h264_cpu` = (b) / (a, H.264 only). Wall time
@@ -130,9 +134,14 @@ def run_ladder_benchmark(source_seconds: float = 10, height: int = 1080) -> dict
         with _timer() as per_rendition:
             for command in per_rendition_commands(source, work / "b", h264_only):
                 subprocess.run(command, check=True, capture_output=True)
+        faster = {}
+        for preset in faster_presets:
+            policy = LadderPolicy(extra_codecs={}, presets={"h264": preset, "h265": "veryfast", "av1": "10"})
+            with _timer() as faster[f"single_decode_h264_{preset}"]:
+                transcode(source, work / f"c_{preset}", info=info, ladder=plan_ladder(info, policy))
 
     timings = {"single_decode_h264": single_h264, "single_decode_all_codecs": single_all,
-               "per_rendition_h264": per_rendition}
+               "per_rendition_h264": per_rendition, **faster}
     result: dict[str, Any] = {
         "source": f"{width}x{height}p30, {source_seconds:g} s, testsrc2 + sine",
         "cores": os.cpu_count(),

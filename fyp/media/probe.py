@@ -7,6 +7,8 @@ same reason by the worker. Reasons are short machine strings (`too_long:312s`), 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -154,6 +156,23 @@ class Limits:
     def __post_init__(self) -> None:
         if self.max_duration_s <= 0 or self.max_size_bytes <= 0 or self.max_dimension <= 0:
             raise ValueError(f"limits must be positive: {self}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Limits:
+        """The defaults, overridden by FYP_UPLOAD_MAX_DURATION_S, FYP_UPLOAD_MAX_BYTES, FYP_UPLOAD_MAX_DIMENSION.
+
+        The upload API and the transcoder both read them, so the two judge a file by the same limits.
+        """
+        values: dict[str, Any] = {}
+        for name, variable, kind in (("max_duration_s", "FYP_UPLOAD_MAX_DURATION_S", float),
+                                     ("max_size_bytes", "FYP_UPLOAD_MAX_BYTES", int),
+                                     ("max_dimension", "FYP_UPLOAD_MAX_DIMENSION", int)):
+            if environ.get(variable):
+                try:
+                    values[name] = kind(environ[variable])
+                except ValueError:
+                    raise ValueError(f"{variable}={environ[variable]!r} is not a number") from None
+        return cls(**values)
 
 
 DEFAULT_LIMITS = Limits()

@@ -38,6 +38,9 @@ pytestmark = pytest.mark.integration
 JOB = "upload_orchestration"
 PIPELINE_NAME = "fyp-upload-orchestration"
 VERDICT_TIMEOUT_S = 120
+# A small size limit for the API and the transcoder, so that "too large" takes a 4 MB file, not 500 MB.
+MAX_UPLOAD_BYTES = 4_000_000
+PIPELINE_ENV = {"FYP_UPLOAD_MAX_BYTES": str(MAX_UPLOAD_BYTES)}
 
 
 def _free_port() -> int:
@@ -56,7 +59,7 @@ class Workers:
     def start(self, name: str, argv: list[str]) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self.procs[name] = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            env={**os.environ, **PIPELINE_ENV, "PYTHONUNBUFFERED": "1"})
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -264,3 +267,146 @@ def test_takedown_removes_the_video(settings, pipeline, store, ready_video) -> N
     assert (video["status_reason"], video["takedown_notice_id"]) == ("dmca", "IT-NOTICE-1")
     statuses = [n for n, _, _ in _events(settings, video_id, {"status:removed"}) if n.startswith("status:")]
     assert statuses[-1] == "status:removed"
+
+
+# --- bad and awkward input, through the API, S3, the job and the workers ------------------------------------
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True, timeout=120)
+
+
+def _make_refused(kind: str, d: Path) -> Path:
+    """Files the API refuses at complete, made by ffmpeg (zero bytes: an empty file)."""
+    path = d / {"zero_bytes": "empty.mp4", "image": "still.png", "audio": "song.wav", "too_large": "big.mp4"}[kind]
+    if kind == "zero_bytes":
+        path.write_bytes(b"")
+    elif kind == "image":
+        _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1", str(path))
+    elif kind == "audio":
+        _ffmpeg("-f", "lavfi", "-i", "sine=d=2", str(path))
+    else:  # a real clip with junk after it: over the limit, whatever it holds
+        _make_video(path)
+        with path.open("ab") as handle:
+            handle.write(os.urandom(MAX_UPLOAD_BYTES + 200_000 - path.stat().st_size))
+    return path
+
+
+def _create_and_put(api: str, path: Path, *, declared_size: int | None = None) -> tuple[uploads.HttpUploads, dict]:
+    client = uploads.HttpUploads(api)
+    created = client.create({"author_id": "it_author", "caption": path.name, "region": "US", "language": "en",
+                             "content_type": uploads.content_type_for(path),
+                             "size_bytes": declared_size or max(path.stat().st_size, 1)})
+    response = httpx.put(created["put_url"], content=path.read_bytes(), headers=created["headers"], timeout=60)
+    assert response.status_code < 300, response.text
+    return client, created
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("zero_bytes", "zero_bytes"), ("image", "not_a_video:image"), ("audio", "not_a_video:audio"),
+     ("too_large", "too_large:5MB")],
+)
+def test_refused_at_complete_with_a_reason(settings, pipeline, store, tmp_path, kind: str, code: str) -> None:
+    path = _make_refused(kind, tmp_path)
+    # The too-large client lies about its size at create; complete measures the stored object.
+    client, created = _create_and_put(pipeline["api"], path, declared_size=1000 if kind == "too_large" else None)
+    for _ in range(2):  # a retried complete gives the same answer
+        with pytest.raises(uploads.UploadFailed) as refused:
+            client.complete(created["upload_id"])
+        assert refused.value.code == code
+    s3 = make_s3_client(settings)
+    with pytest.raises(s3.exceptions.ClientError):  # the refused bytes were deleted
+        s3.head_object(Bucket=settings.media_bucket, Key=created["object_key"])
+    assert store.read(created["video_id"]) is None  # nothing was announced: no video, no work downstream
+
+
+def test_declared_size_over_the_limit_is_refused_at_create(pipeline) -> None:
+    with pytest.raises(uploads.UploadFailed) as refused:
+        uploads.HttpUploads(pipeline["api"]).create({
+            "author_id": "it_author", "region": "US", "language": "en", "content_type": "video/mp4",
+            "size_bytes": MAX_UPLOAD_BYTES + 1})
+    assert refused.value.code == "too_large"
+
+
+def test_complete_without_the_object_is_a_conflict_until_the_put(settings, pipeline, store, tmp_path) -> None:
+    client = uploads.HttpUploads(pipeline["api"])
+    created = client.create({"author_id": "it_author", "region": "US", "language": "en",
+                             "content_type": "video/mp4", "size_bytes": 1000})
+    with pytest.raises(uploads.UploadFailed) as refused:
+        client.complete(created["upload_id"])
+    assert refused.value.code == "object_missing"
+    assert store.read(created["video_id"]) is None
+    # The upload stays pending: the client may still PUT and complete. A PNG keeps this test free of transcoding.
+    path = _make_refused("image", tmp_path)
+    response = httpx.put(created["put_url"], content=path.read_bytes(), headers=created["headers"], timeout=60)
+    assert response.status_code < 300
+    with pytest.raises(uploads.UploadFailed) as refused:
+        client.complete(created["upload_id"])
+    assert refused.value.code == "not_a_video:image"
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("audio_only", "audio_only"), ("too_long", "too_long:181s")])
+def test_worker_refusals_end_failed_with_a_reason(settings, pipeline, store, tmp_path, kind: str, reason: str) -> None:
+    path = tmp_path / f"{kind}.m4a"
+    if kind == "audio_only":  # an MP4 container (passes the API's sniffing) with no video stream
+        _ffmpeg("-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac", "-metadata", f"title={uuid.uuid4()}", str(path))
+    else:  # 181 s, over the 180 s default; tiny and at 1 fps so that it is quick to make
+        path = path.with_suffix(".mp4")
+        _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x64:r=1:d=181", "-c:v", "libx264", "-preset", "ultrafast",
+                "-pix_fmt", "yuv420p", "-metadata", f"title={uuid.uuid4()}", str(path))
+    done = uploads.upload_file(path, {"author_id": "it_author", "caption": kind, "region": "US", "language": "en"},
+                               uploads.HttpUploads(pipeline["api"]))
+    video = _wait_final(store, pipeline, done["video_id"])
+    assert (video["status"], video["status_reason"]) == ("failed", reason), video
+    assert "renditions" not in video
+
+
+def _awkward_phone_clip(d: Path) -> Path:
+    """Coded 1921x1079, a 90 degree display rotation (so 1079x1921 upright), variable frame rate (1 s at 15 fps
+    then 1 s at 30), no audio track."""
+    coded = d / "coded.mp4"
+    inputs = [arg for rate in (15, 30) for arg in ("-f", "lavfi", "-i", f"testsrc2=s=960x540:r={rate}:d=1")]
+    graph = "[0:v][1:v]concat=n=2:v=1,scale=1921:1079,setsar=1[v]"  # testsrc2 makes even sizes only
+    _ffmpeg(*inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264",
+            "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-fps_mode", "vfr",  # x264 4:4:4 takes odd sizes
+            "-metadata", f"title={uuid.uuid4()}", str(coded))
+    rotated = d / "phone.mp4"
+    _ffmpeg("-i", str(coded), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
+    return rotated
+
+
+def test_awkward_phone_video_is_processed_upright(settings, pipeline, store, tmp_path) -> None:
+    from fyp.media.probe import probe
+
+    source = _awkward_phone_clip(tmp_path)
+    info = probe(source)
+    assert (info.width, info.height, info.display_width, info.display_height) == (1921, 1079, 1079, 1921)
+    assert info.variable_frame_rate and not info.has_audio
+    done = uploads.upload_file(source, {"author_id": "it_author", "caption": "phone", "region": "US",
+                                        "language": "en"}, uploads.HttpUploads(pipeline["api"]))
+    video = _wait_final(store, pipeline, done["video_id"])
+    assert video["status"] == "ready", video
+    # No audio: no fingerprint, so no music match and no mute.
+    assert video["verdict"] == "APPROVE" and not any("music" in r or "mute" in r for r in video.get("reasons", []))
+    assert "audio_key" not in video
+    completed = next(r for n, _, r in _events(settings, done["video_id"], {"TranscodeCompleted"})
+                     if n == "TranscodeCompleted")
+    assert completed["audio_fingerprint"] is None and completed["audio_key"] is None
+    sizes = {(r["codec"], r["width"], r["height"]) for r in video["renditions"]}
+    assert {(w, h) for c, w, h in sizes if c == "h264"} == {(720, 1282), (480, 854), (360, 640)}
+    assert all(h > w for _, w, h in sizes)  # upright
+
+    # Every rendition plays from both manifests, upright (no rotation left), at a constant 30 fps.
+    s3 = make_s3_client(settings)
+    run_prefix = video["hls_master_key"].rsplit("/stream/", 1)[0] + "/"
+    for obj in s3.list_objects_v2(Bucket=settings.media_bucket, Prefix=run_prefix)["Contents"]:
+        local = tmp_path / "out" / obj["Key"][len(run_prefix):]
+        local.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(settings.media_bucket, obj["Key"], str(local))
+    for manifest in ("master.m3u8", "manifest.mpd"):
+        streams = _probe(tmp_path / "out" / "stream" / manifest)["streams"]
+        videos = [s for s in streams if s["codec_type"] == "video"]
+        assert {(s["width"], s["height"]) for s in videos} == {(w, h) for _, w, h in sizes}, manifest
+        assert not [s for s in streams if s["codec_type"] == "audio"], manifest
+        assert all(not s.get("side_data_list") and s["r_frame_rate"] == "30/1" for s in videos), manifest

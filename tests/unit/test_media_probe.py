@@ -154,3 +154,14 @@ def test_check_limits_orders_reasons() -> None:
     # Size is judged before anything needs decoding, so a huge file is refused without probing it further.
     info = MediaInfo(size_bytes=600_000_000, sniffed=sniff(b"\x89PNG\r\n\x1a\n"))
     assert check_limits(info) == "too_large:600MB"
+
+
+def test_limits_from_the_environment() -> None:
+    assert Limits.from_env({}) == Limits()
+    limits = Limits.from_env({"FYP_UPLOAD_MAX_BYTES": "4000000", "FYP_UPLOAD_MAX_DURATION_S": "60.5",
+                              "FYP_UPLOAD_MAX_DIMENSION": ""})
+    assert (limits.max_size_bytes, limits.max_duration_s, limits.max_dimension) == (4_000_000, 60.5, 4096)
+    with pytest.raises(ValueError, match="FYP_UPLOAD_MAX_BYTES"):
+        Limits.from_env({"FYP_UPLOAD_MAX_BYTES": "lots"})
+    with pytest.raises(ValueError, match="positive"):
+        Limits.from_env({"FYP_UPLOAD_MAX_DURATION_S": "-1"})

@@ -1,0 +1,347 @@
+"""`fyp bench upload`: upload-to-verdict and upload-to-playable latency through the real pipeline.
+
+Generated clips (lavfi testsrc2 + a sine, several durations and sizes, each with unique bytes so the exact-
+duplicate check does not short-circuit them) are uploaded one at a time through the upload API (presigned PUT
+to S3, then complete), and followed on Kafka: the upload_orchestration job, the transcoder and the moderator
+workers run on the local stack as they do in production. Times are Kafka record timestamps, all taken on this
+machine, measured from UploadCompleted (the API's complete):
+
+- `verdict`: ModerationResult;
+- `first_playable`: the first published rendition. The transcoder publishes the whole ladder at once (one
+  ffmpeg, one atomic manifest), so this is TranscodeCompleted, the same instant as `full_ladder`;
+- `full_ladder`: TranscodeCompleted;
+- `ready`: the status change viewers wait for (after the verdict).
+
+Each is reported per second of source video (`*_s_per_source_s`, p50/p95) and in ms. Uploads go one at a time,
+so a figure is one video's path through an otherwise idle pipeline, not a queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from fyp.config import REPO_ROOT, Settings
+
+__all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_clips", "run_upload_bench",
+           "summarize"]
+
+ORCHESTRATION_JOB = "upload_orchestration"
+ORCHESTRATION_NAME = "fyp-upload-orchestration"
+# Lifecycle points, in the order they happen; `status:<s>` is a VideoStatusChanged.
+POINTS = {"first_playable": "TranscodeCompleted", "full_ladder": "TranscodeCompleted",
+          "verdict": "ModerationResult", "ready": "status:ready"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A generated source: `seconds` long, `width`x`height` at 30 fps, H.264 + AAC."""
+
+    seconds: float
+    width: int
+    height: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.seconds:g}s {self.width}x{self.height}"
+
+
+DEFAULT_CLIPS = "4:640x360,4:1280x720,8:720x1280,8:1920x1080,15:854x480"
+
+
+def parse_clips(text: str) -> list[Clip]:
+    """`SECONDS:WxH,...` -> clips.
+
+    >>> parse_clips("4:640x360, 10:1920x1080")
+    [Clip(seconds=4.0, width=640, height=360), Clip(seconds=10.0, width=1920, height=1080)]
+    """
+    clips = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        seconds, _, size = item.partition(":")
+        width, _, height = size.partition("x")
+        try:
+            clip = Clip(float(seconds), int(width), int(height))
+        except ValueError:
+            raise ValueError(f"bad clip {item!r}: expected SECONDS:WIDTHxHEIGHT, e.g. 8:1920x1080") from None
+        if clip.seconds <= 0 or clip.width < 16 or clip.height < 16:
+            raise ValueError(f"bad clip {item!r}: duration and size must be positive (at least 16 px)")
+        clips.append(clip)
+    if not clips:
+        raise ValueError("no clips given")
+    return clips
+
+
+def make_clip(path: Path, clip: Clip) -> Path:
+    """Write `clip` to `path` with a random title, so its sha256 is new and it is never an exact duplicate."""
+    from fyp.media.bench import synthesize
+
+    return synthesize(path, seconds=clip.seconds, width=clip.width, height=clip.height,
+                      video_args=("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"),
+                      extra_args=("-metadata", f"title=bench-{uuid.uuid4()}"))
+
+
+class LifecycleWatcher:
+    """Reads the uploads and status topics from their current end in a thread and records, per video id,
+    the Kafka timestamp (ms) of the first record of each kind (`UploadCompleted`, ..., `status:ready`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        from schemas.registry import default_registry
+        from schemas.topics import UPLOADS, VIDEO_STATUS
+
+        self._registry = default_registry()
+        self._consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-upload-{uuid.uuid4().hex}",
+                                   "enable.auto.commit": False})
+        # Explicit offsets at today's high watermarks: records produced after this call are never missed.
+        assignment = []
+        for topic in (UPLOADS.name, VIDEO_STATUS.name):
+            partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            for p in partitions:
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                assignment.append(TopicPartition(topic, p, high))
+        self._consumer.assign(assignment)
+        self.seen: dict[str, dict[str, int]] = {}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lifecycle-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, timeout=0.2):
+                if msg.error() or msg.key() is None:
+                    continue
+                try:
+                    event = self._registry.decode(msg.value())
+                except Exception:  # a record we cannot read is not ours to time
+                    continue
+                name = event.record_name
+                if name == "VideoStatusChanged":
+                    name = f"status:{event.record['status']}"
+                with self._lock:
+                    times = self.seen.setdefault(msg.key().decode(), {})
+                    if name not in times:
+                        times[name] = msg.timestamp()[1]
+                        self.records.setdefault(msg.key().decode(), {})[name] = event.record
+
+    def times(self, video_id: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self.seen.get(video_id, {}))
+
+    def record(self, video_id: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self.records.get(video_id, {}).get(name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+
+@dataclass
+class UploadPipeline:
+    """The upload path on a running stack: the orchestration job (reused if running, else submitted and
+    cancelled on exit), and, unless given, one transcoder, one moderator and an upload API as subprocesses
+    (logs in `$FYP_HOME/logs/bench-*.log`). Use as a context manager; `api` is the API's base URL."""
+
+    settings: Settings
+    api: str | None = None
+    start_workers: bool = True
+    job_args: Sequence[str] = ()
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    submitted_job: str | None = None
+
+    def __enter__(self) -> UploadPipeline:
+        from fyp.stack.submit import list_jobs, submit_job
+
+        try:
+            running = {j.name for j in list_jobs(self.settings) if j.state in ("RUNNING", "CREATED")}
+            if ORCHESTRATION_NAME not in running:
+                self.submitted_job = submit_job(self.settings, ORCHESTRATION_JOB, job_args=list(self.job_args))
+            if self.start_workers:
+                self._start("transcoder", [sys.executable, "-m", "workers.transcoder"])
+                self._start("moderator", [sys.executable, "-m", "workers.moderator"])
+            if self.api is None:
+                port = _free_port()
+                self._start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
+                                           "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
+                                           "--port", str(port), "--log-level", "warning"])
+                self.api = f"http://127.0.0.1:{port}"
+                self._wait_for_api()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self, name: str, argv: list[str]) -> None:
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.settings.logs_dir / f"bench-{name}.log").open("w")
+        self.procs[name] = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def _wait_for_api(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                httpx.get(f"{self.api}/docs", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"upload API not answering on {self.api}; see "
+                                       f"{self.settings.logs_dir / 'bench-upload-api.log'}") from None
+                time.sleep(0.3)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                   f"{self.settings.logs_dir / f'bench-{name}.log'}")
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=60)  # a worker finishes its current item first
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.submitted_job:
+            from fyp.stack.submit import cancel_job
+
+            with contextlib.suppress(httpx.HTTPError):  # the cluster may be gone already
+                cancel_job(self.settings, self.submitted_job)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def summarize(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """p50/p95 of each lifecycle point, in ms and in seconds per second of source, over finished samples.
+
+    samples: {"duration_s", "<point>_ms", ...} per video.
+    """
+    out: dict[str, Any] = {}
+    for point in POINTS:
+        values = [s[f"{point}_ms"] for s in samples if s.get(f"{point}_ms") is not None]
+        ratios = [s[f"{point}_ms"] / 1000 / s["duration_s"] for s in samples if s.get(f"{point}_ms") is not None]
+        if not values:
+            continue
+        p50, p95 = np.percentile(values, [50, 95])
+        r50, r95 = np.percentile(ratios, [50, 95])
+        out[f"{point}_p50_ms"], out[f"{point}_p95_ms"] = round(float(p50)), round(float(p95))
+        out[f"{point}_s_per_source_s_p50"] = round(float(r50), 3)
+        out[f"{point}_s_per_source_s_p95"] = round(float(r95), 3)
+    return out
+
+
+def _follow(watcher: LifecycleWatcher, pipeline: UploadPipeline, video_id: str, timeout_s: float) -> dict[str, int]:
+    """Wait until the video reaches a final status on the status topic; its event times."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        times = watcher.times(video_id)
+        if any(f"status:{s}" in times for s in ("ready", "rejected", "failed", "removed")):
+            time.sleep(0.2)  # the ModerationResult may be read a moment after the status it caused
+            return watcher.times(video_id)
+        pipeline.check_alive()
+        time.sleep(0.1)
+    return watcher.times(video_id)
+
+
+def run_upload_bench(
+    settings: Settings,
+    clips: Sequence[Clip],
+    *,
+    repeat: int = 1,
+    api: str | None = None,
+    start_workers: bool = True,
+    on_step: Callable[[str], None] = lambda _: None,
+    on_video: Callable[[dict[str, Any]], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Upload every clip `repeat` times through the pipeline, one at a time; per-video samples and summary.
+
+    on_step: told what is happening (for a spinner); on_video: called with each finished sample.
+    """
+    from fyp.commands.uploads import HttpUploads, upload_file
+
+    load_before = os.getloadavg()
+    samples: list[dict[str, Any]] = []
+    on_step("starting the orchestration job, workers and upload API …")
+    with tempfile.TemporaryDirectory(prefix="fyp-bench-upload-") as tmp, \
+            UploadPipeline(settings, api=api, start_workers=start_workers) as pipeline, \
+            _watching(settings) as watcher:
+        uploads = HttpUploads(pipeline.api or "")
+        for round_ in range(repeat):
+            for i, clip in enumerate(clips):
+                on_step(f"generating {clip.label} …")
+                source = make_clip(Path(tmp) / f"clip-{round_}-{i}.mp4", clip)
+                on_step(f"uploading {clip.label} and waiting for its verdict …")
+                done = upload_file(source, {"author_id": "bench", "caption": f"bench {clip.label}",
+                                            "region": "US", "language": "en"}, uploads)
+                times = _follow(watcher, pipeline, done["video_id"], timeout_s=120 + 30 * clip.seconds)
+                source.unlink()
+                samples.append(_sample(clip, done, times, watcher.record(done["video_id"], "TranscodeCompleted")))
+                on_video(samples[-1])
+    finished = [s for s in samples if s["status"] == "ready"]
+    return {
+        "clips": [c.label for c in clips],
+        "repeat": repeat,
+        "videos": len(samples),
+        "ready": len(finished),
+        "not_ready": [{k: s[k] for k in ("clip", "video_id", "status")} for s in samples if s["status"] != "ready"],
+        **summarize(finished),
+        "cores": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "samples": samples,
+    }
+
+
+def _sample(
+    clip: Clip, done: dict[str, Any], times: dict[str, int], completed: dict[str, Any] | None
+) -> dict[str, Any]:
+    start = times.get("UploadCompleted")
+    status = next((s for s in ("ready", "rejected", "failed", "removed") if f"status:{s}" in times), "timeout")
+    sample: dict[str, Any] = {"clip": clip.label, "video_id": done["video_id"], "status": status,
+                              "duration_s": clip.seconds, "size_bytes": done["size_bytes"],
+                              "upload_ms": sum(done["timings_ms"].values())}
+    for point, name in POINTS.items():
+        sample[f"{point}_ms"] = times[name] - start if start is not None and name in times else None
+    if completed:
+        # The worker's own time: download, probe, the one ffmpeg, fingerprint (publish not included).
+        sample["transcode_worker_ms"] = completed["elapsed_ms"]
+        sample["renditions"] = [f"{r['codec']} {r['width']}x{r['height']}" for r in completed["renditions"]]
+        sample["duration_s"] = completed["duration_ms"] / 1000 or clip.seconds
+    return sample
+
+
+@contextmanager
+def _watching(settings: Settings) -> Iterator[LifecycleWatcher]:
+    watcher = LifecycleWatcher(settings)
+    try:
+        yield watcher
+    finally:
+        watcher.close()
