@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from features.comments import author_comment_sentiment, video_comment_sentiment
 from features.engagement import (
     author_engagement,
     region_language_engagement,
@@ -15,7 +16,8 @@ from features.engagement import (
 )
 from udfs.featurespec import FeatureSet
 
-__all__ = ["ALLOWED_LATENESS", "ALL_FEATURE_SETS", "DEDUP_HORIZON", "feature_set_for_entity"]
+__all__ = ["ALLOWED_LATENESS", "ALL_FEATURE_SETS", "DEDUP_HORIZON", "feature_set_for_entity",
+           "feature_sets_for_entity"]
 
 # How the features job admits events; `fyp verify features` recomputes with the same rules.
 ALLOWED_LATENESS = timedelta(minutes=2)  # further behind the newest event time: counted, not featured
@@ -29,10 +31,21 @@ ALL_FEATURE_SETS: tuple[FeatureSet, ...] = (
     user_author_affinity.v1,
     user_hashtag_affinity.v1,
     region_language_engagement.v1,
+    video_comment_sentiment.v1,
+    author_comment_sentiment.v1,
 )
 
 
+def feature_sets_for_entity(entity: str) -> tuple[FeatureSet, ...]:
+    """Every set of `entity`, its main set (`feature_set_for_entity`) first."""
+    found = tuple(fs for fs in ALL_FEATURE_SETS if fs.entity.name == entity)
+    if not found:
+        feature_set_for_entity(entity)  # raises with the list of known entities
+    return found
+
+
 def feature_set_for_entity(entity: str) -> FeatureSet:
+    """The entity's main feature set: the first declared (serving's candidate matrix reads this one)."""
     for feature_set in ALL_FEATURE_SETS:
         if feature_set.entity.name == entity:
             return feature_set

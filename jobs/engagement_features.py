@@ -23,7 +23,7 @@ from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query
 from udfs.featurespec import FeatureSet
-from udfs.flink_functions import LATE, decode_engagement, encode_dead_letter
+from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
 
 __all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
 
@@ -76,6 +76,8 @@ def build_engagement_features(
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
     engagement_views(t_env, "engagement_raw")
+    for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
+        t_env.create_temporary_system_function(name, function)
     serving_sets = SERVING_SETS
     if options and options.only_feature_sets:
         feature_sets = tuple(fs for fs in feature_sets if fs.name in options.only_feature_sets)

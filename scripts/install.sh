@@ -35,7 +35,7 @@ if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installe
   log "Flink environment .venv-flink"
   [ -d .venv-flink ] || "$PYTHON" -m venv .venv-flink
   .venv-flink/bin/pip install -q --upgrade pip
-  .venv-flink/bin/pip install -q -e '.[flink]' 'pytest>=8'
+  .venv-flink/bin/pip install -q -e '.[flink]' 'pytest>=8' 'hypothesis>=6'
   touch .venv-flink/.installed
 fi
 

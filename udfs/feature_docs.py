@@ -26,7 +26,7 @@ def _aggregation_rows(feature_set: FeatureSet) -> list[str]:
     for aggregation in feature_set.aggregations:
         what = aggregation.description or (
             "events" if aggregation.operation == "count" else f"sum of `{aggregation.expression}`")
-        where = f"`{aggregation.where}`" if aggregation.where else "every event"
+        where = f"`{aggregation.where}`" if aggregation.where else ("every row" if feature_set.where else "every event")
         rows.append(f"| `{aggregation.name}` | {aggregation.operation} | {what} | {where} |")
     return rows
 
@@ -43,6 +43,11 @@ def render_feature_reference(feature_sets: Sequence[FeatureSet]) -> str:
             f"- key: `{fs.key_prefix}{':'.join('{' + k + '}' for k in fs.entity.key_columns)}`, TTL "
             f"{int(fs.ttl.total_seconds())} s\n- windows: {windows} ({fs.tiles} tiles each); half-lives: {decays}\n"
             f"- {len(fs.columns())} columns, in storage order: {', '.join(f'`{c}`' for c in fs.columns())}\n")
+        if fs.where:
+            parts.append(f"- rows: only events where `{fs.where}`\n")
+        for d in fs.derived:
+            parts.append(f"- derived per row: `{d.name}` = `` {d.sql} ``" + (f" ({d.description})" if d.description else "")
+                         + "\n")
         parts.append("| aggregation | operation | value | counted events |\n|---|---|---|---|")
         parts.extend(_aggregation_rows(fs))
         if fs.ratios:

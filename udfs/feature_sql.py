@@ -55,8 +55,13 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     entity = feature_set.entity
     keys = [f"`{k}`" for k in entity.key_columns]
     relation = f"`{source}`"
+    if feature_set.derived:
+        # Filter first, then compute: the planner keeps the filter in a Java operator ahead of any Python
+        # function the derived columns call, so only this set's rows reach it.
+        derived = ", ".join(f"{d.sql} AS `{d.name}`" for d in feature_set.derived)
+        relation = f"(SELECT *, {derived} FROM `{source}` WHERE {feature_set.where})"
     if entity.explodes_hashtags:
-        relation = f"(SELECT * FROM `{source}` CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
+        relation = f"(SELECT * FROM {relation} CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
     ttl = state_ttl or default_state_ttl(feature_set)
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:

@@ -22,6 +22,7 @@ __all__ = [
     "USER_HASHTAG",
     "VIDEO",
     "Aggregation",
+    "DerivedColumn",
     "Entity",
     "FeatureSet",
     "Ratio",
@@ -121,12 +122,35 @@ class Ratio:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DerivedColumn:
+    """A column computed per row before aggregating, e.g. a comment's sentiment score.
+
+    sql: a Flink SQL expression over engagement-row columns; it may call a function the job registers
+    (udfs/flink_functions.py `SCALAR_FUNCTIONS`), which runs only on the rows the feature set's `where` keeps.
+
+    >>> DerivedColumn(name="sentiment", sql="COMMENT_SENTIMENT(`comment_text`)").name
+    'sentiment'
+    """
+
+    name: str
+    sql: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("derived column", self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FeatureSet:
     """Aggregations of one entity over sliding windows and exponential decays, stored as one Redis value.
 
     windows: sliding windows, each kept as `tiles` buckets (granularity = window / tiles).
     half_lives: exponentially decayed counterparts (read-time decay, exact at any read time).
     ttl: how long Redis keeps an entity with no new events; at least the longest window.
+    where: a filter on the whole set, applied before anything else (e.g. "event_type = 'comment'").
+    derived: columns computed per kept row, which the aggregations may use like engagement-row columns.
+        A set with derived columns must declare `where`, so that a (possibly Python) function never runs on
+        every event: only the rows of this set reach it.
     """
 
     name: str
@@ -140,6 +164,7 @@ class FeatureSet:
     ttl: timedelta = timedelta(days=2)
     description: str = ""
     where: str | None = field(default=None)  # a filter on the whole set, e.g. "sound_id IS NOT NULL"
+    derived: tuple[DerivedColumn, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("feature set", self.name)
@@ -158,6 +183,12 @@ class FeatureSet:
                                  f"{self.tiles} whole-millisecond tiles")
         if self.windows and self.ttl < max(self.windows):
             raise ValueError(f"{self.name}: ttl {self.ttl} is shorter than the longest window {max(self.windows)}")
+        if self.derived and not self.where:
+            raise ValueError(f"{self.name}: derived columns need a `where` filter, so that they are computed "
+                             "only for the rows this set uses")
+        derived_names = [d.name for d in self.derived]
+        if len(set(derived_names)) != len(derived_names):
+            raise ValueError(f"{self.name}: duplicate derived column names in {derived_names}")
         for ratio in self.ratios:
             missing = {ratio.numerator, ratio.denominator} - set(names)
             if missing:

@@ -15,8 +15,17 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
+from udfs.sentiment import comment_sentiment
 
-__all__ = ["ENGAGEMENT_ROW_TYPE", "LATE", "decode_engagement", "encode_dead_letter", "flink_type"]
+__all__ = [
+    "ENGAGEMENT_ROW_TYPE",
+    "LATE",
+    "SCALAR_FUNCTIONS",
+    "comment_sentiment_score",
+    "decode_engagement",
+    "encode_dead_letter",
+    "flink_type",
+]
 
 LATE = "late"  # the `error` of a row too far behind the newest event time: counted, not a dead letter
 
@@ -76,3 +85,13 @@ decode_engagement = udf(DecodeEngagement(), result_type=ENGAGEMENT_ROW_TYPE)
 @udf(result_type=DataTypes.BYTES())
 def encode_dead_letter(topic: str, partition: int, offset: int, reason: str, payload: bytes) -> bytes:
     return dead_letter_payload(topic, partition, offset, reason, payload)
+
+
+@udf(result_type=DataTypes.DOUBLE())
+def comment_sentiment_score(text: str | None) -> float:
+    return comment_sentiment(text)
+
+
+# SQL name -> Python scalar function, for the derived columns of feature sets (udfs/featurespec.py
+# `DerivedColumn`); a features job registers them all with create_temporary_system_function.
+SCALAR_FUNCTIONS = {"COMMENT_SENTIMENT": comment_sentiment_score}

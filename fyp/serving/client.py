@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from features import ALL_FEATURE_SETS, feature_set_for_entity
+from features import ALL_FEATURE_SETS
 from features.serving_sets import RECENT_SEEN
 from fyp.config import Settings, load_settings
 from fyp.serving.layout import ReadPlan, decode_matrix, ratio_columns
@@ -59,7 +59,13 @@ class FeatureClient:
 
     def __init__(self, client: redis.Redis, feature_sets: Sequence[FeatureSet] = ALL_FEATURE_SETS) -> None:
         self.redis = client
-        self.plans = {fs.entity.name: ReadPlan.of(fs) for fs in feature_sets}
+        # An entity may have several sets (e.g. video engagement and video comment sentiment): the first
+        # declared is its main set, which `matrix` and `for_request` read; `get` reads them all.
+        self.sets: dict[str, list[FeatureSet]] = {}
+        for fs in feature_sets:
+            self.sets.setdefault(fs.entity.name, []).append(fs)
+        self.plans = {entity: ReadPlan.of(sets[0]) for entity, sets in self.sets.items()}
+        self._set_plans = {fs.name: ReadPlan.of(fs) for fs in feature_sets}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FeatureClient:
@@ -67,10 +73,18 @@ class FeatureClient:
         return cls(redis.Redis(host=s.redis_host, port=s.redis_port, password=s.redis_password))
 
     def get(self, entity: str, entity_id: str | Sequence[str], *, now_ms: int | None = None) -> EntityFeatures | None:
-        """One entity's features (with ratios), or None if Redis holds none."""
-        feature_set = feature_set_for_entity(entity)
-        value = self.redis.get(_key(feature_set, entity_id))
-        return self._entity(feature_set, entity_id, value, now_ms)
+        """One entity's features (with ratios) from all its feature sets in one MGET, or None if Redis holds
+        none. Event and update times are those of the main set (else of the first set found)."""
+        if entity not in self.sets:
+            raise ValueError(f"no feature set for entity {entity!r}; known: {', '.join(self.sets)}")
+        sets = self.sets[entity]
+        values = self.redis.mget([_key(fs, entity_id) for fs in sets])
+        found = [f for fs, v in zip(sets, values, strict=True) if (f := self._entity(fs, entity_id, v, now_ms))]
+        if not found:
+            return None
+        merged = {name: value for f in found for name, value in f.values.items()}
+        return EntityFeatures(entity=entity, entity_id=found[0].entity_id, event_time_ms=found[0].event_time_ms,
+                              update_time_ms=found[0].update_time_ms, values=merged)
 
     def matrix(
         self, entity: str, ids: Sequence[str], *, now_ms: int | None = None,
@@ -102,7 +116,7 @@ class FeatureClient:
     ) -> EntityFeatures | None:
         if value is None:
             return None
-        plan = self.plans[feature_set.entity.name]
+        plan = self._set_plans[feature_set.name]
         matrix, event_times = decode_matrix(plan, [value], now_ms or _now_ms())
         values = {c: float(v) for c, v in zip(plan.columns, matrix[0], strict=True)}
         for name, numerator, denominator in ratio_columns(feature_set):

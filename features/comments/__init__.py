@@ -1,0 +1,1 @@
+"""Comment feature sets: what viewers say, scored by udfs/sentiment.py."""

@@ -1,0 +1,10 @@
+"""What viewers say about a creator's videos, across all of them."""
+
+from features.comments.common import AGGREGATIONS, COMMENTS_ONLY, HALF_LIVES, RATIOS, SENTIMENT, WINDOWS
+from udfs.featurespec import AUTHOR, FeatureSet
+
+v1 = FeatureSet(
+    name="author_comment_sentiment", version=1, entity=AUTHOR, windows=WINDOWS, half_lives=HALF_LIVES,
+    where=COMMENTS_ONLY, derived=(SENTIMENT,), aggregations=AGGREGATIONS, ratios=RATIOS,
+    description="Per creator, over the comments on all their videos (VADER lexicon scores, udfs/sentiment.py).",
+)
