@@ -120,10 +120,13 @@ def test_value_and_condition_are_not_interchangeable():
 
 @pytest.mark.parametrize("feature_set", ALL_FEATURE_SETS, ids=lambda fs: fs.qualified_name)
 def test_every_declared_aggregation_translates(feature_set):
+    derived = tuple(d.name for d in feature_set.derived)
+    for column in feature_set.derived:
+        compile_value(column.sql)
     for aggregation in feature_set.aggregations:
-        compile_value(aggregation.value_sql())
+        compile_value(aggregation.value_sql(), derived)
         if aggregation.where:
-            compile_predicate(aggregation.where)
+            compile_predicate(aggregation.where, derived)
     if feature_set.where:
         compile_predicate(feature_set.where)
 
@@ -381,3 +384,23 @@ def test_windows_and_decays_of_a_busy_entity_match_the_reference():
 def test_run_peer_refuses_bad_arguments_before_connecting(name, events, timeout_s, message):
     with pytest.raises(ValueError, match=message):
         run_peer(name, None, events=events, group_id="g", timeout_s=timeout_s)
+
+
+def test_derived_columns_are_computed_per_row_after_the_filter():
+    from features.comments import video_comment_sentiment
+    from udfs.sentiment import comment_sentiment
+
+    evaluator = FeatureEvaluator.of(video_comment_sentiment.v1)
+    texts = ["love this so much", "worst video ever", "lol"]
+    rows = [engagement_row(event_type="comment", event_time=1_000 + i, video_id="v1", comment_text=t)
+            for i, t in enumerate(texts)]
+    assert evaluator.key(engagement_row(event_type="watch", event_time=1, video_id="v1")) is None
+    state = evaluator.new_state()
+    for row in rows:
+        assert evaluator.key(row) == "v1"
+        evaluator.update(state, row)
+    values = evaluator.values(state)
+    scores = [comment_sentiment(t) for t in texts]
+    assert values["scored_comments_1h"] == 3
+    assert values["sentiment_sum_1h"] == pytest.approx(sum(scores))
+    assert values["negative_comments_24h"] == sum(s <= -0.05 for s in scores) == 1

@@ -150,7 +150,12 @@ def test_every_feature_set_verifies_including_exploded_hashtags():
             event_type="watch", event_id=f"e{i}", event_time=NOW - i, user_id="u1", video_id="v1", author_id="a1",
             sound_id="s1", region="US", language="en", hashtags=["cats", "cats", "dogs"], watch_ms=9_000,
             video_duration_ms=10_000), partition=0, offset=i) for i in range(3)]
-        keys = evaluator.keys(rows[0].row)
+        # Sets filtered to comments (comment sentiment) key only comment rows.
+        rows += [HistoryEvent(row=engagement_row(
+            event_type="comment", event_id=f"c{i}", event_time=NOW - i, user_id="u1", video_id="v1", author_id="a1",
+            region="US", language="en", hashtags=[], comment_text="love it"), partition=0, offset=3 + i)
+            for i in range(2)]
+        keys = next((k for event in rows if (k := evaluator.keys(event.row))), [])
         assert keys, feature_set.name
         check = check_entity(evaluator, keys[0], redis_value(evaluator, keys[0], rows), rows, now_ms=NOW)
         assert check.status == "match", (feature_set.name, check)

@@ -74,6 +74,10 @@ class FeatureEvaluator:
         self._key_index = tuple(_HASHTAGS if k == "hashtag" else COLUMN_INDEX[k] for k in entity.key_columns)
         self._explodes = entity.explodes_hashtags
         self._where = compile_predicate(feature_set.where) if feature_set.where else None
+        # Derived columns (e.g. comment sentiment) are computed per row after the set's `where`, as in the job,
+        # and appended to the row for the aggregations that use them.
+        derived = tuple(d.name for d in feature_set.derived)
+        self._derive = tuple(compile_value(d.sql) for d in feature_set.derived)
 
         windows_ms = [int(w.total_seconds() * 1000) for w in feature_set.windows]
         half_lives_ms = [int(h.total_seconds() * 1000) for h in feature_set.half_lives]
@@ -93,7 +97,8 @@ class FeatureEvaluator:
                 offset += aggregator.width
         self.width = offset
         self._aggregations = tuple(
-            _CompiledAggregation(name=a.name, value=compile_value(a.value_sql()), columns=tuple(columns_of[a.name]))
+            _CompiledAggregation(name=a.name, value=compile_value(a.value_sql(), derived),
+                                 columns=tuple(columns_of[a.name]))
             for a in feature_set.aggregations)
         # Storage order is columns() order, which is the order offsets were handed out in.
         self._columns = tuple(sorted((c for a in self._aggregations for c in a.columns), key=lambda c: c.offset))
@@ -153,6 +158,8 @@ class FeatureEvaluator:
     def update(self, state: array, row: Row) -> None:
         """Fold one row of this entity into its state (the caller checked `key(row)`)."""
         event_time = row[_EVENT_TIME]
+        if self._derive:
+            row = (*row, *(derive(row) for derive in self._derive))
         if event_time > state[0]:
             state[0] = event_time
         isfinite = math.isfinite

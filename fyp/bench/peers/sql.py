@@ -10,7 +10,9 @@ start-up instead of being evaluated wrongly:
     arithmetic       + - * /, unary minus
     comparisons      = <> != < <= > >=, IS [NOT] NULL, [NOT] IN (literal, ...)
     logic            AND, OR (NOT is refused: see below)
-    functions        CAST(x AS DOUBLE | FLOAT | BIGINT | INT), LEAST(...), GREATEST(...)
+    functions        CAST(x AS DOUBLE | FLOAT | BIGINT | INT), LEAST(...), GREATEST(...), and the scalar
+                     functions jobs register for derived columns (`FUNCTIONS`, e.g. COMMENT_SENTIMENT)
+    derived columns  a feature set's `DerivedColumn`s, passed as `derived` (appended after the row's columns)
     conditionals     CASE WHEN c THEN v [WHEN ...] [ELSE v] END
 
 NULL follows SQL: arithmetic, CAST, LEAST and GREATEST with a NULL operand give NULL (None), and a
@@ -38,9 +40,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.sentiment import comment_sentiment
 
 __all__ = [
     "COLUMN_INDEX",
+    "FUNCTIONS",
     "SqlTranslationError",
     "compile_predicate",
     "compile_value",
@@ -119,8 +123,9 @@ _CASTS = {"DOUBLE": "float", "FLOAT": "float", "REAL": "float", "BIGINT": "int",
 
 
 class _Parser:
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, derived: tuple[str, ...] = ()) -> None:
         self.sql = sql
+        self.derived = derived
         self.tokens = _tokens(sql)
         self.pos = 0
 
@@ -221,8 +226,18 @@ class _Parser:
             return ("lit", token.text[1:-1].replace("''", "'"))
         if token.kind == "column":
             if self.peek().text == "(":
-                self.fail(f"function {token.text.upper()} is not supported (only CAST, LEAST, GREATEST)")
+                if token.text.upper() not in FUNCTIONS:
+                    self.fail(f"function {token.text.upper()} is not supported (only CAST, LEAST, GREATEST, "
+                              f"{', '.join(FUNCTIONS)})")
+                self.expect("(")
+                args = [self.additive()]
+                while self.accept(","):
+                    args.append(self.additive())
+                self.expect(")")
+                return ("fn", token.text.upper(), tuple(args))
             name = token.text.lower()
+            if name in self.derived:
+                return ("derived", self.derived.index(name))
             if name not in COLUMN_INDEX:
                 self.fail(f"unknown column {token.text!r} (engagement-row columns: {', '.join(COLUMN_INDEX)})")
             if _COLUMN_TYPE[name] == "array":
@@ -296,6 +311,11 @@ def _greatest(*args: Any) -> Any:
 
 _HELPERS = {"_fdiv": _fdiv, "_idiv": _idiv, "_least": _least, "_greatest": _greatest}
 
+# The Python scalar functions the jobs register (udfs/flink_functions.py SCALAR_FUNCTIONS), by SQL name:
+# (the function, its argument count, its result type). The same Python code runs in Flink and here.
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, str]] = {"COMMENT_SENTIMENT": (comment_sentiment, 1, "float")}
+_HELPERS.update({f"_fn_{name.lower()}": function for name, (function, _, _) in FUNCTIONS.items()})
+
 
 @dataclass(frozen=True, slots=True)
 class _Code:
@@ -358,6 +378,15 @@ class _Generator:
             return _Code(repr(value), "str" if isinstance(value, str) else type(value).__name__, False)
         if kind == "col":
             return _Code(f"r[{COLUMN_INDEX[node[1]]}]", _COLUMN_TYPE[node[1]], True)
+        if kind == "derived":  # a derived column: numeric, appended after the row's columns
+            return _Code(f"r[{len(COLUMN_INDEX) + node[1]}]", "float", True)
+        if kind == "fn":
+            _, arity, result = FUNCTIONS[node[1]]
+            if len(node[2]) != arity:
+                self.fail(f"{node[1]} takes {arity} argument(s)")
+            args = ", ".join(self.value(a).src for a in node[2])
+            # Called with NULL arguments as Flink calls a Python UDF (the function decides what NULL gives).
+            return _Code(f"_fn_{node[1].lower()}({args})", result, True)
         if kind == "neg":
             inner = self.value(node[1])
             self.numeric(inner, "-")
@@ -436,14 +465,17 @@ def _function(sql: str, body: str) -> Callable[[Row], Any]:
     return function
 
 
-def compile_predicate(sql: str) -> Callable[[Row], bool]:
+def compile_predicate(sql: str, derived: tuple[str, ...] = ()) -> Callable[[Row], bool]:
     """A function of an engagement row: True exactly when the Flink SQL predicate `sql` is TRUE (not FALSE, not
-    NULL). Raises SqlTranslationError for what the translator does not handle."""
+    NULL). Raises SqlTranslationError for what the translator does not handle.
+
+    derived: names of derived columns `sql` may use; the row then carries their values after its own columns."""
     generator = _Generator(sql)
-    return _function(sql, generator.condition(_Parser(sql).parse()).src)
+    return _function(sql, generator.condition(_Parser(sql, derived).parse()).src)
 
 
-def compile_value(sql: str) -> Callable[[Row], float | int | str | None]:
-    """A function of an engagement row giving the value of the Flink SQL expression `sql`, None for NULL."""
+def compile_value(sql: str, derived: tuple[str, ...] = ()) -> Callable[[Row], float | int | str | None]:
+    """A function of an engagement row giving the value of the Flink SQL expression `sql`, None for NULL
+    (`derived` as for compile_predicate)."""
     generator = _Generator(sql)
-    return _function(sql, generator.value(_Parser(sql).parse()).src)
+    return _function(sql, generator.value(_Parser(sql, derived).parse()).src)
