@@ -209,6 +209,8 @@ def _print_video(video: Mapping[str, Any]) -> None:
             value = ", ".join(f"{r['codec']} {r['width']}x{r['height']} {r['bitrate_kbps']}k" for r in value)
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
+        elif isinstance(value, dict):
+            value = " ".join(f"{k}={v}" for k, v in value.items())
         table.add_row(name, str(value))
     console.print(table)
 
@@ -266,19 +268,45 @@ def upload(
         raise typer.Exit(1)
 
 
+def index_status(video_id: str, url: str, *, timeout_s: float = 2.0) -> dict[str, str]:
+    """Whether the candidate index service at `url` holds the video: `{"state": "indexed" | "not_indexed" |
+    "unknown", "url", "detail"?}`. Asks `GET /v1/similar/{id}?k=1` (the service has no membership call; k=1
+    keeps it to one lookup). `unknown` when the service is not running or not ready: never an error here."""
+    from urllib.parse import quote
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/similar/{quote(video_id, safe='')}", params={"k": 1},
+                             timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return {"state": "unknown", "url": url, "detail": f"index service unreachable: {type(exc).__name__}"}
+    if response.status_code == 200:
+        return {"state": "indexed", "url": url}
+    if response.status_code == 404:
+        return {"state": "not_indexed", "url": url}
+    return {"state": "unknown", "url": url, "detail": f"HTTP {response.status_code}: {response.text[:200]}"}
+
+
 def video(
     video_id: str = typer.Argument(..., help="Video id (printed by `fyp upload`)."),
+    index_url: str = typer.Option(None, "--index-url",
+                                  help="Index service for the index status (default FYP_INDEX_URL, else "
+                                       "127.0.0.1:8090+offset)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Show a video's status and metadata from Redis."""
+    """Show a video's status, renditions, moderation verdict and reasons (Redis) and its index status."""
     found = _video_store(load_settings()).read(video_id)
     if found is None:
         err_console.print(f"[bold red]error:[/] no video {video_id} in Redis")
         raise typer.Exit(1)
+    if index_url is None:
+        from fyp.index.service import default_port
+
+        index_url = os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
+    shown = decode_video(found) | {"index": index_status(video_id, index_url)}
     if as_json:
-        print_json(decode_video(found))
+        print_json(shown)
     else:
-        _print_video(decode_video(found))
+        _print_video(shown)
 
 
 def serve_upload(

@@ -213,6 +213,18 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
         assert audio, f"{manifest} has no audio stream"
     assert video["dash_manifest_key"].endswith("/stream/manifest.mpd")
 
+    # `fyp video ID --json`: status, renditions, verdict and reasons from Redis, and the index status (no index
+    # service runs in this test: unknown, said so rather than failing).
+    app = Typer()
+    uploads.register(app)
+    shown = CliRunner().invoke(app, ["video", ready_video["video_id"], "--json",
+                                     "--index-url", f"http://127.0.0.1:{_free_port()}"])
+    assert shown.exit_code == 0, shown.output
+    shown = json.loads(shown.stdout)
+    assert (shown["status"], shown["verdict"], shown["reasons"]) == ("ready", "APPROVE", video["reasons"])
+    assert shown["renditions"] == video["renditions"]
+    assert shown["index"]["state"] == "unknown" and "unreachable" in shown["index"]["detail"]
+
     # Lifecycle on Kafka, and the latencies (Kafka timestamps: producer clocks on this machine).
     events = _events(settings, ready_video["video_id"], {"UploadCompleted", "TranscodeRequested",
                                                          "TranscodeCompleted", "ModerationResult", "status:ready"})
