@@ -40,7 +40,7 @@ import numpy as np
 from fyp.config import REPO_ROOT, Settings
 
 __all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_clips", "run_upload_bench",
-           "summarize"]
+           "summarize", "upload_and_play"]
 
 ORCHESTRATION_JOB = "upload_orchestration"
 ORCHESTRATION_NAME = "fyp-upload-orchestration"
@@ -160,11 +160,13 @@ class LifecycleWatcher:
 class UploadPipeline:
     """The upload path on a running stack: the orchestration job (reused if running, else submitted and
     cancelled on exit), and, unless given, one transcoder, one moderator and an upload API as subprocesses
-    (logs in `$FYP_HOME/logs/bench-*.log`). Use as a context manager; `api` is the API's base URL."""
+    (logs in `$FYP_HOME/logs/bench-*.log`). Use as a context manager; `api` is the API's base URL.
+    keep_job: leave a job this object submitted running on exit (`fyp demo`: `fyp upload` works afterwards)."""
 
     settings: Settings
     api: str | None = None
     start_workers: bool = True
+    keep_job: bool = False
     job_args: Sequence[str] = ()
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     submitted_job: str | None = None
@@ -226,7 +228,7 @@ class UploadPipeline:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self.submitted_job:
+        if self.submitted_job and not self.keep_job:
             from fyp.stack.submit import cancel_job
 
             with contextlib.suppress(httpx.HTTPError):  # the cluster may be gone already
@@ -345,3 +347,29 @@ def _watching(settings: Settings) -> Iterator[LifecycleWatcher]:
         yield watcher
     finally:
         watcher.close()
+
+
+def upload_and_play(settings: Settings, clip: Clip = Clip(4, 640, 360), *, timeout_s: float = 300) -> dict[str, Any]:
+    """`fyp demo`'s upload: start the pipeline (the job stays running), upload a generated clip through the API,
+    wait for a final status, and, once ready, check with ffprobe that its HLS and DASH manifests play."""
+    from connectors.redis_video_store import RedisVideoStore
+    from fyp.commands.uploads import HttpUploads, upload_file, wait_for_video
+    from fyp.media.playback import verify_playback
+    from fyp.media.publish import make_s3_client
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fyp-demo-upload-") as tmp, \
+            UploadPipeline(settings, keep_job=True) as pipeline:
+        source = make_clip(Path(tmp) / "demo.mp4", clip)
+        done = upload_file(source, {"author_id": "demo", "caption": "fyp demo upload", "hashtags": ["demo"],
+                                    "region": "US", "language": "en"}, HttpUploads(pipeline.api or ""))
+        video = wait_for_video(RedisVideoStore.from_settings(settings).read, done["video_id"], timeout_s=timeout_s)
+    result: dict[str, Any] = {"clip": clip.label, "video_id": done["video_id"],
+                              "status": video["status"] if video else "timeout"}
+    if video:
+        result |= {k: video[k] for k in ("status_reason", "verdict", "reasons") if k in video}
+        result["renditions"] = [f"{r['codec']} {r['width']}x{r['height']}" for r in video.get("renditions", [])]
+    if video and video["status"] == "ready":
+        result |= verify_playback(make_s3_client(settings), settings.media_bucket, video)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result

@@ -45,6 +45,8 @@ def demo(
     malformed_fraction: float = typer.Option(0.001, "--malformed-fraction", help="Share of bad events (DLQ)."),
     checkpoint_interval: str = typer.Option("10s", "--checkpoint-interval", help="Iceberg commit interval."),
     seed: int = typer.Option(7, "--seed"),
+    upload: bool = typer.Option(True, "--upload/--no-upload",
+                                help="Also upload a generated clip, follow it to ready and play its manifests."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Start the stack, submit the jobs, produce realistic traffic, and report events, features and rows."""
@@ -87,8 +89,16 @@ def demo(
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}
+    if upload:
+        from fyp.bench.upload import upload_and_play
+
+        with fail_cleanly(StackError, RuntimeError), console.status(
+                "uploading a generated clip: upload API -> S3 -> orchestration job -> transcoder -> moderator …"):
+            summary["upload"] = upload_and_play(settings)
     if as_json:
         print_json(summary)
+        if upload and not summary["upload"].get("playable"):
+            raise typer.Exit(1)
         return
     table = Table("what", "count", title="fyp demo")
     table.add_row("events produced", f"{summary['produced']:,}")
@@ -101,6 +111,14 @@ def demo(
     table.add_row("dead letters", f"{summary['dead_letters']:,}")
     console.print(table)
     console.print("video v0 now:", summary["example_video_v0"])
+    if upload:
+        up = summary["upload"]
+        console.print(f"upload {up['clip']} -> video {up['video_id']}: {up['status']} "
+                      f"({up.get('verdict', up.get('status_reason', ''))}) in {up['seconds']} s; "
+                      f"renditions {', '.join(up.get('renditions', []))}; "
+                      f"HLS + DASH play back (ffprobe): {'yes' if up.get('playable') else 'NO'}")
+    if upload and not summary["upload"].get("playable"):
+        raise typer.Exit(1)  # the demo's upload must reach ready and play back
 
 
 def register(app: typer.Typer) -> None:
