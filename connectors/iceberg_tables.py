@@ -15,6 +15,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
+    BooleanType,
+    FloatType,
     IcebergType,
     IntegerType,
     ListType,
@@ -27,10 +29,23 @@ from pyiceberg.types import (
 from fyp.config import Settings
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 
-__all__ = ["ENGAGEMENT_HISTORY", "HISTORY_NAMESPACE", "catalog", "engagement_history_schema", "ensure_tables"]
+__all__ = [
+    "EMBEDDINGS_NAMESPACE",
+    "ENGAGEMENT_HISTORY",
+    "HISTORY_NAMESPACE",
+    "VIDEO_EMBEDDINGS",
+    "VIDEO_EMBEDDINGS_TABLE",
+    "catalog",
+    "engagement_history_schema",
+    "ensure_tables",
+    "video_embeddings_schema",
+]
 
 HISTORY_NAMESPACE = "history"
 ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
+EMBEDDINGS_NAMESPACE = "embeddings"
+VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
+VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"
 
 _REQUIRED = {"event_type", "event_id", "event_time", "user_id", "video_id"}
 
@@ -59,9 +74,44 @@ def catalog(settings: Settings) -> Catalog:
     return load_catalog("fyp", **settings.iceberg_catalog_properties())
 
 
+def video_embeddings_schema() -> Schema:
+    """Every VideoEmbedding record jobs/video_embeddings.py emitted: upserts with their vector, deletes with none.
+
+    The latest row per (video_id, model) is the video's current state; training reads the item vectors here.
+    """
+    return Schema(
+        NestedField(1, "video_id", StringType(), required=False),
+        NestedField(2, "author_id", StringType(), required=False),
+        NestedField(3, "model", StringType(), required=False),
+        NestedField(4, "vector", ListType(element_id=7, element_type=FloatType(), element_required=False),
+                    required=False),
+        NestedField(5, "deleted", BooleanType(), required=False),
+        NestedField(6, "event_time", TimestamptzType(), required=False),
+    )
+
+
+def _ensure_embeddings(cat: Catalog) -> list[str]:
+    if cat.table_exists(VIDEO_EMBEDDINGS):
+        return []
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        cat.create_namespace(EMBEDDINGS_NAMESPACE)
+    schema = video_embeddings_schema()
+    spec = PartitionSpec(PartitionField(schema.find_field("event_time").field_id, 1000, DayTransform(), "event_day"))
+    try:
+        cat.create_table(VIDEO_EMBEDDINGS, schema=schema, partition_spec=spec,
+                         properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
+    except TableAlreadyExistsError:
+        return []
+    return [VIDEO_EMBEDDINGS]
+
+
 def ensure_tables(settings: Settings) -> list[str]:
-    """Create the history namespace and tables that do not exist yet; return the created table names."""
+    """Create the namespaces and tables that do not exist yet; return the created table names."""
     cat = catalog(settings)
+    return _ensure_history(cat) + _ensure_embeddings(cat)
+
+
+def _ensure_history(cat: Catalog) -> list[str]:
     if cat.table_exists(ENGAGEMENT_HISTORY):
         return []
     with contextlib.suppress(NamespaceAlreadyExistsError):

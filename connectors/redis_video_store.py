@@ -21,10 +21,20 @@ from typing import Any
 
 from fyp.config import Settings
 
-__all__ = ["CONTENT_KEY_PREFIX", "VIDEO_KEY_PREFIX", "RedisVideoStore", "video_key"]
+__all__ = [
+    "AUTHOR_VIDEOS_KEY",
+    "CONTENT_KEY_PREFIX",
+    "FRESH_VIDEOS_KEY",
+    "VIDEO_KEY_PREFIX",
+    "RedisVideoStore",
+    "video_key",
+]
 
 VIDEO_KEY_PREFIX = "fyp:video:v1:"
 CONTENT_KEY_PREFIX = "fyp:upload:sha256:v1:"
+# Written by jobs/video_embeddings.py as videos become searchable or are removed; read by candidate generation.
+AUTHOR_VIDEOS_KEY = "fyp:author_videos:v1:{author_id}"  # zset: video_id -> approval time (epoch ms), newest 200
+FRESH_VIDEOS_KEY = "fyp:fresh_videos:v1"  # zset: video_id -> approval time, the last `fresh_window` only
 _FINAL = frozenset({"rejected", "failed", "removed"})
 
 # KEYS[1] hash; ARGV[1] seq, ARGV[2] ttl seconds (0: none), ARGV[3..] field, value, ...
@@ -107,6 +117,42 @@ class RedisVideoStore:
         if not raw:
             return None
         return {_text(k): _text(v) for k, v in raw.items()}
+
+    def read_many(self, video_ids: list[str]) -> dict[str, dict[str, str] | None]:
+        """Several hashes in one pipelined round trip: video_id -> hash (None where Redis has none)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for video_id in video_ids:
+            pipe.hgetall(video_key(video_id))
+        found = pipe.execute() if video_ids else []
+        return {v: ({_text(k): _text(x) for k, x in raw.items()} or None) for v, raw in zip(video_ids, found,
+                                                                                          strict=True)}
+
+    def record_searchable(self, entries: list[tuple[str, str, int, bool]], *, fresh_window: timedelta =
+                          timedelta(hours=48), author_ttl: timedelta = timedelta(days=30)) -> None:
+        """Keep the per-author and fresh-video sets in step with the index, in one pipeline.
+
+        entries: (video_id, author_id, approval time ms, searchable). Scores are the event's own time, so a
+        replay writes the same values (no increments); removed videos leave both sets.
+        """
+        if not entries:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        newest = 0
+        for video_id, author_id, at_ms, searchable in entries:
+            author_key = AUTHOR_VIDEOS_KEY.format(author_id=author_id)
+            if searchable:
+                pipe.zadd(FRESH_VIDEOS_KEY, {video_id: at_ms})
+                if author_id:
+                    pipe.zadd(author_key, {video_id: at_ms})
+                    pipe.zremrangebyrank(author_key, 0, -201)
+                    pipe.expire(author_key, _seconds(author_ttl, "author_ttl"))
+            else:
+                pipe.zrem(FRESH_VIDEOS_KEY, video_id)
+                if author_id:
+                    pipe.zrem(author_key, video_id)
+            newest = max(newest, at_ms)
+        pipe.zremrangebyscore(FRESH_VIDEOS_KEY, "-inf", newest - int(fresh_window.total_seconds() * 1000))
+        pipe.execute()
 
     def claim_content(self, sha256: str, video_id: str) -> str | None:
         """Claim these bytes for `video_id`; None if the claim is ours, else the video that holds it."""

@@ -35,7 +35,8 @@ if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installe
   log "Flink environment .venv-flink"
   [ -d .venv-flink ] || "$PYTHON" -m venv .venv-flink
   .venv-flink/bin/pip install -q --upgrade pip
-  .venv-flink/bin/pip install -q -e '.[flink]' 'pytest>=8' 'hypothesis>=6'
+  # embeddings: jobs/video_embeddings.py runs the item encoder (torch, MiniLM) in the TaskManager's Python.
+  .venv-flink/bin/pip install -q -e '.[flink,embeddings]' 'pytest>=8' 'hypothesis>=6'
   touch .venv-flink/.installed
 fi
 

@@ -146,6 +146,7 @@ class VideoState:
     transcode: dict[str, Any] | None = None
     verdict: str | None = None
     reasons: tuple[str, ...] = ()
+    ocr_text: str | None = None  # text moderation read from the frames; the embedding job embeds it
     reason: str | None = None  # why the current status, when it is not self-explanatory
     duplicate_of: str | None = None
     takedown_notice_id: str | None = None
@@ -321,6 +322,7 @@ def video_fields(state: VideoState) -> dict[str, str]:
         "transcode_elapsed_ms": transcode.get("elapsed_ms"),
         "verdict": state.verdict,
         "reasons": json.dumps(list(state.reasons)) if state.verdict else None,
+        "ocr_text": state.ocr_text or None,
         "duplicate_of": state.duplicate_of,
         "takedown_notice_id": state.takedown_notice_id,
         "created_at": state.created_ms or None,
@@ -401,7 +403,7 @@ def _moderation_result(state, record, now_ms, config, duplicate_of) -> Step:
     status: Status = "rejected" if verdict == "REJECT" else "ready"
     reason = ",".join(reasons) or None
     decided = _change(state, status, now_ms, reason=reason, stage=None, deadline_ms=None, verdict=verdict,
-                      reasons=reasons)
+                      reasons=reasons, ocr_text=record.get("ocr_text") or None)
     return Step(state=decided, outputs=(_status(decided, now_ms),))
 
 

@@ -1,4 +1,5 @@
-"""`fyp serve index`, `fyp similar`, `fyp candidates`, `fyp bench index`: the video ANN index and its benchmark."""
+"""`fyp serve index`, `fyp similar`, `fyp candidates`, `fyp bench index`, `fyp worker user-embeddings`,
+`fyp worker candidate-sets`: the video ANN index, candidate generation and their benchmark."""
 
 from __future__ import annotations
 
@@ -94,17 +95,88 @@ def similar(
 
 
 def candidates(
-    user: str = typer.Option(..., "--user", help="User id; its embedding is read from Redis by the service."),
+    user: str = typer.Option(..., "--user", help="User id."),
     k: int = typer.Option(100, "--k", help="How many candidates."),
+    ann_only: bool = typer.Option(False, "--ann-only", help="Only the nearest videos to the user's embedding."),
     as_json: bool = typer.Option(False, "--json", help="Print the service's JSON."),
     url: str | None = URL_OPTION,
 ) -> None:
-    """Candidate videos for a user: nearest neighbours of the user's embedding."""
-    body = _get(url, "/v1/candidates", {"user": user, "k": k})
+    """Candidate videos for a user, each with its source: ANN on the user's embedding, co-watch, followed
+    authors, regional trending, exploration; recent-seen and removed videos filtered out."""
+    body = _get(url, "/v1/candidates", {"user": user, "k": k, "sources": "ann" if ann_only else "all"})
     if as_json:
         print_json(body)
-    else:
+        return
+    if "sources" not in body:
         _show(body, f"candidates for {user}")
+        return
+    table = Table("#", "video_id", "source", "score", title=f"candidates for {user} ({body['took_ms']:.2f} ms)")
+    for rank, hit in enumerate(body["results"], 1):
+        table.add_row(str(rank), hit["video_id"], hit["source"], f"{hit['score']:.4f}")
+    console.print(table)
+    per_source = Table("source", "quota", "offered", "filtered", "taken", "note", title="sources")
+    for name, s in body["sources"].items():
+        per_source.add_row(name, *(str(s[c]) for c in ("quota", "offered", "filtered", "taken")), s.get("error", ""))
+    console.print(per_source)
+    filters = body["filters"]
+    console.print(f"[dim]filtered: {filters['recent_seen']} recently seen, {filters['hidden']} removed/rejected; "
+                  f"timings ms {body['timings_ms']}[/]")
+
+
+def worker_user_embeddings(
+    every: float = typer.Option(10.0, "--every", help="Seconds between passes."),
+    ttl_hours: float = typer.Option(24.0, "--ttl-hours", help="Lifetime of each stored embedding."),
+    model: str = typer.Option("local", "--model", help="local (trained model in FYP_HOME, else the projection), "
+                                                         "projection, or a model.pt path."),
+    once: bool = typer.Option(False, "--once", help="One pass, then exit."),
+) -> None:
+    """Refresh user embeddings (Redis fyp:user_embedding:v1:*) of recently active users, until Ctrl-C."""
+    import logging
+    from datetime import timedelta
+
+    from workers.user_embeddings import RefreshConfig, run
+
+    logging.basicConfig(level=os.environ.get("FYP_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with fail_cleanly(ValueError):
+        config = RefreshConfig(every=timedelta(seconds=every), ttl=timedelta(hours=ttl_hours), model_source=model)
+    run(config, once=once)
+
+
+def worker_candidate_sets(
+    every: float = typer.Option(300.0, "--every", help="Seconds between refreshes."),
+    lookback_hours: float = typer.Option(24.0, "--lookback-hours", help="History read per refresh."),
+    min_users: int = typer.Option(2, "--min-users", help="Users a co-watch pair needs."),
+    once: bool = typer.Option(False, "--once", help="One refresh, then exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print each refresh's report as JSON."),
+) -> None:
+    """Co-watch, follows and user markets from the Iceberg history into Redis, every --every seconds."""
+    import time
+    from dataclasses import asdict
+    from datetime import timedelta
+
+    import redis
+
+    from fyp.candidates.history_sets import HistorySetsConfig, refresh
+    from fyp.config import load_settings
+
+    with fail_cleanly(ValueError):
+        config = HistorySetsConfig(lookback=timedelta(hours=lookback_hours), min_users=min_users)
+    settings = load_settings()
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    while True:
+        started = time.monotonic()
+        report = refresh(settings, client, config)
+        if as_json:
+            print_json(asdict(report))
+        else:
+            console.log(f"{report.events:,} events -> co-watch for {report.cowatch_videos:,} videos "
+                        f"({report.cowatch_pairs:,} pairs), follows of {report.follow_users:,} users, "
+                        f"markets of {report.market_users:,}; "
+                        f"query {report.query_s:.1f} s, write {report.write_s:.1f} s")
+        if once:
+            return
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
 
 
 def bench_index(
@@ -177,3 +249,6 @@ def register(app: typer.Typer) -> None:
     _group(app, "bench", "Benchmarks.").command("index")(bench_index)
     app.command()(similar)
     app.command()(candidates)
+    worker = _group(app, "worker", "Run a pipeline worker in the foreground.")
+    worker.command("user-embeddings")(worker_user_embeddings)
+    worker.command("candidate-sets")(worker_candidate_sets)

@@ -1,7 +1,9 @@
 """The video index service: a ScaNN index kept current from fyp.video-embeddings.v1, behind a small HTTP API.
 
     GET  /v1/similar/{video_id}?k=10    videos most like this one (itself left out)
-    GET  /v1/candidates?user=ID&k=100   videos nearest the user's embedding (Redis `fyp:user_embedding:v1:{id}`)
+    GET  /v1/candidates?user=ID&k=100   candidates merged from every source (fyp/candidates), each with its source;
+                                        `&sources=ann`: only the videos nearest the user's embedding (Redis
+                                        `fyp:user_embedding:v1:{id}`)
     GET  /healthz                       200 once restored and caught up with the topic, 503 before
     GET  /v1/stats                      index size and shape, consumer offsets and lag, snapshots
     POST /v1/snapshot                   take a snapshot now (waits for it)
@@ -534,8 +536,12 @@ def create_app(
     users: UserEmbeddings | None = None,
     feed: IndexFeed | None = None,
     max_k: int = 1000,
+    generator: Any = None,
 ) -> FastAPI:
-    """The HTTP API over `holder`; the feed (if any) runs for the app's lifetime."""
+    """The HTTP API over `holder`; the feed (if any) runs for the app's lifetime.
+
+    generator: a `fyp.candidates.CandidateGenerator`; without one, /v1/candidates serves ANN only.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -573,12 +579,10 @@ def create_app(
         took = (time.perf_counter() - started) * 1000
         return {"video_id": video_id, "k": k, "results": _results(found), "took_ms": round(took, 3)}
 
-    @app.get("/v1/candidates")
-    def candidates(user: str = Query(..., min_length=1), k: int = Query(100, ge=1, le=max_k)) -> dict[str, Any]:
-        ensure_ready()
+    def user_embedding(user: str) -> np.ndarray:
+        """The user's embedding, checked; HTTPException 404 (absent) or 500 (unusable) otherwise."""
         if users is None:
             raise HTTPException(503, "no user embedding store is configured")
-        started = time.perf_counter()
         try:
             embedding = users.get(user)
         except ValueError as exc:
@@ -589,12 +593,38 @@ def create_app(
         dim = holder.index.dim
         if embedding.shape != (dim,):
             raise HTTPException(500, f"the embedding of user {user!r} has {embedding.size} floats; the index has {dim}")
+        return embedding
+
+    def nearest(user: str, k: int) -> list[Neighbor]:
+        embedding = user_embedding(user)
         try:
-            found = holder.search(embedding, k)
+            return holder.search(embedding, k)
         except ValueError as exc:  # NaN or all-zero embedding
             raise HTTPException(500, f"the embedding of user {user!r} is unusable: {exc}") from exc
+
+    @app.get("/v1/candidates")
+    def candidates(
+        user: str = Query(..., min_length=1),
+        k: int = Query(100, ge=1, le=max_k),
+        sources: str = Query("all", pattern="^(all|ann)$"),
+    ) -> dict[str, Any]:
+        ensure_ready()
+        started = time.perf_counter()
+        if generator is None or sources == "ann":
+            found = nearest(user, k)
+            took = (time.perf_counter() - started) * 1000
+            return {"user": user, "k": k, "results": _results(found), "took_ms": round(took, 3)}
+        from fyp.candidates.merge import Candidate
+
+        def ann(n: int) -> list[Candidate]:
+            try:
+                return [Candidate(c.video_id, "ann", round(c.score, 6)) for c in nearest(user, min(n, max_k))]
+            except HTTPException as exc:  # the other sources still answer
+                raise LookupError(exc.detail) from exc
+
+        generated = generator.generate(user, k, ann)
         took = (time.perf_counter() - started) * 1000
-        return {"user": user, "k": k, "results": _results(found), "took_ms": round(took, 3)}
+        return {"user": user, "k": k, **generated.as_json(), "took_ms": round(took, 3)}
 
     @app.get("/v1/stats")
     def stats() -> dict[str, Any]:
@@ -648,10 +678,12 @@ def build_app(settings: Any, config: ServiceConfig, *, bucket: str | None = None
     store = S3ObjectStore(make_s3_client(settings), bucket or settings.media_bucket)
     holder = IndexHolder(ScannIndex(dim=config.dim, params=config.params))
     feed = IndexFeed(holder, config, consumer_factory=consumer_factory, snapshots=SnapshotStore(store, config.name))
-    users = RedisUserEmbeddings(
-        redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
-    )
-    return create_app(holder, users=users, feed=feed, max_k=config.max_k)
+    from fyp.candidates import CandidateGenerator, RedisSources
+
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    users = RedisUserEmbeddings(client)
+    generator = CandidateGenerator(RedisSources(client), max_fetch=config.max_k)
+    return create_app(holder, users=users, feed=feed, max_k=config.max_k, generator=generator)
 
 
 def serve(settings: Any, config: ServiceConfig, *, host: str, port: int, bucket: str | None = None) -> None:

@@ -108,7 +108,7 @@ def test_feed_delete_candidates_snapshot_restart_replay(settings, redis_client, 
             assert body["results"][0]["video_id"] == fresh
         finally:
             redis_client.delete(key)
-        assert client.get("/v1/candidates", params={"user": user}).status_code == 404
+        assert client.get("/v1/candidates", params={"user": user, "sources": "ann"}).status_code == 404
 
         started = time.monotonic()
         embeddings.send(fresh, deleted=True)

@@ -1,0 +1,176 @@
+"""Candidate generation without Redis: quotas, the merge, co-watch combination, the generator over plain sources,
+and the history sets (co-watch, follows, markets) computed by DuckDB from plain rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from fyp.candidates.generator import CandidateGenerator
+from fyp.candidates.history_sets import HistorySetsConfig, compute_sets
+from fyp.candidates.merge import DEFAULT_SHARES, Candidate, merge, merge_with_stats, quota_counts
+from fyp.candidates.sources import combine_cowatch
+
+
+def cands(source: str, *ids: str) -> list[Candidate]:
+    return [Candidate(v, source, float(len(ids) - i)) for i, v in enumerate(ids)]
+
+
+@pytest.mark.parametrize(("k", "shares", "expected"), [
+    (10, DEFAULT_SHARES, {"ann": 4, "cowatch": 2, "followed": 2, "trending": 1, "exploration": 1}),
+    (100, DEFAULT_SHARES, {"ann": 40, "cowatch": 20, "followed": 15, "trending": 15, "exploration": 10}),
+    (1, DEFAULT_SHARES, {"ann": 1, "cowatch": 0, "followed": 0, "trending": 0, "exploration": 0}),
+    (0, {"a": 1.0}, {"a": 0}),
+    (7, {"a": 1, "b": 1, "c": 1}, {"a": 3, "b": 2, "c": 2}),
+])
+def test_quota_counts_add_up_to_k(k, shares, expected):
+    counts = quota_counts(k, shares)
+    assert counts == expected and sum(counts.values()) == k
+
+
+@pytest.mark.parametrize(("k", "shares", "match"), [
+    (-1, {"a": 1}, "k must be"), (5, {"a": -1}, "shares must be"), (5, {"a": 0}, "at least one"),
+])
+def test_quota_counts_refuse_bad_input(k, shares, match):
+    with pytest.raises(ValueError, match=match):
+        quota_counts(k, shares)
+
+
+def test_merge_respects_quotas_and_interleaves():
+    sources = {"ann": cands("ann", "a1", "a2", "a3", "a4"), "trending": cands("trending", "t1", "t2", "t3")}
+    got = merge(sources, {"ann": 2, "trending": 2}, k=4)
+    assert [(c.video_id, c.source) for c in got] == [("a1", "ann"), ("t1", "trending"), ("a2", "ann"),
+                                                     ("t2", "trending")]
+
+
+def test_merge_gives_unused_slots_to_other_sources():
+    sources = {"ann": cands("ann", "a1", "a2", "a3", "a4"), "followed": cands("followed", "f1")}
+    merged = merge_with_stats(sources, {"ann": 2, "followed": 2}, k=4)
+    assert [c.video_id for c in merged.candidates] == ["a1", "f1", "a2", "a3"]
+    assert merged.taken == {"ann": 3, "followed": 1}
+
+
+def test_merge_filters_and_credits_the_first_source():
+    sources = {"ann": cands("ann", "seen", "x", "gone"), "cowatch": cands("cowatch", "x", "y", "y")}
+    merged = merge_with_stats(sources, {"ann": 2, "cowatch": 2}, k=10, exclude={"seen", "gone"})
+    assert [(c.video_id, c.source) for c in merged.candidates] == [("x", "ann"), ("y", "cowatch")]
+    assert merged.filtered == {"ann": 2, "cowatch": 1}  # two excluded; one repeat within cowatch
+    assert merged.offered == {"ann": 3, "cowatch": 3}
+
+
+def test_merge_never_exceeds_k_nor_repeats():
+    sources = {name: cands(name, *(f"v{i}" for i in range(30))) for name in DEFAULT_SHARES}
+    got = merge(sources, quota_counts(20, DEFAULT_SHARES), k=20)
+    assert len(got) == 20 and len({c.video_id for c in got}) == 20
+
+
+def test_sources_without_a_quota_get_nothing():
+    assert merge({"ann": cands("ann", "a"), "other": cands("other", "o")}, {"ann": 1}, k=5) == cands("ann", "a")
+
+
+def test_combine_cowatch_sums_over_seeds():
+    got = combine_cowatch([[(b"b", 0.5), (b"c", 0.2)], [(b"c", 0.4), (b"d", 0.1)]], limit=2)
+    assert [(c.video_id, c.source, c.score) for c in got] == [("c", "cowatch", 0.6), ("b", "cowatch", 0.5)]
+
+
+class PlainSources:
+    """The RedisSources interface over dicts."""
+
+    def __init__(self, *, seen=(), follows=(), market=None, lists=None, hidden=()):
+        self.seen, self.follows, self.market = list(seen), set(follows), market
+        self.lists = lists or {}
+        self._hidden = set(hidden)
+
+    def user_context(self, user_id):
+        return self.seen, self.follows, self.market
+
+    def cowatch(self, seeds, limit):
+        return self.lists.get("cowatch", [])[:limit]
+
+    def followed(self, authors, limit):
+        return self.lists.get("followed", [])[:limit] if authors else []
+
+    def trending(self, market, limit):
+        return self.lists.get("trending", [])[:limit] if market else []
+
+    def exploration(self, limit):
+        return self.lists.get("exploration", [])[:limit]
+
+    def hidden(self, video_ids):
+        return self._hidden & set(video_ids)
+
+
+def test_generator_filters_seen_and_removed_and_reports_sources():
+    sources = PlainSources(seen=["s1"], follows={"a"}, market="US:en", hidden={"gone"}, lists={
+        "cowatch": cands("cowatch", "c1", "s1"), "followed": cands("followed", "gone", "f1"),
+        "trending": cands("trending", "t1"), "exploration": cands("exploration", "new1"),
+    })
+    generated = CandidateGenerator(sources).generate("u1", 10, lambda n: cands("ann", "a1", "s1", "a2")[:n])
+    body = generated.as_json()
+    assert {(r["video_id"], r["source"]) for r in body["results"]} == {
+        ("a1", "ann"), ("a2", "ann"), ("c1", "cowatch"), ("f1", "followed"), ("t1", "trending"),
+        ("new1", "exploration")}
+    assert body["filters"] == {"recent_seen": 1, "hidden": 1}
+    assert body["sources"]["ann"]["quota"] == 4 and body["sources"]["ann"]["taken"] == 2
+
+
+def test_generator_without_an_embedding_still_answers():
+    def no_embedding(n):
+        raise LookupError("no embedding for user 'u1'")
+
+    sources = PlainSources(lists={"exploration": cands("exploration", "new1", "new2")})
+    body = CandidateGenerator(sources).generate("u1", 5, no_embedding).as_json()
+    assert [r["video_id"] for r in body["results"]] == ["new1", "new2"]
+    assert body["sources"]["ann"]["error"] == "no embedding for user 'u1'"
+    assert body["sources"]["trending"]["error"] == "no market known for the user"
+
+
+# -- history sets ------------------------------------------------------------------------------------------
+
+
+def events(rows: list[tuple]) -> pa.Table:
+    names = ["user_id", "video_id", "author_id", "event_type", "action", "watch_ms", "video_duration_ms", "region",
+             "language", "t"]
+    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+
+def watch(user, video, t, watched=9000, duration=10000, region="US"):
+    return (user, video, "a", "watch", None, watched, duration, region, "en", t)
+
+
+def test_cowatch_counts_users_and_normalises():
+    rows = [watch(u, v, t) for u in ("u1", "u2", "u3") for t, v in enumerate(("x", "y"))]
+    rows += [watch("u3", "z", 10), watch("u4", "z", 1), watch("u4", "x", 2)]
+    rows += [watch("u5", "x", 1, watched=100), watch("u5", "y", 2, watched=100)]  # skipped plays: not positive
+    sets = compute_sets(events(rows), HistorySetsConfig(min_users=2))
+    pairs = {(x, y): round(s, 3) for x, y, s in zip(*(sets["cowatch"].column(c).to_pylist()
+                                                      for c in ("x", "y", "strength")), strict=True)}
+    # x: u1..u4 (4 users), y: u1..u3 (3), z: u3, u4 (2); (x, y) by 3 users, (x, z) by 2, (y, z) by 1 (dropped).
+    assert pairs == {("x", "y"): round(3 / (4 * 3) ** 0.5, 3), ("y", "x"): round(3 / (4 * 3) ** 0.5, 3),
+                     ("x", "z"): round(2 / (4 * 2) ** 0.5, 3), ("z", "x"): round(2 / (4 * 2) ** 0.5, 3)}
+
+
+def test_cowatch_keeps_only_each_users_most_recent_videos():
+    rows = [watch(u, f"old{u}", 1) for u in ("u1", "u2")]
+    rows += [watch(u, v, 10 + i) for u in ("u1", "u2") for i, v in enumerate(("a", "b"))]
+    sets = compute_sets(events(rows), HistorySetsConfig(per_user=2, min_users=2))
+    assert set(sets["cowatch"].column("x").to_pylist()) == {"a", "b"}
+
+
+def test_follows_take_the_latest_action_and_markets_the_latest_event():
+    rows = [("u1", "v1", "a1", "follow", "FOLLOW", None, None, "US", "en", 1),
+            ("u1", "v2", "a1", "follow", "UNFOLLOW", None, None, "US", "en", 2),
+            ("u1", "v3", "a2", "follow", "FOLLOW", None, None, "DE", "de", 3),
+            ("u2", "v3", "a1", "follow", "FOLLOW", None, None, "GB", "en", 1)]
+    sets = compute_sets(events(rows), HistorySetsConfig())
+    assert sets["follows"].to_pylist() == [{"user_id": "u1", "author_id": "a2"}, {"user_id": "u2", "author_id": "a1"}]
+    assert sets["markets"].to_pylist() == [{"user_id": "u1", "market": "DE:de"}, {"user_id": "u2", "market": "GB:en"}]
+
+
+def test_history_sets_config_is_checked():
+    with pytest.raises(ValueError, match="per_user"):
+        HistorySetsConfig(per_user=1)
+    with pytest.raises(ValueError, match="positive"):
+        HistorySetsConfig(lookback=timedelta(0))
