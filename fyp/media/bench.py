@@ -106,7 +106,8 @@ def run_ladder_benchmark(
     """Time (a) the single-decode ladder, H.264 only and with H.265 + AV1 top rungs, and (b) one ffmpeg run
     per H.264 rendition, on a `height`p30 16:9 lavfi source `source_seconds` long. Then (c) the H.264-only
     single-decode ladder again with each of `faster_presets` for x264 (same bitrates): what reaching
-    0.5x real time would cost in preset.
+    0.5x real time would cost in preset; (d) all codecs at their fast end (x264 superfast, x265 ultrafast,
+    SVT-AV1 preset 12).
 
     Returns a flat dict: each variant's wall seconds (`*_s`), wall seconds per source second (`*_ratio`) and
     CPU seconds (`*_cpu_s`), and `speedup_h264` / `speedup_h264_cpu` = (b) / (a, H.264 only). Wall time
@@ -139,6 +140,10 @@ def run_ladder_benchmark(
             policy = LadderPolicy(extra_codecs={}, presets={"h264": preset, "h265": "veryfast", "av1": "10"})
             with _timer() as faster[f"single_decode_h264_{preset}"]:
                 transcode(source, work / f"c_{preset}", info=info, ladder=plan_ladder(info, policy))
+        # (d) every codec at its fast end: where the H.265 + AV1 top rung's cost could go.
+        fast_all = LadderPolicy(presets={"h264": "superfast", "h265": "ultrafast", "av1": "12"})
+        with _timer() as faster["single_decode_all_codecs_fast"]:
+            transcode(source, work / "d", info=info, ladder=plan_ladder(info, fast_all))
 
     timings = {"single_decode_h264": single_h264, "single_decode_all_codecs": single_all,
                "per_rendition_h264": per_rendition, **faster}
