@@ -52,14 +52,15 @@ def _free_port() -> int:
 class Workers:
     """Worker and API subprocesses with their logs; `stop` sends SIGTERM, then kills after 30 s."""
 
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
         self.logs = logs
+        self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, argv: list[str]) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self.procs[name] = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **PIPELINE_ENV, "PYTHONUNBUFFERED": "1"})
+                                            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -81,11 +82,31 @@ class Workers:
                 proc.wait()
 
 
+# Two sweeping tones: structured like music (a pure sine's fingerprint is nearly constant).
+MELODY = "0.5*sin(2*PI*(300+200*sin(2*PI*0.3*t))*t)+0.3*sin(2*PI*(800+300*sin(2*PI*0.7*t))*t)"
+BLOCKED_MUSIC_ID = "it-blocked-track"
+
+
 @pytest.fixture(scope="module")
-def pipeline(settings: Settings, running_job, tmp_path_factory) -> Iterator[dict[str, Any]]:
+def music(tmp_path_factory) -> dict[str, Path]:
+    """A 12 s generated track, and a music catalogue that blocks it (the workers load it at start)."""
+    from fyp.media.fingerprint import build_entry, save_catalogue
+
+    d = tmp_path_factory.mktemp("music")
+    track = d / "track.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"aevalsrc='{MELODY}':s=44100:d=12", str(track)], check=True, timeout=60)
+    catalogue = d / "catalogue.json"
+    save_catalogue(catalogue, [build_entry(track, music_id=BLOCKED_MUSIC_ID, title="Sweeps", decision="block")])
+    return {"track": track, "catalogue": catalogue}
+
+
+@pytest.fixture(scope="module")
+def pipeline(settings: Settings, running_job, music, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Submit the orchestration job and start the workers and the upload API; yields {api, workers}."""
     running_job(JOB, PIPELINE_NAME)
-    workers = Workers(tmp_path_factory.mktemp("upload-pipeline-logs"))
+    workers = Workers(tmp_path_factory.mktemp("upload-pipeline-logs"),
+                      {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
     port = _free_port()
     try:
         workers.start("transcoder", [sys.executable, "-m", "workers.transcoder"])
@@ -262,6 +283,22 @@ def test_same_bytes_twice_is_a_duplicate(settings, pipeline, store, ready_video)
     assert video["duplicate_of"] == ready_video["video_id"]
     assert video["status_reason"] == f"duplicate_of:{ready_video['video_id']}"
     assert "renditions" not in video  # never transcoded
+
+
+def test_blocked_music_is_rejected(settings, pipeline, store, music, tmp_path) -> None:
+    # 7 s of the blocked track, from 3 s in, under a video: the transcoder fingerprints the audio (fpcalc), the
+    # moderator matches it against the catalogue and rejects.
+    source = tmp_path / "with_music.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=30:duration=7", "-ss", "3", "-t", "7", "-i", str(music["track"]),
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                    "-metadata", f"title={uuid.uuid4()}", str(source)], check=True, timeout=60)
+    done = uploads.upload_file(source, {"author_id": "it_author", "caption": "music", "region": "US",
+                                        "language": "en"}, uploads.HttpUploads(pipeline["api"]))
+    video = _wait_final(store, pipeline, done["video_id"])
+    assert (video["status"], video["verdict"]) == ("rejected", "REJECT"), video
+    assert f"music_blocked:{BLOCKED_MUSIC_ID}" in video["reasons"]
+    assert f"music_blocked:{BLOCKED_MUSIC_ID}" in video["status_reason"]
 
 
 def test_takedown_removes_the_video(settings, pipeline, store, ready_video) -> None:
