@@ -121,9 +121,8 @@ def decode_image(data: bytes, max_side_px: int) -> np.ndarray:
 
 
 def _match_music(fingerprint: str | None, catalogue: Sequence[CatalogueEntry]) -> MusicMatch | None:
-    """The transcoder's fingerprint of the original audio against the catalogue. It is there even when the
-    transcoder muted the video, which is how a `mute` track still reaches the verdict; a `block` track never
-    gets here (the transcoder fails the video)."""
+    """The transcoder's fingerprint of the original audio against the catalogue. The transcoder only
+    fingerprints; the licence decision (allow / mute / block) is applied here, through the verdict."""
     if not fingerprint or not catalogue:
         return None
     try:
