@@ -15,6 +15,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
+from udfs.exploration import decision_payload
 from udfs.sentiment import comment_sentiment
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "comment_sentiment_score",
     "decode_engagement",
     "encode_dead_letter",
+    "encode_exploration_decision",
     "flink_type",
 ]
 
@@ -95,3 +97,11 @@ def comment_sentiment_score(text: str | None) -> float:
 # SQL name -> Python scalar function, for the derived columns of feature sets (udfs/featurespec.py
 # `DerivedColumn`); a features job registers them all with create_temporary_system_function.
 SCALAR_FUNCTIONS = {"COMMENT_SENTIMENT": comment_sentiment_score}
+
+
+@udf(result_type=DataTypes.BYTES())
+def encode_exploration_decision(video_id: str, author_id: str | None, decision: str, event_time_ms: int,
+                                impressions: int, completion_rate: float, like_rate: float) -> bytes:
+    """Runs once per decided video (at most once per video), never per event."""
+    return decision_payload(video_id=video_id, author_id=author_id, decision=decision, event_time_ms=event_time_ms,
+                            impressions=impressions, completion_rate=completion_rate, like_rate=like_rate)

@@ -21,6 +21,8 @@ def submit(
     checkpoint_interval: str = typer.Option(
         None, "--checkpoint-interval", help="Override execution.checkpointing.interval, e.g. 10s."),
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value (repeatable)."),
+    from_savepoint: str = typer.Option(
+        None, "--from-savepoint", "-s", help="Restore state from a savepoint or retained checkpoint path."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id."""
@@ -29,7 +31,7 @@ def submit(
         properties["execution.checkpointing.interval"] = checkpoint_interval
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):
         job_id = submit_job(load_settings(), job, parallelism=parallelism, properties=properties,
-                            job_args=job_args or [])
+                            job_args=job_args or [], from_savepoint=from_savepoint)
     if as_json:
         print_json({"job": job, "job_id": job_id})
     else:

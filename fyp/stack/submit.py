@@ -41,16 +41,19 @@ def job_path(name: str) -> Path:
 
 def submit_job(
     settings: Settings, name: str, *, parallelism: int | None = None, properties: dict[str, str] | None = None,
-    job_args: list[str] | None = None, timeout_s: float = 300,
+    job_args: list[str] | None = None, timeout_s: float = 300, from_savepoint: str | None = None,
 ) -> str:
     """Run `flink run --detached -py jobs/<name>.py` and return the Flink job id.
 
     properties: Flink configuration overrides, passed as -D key=value (e.g. execution.checkpointing.interval).
+    from_savepoint: restore the job's state from this savepoint or retained checkpoint (`flink run -s`).
     """
     dist = FlinkDistribution(settings)
     argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(job_path(name))]
     if parallelism:
         argv += ["-p", str(parallelism)]
+    if from_savepoint:
+        argv += ["-s", from_savepoint]
     for key, value in (properties or {}).items():
         argv.append(f"-D{key}={value}")
     argv += job_args or []

@@ -12,6 +12,11 @@ JARS = Path(__file__).resolve().parents[2] / "build" / "jars" / "flink"
 
 @pytest.fixture
 def t_env() -> TableEnvironment:
+    return new_t_env()
+
+
+def new_t_env() -> TableEnvironment:
+    """A fresh streaming TableEnvironment with fyp's jars (e.g. one per hypothesis example)."""
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = env.get_config()
     config.set("parallelism.default", "1")

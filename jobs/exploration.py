@@ -1,0 +1,81 @@
+"""Exploration bucket: engagement events -> at most one promote/demote decision per new video, to Kafka.
+
+Source: fyp.engagement.v1 (raw Avro). Steps: decode (Python, once per event; malformed and late rows are
+dropped here, the features job dead-letters them), running per-video counters (a Java OVER aggregation, one
+row out per row in), the decision rule as SQL (udfs/exploration.py), keep-first deduplication per video (the
+keyed "decided" state). Sink: ExplorationDecision records on fyp.exploration.v1, keyed by video_id; Python
+only encodes the (rare) decisions.
+
+Flags (after `flink run -py jobs/exploration.py`, or `fyp submit exploration -- ...`): the policy's
+`--max-age 24h --min-impressions 100 --promote-completion-rate 0.5 --promote-like-rate 0.04
+--demote-completion-rate 0.25 --demote-like-rate 0.01 --state-ttl 7d`, and connectors/job_options.py's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
+
+from connectors.job_options import JobOptions, parse_job_options
+from connectors.kafka_sink import kafka_raw_sink
+from connectors.kafka_source import kafka_raw_source
+from features import ALLOWED_LATENESS
+from features.exploration import EXPLORATION_COUNTERS
+from fyp.config import Settings, load_settings
+from schemas.topics import ENGAGEMENT, EXPLORATION
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.exploration import ExplorationPolicy, counters_query, decisions_query, parse_policy
+from udfs.flink_functions import decode_engagement, encode_exploration_decision
+
+__all__ = ["GROUP_ID", "build_exploration", "exploration_views", "job_config"]
+
+GROUP_ID = "fyp-exploration"
+
+
+def job_config(policy: ExplorationPolicy) -> dict[str, str]:
+    # No mini-batch: it would make the keep-first deduplication look updating, and a Kafka topic takes
+    # appends only. The job-wide TTL bounds the per-video counters and decided flags.
+    return {"pipeline.name": "fyp-exploration",
+            "table.exec.state.ttl": f"{int(policy.state_ttl.total_seconds())} s"}
+
+
+def exploration_views(t_env: TableEnvironment, raw_table: str, policy: ExplorationPolicy) -> None:
+    """Views over a raw payload table (payload, proc_time): `engagement` (good, on-time rows), `counters`
+    (running totals per video) and `decisions` (each decided video once)."""
+    t_env.create_temporary_function("decode_engagement", decode_engagement)
+    t_env.create_temporary_function("encode_exploration_decision", encode_exploration_decision)
+    lateness_ms = int(ALLOWED_LATENESS.total_seconds() * 1000)
+    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
+    t_env.create_temporary_view("engagement", t_env.sql_query(
+        f"SELECT {', '.join(f'e.`{n}` AS `{n}`' for n in names)}, proc_time FROM ("
+        f"SELECT decode_engagement(payload, {lateness_ms}) AS e, proc_time FROM `{raw_table}`) "
+        "WHERE e.error IS NULL"))
+    t_env.create_temporary_view("counters", t_env.sql_query(counters_query("engagement", EXPLORATION_COUNTERS)))
+    t_env.create_temporary_view("decisions", t_env.sql_query(decisions_query("counters", policy)))
+
+
+def build_exploration(t_env: TableEnvironment, settings: Settings, policy: ExplorationPolicy, *,
+                      options: JobOptions | None = None) -> StatementSet:
+    # Source: raw payloads, with a processing-time attribute.
+    t_env.create_temporary_table("engagement_raw", kafka_raw_source(
+        settings, topic=ENGAGEMENT.name, group_id=GROUP_ID, options=options))
+
+    # Steps: decode, count per video, decide, keep each video's first decision.
+    exploration_views(t_env, "engagement_raw", policy)
+
+    # Sink: one ExplorationDecision per decided video.
+    t_env.create_temporary_table("exploration_decisions", kafka_raw_sink(settings, topic=EXPLORATION.name))
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(
+        "INSERT INTO exploration_decisions SELECT CAST(video_id AS BYTES), encode_exploration_decision("
+        "video_id, author_id, decision, event_time, impressions, completion_rate, like_rate) FROM decisions")
+    return statements
+
+
+if __name__ == "__main__":
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    job_policy = parse_policy(sys.argv[1:])
+    for key, value in job_config(job_policy).items():
+        env.get_config().set(key, value)
+    build_exploration(env, load_settings(), job_policy, options=parse_job_options(sys.argv[1:])).execute()
