@@ -38,7 +38,6 @@ from pyflink.table import StatementSet, StreamTableEnvironment
 from pyflink.table.expressions import col
 
 from connectors.iceberg_catalog import register_iceberg_catalog
-from connectors.iceberg_tables import EMBEDDINGS_NAMESPACE, VIDEO_EMBEDDINGS_TABLE
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
@@ -53,6 +52,8 @@ __all__ = ["GROUP_ID", "JOB_NAME", "EmbedBatches", "build_video_embeddings", "em
 GROUP_ID = "fyp-video-embeddings"
 JOB_NAME = "fyp-video-embeddings"
 STATE_NAME = "embedding-buffer-v1"
+# Created (with its day partitioning) by connectors/iceberg_tables.py in the tools environment, like the history.
+EMBEDDINGS_TABLE = "embeddings.video_embeddings"
 CHANGE_TYPE = Types.ROW_NAMED(["video_id", "author_id", "status", "event_time_ms"],
                               [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()])
 OUTPUT_TYPE = Types.ROW_NAMED(
@@ -170,7 +171,7 @@ def build_video_embeddings(env: StreamExecutionEnvironment, settings: Settings, 
     catalog = register_iceberg_catalog(t_env, settings)
     t_env.create_temporary_view("embedded", rows)
     statements.add_insert_sql(
-        f"INSERT INTO `{catalog}`.{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE} "
+        f"INSERT INTO `{catalog}`.{EMBEDDINGS_TABLE} "
         "SELECT video_id, author_id, model, vector, deleted, TO_TIMESTAMP_LTZ(event_time_ms, 3) FROM embedded")
     statements.attach_as_datastream()
     return statements

@@ -191,25 +191,33 @@ def bench_index(
         help="Comma list (default all): scann, scann-soar, faiss-ivf, faiss-ivfpq, faiss-hnsw, hnswlib, exact.",
     ),
     seed: int = typer.Option(0, "--seed", help="Data seed."),
+    approval_videos: int = typer.Option(
+        20, "--approval-videos",
+        help="Videos for approval -> searchable, through the video_embeddings job and the index service at "
+             "--url (skipped when none answers; 0 = skip)."),
+    url: str | None = URL_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """ScaNN vs FAISS vs hnswlib vs exact: build time, recall@10, single-thread QPS, latency, upsert rate."""
+    """ScaNN vs FAISS vs hnswlib vs exact: build time, recall@10, single-thread QPS, latency, upsert rate; then
+    approval -> searchable on the live stack. `--engines none` runs only the latter."""
     from fyp.index.bench import BenchConfig, engines_from, run_benchmark, summary_rows
 
-    with fail_cleanly(ValueError):
-        config = BenchConfig(
-            n=n,
-            dim=dim,
-            queries=queries,
-            upserts=upserts,
-            target_recall=target_recall,
-            engines=engines_from(engines),
-            seed=seed,
-        )
+    if engines != "none":
+        with fail_cleanly(ValueError):
+            config = BenchConfig(n=n, dim=dim, queries=queries, upserts=upserts, target_recall=target_recall,
+                                 engines=engines_from(engines), seed=seed)
     progress = (lambda line: err_console.print(f"[dim]{line}[/]")) if as_json else console.log
+    approval = _approval_latency(url, approval_videos, progress)
+    if engines == "none":
+        if as_json:
+            print_json({"approval_latency": approval})
+        else:
+            _print_approval(approval)
+        return
+
     report = run_benchmark(config, progress=progress)
     if as_json:
-        print_json(report.as_json())
+        print_json({**report.as_json(), "approval_latency": approval})
         return
     table = Table(
         *("engine", "build s", f"recall@{config.k}", "QPS 1 thr", "p50 ms", "p95 ms", "p99 ms"),
@@ -232,6 +240,40 @@ def bench_index(
         console.print(
             f"ScaNN target (recall@10 >= 0.95 at >= 5k QPS per thread): {'[green]met[/]' if met else '[red]missed[/]'}"
         )
+    _print_approval(approval)
+
+
+def _approval_latency(url: str | None, videos: int, progress) -> dict[str, Any]:
+    """Run `fyp.index.approval_latency` first (before the ANN runs load the machine), or say why not."""
+    if videos <= 0:
+        return {"skipped": "--approval-videos 0"}
+    base = url or _default_url()
+    try:
+        httpx.get(f"{base}/healthz", timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        return {"skipped": f"no ready index service at {base} ({exc}); start `fyp serve index` and "
+                           "`fyp submit video_embeddings`"}
+    from fyp.config import load_settings
+    from fyp.index.approval_latency import measure_approval_latency
+
+    return measure_approval_latency(load_settings(), base, videos=videos, progress=progress).summary()
+
+
+def _print_approval(approval: dict[str, Any]) -> None:
+    if "skipped" in approval:
+        console.print(f"[dim]approval -> searchable: skipped ({approval['skipped']})[/]")
+        return
+    table = Table("", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                  title=f"approval -> searchable ({approval['videos']} videos, {approval['misses']} missed, "
+                        f"load {approval['load']})")
+    for name in ("searchable", "removed"):
+        s = approval[name]
+        table.add_row(name, str(s["samples"]), *(f"{s[c]:.0f}" for c in ("p50_ms", "p95_ms", "p99_ms", "max_ms")))
+    console.print(table)
+    p95 = approval["searchable"]["p95_ms"]
+    met = approval["misses"] == 0 and p95 == p95 and p95 <= 5000
+    verdict = "[green]met[/]" if met else "[red]missed[/]"
+    console.print(f"Freshness target (searchable <= 5 s after approval, p95): {verdict}")
 
 
 def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:

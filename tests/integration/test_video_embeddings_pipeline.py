@@ -1,0 +1,171 @@
+"""Uploads to the index on the real stack: upload API -> upload_orchestration -> transcoder and moderator workers
+-> video_embeddings job -> index service -> /v1/similar and /v1/candidates; then a takedown removes the video.
+
+Runs after test_upload_pipeline.py (file order): the orchestration job it submitted is reused. Two clips are
+uploaded at once, so each has a neighbour to be found next to. Prints the approval -> searchable latency (the
+`status:ready` record's Kafka timestamp to the first 200 from /v1/similar).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+from fastapi.testclient import TestClient
+
+from connectors.kafka_emitter import KafkaEmitter
+from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
+from features.serving_sets import RECENT_SEEN
+from fyp.commands import uploads
+from fyp.index.service import USER_EMBEDDING_KEY, ServiceConfig, build_app
+from schemas.registry import default_registry
+from schemas.topics import VIDEO_STATUS
+from tests.integration.conftest import eventually
+from tests.integration.test_upload_pipeline import Workers, _free_port, _make_video
+
+pytestmark = pytest.mark.integration
+
+READY_TIMEOUT_S = 90
+
+
+@pytest.fixture(scope="module")
+def stack(settings, running_job, tmp_path_factory):
+    """The jobs, the workers, the upload API and an index service of its own (a fresh index name)."""
+    running_job("upload_orchestration", "fyp-upload-orchestration")
+    running_job("video_embeddings", "fyp-video-embeddings")
+    workers = Workers(tmp_path_factory.mktemp("embedding-pipeline-logs"))
+    port = _free_port()
+    config = ServiceConfig(name=f"it-emb-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
+    try:
+        workers.start("transcoder", [sys.executable, "-m", "workers.transcoder"])
+        workers.start("moderator", [sys.executable, "-m", "workers.moderator"])
+        workers.start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
+                                     "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
+                                     "--port", str(port)])
+        api = f"http://127.0.0.1:{port}"
+
+        def answering() -> bool:
+            workers.check_alive()
+            try:
+                return httpx.get(f"{api}/docs", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(answering, timeout_s=30, interval_s=0.3, message="upload API answering")
+        with TestClient(build_app(settings, config)) as index:
+            eventually(lambda: index.get("/healthz").status_code == 200, timeout_s=60, message="index ready")
+            yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings)}
+    finally:
+        workers.stop()
+
+
+def _ready_at(settings, video_id: str, timeout_s: float = 20) -> int:
+    """The Kafka timestamp (ms) of the video's `ready` status record."""
+    registry = default_registry()
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"it-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([VIDEO_STATUS.name])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() or msg.key() != video_id.encode():
+                continue
+            if registry.decode(msg.value()).record["status"] == "ready":
+                return msg.timestamp()[1]
+    finally:
+        consumer.close()
+    pytest.fail(f"no ready status record for {video_id}")
+
+
+@pytest.fixture(scope="module")
+def two_videos(settings, stack, tmp_path_factory) -> dict[str, Any]:
+    """Two clips about the same thing, uploaded at once and followed until searchable."""
+    folder = tmp_path_factory.mktemp("embedding-uploads")
+    metadata = [
+        {"author_id": "it_emb_author", "caption": "kitten plays the piano", "hashtags": ["kitten", "piano"],
+         "region": "US", "language": "en"},
+        {"author_id": "it_emb_other", "caption": "a kitten playing piano again", "hashtags": ["kitten", "music"],
+         "region": "US", "language": "en"},
+    ]
+    sources = [_make_video(folder / f"clip{i}.mp4") for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda a: uploads.upload_file(a[0], a[1], uploads.HttpUploads(stack["api"])),
+                             zip(sources, metadata, strict=True)))
+    ids = [d["video_id"] for d in done]
+    store, index = stack["store"], stack["index"]
+
+    def final() -> list[str] | None:
+        stack["workers"].check_alive()
+        statuses = [(store.read(v) or {}).get("status") for v in ids]
+        return statuses if all(s in ("ready", "rejected", "failed", "removed") for s in statuses) else None
+
+    statuses = eventually(final, timeout_s=READY_TIMEOUT_S, interval_s=0.5, message="both uploads final")
+    assert statuses == ["ready", "ready"], f"{statuses}\n{stack['workers'].tail('moderator')}"
+    searchable_at = {}
+    for video_id in ids:
+        eventually(lambda v=video_id: index.get(f"/v1/similar/{v}", params={"k": 1}).status_code == 200,
+                   timeout_s=30, interval_s=0.05, message=f"{video_id} searchable")
+        searchable_at[video_id] = int(time.time() * 1000)
+    latencies = {v: searchable_at[v] - _ready_at(settings, v) for v in ids}
+    print(f"\napproval (status ready) -> searchable: {latencies} ms (upper bounds: polled after both were final)")
+    return {"ids": ids, "metadata": metadata}
+
+
+def test_approved_uploads_are_similar_to_each_other(settings, stack, two_videos, redis_client) -> None:
+    first, second = two_videos["ids"]
+    index = stack["index"]
+    found = [r["video_id"] for r in index.get(f"/v1/similar/{first}", params={"k": 50}).json()["results"]]
+    assert second in found
+    stats = index.get("/v1/stats").json()["feed"]
+    assert stats["rejected"] == {} or "bad_vector" not in stats["rejected"], stats["rejected"]
+    # The job also put both into the fresh pool and the authors' lists; the OCR-less text came from the hash.
+    assert redis_client.zscore(FRESH_VIDEOS_KEY, first) is not None
+    assert redis_client.zscore("fyp:author_videos:v1:it_emb_author", first) is not None
+
+
+def test_candidates_name_their_sources_and_skip_seen_videos(settings, stack, two_videos, redis_client) -> None:
+    from fyp.embeddings import load_encoders
+    from fyp.serving import FeatureClient
+    from workers.user_embeddings import UserEmbeddingRefresher
+
+    first, second = two_videos["ids"]
+    user = f"it-user-{uuid.uuid4().hex[:8]}"
+    seen_key = RECENT_SEEN.key_prefix + user
+    # The user has seen `second` (the features job writes this set from impressions; here the test does).
+    redis_client.zadd(seen_key, {second: time.time() * 1000})
+    try:
+        _, users = load_encoders("local")
+        report = UserEmbeddingRefresher(redis_client, FeatureClient(redis_client), users).run_pass(only=[user])
+        assert report.written == 1, report
+        assert redis_client.ttl(USER_EMBEDDING_KEY.format(user_id=user)) > 0
+        body = stack["index"].get("/v1/candidates", params={"user": user, "k": 20}).json()
+        sources = {r["video_id"]: r["source"] for r in body["results"]}
+        assert second not in sources  # recently seen
+        assert sources.get(first) == "ann", body  # nearest to what the user watched
+        assert body["sources"]["ann"]["taken"] >= 1 and body["filters"]["recent_seen"] == 1
+    finally:
+        redis_client.delete(seen_key, USER_EMBEDDING_KEY.format(user_id=user))
+
+
+def test_takedown_removes_the_video_from_the_index(settings, stack, two_videos, redis_client) -> None:
+    first, second = two_videos["ids"]
+    index = stack["index"]
+    started = time.monotonic()
+    KafkaEmitter(settings).emit("Takedown", {
+        "event_id": str(uuid.uuid4()), "event_time": int(time.time() * 1000), "video_id": first,
+        "author_id": "it_emb_author", "reason": "dmca", "notice_id": "IT-EMB-1"})
+    eventually(lambda: index.get(f"/v1/similar/{first}").status_code == 404, timeout_s=30, interval_s=0.05,
+               message="taken-down video gone from the index")
+    print(f"\ntakedown -> gone from the index {time.monotonic() - started:.2f} s")
+    found = [r["video_id"] for r in index.get(f"/v1/similar/{second}", params={"k": 50}).json()["results"]]
+    assert first not in found
+    assert redis_client.zscore(FRESH_VIDEOS_KEY, first) is None
+    body = index.get("/v1/candidates", params={"user": f"it-nobody-{uuid.uuid4().hex[:6]}", "k": 50}).json()
+    assert first not in {r["video_id"] for r in body["results"]}
