@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fyp.commands import bench, demo, features, index, jobs, lake, produce, stack, uploads, verify
+from fyp.commands import bench, demo, features, index, jobs, lake, produce, stack, train, uploads, verify
 
 __all__ = ["app", "main"]
 
@@ -24,6 +24,7 @@ bench.register(app)
 uploads.register(app)
 lake.register(app)
 verify.register(app)
+train.register(app)
 index.register(app)  # after bench and uploads: it adds to their `bench` and `serve` groups
 
 

@@ -42,9 +42,9 @@ class TowerConfig:
     output_dim: int = 64
     hidden_dim: int = 128
     id_dim: int = 32
-    video_buckets: int = 1 << 17
-    author_buckets: int = 1 << 14
-    sound_buckets: int = 1 << 12
+    video_buckets: int = 1 << 15  # dense Adam updates every row each step: size drives CPU time and file size
+    author_buckets: int = 1 << 13
+    sound_buckets: int = 1 << 11
     history_len: int = 20
     temperature: float = 0.05
     id_dropout: float = 0.1

@@ -1,0 +1,21 @@
+"""Reading the training rows from the Iceberg history (history.engagement_events) through pyiceberg."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+from fyp.config import Settings
+from fyp.embeddings.data import HISTORY_COLUMNS
+
+__all__ = ["read_history"]
+
+
+def read_history(settings: Settings, *, since: datetime | None = None) -> Any:
+    """The columns the two towers need, as a pyarrow Table (event_time >= `since` when given)."""
+    from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+
+    table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    row_filter = GreaterThanOrEqual("event_time", since.isoformat()) if since else AlwaysTrue()
+    return table.scan(row_filter=row_filter, selected_fields=HISTORY_COLUMNS).to_arrow()
