@@ -13,7 +13,9 @@ machine, measured from UploadCompleted (the API's complete):
 - `ready`: the status change viewers wait for (after the verdict).
 
 Each is reported per second of source video (`*_s_per_source_s`, p50/p95) and in ms. Uploads go one at a time,
-so a figure is one video's path through an otherwise idle pipeline, not a queue.
+so a figure is one video's path through an otherwise idle pipeline, not a queue. Wall times stretch with
+whatever else shares the machine; the CPU seconds the transcoder and moderator processes spent per video
+(`*_cpu_s_per_source_s`, from /proc, ffmpeg and fpcalc included) do not.
 """
 
 from __future__ import annotations
@@ -212,6 +214,19 @@ class UploadPipeline:
                                        f"{self.settings.logs_dir / 'bench-upload-api.log'}") from None
                 time.sleep(0.3)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each worker we started and its finished children (ffmpeg, fpcalc), from
+        /proc: unlike wall time, this does not grow when other work shares the cores."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for name, proc in self.procs.items():
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[name] = sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+        return used
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -247,6 +262,12 @@ def summarize(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     samples: {"duration_s", "<point>_ms", ...} per video.
     """
     out: dict[str, Any] = {}
+    for worker in ("transcoder", "moderator"):  # CPU seconds per source second: steady under shared load
+        ratios = [s[f"{worker}_cpu_s"] / s["duration_s"] for s in samples if s.get(f"{worker}_cpu_s") is not None]
+        if ratios:
+            r50, r95 = np.percentile(ratios, [50, 95])
+            out[f"{worker}_cpu_s_per_source_s_p50"] = round(float(r50), 3)
+            out[f"{worker}_cpu_s_per_source_s_p95"] = round(float(r95), 3)
     for point in POINTS:
         values = [s[f"{point}_ms"] for s in samples if s.get(f"{point}_ms") is not None]
         ratios = [s[f"{point}_ms"] / 1000 / s["duration_s"] for s in samples if s.get(f"{point}_ms") is not None]
@@ -301,11 +322,16 @@ def run_upload_bench(
                 on_step(f"generating {clip.label} …")
                 source = make_clip(Path(tmp) / f"clip-{round_}-{i}.mp4", clip)
                 on_step(f"uploading {clip.label} and waiting for its verdict …")
+                cpu_before = pipeline.cpu_seconds()
                 done = upload_file(source, {"author_id": "bench", "caption": f"bench {clip.label}",
                                             "region": "US", "language": "en"}, uploads)
                 times = _follow(watcher, pipeline, done["video_id"], timeout_s=120 + 30 * clip.seconds)
+                cpu_after = pipeline.cpu_seconds()
                 source.unlink()
                 samples.append(_sample(clip, done, times, watcher.record(done["video_id"], "TranscodeCompleted")))
+                for name in ("transcoder", "moderator"):
+                    if name in cpu_before and name in cpu_after:
+                        samples[-1][f"{name}_cpu_s"] = round(cpu_after[name] - cpu_before[name], 2)
                 on_video(samples[-1])
     finished = [s for s in samples if s["status"] == "ready"]
     return {

@@ -117,15 +117,49 @@ def upload(
         print_json(pipeline)
         return
     samples = Table("clip", "status", "renditions", "first playable ms", "full ladder ms", "verdict ms",
-                    "ready ms", "worker ms", title="upload pipeline, per video (from upload-complete)")
+                    "ready ms", "worker ms", "transcoder CPU s", "moderator CPU s",
+                    title="upload pipeline, per video (from upload-complete)")
     for s in pipeline["samples"]:
         samples.add_row(s["clip"], s["status"], str(len(s.get("renditions", []))),
                         *(f"{s[k]:,}" if s.get(k) is not None else "-" for k in
-                          ("first_playable_ms", "full_ladder_ms", "verdict_ms", "ready_ms", "transcode_worker_ms")))
+                          ("first_playable_ms", "full_ladder_ms", "verdict_ms", "ready_ms", "transcode_worker_ms",
+                           "transcoder_cpu_s", "moderator_cpu_s")))
     console.print(samples)
     _show("upload pipeline: p50/p95", {k: v for k, v in pipeline.items() if k not in ("samples", "ladder")})
     if ladder:
         _show("upload: transcode ladder", pipeline["ladder"])
+
+
+@bench_app.command()
+def chaos(
+    events: int = typer.Option(200_000, "--events", help="At most this many events (production ends earlier when "
+                                                         "the faults are over)."),
+    rate: float = typer.Option(1_000, "--rate", help="Events/s while the faults happen."),
+    kills: int = typer.Option(2, "--kills", min=1, help="TaskManager SIGKILLs; a broker restart follows the first."),
+    every: float = typer.Option(20, "--every", help="Seconds between faults (each waits for the recovery before)."),
+    verify_sample: int = typer.Option(50, "--verify-sample", help="Videos and users checked by fyp verify after."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Kill the TaskManager (kill -9) and restart Kafka while producing; then count the history and verify Redis."""
+    from fyp.bench.chaos import run_chaos
+
+    kinds = ["kill_taskmanager", "restart_kafka"] + ["kill_taskmanager"] * (kills - 1)
+    schedule = [(every * (i + 1), kind) for i, kind in enumerate(kinds)]
+    settings = load_settings()
+    with fail_cleanly(StackError), console.status(f"{events:,} events at {rate:,.0f}/s with faults …") as status:
+        result = run_chaos(settings, events=events, rate=rate, schedule=schedule, verify_sample=verify_sample,
+                           on_progress=lambda message: status.update(f"{message} …"))
+    data = dataclasses.asdict(result) | {"exactly_once": result.exactly_once}
+    if as_json:
+        print_json(data)
+    else:
+        _show("chaos: history and features under faults", {k: v for k, v in data.items() if k != "disruptions"})
+        faults = Table("fault", "at s", "service back s", "jobs running s", "job restarts", title="recovery")
+        for d in result.disruptions:
+            faults.add_row(d.kind, f"{d.at_s:.1f}", str(d.service_back_s), str(d.jobs_running_s), str(d.job_restarts))
+        console.print(faults)
+    if not result.exactly_once or set(result.verify) - {"match"}:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -35,3 +35,10 @@ def test_summary_skips_points_never_reached() -> None:
     summary = summarize([{"duration_s": 2.0, "verdict_ms": None, "first_playable_ms": 1000,
                           "full_ladder_ms": 1000, "ready_ms": None}])
     assert "verdict_p50_ms" not in summary and summary["first_playable_p50_ms"] == 1000
+
+
+def test_summary_reports_worker_cpu_per_source_second() -> None:
+    summary = summarize([{"duration_s": 4.0, "transcoder_cpu_s": 8.0, "moderator_cpu_s": 1.0, "verdict_ms": 1},
+                         {"duration_s": 2.0, "transcoder_cpu_s": 6.0, "verdict_ms": 1}])
+    assert summary["transcoder_cpu_s_per_source_s_p50"] == 2.5
+    assert summary["moderator_cpu_s_per_source_s_p50"] == 0.25
