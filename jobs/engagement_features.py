@@ -55,7 +55,8 @@ def engagement_views(
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        f"SELECT decode_engagement(payload, {lateness_ms}) AS e, payload, kafka_partition, kafka_offset, proc_time "
+        f"SELECT decode_engagement(payload, {lateness_ms}, kafka_partition) AS e, payload, kafka_partition, "
+        "kafka_offset, proc_time "
         f"FROM `{raw_table}`"))
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)

@@ -16,6 +16,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 from udfs.exploration import decision_payload
+from udfs.lateness import LatenessGate
 from udfs.sentiment import comment_sentiment
 
 __all__ = [
@@ -52,8 +53,9 @@ ENGAGEMENT_ROW_TYPE = DataTypes.ROW([DataTypes.FIELD(name, flink_type(t)) for na
 class DecodeEngagement(ScalarFunction):
     """Raw Kafka value -> engagement row; counts dead letters and late events as Flink metrics.
 
-    decode_engagement(payload, allowed_lateness_ms): a row whose event time is more than the allowed lateness
-    behind the newest event time this subtask has decoded gets error 'late'. The SQL watermark cannot serve
+    decode_engagement(payload, allowed_lateness_ms, kafka_partition): a row whose event time is more than the
+    allowed lateness behind the newest event time decoded before it from the same Kafka partition gets error
+    'late' (udfs/lateness.py; without a partition, the subtask's newest time). The SQL watermark cannot serve
     here: with mini-batches on, Flink's MiniBatchAssigner replaces event-time watermarks with processing-time
     ones, which would mark a whole replayed backlog late.
     """
@@ -62,17 +64,17 @@ class DecodeEngagement(ScalarFunction):
         group = function_context.get_metric_group()
         self.dead_letters = group.counter("fyp_dead_letters_total")
         self.late_events = group.counter("fyp_late_events_total")
-        self.newest_event_ms = None
+        self.gate: LatenessGate | None = None
 
-    def eval(self, payload: bytes, allowed_lateness_ms: int | None = None):
+    def eval(self, payload: bytes, allowed_lateness_ms: int | None = None, partition: int | None = None):
         values = list(to_engagement_row(payload, int(time.time() * 1000)))
         event_ms = values[_EVENT_TIME]
         if values[_ERROR] is not None:
             self.dead_letters.inc()
         elif allowed_lateness_ms is not None:
-            if self.newest_event_ms is None or event_ms > self.newest_event_ms:
-                self.newest_event_ms = event_ms
-            elif event_ms < self.newest_event_ms - allowed_lateness_ms:
+            if self.gate is None:
+                self.gate = LatenessGate(allowed_lateness_ms)
+            if not self.gate.admit(partition, event_ms):
                 values[_ERROR] = LATE
                 self.late_events.inc()
         if values[_HASHTAGS] is None:

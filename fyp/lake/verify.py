@@ -43,6 +43,7 @@ from fyp.serving.layout import HEADER_BYTES
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 from udfs.feature_sql import default_state_ttl
 from udfs.featurespec import FeatureSet
+from udfs.lateness import LatenessGate
 
 __all__ = [
     "CAUSES",
@@ -283,28 +284,28 @@ def late_flags(
     """Which of `rows` (partition, offset, event_time_ms) trail an earlier row of their Kafka partition by more
     than the allowed lateness, the rule the job's decoder applies (udfs.flink_functions.DecodeEngagement).
 
-    stream: per partition, (offsets, event times) of the partition's rows, in any order (rows that cannot
-    make anything late may be left out). The job compares with the newest event of its whole subtask, which
-    may read several partitions, and forgets it on a restart: this per-partition rule is what the history
-    can replay (docs/ANALYSTS.md).
+    stream: per partition, (offsets, event times) of the partition's rows, in any order; rows older than the
+    oldest of `rows` plus the allowed lateness cannot make any of them late and may be left out. The job
+    forgets its newest times on a restart (they are not in its state): docs/ANALYSTS.md.
 
     >>> stream = {0: (np.array([0, 1, 2]), np.array([300_000, 10_000, 299_000]))}
     >>> late_flags(stream, [(0, 1, 10_000), (0, 2, 299_000), (0, 0, 300_000)])
     [True, False, False]
     """
-    prefix_max: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for partition, (offsets, times) in stream.items():
-        order = np.argsort(offsets, kind="stable")
-        prefix_max[partition] = (offsets[order], np.maximum.accumulate(times[order]))
-    flags = []
+    wanted: dict[int, dict[int, int]] = defaultdict(dict)  # partition -> offset -> event time
     for partition, offset, event_time in rows:
-        if partition is None or offset is None or partition not in prefix_max:
-            flags.append(False)
-            continue
-        offsets, running = prefix_max[partition]
-        earlier = int(np.searchsorted(offsets, offset, side="left"))  # rows strictly before this offset
-        flags.append(bool(earlier > 0 and event_time < running[earlier - 1] - allowed_lateness_ms))
-    return flags
+        if partition is not None and offset is not None:
+            wanted[partition][offset] = event_time
+    admitted: dict[tuple[int, int], bool] = {}
+    for partition, offsets_at in wanted.items():
+        offsets, times = stream.get(partition, (np.empty(0, np.int64), np.empty(0, np.int64)))
+        merged = {**dict(zip(offsets.tolist(), times.tolist(), strict=True)), **offsets_at}
+        gate = LatenessGate(allowed_lateness_ms)  # the job's own rule, replayed in the partition's order
+        for offset in sorted(merged):
+            ok = gate.admit(partition, merged[offset])
+            if offset in offsets_at:
+                admitted[(partition, offset)] = ok
+    return [not admitted.get((p, o), True) for p, o, _ in rows]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -173,12 +173,14 @@ def produce(
     client_config: Mapping[str, Any],
     topic: Topic = ENGAGEMENT,
     on_progress: Callable[[int, float], None] | None = None,
+    stop: Callable[[], bool] | None = None,
     producer_factory: Callable[[dict[str, Any]], Any] = Producer,
 ) -> ProduceReport:
     """Send `generator`'s events to `topic` (key = user id) following `plan`; Ctrl-C stops cleanly.
 
     client_config: librdkafka connection settings, e.g. load_settings().kafka_client_config().
     on_progress: called after each batch with (events sent so far, seconds elapsed).
+    stop: polled before each batch; True ends the run early, as the limits do (e.g. a benchmark's schedule).
     producer_factory: builds the producer from its settings (tests pass a fake).
     Raises ProducerError when Kafka is unreachable (after CONNECT_TIMEOUT_S), the topic is missing, or
     the producer fails fatally.
@@ -191,7 +193,7 @@ def produce(
     limit_n = plan.max_events if plan.max_events is not None else float("inf")
     start = time.monotonic()
     try:
-        while sent < limit_n:
+        while sent < limit_n and not (stop is not None and stop()):
             elapsed = time.monotonic() - start
             if elapsed >= limit_s:
                 break

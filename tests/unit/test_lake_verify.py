@@ -15,6 +15,7 @@ from features.engagement import user_hashtag_affinity, video_engagement
 from fyp.bench.peers.evaluate import FeatureEvaluator
 from fyp.bench.peers.sql import engagement_row
 from fyp.lake.verify import HistoryEvent, check_entity, late_flags, sample, split_id, summarize
+from udfs.lateness import LatenessGate
 
 VIDEO = video_engagement.v1
 NOW = 1_800_000_000_000
@@ -101,9 +102,20 @@ def test_late_flags_follow_the_newest_earlier_row_of_the_partition():
     lateness = int(ALLOWED_LATENESS.total_seconds() * 1000)
     stream = {0: (np.array([5, 3, 4, 6]), np.array([10 * MINUTE, 9 * MINUTE, 1 * MINUTE, 8 * MINUTE])),
               1: (np.array([0]), np.array([0]))}
-    rows = [(0, 3, 9 * MINUTE), (0, 4, 1 * MINUTE), (0, 6, 8 * MINUTE - 1), (0, 6, 8 * MINUTE), (1, 0, 0),
+    rows = [(0, 3, 9 * MINUTE), (0, 4, 1 * MINUTE), (0, 7, 8 * MINUTE - 1), (0, 6, 8 * MINUTE), (1, 0, 0),
             (None, None, 0), (2, 0, 0)]
     assert late_flags(stream, rows, lateness) == [False, True, True, False, False, False, False]
+
+
+def test_the_lateness_gate_keeps_one_newest_time_per_partition():
+    gate = LatenessGate(allowed_lateness_ms=2 * MINUTE)
+    # Partition 1 is read minutes behind partition 0 (a backlog after a restart): none of it is late.
+    assert [gate.admit(0, t * MINUTE) for t in (10, 11, 12)] == [True, True, True]
+    assert [gate.admit(1, t * MINUTE) for t in (5, 6)] == [True, True]
+    assert gate.admit(1, 4 * MINUTE - 1) is False and gate.admit(1, 4 * MINUTE) is True  # 2 min is still on time
+    assert gate.newest == {0: 12 * MINUTE, 1: 6 * MINUTE}
+    with pytest.raises(ValueError):
+        LatenessGate(allowed_lateness_ms=-1)
 
 
 def test_a_redis_value_behind_the_history_is_explained_as_of_its_event_time():

@@ -1,0 +1,256 @@
+"""`fyp bench chaos`: exactly-once history and consistent features while the TaskManager and Kafka die.
+
+Generated events (one run id, so every event_id of the run shares a prefix) are produced at a steady rate to
+the engagement topic while, on a schedule, the TaskManager is killed with SIGKILL and started again through
+fyp.stack (Flink restores every job from its last checkpoint), and the Kafka broker is stopped and started.
+Afterwards the history must hold each produced event exactly once, and the Redis features recomputed from the
+history (fyp.lake.verify) must match.
+
+Recovery time of a kill: from the SIGKILL until every job has restarted (its numRestarts grew) and all its
+tasks run again. Of a broker restart: until the broker answers again, and until every job runs again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import redis
+from pyiceberg.expressions import StartsWith
+
+from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+from features import feature_set_for_entity
+from fyp.config import Settings
+from fyp.stack.flink_cluster import TaskManagerService
+from fyp.stack.kafka_broker import KafkaService
+from fyp.stack.process import StackError, wait_until
+from fyp.stack.submit import list_jobs, submit_job
+from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic.ids import RunIds
+from fyp.traffic.producer import ProducePlan, ProduceReport, produce
+
+__all__ = [
+    "CHAOS_JOBS",
+    "ChaosResult",
+    "Disruption",
+    "ensure_jobs",
+    "history_counts",
+    "job_restarts",
+    "jobs_running",
+    "run_chaos",
+]
+
+# (job file, pipeline name, Flink properties when chaos submits it): short checkpoints bound the replay.
+CHAOS_JOBS = (
+    ("engagement_history", "fyp-engagement-history", {"execution.checkpointing.interval": "5s"}),
+    ("engagement_features", "fyp-engagement-features", {"execution.checkpointing.interval": "5s"}),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Disruption:
+    """One fault and how long the pipeline took to get over it (seconds from the fault)."""
+
+    kind: str  # "kill_taskmanager" or "restart_kafka"
+    at_s: float  # seconds after production started
+    service_back_s: float | None  # the TaskManager registered again / the broker answered again
+    jobs_running_s: float | None  # every job restarted where needed and all its tasks running
+    job_restarts: int  # restarts the jobs went through because of it
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChaosResult:
+    produced: int
+    failed: int
+    produce_seconds: float
+    landed: int
+    duplicates: int
+    missing: int
+    catch_up_s: float | None  # from the end of production until the history held every event
+    disruptions: list[Disruption]
+    verify: dict[str, int] = field(default_factory=dict)  # verified entities by status
+    verify_causes: dict[str, int] = field(default_factory=dict)
+    run_id: str = ""
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.failed == 0 and self.landed == self.produced and self.duplicates == 0 and self.missing == 0
+
+
+def _rest(settings: Settings, path: str) -> dict:
+    response = httpx.get(f"{settings.flink_rest_url}{path}", timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def job_restarts(settings: Settings, job_id: str) -> int:
+    values = _rest(settings, f"/jobs/{job_id}/metrics?get=numRestarts")
+    return int(float(values[0]["value"])) if values else 0
+
+
+def jobs_running(settings: Settings, job_ids: Sequence[str]) -> bool:
+    """Every job RUNNING with every task of every vertex RUNNING."""
+    for job_id in job_ids:
+        job = _rest(settings, f"/jobs/{job_id}")
+        if job["state"] != "RUNNING" or any(v["status"] != "RUNNING" for v in job["vertices"]):
+            return False
+    return True
+
+
+def ensure_jobs(settings: Settings) -> list[str]:
+    """The ids of the running history and features jobs, submitting the missing ones (5 s checkpoints)."""
+    running = {j.name: j.job_id for j in list_jobs(settings) if j.state == "RUNNING"}
+    return [running.get(name) or submit_job(settings, job, properties=props) for job, name, props in CHAOS_JOBS]
+
+
+def history_counts(settings: Settings, event_prefix: str) -> tuple[int, int]:
+    """(rows, distinct event ids) of the run in the history table."""
+    table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    ids = table.scan(row_filter=StartsWith("event_id", event_prefix), selected_fields=("event_id",)).to_arrow()
+    column = ids.column("event_id")
+    return column.length(), len(column.unique()) if column.length() else 0
+
+
+def _await_recovery(settings: Settings, job_ids: Sequence[str], before: dict[str, int], start: float,
+                    timeout_s: float, *, must_restart: bool) -> tuple[float | None, int]:
+    """Seconds from `start` until the jobs run again (after restarting, when `must_restart`), and restarts."""
+    def recovered() -> bool:
+        restarted = all(job_restarts(settings, j) > before[j] for j in job_ids)
+        return (restarted or not must_restart) and jobs_running(settings, job_ids)
+
+    ok = wait_until(recovered, timeout_s=timeout_s, interval_s=0.25)
+    restarts = sum(job_restarts(settings, j) - before[j] for j in job_ids)
+    return (round(time.monotonic() - start, 2) if ok else None), restarts
+
+
+def kill_taskmanager(
+    settings: Settings, job_ids: Sequence[str], *, timeout_s: float = 180,
+) -> tuple[float | None, float | None, int]:
+    """SIGKILL the TaskManager, start a new one through fyp.stack, and wait until the jobs run again."""
+    service = TaskManagerService(settings)
+    pid = service.pid()
+    if pid is None:
+        raise StackError("the TaskManager is not running")
+    before = {j: job_restarts(settings, j) for j in job_ids}
+    old_ids = _taskmanager_ids(settings)
+    start = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: service.pid() is None, timeout_s=10, interval_s=0.05)
+    service.start()  # a fresh process; the JobManager reschedules the jobs onto its slots
+    registered = wait_until(lambda: bool(_taskmanager_ids(settings) - old_ids), timeout_s=timeout_s)
+    back = round(time.monotonic() - start, 2) if registered else None
+    running, restarts = _await_recovery(settings, job_ids, before, start, timeout_s, must_restart=True)
+    return back, running, restarts
+
+
+def _taskmanager_ids(settings: Settings) -> set[str]:
+    return {tm["id"] for tm in _rest(settings, "/taskmanagers")["taskmanagers"]}
+
+
+def restart_kafka(
+    settings: Settings, job_ids: Sequence[str], *, timeout_s: float = 180,
+) -> tuple[float | None, float | None, int]:
+    """Stop the broker (SIGTERM, as an operator or a rolling upgrade would) and start it again."""
+    service = KafkaService(settings)
+    before = {j: job_restarts(settings, j) for j in job_ids}
+    start = time.monotonic()
+    service.stop()
+    service.start()
+    back = round(time.monotonic() - start, 2)
+    running, restarts = _await_recovery(settings, job_ids, before, start, timeout_s, must_restart=False)
+    return back, running, restarts
+
+
+def run_chaos(
+    settings: Settings, *, events: int, rate: float, schedule: Sequence[tuple[float, str]], tail_s: float = 3.0,
+    users: int = 2_000, videos: int = 5_000, seed: int = 17, land_timeout_s: float = 300,
+    verify_sample: int = 20, verify_timeout_s: float = 120, on_progress: Callable[[str], None] | None = None,
+) -> ChaosResult:
+    """Produce at `rate` events/s while disrupting on `schedule` ((seconds after the start, kind) pairs, kind
+    `kill_taskmanager` or `restart_kafka`; each fault waits for the recovery from the one before). Production
+    goes on until `tail_s` after the last recovery, or until `events` were sent, whichever comes first."""
+    from fyp.lake.verify import sample_ids, summarize, verify
+
+    say = on_progress or (lambda _message: None)
+    ensure_tables(settings)
+    job_ids = ensure_jobs(settings)
+    if not wait_until(lambda: jobs_running(settings, job_ids), timeout_s=180):
+        raise StackError(f"jobs {job_ids} are not all running; see the Flink UI")
+    ids = RunIds(run_id=str(uuid.uuid4()))
+    generator = TrafficGenerator(TrafficConfig(users=users, videos=videos), seed, run_id=ids.run_id)
+    run_start_ms = int(time.time() * 1000)
+    reports: list[ProduceReport] = []
+    done = threading.Event()
+    producer = threading.Thread(target=lambda: reports.append(produce(
+        generator, ProducePlan(rate=rate, max_events=events), client_config=settings.kafka_client_config(),
+        stop=done.is_set)), daemon=True)
+    started = time.monotonic()
+    producer.start()
+    disruptions = []
+    try:
+        for at_s, kind in sorted(schedule):
+            delay = at_s - (time.monotonic() - started)
+            if delay > 0:
+                time.sleep(delay)
+            fault_at = round(time.monotonic() - started, 2)
+            say(f"{kind} at {fault_at:.1f} s")
+            action = kill_taskmanager if kind == "kill_taskmanager" else restart_kafka
+            back, running, restarts = action(settings, job_ids)
+            disruptions.append(Disruption(kind=kind, at_s=fault_at, service_back_s=back, jobs_running_s=running,
+                                          job_restarts=restarts))
+            say(f"{kind}: service back in {back} s, jobs running in {running} s ({restarts} restarts)")
+        time.sleep(tail_s)
+    finally:
+        done.set()
+    producer.join()
+    if not reports:
+        raise StackError("the producer thread failed; see the error above")
+    report = reports[0]
+    produced_at = time.monotonic()
+    say(f"produced {report.produced:,} ({report.failed} failed); waiting for the history")
+    counts = (0, 0)
+
+    def landed() -> bool:
+        nonlocal counts
+        counts = history_counts(settings, ids.event_prefix)
+        return counts[0] >= report.produced
+
+    caught_up = wait_until(landed, timeout_s=land_timeout_s, interval_s=1.0)
+    catch_up_s = round(time.monotonic() - produced_at, 2) if caught_up else None
+    time.sleep(1.0)  # a commit racing the last count would show as duplicates: count once more
+    rows, distinct = history_counts(settings, ids.event_prefix)
+
+    # Features: every sampled video and user consistent with the history (the features job may still be
+    # catching up after its restarts, so retry while only `as_of` / `commit_delay` explain a difference).
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    by_status: dict[str, int] = {}
+    by_cause: dict[str, int] = {}
+    deadline = time.monotonic() + verify_timeout_s
+    for entity in ("video", "user"):
+        feature_set = feature_set_for_entity(entity)
+        sample = sample_ids(table, feature_set, verify_sample, seed=seed, since_ms=run_start_ms)
+        while True:
+            checks = verify(feature_set, table, client, sample, now_ms=int(time.time() * 1000))
+            summary = summarize(feature_set, checks)
+            settled = set(summary.by_status) <= {"match"} or not (set(summary.by_cause) & {"as_of", "commit_delay"}
+                                                                   or "missing" in summary.by_status)
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(2.0)
+        for status, n in summary.by_status.items():
+            by_status[status] = by_status.get(status, 0) + n
+        for cause, n in summary.by_cause.items():
+            by_cause[cause] = by_cause.get(cause, 0) + n
+    return ChaosResult(
+        produced=report.produced, failed=report.failed, produce_seconds=round(report.seconds, 2), landed=rows,
+        duplicates=rows - distinct, missing=report.produced - distinct, catch_up_s=catch_up_s,
+        disruptions=disruptions, verify=by_status, verify_causes=by_cause, run_id=ids.run_id,
+    )
+

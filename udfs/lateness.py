@@ -1,0 +1,36 @@
+"""The features job's lateness rule, shared by the job's decoder and `fyp verify features`.
+
+An event is late when its event time is more than the allowed lateness behind the newest event time seen
+before it in its own Kafka partition. Per partition, because a partition is read in order: lateness within
+it is the producer's (a client that buffered events, a clock behind). Across partitions, the distance is the
+consumer's own doing: after a restart or under backlog, one partition of a subtask is read minutes ahead of
+another, and a subtask-wide newest time would drop on-time events of the slower partition.
+
+>>> gate = LatenessGate(allowed_lateness_ms=120_000)
+>>> [gate.admit(0, t) for t in (600_000, 300_000, 590_000)], gate.admit(1, 300_000)
+([True, False, True], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+__all__ = ["LatenessGate"]
+
+
+class LatenessGate:
+    """Per partition, the newest event time admitted so far; `admit` says whether an event is on time."""
+
+    def __init__(self, allowed_lateness_ms: int) -> None:
+        if allowed_lateness_ms < 0:
+            raise ValueError(f"allowed_lateness_ms must be >= 0, got {allowed_lateness_ms}")
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.newest: dict[Hashable, int] = {}
+
+    def admit(self, partition: Hashable, event_ms: int) -> bool:
+        """True for an on-time event (and it may advance its partition's newest time); False for a late one."""
+        newest = self.newest.get(partition)
+        if newest is None or event_ms > newest:
+            self.newest[partition] = event_ms
+            return True
+        return event_ms >= newest - self.allowed_lateness_ms
