@@ -81,6 +81,8 @@ class EmbedBatches(KeyedProcessFunction):
         self.buffer = runtime_context.get_list_state(ListStateDescriptor(STATE_NAME, Types.STRING()))
         self.timer = runtime_context.get_state(ValueStateDescriptor(f"{STATE_NAME}-timer", Types.LONG()))
         self.encoder = self.encoder_factory()
+        # Load the sentence model now, not on the first approved video (seconds to minutes on a busy machine).
+        self.encoder.encode([_warm_up_video()])
         self.store = self.store_factory()
         self.registry = default_registry()
         group = runtime_context.get_metrics_group()
@@ -132,6 +134,12 @@ def embed(changes: list[StatusChange], encoder, store, registry) -> list[Row]:
     return rows
 
 
+def _warm_up_video():
+    from fyp.embeddings.meta import VideoMeta
+
+    return VideoMeta(video_id="warm-up", caption="warm up", hashtags=("warmup",))
+
+
 def _shard(video_id: str, shards: int) -> int:
     return zlib.crc32(video_id.encode()) % shards
 
@@ -147,7 +155,7 @@ def embeddings_stream(payloads: DataStream, *, policy: BatchPolicy, shards: int,
     changes = payloads.map(_to_change, output_type=CHANGE_TYPE).filter(lambda c: c[0] != "")
     return (changes.key_by(lambda c: _shard(c[0], shards), key_type=Types.INT())
             .process(EmbedBatches(policy, encoder_factory, store_factory), output_type=OUTPUT_TYPE)
-            .name("embed-batches"))
+            .name("embed-batches").set_parallelism(shards))  # one encoder (and its memory) per shard, no idle ones
 
 
 def build_video_embeddings(env: StreamExecutionEnvironment, settings: Settings, *, policy: BatchPolicy = BatchPolicy(),
