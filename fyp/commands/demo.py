@@ -60,6 +60,11 @@ def demo(
                 service.start()
         console.print("[green]✓[/] stack healthy")
         job_ids = _ensure_jobs(settings, checkpoint_interval)
+        if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
+            from fyp.commands.demo_index import ensure_embedding_job
+
+            with console.status("submitting video_embeddings …"):
+                ensure_embedding_job(settings)
         baseline = {job: job_source_records(settings, jid) for job, jid in job_ids.items()}
         generator = TrafficGenerator(TrafficConfig(users=users, videos=videos, malformed_fraction=malformed_fraction),
                                      seed)
@@ -95,6 +100,12 @@ def demo(
         with fail_cleanly(StackError, RuntimeError), console.status(
                 "uploading a generated clip: upload API -> S3 -> orchestration job -> transcoder -> moderator …"):
             summary["upload"] = upload_and_play(settings)
+        if summary["upload"].get("status") == "ready":
+            from fyp.commands.demo_index import index_demo
+
+            with fail_cleanly(StackError, RuntimeError), console.status(
+                    "index: embedding job -> index service; a second upload; `fyp similar`; a takedown …"):
+                summary["index"] = index_demo(settings, summary["upload"]["video_id"])
     if as_json:
         print_json(summary)
         if upload and not summary["upload"].get("playable"):
@@ -117,8 +128,18 @@ def demo(
                       f"({up.get('verdict', up.get('status_reason', ''))}) in {up['seconds']} s; "
                       f"renditions {', '.join(up.get('renditions', []))}; "
                       f"HLS + DASH play back (ffprobe): {'yes' if up.get('playable') else 'NO'}")
+    if "index" in summary:
+        ix = summary["index"]
+        console.print(f"index: {ix['first']} and {ix['second']} searchable (approval -> searchable "
+                      f"{ix.get('approval_to_searchable_s')} s); in each other's `fyp similar`: "
+                      f"{'yes' if ix.get('first_in_similar_of_second') else 'NO'}; takedown of {ix['first']} -> "
+                      f"gone from the index in {ix.get('takedown_to_removed_s')} s, from `fyp similar "
+                      f"{ix['second']}`: {'NO' if ix.get('first_in_similar_after_takedown', True) else 'yes'}")
     if upload and not summary["upload"].get("playable"):
         raise typer.Exit(1)  # the demo's upload must reach ready and play back
+    if "index" in summary and not (summary["index"].get("first_in_similar_of_second")
+                                   and summary["index"].get("first_in_similar_after_takedown") is False):
+        raise typer.Exit(1)  # the approved upload must be found by `fyp similar`, and gone after its takedown
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,130 @@
+"""`fyp demo`'s index part: an approved upload becomes searchable, shows up in `fyp similar`, and a takedown
+removes it.
+
+`ensure_embedding_job` submits jobs/video_embeddings.py early (its Python worker loads torch and the sentence
+model, which takes a while on a busy machine). `index_demo` then starts an index service (unless one answers
+on the default port), uploads a second clip about the same thing as the demo's first upload, waits until
+both are searchable, checks that each is in the other's `/v1/similar` results, takes the first one down and
+waits until the index has dropped it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fyp.config import REPO_ROOT, Settings
+
+__all__ = ["EMBEDDING_JOB", "EMBEDDING_JOB_NAME", "ensure_embedding_job", "index_demo"]
+
+EMBEDDING_JOB = "video_embeddings"
+EMBEDDING_JOB_NAME = "fyp-video-embeddings"
+DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
+
+
+def ensure_embedding_job(settings: Settings) -> str:
+    """The running embedding job's id, submitting it if needed (it stays running, like the demo's others)."""
+    from fyp.stack.submit import list_jobs, submit_job
+
+    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ("RUNNING", "CREATED", "RESTARTING")}
+    return running.get(EMBEDDING_JOB_NAME) or submit_job(settings, EMBEDDING_JOB)
+
+
+@contextmanager
+def _index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
+    """The index service's URL: one already answering on the default port, else a subprocess for the demo."""
+    from fyp.index.service import default_port
+
+    url = os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
+    try:
+        httpx.get(f"{url}/healthz", timeout=2)
+        yield url
+        return
+    except httpx.HTTPError:
+        pass
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.logs_dir / "demo-index.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "fyp.cli", "serve", "index", "--snapshot-every", "0"],
+                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        _wait(lambda: _healthy(url), timeout_s, f"index service at {url} (log {log.name})", proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(check: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.05,
+          proc: subprocess.Popen | None = None) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
+        if check():
+            return time.monotonic() - started
+        time.sleep(interval_s)
+    raise RuntimeError(f"{what}: not within {timeout_s:.0f} s")
+
+
+def _similar(url: str, video_id: str, k: int = 20) -> list[str] | None:
+    response = httpx.get(f"{url}/v1/similar/{video_id}", params={"k": k}, timeout=5)
+    return [r["video_id"] for r in response.json()["results"]] if response.status_code == 200 else None
+
+
+def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 300) -> dict[str, Any]:
+    """The index part of the demo (module docstring); returns what the report prints."""
+    from connectors.kafka_emitter import KafkaEmitter
+    from connectors.redis_video_store import RedisVideoStore
+    from fyp.bench.upload import Clip, UploadPipeline, make_clip
+    from fyp.commands.uploads import HttpUploads, upload_file, wait_for_video
+
+    store = RedisVideoStore.from_settings(settings)
+    result: dict[str, Any] = {"first": first_video_id}
+    with _index_service(settings) as url:
+        _wait(lambda: _similar(url, first_video_id) is not None, timeout_s, f"{first_video_id} searchable")
+        with tempfile.TemporaryDirectory(prefix="fyp-demo-index-") as tmp, \
+                UploadPipeline(settings, keep_job=True) as pipeline:
+            source = make_clip(Path(tmp) / "second.mp4", Clip(4, 640, 360))
+            done = upload_file(source, {"author_id": "demo", "caption": f"{DEMO_CAPTION}, second take",
+                                        "hashtags": ["demo"], "region": "US", "language": "en"},
+                               HttpUploads(pipeline.api or ""))
+            second = done["video_id"]
+            video = wait_for_video(store.read, second, timeout_s=timeout_s, interval_s=0.05)
+        result["second"] = second
+        if not video or video["status"] != "ready":
+            result["second_status"] = video["status"] if video else "timeout"
+            return result
+        ready_ms = int(video["updated_at"])  # the orchestration's processing time when it turned ready
+        _wait(lambda: _similar(url, second) is not None, 60, f"{second} searchable")
+        result["approval_to_searchable_s"] = round(time.time() - ready_ms / 1000, 2)
+        result["similar_to_second"] = _similar(url, second)
+        result["first_in_similar_of_second"] = first_video_id in (result["similar_to_second"] or [])
+        started = time.monotonic()
+        KafkaEmitter(settings).emit("Takedown", {
+            "event_id": str(uuid.uuid4()), "event_time": int(time.time() * 1000), "video_id": first_video_id,
+            "author_id": "demo", "reason": "demo takedown", "notice_id": f"DEMO-{uuid.uuid4().hex[:6]}"})
+        _wait(lambda: _similar(url, first_video_id) is None, 60, f"{first_video_id} removed from the index")
+        result["takedown_to_removed_s"] = round(time.monotonic() - started, 2)
+        result["first_in_similar_after_takedown"] = first_video_id in (_similar(url, second) or [])
+    return result
