@@ -16,9 +16,11 @@ import numpy as np
 from fyp.traffic.catalog import Catalog, cumulative, draw, zipf_cdf
 from fyp.traffic.config import TrafficConfig
 from fyp.traffic.vocab import (
-    COMMENTS,
     FOLLOW_ACTIONS,
+    NEGATIVE_COMMENTS,
     NOT_INTERESTED_REASONS,
+    OTHER_COMMENTS,
+    POSITIVE_COMMENTS,
     SHARE_CHANNELS,
     SOUND_ACTIONS,
     SURFACES,
@@ -68,8 +70,12 @@ _CDF = {
     "sound_action": cumulative(tuple(w for _, w in SOUND_ACTIONS)),
     "follow_action": cumulative(tuple(w for _, w in FOLLOW_ACTIONS)),
     "reason": cumulative(tuple(w for _, w in NOT_INTERESTED_REASONS)),
-    "comment": cumulative(tuple(w for _, w in COMMENTS)),
 }
+# Comment tones in COMMENTS order (positive, other, negative): each tone's distribution and first index.
+_TONES = (POSITIVE_COMMENTS, OTHER_COMMENTS, NEGATIVE_COMMENTS)
+_TONE_CDF = tuple(cumulative(tuple(w for _, w in tone)) for tone in _TONES)
+_TONE_START = np.cumsum([0, *(len(tone) for tone in _TONES[:-1])])
+_OTHER_TONE_SHARE = 0.3  # questions, slang, emoji, other languages: neither clearly positive nor negative
 _USER_ACTIVITY_EXPONENT = 0.6  # a few heavy users open many more sessions
 
 
@@ -227,13 +233,24 @@ class TrafficModel:
             sound_action=draw(_CDF["sound_action"], rng.random(n_views)).tolist(),
             follow_action=draw(_CDF["follow_action"], rng.random(n_views)).tolist(),
             reason=draw(_CDF["reason"], rng.random(n_views)).tolist(),
-            comment=draw(_CDF["comment"], rng.random(n_views)).tolist(),
+            comment=self._comments(quality, fraction, n_views).tolist(),
             event_view=event_view.tolist(),
             event_kind=event_kind.tolist(),
             event_time=(view_time[event_view] + rank).tolist(),
             event_fault=fault.tolist(),
             counts=counts,
         )
+
+    def _comments(self, quality: np.ndarray, fraction: np.ndarray, n: int) -> np.ndarray:
+        """A comment text per view: its tone follows how much the viewer liked the video (quality, share
+        watched), so the mean comment sentiment of a video tracks its completion and like rates."""
+        rng = self._rng
+        positive = (1.0 - _OTHER_TONE_SHARE) * _sigmoid(8.0 * (quality - 0.29) + 3.0 * (fraction - 0.6))
+        u = rng.random(n)
+        tone = np.where(u < positive, 0, np.where(u < positive + _OTHER_TONE_SHARE, 1, 2))
+        within = rng.random(n)
+        picks = np.stack([draw(cdf, within) for cdf in _TONE_CDF])  # (tones, n)
+        return _TONE_START[tone] + picks[tone, np.arange(n)]
 
     def _faults(self, kinds: np.ndarray) -> np.ndarray:
         if self.config.malformed_fraction <= 0:

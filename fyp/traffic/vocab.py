@@ -10,7 +10,10 @@ __all__ = [
     "FOLLOW_ACTIONS",
     "HASHTAGS",
     "LOCALES",
+    "NEGATIVE_COMMENTS",
     "NOT_INTERESTED_REASONS",
+    "OTHER_COMMENTS",
+    "POSITIVE_COMMENTS",
     "SHARE_CHANNELS",
     "SOUND_ACTIONS",
     "SURFACES",
@@ -77,23 +80,46 @@ NOT_INTERESTED_REASONS: tuple[tuple[str | None, float], ...] = (
     ("offensive", 0.05),
 )
 
-# Some are not ASCII on purpose: the hand-rolled encoder must get UTF-8 lengths right.
-COMMENTS: tuple[tuple[str, float], ...] = (
-    ("lol", 0.12),
-    ("😂😂😂", 0.10),
-    ("this is so real", 0.08),
-    ("where is this?", 0.06),
-    ("🔥", 0.08),
-    ("part 2 please", 0.07),
-    ("❤️", 0.08),
-    ("obsessed", 0.05),
-    ("no way", 0.05),
-    ("saving this", 0.04),
-    ("tutorial pls", 0.04),
-    ("the ending 💀", 0.05),
-    ("ok but the sound tho", 0.04),
-    ("¡qué bueno!", 0.03),
-    ("mantap", 0.03),
-    ("すごい", 0.02),
-    ("top demais", 0.02),
+# Comments by tone: the model picks a tone from how much the viewer liked the video (fyp/traffic/model.py), so
+# comment sentiment (udfs/sentiment.py, VADER) correlates with quality and completion. Some are not ASCII on
+# purpose: the hand-rolled encoder must get UTF-8 lengths right. The "other" tone is what VADER mostly scores
+# near 0 (questions, slang, emoji, other languages).
+POSITIVE_COMMENTS: tuple[tuple[str, float], ...] = (
+    ("lol", 0.20),
+    ("😂😂😂", 0.18),
+    ("love this so much", 0.12),
+    ("this is amazing", 0.10),
+    ("so good omg", 0.10),
+    ("haha I love it", 0.10),
+    ("wow, beautiful", 0.08),
+    ("best thing on my feed today", 0.06),
+    ("part 2 please", 0.06),
 )
+OTHER_COMMENTS: tuple[tuple[str, float], ...] = (
+    ("this is so real", 0.12),
+    ("where is this?", 0.10),
+    ("🔥", 0.12),
+    ("❤️", 0.12),
+    ("obsessed", 0.07),
+    ("no way", 0.07),
+    ("saving this", 0.06),
+    ("tutorial pls", 0.06),
+    ("the ending 💀", 0.07),
+    ("ok but the sound tho", 0.05),
+    ("¡qué bueno!", 0.04),
+    ("mantap", 0.04),
+    ("すごい", 0.03),
+    ("top demais", 0.03),
+)
+NEGATIVE_COMMENTS: tuple[tuple[str, float], ...] = (
+    ("boring", 0.22),
+    ("this is so fake", 0.14),
+    ("not funny", 0.14),
+    ("waste of time", 0.12),
+    ("worst video ever", 0.10),
+    ("hate this", 0.10),
+    ("ugh, annoying", 0.10),
+    ("so bad lol", 0.08),
+)
+# Every comment text, by index: positive, then other, then negative (the encoder and records index this).
+COMMENTS: tuple[tuple[str, float], ...] = POSITIVE_COMMENTS + OTHER_COMMENTS + NEGATIVE_COMMENTS

@@ -19,10 +19,12 @@ import fyp.commands.produce as produce_command
 from fyp.traffic import TrafficConfig, TrafficGenerator, generate_batches, generate_events
 from fyp.traffic.catalog import zipf_cdf
 from fyp.traffic.ids import RunIds
-from fyp.traffic.model import KIND_TYPES, LIKE, WATCH, TrafficModel
+from fyp.traffic.model import COMMENT, KIND_TYPES, LIKE, WATCH, TrafficModel
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
+from fyp.traffic.vocab import COMMENTS
 from schemas.registry import EVENT_TYPES, SCHEMA_DIR, SchemaRegistry, default_registry
 from udfs.envelope import to_engagement_row
+from udfs.sentiment import comment_sentiment
 
 RUN_ID = "5f0c2a9e-1b7d-4c3e-8a6f-000000000000"
 NOW = 1_700_000_000_000
@@ -118,6 +120,25 @@ def test_completion_depends_on_length_and_drives_likes() -> None:
     assert complete_[short_].mean() > complete_[~short_].mean() + 0.1
     assert liked_[complete_].mean() > 2 * liked_[~complete_].mean()
     assert 0.02 < liked_.mean() < 0.15
+
+
+def test_comment_sentiment_tracks_how_much_the_viewer_liked_the_video() -> None:
+    model, blocks = _blocks(SMALL, 60_000)
+    score = {i: comment_sentiment(text) for i, (text, _) in enumerate(COMMENTS)}
+    on_complete, on_partial, by_quality = [], [], []
+    for block in blocks:
+        durations = model.catalog.duration_ms[block.video]
+        for i, kind in enumerate(block.event_kind):
+            if kind != COMMENT:
+                continue
+            v = block.event_view[i]
+            sentiment = score[block.comment[v]]
+            (on_complete if block.watch_ms[v] == durations[v] else on_partial).append(sentiment)
+            by_quality.append((model.catalog.quality[block.video[v]], sentiment))
+    assert len(on_complete) > 100 and len(on_partial) > 20
+    assert np.mean(on_complete) > np.mean(on_partial) + 0.05
+    quality, sentiment = np.array(by_quality).T
+    assert np.corrcoef(quality, sentiment)[0, 1] > 0.1
 
 
 def test_sessions_are_ordered_feeds_of_one_user() -> None:
