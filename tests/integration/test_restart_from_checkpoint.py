@@ -127,12 +127,12 @@ def test_restart_from_checkpoint_does_not_double_count(settings, redis_client, e
         cancel_job(settings, job_ids[0])
 
         job_ids.append(submit(settings, run, start, from_savepoint=path))  # replays B1 onto A's state
-        restored = httpx.get(f"{settings.flink_rest_url}/jobs/{job_ids[1]}/checkpoints", timeout=10).json()
-        assert restored["latest"]["restored"]["external_path"] == path, restored["latest"]
         sent.views(x, 1, complete=True, like=True)  # B2
         sent.views(y, 1, complete=False, like=True)
         eventually(lambda: matches(redis_client, sent, x) and matches(redis_client, sent, y), timeout_s=90,
                    message="Redis equal to the recomputation of A + B1 + B2 after the restart")
+        restored = httpx.get(f"{settings.flink_rest_url}/jobs/{job_ids[1]}/checkpoints", timeout=10).json()
+        assert restored["latest"]["restored"]["external_path"] == path, restored["latest"]
         plays_24h = FEATURES.columns().index("plays_24h")
         assert redis_value(redis_client, x)[1][plays_24h] == 6  # 3 + 2 + 1, B1 once
     finally:
