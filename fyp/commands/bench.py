@@ -86,8 +86,10 @@ def upload(
     api: str = typer.Option(None, "--api", help="A running upload API; default: start one for the run."),
     workers: bool = typer.Option(True, "--workers/--no-workers",
                                  help="Start a transcoder and a moderator (--no-workers: use running ones)."),
+    pipeline_run: bool = typer.Option(True, "--pipeline/--no-pipeline", help="Run the uploads through the stack."),
     ladder: bool = typer.Option(True, "--ladder/--no-ladder", help="Also run the ladder comparison."),
     seconds: float = typer.Option(10, "--seconds", help="Length of the ladder comparison's 1080p30 source."),
+    source_codec: str = typer.Option("h264", "--source-codec", help="Ladder source: h264, or hevc (as phones record)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Upload-complete -> verdict / first playable rendition / full ladder through the running stack (p50/p95 per
@@ -98,23 +100,31 @@ def upload(
     from fyp.media.bench import run_ladder_benchmark
 
     try:
-        planned = parse_clips(clips or DEFAULT_CLIPS)
+        planned = parse_clips(clips or DEFAULT_CLIPS) if pipeline_run else []
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--clips") from None
+    if source_codec not in ("h264", "hevc"):
+        raise typer.BadParameter("h264 or hevc", param_hint="--source-codec")
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True, disable=as_json)
     with fail_cleanly(StackError, RuntimeError), bar:
-        task = bar.add_task("upload pipeline", total=len(planned) * repeat)
-        pipeline = run_upload_bench(
-            load_settings(), planned, repeat=repeat, api=api, start_workers=workers,
-            on_step=lambda text: bar.update(task, description=text),
-            on_video=lambda _: bar.advance(task),
-        )
+        task = bar.add_task("upload pipeline", total=len(planned) * repeat + int(ladder))
+        pipeline: dict = {"samples": []}
+        if planned:
+            pipeline = run_upload_bench(
+                load_settings(), planned, repeat=repeat, api=api, start_workers=workers,
+                on_step=lambda text: bar.update(task, description=text),
+                on_video=lambda _: bar.advance(task),
+            )
         if ladder:
-            bar.update(task, description=f"ladder: encoding a {seconds:g} s 1080p source several ways …")
-            pipeline["ladder"] = run_ladder_benchmark(source_seconds=seconds)
+            bar.update(task, description=f"ladder: encoding a {seconds:g} s 1080p {source_codec} source several ways …")
+            pipeline["ladder"] = run_ladder_benchmark(source_seconds=seconds, source_codec=source_codec)
+            bar.advance(task)
     if as_json:
         print_json(pipeline)
+        return
+    if not planned:
+        _show("upload: transcode ladder", pipeline["ladder"])
         return
     samples = Table("clip", "status", "renditions", "first playable ms", "full ladder ms", "verdict ms",
                     "ready ms", "worker ms", "transcoder CPU s", "moderator CPU s",
