@@ -1,7 +1,7 @@
 """Engagement features: Kafka engagement events -> windowed features and serving sets in Redis.
 
-Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Python, once per event), route malformed
-records to the dead-letter topic, then one GROUP BY per declared feature set (features/) using the Java
+Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Java DECODE_ENGAGEMENT, once per event),
+route malformed records to the dead-letter topic, then one GROUP BY per declared feature set (features/) using the Java
 window aggregates. Sinks: the Java Redis writer (absolute values, never increments) and the DLQ topic.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import Literal
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
@@ -20,7 +21,7 @@ from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query
 from udfs.featurespec import FeatureSet
 from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
@@ -45,17 +46,24 @@ JOB_CONFIG = {
 
 def engagement_views(
     t_env: TableEnvironment, raw_table: str, *, allowed_lateness: timedelta = ALLOWED_LATENESS,
+    decoder: Literal["java", "python"] = "java",
 ) -> None:
     """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
     record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
-    event_id within the dedup horizon)."""
+    event_id within the dedup horizon).
+
+    decoder: "java" (DECODE_ENGAGEMENT, udfs/java/envelope: no Python per event) or "python" (the reference,
+    udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py)."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
+    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
+                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
+    decode = JAVA_DECODER[0] if decoder == "java" else "decode_engagement"
     t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        f"SELECT decode_engagement(payload, {lateness_ms}, kafka_partition) AS e, payload, kafka_partition, "
+        f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
         "kafka_offset, proc_time "
         f"FROM `{raw_table}`"))
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]

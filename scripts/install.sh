@@ -52,15 +52,16 @@ for kind in flink kafka; do
   fi
 done
 
-# 4. fyp's own Java: aggregate functions (udfs/java) and the Redis sink (connectors/java), built from source.
-build_java() {  # build_java <module dir> <jar path>
+# 4. fyp's own Java: aggregate functions and the envelope decoder (udfs/java), the Redis sink (connectors/java).
+build_java() {  # build_java <module dir> <jar path> [other source dirs the jar packs]
   local module=$1 jar=$2
-  if [ ! -f "$jar" ] || [ -n "$(find "$module" -newer "$jar" -type f -print -quit)" ]; then
+  if [ ! -f "$jar" ] || [ -n "$(find "$module" "${@:3}" -newer "$jar" -type f -print -quit)" ]; then
     log "building $module -> $jar"
     mvn -q -B -f "$module/pom.xml" package -DskipTests
   fi
 }
 build_java udfs/java/aggregates build/jars/flink/fyp-aggregates.jar
+build_java udfs/java/envelope build/jars/flink/fyp-envelope.jar schemas/avro  # packs the .avsc files
 build_java connectors/java/redis-sink build/jars/flink/fyp-redis-sink.jar
 
 log "pip check (tools)"; .venv/bin/pip check
