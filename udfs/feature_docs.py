@@ -46,8 +46,8 @@ def render_feature_reference(feature_sets: Sequence[FeatureSet]) -> str:
         if fs.where:
             parts.append(f"- rows: only events where `{fs.where}`\n")
         for d in fs.derived:
-            parts.append(f"- derived per row: `{d.name}` = `` {d.sql} ``" + (f" ({d.description})" if d.description else "")
-                         + "\n")
+            about = f" ({d.description})" if d.description else ""
+            parts.append(f"- derived per row: `{d.name}` = `` {d.sql} ``{about}\n")
         parts.append("| aggregation | operation | value | counted events |\n|---|---|---|---|")
         parts.extend(_aggregation_rows(fs))
         if fs.ratios:
