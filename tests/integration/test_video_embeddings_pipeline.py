@@ -178,3 +178,40 @@ def test_takedown_removes_the_video_from_the_index(settings, stack, two_videos, 
     assert redis_client.zscore(FRESH_VIDEOS_KEY, first) is None
     body = index.get("/v1/candidates", params={"user": f"it-nobody-{uuid.uuid4().hex[:6]}", "k": 50}).json()
     assert first not in {r["video_id"] for r in body["results"]}
+
+
+def test_candidate_sets_from_the_iceberg_history(settings, redis_client) -> None:
+    """`fyp worker candidate-sets` on rows appended to the real history table, on a day of their own."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+    from fyp.candidates.history_sets import HistorySetsConfig, refresh
+    from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, USER_MARKET_KEY
+
+    ensure_tables(settings)
+    history = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    day = datetime(2025, 6, 1, tzinfo=UTC)
+    run = uuid.uuid4().hex[:6]
+    users, videos = [f"cs-{run}-u{i}" for i in range(3)], [f"cs-{run}-v{i}" for i in range(2)]
+    base = {"author_id": f"cs-{run}-a", "region": "DE", "language": "de", "session_id": "s"}
+    rows = [{"event_type": "watch", "event_id": str(uuid.uuid4()), "event_time": day + timedelta(minutes=i + j),
+             "user_id": u, "video_id": v, "watch_ms": 9_000, "video_duration_ms": 10_000, **base}
+            for i, u in enumerate(users) for j, v in enumerate(videos)]
+    rows.append({"event_type": "follow", "event_id": str(uuid.uuid4()), "event_time": day + timedelta(hours=1),
+                 "user_id": users[0], "video_id": videos[0], "action": "FOLLOW", **base})
+    history.append(pa.Table.from_pylist(rows, schema=history.schema().as_arrow()))
+    keys = [COWATCH_KEY.format(video_id=v) for v in videos] + [FOLLOWS_KEY.format(user_id=users[0])]
+    keys += [USER_MARKET_KEY.format(user_id=u) for u in users]
+    try:
+        report = refresh(settings, redis_client, HistorySetsConfig(lookback=timedelta(days=1)),
+                         now_ms=int((day + timedelta(hours=2)).timestamp() * 1000))
+        assert report.events >= len(rows)
+        strength = redis_client.zscore(COWATCH_KEY.format(video_id=videos[0]), videos[1])
+        assert strength == pytest.approx(1.0)  # all three users watched both: 3 / sqrt(3 * 3)
+        assert redis_client.smembers(FOLLOWS_KEY.format(user_id=users[0])) == {f"cs-{run}-a".encode()}
+        assert redis_client.get(USER_MARKET_KEY.format(user_id=users[1])) == b"DE:de"
+        assert 0 < redis_client.ttl(COWATCH_KEY.format(video_id=videos[0])) <= 2 * 86400
+    finally:
+        redis_client.delete(*keys)
