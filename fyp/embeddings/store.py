@@ -117,24 +117,27 @@ def latest_local(home: Path) -> LoadedModel:
     return load_bytes((local_models_dir(home) / version / "model.pt").read_bytes(), version)
 
 
-def _s3_key(version: str) -> str:
-    return validate_key(f"{S3_PREFIX}{_check_version(version)}/model.pt", prefix=S3_PREFIX)
+def _s3_key(version: str, prefix: str = S3_PREFIX) -> str:
+    return validate_key(f"{prefix}{_check_version(version)}/model.pt", prefix=prefix)
 
 
-def save_s3(store: Any, version: str, data: bytes) -> str:
-    """Put the model and then LATEST through an `ObjectStore` (fyp.index.snapshot.S3ObjectStore); the key."""
-    key = _s3_key(version)
+def save_s3(store: Any, version: str, data: bytes, *, prefix: str = S3_PREFIX) -> str:
+    """Put the model and then LATEST through an `ObjectStore` (fyp.index.snapshot.S3ObjectStore); the key.
+
+    prefix: where models live in the bucket (tests use their own, so they never replace a real LATEST).
+    """
+    key = _s3_key(version, prefix)
     store.put_bytes(key, data)
-    store.put_bytes(validate_key(f"{S3_PREFIX}LATEST", prefix=S3_PREFIX), (version + "\n").encode())
+    store.put_bytes(validate_key(f"{prefix}LATEST", prefix=prefix), (version + "\n").encode())
     return key
 
 
-def latest_s3(store: Any) -> LoadedModel:
-    latest = store.get_bytes(validate_key(f"{S3_PREFIX}LATEST", prefix=S3_PREFIX))
+def latest_s3(store: Any, *, prefix: str = S3_PREFIX) -> LoadedModel:
+    latest = store.get_bytes(validate_key(f"{prefix}LATEST", prefix=prefix))
     if latest is None:
-        raise ModelNotFound(f"no {S3_PREFIX}LATEST in bucket {getattr(store, 'bucket', '?')}")
+        raise ModelNotFound(f"no {prefix}LATEST in bucket {getattr(store, 'bucket', '?')}")
     version = _check_version(latest.decode().strip())
-    data = store.get_bytes(_s3_key(version))
+    data = store.get_bytes(_s3_key(version, prefix))
     if data is None:
-        raise ModelNotFound(f"{_s3_key(version)} is missing")
+        raise ModelNotFound(f"{_s3_key(version, prefix)} is missing")
     return load_bytes(data, version)
