@@ -110,7 +110,7 @@ def _summary(out: dict[str, Any]) -> None:
     table = Table(title=f"recall@K on {recall['queries']:,} held-out positives")
     for column in ("K", "two-tower", "popularity", "ratio"):
         table.add_column(column, justify="right")
-    for k in recall["model"]:
+    for k in sorted(recall["model"], key=int):
         table.add_row(k, f"{recall['model'][k]:.4f}", f"{recall['popularity'][k]:.4f}", f"{recall['ratio'][k]:.2f}x")
     console.print(table)
     console.print(f"{out['train_positives']:,} training positives, {out['catalogue']:,} videos, "

@@ -14,8 +14,13 @@ __all__ = ["read_history"]
 
 def read_history(settings: Settings, *, since: datetime | None = None) -> Any:
     """The columns the two towers need, as a pyarrow Table (event_time >= `since` when given)."""
+    from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
 
-    table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    try:
+        table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+    except NoSuchTableError as exc:
+        raise ValueError(f"{ENGAGEMENT_HISTORY} does not exist yet: submit engagement_history and produce "
+                         "traffic first") from exc
     row_filter = GreaterThanOrEqual("event_time", since.isoformat()) if since else AlwaysTrue()
     return table.scan(row_filter=row_filter, selected_fields=HISTORY_COLUMNS).to_arrow()
