@@ -14,7 +14,7 @@ from fyp.stack.process import StackError
 
 __all__ = ["bench_app", "register"]
 
-bench_app = typer.Typer(help="Benchmarks: freshness, throughput, upload, index.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: freshness, throughput, upload, index, lake, chaos.", no_args_is_help=True)
 
 
 def _show(title: str, data: dict) -> None:
@@ -141,6 +141,30 @@ def upload(
 
 
 @bench_app.command()
+def lake(
+    events: int = typer.Option(1_000_000, "--events", help="Events in the burst, produced as fast as possible."),
+    users: int = typer.Option(100_000, "--users"),
+    videos: int = typer.Option(200_000, "--videos"),
+    probe_interval: float = typer.Option(0.5, "--probe-interval", help="Seconds between commit-latency probes."),
+    idle_seconds: float = typer.Option(30, "--idle-seconds", help="Probe this long before the burst (idle latency)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The history and features jobs together on a burst (combined events/s), and produce -> `fyp sql` latency."""
+    import os
+
+    from fyp.bench.lake import run_lake_bench
+
+    with fail_cleanly(StackError), console.status(f"{events:,} events through both jobs, probing commits …"):
+        result = run_lake_bench(load_settings(), events=events, users=users, videos=videos,
+                                probe_interval_s=probe_interval, idle_s=idle_seconds)
+    data = {k: v for k, v in dataclasses.asdict(result).items() if not k.startswith("commit_latency")}
+    data |= {f"commit_idle_{k}": v for k, v in result.commit_latency_idle.items()}
+    data |= {f"commit_burst_{k}": v for k, v in result.commit_latency.items()}
+    data["load_average_1m"] = round(os.getloadavg()[0], 2)
+    print_json(data) if as_json else _show("lake: history + features jobs, commit latency", data)
+
+
+@bench_app.command()
 def chaos(
     events: int = typer.Option(200_000, "--events", help="At most this many events (production ends earlier when "
                                                          "the faults are over)."),
@@ -159,7 +183,10 @@ def chaos(
     with fail_cleanly(StackError), console.status(f"{events:,} events at {rate:,.0f}/s with faults …") as status:
         result = run_chaos(settings, events=events, rate=rate, schedule=schedule, verify_sample=verify_sample,
                            on_progress=lambda message: status.update(f"{message} …"))
-    data = dataclasses.asdict(result) | {"exactly_once": result.exactly_once}
+    import os
+
+    data = dataclasses.asdict(result) | {"exactly_once": result.exactly_once,
+                                         "load_average_1m": round(os.getloadavg()[0], 2)}
     if as_json:
         print_json(data)
     else:
