@@ -1,10 +1,10 @@
 """Exploration bucket: engagement events -> at most one promote/demote decision per new video, to Kafka.
 
-Source: fyp.engagement.v1 (raw Avro). Steps: decode (Python, once per event; malformed and late rows are
-dropped here, the features job dead-letters them), running per-video counters (a Java OVER aggregation, one
-row out per row in), the decision rule as SQL (udfs/exploration.py), keep-first deduplication per video (the
-keyed "decided" state). Sink: ExplorationDecision records on fyp.exploration.v1, keyed by video_id; Python
-only encodes the (rare) decisions.
+Source: fyp.engagement.v1 (raw Avro). Steps: decode (Java DECODE_ENGAGEMENT, as the features job; malformed
+and late rows are dropped here, the features job dead-letters and counts them), running per-video counters (a
+Java OVER aggregation, one row out per row in), the decision rule as SQL (udfs/exploration.py), keep-first
+deduplication per video (the keyed "decided" state). Sink: ExplorationDecision records on fyp.exploration.v1,
+keyed by video_id; Python only encodes the (rare) decisions, so none runs per event.
 
 Flags (after `flink run -py jobs/exploration.py`, or `fyp submit exploration -- ...`): the policy's
 `--max-age 24h --min-impressions 100 --promote-completion-rate 0.5 --promote-like-rate 0.04
@@ -24,9 +24,9 @@ from features import ALLOWED_LATENESS
 from features.exploration import EXPLORATION_COUNTERS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, EXPLORATION
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 from udfs.exploration import ExplorationPolicy, counters_query, decisions_query, parse_policy
-from udfs.flink_functions import decode_engagement, encode_exploration_decision
+from udfs.flink_functions import encode_exploration_decision
 
 __all__ = ["GROUP_ID", "build_exploration", "exploration_views", "job_config"]
 
@@ -41,15 +41,17 @@ def job_config(policy: ExplorationPolicy) -> dict[str, str]:
 
 
 def exploration_views(t_env: TableEnvironment, raw_table: str, policy: ExplorationPolicy) -> None:
-    """Views over a raw payload table (payload, proc_time): `engagement` (good, on-time rows), `counters`
-    (running totals per video) and `decisions` (each decided video once)."""
-    t_env.create_temporary_function("decode_engagement", decode_engagement)
+    """Views over a raw payload table (payload, kafka_partition, proc_time): `engagement` (good, on-time rows),
+    `counters` (running totals per video) and `decisions` (each decided video once)."""
+    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
+                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
     t_env.create_temporary_function("encode_exploration_decision", encode_exploration_decision)
     lateness_ms = int(ALLOWED_LATENESS.total_seconds() * 1000)
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
     t_env.create_temporary_view("engagement", t_env.sql_query(
         f"SELECT {', '.join(f'e.`{n}` AS `{n}`' for n in names)}, proc_time FROM ("
-        f"SELECT decode_engagement(payload, {lateness_ms}) AS e, proc_time FROM `{raw_table}`) "
+        f"SELECT {JAVA_DECODER[0]}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, proc_time "
+        f"FROM `{raw_table}`) "
         "WHERE e.error IS NULL"))
     t_env.create_temporary_view("counters", t_env.sql_query(counters_query("engagement", EXPLORATION_COUNTERS)))
     t_env.create_temporary_view("decisions", t_env.sql_query(decisions_query("counters", policy)))

@@ -28,8 +28,9 @@ def _event(record_name: str, video_id: str, offset_ms: int = 0, **fields) -> byt
 
 
 def _views(t_env, payloads: list[bytes], policy: ExplorationPolicy = POLICY):
-    rows = [(bytearray(p),) for p in payloads]
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES())])
+    rows = [(bytearray(p), 0) for p in payloads]
+    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
+                            DataTypes.FIELD("kafka_partition", DataTypes.INT())])
     t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
     t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
     exploration_views(t_env, "raw", policy)
