@@ -110,6 +110,7 @@ def demo(
         print_json(summary)
         if upload and not summary["upload"].get("playable"):
             raise typer.Exit(1)
+        _check_index(summary)
         return
     table = Table("what", "count", title="fyp demo")
     table.add_row("events produced", f"{summary['produced']:,}")
@@ -137,9 +138,14 @@ def demo(
                       f"{ix['second']}`: {'NO' if ix.get('first_in_similar_after_takedown', True) else 'yes'}")
     if upload and not summary["upload"].get("playable"):
         raise typer.Exit(1)  # the demo's upload must reach ready and play back
+    _check_index(summary)
+
+
+def _check_index(summary: dict) -> None:
+    """Exit 1 unless the approved upload was found by `fyp similar` and was gone after its takedown."""
     if "index" in summary and not (summary["index"].get("first_in_similar_of_second")
                                    and summary["index"].get("first_in_similar_after_takedown") is False):
-        raise typer.Exit(1)  # the approved upload must be found by `fyp similar`, and gone after its takedown
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
