@@ -85,7 +85,7 @@ def _brute_force(arrivals: list[tuple[str, int, dict, str]]) -> dict[str, dict[s
     return expected
 
 
-@settings(max_examples=2, deadline=None)  # each example is one Flink job (~15 s idle)
+@settings(max_examples=2, deadline=None)  # each example is one Flink job
 @given(st.lists(EVENT, min_size=1, max_size=80))
 def test_windows_and_decays_equal_a_brute_force_recomputation(events):
     payloads, arrivals = [], []
