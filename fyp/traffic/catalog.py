@@ -1,4 +1,10 @@
-"""The synthetic world: users with locales, videos with authors, sounds, durations and hashtags.
+"""The synthetic world: users with locales and interests, videos with authors, topics, sounds, durations and
+hashtags.
+
+Taste: every author belongs to one topic (a community named after a topical hashtag: dance, food, gaming...),
+so a video's topic is its author's, and its first hashtag names it. Every user gets `INTERESTS_PER_USER`
+topics at creation, drawn in proportion to the topics' share of popularity (so that interest-driven views keep
+the global Zipf shape of video popularity on average).
 
 Video attributes are drawn in chunks from a generator seeded by (seed, chunk number), so the catalog can
 grow as uploads arrive and video N is the same video whatever order it was first needed in.
@@ -13,12 +19,24 @@ import numpy as np
 from fyp.traffic.config import TrafficConfig
 from fyp.traffic.vocab import HASHTAGS, LOCALES
 
-__all__ = ["MAX_HASHTAGS", "Catalog", "Video", "cumulative", "draw", "zipf_cdf"]
+__all__ = [
+    "INTERESTS_PER_USER",
+    "MAX_HASHTAGS",
+    "TOPIC_TAGS",
+    "Catalog",
+    "Video",
+    "cumulative",
+    "draw",
+    "zipf_cdf",
+]
 
 MAX_HASHTAGS = 5
 HASHTAG_VOCABULARY = 1_000
 _CHUNK = 4_096
 _SOUND_SHARE = 0.7  # share of videos that use a sound
+# Topics are the topical hashtags (HASHTAGS minus the generic fyp/foryou/viral/trending head), by index.
+TOPIC_TAGS = tuple(range(4, len(HASHTAGS)))
+INTERESTS_PER_USER = 3  # drawn with replacement: a user may be deep into one or two topics
 
 
 def zipf_cdf(n: int, exponent: float) -> np.ndarray:
@@ -60,12 +78,34 @@ class Catalog:
         self.hashtags = HASHTAGS + tuple(f"tag{i}" for i in range(len(HASHTAGS), HASHTAG_VOCABULARY))
         users = np.random.default_rng([seed, 1])
         self.user_locale = draw(cumulative(tuple(w for _, _, w in LOCALES)), users.random(config.users))
+        self.author_topic = np.random.default_rng([seed, 4]).integers(len(TOPIC_TAGS), size=config.author_count)
         self.author = np.empty(0, dtype=np.int64)
         self.sound = np.empty(0, dtype=np.int64)  # -1: no sound
         self.duration_ms = np.empty(0, dtype=np.int64)
         self.quality = np.empty(0, dtype=np.float64)  # latent appeal in (0, 1), mean ~0.29
         self.tags = np.empty((0, MAX_HASHTAGS), dtype=np.int64)  # -1 pads
         self.ensure_videos(config.videos)
+        self._topic_index(config, seed)
+
+    def _topic_index(self, config: TrafficConfig, seed: int) -> None:
+        """The initial catalog grouped by topic with each topic's Zipf popularity, and the users' interests.
+
+        `topic_order` lists video ids topic by topic (ids ascending, so popular first); `topic_cdf` is the
+        cumulative Zipf weight along that order, and topic t spans [topic_start[t], topic_start[t + 1]).
+        """
+        weights = np.diff(zipf_cdf(config.videos, config.zipf_exponent), prepend=0.0)
+        topic = self.topic[: config.videos]
+        self.topic_order = np.argsort(topic, kind="stable")
+        self.topic_cdf = np.cumsum(weights[self.topic_order])
+        self.topic_start = np.searchsorted(topic[self.topic_order], np.arange(len(TOPIC_TAGS) + 1))
+        mass = np.bincount(topic, weights=weights, minlength=len(TOPIC_TAGS))
+        rng = np.random.default_rng([seed, 5])
+        self.interests = draw(cumulative(tuple(mass)), rng.random((config.users, INTERESTS_PER_USER)))
+
+    @property
+    def topic(self) -> np.ndarray:
+        """Topic of every video in the catalog (its author's)."""
+        return self.author_topic[self.author]
 
     @property
     def capacity(self) -> int:
@@ -93,6 +133,7 @@ class Catalog:
         tags = draw(self._tag_cdf, rng.random((_CHUNK, MAX_HASHTAGS)))
         count = np.clip(rng.poisson(2.2, _CHUNK), 0, MAX_HASHTAGS)
         tags[np.arange(MAX_HASHTAGS) >= count[:, None]] = -1
+        tags[:, 0] = np.asarray(TOPIC_TAGS)[self.author_topic[author]]  # the topic's own hashtag first
         return author, sound, duration, quality, tags
 
     def video(self, index: int) -> Video:

@@ -24,6 +24,8 @@ class TrafficConfig:
     concurrent_sessions: sessions scrolling at the same time; their events interleave.
     mean_session_views: videos seen per session on average (geometric).
     new_video_fraction: new uploads per view (default 0.002: one per 500 views).
+    interest_traffic_fraction: share of views drawn from one of the viewer's interest topics (Zipf within
+        the topic) instead of global popularity; the rest is global Zipf (or fresh, below).
     fresh_traffic_fraction: share of views that go to the `fresh_window` newest videos (exploration).
     jitter: event_time is up to this much before the moment it is generated (default 250 ms).
     late_fraction: share of views whose events carry old timestamps, 1 minute to `late_by` old.
@@ -42,6 +44,7 @@ class TrafficConfig:
     concurrent_sessions: int = 1_000
     mean_session_views: float = 30.0
     new_video_fraction: float = 0.002
+    interest_traffic_fraction: float = 0.6
     fresh_traffic_fraction: float = 0.03
     fresh_window: int = 500
     jitter: timedelta = timedelta(milliseconds=250)
@@ -57,7 +60,8 @@ class TrafficConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name in ("new_video_fraction", "fresh_traffic_fraction", "late_fraction", "malformed_fraction"):
+        fractions = ("new_video_fraction", "interest_traffic_fraction", "fresh_traffic_fraction")
+        for name in (*fractions, "late_fraction", "malformed_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")

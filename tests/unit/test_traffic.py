@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 import fyp.commands.produce as produce_command
 from fyp.traffic import TrafficConfig, TrafficGenerator, generate_batches, generate_events
-from fyp.traffic.catalog import zipf_cdf
+from fyp.traffic.catalog import TOPIC_TAGS, zipf_cdf
 from fyp.traffic.ids import RunIds
 from fyp.traffic.model import COMMENT, KIND_TYPES, LIKE, WATCH, TrafficModel
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
-from fyp.traffic.vocab import COMMENTS
+from fyp.traffic.vocab import COMMENTS, HASHTAGS
 from schemas.registry import EVENT_TYPES, SCHEMA_DIR, SchemaRegistry, default_registry
 from udfs.envelope import to_engagement_row
 from udfs.sentiment import comment_sentiment
@@ -123,7 +123,7 @@ def test_completion_depends_on_length_and_drives_likes() -> None:
 
 
 def test_comment_sentiment_tracks_how_much_the_viewer_liked_the_video() -> None:
-    model, blocks = _blocks(SMALL, 60_000)
+    model, blocks = _blocks(SMALL, 100_000)  # comments after partial watches are rare
     score = {i: comment_sentiment(text) for i, (text, _) in enumerate(COMMENTS)}
     on_complete, on_partial, by_quality = [], [], []
     for block in blocks:
@@ -139,6 +139,46 @@ def test_comment_sentiment_tracks_how_much_the_viewer_liked_the_video() -> None:
     assert np.mean(on_complete) > np.mean(on_partial) + 0.05
     quality, sentiment = np.array(by_quality).T
     assert np.corrcoef(quality, sentiment)[0, 1] > 0.1
+
+
+def _interest_views(config: TrafficConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per view: is the video in the viewer's interest topics, was it completed, was it liked."""
+    model, blocks = _blocks(config, 60_000)
+    catalog, match, complete, liked = model.catalog, [], [], []
+    for block in blocks:
+        users, videos = np.asarray(block.user), np.asarray(block.video)
+        topics = catalog.author_topic[catalog.author[videos]]
+        match.append((catalog.interests[users] == topics[:, None]).any(axis=1))
+        complete.append(np.asarray(block.watch_ms) == catalog.duration_ms[videos])
+        likes = np.zeros(len(videos), dtype=bool)
+        likes[[block.event_view[i] for i, k in enumerate(block.event_kind) if k == LIKE]] = True
+        liked.append(likes)
+    return np.concatenate(match), np.concatenate(complete), np.concatenate(liked)
+
+
+def test_users_engage_with_their_interest_topics() -> None:
+    match, complete, liked = _interest_views(SMALL)
+    # Exposure: most views come from the viewer's interests (60 % by draw, plus popular videos that match).
+    assert match.mean() > 0.6
+    # Taste: in-interest views complete and get liked much more often, so engagement concentrates further.
+    assert complete[match].mean() > 1.3 * complete[~match].mean()
+    assert liked[match].mean() > 2 * liked[~match].mean()
+    assert match[liked].mean() > match.mean() + 0.1
+    # Without interest traffic the same users see their topics only as often as global popularity implies.
+    untargeted, _, _ = _interest_views(TrafficConfig(users=2_000, videos=5_000, interest_traffic_fraction=0.0))
+    assert untargeted.mean() < match.mean() - 0.3
+
+
+def test_a_videos_topic_is_its_authors_and_its_first_hashtag() -> None:
+    catalog = TrafficModel(SMALL, 3).catalog
+    topics = catalog.author_topic[catalog.author]
+    for index in range(0, 5_000, 97):
+        assert catalog.video(index).hashtags[0] == HASHTAGS[TOPIC_TAGS[topics[index]]]
+    by_author = {}
+    for author, topic in zip(catalog.author.tolist(), topics.tolist(), strict=True):
+        assert by_author.setdefault(author, topic) == topic
+    assert len(set(topics.tolist())) == len(TOPIC_TAGS)
+    assert catalog.interests.shape == (SMALL.users, 3)
 
 
 def test_sessions_are_ordered_feeds_of_one_user() -> None:
@@ -166,7 +206,7 @@ def test_event_times_are_now_with_jitter_or_late() -> None:
     assert abs(late.mean() - 0.3) < 0.05
     assert times.max() <= NOW + 20  # a few ms of in-view ordering offsets at most
     assert times[~late].min() >= NOW - 250
-    assert times.min() >= NOW - 30 * 60_000
+    assert times.min() >= NOW - 30 * 60_000 - 250  # late_by on top of the jitter
 
 
 # --- faults -----------------------------------------------------------------------------------------
