@@ -100,6 +100,10 @@ def per_rendition_commands(
     return commands
 
 
+# The worker's watchdog (60 s + 20x the clip) is for production; on a loaded machine a benchmark run may take
+# longer and must still finish.
+_NO_WATCHDOG_S = 3600.0
+
 _SOURCE_ENCODERS = {
     "h264": ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"),
     # What phones record: HEVC at ~12 Mbit/s for 1080p30. Decoding it costs ~2.7x H.264 (measured here:
@@ -141,9 +145,9 @@ def run_ladder_benchmark(
         all_codecs = plan_ladder(info)
 
         with _timer() as single_h264:
-            transcode(source, work / "a_h264", info=info, ladder=h264_only)
+            transcode(source, work / "a_h264", info=info, ladder=h264_only, timeout_s=_NO_WATCHDOG_S)
         with _timer() as single_all:
-            transcode(source, work / "a_all", info=info, ladder=all_codecs)
+            transcode(source, work / "a_all", info=info, ladder=all_codecs, timeout_s=_NO_WATCHDOG_S)
         with _timer() as per_rendition:
             for command in per_rendition_commands(source, work / "b", h264_only):
                 subprocess.run(command, check=True, capture_output=True)
@@ -151,11 +155,12 @@ def run_ladder_benchmark(
         for preset in faster_presets:
             policy = LadderPolicy(extra_codecs={}, presets={"h264": preset, "h265": "veryfast", "av1": "10"})
             with _timer() as faster[f"single_decode_h264_{preset}"]:
-                transcode(source, work / f"c_{preset}", info=info, ladder=plan_ladder(info, policy))
+                transcode(source, work / f"c_{preset}", info=info, ladder=plan_ladder(info, policy),
+                          timeout_s=_NO_WATCHDOG_S)
         # (d) every codec at its fast end: where the H.265 + AV1 top rung's cost could go.
         fast_all = LadderPolicy(presets={"h264": "superfast", "h265": "ultrafast", "av1": "12"})
         with _timer() as faster["single_decode_all_codecs_fast"]:
-            transcode(source, work / "d", info=info, ladder=plan_ladder(info, fast_all))
+            transcode(source, work / "d", info=info, ladder=plan_ladder(info, fast_all), timeout_s=_NO_WATCHDOG_S)
 
     timings = {"single_decode_h264": single_h264, "single_decode_all_codecs": single_all,
                "per_rendition_h264": per_rendition, **faster}
