@@ -22,24 +22,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from fyp.config import REPO_ROOT, Settings
+from fyp.config import Settings
+from fyp.stack.upload_workers import UploadWorkers
 
 __all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_clips", "run_upload_bench",
            "summarize", "upload_and_play"]
@@ -170,90 +167,41 @@ class UploadPipeline:
     start_workers: bool = True
     keep_job: bool = False
     job_args: Sequence[str] = ()
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     submitted_job: str | None = None
+    processes: UploadWorkers | None = None
 
     def __enter__(self) -> UploadPipeline:
         from fyp.stack.submit import list_jobs, submit_job
 
+        self.processes = UploadWorkers(self.settings.logs_dir, log_prefix="bench-")
         try:
             running = {j.name for j in list_jobs(self.settings) if j.state in ("RUNNING", "CREATED")}
             if ORCHESTRATION_NAME not in running:
                 self.submitted_job = submit_job(self.settings, ORCHESTRATION_JOB, job_args=list(self.job_args))
             if self.start_workers:
-                self._start("transcoder", [sys.executable, "-m", "workers.transcoder"])
-                self._start("moderator", [sys.executable, "-m", "workers.moderator"])
+                self.processes.start_workers()
             if self.api is None:
-                port = _free_port()
-                self._start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
-                                           "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
-                                           "--port", str(port), "--log-level", "warning"])
-                self.api = f"http://127.0.0.1:{port}"
-                self._wait_for_api()
+                self.api = self.processes.start_api(log_level="warning")
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _start(self, name: str, argv: list[str]) -> None:
-        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.settings.logs_dir / f"bench-{name}.log").open("w")
-        self.procs[name] = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def _wait_for_api(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.check_alive()
-            try:
-                httpx.get(f"{self.api}/docs", timeout=1)
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"upload API not answering on {self.api}; see "
-                                       f"{self.settings.logs_dir / 'bench-upload-api.log'}") from None
-                time.sleep(0.3)
-
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each worker we started and its finished children (ffmpeg, fpcalc), from
-        /proc: unlike wall time, this does not grow when other work shares the cores."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        used = {}
-        for name, proc in self.procs.items():
-            try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            used[name] = sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
-        return used
+        return self.processes.cpu_seconds() if self.processes else {}
 
     def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
-                                   f"{self.settings.logs_dir / f'bench-{name}.log'}")
+        if self.processes:
+            self.processes.check_alive()
 
     def __exit__(self, *_: object) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=60)  # a worker finishes its current item first
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self.processes:
+            self.processes.stop()
         if self.submitted_job and not self.keep_job:
             from fyp.stack.submit import cancel_job
 
             with contextlib.suppress(httpx.HTTPError):  # the cluster may be gone already
                 cancel_job(self.settings, self.submitted_job)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def summarize(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

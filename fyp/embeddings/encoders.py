@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -84,15 +85,13 @@ def user_inputs(history_len: int, video_buckets: int, histories: Sequence[UserHi
 _FEATURE_FIELDS = ("impressions", "plays", "watch_ms", "completions", "skips", "likes", "shares", "not_interested")
 
 
-class ItemEncoder:
-    """Videos -> (n, 64) unit float32 rows. `name` identifies the model; `trained` is False for the fallback."""
+class _ModelEncoder:
+    """What both encoders share: the loaded model (None: the untrained content-projection fallback)."""
 
-    dim = EMBEDDING_DIM
+    model: LoadedModel | None
 
-    def __init__(self, model: LoadedModel | None, content: ContentEncoder | None = None) -> None:
+    def __init__(self, model: LoadedModel | None) -> None:
         self.model = model
-        self.content = content or ContentEncoder()
-        self._projection = None if model else _projection()
 
     @property
     def name(self) -> str:
@@ -103,9 +102,20 @@ class ItemEncoder:
         return self.model is not None
 
     @classmethod
-    def load(cls, source: str | Path = "auto", *, fallback: bool = True) -> ItemEncoder:
+    def load(cls, source: str | Path = "auto", *, fallback: bool = True) -> Self:
         """See `load_model` for `source`."""
         return cls(load_model(source, fallback=fallback))
+
+
+class ItemEncoder(_ModelEncoder):
+    """Videos -> (n, 64) unit float32 rows. `name` identifies the model; `trained` is False for the fallback."""
+
+    dim = EMBEDDING_DIM
+
+    def __init__(self, model: LoadedModel | None, content: ContentEncoder | None = None) -> None:
+        super().__init__(model)
+        self.content = content or ContentEncoder()
+        self._projection = None if model else _projection()
 
     def encode(self, videos: Sequence[VideoMeta]) -> np.ndarray:
         return self.encode_content(videos, self.content.encode(videos))
@@ -126,26 +136,14 @@ class ItemEncoder:
         return out
 
 
-class UserEncoder:
+class UserEncoder(_ModelEncoder):
     """Users -> (n, 64) unit float32 rows (zero rows: no embedding, only from the fallback)."""
 
     dim = EMBEDDING_DIM
 
     def __init__(self, model: LoadedModel | None, items: ItemEncoder | None = None) -> None:
-        self.model = model
+        super().__init__(model)
         self._items = items
-
-    @property
-    def name(self) -> str:
-        return self.model.name if self.model else PROJECTION_NAME
-
-    @property
-    def trained(self) -> bool:
-        return self.model is not None
-
-    @classmethod
-    def load(cls, source: str | Path = "auto", *, fallback: bool = True) -> UserEncoder:
-        return cls(load_model(source, fallback=fallback))
 
     def encode(self, histories: Sequence[UserHistory], features: Sequence[UserFeatures | None] | None = None,
                ) -> np.ndarray:

@@ -41,3 +41,19 @@ def final_rows(table_result, key_width: int) -> dict[tuple, tuple]:
             elif row.get_row_kind() == RowKind.DELETE:
                 state.pop(key, None)
     return state
+
+
+def raw_view(t_env: TableEnvironment, payloads: list[bytes], partitions: list[int] | None = None) -> None:
+    """Register `raw_rows` (payload, kafka_partition, kafka_offset) and `raw` (+ proc_time), the shape of the
+    jobs' Kafka source, over in-memory payloads (partition 0 unless given; offsets in order)."""
+    from pyflink.table import DataTypes
+
+    partitions = partitions if partitions is not None else [0] * len(payloads)
+    rows = [(bytearray(p), partition, offset)  # PyFlink wants bytearray
+            for offset, (p, partition) in enumerate(zip(payloads, partitions, strict=True))]
+    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
+                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
+                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
+    # from_elements cannot infer anything from no rows: one empty payload stands in (a dead letter).
+    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows or [(bytearray(b""), 0, 0)], schema))
+    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))

@@ -7,12 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from pyflink.table import DataTypes
 
 from features.comments import video_comment_sentiment
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
-from tests.flink.conftest import final_rows
+from tests.flink.conftest import final_rows, raw_view
 from udfs.feature_sql import feature_query
 from udfs.flink_functions import SCALAR_FUNCTIONS
 from udfs.sentiment import comment_sentiment
@@ -34,12 +33,7 @@ def raw(t_env):
                 for v, texts in TEXTS.items() for i, t in enumerate(texts)]
     payloads += [_event("Watch", "v1", watch_ms=5_000, video_duration_ms=10_000),
                  _event("Impression", "v3", position=0, surface="for_you")]
-    rows = [(bytearray(p), 0, offset) for offset, p in enumerate(payloads)]
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
-                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
-                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
-    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
-    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
+    raw_view(t_env, payloads)
     engagement_views(t_env, "raw", allowed_lateness=timedelta(hours=3))
     for name, function in SCALAR_FUNCTIONS.items():
         t_env.create_temporary_system_function(name, function)

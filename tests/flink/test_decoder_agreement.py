@@ -9,10 +9,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from pyflink.table import DataTypes
-
 from jobs.engagement_features import engagement_views
 from schemas.registry import EVENT_TYPES, MARKER, default_registry
+from tests.flink.conftest import raw_view
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 
 NOW = int(time.time() * 1000)
@@ -89,12 +88,7 @@ def _payloads() -> list[tuple[bytes, int]]:
 
 def test_java_and_python_decoders_give_the_same_rows(t_env):
     payloads = _payloads()
-    rows = [(bytearray(p), partition, offset) for offset, (p, partition) in enumerate(payloads)]
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
-                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
-                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
-    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
-    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
+    raw_view(t_env, [p for p, _ in payloads], [partition for _, partition in payloads])
     engagement_views(t_env, "raw", allowed_lateness=LATENESS)  # registers both decoders
     lateness_ms = int(LATENESS.total_seconds() * 1000)
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS]

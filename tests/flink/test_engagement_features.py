@@ -7,12 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from pyflink.table import DataTypes
 
 from features.engagement import user_hashtag_affinity, video_engagement
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
-from tests.flink.conftest import final_rows
+from tests.flink.conftest import final_rows, raw_view
 from udfs.feature_sql import feature_query
 from udfs.featurespec import FeatureSet, window_label
 
@@ -45,12 +44,7 @@ def raw(t_env):
         duplicated,  # a redelivery: same event_id
         _event("Watch", "v4", offset_ms=4 * 3600 * 1000, watch_ms=1_000, video_duration_ms=10_000),  # too late
     ]
-    rows = [(bytearray(p), 0, offset) for offset, p in enumerate(payloads)]  # PyFlink wants bytearray
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
-                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
-                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
-    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
-    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
+    raw_view(t_env, payloads)
     engagement_views(t_env, "raw", allowed_lateness=timedelta(hours=3))
     return t_env
 

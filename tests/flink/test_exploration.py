@@ -8,11 +8,10 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyflink.table import DataTypes
 
 from jobs.exploration import exploration_views
 from schemas.registry import default_registry
-from tests.flink.conftest import new_t_env
+from tests.flink.conftest import new_t_env, raw_view
 from udfs.exploration import Counters, ExplorationPolicy, decide
 
 NOW = int(time.time() * 1000)
@@ -28,11 +27,7 @@ def _event(record_name: str, video_id: str, offset_ms: int = 0, **fields) -> byt
 
 
 def _views(t_env, payloads: list[bytes], policy: ExplorationPolicy = POLICY):
-    rows = [(bytearray(p), 0) for p in payloads]
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
-                            DataTypes.FIELD("kafka_partition", DataTypes.INT())])
-    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows, schema))
-    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
+    raw_view(t_env, payloads)
     exploration_views(t_env, "raw", policy)
     return t_env
 

@@ -17,11 +17,10 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyflink.table import DataTypes
 
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
-from tests.flink.conftest import final_rows, new_t_env
+from tests.flink.conftest import final_rows, new_t_env, raw_view
 from udfs.feature_sql import feature_query
 from udfs.featurespec import VIDEO, Aggregation, FeatureSet
 
@@ -100,12 +99,7 @@ def test_windows_and_decays_equal_a_brute_force_recomputation(events):
         payloads.append(payload)
         arrivals.append((f"v{v}", NOW - before_ms, values, default_registry().decode(payload).record["event_id"]))
     t_env = new_t_env()
-    schema = DataTypes.ROW([DataTypes.FIELD("payload", DataTypes.BYTES()),
-                            DataTypes.FIELD("kafka_partition", DataTypes.INT()),
-                            DataTypes.FIELD("kafka_offset", DataTypes.BIGINT())])
-    rows = [(bytearray(p), 0, offset) for offset, p in enumerate(payloads)]
-    t_env.create_temporary_view("raw_rows", t_env.from_elements(rows or [(bytearray(b""), 0, 0)], schema))
-    t_env.create_temporary_view("raw", t_env.sql_query("SELECT *, PROCTIME() AS proc_time FROM raw_rows"))
+    raw_view(t_env, payloads)
     engagement_views(t_env, "raw", allowed_lateness=LATENESS)
     results = final_rows(t_env.sql_query(feature_query(SPEC)).execute(), key_width=1)
     columns = ["video_id", "event_time", *SPEC.columns()]

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,8 +25,9 @@ from typer.testing import CliRunner
 from connectors.kafka_emitter import KafkaEmitter
 from connectors.redis_video_store import RedisVideoStore
 from fyp.commands import uploads
-from fyp.config import REPO_ROOT, Settings
+from fyp.config import Settings
 from fyp.media.publish import make_s3_client
+from fyp.stack.upload_workers import UploadWorkers, free_port
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
 
@@ -41,45 +39,6 @@ VERDICT_TIMEOUT_S = 120
 # A small size limit for the API and the transcoder, so that "too large" takes a 4 MB file, not 500 MB.
 MAX_UPLOAD_BYTES = 4_000_000
 PIPELINE_ENV = {"FYP_UPLOAD_MAX_BYTES": str(MAX_UPLOAD_BYTES)}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Workers:
-    """Worker and API subprocesses with their logs; `stop` sends SIGTERM, then kills after 30 s."""
-
-    def __init__(self, logs: Path, env: dict[str, str]) -> None:
-        self.logs = logs
-        self.env = env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, argv: list[str]) -> None:
-        log = (self.logs / f"{name}.log").open("w")
-        self.procs[name] = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-
-    def tail(self, name: str, lines: int = 30) -> str:
-        return "\n".join((self.logs / f"{name}.log").read_text().splitlines()[-lines:])
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # Two sweeping tones: structured like music (a pure sine's fingerprint is nearly constant).
@@ -105,26 +64,11 @@ def music(tmp_path_factory) -> dict[str, Path]:
 def pipeline(settings: Settings, running_job, music, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Submit the orchestration job and start the workers and the upload API; yields {api, workers}."""
     running_job(JOB, PIPELINE_NAME)
-    workers = Workers(tmp_path_factory.mktemp("upload-pipeline-logs"),
-                      {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
-    port = _free_port()
+    workers = UploadWorkers(tmp_path_factory.mktemp("upload-pipeline-logs"),
+                            {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
     try:
-        workers.start("transcoder", [sys.executable, "-m", "workers.transcoder"])
-        workers.start("moderator", [sys.executable, "-m", "workers.moderator"])
-        workers.start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
-                                     "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
-                                     "--port", str(port)])
-        api = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            workers.check_alive()
-            try:
-                httpx.get(f"{api}/docs", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"upload API not answering on {api}:\n{workers.tail('upload-api')}")
-                time.sleep(0.3)
+        workers.start_workers()
+        api = workers.start_api(timeout_s=30)
         yield {"api": api, "workers": workers}
     finally:
         workers.stop()
@@ -239,7 +183,7 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
     app = Typer()
     uploads.register(app)
     shown = CliRunner().invoke(app, ["video", ready_video["video_id"], "--json",
-                                     "--index-url", f"http://127.0.0.1:{_free_port()}"])
+                                     "--index-url", f"http://127.0.0.1:{free_port()}"])
     assert shown.exit_code == 0, shown.output
     shown = json.loads(shown.stdout)
     assert (shown["status"], shown["verdict"], shown["reasons"]) == ("ready", "APPROVE", video["reasons"])

@@ -8,13 +8,11 @@ uploaded at once, so each has a neighbour to be found next to. Prints the approv
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Consumer
 from fastapi.testclient import TestClient
@@ -24,10 +22,11 @@ from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
 from features.serving_sets import RECENT_SEEN
 from fyp.commands import uploads
 from fyp.index.service import USER_EMBEDDING_KEY, ServiceConfig, build_app
+from fyp.stack.upload_workers import UploadWorkers
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_STATUS
 from tests.integration.conftest import eventually
-from tests.integration.test_upload_pipeline import Workers, _free_port, _make_video
+from tests.integration.test_upload_pipeline import _make_video
 
 pytestmark = pytest.mark.integration
 
@@ -39,25 +38,11 @@ def stack(settings, running_job, tmp_path_factory):
     """The jobs, the workers, the upload API and an index service of its own (a fresh index name)."""
     running_job("upload_orchestration", "fyp-upload-orchestration")
     running_job("video_embeddings", "fyp-video-embeddings")
-    workers = Workers(tmp_path_factory.mktemp("embedding-pipeline-logs"), {})
-    port = _free_port()
+    workers = UploadWorkers(tmp_path_factory.mktemp("embedding-pipeline-logs"))
     config = ServiceConfig(name=f"it-emb-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
     try:
-        workers.start("transcoder", [sys.executable, "-m", "workers.transcoder"])
-        workers.start("moderator", [sys.executable, "-m", "workers.moderator"])
-        workers.start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
-                                     "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
-                                     "--port", str(port)])
-        api = f"http://127.0.0.1:{port}"
-
-        def answering() -> bool:
-            workers.check_alive()
-            try:
-                return httpx.get(f"{api}/docs", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        eventually(answering, timeout_s=30, interval_s=0.3, message="upload API answering")
+        workers.start_workers()
+        api = workers.start_api(timeout_s=30)
         with TestClient(build_app(settings, config)) as index:
             eventually(lambda: index.get("/healthz").status_code == 200, timeout_s=60, message="index ready")
             yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings)}
