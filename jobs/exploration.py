@@ -3,8 +3,10 @@
 Source: fyp.engagement.v1 (raw Avro). Steps: decode (Java DECODE_ENGAGEMENT, as the features job; malformed
 and late rows are dropped here, the features job dead-letters and counts them), running per-video counters (a
 Java OVER aggregation, one row out per row in), the decision rule as SQL (udfs/exploration.py), keep-first
-deduplication per video (the keyed "decided" state). Sink: ExplorationDecision records on fyp.exploration.v1,
-keyed by video_id; Python only encodes the (rare) decisions, so none runs per event.
+deduplication per video (the keyed "decided" state). Sinks: ExplorationDecision records on fyp.exploration.v1,
+keyed by video_id; Python only encodes the (rare) decisions, so none runs per event. And the same decisions in
+Redis, one sorted set per decision (features/exploration.py), which candidate generation reads to drop demoted
+videos from the exploration pool and rank promoted ones first.
 
 Flags (after `flink run -py jobs/exploration.py`, or `fyp submit exploration -- ...`): the policy's
 `--max-age 24h --min-impressions 100 --promote-completion-rate 0.5 --promote-like-rate 0.04
@@ -20,8 +22,9 @@ from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 from connectors.job_options import JobOptions, parse_job_options
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
+from connectors.redis_feature_sink import redis_sorted_set_sink
 from features import ALLOWED_LATENESS
-from features.exploration import EXPLORATION_COUNTERS
+from features.exploration import DECISIONS_KEY_PREFIX, DECISIONS_MAX_SIZE, DECISIONS_TTL, EXPLORATION_COUNTERS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, EXPLORATION
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
@@ -66,12 +69,18 @@ def build_exploration(t_env: TableEnvironment, settings: Settings, policy: Explo
     # Steps: decode, count per video, decide, keep each video's first decision.
     exploration_views(t_env, "engagement_raw", policy)
 
-    # Sink: one ExplorationDecision per decided video.
+    # Sinks: one ExplorationDecision per decided video; the same decision into its Redis sorted set (an absolute
+    # ZADD of a value decided once, so a replay writes the same).
     t_env.create_temporary_table("exploration_decisions", kafka_raw_sink(settings, topic=EXPLORATION.name))
+    t_env.create_temporary_table("exploration_redis", redis_sorted_set_sink(
+        settings, key_prefix=DECISIONS_KEY_PREFIX, key_columns=("decision",), member_column="video_id",
+        score_column="decided_at", max_size=DECISIONS_MAX_SIZE, ttl=DECISIONS_TTL))
     statements = t_env.create_statement_set()
     statements.add_insert_sql(
         "INSERT INTO exploration_decisions SELECT CAST(video_id AS BYTES), encode_exploration_decision("
         "video_id, author_id, decision, event_time, impressions, completion_rate, like_rate) FROM decisions")
+    statements.add_insert_sql(
+        "INSERT INTO exploration_redis SELECT decision, video_id, CAST(event_time AS DOUBLE) FROM decisions")
     return statements
 
 

@@ -7,18 +7,21 @@ Layout (docs/INDEX.md, "Candidate generation"; docs/REDIS_LAYOUT.md):
     fyp:user_market:v1:{user_id}      str   "REGION:language" of the user's last event     (same)
     fyp:author_videos:v1:{author_id}  zset  video -> approval time               jobs/video_embeddings.py
     fyp:fresh_videos:v1               zset  video -> approval time (48 h)        jobs/video_embeddings.py
+    fyp:exploration:v1:{decision}     zset  video -> decision time (PROMOTE, DEMOTE)  jobs/exploration.py
     recent-seen, trending              the features job's serving sets (features/serving_sets.py)
     fyp:video:v1:{video_id}           hash  its `status` filters removed, rejected and failed videos
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from connectors.redis_video_store import AUTHOR_VIDEOS_KEY, FRESH_VIDEOS_KEY, video_key
+from features.exploration import decisions_key
 from features.serving_sets import RECENT_SEEN, TRENDING
 from fyp.candidates.merge import Candidate
+from udfs.exploration import DEMOTE, PROMOTE
 
 __all__ = [
     "COWATCH_KEY",
@@ -27,6 +30,7 @@ __all__ = [
     "USER_MARKET_KEY",
     "RedisSources",
     "combine_cowatch",
+    "exploration_pool",
 ]
 
 COWATCH_KEY = "fyp:cowatch:v1:{video_id}"
@@ -54,14 +58,37 @@ def combine_cowatch(lists: Iterable[Sequence[tuple[Any, float]]], *, limit: int)
     return [Candidate(v, "cowatch", round(s, 6)) for v, s in best]
 
 
+def exploration_pool(
+    fresh: Sequence[tuple[Any, float]], *, promoted: Mapping[str, float], demoted: Collection[str], limit: int
+) -> list[Candidate]:
+    """The exploration pool after the exploration job's decisions: demoted videos leave it, promoted ones come
+    first (most recently promoted first), then the undecided ones newest first.
+
+    fresh: (video, approval time) pairs of the fresh pool, newest first; promoted: video -> promotion time, for
+    videos still in the fresh pool; demoted: demoted videos. Scores stay the source's own (approval time for
+    the undecided, promotion time for the promoted), so the merge's per-source order is the one returned here.
+
+    >>> [c.video_id for c in exploration_pool([("a", 3.0), ("b", 2.0), ("c", 1.0)], promoted={"c": 9.0},
+    ...                                        demoted={"b"}, limit=5)]
+    ['c', 'a']
+    """
+    if limit <= 0:
+        return []
+    first = sorted(((v, s) for v, s in promoted.items() if v not in demoted), key=lambda vs: (-vs[1], vs[0]))
+    rest = [(v, float(s)) for v, s in ((_text(m), s) for m, s in fresh) if v not in promoted and v not in demoted]
+    return [Candidate(v, "exploration", float(s)) for v, s in (first + rest)[:limit]]
+
+
 class RedisSources:
     """The non-ANN sources and the filters over one `redis.Redis` client."""
 
-    def __init__(self, client: Any, *, seeds: int = 20, per_author: int = 5, max_authors: int = 50) -> None:
+    def __init__(self, client: Any, *, seeds: int = 20, per_author: int = 5, max_authors: int = 50,
+                 max_pages: int = 4) -> None:
         self.redis = client
         self.seeds = seeds
         self.per_author = per_author
         self.max_authors = max_authors
+        self.max_pages = max_pages
 
     def user_context(self, user_id: str) -> tuple[list[str], set[str], str | None]:
         """(recent-seen newest first, followed authors, market "REGION:language" or None)."""
@@ -101,11 +128,39 @@ class RedisSources:
         return [Candidate(_text(v), "trending", round(float(s), 6)) for v, s in pairs]
 
     def exploration(self, limit: int) -> list[Candidate]:
-        """The newest approved videos (the fresh pool the embedding job keeps)."""
+        """The fresh pool (the newest approved videos, kept by the embedding job) after the exploration job's
+        decisions: demoted videos left out, promoted ones first (`exploration_pool`).
+
+        Reads the pool newest first in pages until `limit` undemoted videos are found (at most `max_pages`
+        pages of 2 * limit): a burst of demotions among the newest videos costs another round trip, not a
+        short answer. Promoted videos count only while they are still in the pool (48 h, not taken down).
+        """
         if limit <= 0:
             return []
-        pairs = self.redis.zrevrange(FRESH_VIDEOS_KEY, 0, limit - 1, withscores=True)
-        return [Candidate(_text(v), "exploration", float(s)) for v, s in pairs]
+        page = 2 * limit
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(decisions_key(PROMOTE), 0, limit - 1, withscores=True)
+        pipe.zrevrange(FRESH_VIDEOS_KEY, 0, page - 1, withscores=True)
+        promoted_pairs, rows = pipe.execute()
+        promoted = {_text(v): float(s) for v, s in promoted_pairs}
+        fresh: list[tuple[str, float]] = []
+        demoted: set[str] = set()
+        for number in range(self.max_pages):
+            batch = [(_text(v), float(s)) for v, s in rows]
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zmscore(decisions_key(DEMOTE), [v for v, _ in batch] or ["-"])  # ZMSCORE needs a member
+            if number == 0:
+                pipe.zmscore(FRESH_VIDEOS_KEY, list(promoted) or ["-"])
+            replies = pipe.execute()
+            demoted.update(v for (v, _), score in zip(batch, replies[0], strict=False) if score is not None)
+            if number == 0:  # promoted videos count while the pool still holds them (48 h, not taken down)
+                promoted = {v: s for (v, s), score in zip(promoted.items(), replies[1], strict=False)
+                            if score is not None}
+            fresh.extend(batch)
+            if len(batch) < page or len(fresh) - len(demoted) >= limit:
+                break
+            rows = self.redis.zrevrange(FRESH_VIDEOS_KEY, len(fresh), len(fresh) + page - 1, withscores=True)
+        return exploration_pool(fresh, promoted=promoted, demoted=demoted, limit=limit)
 
     def hidden(self, video_ids: Sequence[str]) -> set[str]:
         """The videos whose Redis hash says removed, rejected or failed (videos without a hash pass)."""

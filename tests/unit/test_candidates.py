@@ -11,7 +11,7 @@ import pytest
 from fyp.candidates.generator import CandidateGenerator
 from fyp.candidates.history_sets import HistorySetsConfig, compute_sets
 from fyp.candidates.merge import DEFAULT_SHARES, Candidate, merge, merge_with_stats, quota_counts
-from fyp.candidates.sources import combine_cowatch
+from fyp.candidates.sources import combine_cowatch, exploration_pool
 
 
 def cands(source: str, *ids: str) -> list[Candidate]:
@@ -125,6 +125,28 @@ def test_generator_without_an_embedding_still_answers():
     assert [r["video_id"] for r in body["results"]] == ["new1", "new2"]
     assert body["sources"]["ann"]["error"] == "no embedding for user 'u1'"
     assert body["sources"]["trending"]["error"] == "no market known for the user"
+
+
+def test_exploration_pool_drops_demoted_and_puts_promoted_first():
+    fresh = [("n5", 5.0), ("n4", 4.0), ("n3", 3.0), ("n2", 2.0), ("n1", 1.0)]
+    pool = exploration_pool(fresh, promoted={"n1": 7.0, "n3": 9.0}, demoted={"n4", "n2"}, limit=10)
+    assert [(c.video_id, c.score) for c in pool] == [("n3", 9.0), ("n1", 7.0), ("n5", 5.0)]
+    assert {c.source for c in pool} == {"exploration"}
+
+
+def test_exploration_pool_respects_the_limit_and_keeps_undecided_order():
+    fresh = [(b"n3", 3.0), (b"n2", 2.0), (b"n1", 1.0)]  # redis-py answers bytes
+    assert [c.video_id for c in exploration_pool(fresh, promoted={}, demoted=set(), limit=2)] == ["n3", "n2"]
+    assert exploration_pool(fresh, promoted={"n1": 1.0}, demoted=set(), limit=0) == []
+    # a video both promoted and demoted cannot happen (one decision per video); demotion wins if it does
+    assert [c.video_id for c in exploration_pool(fresh, promoted={"n1": 9.0}, demoted={"n1"}, limit=5)] == ["n3", "n2"]
+
+
+def test_demoted_videos_never_reach_the_merged_candidates():
+    pool = exploration_pool([("new1", 2.0), ("bad", 1.5), ("new2", 1.0)], promoted={}, demoted={"bad"}, limit=10)
+    sources = PlainSources(lists={"exploration": pool})
+    body = CandidateGenerator(sources).generate("u1", 10, None).as_json()
+    assert [r["video_id"] for r in body["results"]] == ["new1", "new2"]
 
 
 # -- history sets ------------------------------------------------------------------------------------------
