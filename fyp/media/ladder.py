@@ -23,9 +23,17 @@ from typing import Literal
 
 from fyp.media.probe import MediaInfo
 
-__all__ = ["DEFAULT_POLICY", "Codec", "Ladder", "LadderPolicy", "Rung", "output_fps", "plan_ladder"]
+__all__ = [
+    "DEFAULT_POLICY", "STAGES", "Codec", "Ladder", "LadderPolicy", "Rung", "Stage", "output_fps", "plan_ladder",
+    "stage_ladder",
+]
 
 Codec = Literal["h264", "h265", "av1"]
+# How the ladder is encoded (docs/UPLOADS.md, "Two stages"): "playable" is the H.264 rungs (with the audio,
+# cover and posters), published first so the video can play; "extra" is the other codecs' rungs, added to the
+# published set afterwards; "all" is the whole ladder in one run (the ladder benchmark, tests).
+Stage = Literal["all", "playable", "extra"]
+STAGES: tuple[Stage, ...] = ("all", "playable", "extra")
 
 _ENCODERS: dict[Codec, str] = {"h264": "libx264", "h265": "libx265", "av1": "libsvtav1"}
 _AVERAGE_BPP = ((2160, 0.08), (1440, 0.09), (1080, 0.10), (720, 0.11), (480, 0.12), (360, 0.15), (240, 0.17))
@@ -111,6 +119,26 @@ class Ladder:
     @property
     def top(self) -> Rung:
         return self.rungs[0]
+
+
+def stage_ladder(ladder: Ladder, stage: Stage) -> Ladder | None:
+    """The part of `ladder` one stage encodes; None when that stage has nothing to do (an "extra" stage for a
+    source too small for H.265/AV1, or a policy without them). Frame rate and GOP stay the ladder's, so the
+    stages' segments line up and one manifest can list rungs of both.
+
+    >>> from fyp.media.probe import MediaInfo, sniff
+    >>> full = plan_ladder(MediaInfo(size_bytes=1, sniffed=sniff(b""), display_width=640, display_height=360))
+    >>> [r.name for r in stage_ladder(full, "playable").rungs], [r.name for r in stage_ladder(full, "extra").rungs]
+    (['h264_360p'], ['h265_360p', 'av1_360p'])
+    """
+    if stage == "all":
+        return ladder
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    wanted = [r for r in ladder.rungs if (r.codec == "h264") == (stage == "playable")]
+    if not wanted:
+        return None
+    return Ladder(rungs=tuple(wanted), fps=ladder.fps, segment_s=ladder.segment_s)
 
 
 def output_fps(info: MediaInfo, max_fps: int = 60) -> Fraction:

@@ -1,6 +1,8 @@
 """From a local source file to local outputs or a refusal: probe, limits, transcode, fingerprint.
 
 No Kafka and no S3 here (the worker adds those), so every outcome can be tested on files made by ffmpeg.
+`stage` picks the part of the ladder (`fyp.media.ladder.stage_ladder`): "playable" (H.264 rungs, audio, pictures,
+fingerprint), "extra" (H.265/AV1 rungs only, video-only, no fingerprint) or "all" (everything in one run).
 The licence decision of a music match (allow/mute/block) is moderation's to apply (fyp.moderation.verdict
 turns it into APPROVE/MUTE_AUDIO/REJECT); the transcoder only reports the fingerprint and the match.
 """
@@ -8,6 +10,7 @@ turns it into APPROVE/MUTE_AUDIO/REJECT); the transcoder only reports the finger
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fyp.media.fingerprint import CatalogueEntry, Fingerprint, MusicMatch, fingerprint_file, match
-from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy, plan_ladder
+from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy, Stage, plan_ladder, stage_ladder
 from fyp.media.probe import DEFAULT_LIMITS, Limits, MediaInfo, check_limits, probe
 from fyp.media.transcode import TranscodeError, TranscodeResult, transcode
 
@@ -26,13 +29,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class Processed:
-    """A source that produced outputs. `fingerprint` and `music` are None for a video without audio."""
+    """A source that produced outputs. `fingerprint` and `music` are None for a video without audio (and for
+    the "extra" stage); `result` is None when the stage had no rungs to make (an "extra" stage of a source too
+    small for H.265/AV1). cpu_ms: CPU time of the child processes (ffmpeg, fpcalc), user + system."""
 
     info: MediaInfo
-    result: TranscodeResult
+    result: TranscodeResult | None
     fingerprint: Fingerprint | None
     music: MusicMatch | None
     elapsed_ms: int
+    cpu_ms: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,12 +58,16 @@ def process_source(
     policy: LadderPolicy = DEFAULT_POLICY,
     catalogue: Sequence[CatalogueEntry] = (),
     on_progress: Callable[[float], None] | None = None,
+    stage: Stage = "all",
 ) -> Processed | Rejected:
     """Judge and transcode one source into `work_dir/out`, then fingerprint its audio and match the catalogue.
 
     catalogue: reference tracks (empty: fingerprint only). on_progress: 0..1 as ffmpeg advances.
+    stage: which part of the ladder (default "all"; see the module doc).
     """
     started = time.monotonic()
+    # Children's CPU: the worker runs one job at a time, so the delta is this job's ffmpeg and fpcalc.
+    cpu_before = _children_cpu_s()
 
     def rejected(reason: str, info: MediaInfo | None) -> Rejected:
         return Rejected(reason=reason, info=info, elapsed_ms=round((time.monotonic() - started) * 1000))
@@ -66,16 +76,27 @@ def process_source(
     reason = check_limits(info, limits)
     if reason is not None:
         return rejected(reason, info)
-    ladder = plan_ladder(info, policy)
+    ladder = stage_ladder(plan_ladder(info, policy), stage)
+    if ladder is None:
+        return Processed(info=info, result=None, fingerprint=None, music=None,
+                         elapsed_ms=round((time.monotonic() - started) * 1000))
     out_dir = work_dir / "out"
     try:
-        result = transcode(source, out_dir, info=info, ladder=ladder, on_progress=on_progress)
+        result = transcode(source, out_dir, info=info, ladder=ladder, on_progress=on_progress,
+                           video_only=stage == "extra")
         fingerprint = _fingerprint(out_dir / result.audio) if result.audio else None
     except TranscodeError as exc:
         return rejected(exc.reason, info)
     music = match(fingerprint, catalogue) if fingerprint and catalogue else None
     elapsed_ms = round((time.monotonic() - started) * 1000)
-    return Processed(info=info, result=result, fingerprint=fingerprint, music=music, elapsed_ms=elapsed_ms)
+    cpu_ms = round((_children_cpu_s() - cpu_before) * 1000)
+    return Processed(info=info, result=result, fingerprint=fingerprint, music=music, elapsed_ms=elapsed_ms,
+                     cpu_ms=cpu_ms)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _fingerprint(audio: Path) -> Fingerprint | None:

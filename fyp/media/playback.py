@@ -17,15 +17,18 @@ __all__ = ["download_run", "probe_manifest", "verify_playback"]
 
 
 def download_run(s3: Any, bucket: str, hls_master_key: str, into: Path) -> Path:
-    """Download every object of the run that holds `hls_master_key` (`.../{run}/stream/master.m3u8`) into
-    `into`; return the local `stream/` folder."""
-    prefix = hls_master_key.rsplit("/stream/", 1)[0] + "/"
+    """Download every run of the version that holds `hls_master_key` (`{version}/{run}/stream/master.m3u8`)
+    into `into` (`into/{run}/...`); return the local `stream/` folder of that run. All runs, because a full
+    ladder's manifests reach the playable run's files by relative URIs (`../../{run}/stream/...`)."""
+    run_prefix = hls_master_key.rsplit("/stream/", 1)[0]
+    version_prefix, _, run = run_prefix.rpartition("/")
+    prefix = version_prefix + "/"
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             local = into / obj["Key"][len(prefix):]
             local.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, obj["Key"], str(local))
-    return into / "stream"
+    return into / run / "stream"
 
 
 def probe_manifest(path: Path) -> list[dict[str, Any]]:

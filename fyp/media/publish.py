@@ -12,6 +12,12 @@ creates `_manifest.json` with a conditional put (If-None-Match: *) naming that r
 - two workers racing on the same request both upload, one manifest wins, the loser deletes its own run;
 - a crash mid-upload leaves an unreferenced run prefix, which `clean_stale_runs` deletes once it is old.
 HLS and DASH playlists use relative URIs, so a run's files work under any prefix.
+
+Two stages (docs/UPLOADS.md, "Two stages"): the playable set (H.264, audio, pictures) is published as above
+under `_manifest.json`; the full ladder later adds a second run with the H.265/AV1 rungs and manifests that
+list every rendition (`fyp.media.manifests`: they reach the first run's files by relative URIs), and its own
+pointer `_manifest.full.json`, created the same way. The first run is never touched, so a reader holding
+its keys keeps playing, and each stage is idempotent on its own pointer.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import mimetypes
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +37,7 @@ from fyp.media.keys import validate_key, video_prefix, video_root
 from fyp.media.transcode import TranscodeResult
 
 __all__ = [
+    "FULL_MANIFEST_NAME",
     "MANIFEST_NAME",
     "ObjectStore",
     "PublishedRendition",
@@ -45,6 +52,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "_manifest.json"
+FULL_MANIFEST_NAME = "_manifest.full.json"
+_POINTERS = {"playable": MANIFEST_NAME, "full": FULL_MANIFEST_NAME}
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -107,6 +116,7 @@ class PublishedVideo:
     elapsed_ms: int
     files: int
     extra: Mapping[str, Any] = field(default_factory=dict)
+    stage: str = "playable"  # "playable" or "full"; manifests written before the two stages are "playable"
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, **asdict(self)}, sort_keys=True).encode()
@@ -121,19 +131,21 @@ class PublishedVideo:
         return cls(**data)
 
 
-def manifest_key(video_id: str, attempt: int) -> str:
-    """`videos/{video_id}/v{attempt}/_manifest.json`."""
-    return video_prefix(video_id, f"v{attempt}") + MANIFEST_NAME
+def manifest_key(video_id: str, attempt: int, stage: str = "playable") -> str:
+    """`videos/{video_id}/v{attempt}/_manifest.json` (`_manifest.full.json` for stage "full")."""
+    if stage not in _POINTERS:
+        raise ValueError(f"unknown stage {stage!r}")
+    return video_prefix(video_id, f"v{attempt}") + _POINTERS[stage]
 
 
-def find_published(store: ObjectStore, video_id: str, attempt: int) -> PublishedVideo | None:
-    """The published manifest of this video and attempt, if any (check before transcoding a redelivery)."""
-    raw = store.get_bytes(manifest_key(video_id, attempt))
+def find_published(store: ObjectStore, video_id: str, attempt: int, stage: str = "playable") -> PublishedVideo | None:
+    """The published manifest of this video, attempt and stage, if any (check before transcoding a redelivery)."""
+    raw = store.get_bytes(manifest_key(video_id, attempt, stage))
     return PublishedVideo.from_json(raw) if raw is not None else None
 
 
 def publish(
-    result: TranscodeResult,
+    result: TranscodeResult | None,
     *,
     store: ObjectStore,
     video_id: str,
@@ -142,16 +154,30 @@ def publish(
     elapsed_ms: int | None = None,
     max_workers: int = 8,
     now: datetime | None = None,
+    base: PublishedVideo | None = None,
 ) -> PublishedVideo:
     """Upload a transcode under a fresh run prefix, then create the manifest; return the manifest that won.
 
     extra: JSON-able facts to keep in the manifest (fingerprint, music match). elapsed_ms: processing time to
     record (default: the transcode's own). When a manifest already exists, nothing is uploaded and the
     existing one is returned.
+    base: the published playable set, for the "full" stage: `result` then holds the extra rungs and the
+    composed manifests (or is None when there are no extra rungs: the full pointer then repeats `base`); the
+    cover, posters and audio stay `base`'s.
     """
-    existing = find_published(store, video_id, attempt)
+    stage = "playable" if base is None else "full"
+    existing = find_published(store, video_id, attempt, stage)
     if existing is not None:
         return existing
+    key = manifest_key(video_id, attempt, stage)
+    if result is None:
+        if base is None:
+            raise ValueError("nothing to publish: no result and no base")
+        video = replace(base, stage="full", published_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+                        elapsed_ms=elapsed_ms or 0, extra={**base.extra, **(extra or {})})
+        if store.create_bytes(key, video.to_json(), content_type="application/json"):
+            return video
+        return find_published(store, video_id, attempt, stage) or video
     run_id = uuid4().hex[:16]
     prefix = f"{video_prefix(video_id, f'v{attempt}')}{run_id}/"
     files = result.files()
@@ -166,7 +192,7 @@ def publish(
         run_id=run_id,
         prefix=prefix,
         published_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        renditions=tuple(
+        renditions=(base.renditions if base else ()) + tuple(
             PublishedRendition(
                 codec=r.rung.codec,
                 width=r.rung.width,
@@ -178,20 +204,20 @@ def publish(
         ),
         hls_master_key=prefix + result.hls_master,
         dash_manifest_key=prefix + result.dash_manifest,
-        cover_key=prefix + result.cover,
-        poster_keys=tuple(prefix + p for p in result.posters),
-        audio_key=prefix + result.audio if result.audio else None,
+        cover_key=base.cover_key if base else prefix + (result.cover or ""),
+        poster_keys=base.poster_keys if base else tuple(prefix + p for p in result.posters),
+        audio_key=base.audio_key if base else (prefix + result.audio if result.audio else None),
         duration_ms=result.duration_ms,
         elapsed_ms=result.elapsed_ms if elapsed_ms is None else elapsed_ms,
-        files=len(uploads),
-        extra=dict(extra or {}),
+        files=len(uploads) + (base.files if base else 0),
+        extra={**(base.extra if base else {}), **(extra or {})},
+        stage=stage,
     )
-    key = manifest_key(video_id, attempt)
     if store.create_bytes(key, video.to_json(), content_type="application/json"):
         return video
     # Another worker published this attempt first: its run is the published one; ours is garbage now.
     store.delete([k for k, _ in uploads])
-    winner = find_published(store, video_id, attempt)
+    winner = find_published(store, video_id, attempt, stage)
     if winner is None:
         raise RuntimeError(f"{key} was reported to exist but cannot be read")
     return winner
@@ -223,8 +249,8 @@ def clean_stale_runs(
         if len(parts) < 4 or parts[0] != "videos":
             continue
         version_prefix = "/".join(parts[:3]) + "/"
-        if parts[3] == MANIFEST_NAME and len(parts) == 4:
-            manifests[version_prefix] = version_prefix + MANIFEST_NAME
+        if parts[3] in _POINTERS.values() and len(parts) == 4:
+            manifests[obj.key] = obj.key
         elif len(parts) > 4:
             runs.setdefault(version_prefix + parts[3] + "/", []).append(obj)
     adopted = set()

@@ -6,6 +6,11 @@ with its own `scale`, plus two `select` branches for the cover and poster JPEGs.
 ours: ffmpeg's autorotate (on by default) turns frames upright before our graph, and filter-graph outputs
 carry no display matrix, so players do not rotate them again (tests check both).
 
+`video_only=True` leaves out the cover, posters and audio: the second stage of a two-stage ladder
+(`fyp.media.ladder.stage_ladder`, "extra": H.265/AV1 rungs added to an already published H.264 set, whose
+audio and pictures it reuses). Its segments align with the first stage's (same frame rate, same forced key
+frames), and `fyp.media.manifests` composes the two stages' manifests into one.
+
 The renditions are written by ffmpeg's `dash` muxer with `hls_playlist=1`: one set of CMAF fMP4 segments
 (init + 2 s media segments per rendition) described both by `manifest.mpd` (DASH) and by `master.m3u8` plus
 `media_<i>.m3u8` (HLS). Checked on Debian ffmpeg 5.1.
@@ -87,7 +92,7 @@ class TranscodeResult:
     renditions: tuple[RenditionOutput, ...]
     hls_master: str
     dash_manifest: str
-    cover: str
+    cover: str | None  # None for a video-only run
     posters: tuple[str, ...]
     audio: str | None
     duration_ms: int
@@ -112,21 +117,24 @@ def poster_frames(duration_ms: int, fps: Fraction, count: int = 4) -> tuple[int,
 
 
 def filter_graph(
-    ladder: Ladder, *, cover_frame: int, posters: Sequence[int], video_input: str = "0:v:0"
+    ladder: Ladder, *, cover_frame: int, posters: Sequence[int], video_input: str = "0:v:0",
+    stills: bool = True,
 ) -> str:
     """The `-filter_complex` text: fps + format once, split, a scale per rung, select for cover and posters.
 
-    Outputs are labelled [v0]..[vN-1] for the rungs, [cover] and [posters].
+    Outputs are labelled [v0]..[vN-1] for the rungs, [cover] and [posters] (unless `stills` is False).
     """
     n = len(ladder.rungs)
-    branches = "".join(f"[s{i}]" for i in range(n))
-    parts = [f"[{video_input}]fps={ladder.fps},format=yuv420p,split={n + 2}{branches}[sc][sp]"]
+    branches = "".join(f"[s{i}]" for i in range(n)) + ("[sc][sp]" if stills else "")
+    parts = [f"[{video_input}]fps={ladder.fps},format=yuv420p,split={n + 2 if stills else n}{branches}"]
     top = ladder.top
     # Even rounding leaves rungs a hair off each other's aspect ratio (480x852 vs 1080x1920), and the dash
     # muxer refuses an adaptation set whose aspect ratios differ; one display aspect ratio for all, carried by
     # a sample aspect ratio within 0.5% of square, satisfies it without visible distortion.
     dar = f"setdar=dar={top.width}/{top.height}:max=65535"  # max: keep the ratio exact, the top rung square
     parts += [f"[s{i}]scale={r.width}:{r.height},{dar}[v{i}]" for i, r in enumerate(ladder.rungs)]
+    if not stills:
+        return ";".join(parts)
     parts.append(f"[sc]select='eq(n\\,{cover_frame})',scale={top.width}:{top.height},setsar=1[cover]")
     picks = "+".join(f"eq(n\\,{f})" for f in posters)
     parts.append(f"[sp]select='{picks}',scale={top.width}:{top.height},setsar=1[posters]")
@@ -167,8 +175,10 @@ def build_command(
     ladder: Ladder,
     layout: OutputLayout = OutputLayout(),
     ffmpeg_bin: str = "ffmpeg",
+    video_only: bool = False,
 ) -> list[str]:
-    """The full ffmpeg argv for one source (pure: nothing is run or created)."""
+    """The full ffmpeg argv for one source (pure: nothing is run or created). video_only: renditions only,
+    no audio, cover or posters."""
     cover, posters = poster_frames(info.duration_ms, ladder.fps)
     args = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"]
     # -xerror: a decode error (a truncated upload whose index survived) fails the job instead of publishing a
@@ -177,16 +187,20 @@ def build_command(
     if info.demuxer:
         args += ["-f", info.demuxer]
     video_input = "0:v:0" if info.video_index is None else f"0:{info.video_index}"
-    graph = filter_graph(ladder, cover_frame=cover, posters=posters, video_input=video_input)
+    graph = filter_graph(ladder, cover_frame=cover, posters=posters, video_input=video_input,
+                         stills=not video_only)
+    has_audio = info.has_audio and not video_only
     args += ["-i", str(source), "-filter_complex", graph]
     for index, rung in enumerate(ladder.rungs):
         args += _encoder_args(index, rung, ladder)
     # Key frames at exact segment times; the encoders' -g alone drifts when the frame rate is fractional.
     args += ["-force_key_frames", f"expr:gte(t,n_forced*{ladder.segment_s})"]
-    if info.has_audio:
+    if has_audio:
         args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2", "-ar", "48000"]
-    args += _dash_args(ladder, has_audio=info.has_audio)
+    args += _dash_args(ladder, has_audio=has_audio)
     args.append(str(out_dir / layout.dash_manifest))
+    if video_only:
+        return args
     args += ["-map", "[cover]", "-fps_mode", "passthrough", "-frames:v", "1", "-q:v", "3", "-update", "1"]
     args.append(str(out_dir / layout.cover))
     args += ["-map", "[posters]", "-fps_mode", "passthrough", "-q:v", "3"]
@@ -226,18 +240,19 @@ def transcode(
     ladder: Ladder,
     timeout_s: float | None = None,
     on_progress: Callable[[float], None] | None = None,
+    video_only: bool = False,
 ) -> TranscodeResult:
     """Run the one ffmpeg process; return what it wrote, or raise `TranscodeError`.
 
     timeout_s: wall-clock limit (default 60 s + 20x the clip length). on_progress: called with 0..1 as
-    ffmpeg reports its position.
+    ffmpeg reports its position. video_only: renditions only (see `build_command`).
     """
     layout = OutputLayout()
     if out_dir.exists():
         shutil.rmtree(out_dir)
     for sub in (STREAM_DIR, str(Path(layout.poster_pattern).parent)):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    argv = build_command(source, out_dir, info=info, ladder=ladder, layout=layout)
+    argv = build_command(source, out_dir, info=info, ladder=ladder, layout=layout, video_only=video_only)
     limit = timeout_s if timeout_s is not None else 60 + 20 * info.duration_ms / 1000
     started = time.monotonic()
     # SVT-AV1 prints its banner to stdout unless told otherwise; level 1 = errors only.
@@ -259,7 +274,7 @@ def transcode(
     if proc.returncode != 0:
         detail = (out_dir / layout.log).read_text(errors="replace").strip()
         raise TranscodeError(_failure_reason(detail, timed_out=timed_out.is_set()), detail[-2000:])
-    return _result(out_dir, layout, info=info, ladder=ladder, elapsed_ms=elapsed_ms)
+    return _result(out_dir, layout, info=info, ladder=ladder, elapsed_ms=elapsed_ms, video_only=video_only)
 
 
 def _follow_progress(
@@ -281,24 +296,25 @@ def _failure_reason(log: str, *, timed_out: bool) -> str:
 
 
 def _result(
-    out_dir: Path, layout: OutputLayout, *, info: MediaInfo, ladder: Ladder, elapsed_ms: int
+    out_dir: Path, layout: OutputLayout, *, info: MediaInfo, ladder: Ladder, elapsed_ms: int, video_only: bool
 ) -> TranscodeResult:
     renditions = tuple(
         RenditionOutput(rung=rung, stream_index=i, playlist=layout.media_playlist(i))
         for i, rung in enumerate(ladder.rungs)
     )
-    expected = [layout.hls_master, layout.dash_manifest, layout.cover, *(r.playlist for r in renditions)]
+    cover = None if video_only else layout.cover
+    expected = [layout.hls_master, layout.dash_manifest, *(r.playlist for r in renditions)] + ([cover] if cover else [])
     missing = [name for name in expected if not (out_dir / name).is_file()]
     if missing:
         raise TranscodeError("transcode_failed", f"ffmpeg exited 0 but wrote no {', '.join(missing)}")
     posters = tuple(sorted(p.relative_to(out_dir).as_posix() for p in (out_dir / "posters").glob("*.jpg")))
-    audio = layout.audio if info.has_audio and (out_dir / layout.audio).is_file() else None
+    audio = layout.audio if info.has_audio and not video_only and (out_dir / layout.audio).is_file() else None
     return TranscodeResult(
         out_dir=out_dir,
         renditions=renditions,
         hls_master=layout.hls_master,
         dash_manifest=layout.dash_manifest,
-        cover=layout.cover,
+        cover=cover,
         posters=posters,
         audio=audio,
         duration_ms=info.duration_ms,

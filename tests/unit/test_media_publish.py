@@ -65,6 +65,11 @@ class MemoryStore:
 
 @pytest.fixture
 def result(tmp_path: Path) -> TranscodeResult:
+    return fake_result(tmp_path)
+
+
+def fake_result(tmp_path: Path) -> TranscodeResult:
+    """A transcode's files (named after themselves) under `tmp_path/out`: one H.264 rung, pictures, audio."""
     out = tmp_path / "out"
     names = ["stream/master.m3u8", "stream/manifest.mpd", "stream/media_0.m3u8", "stream/init_0.m4s",
              "stream/seg_0_00001.m4s", "cover.jpg", "posters/poster_01.jpg", "audio.m4a", "ffmpeg.log"]
