@@ -14,8 +14,14 @@ Statuses, in order (docs/UPLOADS.md draws the diagram):
   `rejected` with `duplicate_of:<video_id>` and is never transcoded. Otherwise TranscodeRequested(attempt 1).
 - TranscodeFailed of the current attempt: a content reason (`corrupt`, `too_long:…`, see `PERMANENT_REASONS`)
   fails the video at once; any other reason retries with attempt + 1 until `max_attempts`, then fails.
-- TranscodeCompleted: -> moderating. The moderator consumes the same event by itself; nothing is requested.
-- ModerationResult: REJECT -> rejected; APPROVE, AGE_RESTRICT, MUTE_AUDIO -> ready (the verdict is kept).
+- TranscodeCompleted (stage "playable": the H.264 set, the first playable rendition) -> moderating. The
+  moderator consumes the same event by itself; nothing is requested.
+- ModerationResult: REJECT -> rejected; APPROVE, AGE_RESTRICT, MUTE_AUDIO -> ready (the verdict is kept), and
+  the second stage is requested: TranscodeRequested(stage "full", same attempt) for the H.265/AV1 rungs. Ready
+  means servable with the H.264 set; the full ladder comes later (docs/UPLOADS.md, "Two stages").
+- TranscodeCompleted (stage "full"): the full ladder is kept (`ladder`); the status does not change. Redis then
+  shows every rendition and the republished manifests. TranscodeFailed (stage "full") is kept as
+  `ladder_error`: the video stays ready with its H.264 set (no retry; a crash is redelivered by Kafka).
 - Takedown: -> removed, from any status, including before the upload is known.
 - A stage that has not finished by its deadline (`stage_timeout`, default 10 min) is retried: transcoding
   with a new TranscodeRequested, moderation by re-emitting the stored TranscodeCompleted (same event_id, so the
@@ -124,7 +130,8 @@ class VideoState:
 
     stage/attempt/deadline_ms: the work in flight (None when nothing is), its try number and when it times
     out (epoch ms, processing time). seq: number of changes so far; it orders Redis writes and names events.
-    transcode: the accepted TranscodeCompleted record (re-emitted to retry moderation).
+    transcode: the accepted TranscodeCompleted record of the playable stage (re-emitted to retry moderation).
+    ladder: the TranscodeCompleted record of the full ladder, once it arrived; ladder_error: why it failed.
     """
 
     video_id: str
@@ -144,6 +151,10 @@ class VideoState:
     attempt: int = 0
     deadline_ms: int | None = None
     transcode: dict[str, Any] | None = None
+    # Added with the two-stage ladder, with defaults: states written before read as "no full ladder yet", so
+    # the state name (jobs/upload_orchestration.py STATE_NAME) stays.
+    ladder: dict[str, Any] | None = None
+    ladder_error: str | None = None
     verdict: str | None = None
     reasons: tuple[str, ...] = ()
     ocr_text: str | None = None  # text moderation read from the frames; the embedding job embeds it
@@ -295,7 +306,8 @@ def video_fields(state: VideoState) -> dict[str, str]:
 
     Every value is a string; absent values are left out; lists are JSON.
     """
-    transcode = state.transcode or {}
+    # The full ladder, once published, replaces the playable set's renditions and manifests (it lists them too).
+    transcode = state.ladder or state.transcode or {}
     values: dict[str, Any] = {
         "video_id": state.video_id,
         "status": state.status,
@@ -319,7 +331,9 @@ def video_fields(state: VideoState) -> dict[str, str]:
         "cover_key": transcode.get("cover_key"),
         "audio_key": transcode.get("audio_key"),
         "duration_ms": transcode.get("duration_ms"),
-        "transcode_elapsed_ms": transcode.get("elapsed_ms"),
+        "transcode_elapsed_ms": (state.transcode or {}).get("elapsed_ms"),
+        "ladder": ("full" if state.ladder else "playable") if state.transcode else None,
+        "ladder_error": state.ladder_error,
         "verdict": state.verdict,
         "reasons": json.dumps(list(state.reasons)) if state.verdict else None,
         "ocr_text": state.ocr_text or None,
@@ -372,6 +386,8 @@ def _transcode_requested(state, record, now_ms, config, duplicate_of) -> Step:
 def _transcode_completed(state, record, now_ms, config, duplicate_of) -> Step:
     if state is None:
         return Step(state=None, ignored="orphan")
+    if record.get("stage") == "full":
+        return _ladder_completed(state, record, now_ms)
     if state.status != "transcoding":
         return Step(state=state, ignored="stale")
     moderating = _change(state, "moderating", now_ms, reason=None, stage="moderate", attempt=1,
@@ -379,9 +395,37 @@ def _transcode_completed(state, record, now_ms, config, duplicate_of) -> Step:
     return Step(state=moderating, outputs=(_status(moderating, now_ms),))
 
 
+def _ladder_completed(state: VideoState, record: Mapping[str, Any], now_ms: int) -> Step:
+    if state.transcode is None or state.status in ("failed", "removed") or state.ladder is not None:
+        return Step(state=state, ignored="stale")
+    if _transcode_attempt(state) != record.get("attempt"):
+        return Step(state=state, ignored="stale")  # the full ladder of a transcode attempt we did not keep
+    kept = replace(state, ladder=dict(record), ladder_error=None, updated_ms=now_ms, seq=state.seq + 1)
+    return Step(state=kept)
+
+
+def _ladder_failed(state: VideoState, record: Mapping[str, Any], now_ms: int) -> Step:
+    if state.transcode is None or state.ladder is not None or _transcode_attempt(state) != record.get("attempt"):
+        return Step(state=state, ignored="stale")
+    reason = _text(record.get("reason")) or "transcode_failed"
+    return Step(state=replace(state, ladder_error=reason, updated_ms=now_ms, seq=state.seq + 1))
+
+
+def _transcode_attempt(state: VideoState) -> int | None:
+    """The attempt whose playable set was accepted: the record says (version 2), else the key does
+    (`videos/{video_id}/v{attempt}/...`)."""
+    transcode = state.transcode or {}
+    if isinstance(transcode.get("attempt"), int):
+        return transcode["attempt"]
+    found = re.match(r"videos/[^/]+/v(\d+)/", _text(transcode.get("hls_master_key")))
+    return int(found.group(1)) if found else None
+
+
 def _transcode_failed(state, record, now_ms, config, duplicate_of) -> Step:
     if state is None:
         return Step(state=None, ignored="orphan")
+    if record.get("stage") == "full":
+        return _ladder_failed(state, record, now_ms)
     if state.status != "transcoding" or record.get("attempt") != state.attempt:
         return Step(state=state, ignored="stale")
     reason = _text(record.get("reason")) or "transcode_failed"
@@ -404,7 +448,13 @@ def _moderation_result(state, record, now_ms, config, duplicate_of) -> Step:
     reason = ",".join(reasons) or None
     decided = _change(state, status, now_ms, reason=reason, stage=None, deadline_ms=None, verdict=verdict,
                       reasons=reasons, ocr_text=record.get("ocr_text") or None)
-    return Step(state=decided, outputs=(_status(decided, now_ms),))
+    outputs = [_status(decided, now_ms)]
+    attempt = _transcode_attempt(decided)
+    if status == "ready" and attempt is not None and decided.ladder is None:
+        # Second stage only for a servable video: no H.265/AV1 CPU on rejected ones, and it does not compete
+        # with moderation for the cores while the verdict is pending.
+        outputs.append(_transcode_request(replace(decided, attempt=attempt), now_ms, stage="full"))
+    return Step(state=decided, outputs=tuple(outputs))
 
 
 def _takedown(state, record, now_ms, config, duplicate_of) -> Step:
@@ -456,12 +506,14 @@ def _status(state: VideoState, now_ms: int) -> Output:
     })
 
 
-def _transcode_request(state: VideoState, now_ms: int) -> Output:
+def _transcode_request(state: VideoState, now_ms: int, stage: str = "playable") -> Output:
+    kind = "TranscodeRequested" if stage == "playable" else f"TranscodeRequested:{stage}"
     return Output(destination="uploads", record_name="TranscodeRequested", record={
-        "event_id": _event_id("TranscodeRequested", state.video_id, state.attempt),
+        "event_id": _event_id(kind, state.video_id, state.attempt),
         "event_time": now_ms,
         "video_id": state.video_id,
         "author_id": state.author_id,
         "attempt": state.attempt,
         "source_key": state.source_key,
+        "stage": stage,
     })

@@ -243,8 +243,10 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
             where = (msg.topic(), msg.partition(), msg.offset())
             try:
                 event = registry.decode(msg.value())
-                if event.record_name != "TranscodeCompleted":
-                    consumer.commit(message=msg, asynchronous=True)  # the topic carries the whole lifecycle
+                # The topic carries the whole lifecycle. Only the playable stage is moderated: the full ladder
+                # adds encodings of the same pictures and sound (docs/UPLOADS.md, "Two stages").
+                if event.record_name != "TranscodeCompleted" or event.record.get("stage") == "full":
+                    consumer.commit(message=msg, asynchronous=True)
                     continue
                 result = moderator.moderate(event.record)
                 value = registry.encode("ModerationResult", result)

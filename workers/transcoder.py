@@ -1,10 +1,15 @@
 """Transcoder worker: TranscodeRequested in, TranscodeCompleted or TranscodeFailed out; a consumer group.
 
-Wiring only; the work lives in `fyp.media`. For each request: if this (video_id, attempt) is already
-published, re-emit its result (a redelivery); else download the source from S3 into a temp dir, run
-`process_source` (probe, limits, one-process transcode, fingerprint), publish atomically (`fyp.media.publish`)
-and emit. Offsets are committed only after the result is acknowledged (at-least-once); result event_ids are
-derived from (video_id, attempt), so a redelivery yields the same event and consumers deduplicate.
+Wiring only; the work lives in `fyp.media`. A request names a stage (docs/UPLOADS.md, "Two stages"):
+- "playable": one decode -> the H.264 ladder, audio, cover and posters, plus the audio fingerprint;
+- "full": one decode -> the H.265/AV1 top rungs, then manifests listing every rendition
+  (`fyp.media.manifests`), published next to the playable set, which it needs (`playable_missing` if absent).
+For each request: if this (video_id, attempt, stage) is already published, re-emit its result (a redelivery);
+else download the source from S3 into a temp dir, run `process_source` for the stage, publish atomically
+(`fyp.media.publish`) and emit. Offsets are committed only after the result is acknowledged (at-least-once);
+result event_ids are derived from (video_id, attempt, stage), so a redelivery yields the same event and
+consumers deduplicate. Both stages are ordinary requests of the same consumer group, so more processes share
+them: a "full" stage of one video runs while another process makes another video playable.
 
 A transcode can take minutes, longer than Kafka lets a consumer go without polling, so the job runs in a
 thread while the loop keeps polling with its partitions paused.
@@ -29,9 +34,11 @@ from typing import Any, Protocol
 from fyp.media.fingerprint import CatalogueEntry, encode_fingerprint
 from fyp.media.keys import InvalidKey, validate_key, video_prefix
 from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy
+from fyp.media.manifests import compose_dash, compose_hls_master, relative_prefix
 from fyp.media.pipeline import Processed, process_source
 from fyp.media.probe import DEFAULT_LIMITS, Limits
 from fyp.media.publish import ObjectStore, PublishedVideo, clean_stale_runs, find_published, publish
+from fyp.media.transcode import AUDIO_BITRATE_KBPS, TranscodeResult
 
 __all__ = ["SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "main", "run"]
 
@@ -62,14 +69,19 @@ class SourceStore(ObjectStore, Protocol):
     def download(self, key: str, path: Path) -> None: ...
 
 
-def _event_id(kind: str, video_id: str, attempt: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fyp:{kind}:{video_id}:{attempt}"))
+STAGES = ("playable", "full")
+
+
+def _event_id(kind: str, video_id: str, attempt: int, stage: str = "playable") -> str:
+    # The playable stage keeps the id it had before there were two stages.
+    suffix = "" if stage == "playable" else f":{stage}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fyp:{kind}:{video_id}:{attempt}{suffix}"))
 
 
 def completed_record(request: Mapping[str, Any], video: PublishedVideo) -> dict[str, Any]:
     """The TranscodeCompleted record (schemas/avro/TranscodeCompleted.avsc) of a published video."""
     return {
-        "event_id": _event_id("TranscodeCompleted", video.video_id, video.attempt),
+        "event_id": _event_id("TranscodeCompleted", video.video_id, video.attempt, video.stage),
         "event_time": int(time.time() * 1000),
         "video_id": video.video_id,
         "author_id": request["author_id"],
@@ -85,19 +97,41 @@ def completed_record(request: Mapping[str, Any], video: PublishedVideo) -> dict[
         "audio_fingerprint": video.extra.get("audio_fingerprint"),
         "duration_ms": video.duration_ms,
         "elapsed_ms": video.elapsed_ms,
+        "stage": video.stage,
+        "attempt": video.attempt,
+        "cpu_ms": video.extra.get(f"{video.stage}_cpu_ms"),
     }
 
 
 def failed_record(request: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """The TranscodeFailed record (schemas/avro/TranscodeFailed.avsc)."""
+    stage = request.get("stage") or "playable"
     return {
-        "event_id": _event_id("TranscodeFailed", request["video_id"], request["attempt"]),
+        "event_id": _event_id("TranscodeFailed", request["video_id"], request["attempt"], stage),
         "event_time": int(time.time() * 1000),
         "video_id": request["video_id"],
         "author_id": request["author_id"],
         "attempt": request["attempt"],
         "reason": reason,
+        "stage": stage,
     }
+
+
+def compose_manifests(result: TranscodeResult, base: PublishedVideo, store: ObjectStore) -> None:
+    """Overwrite the extra run's own manifests (its rungs only) with ones listing every rendition: the base's
+    (fetched from the store, reached by relative URIs) and the extra run's."""
+    texts = {}
+    for name, key in (("hls", base.hls_master_key), ("dash", base.dash_manifest_key)):
+        raw = store.get_bytes(key)
+        if raw is None:
+            raise FileNotFoundError(f"published manifest {key} is missing")
+        texts[name] = raw.decode()
+    prefix = relative_prefix(base.run_id)
+    hls, dash = result.out_dir / result.hls_master, result.out_dir / result.dash_manifest
+    audio_bandwidth = AUDIO_BITRATE_KBPS * 1000 if base.audio_key else 0
+    hls.write_text(compose_hls_master(texts["hls"], hls.read_text(), base_prefix=prefix,
+                                      audio_bandwidth=audio_bandwidth))
+    dash.write_text(compose_dash(texts["dash"], dash.read_text(), base_prefix=prefix))
 
 
 @dataclass(kw_only=True)
@@ -112,16 +146,24 @@ class Transcoder:
 
     def handle(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         video_id, attempt = request["video_id"], int(request["attempt"])
+        stage = request.get("stage") or "playable"
         try:
             source_key = validate_key(request["source_key"], prefix="uploads/")
             video_prefix(video_id, f"v{attempt}")
         except InvalidKey as exc:
             log.warning("video %r: refusing request: %s", video_id, exc)
             return "TranscodeFailed", failed_record(request, "invalid_request")
-        published = find_published(self.store, video_id, attempt)
+        if stage not in STAGES:
+            return "TranscodeFailed", failed_record(request, "invalid_request")
+        published = find_published(self.store, video_id, attempt, stage)
         if published is not None:
-            log.info("video %s v%d: already published, re-emitting", video_id, attempt)
+            log.info("video %s v%d %s: already published, re-emitting", video_id, attempt, stage)
             return "TranscodeCompleted", completed_record(request, published)
+        base = None
+        if stage == "full":
+            base = find_published(self.store, video_id, attempt, "playable")
+            if base is None:
+                return "TranscodeFailed", failed_record(request, "playable_missing")
         size = self.store.size_of(source_key)
         if size is None:
             return "TranscodeFailed", failed_record(request, "source_missing")
@@ -132,17 +174,22 @@ class Transcoder:
             source = work / "source"
             self.store.download(source_key, source)
             outcome = process_source(
-                source, work, limits=self.limits, policy=self.policy, catalogue=self.catalogue
+                source, work, limits=self.limits, policy=self.policy, catalogue=self.catalogue,
+                stage="playable" if base is None else "extra",
             )
             if not isinstance(outcome, Processed):
-                log.info("video %s v%d: failed: %s", video_id, attempt, outcome.reason)
+                log.info("video %s v%d %s: failed: %s", video_id, attempt, stage, outcome.reason)
                 return "TranscodeFailed", failed_record(request, outcome.reason)
-            extra: dict[str, Any] = {
-                "audio_fingerprint": encode_fingerprint(outcome.fingerprint) if outcome.fingerprint else None,
-                "music": vars(outcome.music) if outcome.music else None,
-                "source_key": source_key,
-                "source_size_bytes": size,
-            }
+            extra: dict[str, Any] = {f"{stage}_cpu_ms": outcome.cpu_ms}
+            if base is None:
+                extra |= {
+                    "audio_fingerprint": encode_fingerprint(outcome.fingerprint) if outcome.fingerprint else None,
+                    "music": vars(outcome.music) if outcome.music else None,
+                    "source_key": source_key,
+                    "source_size_bytes": size,
+                }
+            elif outcome.result is not None:
+                compose_manifests(outcome.result, base, self.store)
             video = publish(
                 outcome.result,
                 store=self.store,
@@ -150,12 +197,14 @@ class Transcoder:
                 attempt=attempt,
                 extra=extra,
                 elapsed_ms=outcome.elapsed_ms,
+                base=base,
             )
         try:
             clean_stale_runs(self.store, video_id=video_id)
         except Exception:  # housekeeping must not fail a published video
             log.warning("video %s: stale-run cleanup failed", video_id, exc_info=True)
-        log.info("video %s v%d: published %s in %d ms", video_id, attempt, video.prefix, video.elapsed_ms)
+        log.info("video %s v%d %s: published %s in %d ms", video_id, attempt, stage, video.prefix,
+                 video.elapsed_ms)
         return "TranscodeCompleted", completed_record(request, video)
 
 

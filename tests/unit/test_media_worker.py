@@ -120,3 +120,41 @@ def test_source_key_outside_uploads_is_refused(worker: tuple[Transcoder, DirStor
     name, record = transcoder.handle(request(key))
     assert (name, record["reason"]) == ("TranscodeFailed", "invalid_request")
     assert not list(store.list_objects("videos/"))
+
+
+def test_two_stages_publish_playable_then_full_ladder(tmp_path: Path) -> None:
+    from fyp.media.playback import probe_manifest
+
+    store = DirStore(tmp_path / "bucket")
+    key = "uploads/2026/11/24/0f8fad5bd9cb469fa16570867728950e"
+    (store.root / key).parent.mkdir(parents=True)
+    synthesize(tmp_path / "clip.mp4", seconds=1, width=256, height=144).rename(store.root / key)
+    transcoder = Transcoder(store=store, work_root=tmp_path)  # the default ladder: H.265 and AV1 on the top rung
+    full_request = {**request(key), "event_id": "e2", "stage": "full"}
+    name, refused = transcoder.handle(full_request)
+    assert (name, refused["reason"], refused["stage"]) == ("TranscodeFailed", "playable_missing", "full")
+
+    name, playable = transcoder.handle(request(key))
+    assert (name, playable["stage"], playable["attempt"]) == ("TranscodeCompleted", "playable", 1)
+    assert [r["codec"] for r in playable["renditions"]] == ["h264"] and playable["cpu_ms"] > 0
+    name, full = transcoder.handle(full_request)
+    assert name == "TranscodeCompleted" and full["stage"] == "full"
+    for record in (playable, full):
+        default_registry().encode("TranscodeCompleted", record)
+    assert full["event_id"] != playable["event_id"]
+    assert [r["codec"] for r in full["renditions"]] == ["h264", "h265", "av1"]
+    assert full["renditions"][0] == playable["renditions"][0]  # the H.264 rung is not made again
+    assert (full["cover_key"], full["audio_key"]) == (playable["cover_key"], playable["audio_key"])
+    assert full["hls_master_key"] != playable["hls_master_key"]
+    # Both stages' manifests play from the store's files; the full ones reach the H.264 run by relative URIs.
+    expected = {"h264": {"h264"}, "full": {"h264", "hevc", "av1"}}
+    for stage, record in (("h264", playable), ("full", full)):
+        for manifest in (record["hls_master_key"], record["dash_manifest_key"]):
+            streams = probe_manifest(store.root / manifest)
+            assert {s["codec_name"] for s in streams if s["codec_type"] == "video"} == expected[stage], manifest
+            assert any(s["codec_type"] == "audio" for s in streams), manifest
+    # A redelivered full request: nothing made or uploaded, the same event.
+    puts = store.puts
+    _, again = transcoder.handle(full_request)
+    assert store.puts == puts
+    assert {k: v for k, v in again.items() if k != "event_time"} == {k: v for k, v in full.items() if k != "event_time"}
