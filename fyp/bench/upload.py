@@ -6,16 +6,18 @@ to S3, then complete), and followed on Kafka: the upload_orchestration job, the 
 workers run on the local stack as they do in production. Times are Kafka record timestamps, all taken on this
 machine, measured from UploadCompleted (the API's complete):
 
+- `first_playable`: TranscodeCompleted of stage "playable": the H.264 set, audio and pictures published, HLS
+  and DASH playable (docs/UPLOADS.md, "Two stages");
 - `verdict`: ModerationResult;
-- `first_playable`: the first published rendition. The transcoder publishes the whole ladder at once (one
-  ffmpeg, one atomic manifest), so this is TranscodeCompleted, the same instant as `full_ladder`;
-- `full_ladder`: TranscodeCompleted;
-- `ready`: the status change viewers wait for (after the verdict).
+- `ready`: the status change viewers wait for (after the verdict);
+- `full_ladder`: TranscodeCompleted of stage "full": the H.265/AV1 rungs added and the manifests republished.
+  It is requested at ready, so it comes last; a video is followed until it arrives.
 
 Each is reported per second of source video (`*_s_per_source_s`, p50/p95) and in ms. Uploads go one at a time,
 so a figure is one video's path through an otherwise idle pipeline, not a queue. Wall times stretch with
 whatever else shares the machine; the CPU seconds the transcoder and moderator processes spent per video
-(`*_cpu_s_per_source_s`, from /proc, ffmpeg and fpcalc included) do not.
+(`*_cpu_s_per_source_s`, from /proc, ffmpeg and fpcalc included) do not, and neither do the CPU seconds of each
+transcode stage's own processes (`playable_stage_cpu_*`, `full_stage_cpu_*`, from the events' `cpu_ms`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ __all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_cli
 ORCHESTRATION_JOB = "upload_orchestration"
 ORCHESTRATION_NAME = "fyp-upload-orchestration"
 # Lifecycle points, in the order they happen; `status:<s>` is a VideoStatusChanged.
-POINTS = {"first_playable": "TranscodeCompleted", "full_ladder": "TranscodeCompleted",
+POINTS = {"first_playable": "TranscodeCompleted:playable", "full_ladder": "TranscodeCompleted:full",
           "verdict": "ModerationResult", "ready": "status:ready"}
+_STAGED = ("TranscodeRequested", "TranscodeCompleted", "TranscodeFailed")  # named `<record>:<stage>`
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def make_clip(path: Path, clip: Clip) -> Path:
 
 class LifecycleWatcher:
     """Reads the uploads and status topics from their current end in a thread and records, per video id,
-    the Kafka timestamp (ms) of the first record of each kind (`UploadCompleted`, ..., `status:ready`)."""
+    the Kafka timestamp (ms) of the first record of each kind (`UploadCompleted`, `TranscodeCompleted:playable`,
+    ..., `status:ready`)."""
 
     def __init__(self, settings: Settings) -> None:
         from confluent_kafka import Consumer, TopicPartition
@@ -135,6 +139,8 @@ class LifecycleWatcher:
                 name = event.record_name
                 if name == "VideoStatusChanged":
                     name = f"status:{event.record['status']}"
+                elif name in _STAGED:
+                    name = f"{name}:{event.record.get('stage') or 'playable'}"
                 with self._lock:
                     times = self.seen.setdefault(msg.key().decode(), {})
                     if name not in times:
@@ -210,7 +216,8 @@ def summarize(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     samples: {"duration_s", "<point>_ms", ...} per video.
     """
     out: dict[str, Any] = {}
-    for worker in ("transcoder", "moderator"):  # CPU seconds per source second: steady under shared load
+    # CPU seconds per source second: steady under shared load. Per worker process, and per transcode stage.
+    for worker in ("transcoder", "moderator", "playable_stage", "full_stage"):
         ratios = [s[f"{worker}_cpu_s"] / s["duration_s"] for s in samples if s.get(f"{worker}_cpu_s") is not None]
         if ratios:
             r50, r95 = np.percentile(ratios, [50, 95])
@@ -230,11 +237,14 @@ def summarize(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _follow(watcher: LifecycleWatcher, pipeline: UploadPipeline, video_id: str, timeout_s: float) -> dict[str, int]:
-    """Wait until the video reaches a final status on the status topic; its event times."""
+    """Wait until the video reaches a final status on the status topic and, when ready, its full ladder (or
+    that stage's failure); its event times."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         times = watcher.times(video_id)
-        if any(f"status:{s}" in times for s in ("ready", "rejected", "failed", "removed")):
+        ladder_done = "TranscodeCompleted:full" in times or "TranscodeFailed:full" in times
+        if any(f"status:{s}" in times for s in ("rejected", "failed", "removed")) or \
+                ("status:ready" in times and ladder_done):
             time.sleep(0.2)  # the ModerationResult may be read a moment after the status it caused
             return watcher.times(video_id)
         pipeline.check_alive()
@@ -276,7 +286,8 @@ def run_upload_bench(
                 times = _follow(watcher, pipeline, done["video_id"], timeout_s=120 + 30 * clip.seconds)
                 cpu_after = pipeline.cpu_seconds()
                 source.unlink()
-                samples.append(_sample(clip, done, times, watcher.record(done["video_id"], "TranscodeCompleted")))
+                samples.append(_sample(clip, done, times, watcher.record(done["video_id"], POINTS["first_playable"]),
+                                       watcher.record(done["video_id"], POINTS["full_ladder"])))
                 for name in ("transcoder", "moderator"):
                     if name in cpu_before and name in cpu_after:
                         samples[-1][f"{name}_cpu_s"] = round(cpu_after[name] - cpu_before[name], 2)
@@ -297,7 +308,8 @@ def run_upload_bench(
 
 
 def _sample(
-    clip: Clip, done: dict[str, Any], times: dict[str, int], completed: dict[str, Any] | None
+    clip: Clip, done: dict[str, Any], times: dict[str, int], completed: dict[str, Any] | None,
+    full: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     start = times.get("UploadCompleted")
     status = next((s for s in ("ready", "rejected", "failed", "removed") if f"status:{s}" in times), "timeout")
@@ -306,11 +318,16 @@ def _sample(
                               "upload_ms": sum(done["timings_ms"].values())}
     for point, name in POINTS.items():
         sample[f"{point}_ms"] = times[name] - start if start is not None and name in times else None
+    for stage, record in (("playable", completed), ("full", full)):
+        if record:
+            # The worker's own time: download, probe, the stage's one ffmpeg, fingerprint (publish not included).
+            sample[f"{stage}_worker_ms"] = record["elapsed_ms"]
+            if record.get("cpu_ms") is not None:
+                sample[f"{stage}_stage_cpu_s"] = round(record["cpu_ms"] / 1000, 2)
+            sample["renditions"] = [f"{r['codec']} {r['width']}x{r['height']}" for r in record["renditions"]]
+            sample["duration_s"] = record["duration_ms"] / 1000 or clip.seconds
     if completed:
-        # The worker's own time: download, probe, the one ffmpeg, fingerprint (publish not included).
-        sample["transcode_worker_ms"] = completed["elapsed_ms"]
-        sample["renditions"] = [f"{r['codec']} {r['width']}x{r['height']}" for r in completed["renditions"]]
-        sample["duration_s"] = completed["duration_ms"] / 1000 or clip.seconds
+        sample["transcode_worker_ms"] = completed["elapsed_ms"]  # the name before there were two stages
     return sample
 
 

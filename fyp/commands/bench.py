@@ -127,13 +127,13 @@ def upload(
         _show("upload: transcode ladder", pipeline["ladder"])
         return
     samples = Table("clip", "status", "renditions", "first playable ms", "full ladder ms", "verdict ms",
-                    "ready ms", "worker ms", "transcoder CPU s", "moderator CPU s",
+                    "ready ms", "stage 1 CPU s", "stage 2 CPU s", "transcoder CPU s", "moderator CPU s",
                     title="upload pipeline, per video (from upload-complete)")
     for s in pipeline["samples"]:
         samples.add_row(s["clip"], s["status"], str(len(s.get("renditions", []))),
                         *(f"{s[k]:,}" if s.get(k) is not None else "-" for k in
-                          ("first_playable_ms", "full_ladder_ms", "verdict_ms", "ready_ms", "transcode_worker_ms",
-                           "transcoder_cpu_s", "moderator_cpu_s")))
+                          ("first_playable_ms", "full_ladder_ms", "verdict_ms", "ready_ms", "playable_stage_cpu_s",
+                           "full_stage_cpu_s", "transcoder_cpu_s", "moderator_cpu_s")))
     console.print(samples)
     _show("upload pipeline: p50/p95", {k: v for k, v in pipeline.items() if k not in ("samples", "ladder")})
     if ladder:

@@ -42,3 +42,10 @@ def test_summary_reports_worker_cpu_per_source_second() -> None:
                          {"duration_s": 2.0, "transcoder_cpu_s": 6.0, "verdict_ms": 1}])
     assert summary["transcoder_cpu_s_per_source_s_p50"] == 2.5
     assert summary["moderator_cpu_s_per_source_s_p50"] == 0.25
+
+
+def test_summary_reports_cpu_per_transcode_stage() -> None:
+    summary = summarize([{"duration_s": 4.0, "playable_stage_cpu_s": 2.0, "full_stage_cpu_s": 6.0, "verdict_ms": 1},
+                         {"duration_s": 2.0, "playable_stage_cpu_s": 2.0, "verdict_ms": 1}])
+    assert summary["playable_stage_cpu_s_per_source_s_p50"] == 0.75
+    assert summary["full_stage_cpu_s_per_source_s_p50"] == summary["full_stage_cpu_s_per_source_s_p95"] == 1.5
