@@ -14,7 +14,8 @@ from fyp.stack.process import StackError
 
 __all__ = ["bench_app", "register"]
 
-bench_app = typer.Typer(help="Benchmarks: freshness, throughput, upload, index, lake, chaos.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos.",
+                        no_args_is_help=True)
 
 
 def _show(title: str, data: dict) -> None:
@@ -197,6 +198,50 @@ def chaos(
         console.print(faults)
     if not result.exactly_once or set(result.verify) - {"match"}:
         raise typer.Exit(1)
+
+
+@bench_app.command()
+def serving(
+    requests: int = typer.Option(1_000, "--requests", min=20, help="Ranking requests (and single reads) for fyp."),
+    feast_requests: int = typer.Option(200, "--feast-requests", min=20,
+                                       help="Of those, how many Feast also serves (each takes it 100s of ms)."),
+    candidates: int = typer.Option(500, "--candidates", min=1, help="Candidate videos per ranking request."),
+    users: int = typer.Option(1_000, "--users", min=1),
+    videos: int = typer.Option(20_000, "--videos", min=1),
+    db: int = typer.Option(15, "--db", min=1, help="Redis database for both stores (flushed; never the job's 0)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Read latency of 1 user + N candidates and of one entity: FeatureClient vs Feast's Redis online store."""
+    import os
+
+    import redis
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fyp.bench.serving import TARGET_P99_MS, TARGET_RATIO, run_serving
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=as_json)
+    with fail_cleanly(StackError, ValueError, RuntimeError, redis.RedisError), bar:
+        task = bar.add_task("reads (fyp and Feast, alternating)", total=2 * requests)
+        result = run_serving(load_settings(), db=db, users=users, videos=videos, candidates=candidates,
+                             requests=requests, feast_requests=feast_requests,
+                             progress=lambda n: bar.advance(task, n))
+    data = dataclasses.asdict(result) | {
+        "target_p99_ms": TARGET_P99_MS, "target_ratio": TARGET_RATIO,
+        "load_average_1m": round(os.getloadavg()[0], 2)}
+    if as_json:
+        print_json(data)
+        return
+    table = Table("read", "client", "samples", "p50 ms", "p95 ms", "p99 ms", "reads/s",
+                  title=f"serving: 1 user + {candidates} videos, and one user (targets: p99 <= {TARGET_P99_MS} ms, "
+                        f">= {TARGET_RATIO:g}x Feast)")
+    for read, label in (("request", f"1 user + {candidates} videos"), ("single", "one user")):
+        for client in ("fyp", "feast"):
+            s = data[read][client]
+            table.add_row(label, client, str(s["samples"]), *(f"{s[k]:,}" for k in
+                                                             ("p50_ms", "p95_ms", "p99_ms", "requests_per_s")))
+    console.print(table)
+    _show("Feast latency / fyp latency", result.ratios | {"load_average_1m": data["load_average_1m"]})
 
 
 def register(app: typer.Typer) -> None:

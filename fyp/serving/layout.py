@@ -8,6 +8,7 @@ a sliding window whose whole span has passed since then is zero, and a decayed s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -44,19 +45,26 @@ def decode_matrix(plan: ReadPlan, values: list[bytes | None], now_ms: int) -> tu
     matrix = np.full((len(values), width), np.nan, dtype=np.float64)
     event_times = np.zeros(len(values), dtype=np.int64)
     expected = HEADER_BYTES + 4 * width
-    for row, value in enumerate(values):
-        if value is None or len(value) != expected:
-            continue
-        event_times[row] = int.from_bytes(value[:8], "little", signed=True)
-        matrix[row] = np.frombuffer(value, dtype="<f4", offset=HEADER_BYTES)
-    age = (now_ms - event_times).clip(min=0)[:, None].astype(np.float64)
-    windowed = plan.window_ms > 0
-    expired = windowed & (age >= plan.window_ms)
-    matrix[expired] = 0.0
+    present = [row for row, value in enumerate(values) if value is not None and len(value) == expected]
+    if not present:
+        return matrix, event_times
+    # One frombuffer over all rows: a Python loop per row cost ~5 µs each, most of a 500-candidate read.
+    packed = np.frombuffer(b"".join(values[row] for row in present), dtype=_packed_dtype(width))
+    rows = np.asarray(present)
+    event_times[rows] = packed["event_time"]
+    found = packed["values"].astype(np.float64)
+    age = (now_ms - packed["event_time"]).clip(min=0)[:, None].astype(np.float64)
+    found[(plan.window_ms > 0) & (age >= plan.window_ms)] = 0.0
     decayed = plan.half_life_ms > 0
     if decayed.any():
-        matrix[:, decayed] *= np.exp2(-age / plan.half_life_ms[decayed])
+        found[:, decayed] *= np.exp2(-age / plan.half_life_ms[decayed])
+    matrix[rows] = found
     return matrix, event_times
+
+
+@cache
+def _packed_dtype(width: int) -> np.dtype:
+    return np.dtype([("event_time", "<i8"), ("update_time", "<i8"), ("values", "<f4", (width,))])
 
 
 def ratio_columns(feature_set: FeatureSet) -> list[tuple[str, str, str]]:
