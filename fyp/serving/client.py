@@ -18,7 +18,7 @@ import redis
 from features import ALL_FEATURE_SETS
 from features.serving_sets import RECENT_SEEN
 from fyp.config import Settings, load_settings
-from fyp.serving.layout import ReadPlan, decode_matrix, ratio_columns
+from fyp.serving.layout import ReadPlan, decode_matrix, decode_row
 from udfs.featurespec import FeatureSet
 
 __all__ = ["RECENT_SEEN_PREFIX", "EntityFeatures", "FeatureClient", "RequestFeatures"]
@@ -114,17 +114,14 @@ class FeatureClient:
     def _entity(
         self, feature_set: FeatureSet, entity_id, value: bytes | None, now_ms: int | None,
     ) -> EntityFeatures | None:
-        if value is None:
+        decoded = decode_row(self._set_plans[feature_set.name], value, now_ms or _now_ms())
+        if decoded is None:
             return None
-        plan = self._set_plans[feature_set.name]
-        matrix, event_times = decode_matrix(plan, [value], now_ms or _now_ms())
-        values = {c: float(v) for c, v in zip(plan.columns, matrix[0], strict=True)}
-        for name, numerator, denominator in ratio_columns(feature_set):
-            values[name] = values[numerator] / values[denominator] if values[denominator] > 0 else float("nan")
+        values, event_time = decoded
         return EntityFeatures(
             entity=feature_set.entity.name,
             entity_id=entity_id if isinstance(entity_id, str) else ":".join(entity_id),
-            event_time_ms=int(event_times[0]), update_time_ms=int.from_bytes(value[8:16], "little", signed=True),
+            event_time_ms=event_time, update_time_ms=int.from_bytes(value[8:16], "little", signed=True),
             values=values,
         )
 

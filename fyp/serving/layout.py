@@ -14,7 +14,7 @@ import numpy as np
 
 from udfs.featurespec import FeatureSet, window_label
 
-__all__ = ["HEADER_BYTES", "ReadPlan", "decode_matrix"]
+__all__ = ["HEADER_BYTES", "ReadPlan", "decode_matrix", "decode_row", "ratio_columns"]
 
 HEADER_BYTES = 16
 
@@ -27,6 +27,11 @@ class ReadPlan:
     columns: tuple[str, ...]
     window_ms: np.ndarray  # per column: the window length, or 0 for a decayed column
     half_life_ms: np.ndarray  # per column: the half-life, or 0 for a windowed column
+    ratios: tuple[tuple[str, int, int], ...] = ()  # (ratio column, numerator index, denominator index)
+
+    @property
+    def packed_bytes(self) -> int:
+        return HEADER_BYTES + 4 * len(self.columns)
 
     @classmethod
     def of(cls, feature_set: FeatureSet) -> ReadPlan:
@@ -35,8 +40,11 @@ class ReadPlan:
         half_lives = [h.total_seconds() * 1000 for h in feature_set.half_lives] * aggregations
         window_ms = windows + [0.0] * len(half_lives)
         half_life_ms = [0.0] * len(windows) + half_lives
-        return cls(feature_set=feature_set, columns=feature_set.columns(),
-                   window_ms=np.array(window_ms), half_life_ms=np.array(half_life_ms))
+        columns = feature_set.columns()
+        index = {c: i for i, c in enumerate(columns)}
+        ratios = tuple((name, index[num], index[den]) for name, num, den in ratio_columns(feature_set))
+        return cls(feature_set=feature_set, columns=columns, window_ms=np.array(window_ms),
+                   half_life_ms=np.array(half_life_ms), ratios=ratios)
 
 
 def decode_matrix(plan: ReadPlan, values: list[bytes | None], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +68,26 @@ def decode_matrix(plan: ReadPlan, values: list[bytes | None], now_ms: int) -> tu
         found[:, decayed] *= np.exp2(-age / plan.half_life_ms[decayed])
     matrix[rows] = found
     return matrix, event_times
+
+
+def decode_row(plan: ReadPlan, value: bytes | None, now_ms: int) -> tuple[dict[str, float], int] | None:
+    """One entity's {column: value} with its ratios, and its event time, as of `now_ms`; None if missing.
+
+    The single-entity read path: the same rules as `decode_matrix` without its batch set-up, which would be
+    most of the cost of one row."""
+    if value is None or len(value) != plan.packed_bytes:
+        return None
+    event_time = int.from_bytes(value[:8], "little", signed=True)
+    row = np.frombuffer(value, dtype="<f4", offset=HEADER_BYTES).astype(np.float64)
+    age = max(0, now_ms - event_time)
+    row[(plan.window_ms > 0) & (plan.window_ms <= age)] = 0.0
+    decayed = plan.half_life_ms > 0
+    row[decayed] *= np.exp2(-age / plan.half_life_ms[decayed])
+    values = row.tolist()
+    named = dict(zip(plan.columns, values, strict=True))
+    for name, numerator, denominator in plan.ratios:
+        named[name] = values[numerator] / values[denominator] if values[denominator] > 0 else float("nan")
+    return named, event_time
 
 
 @cache

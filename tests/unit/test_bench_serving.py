@@ -49,3 +49,18 @@ def test_alternate_swaps_the_order_drops_warmup_and_skips_absent_reads():
 def test_ratio_is_feast_over_fyp(feast, fyp, expected):
     ratio = _ratio({"p50_ms": feast}, {"p50_ms": fyp}, "p50_ms")
     assert (np.isnan(ratio) if expected is None else ratio == expected)
+
+
+def test_a_single_row_decodes_as_the_matrix_does_with_its_ratios():
+    from fyp.serving.layout import decode_row, ratio_columns
+
+    plan = ReadPlan.of(video_engagement.v1)
+    row = np.random.default_rng(5).random(len(plan.columns), dtype=np.float32) * 10
+    later = NOW_MS + 90_000  # past the 1 min windows, into the decays
+    matrix, _ = decode_matrix(plan, [_packed(NOW_MS, row)], later)
+    values, event_time = decode_row(plan, _packed(NOW_MS, row), later)
+    assert event_time == NOW_MS
+    np.testing.assert_allclose([values[c] for c in plan.columns], matrix[0])
+    name, numerator, denominator = ratio_columns(video_engagement.v1)[-1]
+    assert values[name] == values[numerator] / values[denominator]
+    assert decode_row(plan, None, later) is None and decode_row(plan, b"short", later) is None
