@@ -101,6 +101,15 @@ def normalize(vectors: np.ndarray | Sequence[Sequence[float]], dim: int) -> np.n
     [[0.6000000238418579, 0.800000011920929]]
     """
     array = np.asarray(vectors, dtype=np.float32)
+    if array.shape == (dim,):
+        # One query, the service's hot path: a dot product and a scale (einsum and two reductions over a
+        # batch cost several microseconds a call, a few percent of a 1M-vector search).
+        squares = float(np.dot(array, array))
+        if not math.isfinite(squares):
+            raise ValueError("vectors contain NaN or infinity (or values too large to square)")
+        if squares == 0.0:
+            raise ValueError("a vector is all zeros")
+        return (array * np.float32(1.0 / math.sqrt(squares))).reshape(1, dim)
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2 or array.shape[1] != dim:
