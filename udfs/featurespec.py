@@ -27,6 +27,7 @@ __all__ = [
     "FeatureSet",
     "Ratio",
     "SortedSetSpec",
+    "double_literals",
     "window_label",
 ]
 
@@ -37,6 +38,25 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 def _check_name(kind: str, name: str) -> None:
     if not _NAME.match(name):
         raise ValueError(f"{kind} name {name!r} must be lower_snake_case")
+
+
+# A quoted string, a backquoted name, or an exact decimal literal such as 1.0 or .95 (not part of a name,
+# and not already followed by an exponent).
+_SQL_PART = re.compile(r"'(?:[^']|'')*'|`[^`]*`|(?<![\w.])(\d+\.\d*|\.\d+)(?![\w.])")
+
+
+def double_literals(sql: str) -> str:
+    """Rewrite exact decimal literals (`1.0`, `0.95`) of a Flink SQL snippet as DOUBLE literals (`1.0E0`).
+
+    In Flink SQL `1.0` is a DECIMAL, so `CASE WHEN ... THEN 1.0 ELSE 0.0 END` or `watch_ms >= 0.95 * d`
+    computes in DECIMAL per row (castToDecimal, BigDecimal arithmetic: a measured share of the features job's
+    CPU, docs/PERFORMANCE.md) before the result is cast to DOUBLE anyway. The Python peers and `fyp verify`
+    already read these literals as float64, so the job now computes as they do. Quoted text is left alone.
+
+    >>> double_literals("CASE WHEN x = '1.5' AND `c1.0` > 0.95 THEN 1.0 ELSE 0 END")
+    "CASE WHEN x = '1.5' AND `c1.0` > 0.95E0 THEN 1.0E0 ELSE 0 END"
+    """
+    return _SQL_PART.sub(lambda m: f"{m.group(1)}E0" if m.group(1) else m.group(0), sql)
 
 
 def window_label(window: timedelta) -> str:
@@ -85,7 +105,7 @@ class Aggregation:
     expression: the summed Flink SQL expression over engagement-row columns, for `sum`.
 
     >>> Aggregation(name="plays", operation="count", where="event_type = 'watch'").value_sql()
-    "CASE WHEN event_type = 'watch' THEN 1.0 ELSE 0.0 END"
+    "CASE WHEN event_type = 'watch' THEN 1.0E0 ELSE 0.0E0 END"
     """
 
     name: str
@@ -102,10 +122,11 @@ class Aggregation:
             raise ValueError(f"{self.name}: `expression` is required for sum and not allowed for count")
 
     def value_sql(self) -> str:
+        """The summed value as Flink SQL, in DOUBLE throughout (`double_literals`)."""
         value = "1.0" if self.operation == "count" else f"CAST({self.expression} AS DOUBLE)"
         # ELSE 0.0, not NULL: the window functions ignore NULL rows, which would then not advance a column's
         # reference time, and readers assume every column is as of the group's MAX(event_time).
-        return f"CASE WHEN {self.where} THEN {value} ELSE 0.0 END" if self.where else value
+        return double_literals(f"CASE WHEN {self.where} THEN {value} ELSE 0.0 END" if self.where else value)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from features import ALL_FEATURE_SETS, feature_set_for_entity
+from features.serving_sets import SERVING_SETS
 from fyp.config import REPO_ROOT
 from fyp.serving.layout import HEADER_BYTES, ReadPlan, decode_matrix, ratio_columns
 from udfs.feature_docs import render_feature_reference
-from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sink_columns, vector_spec
-from udfs.featurespec import USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio
+from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sink_columns, sorted_set_query, vector_spec
+from udfs.featurespec import USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio, double_literals
 
 PLAYS = Aggregation(name="plays", operation="count", where="event_type = 'watch'")
 
@@ -79,6 +80,27 @@ def test_query_computes_one_feature_vector_per_set_and_flattens_it_in_column_ord
     selected = re.findall(r"^  `(\w+)`,?$", outer, flags=re.MULTILINE)
     assert selected == ["video_id", "event_time"]
     assert [c for c, _ in sink_columns(fs)] == [*selected, *(c for _, c in flattened)]
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("CASE WHEN a THEN 1.0 ELSE 0.0 END", "CASE WHEN a THEN 1.0E0 ELSE 0.0E0 END"),
+    ("watch_ms >= 0.95 * d AND x < .5 AND y > 2.", "watch_ms >= 0.95E0 * d AND x < .5E0 AND y > 2.E0"),
+    ("n < 2000 AND m = 1.5E3", "n < 2000 AND m = 1.5E3"),  # integers and DOUBLE literals stay
+    ("comment_text = 'rated 4.5 / 5.0' AND `v1.0` > 0", "comment_text = 'rated 4.5 / 5.0' AND `v1.0` > 0"),
+    ("a = 'it''s 1.0' OR b > 1.25", "a = 'it''s 1.0' OR b > 1.25E0"),
+])
+def test_decimal_literals_become_double_literals_outside_quotes(sql, expected):
+    assert double_literals(sql) == expected
+
+
+def test_compiled_feature_sql_has_no_decimal_literal():
+    """A decimal literal makes Flink compute that expression in DECIMAL per row (castToDecimal)."""
+    decimal = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+)(?![\w.])")
+    queries = [feature_query(fs) for fs in ALL_FEATURE_SETS] + [sorted_set_query(s) for s in SERVING_SETS]
+    for query in queries:
+        unquoted = re.sub(r"'(?:[^']|'')*'|`[^`]*`", "", query)
+        assert not decimal.findall(unquoted), query
+    assert "THEN 1.0E0 ELSE 0.0E0 END" in feature_query(feature_set_for_entity("video"))
 
 
 @pytest.mark.parametrize(("windows", "half_lives", "spec"), [

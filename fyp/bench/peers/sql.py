@@ -5,7 +5,7 @@ Feature sets declare their filters and summed values as Flink SQL (`Aggregation.
 those snippets use and refuses anything else with `SqlTranslationError`, so a new construct fails at
 start-up instead of being evaluated wrongly:
 
-    literals         1, 0.95, 'watch', TRUE, FALSE, NULL
+    literals         1, 0.95, 1.0E0, 'watch', TRUE, FALSE, NULL
     columns          any ENGAGEMENT_ROW_FIELDS name except `hashtags` (optionally `quoted`)
     arithmetic       + - * /, unary minus
     comparisons      = <> != < <= > >=, IS [NOT] NULL, [NOT] IN (literal, ...)
@@ -74,7 +74,7 @@ def engagement_row(**columns: Any) -> Row:
 # --- tokens ----------------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"""\s*(?:
-    (?P<number>\d+\.\d*|\.\d+|\d+)
+    (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<string>'(?:[^']|'')*')
   | (?P<quoted>`[^`]+`)
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
@@ -221,7 +221,7 @@ class _Parser:
     def primary(self) -> tuple:
         token = self.take()
         if token.kind == "number":
-            return ("lit", float(token.text) if "." in token.text else int(token.text))
+            return ("lit", float(token.text) if any(c in token.text for c in ".eE") else int(token.text))
         if token.kind == "string":
             return ("lit", token.text[1:-1].replace("''", "'"))
         if token.kind == "column":
