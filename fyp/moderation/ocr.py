@@ -27,7 +27,7 @@ from types import MappingProxyType
 import numpy as np
 from PIL import Image
 
-from fyp.moderation.verdict import TEXT_CATEGORIES
+from fyp.moderation.verdict import TEXT_CATEGORIES, TextHit
 
 __all__ = [
     "BlockedTerms",
@@ -153,14 +153,6 @@ def normalize_tokens(text: str) -> list[str]:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return [_REPEAT.sub(r"\1", token) for token in _TOKEN.findall(plain.translate(_LEET))]
-
-
-@dataclass(frozen=True, kw_only=True)
-class TextHit:
-    """A blocked term found in the text, as the list spells it (a trailing `*` is a prefix term)."""
-
-    category: str
-    term: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from fyp.moderation.ocr import TextHit
     from fyp.moderation.phash import DuplicateMatch
 
 __all__ = [
@@ -26,6 +25,7 @@ __all__ = [
     "ModerationPolicy",
     "ModerationSignals",
     "MusicMatchLike",
+    "TextHit",
     "Verdict",
     "decide",
 ]
@@ -46,6 +46,17 @@ class Verdict(StrEnum):
 
 # The categories of the blocked-terms list (fyp/moderation/data/blocked_terms.tsv).
 TEXT_CATEGORIES = ("profanity", "sexual", "hate", "harassment", "scam")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextHit:
+    """A blocked term found in on-screen or caption text, as the list spells it (a trailing `*` is a prefix
+    term). Declared here, beside the categories, because the verdict reads hits and the OCR check makes them."""
+
+    category: str
+    term: str
+
+
 # The audio fingerprint matcher's licence decisions.
 MUSIC_DECISIONS = ("allow", "mute", "block")
 
