@@ -1,8 +1,9 @@
 """The upload pipeline on the real stack: upload API, upload_orchestration job, transcoder and moderator workers.
 
 One module-scoped pipeline (the Flink job, both workers and the upload API as subprocesses) serves every test;
-the tests run in file order: a video becomes ready and plays, a corrupt file fails, the same bytes again are a
-duplicate, and a takedown removes the first video.
+the tests run in file order: a video becomes ready and plays (H.264 first, then the full ladder; a redelivered
+second-stage request changes nothing), a corrupt file fails, the same bytes again are a duplicate, and a
+takedown removes the first video.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from connectors.kafka_emitter import KafkaEmitter
 from connectors.redis_video_store import RedisVideoStore
 from fyp.commands import uploads
 from fyp.config import Settings
-from fyp.media.publish import make_s3_client
+from fyp.media.playback import download_run, verify_playback
+from fyp.media.publish import FULL_MANIFEST_NAME, make_s3_client
 from fyp.stack.upload_workers import UploadWorkers, free_port
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
@@ -124,6 +126,8 @@ def _events(settings: Settings, video_id: str, until: set[str], timeout_s: float
             name = event.record_name
             if name == "VideoStatusChanged":
                 name = f"status:{event.record['status']}"
+            elif event.record.get("stage") == "full":  # the second transcode stage: `TranscodeCompleted:full`
+                name = f"{name}:full"
             found.append((name, msg.timestamp()[1], event.record))
     finally:
         consumer.close()
@@ -165,15 +169,8 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
     assert video["hashtags"] == ["it", "cats"]
     assert video["renditions"] and all(r["playlist_key"] for r in video["renditions"])
 
-    # Download the published run (relative URIs) and let ffprobe read both manifests.
-    s3 = make_s3_client(settings)
-    run_prefix = video["hls_master_key"].rsplit("/stream/", 1)[0] + "/"
-    listed = s3.list_objects_v2(Bucket=settings.media_bucket, Prefix=run_prefix)["Contents"]
-    for obj in listed:
-        local = tmp_path / obj["Key"][len(run_prefix):]
-        local.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(settings.media_bucket, obj["Key"], str(local))
-    stream_dir = tmp_path / "stream"
+    # Download the published runs (relative URIs) and let ffprobe read both manifests.
+    stream_dir = download_run(make_s3_client(settings), settings.media_bucket, video["hls_master_key"], tmp_path)
     for manifest in ("master.m3u8", "manifest.mpd"):
         streams = _probe(stream_dir / manifest)["streams"]
         videos = [s for s in streams if s["codec_type"] == "video"]
@@ -201,13 +198,72 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
     assert [n for n, _, _ in events if n.startswith("status:")] == [
         "status:uploaded", "status:transcoding", "status:moderating", "status:ready"]
     completed = at["UploadCompleted"]
-    # One ffmpeg process publishes the whole ladder atomically (manifest written last): the first playable
-    # rendition and the full ladder appear at the same moment, TranscodeCompleted.
+    # The first stage publishes the H.264 set atomically (manifest written last): the first playable rendition
+    # is TranscodeCompleted (stage "playable"); the full ladder follows ready (next test).
     print(f"\nupload pipeline latency from UploadCompleted: transcode requested +{at['TranscodeRequested'] - completed}"
-          f" ms, first playable rendition = full ladder +{at['TranscodeCompleted'] - completed} ms, verdict "
+          f" ms, first playable rendition +{at['TranscodeCompleted'] - completed} ms, verdict "
           f"+{at['ModerationResult'] - completed} ms, ready +{at['status:ready'] - completed} ms; "
           f"upload steps {ready_video['answer']['upload']['timings_ms']}, "
           f"CLI wait {ready_video['answer']['wait_ms']} ms")
+
+
+def _full_ladder_events(settings: Settings, video_id: str, count: int) -> list[tuple[str, int, dict]]:
+    """The video's events once `count` TranscodeCompleted of the full ladder were seen (fails after 90 s)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        events = _events(settings, video_id, {"status:ready", "TranscodeCompleted:full"}, timeout_s=15)
+        if sum(name == "TranscodeCompleted:full" for name, _, _ in events) >= count:
+            return events
+        time.sleep(1)
+    pytest.fail(f"video {video_id}: fewer than {count} full-ladder events within 90 s")
+
+
+def test_full_ladder_follows_and_a_redelivered_request_changes_nothing(settings, pipeline, store, ready_video) -> None:
+    video_id = ready_video["video_id"]
+    events = _full_ladder_events(settings, video_id, 1)
+    at = {name: ts for name, ts, _ in reversed(events)}
+    records = {name: record for name, _, record in reversed(events)}
+    # Stage 1 (H.264, playable) -> verdict -> ready -> stage 2 requested -> full ladder.
+    assert at["TranscodeCompleted"] <= at["ModerationResult"] <= at["TranscodeRequested:full"]
+    assert at["status:ready"] <= at["TranscodeRequested:full"] <= at["TranscodeCompleted:full"]
+    playable, full = records["TranscodeCompleted"], records["TranscodeCompleted:full"]
+    assert [r["codec"] for r in playable["renditions"]] == ["h264"]
+    assert [r["codec"] for r in full["renditions"]] == ["h264", "h265", "av1"]
+    assert full["attempt"] == playable["attempt"] == 1 and full["cpu_ms"] > 0 and playable["cpu_ms"] > 0
+
+    # Both stages' manifests play with ffprobe: HLS and DASH, every rendition each lists, and the audio.
+    s3 = make_s3_client(settings)
+    for record, codecs in ((playable, ["h264 320x240"]), (full, ["av1 320x240", "h264 320x240", "hevc 320x240"])):
+        found = verify_playback(s3, settings.media_bucket, record)
+        assert found["playable"] and found["hls"] == found["dash"] == ["audio", *codecs], found
+
+    # Redis and `fyp video --json` show the full ladder; the status stays ready.
+    deadline = time.monotonic() + 30
+    while (video := uploads.decode_video(store.read(video_id)))["ladder"] != "full" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert (video["status"], video["ladder"], video["renditions"]) == ("ready", "full", full["renditions"])
+    app = Typer()
+    uploads.register(app)
+    shown = CliRunner().invoke(app, ["video", video_id, "--json", "--index-url", f"http://127.0.0.1:{free_port()}"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["ladder"] == "full"
+
+    # A redelivered stage-2 request: the worker finds the full pointer and re-emits the same event; no object
+    # is written or replaced, and the orchestration ignores the repeated event.
+    version = f"videos/{video_id}/v1/"
+
+    def listing() -> dict[str, str]:
+        listed = s3.list_objects_v2(Bucket=settings.media_bucket, Prefix=version)["Contents"]
+        return {o["Key"]: o["ETag"] for o in listed}
+
+    objects = listing()
+    assert version + FULL_MANIFEST_NAME in objects
+    KafkaEmitter(settings).emit("TranscodeRequested", records["TranscodeRequested:full"])
+    again = [r for name, _, r in _full_ladder_events(settings, video_id, 2) if name == "TranscodeCompleted:full"]
+    assert [{k: v for k, v in r.items() if k != "event_time"} for r in again] == [
+        {k: v for k, v in full.items() if k != "event_time"}] * 2
+    assert listing() == objects
+    assert uploads.decode_video(store.read(video_id))["seq"] == video["seq"]
 
 
 def test_corrupt_upload_fails_with_a_reason(settings, pipeline, store, tmp_path) -> None:
@@ -439,15 +495,12 @@ def test_awkward_phone_video_is_processed_upright(settings, pipeline, store, tmp
     assert {(w, h) for c, w, h in sizes if c == "h264"} == {(720, 1282), (480, 854), (360, 640)}
     assert all(h > w for _, w, h in sizes)  # upright
 
-    # Every rendition plays from both manifests, upright (no rotation left), at a constant 30 fps.
-    s3 = make_s3_client(settings)
-    run_prefix = video["hls_master_key"].rsplit("/stream/", 1)[0] + "/"
-    for obj in s3.list_objects_v2(Bucket=settings.media_bucket, Prefix=run_prefix)["Contents"]:
-        local = tmp_path / "out" / obj["Key"][len(run_prefix):]
-        local.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(settings.media_bucket, obj["Key"], str(local))
+    # Every rendition plays from both manifests, upright (no rotation left), at a constant 30 fps. (The
+    # renditions and manifests are the playable set's or the full ladder's, whichever Redis holds now.)
+    stream_dir = download_run(make_s3_client(settings), settings.media_bucket, video["hls_master_key"],
+                              tmp_path / "out")
     for manifest in ("master.m3u8", "manifest.mpd"):
-        streams = _probe(tmp_path / "out" / "stream" / manifest)["streams"]
+        streams = _probe(stream_dir / manifest)["streams"]
         videos = [s for s in streams if s["codec_type"] == "video"]
         assert {(s["width"], s["height"]) for s in videos} == {(w, h) for _, w, h in sizes}, manifest
         assert not [s for s in streams if s["codec_type"] == "audio"], manifest
