@@ -16,6 +16,7 @@ from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
     BooleanType,
+    DoubleType,
     FloatType,
     IcebergType,
     IntegerType,
@@ -23,22 +24,28 @@ from pyiceberg.types import (
     LongType,
     NestedField,
     StringType,
+    StructType,
     TimestamptzType,
 )
 
 from fyp.config import Settings
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, VIDEO_ROW_FIELDS
 
 __all__ = [
     "EMBEDDINGS_NAMESPACE",
     "ENGAGEMENT_HISTORY",
     "HISTORY_NAMESPACE",
+    "UPLOAD_EVENTS",
+    "VIDEOS_CHANGELOG",
     "VIDEO_EMBEDDINGS",
     "VIDEO_EMBEDDINGS_TABLE",
     "catalog",
     "engagement_history_schema",
     "ensure_tables",
+    "upload_events_schema",
     "video_embeddings_schema",
+    "videos_changelog_schema",
 ]
 
 HISTORY_NAMESPACE = "history"
@@ -46,6 +53,8 @@ ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
 EMBEDDINGS_NAMESPACE = "embeddings"
 VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
 VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"
+UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_history.py
+VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
 
 _REQUIRED = {"event_type", "event_id", "event_time", "user_id", "video_id"}
 
@@ -108,7 +117,81 @@ def _ensure_embeddings(cat: Catalog) -> list[str]:
 def ensure_tables(settings: Settings) -> list[str]:
     """Create the namespaces and tables that do not exist yet; return the created table names."""
     cat = catalog(settings)
-    return _ensure_history(cat) + _ensure_embeddings(cat)
+    return _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat)
+
+
+class _Ids:
+    """Field ids for a schema with nested types: top-level columns first (1..n), nested ids after them."""
+
+    def __init__(self, top_level: int) -> None:
+        self.last = top_level
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+
+_SCALAR_TYPES = {"STRING": StringType, "BIGINT": LongType, "INT": IntegerType, "DOUBLE": DoubleType,
+                 "TIMESTAMPTZ": TimestamptzType}
+
+
+def _nested_type(sql_type: str, ids: _Ids) -> IcebergType:
+    if sql_type == RENDITIONS:
+        element = StructType(*(NestedField(ids.next(), n, _nested_type(t, ids), required=False)
+                               for n, t in RENDITION_FIELDS))
+        return ListType(element_id=ids.next(), element_type=element, element_required=False)
+    if sql_type.startswith("ARRAY<"):
+        return ListType(element_id=ids.next(), element_type=_nested_type(sql_type[6:-1], ids), element_required=False)
+    return _SCALAR_TYPES[sql_type]()
+
+
+def _schema(columns: list[tuple[str, str]], required: set[str]) -> Schema:
+    ids = _Ids(len(columns))
+    return Schema(*(NestedField(i, name, _nested_type(t, ids), required=name in required)
+                    for i, (name, t) in enumerate(columns, start=1)))
+
+
+def upload_events_schema() -> Schema:
+    """Every record of the uploads and status topics (`udfs.upload_events`), event_time as timestamptz, plus
+    the Kafka coordinates (topic, partition, offset: unique per landed record)."""
+    columns = [(n, "TIMESTAMPTZ" if n == "event_time" else t) for n, t in UPLOAD_EVENT_ROW_FIELDS if n != "error"]
+    columns += [("kafka_topic", "STRING"), ("kafka_partition", "INT"), ("kafka_offset", "BIGINT")]
+    return _schema(columns, {"event_type", "event_id", "event_time", "video_id"})
+
+
+def videos_changelog_schema() -> Schema:
+    """One row per accepted change of a video (`udfs.upload_events.video_row`), times as timestamptz."""
+    renamed = {"created_ms": ("created_at", "TIMESTAMPTZ"), "updated_ms": ("updated_at", "TIMESTAMPTZ")}
+    columns = [renamed.get(n, (n, t)) for n, t in VIDEO_ROW_FIELDS]
+    return _schema(columns, {"video_id", "seq", "status"})
+
+
+def _ensure_uploads(cat: Catalog) -> list[str]:
+    created = []
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        cat.create_namespace(HISTORY_NAMESPACE)
+    properties = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+    if not cat.table_exists(UPLOAD_EVENTS):
+        schema = upload_events_schema()
+        spec = PartitionSpec(
+            PartitionField(schema.find_field("event_time").field_id, 1000, DayTransform(), "event_day"),
+            PartitionField(schema.find_field("event_type").field_id, 1001, IdentityTransform(), "event_type"),
+        )
+        # A video's lifecycle is read in one go: sort by video, then time.
+        order = SortOrder(SortField(schema.find_field("video_id").field_id, IdentityTransform()),
+                          SortField(schema.find_field("event_time").field_id, IdentityTransform()))
+        with contextlib.suppress(TableAlreadyExistsError):
+            cat.create_table(UPLOAD_EVENTS, schema=schema, partition_spec=spec, sort_order=order,
+                             properties=properties)
+            created.append(UPLOAD_EVENTS)
+    if not cat.table_exists(VIDEOS_CHANGELOG):
+        schema = videos_changelog_schema()
+        # Unpartitioned: a few rows per video, and the latest-row view reads the whole table anyway.
+        order = SortOrder(SortField(schema.find_field("video_id").field_id, IdentityTransform()))
+        with contextlib.suppress(TableAlreadyExistsError):
+            cat.create_table(VIDEOS_CHANGELOG, schema=schema, sort_order=order, properties=properties)
+            created.append(VIDEOS_CHANGELOG)
+    return created
 
 
 def _ensure_history(cat: Catalog) -> list[str]:

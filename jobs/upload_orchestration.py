@@ -11,6 +11,11 @@ timers (stage timeouts), which SQL does not express. For the same reason a synch
 (duplicate claim, metadata write) is acceptable here. Nothing slow runs in Flink: transcoding and moderation
 are the workers' (workers/transcoder.py, workers/moderator.py).
 
+History: every accepted change also goes, as the video's whole state (`udfs.upload_events.video_row`), to a side
+output appended to the Iceberg table `history.videos_changelog`; Iceberg commits on checkpoints, together with
+this job's state and Kafka offsets, so a restore neither loses nor repeats a row. `fyp sql` reads the latest
+row per video as `history.videos` (docs/ANALYSTS.md, "Uploads and videos").
+
 Duplicates: exact duplicates are found by the source's sha256 with a Redis claim (`SET` if absent, in a Lua
 script), not with Flink state keyed by sha256: the claim is one call, the stream stays keyed by video_id only,
 and a replay after a restore finds its own claim and is not a duplicate. The claim is released when a video
@@ -28,17 +33,25 @@ import logging
 from datetime import timedelta
 
 from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream import (
+    DataStream,
+    KeyedProcessFunction,
+    OutputTag,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StatementSet, StreamTableEnvironment
 from pyflink.table.expressions import col
 
+from connectors.iceberg_catalog import register_iceberg_catalog
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
+from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, VIDEO_FIELD_NAMES, VIDEO_ROW_FIELDS, video_row
 from udfs.upload_lifecycle import (
     LifecycleConfig,
     Step,
@@ -61,7 +74,20 @@ OUTPUT_TYPE = Types.ROW_NAMED(
     ["topic", "record_key", "payload"],
     [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
+VIDEOS_CHANGELOG = "history.videos_changelog"  # connectors.iceberg_tables creates it (pyiceberg: not in Flink's env)
 log = logging.getLogger("fyp.upload_orchestration")
+
+
+def _type_info(sql_type: str):
+    if sql_type == RENDITIONS:
+        return Types.OBJECT_ARRAY(Types.ROW_NAMED([n for n, _ in RENDITION_FIELDS],
+                                                  [_type_info(t) for _, t in RENDITION_FIELDS]))
+    return {"STRING": Types.STRING(), "BIGINT": Types.LONG(), "ARRAY<STRING>": Types.BASIC_ARRAY(Types.STRING())}[
+        sql_type]
+
+
+# Side output: the video's state after each accepted change (`udfs.upload_events.VIDEO_ROW_FIELDS`).
+VIDEOS_TAG = OutputTag("videos", Types.ROW_NAMED(list(VIDEO_FIELD_NAMES), [_type_info(t) for _, t in VIDEO_ROW_FIELDS]))
 
 
 class VideoLifecycle(KeyedProcessFunction):
@@ -112,6 +138,9 @@ class VideoLifecycle(KeyedProcessFunction):
         key = after.video_id.encode()
         for out in step.outputs:
             yield Row(_TOPICS[out.destination], key, self.registry.encode(out.record_name, out.record))
+        row = video_row(after)
+        renditions = VIDEO_FIELD_NAMES.index("renditions")
+        yield VIDEOS_TAG, Row(*row[:renditions], [Row(*r) for r in row[renditions]], *row[renditions + 1:])
 
 
 def _to_event(row: Row):
@@ -122,7 +151,8 @@ def _to_event(row: Row):
 
 
 def lifecycle(payloads: DataStream, *, config: LifecycleConfig, store_factory) -> DataStream:
-    """Raw payload rows (one BYTES field) -> rows of (topic, record_key, payload) to emit."""
+    """Raw payload rows (one BYTES field) -> rows of (topic, record_key, payload) to emit; the video rows are
+    its side output `VIDEOS_TAG`."""
     events = payloads.map(_to_event, output_type=EVENT_TYPE).filter(lambda e: e[0] != "")
     return (events.key_by(lambda e: e[0], key_type=Types.STRING())
             .process(VideoLifecycle(config, store_factory), output_type=OUTPUT_TYPE).name("video-lifecycle"))
@@ -138,8 +168,8 @@ def build_upload_orchestration(
     payloads = t_env.to_data_stream(t_env.from_path("uploads_raw").select(col("payload")))
 
     # Transforms: decode, key by video_id, apply the lifecycle (Redis writes happen here).
-    outputs = t_env.from_data_stream(
-        lifecycle(payloads, config=config, store_factory=lambda: RedisVideoStore.from_settings(settings)))
+    processed = lifecycle(payloads, config=config, store_factory=lambda: RedisVideoStore.from_settings(settings))
+    outputs = t_env.from_data_stream(processed)
 
     # Sinks: requests back to the uploads topic, status changes to the compacted status topic.
     statements = t_env.create_statement_set()
@@ -147,6 +177,13 @@ def build_upload_orchestration(
         t_env.create_temporary_table(f"{destination}_out", kafka_raw_sink(settings, topic=topic))
         rows = outputs.where(col("topic") == topic).select(col("record_key"), col("payload"))
         statements.add_insert(f"{destination}_out", rows)
+    # Sink: each change's video row to the Iceberg changelog (committed on checkpoints).
+    catalog = register_iceberg_catalog(t_env, settings)
+    t_env.create_temporary_view("video_rows", t_env.from_data_stream(processed.get_side_output(VIDEOS_TAG)))
+    times = {"created_ms": "created_at", "updated_ms": "updated_at"}
+    columns = ", ".join(f"TO_TIMESTAMP_LTZ(`{n}`, 3) AS {times[n]}" if n in times else f"`{n}`"
+                        for n in VIDEO_FIELD_NAMES)
+    statements.add_insert_sql(f"INSERT INTO `{catalog}`.{VIDEOS_CHANGELOG} SELECT {columns} FROM video_rows")
     statements.attach_as_datastream()
     return statements
 

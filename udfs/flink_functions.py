@@ -18,6 +18,7 @@ from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 from udfs.exploration import decision_payload
 from udfs.lateness import LatenessGate
 from udfs.sentiment import comment_sentiment
+from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, to_upload_event_row
 
 __all__ = [
     "ENGAGEMENT_ROW_TYPE",
@@ -25,6 +26,7 @@ __all__ = [
     "SCALAR_FUNCTIONS",
     "comment_sentiment_score",
     "decode_engagement",
+    "decode_upload_event",
     "encode_dead_letter",
     "encode_exploration_decision",
     "flink_type",
@@ -40,6 +42,8 @@ _SCALARS: dict[str, DataType] = {
 
 def flink_type(sql_type: str) -> DataType:
     """The PyFlink DataType of a SQL type name used in `udfs` field lists (scalars and ARRAY<...>)."""
+    if sql_type == RENDITIONS:
+        return DataTypes.ARRAY(DataTypes.ROW([DataTypes.FIELD(n, flink_type(t)) for n, t in RENDITION_FIELDS]))
     if sql_type.startswith("ARRAY<") and sql_type.endswith(">"):
         return DataTypes.ARRAY(flink_type(sql_type[6:-1]))
     return _SCALARS[sql_type]
@@ -84,6 +88,35 @@ class DecodeEngagement(ScalarFunction):
 
 
 decode_engagement = udf(DecodeEngagement(), result_type=ENGAGEMENT_ROW_TYPE)
+
+
+_UPLOAD_ARRAYS = [i for i, (_, t) in enumerate(UPLOAD_EVENT_ROW_FIELDS) if t.startswith("ARRAY<")]
+UPLOAD_EVENT_ROW_TYPE = DataTypes.ROW([DataTypes.FIELD(n, flink_type(t)) for n, t in UPLOAD_EVENT_ROW_FIELDS])
+
+
+class DecodeUploadEvent(ScalarFunction):
+    """Raw Kafka value of the uploads or status topic -> upload event row; counts undecodable records.
+
+    Null arrays come out empty (thread mode cannot convert a null ARRAY); the job nulls them again where the
+    record has no such field.
+    """
+
+    def open(self, function_context: FunctionContext) -> None:
+        self.undecodable = function_context.get_metric_group().counter("fyp_upload_events_undecodable_total")
+
+    def eval(self, payload: bytes):
+        values = list(to_upload_event_row(payload))
+        if values[-1] is not None:
+            self.undecodable.inc()
+        for i in _UPLOAD_ARRAYS:
+            if values[i] is None:
+                values[i] = []
+            elif values[i] and isinstance(values[i][0], tuple):
+                values[i] = [Row(*v) for v in values[i]]
+        return Row(*values)
+
+
+decode_upload_event = udf(DecodeUploadEvent(), result_type=UPLOAD_EVENT_ROW_TYPE)
 
 
 @udf(result_type=DataTypes.BYTES())

@@ -7,6 +7,9 @@ result; DuckDB still applies the whole WHERE clause. Whenever the shape of the q
 named twice, an outer join, a sample), the table is scanned in full: correctness first.
 
 Timestamps without a time zone are read as UTC, by pyiceberg and by DuckDB alike (`SET TimeZone = 'UTC'`).
+
+Views (`LAKE_VIEWS`) are queries over Iceberg tables that the query may name like a table: `history.videos`
+is the latest row per video of `history.videos_changelog`. The tables under a view are scanned in full.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from pyiceberg.types import (
 from sqlglot import exp
 
 __all__ = [
+    "LAKE_VIEWS",
     "AsOf",
     "LakeQueryError",
     "QueryResult",
@@ -73,6 +77,27 @@ __all__ = [
 
 class LakeQueryError(ValueError):
     """The query cannot run: bad SQL, an unknown table, or a snapshot that is not there."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LakeView:
+    """A DuckDB view over one Iceberg table (`source`), named like a table."""
+
+    source: str
+    sql: str
+    doc: str
+
+
+# Iceberg v2 upserts (equality deletes) would keep one row per video in the table itself, but pyiceberg 0.12
+# cannot read equality deletes; an append-only changelog and this view stay exactly once and readable by all.
+LAKE_VIEWS: dict[str, LakeView] = {
+    "history.videos": LakeView(
+        source="history.videos_changelog",
+        sql="SELECT * FROM history.videos_changelog "
+            "QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY seq DESC) = 1",
+        doc="one row per video: its latest state in history.videos_changelog (highest seq)",
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -530,10 +555,16 @@ def run_query(catalog: Catalog, sql: str, *, as_of: AsOf | None = None) -> Query
     Raises LakeQueryError for SQL that DuckDB rejects, an unknown table, or an `as_of` with no snapshot.
     """
     started = time.monotonic()
-    found = _iceberg_tables(catalog, referenced_tables(sql))
+    named = referenced_tables(sql)
+    views = {name: LAKE_VIEWS[name] for name in named if name in LAKE_VIEWS}
+    under_views = {view.source for view in views.values()}
+    found = _iceberg_tables(catalog, sorted({n for n in named if n not in views} | under_views))
     tables = {name: catalog.load_table(ident) for name, ident in found.items()}
-    filters = pushdown_filters(sql, {name: t.schema() for name, t in tables.items()})
-    columns = needed_columns(sql, {name: t.schema() for name, t in tables.items()})
+    direct = {name: t.schema() for name, t in tables.items() if name not in under_views}
+    filters: dict[str, BooleanExpression] = {name: AlwaysTrue() for name in under_views}
+    columns: dict[str, tuple[str, ...] | None] = {name: None for name in under_views}
+    filters.update(pushdown_filters(sql, direct))
+    columns.update(needed_columns(sql, direct))
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     scans = []
@@ -544,6 +575,10 @@ def run_query(catalog: Catalog, sql: str, *, as_of: AsOf | None = None) -> Query
         con.register(f"__iceberg_scan_{index}", rows)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(namespace)}")
         con.execute(f"CREATE VIEW {_quote(namespace)}.{_quote(table_name)} AS SELECT * FROM __iceberg_scan_{index}")
+    for name, view in views.items():
+        namespace, view_name = name.split(".", 1)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(namespace)}")
+        con.execute(f"CREATE VIEW {_quote(namespace)}.{_quote(view_name)} AS {view.sql}")
     try:
         relation = con.sql(sql)
         result = relation.to_arrow_table() if relation is not None else pa.table({})
