@@ -21,13 +21,16 @@ from fyp.traffic.producer import ProducePlan, ProducerError, produce
 __all__ = ["register"]
 
 DEMO_JOBS = {"engagement_features": "fyp-engagement-features", "engagement_history": "fyp-engagement-history"}
+# With --upload: the orchestrator (it writes history.videos_changelog) and the upload history, submitted here so
+# that they commit to Iceberg at the demo's checkpoint interval.
+UPLOAD_JOBS = {"upload_orchestration": "fyp-upload-orchestration", "upload_history": "fyp-upload-history"}
 
 
-def _ensure_jobs(settings, checkpoint_interval: str) -> dict[str, str]:
-    """Submit each demo job unless it is already running; return job name -> Flink job id."""
+def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO_JOBS) -> dict[str, str]:
+    """Submit each job of `jobs` unless it is already running; return job name -> Flink job id."""
     running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ("RUNNING", "CREATED", "RESTARTING")}
     ids = {}
-    for job, pipeline_name in DEMO_JOBS.items():
+    for job, pipeline_name in jobs.items():
         if pipeline_name in running:
             ids[job] = running[pipeline_name]
             continue
@@ -63,6 +66,7 @@ def demo(
         if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
             from fyp.commands.demo_index import ensure_embedding_job
 
+            _ensure_jobs(settings, checkpoint_interval, UPLOAD_JOBS)
             with console.status("submitting video_embeddings …"):
                 ensure_embedding_job(settings)
         baseline = {job: job_source_records(settings, jid) for job, jid in job_ids.items()}
@@ -106,6 +110,8 @@ def demo(
             with fail_cleanly(StackError, RuntimeError), console.status(
                     "index: embedding job -> index service; a second upload; `fyp similar`; a takedown …"):
                 summary["index"] = index_demo(settings, summary["upload"]["video_id"])
+        with console.status("waiting for the upload's rows in history.videos and history.upload_events …"):
+            summary["lake_uploads"] = _uploads_in_lake(settings, summary["upload"]["video_id"], checkpoint_interval)
     if as_json:
         print_json(summary)
         if upload and not summary["upload"].get("playable"):
@@ -129,6 +135,10 @@ def demo(
                       f"({up.get('verdict', up.get('status_reason', ''))}) in {up['seconds']} s; "
                       f"renditions {', '.join(up.get('renditions', []))}; "
                       f"HLS + DASH play back (ffprobe): {'yes' if up.get('playable') else 'NO'}")
+    if "lake_uploads" in summary:
+        lake = summary["lake_uploads"]
+        console.print(f"Iceberg: history.videos by status {lake['videos_by_status']}; history.upload_events "
+                      f"{lake['upload_events']:,} rows ({lake['video_events']} of video {lake['video_id']})")
     if "index" in summary:
         ix = summary["index"]
         console.print(f"index: {ix['first']} and {ix['second']} searchable (approval -> searchable "
@@ -139,6 +149,30 @@ def demo(
     if upload and not summary["upload"].get("playable"):
         raise typer.Exit(1)  # the demo's upload must reach ready and play back
     _check_index(summary)
+
+
+def _uploads_in_lake(settings, video_id: str, checkpoint_interval: str) -> dict:
+    """Status counts of `history.videos` and the size of `history.upload_events`, once the video's rows landed."""
+    from connectors.iceberg_tables import catalog
+    from fyp.lake.sql import run_query
+
+    lake = catalog(settings)
+
+    def rows(sql: str) -> list[dict]:
+        return run_query(lake, sql).rows.to_pylist()
+
+    def video_events() -> int:
+        landed = rows(f"SELECT count(*) AS n FROM history.videos WHERE video_id = '{video_id}'")[0]["n"]
+        return landed and rows(f"SELECT count(*) AS n FROM history.upload_events WHERE video_id = '{video_id}'")[0]["n"]
+
+    interval_s = float(checkpoint_interval.rstrip("s")) if checkpoint_interval.endswith("s") else 60.0
+    wait_until(video_events, timeout_s=interval_s * 3 + 10, interval_s=1)
+    return {
+        "video_id": video_id, "video_events": video_events(),
+        "videos_by_status": {r["status"]: r["n"] for r in rows(
+            "SELECT status, count(*) AS n FROM history.videos GROUP BY 1 ORDER BY 1")},
+        "upload_events": rows("SELECT count(*) AS n FROM history.upload_events")[0]["n"],
+    }
 
 
 def _check_index(summary: dict) -> None:
