@@ -189,7 +189,13 @@ class Transcoder:
                     "source_size_bytes": size,
                 }
             elif outcome.result is not None:
-                compose_manifests(outcome.result, base, self.store)
+                try:
+                    compose_manifests(outcome.result, base, self.store)
+                except (ValueError, FileNotFoundError) as exc:
+                    # The published playable manifests are unreadable or gone: retrying cannot help, and the
+                    # video stays playable with its H.264 set; say why instead of looping.
+                    log.warning("video %s v%d: cannot compose the full manifests: %s", video_id, attempt, exc)
+                    return "TranscodeFailed", failed_record(request, "manifest_compose_failed")
             video = publish(
                 outcome.result,
                 store=self.store,

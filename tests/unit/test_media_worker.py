@@ -158,3 +158,16 @@ def test_two_stages_publish_playable_then_full_ladder(tmp_path: Path) -> None:
     _, again = transcoder.handle(full_request)
     assert store.puts == puts
     assert {k: v for k, v in again.items() if k != "event_time"} == {k: v for k, v in full.items() if k != "event_time"}
+
+
+def test_full_stage_with_unreadable_playable_manifests_fails_with_a_reason(tmp_path: Path) -> None:
+    store = DirStore(tmp_path / "bucket")
+    key = "uploads/2026/11/24/0f8fad5bd9cb469fa16570867728950e"
+    (store.root / key).parent.mkdir(parents=True)
+    synthesize(tmp_path / "clip.mp4", seconds=1, width=256, height=144, audio=False).rename(store.root / key)
+    transcoder = Transcoder(store=store, work_root=tmp_path, policy=LadderPolicy(extra_codecs={"av1": 1}))
+    _, playable = transcoder.handle(request(key))
+    (store.root / playable["hls_master_key"]).write_text("not a playlist")
+    name, failed = transcoder.handle({**request(key), "stage": "full"})
+    assert (name, failed["reason"], failed["stage"]) == ("TranscodeFailed", "manifest_compose_failed", "full")
+    assert store.get_bytes("videos/vid1/v1/_manifest.full.json") is None
