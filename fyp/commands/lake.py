@@ -102,11 +102,15 @@ def sql(
 def tables(as_json: bool = typer.Option(False, "--json", help="Print the tables as JSON.")) -> None:
     """List the Iceberg namespaces and tables: schema, partitioning, sort order, snapshots, rows and files."""
     from fyp.lake import describe_tables
+    from fyp.lake.sql import LAKE_VIEWS
 
     with fail_cleanly(*_ERRORS):
         found = describe_tables(_catalog())
+    names = {info.name for info in found}
+    views = {name: view for name, view in LAKE_VIEWS.items() if view.source in names}  # `fyp sql` only
     if as_json:
-        print_json({"tables": found})
+        print_json({"tables": found, "views": [{"name": name, "source": view.source, "sql": view.sql,
+                                                 "doc": view.doc} for name, view in views.items()]})
         return
     if not found:
         console.print("[yellow]no Iceberg tables[/] (fyp up creates the history tables)")
@@ -120,6 +124,8 @@ def tables(as_json: bool = typer.Option(False, "--json", help="Print the tables 
         for column in info.columns:
             schema.add_row(str(column.field_id), column.name, column.type, "yes" if column.required else "")
         console.print(schema)
+    for name, view in views.items():
+        console.print(f"[bold]{name}[/]  view in `fyp sql`: {view.doc}", highlight=False)
 
 
 def _files(fs) -> str:

@@ -366,6 +366,15 @@ def test_lifecycle_and_videos_row_land_in_iceberg(settings, pipeline, store, rea
         repeated = lake_rows(f"SELECT {key}, count(*) AS n FROM history.{table} GROUP BY ALL HAVING n > 1")
         assert repeated == [], f"history.{table}: {key} repeated"
 
+    # `fyp tables` lists both tables and the view.
+    from fyp.commands import lake as lake_commands
+
+    app = Typer()
+    lake_commands.register(app)
+    listed = json.loads(CliRunner().invoke(app, ["tables", "--json"]).stdout)
+    assert {"history.upload_events", "history.videos_changelog"} <= {t["name"] for t in listed["tables"]}
+    assert [v["name"] for v in listed["views"]] == ["history.videos"]
+
 
 # --- bad and awkward input, through the API, S3, the job and the workers ------------------------------------
 
