@@ -107,7 +107,7 @@ def run_serving(
             feast.write(user_set, user_rows, now_ms)
             feast.write(video_set, video_rows, now_ms)
             fyp = FeatureClient(client)
-            _check_same_values(fyp, feast, user_set, user_ids[0])
+            _check_same_values(fyp, feast, user_set, user_ids[0], now_ms)
             both = feast.references(user_set) + feast.references(video_set)
             user_only = feast.references(user_set)
 
@@ -140,15 +140,15 @@ def run_serving(
                          feast_requests=feast_requests, request=request_summary, single=single_summary, ratios=ratios)
 
 
-def _check_same_values(fyp: FeatureClient, feast, feature_set: FeatureSet, user_id: str) -> None:
-    """Both stores must return the same features, or the comparison means nothing. fyp applies read-time decay
-    (seconds against half-lives of 30 min and more), hence the tolerance."""
-    ours = fyp.get("user", user_id)
+def _check_same_values(fyp: FeatureClient, feast, feature_set: FeatureSet, user_id: str, written_ms: int) -> None:
+    """Both stores must return the same features, or the comparison means nothing. fyp reads as of the write
+    time here, so its read-time window expiry and decay leave the values as written."""
+    ours = fyp.get("user", user_id, now_ms=written_ms)
     theirs = feast.read(feast.references(feature_set), [{"user_id": user_id}]).to_dict()
     columns = feature_set.columns()
     expected = np.array([ours.values[c] for c in columns]) if ours else np.full(len(columns), np.nan)
     got = np.array([theirs[f"{feature_set.name}__{c}"][0] for c in columns], dtype=np.float64)
-    if not np.allclose(expected, got, rtol=1e-2):
+    if not np.allclose(expected, got, rtol=1e-6):
         raise RuntimeError(f"Feast and FeatureClient disagree on user {user_id}: the bench's stores differ")
 
 
