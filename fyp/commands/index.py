@@ -220,7 +220,7 @@ def bench_index(
         print_json({**report.as_json(), "approval_latency": approval})
         return
     table = Table(
-        *("engine", "build s", f"recall@{config.k}", "QPS 1 thr", "p50 ms", "p95 ms", "p99 ms"),
+        *("engine", "build s", f"recall@{config.k}", "QPS 1 thr", "QPS/CPU s", "p50 ms", "p95 ms", "p99 ms"),
         *("upserts/s", "vs ScaNN"),
         title=f"{n:,} x {dim} float32, {queries} queries, target recall {target_recall}",
     )
@@ -239,6 +239,7 @@ def bench_index(
         met = scann.recall >= 0.95 and scann.qps >= 5000
         console.print(
             f"ScaNN target (recall@10 >= 0.95 at >= 5k QPS per thread): {'[green]met[/]' if met else '[red]missed[/]'}"
+            f" on wall time; {scann.cpu_qps:,.0f} queries per CPU second (load {report.load[0]})"
         )
     _print_approval(approval)
 

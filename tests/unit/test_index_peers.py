@@ -101,7 +101,7 @@ def test_tiny_benchmark_reports_every_engine():
     report = run_benchmark(config)
     assert [r.engine for r in report.results] == ["scann", "hnswlib", "exact"]
     scann = report.results[0]
-    assert scann.qps_vs_scann == 1.0 and scann.recall >= 0.8 and scann.upserts_per_s > 0
+    assert scann.qps_vs_scann == 1.0 and scann.recall >= 0.8 and scann.upserts_per_s > 0 and scann.cpu_qps > 0
     assert report.results[2].recall == 1.0
     assert len(list(summary_rows(report))) == 3
     assert report.as_json()["config"]["n"] == 2_000
