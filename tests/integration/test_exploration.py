@@ -1,4 +1,5 @@
-"""The exploration job on the real stack: crafted engagement in, one promote and one demote out on Kafka."""
+"""The exploration job on the real stack: crafted engagement in, one promote and one demote out on Kafka and in
+Redis, and candidate generation's exploration pool honouring them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.redis_video_store import FRESH_VIDEOS_KEY
+from features.exploration import decisions_key
+from fyp.candidates.sources import RedisSources
 from fyp.stack.submit import cancel_job, submit_job
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT, EXPLORATION
@@ -27,7 +31,7 @@ def end_offsets(settings, topic) -> dict[int, int]:
         consumer.close()
 
 
-def test_new_videos_are_promoted_or_demoted_once(settings, engagement_producer):
+def test_new_videos_are_promoted_or_demoted_once(settings, engagement_producer, redis_client):
     run = uuid.uuid4().hex[:8]
     good, bad = f"v-explore-good-{run}", f"v-explore-bad-{run}"
     start = end_offsets(settings, ENGAGEMENT)  # the job reads only what this test sends
@@ -71,6 +75,19 @@ def test_new_videos_are_promoted_or_demoted_once(settings, engagement_producer):
         assert by_video[good]["impressions"] == by_video[bad]["impressions"] == 5
         assert by_video[good]["completion_rate"] == 1.0 and by_video[bad]["completion_rate"] == 0.0
         assert by_video[good]["author_id"] == "author-it"
+
+        # The same decisions in Redis, and the exploration pool follows them: the demoted video leaves it, the
+        # promoted one comes first (it is the newest promotion), however new the pool's other videos are.
+        eventually(lambda: redis_client.zscore(decisions_key("PROMOTE"), good) is not None
+                   and redis_client.zscore(decisions_key("DEMOTE"), bad) is not None,
+                   timeout_s=10, message="both decisions in Redis")
+        assert redis_client.zscore(decisions_key("PROMOTE"), bad) is None
+        assert redis_client.zscore(decisions_key("DEMOTE"), good) is None
+        now = time.time() * 1000
+        redis_client.zadd(FRESH_VIDEOS_KEY, {good: now - 60_000, bad: now + 60_000})
+        pool = [c.video_id for c in RedisSources(redis_client).exploration(50)]
+        assert pool[0] == good and bad not in pool, pool
     finally:
+        redis_client.zrem(FRESH_VIDEOS_KEY, good, bad)
         with contextlib.suppress(httpx.HTTPError):
             cancel_job(settings, job_id)
