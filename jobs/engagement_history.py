@@ -2,7 +2,9 @@
 
 Iceberg commits on each Flink checkpoint, so the table's visibility delay is the checkpoint interval
 (execution.checkpointing.interval, 60 s by default; `fyp submit --checkpoint-interval` overrides it).
-Malformed records are left to the features job, which owns the dead-letter topic.
+Malformed records are left to the features job, which owns the dead-letter topic. Decoding is the Java
+DECODE_ENGAGEMENT (udfs/java/envelope, as the features and exploration jobs): no Python per event. It is called
+without an allowed lateness: the history keeps late events too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from connectors.iceberg_catalog import register_iceberg_catalog
 from connectors.kafka_source import kafka_raw_source
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS
-from udfs.flink_functions import decode_engagement
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 
 __all__ = ["build_engagement_history"]
 
@@ -29,10 +30,11 @@ def build_engagement_history(
     t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
     catalog = register_iceberg_catalog(t_env, settings)
 
-    # Steps: decode in Python (the envelope is single-object Avro), keep the good rows.
-    t_env.create_temporary_function("decode_engagement", decode_engagement)
+    # Steps: decode in Java (the envelope is single-object Avro), keep the good rows.
+    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
+                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        "SELECT decode_engagement(payload) AS e, kafka_partition, kafka_offset FROM engagement_raw"))
+        f"SELECT {JAVA_DECODER[0]}(payload) AS e, kafka_partition, kafka_offset FROM engagement_raw"))
     columns = ", ".join(
         "TO_TIMESTAMP_LTZ(e.event_time, 3) AS event_time" if name == "event_time" else f"e.`{name}` AS `{name}`"
         for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"
