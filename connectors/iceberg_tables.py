@@ -53,7 +53,7 @@ ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
 EMBEDDINGS_NAMESPACE = "embeddings"
 VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
 VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"
-UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_history.py
+UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_orchestration.py
 VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
 
 _REQUIRED = {"event_type", "event_id", "event_time", "user_id", "video_id"}

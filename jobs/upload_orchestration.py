@@ -11,10 +11,18 @@ timers (stage timeouts), which SQL does not express. For the same reason a synch
 (duplicate claim, metadata write) is acceptable here. Nothing slow runs in Flink: transcoding and moderation
 are the workers' (workers/transcoder.py, workers/moderator.py).
 
-History: every accepted change also goes, as the video's whole state (`udfs.upload_events.video_row`), to a side
-output appended to the Iceberg table `history.videos_changelog`; Iceberg commits on checkpoints, together with
-this job's state and Kafka offsets, so a restore neither loses nor repeats a row. `fyp sql` reads the latest
-row per video as `history.videos` (docs/ANALYSTS.md, "Uploads and videos").
+History (docs/ANALYSTS.md, "Uploads and videos"), in Iceberg, committed on checkpoints together with this job's
+state and Kafka offsets, so a restore neither loses nor repeats a row:
+- every accepted change goes, as the video's whole state (`udfs.upload_events.video_row`), to a side output
+  appended to `history.videos_changelog`; `fyp sql` reads the latest row per video as `history.videos`;
+- every record of the uploads and status topics is appended to `history.upload_events`: decoded by a Python UDF
+  into one wide typed row (`udfs.upload_events`; Flink's `avro` format cannot read single-object Avro with seven
+  record types on two topics, nor skip a bad record, and upload traffic is a few records per video, so the
+  Java decoder's speed buys nothing: `to_upload_event_row` alone does ~82k records per CPU-second), skipping
+  and counting undecodable records (`fyp_upload_events_undecodable_total`), deduplicated on event_id (this
+  job's Kafka sink is at least once: after a restore a status change can be on the topic twice, same id).
+  It is a pipeline of this job rather than a job of its own because a job of its own needs task slots of its
+  own: the local TaskManager's 8 are taken by the features, history, orchestration and embedding jobs.
 
 Duplicates: exact duplicates are found by the source's sha256 with a Redis claim (`SET` if absent, in a Lua
 script), not with Flink state keyed by sha256: the claim is one call, the stream stays keyed by video_id only,
@@ -51,7 +59,16 @@ from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
-from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, VIDEO_FIELD_NAMES, VIDEO_ROW_FIELDS, video_row
+from udfs.flink_functions import decode_upload_event
+from udfs.upload_events import (
+    ARRAY_OWNERS,
+    RENDITION_FIELDS,
+    RENDITIONS,
+    UPLOAD_EVENT_ROW_FIELDS,
+    VIDEO_FIELD_NAMES,
+    VIDEO_ROW_FIELDS,
+    video_row,
+)
 from udfs.upload_lifecycle import (
     LifecycleConfig,
     Step,
@@ -63,7 +80,15 @@ from udfs.upload_lifecycle import (
     video_fields,
 )
 
-__all__ = ["GROUP_ID", "JOB_NAME", "VideoLifecycle", "build_upload_orchestration", "config_from_args", "lifecycle"]
+__all__ = [
+    "GROUP_ID",
+    "JOB_NAME",
+    "VideoLifecycle",
+    "build_upload_orchestration",
+    "config_from_args",
+    "lifecycle",
+    "upload_events_history",
+]
 
 GROUP_ID = "fyp-upload-orchestration"
 JOB_NAME = "fyp-upload-orchestration"
@@ -74,7 +99,11 @@ OUTPUT_TYPE = Types.ROW_NAMED(
     ["topic", "record_key", "payload"],
     [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
-VIDEOS_CHANGELOG = "history.videos_changelog"  # connectors.iceberg_tables creates it (pyiceberg: not in Flink's env)
+# connectors.iceberg_tables creates both (pyiceberg is not in Flink's environment).
+VIDEOS_CHANGELOG = "history.videos_changelog"
+UPLOAD_EVENTS = "history.upload_events"
+HISTORY_GROUP_ID = "fyp-upload-history"  # its own offsets: the history reads both topics from their start
+DEDUP_STATE_TTL = "7 d"  # of the event_id deduplication (the job's only SQL state): longer than any redelivery
 log = logging.getLogger("fyp.upload_orchestration")
 
 
@@ -158,6 +187,38 @@ def lifecycle(payloads: DataStream, *, config: LifecycleConfig, store_factory) -
             .process(VideoLifecycle(config, store_factory), output_type=OUTPUT_TYPE).name("video-lifecycle"))
 
 
+def _history_column(name: str) -> str:
+    if name == "event_time":
+        return "TO_TIMESTAMP_LTZ(e.event_time, 3) AS event_time"
+    if name in ARRAY_OWNERS:  # the UDF returns [] where the record has no such field: null it again
+        return f"CASE WHEN e.event_type = '{ARRAY_OWNERS[name]}' THEN e.`{name}` END AS `{name}`"
+    return f"e.`{name}` AS `{name}`"
+
+
+def upload_events_history(t_env: StreamTableEnvironment, settings: Settings, catalog: str) -> str:
+    """Views over both topics that end in `history_first_seen` (good records, first of each event_id); returns
+    the INSERT into `history.upload_events`."""
+    for name, topic in (("history_uploads_raw", UPLOADS.name), ("history_status_raw", VIDEO_STATUS.name)):
+        t_env.create_temporary_table(name, kafka_raw_source(settings, topic=topic, group_id=HISTORY_GROUP_ID))
+    t_env.get_config().set("table.exec.state.ttl", DEDUP_STATE_TTL)
+    t_env.create_temporary_function("decode_upload_event", decode_upload_event)
+    t_env.create_temporary_view("history_decoded", t_env.sql_query(
+        f"SELECT decode_upload_event(payload) AS e, '{UPLOADS.name}' AS kafka_topic, kafka_partition, kafka_offset, "
+        f"proc_time FROM history_uploads_raw UNION ALL "
+        f"SELECT decode_upload_event(payload) AS e, '{VIDEO_STATUS.name}' AS kafka_topic, kafka_partition, "
+        f"kafka_offset, proc_time FROM history_status_raw"))
+    fields = [name for name, _ in UPLOAD_EVENT_ROW_FIELDS if name != "error"]
+    t_env.create_temporary_view("history_events", t_env.sql_query(
+        f"SELECT {', '.join(_history_column(n) for n in fields)}, kafka_topic, kafka_partition, kafka_offset, "
+        f"proc_time FROM history_decoded WHERE e.error IS NULL"))
+    names = ", ".join(f"`{name}`" for name in fields)
+    t_env.create_temporary_view("history_first_seen", t_env.sql_query(
+        f"SELECT {names}, kafka_topic, kafka_partition, kafka_offset FROM ("
+        f"SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS n FROM history_events) "
+        f"WHERE n = 1"))
+    return f"INSERT INTO `{catalog}`.{UPLOAD_EVENTS} SELECT * FROM history_first_seen"
+
+
 def build_upload_orchestration(
     env: StreamExecutionEnvironment, settings: Settings, *, config: LifecycleConfig = LifecycleConfig(),
 ) -> StatementSet:
@@ -184,6 +245,8 @@ def build_upload_orchestration(
     columns = ", ".join(f"TO_TIMESTAMP_LTZ(`{n}`, 3) AS {times[n]}" if n in times else f"`{n}`"
                         for n in VIDEO_FIELD_NAMES)
     statements.add_insert_sql(f"INSERT INTO `{catalog}`.{VIDEOS_CHANGELOG} SELECT {columns} FROM video_rows")
+    # Sink: every record of both topics to the upload history.
+    statements.add_insert_sql(upload_events_history(t_env, settings, catalog))
     statements.attach_as_datastream()
     return statements
 

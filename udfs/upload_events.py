@@ -1,6 +1,6 @@
 """Upload-lifecycle records as flat history rows, and a video's state as a `videos_changelog` row.
 
-Pure functions (no Flink): `jobs/upload_history.py` decodes every record of fyp.uploads.v1 and
+Pure functions (no Flink): `jobs/upload_orchestration.py` decodes every record of fyp.uploads.v1 and
 fyp.video-status.v1 with `to_upload_event_row` into `history.upload_events`; `jobs/upload_orchestration.py`
 turns each accepted change of a video (`udfs.upload_lifecycle.VideoState`) into a `video_row` for
 `history.videos_changelog`. `connectors/iceberg_tables.py` builds the Iceberg schemas from the same field lists.
@@ -91,7 +91,7 @@ UPLOAD_EVENT_TYPES: tuple[str, ...] = (
     "upload_completed", "transcode_requested", "transcode_completed", "transcode_failed", "moderation_result",
     "takedown", "video_status_changed",
 )
-# The array columns and the one event type that has each: other rows leave them null (jobs/upload_history.py).
+# The array columns and the one event type that has each: other rows leave them null (jobs/upload_orchestration.py).
 ARRAY_OWNERS: dict[str, str] = {
     "hashtags": "upload_completed", "renditions": "transcode_completed", "reasons": "moderation_result",
 }

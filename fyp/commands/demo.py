@@ -21,9 +21,9 @@ from fyp.traffic.producer import ProducePlan, ProducerError, produce
 __all__ = ["register"]
 
 DEMO_JOBS = {"engagement_features": "fyp-engagement-features", "engagement_history": "fyp-engagement-history"}
-# With --upload: the orchestrator (it writes history.videos_changelog) and the upload history, submitted here so
-# that they commit to Iceberg at the demo's checkpoint interval.
-UPLOAD_JOBS = {"upload_orchestration": "fyp-upload-orchestration", "upload_history": "fyp-upload-history"}
+# With --upload: the orchestrator (it also writes history.upload_events and history.videos_changelog), submitted
+# here so that it commits to Iceberg at the demo's checkpoint interval.
+UPLOAD_JOBS = {"upload_orchestration": "fyp-upload-orchestration"}
 
 
 def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO_JOBS) -> dict[str, str]:

@@ -69,7 +69,6 @@ def music(tmp_path_factory) -> dict[str, Path]:
 def pipeline(settings: Settings, running_job, music, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Submit the orchestration job and start the workers and the upload API; yields {api, workers}."""
     running_job(JOB, PIPELINE_NAME, **CHECKPOINTS)
-    running_job("upload_history", "fyp-upload-history", **CHECKPOINTS)
     workers = UploadWorkers(tmp_path_factory.mktemp("upload-pipeline-logs"),
                             {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
     try:
