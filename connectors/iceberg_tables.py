@@ -12,6 +12,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
+from pyiceberg.table import Table
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import (
@@ -41,6 +42,7 @@ __all__ = [
     "VIDEO_EMBEDDINGS",
     "VIDEO_EMBEDDINGS_TABLE",
     "catalog",
+    "catch_up_columns",
     "engagement_history_schema",
     "ensure_tables",
     "upload_events_schema",
@@ -115,9 +117,38 @@ def _ensure_embeddings(cat: Catalog) -> list[str]:
 
 
 def ensure_tables(settings: Settings) -> list[str]:
-    """Create the namespaces and tables that do not exist yet; return the created table names."""
+    """Create the namespaces and tables that do not exist yet, and add to existing tables the optional columns
+    their declaration gained since (a stack upgraded in place); return the created tables and added columns."""
     cat = catalog(settings)
-    return _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat)
+    created = _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat)
+    declared = {ENGAGEMENT_HISTORY: engagement_history_schema, VIDEO_EMBEDDINGS: video_embeddings_schema,
+                UPLOAD_EVENTS: upload_events_schema, VIDEOS_CHANGELOG: videos_changelog_schema}
+    added = [column for name, schema in declared.items() if name not in created
+             for column in catch_up_columns(cat.load_table(name), schema())]
+    return created + added
+
+
+def catch_up_columns(table: Table, declared: Schema) -> list[str]:
+    """Add the declared columns `table` lacks, each right after its declared predecessor: the Flink jobs
+    insert by position, so the table must keep the declaration's column order. Old rows read them as null.
+
+    Only optional columns can be added to a table with rows; a missing required one is a ValueError (it needs
+    a new table, docs/ANALYSTS.md "Schema evolution")."""
+    have = {f.name for f in table.schema().fields}
+    missing = [(i, f) for i, f in enumerate(declared.fields) if f.name not in have]
+    if not missing:
+        return []
+    if required := [f.name for _, f in missing if f.required]:
+        raise ValueError(f"{'.'.join(table.name())}: required columns {required} cannot be added to an existing "
+                         "table; create a new table version")
+    with table.update_schema() as update:
+        for i, f in missing:
+            update.add_column(f.name, f.field_type, doc=f.doc, required=False)
+            if i == 0:
+                update.move_first(f.name)
+            else:
+                update.move_after(f.name, declared.fields[i - 1].name)
+    return [f"{'.'.join(table.name())}.{f.name}" for _, f in missing]
 
 
 class _Ids:

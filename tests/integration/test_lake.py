@@ -18,11 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 import typer
 from pyiceberg.catalog import Catalog
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
 import fyp.lake.maintenance as maintenance
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, catch_up_columns, ensure_tables, upload_events_schema
 from fyp.commands import lake as lake_commands
 from fyp.lake.evolution import add_optional_column
 
@@ -189,3 +191,27 @@ def test_added_column_reads_null_for_old_rows_and_lands_for_new_ones(scratch):
                               {"video_id": "old", "watch_quality": None, "n": 3}]
     with pytest.raises(ValueError, match="already exists as string"):
         add_optional_column(scratch, "watch_quality", "long")
+
+
+def test_an_older_table_catches_up_with_its_declaration_in_the_declared_order(lake):
+    """A stack created before the ladder's stage column and the renditions list: `fyp up` adds both where the
+    declaration has them (the Flink job inserts by position), old rows read null."""
+    declared = upload_events_schema()
+    older = Schema(*(f for f in declared.fields if f.name not in ("stage", "renditions")))
+    name = f"history.lake_it_{uuid.uuid4().hex[:8]}"
+    table = lake.create_table(name, schema=older, properties={"format-version": "2"})
+    try:
+        table.append(pa.Table.from_pylist([{"event_type": "upload_completed", "event_id": "e1", "event_time": DAY,
+                                            "video_id": "v-old"}], schema=table.schema().as_arrow()))
+        assert catch_up_columns(table, declared) == [f"{name}.stage", f"{name}.renditions"]
+        assert catch_up_columns(table, declared) == []
+        table = lake.load_table(name)
+        assert [f.name for f in table.schema().fields] == [f.name for f in declared.fields]
+        old = table.scan().to_arrow().to_pylist()
+        assert old[0]["video_id"] == "v-old" and old[0]["stage"] is None and old[0]["renditions"] is None
+        with pytest.raises(ValueError, match="required columns"):
+            catch_up_columns(table, Schema(*declared.fields, NestedField(999, "must_have", StringType(),
+                                                                             required=True)))
+    finally:
+        with contextlib.suppress(Exception):
+            lake.purge_table(name)
