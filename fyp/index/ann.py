@@ -210,8 +210,8 @@ class ScannParams:
     aq_threshold: anisotropic quantisation threshold (ScaNN's default for dot product is 0.2).
     brute_force_below: below this many vectors, score them all exactly (no tree to train).
     training_sample_size: vectors sampled to train the tree (k-means). 1M, i.e. all of a 1M index: at 1M x 64
-      (bench data) centroids trained on every vector instead of 250k cut the leaves a query must scan for
-      recall@10 0.95 from 192-224 of 2000 to 160 (build 1.5x longer, off to the side of the feed).
+      (bench data) builds on every vector needed 160-192 of 2000 leaves for recall@10 0.95, builds on 250k
+      192-224 (a small gain, about k-means' build-to-build variation; docs/INDEX.md).
     spherical: unit-length centroids. ScaNN assigns datapoints to leaves by L2 distance but routes queries by
       dot product; with centroids of unequal length the two disagree, and an upserted vector unlike the
       training data can land in a leaf its own query never visits (seen: 1 in 6 random vectors missed at
