@@ -54,6 +54,15 @@ def _key(feature_set: FeatureSet, entity_id: str | Sequence[str]) -> str:
     return feature_set.key_prefix + ":".join(parts)
 
 
+def _keys(feature_set: FeatureSet, ids: Sequence[str]) -> list[str]:
+    """Keys of many entities of a one-column key (videos): `_key`'s checks per id cost ~1.4 µs each, a third
+    of a 500-candidate read; ids of a multi-column key go through `_key` (they need joining anyway)."""
+    if len(feature_set.entity.key_columns) != 1:
+        return [_key(feature_set, i) for i in ids]
+    prefix = feature_set.key_prefix
+    return [prefix + i for i in ids]
+
+
 class FeatureClient:
     """Reads feature sets and serving sets written by the engagement features job."""
 
@@ -82,6 +91,8 @@ class FeatureClient:
         found = [f for fs, v in zip(sets, values, strict=True) if (f := self._entity(fs, entity_id, v, now_ms))]
         if not found:
             return None
+        if len(found) == 1:
+            return found[0]
         merged = {name: value for f in found for name, value in f.values.items()}
         return EntityFeatures(entity=entity, entity_id=found[0].entity_id, event_time_ms=found[0].event_time_ms,
                               update_time_ms=found[0].update_time_ms, values=merged)
@@ -91,7 +102,7 @@ class FeatureClient:
     ) -> tuple[tuple[str, ...], np.ndarray]:
         """Column names and an (len(ids), columns) matrix for many entities, in one MGET."""
         plan = self.plans[entity]
-        values = self.redis.mget([_key(plan.feature_set, i) for i in ids]) if ids else []
+        values = self.redis.mget(_keys(plan.feature_set, ids)) if ids else []
         matrix, _ = decode_matrix(plan, values, now_ms or _now_ms())
         return plan.columns, matrix
 
@@ -101,7 +112,7 @@ class FeatureClient:
         user_plan, video_plan = self.plans["user"], self.plans["video"]
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(_key(user_plan.feature_set, user_id))
-        pipe.mget([_key(video_plan.feature_set, v) for v in video_ids] or ["-"])
+        pipe.mget(_keys(video_plan.feature_set, video_ids) or ["-"])
         pipe.zrange(RECENT_SEEN_PREFIX + user_id, 0, -1)
         user_value, video_values, seen = pipe.execute()
         videos, _ = decode_matrix(video_plan, video_values[: len(video_ids)], now)
