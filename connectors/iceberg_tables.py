@@ -30,6 +30,15 @@ from pyiceberg.types import (
 )
 
 from fyp.config import Settings
+from schemas.tables import (
+    EMBEDDINGS_NAMESPACE,
+    ENGAGEMENT_HISTORY,
+    HISTORY_NAMESPACE,
+    UPLOAD_EVENTS,
+    VIDEO_EMBEDDINGS,
+    VIDEO_EMBEDDINGS_TABLE,
+    VIDEOS_CHANGELOG,
+)
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, VIDEO_ROW_FIELDS
 
@@ -50,13 +59,6 @@ __all__ = [
     "videos_changelog_schema",
 ]
 
-HISTORY_NAMESPACE = "history"
-ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"
-EMBEDDINGS_NAMESPACE = "embeddings"
-VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
-VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"
-UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_orchestration.py
-VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
 
 _REQUIRED = {"event_type", "event_id", "event_time", "user_id", "video_id"}
 

@@ -14,17 +14,17 @@ from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 from connectors.iceberg_catalog import register_iceberg_catalog
 from connectors.kafka_source import kafka_raw_source
 from fyp.config import Settings, load_settings
+from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 
 __all__ = ["build_engagement_history"]
 
 GROUP_ID = "fyp-engagement-history"
-HISTORY_TABLE = "engagement_events"
 
 
 def build_engagement_history(
-    t_env: TableEnvironment, settings: Settings, *, table: str = HISTORY_TABLE,
+    t_env: TableEnvironment, settings: Settings, *, table: str = ENGAGEMENT_HISTORY,
 ) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
     t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
@@ -43,7 +43,7 @@ def build_engagement_history(
     # Sink: append to the history table.
     statements = t_env.create_statement_set()
     statements.add_insert_sql(
-        f"INSERT INTO `{catalog}`.history.{table} "
+        f"INSERT INTO `{catalog}`.{table} "
         f"SELECT {columns}, kafka_partition, kafka_offset FROM decoded WHERE e.error IS NULL"
     )
     return statements

@@ -58,6 +58,7 @@ from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
 from schemas.registry import default_registry
+from schemas.tables import UPLOAD_EVENTS, VIDEOS_CHANGELOG
 from schemas.topics import UPLOADS, VIDEO_STATUS
 from udfs.flink_functions import decode_upload_event
 from udfs.upload_events import (
@@ -99,9 +100,6 @@ OUTPUT_TYPE = Types.ROW_NAMED(
     ["topic", "record_key", "payload"],
     [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
-# connectors.iceberg_tables creates both (pyiceberg is not in Flink's environment).
-VIDEOS_CHANGELOG = "history.videos_changelog"
-UPLOAD_EVENTS = "history.upload_events"
 HISTORY_GROUP_ID = "fyp-upload-history"  # its own offsets: the history reads both topics from their start
 DEDUP_STATE_TTL = "7 d"  # of the event_id deduplication (the job's only SQL state): longer than any redelivery
 log = logging.getLogger("fyp.upload_orchestration")

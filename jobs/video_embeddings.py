@@ -42,6 +42,7 @@ from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
+from schemas import tables
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS, VIDEO_STATUS
 from udfs.video_embedding import BatchPolicy, StatusChange, decode_status_change, embedding_record, plan_batch
@@ -53,7 +54,6 @@ GROUP_ID = "fyp-video-embeddings"
 JOB_NAME = "fyp-video-embeddings"
 STATE_NAME = "embedding-buffer-v1"
 # Created (with its day partitioning) by connectors/iceberg_tables.py in the tools environment, like the history.
-EMBEDDINGS_TABLE = "embeddings.video_embeddings"
 CHANGE_TYPE = Types.ROW_NAMED(["video_id", "author_id", "status", "event_time_ms"],
                               [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()])
 OUTPUT_TYPE = Types.ROW_NAMED(
@@ -182,7 +182,7 @@ def build_video_embeddings(env: StreamExecutionEnvironment, settings: Settings, 
     catalog = register_iceberg_catalog(t_env, settings)
     t_env.create_temporary_view("embedded", rows)
     statements.add_insert_sql(
-        f"INSERT INTO `{catalog}`.{EMBEDDINGS_TABLE} "
+        f"INSERT INTO `{catalog}`.{tables.VIDEO_EMBEDDINGS} "
         "SELECT video_id, author_id, model, vector, deleted, TO_TIMESTAMP_LTZ(event_time_ms, 3) FROM embedded")
     statements.attach_as_datastream()
     return statements

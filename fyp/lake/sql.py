@@ -59,6 +59,8 @@ from pyiceberg.types import (
 )
 from sqlglot import exp
 
+from schemas.tables import VIDEOS_CHANGELOG
+
 __all__ = [
     "LAKE_VIEWS",
     "AsOf",
@@ -92,8 +94,8 @@ class LakeView:
 # cannot read equality deletes; an append-only changelog and this view stay exactly once and readable by all.
 LAKE_VIEWS: dict[str, LakeView] = {
     "history.videos": LakeView(
-        source="history.videos_changelog",
-        sql="SELECT * FROM history.videos_changelog "
+        source=VIDEOS_CHANGELOG,
+        sql=f"SELECT * FROM {VIDEOS_CHANGELOG} "
             "QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY seq DESC) = 1",
         doc="one row per video: its latest state in history.videos_changelog (highest seq)",
     ),

@@ -1,0 +1,22 @@
+"""Names of the Iceberg tables, in one place for both environments: the Flink jobs write them (without
+pyiceberg) and `connectors.iceberg_tables` creates them and declares their columns (with pyiceberg)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "EMBEDDINGS_NAMESPACE",
+    "ENGAGEMENT_HISTORY",
+    "HISTORY_NAMESPACE",
+    "UPLOAD_EVENTS",
+    "VIDEOS_CHANGELOG",
+    "VIDEO_EMBEDDINGS",
+    "VIDEO_EMBEDDINGS_TABLE",
+]
+
+HISTORY_NAMESPACE = "history"
+ENGAGEMENT_HISTORY = f"{HISTORY_NAMESPACE}.engagement_events"  # jobs/engagement_history.py
+EMBEDDINGS_NAMESPACE = "embeddings"
+VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
+VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"  # jobs/video_embeddings.py
+UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_orchestration.py
+VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
