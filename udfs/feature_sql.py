@@ -58,16 +58,15 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     if feature_set.derived:
         # Filter first, then compute: the planner keeps the filter in a Java operator ahead of any Python
         # function the derived columns call, so only this set's rows reach it.
-        derived = ", ".join(f"{double_literals(d.sql)} AS `{d.name}`" for d in feature_set.derived)
-        relation = f"(SELECT *, {derived} FROM `{source}` WHERE {double_literals(feature_set.where)})"
+        derived = ", ".join(f"{d.sql} AS `{d.name}`" for d in feature_set.derived)
+        relation = f"(SELECT *, {derived} FROM `{source}` WHERE {feature_set.where})"
     if entity.explodes_hashtags:
         relation = f"(SELECT * FROM {relation} CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
     ttl = state_ttl or default_state_ttl(feature_set)
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:
-        conditions.append(f"({double_literals(feature_set.where)})")
-    # value_sql() is DOUBLE throughout (no per-row DECIMAL arithmetic); the CAST keeps the array ARRAY<DOUBLE>
-    # whatever a declared expression's type.
+        conditions.append(f"({feature_set.where})")
+    # The CAST keeps the array ARRAY<DOUBLE> whatever a declared expression's type.
     values = ",\n    ".join(f"CAST({a.value_sql()} AS DOUBLE)" for a in feature_set.aggregations)
     vector = f"FEATURE_VECTOR(ARRAY[\n    {values}],\n    `event_time`, '{vector_spec(feature_set)}') AS `fv`"
     select = ",\n  ".join([*keys, "MAX(`event_time`) AS `event_time`", vector])
@@ -77,7 +76,8 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     # Flink arrays are 1-based.
     flat = [f"`fv`[{i}] AS `{column}`" for i, column in enumerate(feature_set.columns(), start=1)]
     outer = ",\n  ".join([*keys, "`event_time`", *flat])
-    return f"SELECT\n  {outer}\nFROM (\n{inner}\n) AS `vectors`"
+    # DOUBLE literals throughout: no per-row DECIMAL arithmetic (`double_literals`).
+    return double_literals(f"SELECT\n  {outer}\nFROM (\n{inner}\n) AS `vectors`")
 
 
 def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
@@ -85,6 +85,6 @@ def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
     groups = [f"`{c}`" for c in (*spec.key_columns, spec.member_column)]
     not_empty = " AND ".join(f"{g} IS NOT NULL AND {g} <> ''" for g in groups)
     hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
-    return (f"SELECT {hint} {', '.join(groups)}, CAST({double_literals(spec.score)} AS DOUBLE) AS `score`\n"
-            f"FROM `{source}` AS src\nWHERE ({double_literals(spec.where)}) AND {not_empty}\n"
-            f"GROUP BY {', '.join(groups)}")
+    return double_literals(f"SELECT {hint} {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
+                           f"FROM `{source}` AS src\nWHERE ({spec.where}) AND {not_empty}\n"
+                           f"GROUP BY {', '.join(groups)}")

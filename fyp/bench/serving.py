@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from features import ALL_FEATURE_SETS
 from features.serving_sets import RECENT_SEEN
+from fyp.bench.peers.redis_writer import PackedFeatureWriter
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
 from fyp.serving.client import FeatureClient
@@ -43,10 +43,6 @@ class ServingResult:
     request: dict[str, dict[str, float]]  # "fyp" / "feast" -> latency summary + requests_per_s
     single: dict[str, dict[str, float]]
     ratios: dict[str, float]  # feast latency / fyp latency at p50 and p99, per read
-
-
-def _main_set(entity: str) -> FeatureSet:
-    return next(fs for fs in ALL_FEATURE_SETS if fs.entity.name == entity)
 
 
 def _packed(event_time_ms: int, row: np.ndarray) -> bytes:
@@ -88,15 +84,16 @@ def run_serving(
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password, db=db)
     client.flushdb()
     rng = np.random.default_rng(seed)
-    user_set, video_set = _main_set("user"), _main_set("video")
+    fyp = FeatureClient(client)
+    user_set, video_set = fyp.plans["user"].feature_set, fyp.plans["video"].feature_set
     user_ids = [f"u{i}" for i in range(users)]
     video_ids = [f"v{i}" for i in range(videos)]
     now_ms = int(time.time() * 1000)
     user_rows = {u: rng.random(len(user_set.columns()), dtype=np.float32) * 100 for u in user_ids}
     video_rows = {v: rng.random(len(video_set.columns()), dtype=np.float32) * 100 for v in video_ids}
     try:
-        _write_packed(client, user_set, user_rows, now_ms)
-        _write_packed(client, video_set, video_rows, now_ms)
+        for feature_set, rows in ((user_set, user_rows), (video_set, video_rows)):
+            PackedFeatureWriter(client, feature_set).write({i: _packed(now_ms, row) for i, row in rows.items()})
         pipe = client.pipeline(transaction=False)
         for u in user_ids:
             seen = rng.choice(videos, size=min(seen_per_user, videos), replace=False)
@@ -106,7 +103,6 @@ def run_serving(
             feast = FeastPeer(settings, db=db, workdir=Path(workdir), feature_sets=(user_set, video_set))
             feast.write(user_set, user_rows, now_ms)
             feast.write(video_set, video_rows, now_ms)
-            fyp = FeatureClient(client)
             _check_same_values(fyp, feast, user_set, user_ids[0], now_ms)
             both = feast.references(user_set) + feast.references(video_set)
             user_only = feast.references(user_set)
@@ -150,14 +146,6 @@ def _check_same_values(fyp: FeatureClient, feast, feature_set: FeatureSet, user_
     got = np.array([theirs[f"{feature_set.name}__{c}"][0] for c in columns], dtype=np.float64)
     if not np.allclose(expected, got, rtol=1e-6):
         raise RuntimeError(f"Feast and FeatureClient disagree on user {user_id}: the bench's stores differ")
-
-
-def _write_packed(client: redis.Redis, feature_set: FeatureSet, rows: dict[str, np.ndarray], now_ms: int) -> None:
-    ttl = feature_set.ttl
-    pipe = client.pipeline(transaction=False)
-    for entity_id, row in rows.items():
-        pipe.set(feature_set.key_prefix + entity_id, _packed(now_ms, row), ex=ttl)
-    pipe.execute()
 
 
 def _alternate(

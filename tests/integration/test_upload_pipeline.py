@@ -13,13 +13,13 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from typer import Typer
 from typer.testing import CliRunner
 
@@ -107,17 +107,23 @@ def _wait_final(store: RedisVideoStore, pipeline: dict[str, Any], video_id: str)
                 f"transcoder:\n{workers.tail('transcoder')}\nmoderator:\n{workers.tail('moderator')}")
 
 
-def _events(settings: Settings, video_id: str, until: set[str], timeout_s: float = 30) -> list[tuple[str, int, dict]]:
+def _read_video_events(
+    settings: Settings, video_id: str, done: Callable[[list[tuple[str, int, dict]]], bool], timeout_s: float,
+) -> tuple[list[tuple[str, int, dict]], bool]:
     """(record name, Kafka timestamp ms, record) of one video on the uploads and status topics, read from the
-    start until every name in `until` was seen."""
+    start until `done(found)`; and whether it was. Partitions are assigned, not subscribed: no group join.
+    Names: `status:<status>` for VideoStatusChanged, `<record>:full` for the second transcode stage."""
     registry = default_registry()
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"it-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([UPLOADS.name, VIDEO_STATUS.name])
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(t.name, p, OFFSET_BEGINNING) for t in (UPLOADS, VIDEO_STATUS)
+                     for p in range(t.partitions)])
     found: list[tuple[str, int, dict]] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline and not until <= {name for name, _, _ in found}:
+        while time.monotonic() < deadline:
+            if done(found):
+                return found, True
             msg = consumer.poll(0.5)
             if msg is None or msg.error() or msg.key() != video_id.encode():
                 continue
@@ -125,11 +131,17 @@ def _events(settings: Settings, video_id: str, until: set[str], timeout_s: float
             name = event.record_name
             if name == "VideoStatusChanged":
                 name = f"status:{event.record['status']}"
-            elif event.record.get("stage") == "full":  # the second transcode stage: `TranscodeCompleted:full`
+            elif event.record.get("stage") == "full":
                 name = f"{name}:full"
             found.append((name, msg.timestamp()[1], event.record))
     finally:
         consumer.close()
+    return found, done(found)
+
+
+def _events(settings: Settings, video_id: str, until: set[str], timeout_s: float = 30) -> list[tuple[str, int, dict]]:
+    """The video's events, read until every name in `until` was seen (what was found by the timeout otherwise)."""
+    found, _ = _read_video_events(settings, video_id, lambda f: until <= {name for name, _, _ in f}, timeout_s)
     return found
 
 
@@ -208,33 +220,12 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
 
 def _full_ladder_events(settings: Settings, video_id: str, count: int) -> list[tuple[str, int, dict]]:
     """The video's events on both topics once `count` TranscodeCompleted of the full ladder were seen (fails
-    after 90 s). Partitions are assigned, not subscribed: no group join per call."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-    registry = default_registry()
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"it-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(t.name, p, OFFSET_BEGINNING) for t in (UPLOADS, VIDEO_STATUS)
-                     for p in range(t.partitions)])
-    found: list[tuple[str, int, dict]] = []
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            if sum(name == "TranscodeCompleted:full" for name, _, _ in found) >= count:
-                return found
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() or msg.key() != video_id.encode():
-                continue
-            event = registry.decode(msg.value())
-            name = event.record_name
-            if name == "VideoStatusChanged":
-                name = f"status:{event.record['status']}"
-            elif event.record.get("stage") == "full":
-                name = f"{name}:full"
-            found.append((name, msg.timestamp()[1], event.record))
-    finally:
-        consumer.close()
-    pytest.fail(f"video {video_id}: fewer than {count} full-ladder events within 90 s: {[n for n, _, _ in found]}")
+    after 90 s)."""
+    found, done = _read_video_events(
+        settings, video_id, lambda f: sum(name == "TranscodeCompleted:full" for name, _, _ in f) >= count, 90)
+    if not done:
+        pytest.fail(f"video {video_id}: fewer than {count} full-ladder events within 90 s: {[n for n, _, _ in found]}")
+    return found
 
 
 def test_full_ladder_follows_and_a_redelivered_request_changes_nothing(settings, pipeline, store, ready_video) -> None:
