@@ -34,11 +34,16 @@ from typing import Any, Protocol
 from fyp.media.fingerprint import CatalogueEntry, encode_fingerprint
 from fyp.media.keys import InvalidKey, validate_key, video_prefix
 from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy
-from fyp.media.manifests import compose_dash, compose_hls_master, relative_prefix
 from fyp.media.pipeline import Processed, process_source
 from fyp.media.probe import DEFAULT_LIMITS, Limits
-from fyp.media.publish import ObjectStore, PublishedVideo, clean_stale_runs, find_published, publish
-from fyp.media.transcode import AUDIO_BITRATE_KBPS, TranscodeResult
+from fyp.media.publish import (
+    ObjectStore,
+    PublishedVideo,
+    clean_stale_runs,
+    compose_manifests,
+    find_published,
+    publish,
+)
 
 __all__ = ["SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "main", "run"]
 
@@ -115,23 +120,6 @@ def failed_record(request: Mapping[str, Any], reason: str) -> dict[str, Any]:
         "reason": reason,
         "stage": stage,
     }
-
-
-def compose_manifests(result: TranscodeResult, base: PublishedVideo, store: ObjectStore) -> None:
-    """Overwrite the extra run's own manifests (its rungs only) with ones listing every rendition: the base's
-    (fetched from the store, reached by relative URIs) and the extra run's."""
-    texts = {}
-    for name, key in (("hls", base.hls_master_key), ("dash", base.dash_manifest_key)):
-        raw = store.get_bytes(key)
-        if raw is None:
-            raise FileNotFoundError(f"published manifest {key} is missing")
-        texts[name] = raw.decode()
-    prefix = relative_prefix(base.run_id)
-    hls, dash = result.out_dir / result.hls_master, result.out_dir / result.dash_manifest
-    audio_bandwidth = AUDIO_BITRATE_KBPS * 1000 if base.audio_key else 0
-    hls.write_text(compose_hls_master(texts["hls"], hls.read_text(), base_prefix=prefix,
-                                      audio_bandwidth=audio_bandwidth))
-    dash.write_text(compose_dash(texts["dash"], dash.read_text(), base_prefix=prefix))
 
 
 @dataclass(kw_only=True)

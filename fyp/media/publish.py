@@ -34,7 +34,8 @@ from uuid import uuid4
 
 from fyp.config import Settings
 from fyp.media.keys import validate_key, video_prefix, video_root
-from fyp.media.transcode import TranscodeResult
+from fyp.media.manifests import compose_dash, compose_hls_master, relative_prefix
+from fyp.media.transcode import AUDIO_BITRATE_KBPS, TranscodeResult
 
 __all__ = [
     "FULL_MANIFEST_NAME",
@@ -45,6 +46,7 @@ __all__ = [
     "S3ObjectStore",
     "StoredObject",
     "clean_stale_runs",
+    "compose_manifests",
     "find_published",
     "make_s3_client",
     "manifest_key",
@@ -361,3 +363,20 @@ def make_s3_client(settings: Settings) -> Any:
             signature_version="s3v4", s3={"addressing_style": "path"}, retries={"mode": "standard"}
         ),
     )
+
+
+def compose_manifests(result: TranscodeResult, base: PublishedVideo, store: ObjectStore) -> None:
+    """Overwrite the extra run's own manifests (its rungs only) with ones listing every rendition: the base's
+    (fetched from the store, reached by relative URIs) and the extra run's."""
+    texts = {}
+    for name, key in (("hls", base.hls_master_key), ("dash", base.dash_manifest_key)):
+        raw = store.get_bytes(key)
+        if raw is None:
+            raise FileNotFoundError(f"published manifest {key} is missing")
+        texts[name] = raw.decode()
+    prefix = relative_prefix(base.run_id)
+    hls, dash = result.out_dir / result.hls_master, result.out_dir / result.dash_manifest
+    audio_bandwidth = AUDIO_BITRATE_KBPS * 1000 if base.audio_key else 0
+    hls.write_text(compose_hls_master(texts["hls"], hls.read_text(), base_prefix=prefix,
+                                      audio_bandwidth=audio_bandwidth))
+    dash.write_text(compose_dash(texts["dash"], dash.read_text(), base_prefix=prefix))
