@@ -48,9 +48,7 @@ class KafkaEmitter:
 
         self._registry = registry or default_registry()
         self._timeout_s = timeout_s
-        self._producer = Producer({
-            **settings.kafka_client_config(), "enable.idempotence": True, "acks": "all", "linger.ms": 0,
-        })
+        self._producer = Producer({**settings.kafka_producer_config(), "linger.ms": 0})
 
     def emit(self, record_name: str, record: Mapping[str, Any]) -> None:
         topic = topic_for(record_name)

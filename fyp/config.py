@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 __all__ = ["REPO_ROOT", "Settings", "load_settings"]
 
@@ -88,6 +89,13 @@ class Settings:
             "sasl.username": self.kafka_user,
             "sasl.password": self.kafka_password,
         }
+
+    def kafka_producer_config(self) -> dict[str, Any]:
+        """`kafka_client_config()` for a producer: idempotent, acks=all, and the Java clients' key -> partition
+        mapping (murmur2). librdkafka's default (CRC32) would put a video's worker records on another partition
+        than the Flink jobs' records for the same key, and a reader would see its lifecycle out of order."""
+        return {**self.kafka_client_config(), "enable.idempotence": True, "acks": "all",
+                "partitioner": "murmur2_random"}
 
     def iceberg_catalog_properties(self) -> dict[str, str]:
         """pyiceberg REST catalog properties for the SeaweedFS catalog (SigV4-signed, service s3tables)."""

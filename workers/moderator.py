@@ -221,7 +221,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
             "max.poll.interval.ms": 600_000,
         }
     )
-    producer = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(settings.kafka_producer_config())
     stopping = False
 
     def stop(*_: object) -> None:

@@ -227,7 +227,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     consumer = Consumer(
         {**kafka, "group.id": topics.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
     )
-    producer = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(settings.kafka_producer_config())
     stopping = False
 
     def stop(*_: object) -> None:

@@ -70,7 +70,7 @@ def run_freshness(
                             latencies.append((now - sent_at.pop(video)) * 1000)
             time.sleep(0.002)
 
-    probes = Producer({**settings.kafka_client_config(), "linger.ms": 0, "acks": "all", "log_level": 0})
+    probes = Producer({**settings.kafka_producer_config(), "linger.ms": 0, "log_level": 0})
 
     def probe() -> None:
         i = 0

@@ -107,7 +107,7 @@ class CommitProbe:
             thread.start()
 
     def _send(self) -> None:
-        producer = Producer({**self.settings.kafka_client_config(), "linger.ms": 0, "acks": "all", "log_level": 0})
+        producer = Producer({**self.settings.kafka_producer_config(), "linger.ms": 0, "log_level": 0})
         i = 0
         while not self.stop_sending.is_set():
             video = f"lake-probe-{self.run}-{i:06d}"

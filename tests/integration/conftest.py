@@ -66,7 +66,7 @@ class EngagementProducer:
     """Hand-made engagement events, so a test knows exactly what it sent."""
 
     def __init__(self, settings: Settings) -> None:
-        self.producer = Producer({**settings.kafka_client_config(), "enable.idempotence": True, "acks": "all"})
+        self.producer = Producer(settings.kafka_producer_config())
 
     def send(self, record_name: str, *, user_id: str, video_id: str, event_time: int | None = None, **fields) -> str:
         event_time = event_time or int(time.time() * 1000)

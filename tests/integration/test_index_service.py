@@ -26,7 +26,7 @@ DIM = 64
 
 class EmbeddingProducer:
     def __init__(self, settings) -> None:
-        self.producer = Producer({**settings.kafka_client_config(), "enable.idempotence": True, "acks": "all"})
+        self.producer = Producer(settings.kafka_producer_config())
         self.sent: set[str] = set()
 
     def send(self, video_id: str, vector: np.ndarray | None = None, *, deleted: bool = False) -> None:

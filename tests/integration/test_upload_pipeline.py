@@ -221,8 +221,11 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
 def _full_ladder_events(settings: Settings, video_id: str, count: int) -> list[tuple[str, int, dict]]:
     """The video's events on both topics once `count` TranscodeCompleted of the full ladder were seen (fails
     after 90 s)."""
-    found, done = _read_video_events(
-        settings, video_id, lambda f: sum(name == "TranscodeCompleted:full" for name, _, _ in f) >= count, 90)
+    def complete(found: list[tuple[str, int, dict]]) -> bool:
+        names = [name for name, _, _ in found]
+        return "TranscodeRequested:full" in names and names.count("TranscodeCompleted:full") >= count
+
+    found, done = _read_video_events(settings, video_id, complete, 90)
     if not done:
         pytest.fail(f"video {video_id}: fewer than {count} full-ladder events within 90 s: {[n for n, _, _ in found]}")
     return found

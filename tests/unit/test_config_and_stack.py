@@ -64,6 +64,17 @@ def test_kafka_config_binds_loopback_with_sasl_and_private_file(settings):
     assert "auto.create.topics.enable=false" in text
 
 
+def test_every_producer_maps_keys_to_partitions_like_flink(settings):
+    # Flink's Java producers hash keys with murmur2; a librdkafka producer on its default (CRC32) would put the
+    # same video_id on another partition, and its records would overtake the Flink job's for that video.
+    from fyp.traffic.producer import PRODUCER_SETTINGS
+
+    producer = settings.kafka_producer_config()
+    assert producer["partitioner"] == PRODUCER_SETTINGS["partitioner"] == "murmur2_random"
+    assert (producer["enable.idempotence"], producer["acks"]) == (True, "all")
+    assert settings.kafka_client_config().items() <= producer.items()
+
+
 def test_redis_config_requires_the_password(settings):
     redis_service = RedisService(settings)
     redis_service.home.mkdir(parents=True)

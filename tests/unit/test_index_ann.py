@@ -9,6 +9,9 @@ from fyp.index.ann import AnnIndex, RowStore, ScannIndex, ScannParams, normalize
 from fyp.index.peers import ExactIndex
 
 N, DIM = 5_000, 32
+# 16 of the 141 leaves: recall@10 0.954-0.991 over 40 builds (k-means differs build to build). The default 8
+# leaves gave 0.89-0.97, so a fixed bar on one build of it would fail about 1 run in 30.
+SEARCHED = ScannParams(leaves_to_search=16)
 
 
 def clustered(n: int, dim: int, seed: int, clusters: int = 50) -> np.ndarray:
@@ -25,7 +28,7 @@ def data() -> tuple[list[str], np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def built(data) -> ScannIndex:
     ids, vectors, _ = data
-    return ScannIndex.build(ids, vectors)
+    return ScannIndex.build(ids, vectors, params=SEARCHED)
 
 
 def fresh(data) -> ScannIndex:
@@ -46,8 +49,8 @@ def test_recall_against_brute_force(data, built):
     truth = ids_of(ExactIndex.build(ids, vectors).search_batch(queries, 10))
     assert built.mode == "tree"
     assert isinstance(built, AnnIndex)
-    assert recall(ids_of(built.search_batch(queries, 10)), truth) >= 0.9
-    assert recall(ids_of(built.search(q, 10) for q in queries), truth) >= 0.9
+    assert recall(ids_of(built.search_batch(queries, 10)), truth) >= 0.93
+    assert recall(ids_of(built.search(q, 10) for q in queries), truth) >= 0.93
 
 
 def test_scores_are_cosines_best_first(built, data):
