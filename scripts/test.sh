@@ -11,6 +11,11 @@ echo "== ruff"
 echo "== unit tests (tools environment)"
 .venv/bin/python -m pytest tests/unit -q -p no:cacheprovider
 
+echo "== Java unit tests (aggregate functions, envelope decoder, Redis sink)"
+for module in udfs/java/aggregates udfs/java/envelope connectors/java/redis-sink; do
+  mvn -q -B -f "$module/pom.xml" test
+done
+
 echo "== job builders on in-memory input (Flink environment)"
 .venv-flink/bin/python -m pytest tests/flink -q -p no:cacheprovider -p no:warnings
 

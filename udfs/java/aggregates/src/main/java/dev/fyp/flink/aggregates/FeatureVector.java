@@ -50,6 +50,13 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
      * Accumulator. Public fields so that Flink maps it to a structured type for state. The arrays are null
      * until the first accepted row; then sized once and updated in place.
      *
+     * <p>An accumulator starts <em>sparse</em>: a short list of (tile set, sums) entries instead of the
+     * dense ring of every tile, and turns dense once it holds more than {@link Spec#sparseLimit} entries.
+     * Most keys of a high-cardinality entity (user × hashtag, a long-tail video) see a few events a day, and
+     * most local (mini-batch) accumulators see one: the video set's dense accumulator is ~5.6 KB, one entry
+     * ~110 bytes, and every accumulator is serialized once per key and bundle (to the global aggregate, to
+     * RocksDB). Both forms give the same values (the entries are summed per window at read time).
+     *
      * <p>The arrays are Flink's binary arrays ({@link BinaryArrayData}) rather than {@code long[]} / {@code
      * double[]}: an accumulator is serialized once per key and bundle (local to global aggregation over the
      * network, and to RocksDB), and Flink serializes a primitive Java array element by element, boxing each
@@ -63,8 +70,19 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         /** Maximum accepted event time (ms), shared by every cell. */
         public long refMs;
         /**
-         * Tile index held by each slot, windows one after the other: slot {@code s} of window {@code w}
-         * at {@code tileOffset[w] + s}. {@link Long#MIN_VALUE} marks a never-used slot.
+         * Sparse form (while {@link #tileIndex} is null): one entry per distinct set of tiles, the event time
+         * of its first row (any time in the same tile of every window reads the same), pruned once it has
+         * left every window.
+         */
+        @DataTypeHint(value = "ARRAY<BIGINT NOT NULL>", bridgedTo = ArrayData.class)
+        public ArrayData entryTimes;
+        /** Sparse form: per entry, one sum per aggregation: {@code entryVals[entry * aggs + a]}. */
+        @DataTypeHint(value = "ARRAY<DOUBLE NOT NULL>", bridgedTo = ArrayData.class)
+        public ArrayData entryVals;
+        /**
+         * Dense form: tile index held by each slot, windows one after the other: slot {@code s} of window
+         * {@code w} at {@code tileOffset[w] + s}. {@link Long#MIN_VALUE} marks a never-used slot. Null while
+         * the accumulator is sparse.
          */
         @DataTypeHint(value = "ARRAY<BIGINT NOT NULL>", bridgedTo = ArrayData.class)
         public ArrayData tileIndex;
@@ -108,6 +126,34 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
 
         int totalTiles() {
             return tileOffset[tiles.length];
+        }
+
+        /**
+         * Entries a sparse accumulator may hold before it turns dense: half the tiles, where the two forms'
+         * sizes are still 2:1 apart and reading the entries costs no more than reading the tiles.
+         */
+        int sparseLimit() {
+            return totalTiles() / 2;
+        }
+
+        /** Whether event times {@code e1} and {@code e2} fall in the same tile of every window. */
+        boolean sameTiles(long e1, long e2) {
+            for (int w = 0; w < tiles.length; w++) {
+                if (Math.floorDiv(e1, tileMs[w]) != Math.floorDiv(e2, tileMs[w])) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** Whether an event at {@code e} has left every window as of reference time {@code ref}. */
+        boolean expired(long e, long ref) {
+            for (int w = 0; w < tiles.length; w++) {
+                if (Math.floorDiv(e, tileMs[w]) > Math.floorDiv(ref, tileMs[w]) - tiles[w]) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         /** Parses {@code "w/t,w/t;h,h"}. */
@@ -167,6 +213,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
     private transient StringData cachedData;
     /** Per-row cleaned values, reused. */
     private transient double[] scratch;
+    /** Per-entry values while a sparse accumulator turns dense (the row being added is in scratch). */
+    private transient double[] replay;
     /** Per-half-life decay factors of the current row, reused. */
     private transient double[] factors;
 
@@ -210,97 +258,59 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         }
     }
 
-    private static void init(Acc acc, Spec s, int aggs, long refMs) {
+    /** A new accumulator holding one row: sparse with one entry, or dense if the spec allows no entries. */
+    private static void init(Acc acc, Spec s, double[] v, int aggs, long e) {
         acc.spec = s.text;
         acc.aggs = aggs;
-        acc.refMs = refMs;
+        acc.refMs = e;
+        acc.decayed = BinaryArrayData.fromPrimitiveArray(new double[aggs * s.halfLives()]);
+        if (s.sparseLimit() >= 1) {
+            acc.entryTimes = BinaryArrayData.fromPrimitiveArray(new long[] {e});
+            acc.entryVals = BinaryArrayData.fromPrimitiveArray(Arrays.copyOf(v, aggs));
+        } else {
+            initTiles(acc, s);
+            addToTiles(acc, s, v, e, e, true);
+        }
+    }
+
+    private static void initTiles(Acc acc, Spec s) {
         long[] tiles = new long[s.totalTiles()];
         Arrays.fill(tiles, Long.MIN_VALUE);
         acc.tileIndex = BinaryArrayData.fromPrimitiveArray(tiles);
-        acc.sums = BinaryArrayData.fromPrimitiveArray(new double[s.totalTiles() * aggs]);
-        acc.decayed = BinaryArrayData.fromPrimitiveArray(new double[aggs * s.halfLives()]);
+        acc.sums = BinaryArrayData.fromPrimitiveArray(new double[s.totalTiles() * acc.aggs]);
+    }
+
+    private static boolean sparse(Acc acc) {
+        return acc.tileIndex == null;
+    }
+
+    /** Turns a sparse accumulator dense: its entries go into the ring as rows would, as of its {@code refMs}. */
+    private void densify(Acc acc, Spec s) {
+        final ArrayData times = acc.entryTimes;
+        final ArrayData vals = acc.entryVals;
+        final int aggs = acc.aggs;
+        initTiles(acc, s);
+        acc.entryTimes = null;
+        acc.entryVals = null;
+        double[] v = replay;
+        if (v == null || v.length < aggs) {
+            v = replay = new double[aggs];
+        }
+        for (int k = 0; k < times.size(); k++) {
+            for (int a = 0; a < aggs; a++) {
+                v[a] = vals.getDouble(k * aggs + a);
+            }
+            addToTiles(acc, s, v, times.getLong(k), acc.refMs, false);
+        }
     }
 
     /**
-     * Makes the accumulator's arrays binary arrays in one memory segment, so that element {@code k} is at
-     * {@link #at}{@code (array, k)} of {@link #segment}{@code (array)}. They already are, except when an
-     * accumulator arrives in some other form (a caller-built one, or a row spanning segments): then they
-     * are copied once.
+     * Adds one row's values to the tiles of a dense accumulator, skipping the windows it is too old for as
+     * of {@code ref} (an upper bound of every tile the ring holds: the accumulator's reference time, or the
+     * larger one of a merge).
      */
-    private static void binary(Acc acc) {
-        if (!singleSegment(acc.tileIndex)) {
-            acc.tileIndex = copyLongs(acc.tileIndex);
-        }
-        if (!singleSegment(acc.sums)) {
-            acc.sums = copyDoubles(acc.sums);
-        }
-        if (!singleSegment(acc.decayed)) {
-            acc.decayed = copyDoubles(acc.decayed);
-        }
-    }
-
-    private static boolean singleSegment(ArrayData a) {
-        return a instanceof BinaryArrayData && ((BinaryArrayData) a).getSegments().length == 1;
-    }
-
-    private static MemorySegment segment(ArrayData a) {
-        return ((BinaryArrayData) a).getSegments()[0];
-    }
-
-    /** Byte offset of element 0 of a binary array of 8-byte elements (element k: + 8k). */
-    private static int at(ArrayData a) {
-        return ((BinaryArrayData) a).getOffset() + BinaryArrayData.calculateHeaderInBytes(a.size());
-    }
-
-    /** Copies {@code vals} into {@link #scratch}, nulls and non-finite values as 0.0. */
-    private double[] values(ArrayData vals, int n) {
-        double[] v = scratch;
-        if (v == null || v.length < n) {
-            v = scratch = new double[n];
-        }
-        for (int a = 0; a < n; a++) {
-            if (vals.isNullAt(a)) {
-                v[a] = 0.0;
-            } else {
-                double x = vals.getDouble(a);
-                v[a] = Double.isFinite(x) ? x : 0.0;
-            }
-        }
-        return v;
-    }
-
-    private double[] factors(int n) {
-        double[] f = factors;
-        if (f == null || f.length < n) {
-            f = factors = new double[n];
-        }
-        return f;
-    }
-
-    public void accumulate(
-            Acc acc,
-            @DataTypeHint(value = "ARRAY<DOUBLE>", bridgedTo = ArrayData.class) ArrayData vals,
-            Long eventTimeMs,
-            @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData specText) {
-        if (vals == null || eventTimeMs == null) {
-            return;
-        }
-        final Spec s = spec(specText);
-        final int aggs = vals.size();
-        final long e = eventTimeMs;
-        final double[] v = values(vals, aggs);
-        final boolean first = acc.spec == null;
-        if (first) {
-            init(acc, s, aggs, e);
-        } else {
-            checkSameSpec(acc, s);
-            if (acc.aggs != aggs) {
-                throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
-                        + " site, got " + aggs + " after " + acc.aggs);
-            }
-            binary(acc);
-        }
-        final long ref = acc.refMs;
+    private static void addToTiles(Acc acc, Spec s, double[] v, long e, long ref, boolean first) {
+        final int aggs = acc.aggs;
         final MemorySegment tiles = segment(acc.tileIndex);
         final int tiles0 = at(acc.tileIndex);
         final MemorySegment sums = segment(acc.sums);
@@ -326,40 +336,200 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 }
             }
         }
-        final int nh = s.halfLives();
-        if (nh > 0) {
-            final MemorySegment d = segment(acc.decayed);
-            final int d0 = at(acc.decayed);
-            if (first) {
+    }
+
+    /**
+     * Adds one row's values to a sparse accumulator as of reference time {@code ref} (at least every entry's
+     * time): into the entry of the same tiles if there is one, else as a new entry, dropping the entries
+     * that have left every window; past {@link Spec#sparseLimit} entries the accumulator turns dense.
+     */
+    private void addEntry(Acc acc, Spec s, double[] v, long e, long ref) {
+        final int aggs = acc.aggs;
+        final ArrayData times = acc.entryTimes;
+        final int n = times.size();
+        for (int k = 0; k < n; k++) {
+            if (s.sameTiles(times.getLong(k), e)) {
+                final MemorySegment vals = segment(acc.entryVals);
+                final int base = at(acc.entryVals) + 8 * k * aggs;
                 for (int a = 0; a < aggs; a++) {
-                    for (int h = 0; h < nh; h++) {
-                        d.putDouble(d0 + 8 * (a * nh + h), v[a]);
-                    }
+                    vals.putDouble(base + 8 * a, vals.getDouble(base + 8 * a) + v[a]);
                 }
-            } else if (e > ref) {
-                final double[] f = factors(nh);
-                for (int h = 0; h < nh; h++) {
-                    f[h] = DecayedSum.decay(e - ref, s.halfLifeMs[h]);
-                }
-                for (int a = 0; a < aggs; a++) {
-                    for (int h = 0; h < nh; h++) {
-                        final int k = d0 + 8 * (a * nh + h);
-                        d.putDouble(k, d.getDouble(k) * f[h] + v[a]);
-                    }
-                }
+                return;
+            }
+        }
+        if (s.expired(e, ref)) {
+            return; // out of every window already (its decayed contribution is kept elsewhere)
+        }
+        int live = 0;
+        for (int k = 0; k < n; k++) {
+            if (!s.expired(times.getLong(k), ref)) {
+                live++;
+            }
+        }
+        if (live + 1 > s.sparseLimit()) {
+            densify(acc, s);
+            addToTiles(acc, s, v, e, ref, false);
+            return;
+        }
+        final long[] newTimes = new long[live + 1];
+        final double[] newVals = new double[(live + 1) * aggs];
+        final ArrayData vals = acc.entryVals;
+        int j = 0;
+        for (int k = 0; k < n; k++) {
+            final long t = times.getLong(k);
+            if (s.expired(t, ref)) {
+                continue;
+            }
+            newTimes[j] = t;
+            for (int a = 0; a < aggs; a++) {
+                newVals[j * aggs + a] = vals.getDouble(k * aggs + a);
+            }
+            j++;
+        }
+        newTimes[live] = e;
+        System.arraycopy(v, 0, newVals, live * aggs, aggs);
+        acc.entryTimes = BinaryArrayData.fromPrimitiveArray(newTimes);
+        acc.entryVals = BinaryArrayData.fromPrimitiveArray(newVals);
+    }
+
+    /**
+     * Makes the accumulator's arrays binary arrays in one memory segment, so that element {@code k} is at
+     * {@link #at}{@code (array, k)} of {@link #segment}{@code (array)}. They already are, except when an
+     * accumulator arrives in some other form (a caller-built one, or a row spanning segments): then they
+     * are copied once.
+     */
+    private static void binary(Acc acc) {
+        if (acc.tileIndex != null && !singleSegment(acc.tileIndex)) {
+            acc.tileIndex = copyLongs(acc.tileIndex);
+        }
+        if (acc.sums != null && !singleSegment(acc.sums)) {
+            acc.sums = copyDoubles(acc.sums);
+        }
+        if (acc.entryTimes != null && !singleSegment(acc.entryTimes)) {
+            acc.entryTimes = copyLongs(acc.entryTimes);
+        }
+        if (acc.entryVals != null && !singleSegment(acc.entryVals)) {
+            acc.entryVals = copyDoubles(acc.entryVals);
+        }
+        if (!singleSegment(acc.decayed)) {
+            acc.decayed = copyDoubles(acc.decayed);
+        }
+    }
+
+    private static boolean singleSegment(ArrayData a) {
+        return a instanceof BinaryArrayData && ((BinaryArrayData) a).getSegments().length == 1;
+    }
+
+    private static MemorySegment segment(ArrayData a) {
+        return ((BinaryArrayData) a).getSegments()[0];
+    }
+
+    /** Byte offset of element 0 of a binary array of 8-byte elements (element k: + 8k). */
+    private static int at(ArrayData a) {
+        return ((BinaryArrayData) a).getOffset() + BinaryArrayData.calculateHeaderInBytes(a.size());
+    }
+
+    private double[] scratchOf(int n) {
+        double[] v = scratch;
+        if (v == null || v.length < n) {
+            v = scratch = new double[n];
+        }
+        return v;
+    }
+
+    /** Copies {@code vals} into {@link #scratch}, nulls and non-finite values as 0.0. */
+    private double[] values(ArrayData vals, int n) {
+        double[] v = scratchOf(n);
+        for (int a = 0; a < n; a++) {
+            if (vals.isNullAt(a)) {
+                v[a] = 0.0;
             } else {
-                final double[] f = factors(nh);
+                double x = vals.getDouble(a);
+                v[a] = Double.isFinite(x) ? x : 0.0;
+            }
+        }
+        return v;
+    }
+
+    private double[] factors(int n) {
+        double[] f = factors;
+        if (f == null || f.length < n) {
+            f = factors = new double[n];
+        }
+        return f;
+    }
+
+    /** Adds a row at {@code e} to the decayed sums, which are as of {@code ref}; the caller moves ref. */
+    private void addToDecayed(Acc acc, Spec s, double[] v, long e, long ref) {
+        final int nh = s.halfLives();
+        if (nh == 0) {
+            return;
+        }
+        final int aggs = acc.aggs;
+        final MemorySegment d = segment(acc.decayed);
+        final int d0 = at(acc.decayed);
+        final double[] f = factors(nh);
+        if (e > ref) {
+            for (int h = 0; h < nh; h++) {
+                f[h] = DecayedSum.decay(e - ref, s.halfLifeMs[h]);
+            }
+            for (int a = 0; a < aggs; a++) {
                 for (int h = 0; h < nh; h++) {
-                    f[h] = DecayedSum.decay(ref - e, s.halfLifeMs[h]);
+                    final int k = d0 + 8 * (a * nh + h);
+                    d.putDouble(k, d.getDouble(k) * f[h] + v[a]);
                 }
-                for (int a = 0; a < aggs; a++) {
-                    for (int h = 0; h < nh; h++) {
-                        final int k = d0 + 8 * (a * nh + h);
-                        d.putDouble(k, d.getDouble(k) + v[a] * f[h]);
-                    }
+            }
+        } else {
+            for (int h = 0; h < nh; h++) {
+                f[h] = DecayedSum.decay(ref - e, s.halfLifeMs[h]);
+            }
+            for (int a = 0; a < aggs; a++) {
+                for (int h = 0; h < nh; h++) {
+                    final int k = d0 + 8 * (a * nh + h);
+                    d.putDouble(k, d.getDouble(k) + v[a] * f[h]);
                 }
             }
         }
+    }
+
+    public void accumulate(
+            Acc acc,
+            @DataTypeHint(value = "ARRAY<DOUBLE>", bridgedTo = ArrayData.class) ArrayData vals,
+            Long eventTimeMs,
+            @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData specText) {
+        if (vals == null || eventTimeMs == null) {
+            return;
+        }
+        final Spec s = spec(specText);
+        final int aggs = vals.size();
+        final long e = eventTimeMs;
+        final double[] v = values(vals, aggs);
+        if (acc.spec == null) {
+            init(acc, s, v, aggs, e);
+            // the decayed sums of a single row are its values
+            final int nh = s.halfLives();
+            final MemorySegment d = segment(acc.decayed);
+            final int d0 = at(acc.decayed);
+            for (int a = 0; a < aggs; a++) {
+                for (int h = 0; h < nh; h++) {
+                    d.putDouble(d0 + 8 * (a * nh + h), v[a]);
+                }
+            }
+            return;
+        }
+        checkSameSpec(acc, s);
+        if (acc.aggs != aggs) {
+            throw new IllegalArgumentException("FEATURE_VECTOR: vals must have a constant length per call"
+                    + " site, got " + aggs + " after " + acc.aggs);
+        }
+        binary(acc);
+        final long ref = acc.refMs;
+        if (sparse(acc)) {
+            addEntry(acc, s, v, e, Math.max(ref, e));
+        } else {
+            addToTiles(acc, s, v, e, ref, false);
+        }
+        addToDecayed(acc, s, v, e, ref);
         if (e > ref) {
             acc.refMs = e;
         }
@@ -367,9 +537,9 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
 
     /**
      * Withdraws a row accumulated earlier, cell by cell as {@link SlidingSum#retract} and {@link
-     * DecayedSum#retract} do (the reference time is not moved back). Needed only because the planner marks
-     * a proc-time keep-first deduplication under mini-batch as possibly updating; such a deduplication only
-     * ever inserts, so in practice this is not called.
+     * DecayedSum#retract} do (the reference time is not moved back; a sparse accumulator turns dense first).
+     * Needed only because the planner marks a proc-time keep-first deduplication under mini-batch as possibly
+     * updating; such a deduplication only ever inserts, so in practice this is not called.
      */
     public void retract(
             Acc acc,
@@ -387,6 +557,9 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                     + " site, got " + vals.size() + " after " + aggs);
         }
         binary(acc);
+        if (sparse(acc)) {
+            densify(acc, s);
+        }
         final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
         final BinaryArrayData sums = (BinaryArrayData) acc.sums;
         final BinaryArrayData d = (BinaryArrayData) acc.decayed;
@@ -421,8 +594,10 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
                 acc.spec = o.spec;
                 acc.aggs = o.aggs;
                 acc.refMs = o.refMs;
-                acc.tileIndex = copyLongs(o.tileIndex);
-                acc.sums = copyDoubles(o.sums);
+                acc.tileIndex = o.tileIndex == null ? null : copyLongs(o.tileIndex);
+                acc.sums = o.sums == null ? null : copyDoubles(o.sums);
+                acc.entryTimes = o.entryTimes == null ? null : copyLongs(o.entryTimes);
+                acc.entryVals = o.entryVals == null ? null : copyDoubles(o.entryVals);
                 acc.decayed = copyDoubles(o.decayed);
                 continue;
             }
@@ -433,55 +608,92 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
             }
             binary(acc);
             final Spec s = spec(acc.spec);
-            final int aggs = acc.aggs;
-            final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
-            final BinaryArrayData sums = (BinaryArrayData) acc.sums;
-            final BinaryArrayData d = (BinaryArrayData) acc.decayed;
-            final ArrayData oTileIndex = o.tileIndex;
-            final ArrayData oSums = o.sums;
-            final ArrayData oDecayed = o.decayed;
             final long ref = Math.max(acc.refMs, o.refMs);
-            for (int w = 0; w < s.windows(); w++) {
-                final int n = s.tiles[w];
-                final long oldest = Math.floorDiv(ref, s.tileMs[w]) - n; // exclusive
-                for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
-                    final long oi = oTileIndex.getLong(slot);
-                    if (oi <= oldest) {
-                        continue; // empty or out of the merged window
-                    }
-                    final long ai = tileIndex.getLong(slot);
-                    final int base = slot * aggs;
-                    if (ai == oi) {
-                        for (int a = 0; a < aggs; a++) {
-                            sums.setDouble(base + a, sums.getDouble(base + a) + oSums.getDouble(base + a));
-                        }
-                    } else if (ai < oi) {
-                        tileIndex.setLong(slot, oi);
-                        for (int a = 0; a < aggs; a++) {
-                            sums.setDouble(base + a, oSums.getDouble(base + a));
-                        }
-                    }
-                    // ai > oi: acc holds a newer tile in that slot, so o's tile is out of the window.
+            if (sparse(o)) {
+                mergeEntries(acc, s, o, ref);
+            } else {
+                if (sparse(acc)) {
+                    densify(acc, s);
                 }
+                mergeTiles(acc, s, o, ref);
             }
-            final int nh = s.halfLives();
-            for (int h = 0; h < nh; h++) {
-                final long hl = s.halfLifeMs[h];
-                if (o.refMs > acc.refMs) {
-                    final double f = DecayedSum.decay(o.refMs - acc.refMs, hl);
-                    for (int a = 0; a < aggs; a++) {
-                        final int k = a * nh + h;
-                        d.setDouble(k, d.getDouble(k) * f + oDecayed.getDouble(k));
-                    }
-                } else {
-                    final double f = DecayedSum.decay(acc.refMs - o.refMs, hl);
-                    for (int a = 0; a < aggs; a++) {
-                        final int k = a * nh + h;
-                        d.setDouble(k, d.getDouble(k) + oDecayed.getDouble(k) * f);
-                    }
-                }
-            }
+            mergeDecayed(acc, s, o);
             acc.refMs = ref;
+        }
+    }
+
+    /** Adds a sparse accumulator's entries to {@code acc} (either form) as of the merged reference time. */
+    private void mergeEntries(Acc acc, Spec s, Acc o, long ref) {
+        final int aggs = acc.aggs;
+        final ArrayData times = o.entryTimes;
+        final ArrayData vals = o.entryVals;
+        final double[] v = scratchOf(aggs);
+        for (int k = 0; k < times.size(); k++) {
+            for (int a = 0; a < aggs; a++) {
+                v[a] = vals.getDouble(k * aggs + a);
+            }
+            final long e = times.getLong(k);
+            if (sparse(acc)) {
+                addEntry(acc, s, v, e, ref);
+            } else {
+                addToTiles(acc, s, v, e, ref, false);
+            }
+        }
+    }
+
+    /** Merges a dense accumulator's tiles into a dense {@code acc}, slot by slot. */
+    private static void mergeTiles(Acc acc, Spec s, Acc o, long ref) {
+        final int aggs = acc.aggs;
+        final BinaryArrayData tileIndex = (BinaryArrayData) acc.tileIndex;
+        final BinaryArrayData sums = (BinaryArrayData) acc.sums;
+        final ArrayData oTileIndex = o.tileIndex;
+        final ArrayData oSums = o.sums;
+        for (int w = 0; w < s.windows(); w++) {
+            final int n = s.tiles[w];
+            final long oldest = Math.floorDiv(ref, s.tileMs[w]) - n; // exclusive
+            for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
+                final long oi = oTileIndex.getLong(slot);
+                if (oi <= oldest) {
+                    continue; // empty or out of the merged window
+                }
+                final long ai = tileIndex.getLong(slot);
+                final int base = slot * aggs;
+                if (ai == oi) {
+                    for (int a = 0; a < aggs; a++) {
+                        sums.setDouble(base + a, sums.getDouble(base + a) + oSums.getDouble(base + a));
+                    }
+                } else if (ai < oi) {
+                    tileIndex.setLong(slot, oi);
+                    for (int a = 0; a < aggs; a++) {
+                        sums.setDouble(base + a, oSums.getDouble(base + a));
+                    }
+                }
+                // ai > oi: acc holds a newer tile in that slot, so o's tile is out of the window.
+            }
+        }
+    }
+
+    /** Merges the decayed sums, bringing both to the later reference time (before acc.refMs moves). */
+    private static void mergeDecayed(Acc acc, Spec s, Acc o) {
+        final int aggs = acc.aggs;
+        final int nh = s.halfLives();
+        final BinaryArrayData d = (BinaryArrayData) acc.decayed;
+        final ArrayData oDecayed = o.decayed;
+        for (int h = 0; h < nh; h++) {
+            final long hl = s.halfLifeMs[h];
+            if (o.refMs > acc.refMs) {
+                final double f = DecayedSum.decay(o.refMs - acc.refMs, hl);
+                for (int a = 0; a < aggs; a++) {
+                    final int k = a * nh + h;
+                    d.setDouble(k, d.getDouble(k) * f + oDecayed.getDouble(k));
+                }
+            } else {
+                final double f = DecayedSum.decay(acc.refMs - o.refMs, hl);
+                for (int a = 0; a < aggs; a++) {
+                    final int k = a * nh + h;
+                    d.setDouble(k, d.getDouble(k) + oDecayed.getDouble(k) * f);
+                }
+            }
         }
     }
 
@@ -500,6 +712,8 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         acc.spec = null;
         acc.aggs = 0;
         acc.refMs = 0L;
+        acc.entryTimes = null;
+        acc.entryVals = null;
         acc.tileIndex = null;
         acc.sums = null;
         acc.decayed = null;
@@ -514,17 +728,33 @@ public class FeatureVector extends AggregateFunction<Double[], FeatureVector.Acc
         final int aggs = acc.aggs;
         final int nw = s.windows();
         final int nh = s.halfLives();
-        final ArrayData tileIndex = acc.tileIndex;
-        final ArrayData sums = acc.sums;
         final Double[] out = new Double[aggs * (nw + nh)];
         final double[] totals = new double[aggs * nw];
-        for (int w = 0; w < nw; w++) {
-            final long oldest = Math.floorDiv(acc.refMs, s.tileMs[w]) - s.tiles[w]; // exclusive
-            for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
-                if (tileIndex.getLong(slot) > oldest) {
-                    final int base = slot * aggs;
-                    for (int a = 0; a < aggs; a++) {
-                        totals[a * nw + w] += sums.getDouble(base + a);
+        if (sparse(acc)) {
+            final ArrayData times = acc.entryTimes;
+            final ArrayData vals = acc.entryVals;
+            for (int k = 0; k < times.size(); k++) {
+                final long e = times.getLong(k);
+                for (int w = 0; w < nw; w++) {
+                    final long tw = s.tileMs[w];
+                    if (Math.floorDiv(e, tw) > Math.floorDiv(acc.refMs, tw) - s.tiles[w]) {
+                        for (int a = 0; a < aggs; a++) {
+                            totals[a * nw + w] += vals.getDouble(k * aggs + a);
+                        }
+                    }
+                }
+            }
+        } else {
+            final ArrayData tileIndex = acc.tileIndex;
+            final ArrayData sums = acc.sums;
+            for (int w = 0; w < nw; w++) {
+                final long oldest = Math.floorDiv(acc.refMs, s.tileMs[w]) - s.tiles[w]; // exclusive
+                for (int slot = s.tileOffset[w]; slot < s.tileOffset[w + 1]; slot++) {
+                    if (tileIndex.getLong(slot) > oldest) {
+                        final int base = slot * aggs;
+                        for (int a = 0; a < aggs; a++) {
+                            totals[a * nw + w] += sums.getDouble(base + a);
+                        }
                     }
                 }
             }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -341,7 +342,11 @@ class FeatureVectorTest {
         FeatureVector f = new FeatureVector();
         StringData spec = StringData.fromString("60000/12,3600000/12;1800000");
         FeatureVector.Acc acc = f.createAccumulator();
-        f.accumulate(acc, array(new Double[] {1.0, 2.0, 3.0}), 0L, spec);
+        // 24 tiles: sparse up to 12 entries (rows in distinct 5 s tiles), dense from the 13th.
+        for (long t = 0; t < 13; t++) {
+            assertNull(acc.tileIndex, "sparse at " + t + " entries");
+            f.accumulate(acc, array(new Double[] {1.0, 2.0, 3.0}), t * 5_000L, spec);
+        }
         ArrayData idx = acc.tileIndex;
         ArrayData sums = acc.sums;
         ArrayData decayed = acc.decayed;
@@ -385,11 +390,46 @@ class FeatureVectorTest {
 
     private static FeatureVector.Acc toGeneric(FeatureVector.Acc acc) {
         if (acc.spec != null) {
-            acc.tileIndex = new GenericArrayData(acc.tileIndex.toLongArray());
-            acc.sums = new GenericArrayData(acc.sums.toDoubleArray());
+            if (acc.tileIndex != null) {
+                acc.tileIndex = new GenericArrayData(acc.tileIndex.toLongArray());
+                acc.sums = new GenericArrayData(acc.sums.toDoubleArray());
+            } else {
+                acc.entryTimes = new GenericArrayData(acc.entryTimes.toLongArray());
+                acc.entryVals = new GenericArrayData(acc.entryVals.toDoubleArray());
+            }
             acc.decayed = new GenericArrayData(acc.decayed.toDoubleArray());
         }
         return acc;
+    }
+
+    /** Rows in the same tiles share an entry; entries that left every window are dropped; past half the
+     * tiles the accumulator turns dense, and both forms read the same. */
+    @Test
+    void fewRowsStaySparseAndSmall() {
+        FeatureVector f = new FeatureVector();
+        String spec = "60000/12,3600000/12;1800000"; // tiles of 5 s and 5 min: 24 tiles, sparse up to 12
+        Layout l = new Layout(new long[] {60_000L, 3_600_000L}, new int[] {12, 12}, new long[] {1_800_000L}, 2);
+        List<Row> rows = new ArrayList<>();
+        rows.add(new Row(new Double[] {1.0, 2.0}, 1_000L));
+        rows.add(new Row(new Double[] {1.0, 0.0}, 4_000L)); // same 5 s tile: same entry
+        rows.add(new Row(new Double[] {0.0, 1.0}, 30_000L));
+        FeatureVector.Acc acc = run(f, rows, spec);
+        assertNull(acc.tileIndex);
+        assertEquals(2, acc.entryTimes.size());
+        assertMatches(expected(l, rows), f.getValue(acc), "sparse");
+        rows.add(new Row(new Double[] {5.0, 5.0}, 7_200_000L)); // 2 h later: the first entries leave both windows
+        acc = run(f, rows, spec);
+        assertEquals(1, acc.entryTimes.size());
+        assertMatches(expected(l, rows), f.getValue(acc), "pruned");
+        Random rnd = new Random(1);
+        while (acc.tileIndex == null) {
+            Row r = new Row(new Double[] {rnd.nextDouble(), 1.0}, 7_200_000L + rnd.nextInt(3_600_000));
+            rows.add(r);
+            f.accumulate(acc, array(r.vals()), r.t(), StringData.fromString(spec));
+        }
+        // the 4 rows above (one live entry), then 12 new entries at least: the 13th live one is past the limit
+        assertTrue(rows.size() >= 16, "dense after " + rows.size() + " rows");
+        assertMatches(expected(l, rows), f.getValue(acc), "dense");
     }
 
     @Test
