@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from udfs.featurespec import FeatureSet, SortedSetSpec, double_literals
+from udfs.featurespec import Entity, FeatureSet, SortedSetSpec, double_literals
 
-__all__ = ["JAVA_AGGREGATES", "default_state_ttl", "feature_query", "sink_columns", "sorted_set_query", "vector_spec"]
+__all__ = [
+    "JAVA_AGGREGATES", "default_state_ttl", "feature_query", "sink_columns", "sorted_set_query", "vector_function",
+    "vector_spec",
+]
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {
     "FEATURE_VECTOR": "dev.fyp.flink.aggregates.FeatureVector",
+    "FEATURE_VECTOR_ONE_PHASE": "dev.fyp.flink.aggregates.FeatureVectorOnePhase",
     "SLIDING_SUM": "dev.fyp.flink.aggregates.SlidingSum",
     "DECAYED_SUM": "dev.fyp.flink.aggregates.DecayedSum",
 }
@@ -36,6 +40,12 @@ def vector_spec(feature_set: FeatureSet) -> str:
     """FEATURE_VECTOR's spec: `window_ms/tiles,...;half_life_ms,...` (either list may be empty)."""
     windows = ",".join(f"{_ms(w)}/{feature_set.tiles}" for w in feature_set.windows)
     return f"{windows};{','.join(str(_ms(h)) for h in feature_set.half_lives)}"
+
+
+def vector_function(entity: Entity) -> str:
+    """FEATURE_VECTOR (with merge: pre-aggregated per mini-batch, two-phase) for an entity with few keys;
+    FEATURE_VECTOR_ONE_PHASE (no merge: aggregated once, after the shuffle) for the others."""
+    return "FEATURE_VECTOR" if entity.few_keys else "FEATURE_VECTOR_ONE_PHASE"
 
 
 def default_state_ttl(feature_set: FeatureSet) -> timedelta:
@@ -68,7 +78,8 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
         conditions.append(f"({feature_set.where})")
     # The CAST keeps the array ARRAY<DOUBLE> whatever a declared expression's type.
     values = ",\n    ".join(f"CAST({a.value_sql()} AS DOUBLE)" for a in feature_set.aggregations)
-    vector = f"FEATURE_VECTOR(ARRAY[\n    {values}],\n    `event_time`, '{vector_spec(feature_set)}') AS `fv`"
+    function = vector_function(entity)
+    vector = f"{function}(ARRAY[\n    {values}],\n    `event_time`, '{vector_spec(feature_set)}') AS `fv`"
     select = ",\n  ".join([*keys, "MAX(`event_time`) AS `event_time`", vector])
     hint = f"/*+ STATE_TTL('src' = '{int(ttl.total_seconds())}s') */"
     inner = (f"SELECT {hint}\n  {select}\nFROM {relation} AS src\nWHERE {' AND '.join(conditions)}\n"

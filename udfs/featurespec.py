@@ -72,10 +72,16 @@ def window_label(window: timedelta) -> str:
 @dataclass(frozen=True, kw_only=True)
 class Entity:
     """What features are keyed by. `key_columns` are engagement-row columns, except `hashtag`, which is one
-    element of the row's `hashtags` (the row is exploded per hashtag)."""
+    element of the row's `hashtags` (the row is exploded per hashtag).
+
+    few_keys: a small key space (hundreds of keys, e.g. region x language), so that a mini-batch holds many
+    rows per key: its sets are pre-aggregated per key and mini-batch before the shuffle (two-phase). Other
+    entities (users, videos, pairs) are aggregated once, after the shuffle: a mini-batch rarely holds one of
+    their keys twice, and a local aggregate would only add work (docs/PERFORMANCE.md)."""
 
     name: str
     key_columns: tuple[str, ...]
+    few_keys: bool = False
 
     def __post_init__(self) -> None:
         _check_name("entity", self.name)
@@ -93,7 +99,7 @@ AUTHOR = Entity(name="author", key_columns=("author_id",))
 SOUND = Entity(name="sound", key_columns=("sound_id",))
 USER_AUTHOR = Entity(name="user_author", key_columns=("user_id", "author_id"))
 USER_HASHTAG = Entity(name="user_hashtag", key_columns=("user_id", "hashtag"))
-REGION_LANGUAGE = Entity(name="region_language", key_columns=("region", "language"))
+REGION_LANGUAGE = Entity(name="region_language", key_columns=("region", "language"), few_keys=True)
 ENTITIES = (USER, VIDEO, AUTHOR, SOUND, USER_AUTHOR, USER_HASHTAG, REGION_LANGUAGE)
 
 

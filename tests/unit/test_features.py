@@ -13,8 +13,15 @@ from features.serving_sets import SERVING_SETS
 from fyp.config import REPO_ROOT
 from fyp.serving.layout import HEADER_BYTES, ReadPlan, decode_matrix, ratio_columns
 from udfs.feature_docs import render_feature_reference
-from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sink_columns, sorted_set_query, vector_spec
-from udfs.featurespec import USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio, double_literals
+from udfs.feature_sql import (
+    JAVA_AGGREGATES,
+    feature_query,
+    sink_columns,
+    sorted_set_query,
+    vector_function,
+    vector_spec,
+)
+from udfs.featurespec import ENTITIES, USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio, double_literals
 
 PLAYS = Aggregation(name="plays", operation="count", where="event_type = 'watch'")
 
@@ -68,12 +75,12 @@ def test_query_computes_one_feature_vector_per_set_and_flattens_it_in_column_ord
     likes = Aggregation(name="likes", operation="sum", where="event_type = 'like'", expression="delta")
     fs = _set(aggregations=(PLAYS, likes), half_lives=(timedelta(minutes=30), timedelta(hours=24)))
     query = feature_query(fs)
-    assert query.count("FEATURE_VECTOR(") == 1
+    assert query.count("FEATURE_VECTOR_ONE_PHASE(") == 1  # a user-keyed set: many keys
     assert "SLIDING_SUM" not in query and "DECAYED_SUM" not in query
     assert vector_spec(fs) == "60000/12,3600000/12;1800000,86400000"
     values = f"CAST({PLAYS.value_sql()} AS DOUBLE),\n    CAST({likes.value_sql()} AS DOUBLE)"
-    assert (f"FEATURE_VECTOR(ARRAY[\n    {values}],\n    `event_time`, '60000/12,3600000/12;1800000,86400000') AS `fv`"
-            in query)
+    spec = "60000/12,3600000/12;1800000,86400000"
+    assert f"FEATURE_VECTOR_ONE_PHASE(ARRAY[\n    {values}],\n    `event_time`, '{spec}') AS `fv`" in query
     outer = query[:query.index("FROM (")]
     flattened = re.findall(r"`fv`\[(\d+)\] AS `(\w+)`", outer)
     assert flattened == [(str(i), c) for i, c in enumerate(fs.columns(), start=1)]
@@ -113,6 +120,7 @@ def test_vector_spec_lists_may_be_empty(windows, half_lives, spec):
 
 def test_the_vector_function_is_registered_next_to_the_single_ones():
     assert JAVA_AGGREGATES["FEATURE_VECTOR"] == "dev.fyp.flink.aggregates.FeatureVector"
+    assert JAVA_AGGREGATES["FEATURE_VECTOR_ONE_PHASE"] == "dev.fyp.flink.aggregates.FeatureVectorOnePhase"
     assert {"SLIDING_SUM", "DECAYED_SUM"} <= JAVA_AGGREGATES.keys()  # features/serving_sets.py uses DECAYED_SUM
 
 
@@ -160,3 +168,11 @@ def test_ratios_pair_columns_of_the_same_window():
     fs = _set(aggregations=(PLAYS, Aggregation(name="likes", operation="count", where="event_type = 'like'")),
               ratios=(Ratio(name="like_rate", numerator="likes", denominator="plays"),))
     assert ratio_columns(fs)[0] == ("like_rate_1m", "likes_1m", "plays_1m")
+
+
+def test_only_entities_with_few_keys_are_pre_aggregated_before_the_shuffle():
+    assert [e.name for e in ENTITIES if e.few_keys] == ["region_language"]
+    for feature_set in ALL_FEATURE_SETS:
+        expected = "FEATURE_VECTOR(" if feature_set.entity.few_keys else "FEATURE_VECTOR_ONE_PHASE("
+        assert vector_function(feature_set.entity) + "(" == expected
+        assert feature_query(feature_set).count(expected) == 1, feature_set.name

@@ -46,6 +46,11 @@ class AggregatesSqlTest {
                     + " MAX(CASE WHEN v IS NOT NULL THEN ts END) AS ref_ts"
                     + " FROM t GROUP BY k";
 
+    /** FEATURE_VECTOR's call site again, with the function that has no merge. */
+    private static final String ONE_PHASE_QUERY =
+            "SELECT k, FEATURE_VECTOR_ONE_PHASE(ARRAY[v, CASE WHEN v > 0 THEN 1.0 ELSE 0.0 END], ts,"
+                    + " '60000/6;30000') AS fv FROM t GROUP BY k";
+
     /**
      * miniBatchSize 1000 is the jobs' setting (functions registered through the Table API); 7
      * forces many bundles, i.e. many merges per key (functions registered through SQL DDL).
@@ -68,6 +73,7 @@ class AggregatesSqlTest {
             tEnv.createTemporarySystemFunction("SLIDING_SUM", SlidingSum.class);
             tEnv.createTemporarySystemFunction("DECAYED_SUM", DecayedSum.class);
             tEnv.createTemporarySystemFunction("FEATURE_VECTOR", FeatureVector.class);
+            tEnv.createTemporarySystemFunction("FEATURE_VECTOR_ONE_PHASE", FeatureVectorOnePhase.class);
         } else {
             // The DDL a PyFlink job runs (docs/AGGREGATES.md).
             tEnv.executeSql("CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS SLIDING_SUM"
@@ -76,6 +82,8 @@ class AggregatesSqlTest {
                     + " AS 'dev.fyp.flink.aggregates.DecayedSum' LANGUAGE JAVA");
             tEnv.executeSql("CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS FEATURE_VECTOR"
                     + " AS 'dev.fyp.flink.aggregates.FeatureVector' LANGUAGE JAVA");
+            tEnv.executeSql("CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS FEATURE_VECTOR_ONE_PHASE"
+                    + " AS 'dev.fyp.flink.aggregates.FeatureVectorOnePhase' LANGUAGE JAVA");
         }
 
         Random rnd = new Random(42);
@@ -120,6 +128,9 @@ class AggregatesSqlTest {
             String plan = tEnv.explainSql(QUERY);
             assertTrue(plan.contains("LocalGroupAggregate") && plan.contains("GlobalGroupAggregate"),
                     "expected a two-phase aggregation plan:\n" + plan);
+            String onePhase = tEnv.explainSql(ONE_PHASE_QUERY);
+            assertTrue(onePhase.contains("GroupAggregate") && !onePhase.contains("LocalGroupAggregate"),
+                    "expected a one-phase aggregation plan in a TWO_PHASE job:\n" + onePhase);
         }
         long t1 = System.nanoTime();
 
@@ -132,6 +143,16 @@ class AggregatesSqlTest {
                     latest.put(k, r);
                 } else {
                     latest.remove(k);
+                }
+            }
+        }
+
+        Map<String, Double[]> onePhaseLatest = new HashMap<>();
+        try (CloseableIterator<Row> it = tEnv.executeSql(ONE_PHASE_QUERY).collect()) {
+            while (it.hasNext()) {
+                Row r = it.next();
+                if (r.getKind() == RowKind.INSERT || r.getKind() == RowKind.UPDATE_AFTER) {
+                    onePhaseLatest.put((String) r.getField("k"), (Double[]) r.getField("fv"));
                 }
             }
         }
@@ -179,6 +200,10 @@ class AggregatesSqlTest {
                     Reference.decayedScale(zeroed, HALF_LIFE_MS), key + " FEATURE_VECTOR decayed v");
             Reference.assertClose(Reference.decayedSum(counted, HALF_LIFE_MS), fv[3],
                     Reference.decayedScale(counted, HALF_LIFE_MS), key + " FEATURE_VECTOR decayed count");
+            Double[] one = onePhaseLatest.get(key);
+            for (int i = 0; i < fv.length; i++) {
+                assertEquals(fv[i], one[i], 1e-9 * Math.max(1.0, Math.abs(fv[i])), key + " one phase, cell " + i);
+            }
         }
     }
 
