@@ -84,7 +84,7 @@ def run_serving(
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password, db=db)
     client.flushdb()
     rng = np.random.default_rng(seed)
-    fyp = FeatureClient(client)
+    fyp = FeatureClient.from_settings(settings, db=db)
     user_set, video_set = fyp.plans["user"].feature_set, fyp.plans["video"].feature_set
     user_ids = [f"u{i}" for i in range(users)]
     video_ids = [f"v{i}" for i in range(videos)]

@@ -67,15 +67,17 @@ def _job(settings: Settings, job_id: str) -> dict:
 
 def run_flink_bounded(
     settings: Settings, topic: Topic, events: int, *, timeout: timedelta, only_feature_sets: tuple[str, ...] = (),
+    properties: dict[str, str] | None = None,
 ) -> FlinkRun:
     """Run the features job over the whole of `topic`, bounded, and time it from source start to finish.
 
     only_feature_sets: compute just these feature sets (the peers compute video_engagement only).
+    properties: Flink configuration for the run (`flink run -D`), e.g. {"state.backend.type": "hashmap"}.
     """
     ends = end_offsets(settings, topic.name)
     starts = ",".join(f"{p}:0" for p in ends)
     stops = ",".join(f"{p}:{o}" for p, o in ends.items())
-    job_id = submit_job(settings, "engagement_features", job_args=[
+    job_id = submit_job(settings, "engagement_features", properties=properties, job_args=[
         "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts,
         "--end-offsets", stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else [])])
     deadline = time.monotonic() + timeout.total_seconds()

@@ -48,25 +48,33 @@ def throughput(
     videos: int = typer.Option(200_000, "--videos"),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run the Quix Streams and naive peers."),
     seed: int = typer.Option(11, "--seed"),
+    conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value for the job's runs "
+                                   "(repeatable), e.g. -D state.backend.type=hashmap. The job's own settings "
+                                   "(jobs/engagement_features.py JOB_CONFIG) take precedence."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sustained events/s of the features job over N preloaded events, against Python peers in the same run."""
     from fyp.bench.throughput import bench_topic, preload, run_flink_bounded
+    from fyp.stack.submit import parse_properties
 
+    try:
+        properties = parse_properties(conf)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--conf") from None
     settings = load_settings()
     with fail_cleanly(StackError):
         topic = bench_topic(settings)
         with console.status(f"preloading {events:,} events into {topic.name} …"):
             produce_rate = preload(settings, topic, events, users=users, videos=videos, seed=seed)
         with console.status("running the features job (all feature sets) bounded over them …"):
-            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30))
+            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
         data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
-                      "events_per_s": flink.events_per_s, "flink_seconds": flink.seconds}
+                      "events_per_s": flink.events_per_s, "flink_seconds": flink.seconds, "flink_conf": properties}
         if peers:
             # The peers compute video_engagement only: time the job on the same work for the ratios.
             with console.status("running the features job (video_engagement only) …"):
                 same_work = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
-                                              only_feature_sets=("video_engagement",))
+                                              only_feature_sets=("video_engagement",), properties=properties)
             data["video_only_events_per_s"] = same_work.events_per_s
             from fyp.bench.peers.runner import run_peer
 

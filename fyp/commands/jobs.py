@@ -9,7 +9,7 @@ from rich.table import Table
 from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
-from fyp.stack.submit import available_jobs, cancel_job, list_jobs, submit_job
+from fyp.stack.submit import available_jobs, cancel_job, list_jobs, parse_properties, submit_job
 
 __all__ = ["register"]
 
@@ -26,7 +26,10 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id."""
-    properties = dict(item.split("=", 1) for item in conf if "=" in item)
+    try:
+        properties = parse_properties(conf)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--conf") from None
     if checkpoint_interval:
         properties["execution.checkpointing.interval"] = checkpoint_interval
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):

@@ -77,9 +77,13 @@ class FeatureClient:
         self._set_plans = {fs.name: ReadPlan.of(fs) for fs in feature_sets}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> FeatureClient:
+    def from_settings(cls, settings: Settings | None = None, *, db: int = 0) -> FeatureClient:
+        """A client on one dedicated connection (redis-py's `single_connection_client`, guarded by a lock, so
+        still thread-safe): no pool checkout per read, 20-60 µs of a ~100 µs single-entity read. A server
+        with many threads reading at once should give each its own FeatureClient, or pass a pooled client."""
         s = settings or load_settings()
-        return cls(redis.Redis(host=s.redis_host, port=s.redis_port, password=s.redis_password))
+        return cls(redis.Redis(host=s.redis_host, port=s.redis_port, password=s.redis_password, db=db,
+                               single_connection_client=True))
 
     def get(self, entity: str, entity_id: str | Sequence[str], *, now_ms: int | None = None) -> EntityFeatures | None:
         """One entity's features (with ratios) from all its feature sets in one MGET, or None if Redis holds
@@ -87,6 +91,8 @@ class FeatureClient:
         if entity not in self.sets:
             raise ValueError(f"no feature set for entity {entity!r}; known: {', '.join(self.sets)}")
         sets = self.sets[entity]
+        if len(sets) == 1:  # a GET: less for redis-py to build and parse than a one-key MGET
+            return self._entity(sets[0], entity_id, self.redis.get(_key(sets[0], entity_id)), now_ms)
         values = self.redis.mget([_key(fs, entity_id) for fs in sets])
         found = [f for fs, v in zip(sets, values, strict=True) if (f := self._entity(fs, entity_id, v, now_ms))]
         if not found:

@@ -14,7 +14,7 @@ from fyp.config import REPO_ROOT, Settings
 from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
-__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "list_jobs", "submit_job"]
+__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "list_jobs", "parse_properties", "submit_job"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -30,6 +30,21 @@ class RunningJob:
 
 def available_jobs() -> list[str]:
     return sorted(p.stem for p in JOBS_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def parse_properties(items: list[str]) -> dict[str, str]:
+    """`key=value` strings (the `-D` options of the CLI) as a dict; a ValueError names the first malformed one.
+
+    >>> parse_properties(["state.backend.type=hashmap", "a.b=x=y"])
+    {'state.backend.type': 'hashmap', 'a.b': 'x=y'}
+    """
+    properties: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value, got {item!r}")
+        properties[key.strip()] = value
+    return properties
 
 
 def job_path(name: str) -> Path:

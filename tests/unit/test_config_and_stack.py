@@ -18,6 +18,7 @@ from fyp.stack.kafka_broker import KafkaService
 from fyp.stack.process import StackError, pid_alive, port_in_use, spawn, stop_pid
 from fyp.stack.redis_server import RedisService
 from fyp.stack.service import ProcessService
+from fyp.stack.submit import parse_properties
 
 
 @pytest.fixture
@@ -161,3 +162,11 @@ def test_latency_summary_percentiles():
     summary = latency_summary(list(range(1, 101)))
     assert summary["samples"] == 100 and summary["p50_ms"] == pytest.approx(50.5)
     assert summary["p99_ms"] == pytest.approx(99.01) and summary["max_ms"] == 100
+
+
+def test_flink_properties_parse_and_refuse_what_is_not_key_value():
+    assert parse_properties(["state.backend.type=hashmap", " a.b =x=y", "c="]) == {
+        "state.backend.type": "hashmap", "a.b": "x=y", "c": ""}
+    for bad in ("state.backend.type", "=value"):
+        with pytest.raises(ValueError, match="expected key=value"):
+            parse_properties([bad])
