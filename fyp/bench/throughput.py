@@ -7,8 +7,10 @@ submission is excluded. Each peer then consumes the same topic from the start (s
 
 from __future__ import annotations
 
+import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +25,7 @@ from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.topics import ENGAGEMENT, Topic
 
-__all__ = ["FlinkRun", "bench_topic", "preload", "run_flink_bounded"]
+__all__ = ["FlinkRun", "bench_topic", "compare", "preload", "run_flink_bounded"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,3 +99,43 @@ def run_flink_bounded(
     seconds = (job["end-time"] - running_since) / 1000
     return FlinkRun(events=events, seconds=round(seconds, 2), events_per_s=round(events / seconds, 1),
                     job_id=job_id)
+
+
+def compare(
+    settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True,
+    properties: dict[str, str] | None = None, status: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """The job with all sets, and (with `peers`) the job with video_engagement only, the Quix peer and the naive
+    peer, over the same topic, `repeat` rounds in that order (so drift of the machine touches every contestant
+    alike). Each figure is the median of its rounds; `runs` lists every round; the ratios compare medians."""
+    from fyp.bench.peers.runner import run_peer
+
+    runs: dict[str, list[float]] = {"all_sets": [], **({"video_only": [], "quix": [], "naive": []} if peers else {})}
+    seconds: list[float] = []
+    for round_ in range(1, repeat + 1):
+        of = f" (round {round_} of {repeat})" if repeat > 1 else ""
+        status(f"running the features job (all feature sets) bounded over the topic{of} …")
+        flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
+        runs["all_sets"].append(flink.events_per_s)
+        seconds.append(flink.seconds)
+        if not peers:
+            continue
+        # The peers compute video_engagement only: time the job on the same work for the ratios.
+        status(f"running the features job (video_engagement only){of} …")
+        runs["video_only"].append(run_flink_bounded(
+            settings, topic, events, timeout=timedelta(minutes=30), only_feature_sets=("video_engagement",),
+            properties=properties).events_per_s)
+        for name in ("quix", "naive"):
+            status(f"running the {name} peer{of} …")
+            result = run_peer(name, settings, events=events, group_id=f"bench-{name}-{round_}-{topic.name}",
+                              timeout_s=1800, topic=topic.name)
+            runs[name].append(result["events_per_s"])
+    median = {name: round(statistics.median(values), 1) for name, values in runs.items()}
+    data: dict = {"events_per_s": median["all_sets"], "flink_seconds": round(statistics.median(seconds), 2),
+                  "repeat": repeat, "runs": runs}
+    if peers:
+        data["video_only_events_per_s"] = median["video_only"]
+        for name in ("quix", "naive"):
+            data[f"{name}_events_per_s"] = median[name]
+            data[f"flink_vs_{name}"] = round(median["video_only"] / median[name], 2)
+    return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 
 import typer
 from rich.table import Table
@@ -51,10 +50,11 @@ def throughput(
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value for the job's runs "
                                    "(repeatable), e.g. -D state.backend.type=hashmap. The job's own settings "
                                    "(jobs/engagement_features.py JOB_CONFIG) take precedence."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Rounds of every contestant; figures are medians."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sustained events/s of the features job over N preloaded events, against Python peers in the same run."""
-    from fyp.bench.throughput import bench_topic, preload, run_flink_bounded
+    from fyp.bench.throughput import bench_topic, compare, preload
     from fyp.stack.submit import parse_properties
 
     try:
@@ -66,24 +66,11 @@ def throughput(
         topic = bench_topic(settings)
         with console.status(f"preloading {events:,} events into {topic.name} …"):
             produce_rate = preload(settings, topic, events, users=users, videos=videos, seed=seed)
-        with console.status("running the features job (all feature sets) bounded over them …"):
-            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
+        with console.status("running …") as status:
+            results = compare(settings, topic, events, repeat=repeat, peers=peers, properties=properties,
+                              status=status.update)
         data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
-                      "events_per_s": flink.events_per_s, "flink_seconds": flink.seconds, "flink_conf": properties}
-        if peers:
-            # The peers compute video_engagement only: time the job on the same work for the ratios.
-            with console.status("running the features job (video_engagement only) …"):
-                same_work = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
-                                              only_feature_sets=("video_engagement",), properties=properties)
-            data["video_only_events_per_s"] = same_work.events_per_s
-            from fyp.bench.peers.runner import run_peer
-
-            for name in ("quix", "naive"):
-                with console.status(f"running the {name} peer …"):
-                    result = run_peer(name, settings, events=events, group_id=f"bench-{name}-{topic.name}",
-                                      timeout_s=1800, topic=topic.name)
-                data[f"{name}_events_per_s"] = result["events_per_s"]
-                data[f"flink_vs_{name}"] = round(same_work.events_per_s / result["events_per_s"], 2)
+                      "flink_conf": properties, **results}
     print_json(data) if as_json else _show("throughput: engagement features", data)
 
 
