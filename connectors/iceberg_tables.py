@@ -36,20 +36,13 @@ from schemas.tables import (
     HISTORY_NAMESPACE,
     UPLOAD_EVENTS,
     VIDEO_EMBEDDINGS,
-    VIDEO_EMBEDDINGS_TABLE,
     VIDEOS_CHANGELOG,
 )
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, VIDEO_ROW_FIELDS
 
+# The table names live in schemas.tables (the jobs read them without pyiceberg); import them from there.
 __all__ = [
-    "EMBEDDINGS_NAMESPACE",
-    "ENGAGEMENT_HISTORY",
-    "HISTORY_NAMESPACE",
-    "UPLOAD_EVENTS",
-    "VIDEOS_CHANGELOG",
-    "VIDEO_EMBEDDINGS",
-    "VIDEO_EMBEDDINGS_TABLE",
     "catalog",
     "catch_up_columns",
     "engagement_history_schema",

@@ -24,7 +24,7 @@ import httpx
 import redis
 from pyiceberg.expressions import StartsWith
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+from connectors.iceberg_tables import catalog, ensure_tables
 from features import feature_set_for_entity
 from fyp.config import Settings
 from fyp.stack.flink_cluster import TaskManagerService
@@ -34,6 +34,7 @@ from fyp.stack.submit import list_jobs, submit_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
 from fyp.traffic.producer import ProducePlan, ProduceReport, produce
+from schemas.tables import ENGAGEMENT_HISTORY
 
 __all__ = [
     "CHAOS_JOBS",

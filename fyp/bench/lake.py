@@ -23,7 +23,7 @@ import httpx
 from confluent_kafka import Producer
 from pyiceberg.expressions import StartsWith
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+from connectors.iceberg_tables import catalog
 from fyp.bench.chaos import ensure_jobs, jobs_running
 from fyp.bench.stats import latency_summary
 from fyp.bench.throughput import end_offsets
@@ -34,6 +34,7 @@ from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
+from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT
 
 __all__ = ["LakeBenchResult", "run_lake_bench", "source_offsets"]

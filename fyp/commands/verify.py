@@ -86,10 +86,11 @@ def features(
     import redis
     from pyiceberg.exceptions import NoSuchTableError
 
-    from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+    from connectors.iceberg_tables import catalog
     from fyp.bench.peers.evaluate import FeatureEvaluator
     from fyp.bench.peers.sql import SqlTranslationError
     from fyp.lake.verify import sample_ids, summarize, verify
+    from schemas.tables import ENGAGEMENT_HISTORY
 
     with fail_cleanly(ValueError, NoSuchTableError, redis.RedisError, OSError):
         if bool(entity_id) == bool(sample_size):

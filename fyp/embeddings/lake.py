@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+from connectors.iceberg_tables import catalog
 from fyp.config import Settings
 from fyp.embeddings.data import HISTORY_COLUMNS
+from schemas.tables import ENGAGEMENT_HISTORY
 
 __all__ = ["read_history"]
 

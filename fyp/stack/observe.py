@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import redis
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+from connectors.iceberg_tables import catalog
 from fyp.config import Settings
+from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT_DLQ
 
 __all__ = ["dead_letter_count", "feature_key_counts", "iceberg_row_count", "job_source_records"]

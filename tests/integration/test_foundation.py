@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
+from connectors.iceberg_tables import catalog
 from fyp.serving import FeatureClient
 from fyp.stack.observe import dead_letter_count
+from schemas.tables import ENGAGEMENT_HISTORY
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

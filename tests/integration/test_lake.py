@@ -24,9 +24,10 @@ from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
 import fyp.lake.maintenance as maintenance
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, catch_up_columns, ensure_tables, upload_events_schema
+from connectors.iceberg_tables import catalog, catch_up_columns, ensure_tables, upload_events_schema
 from fyp.commands import lake as lake_commands
 from fyp.lake.evolution import add_optional_column
+from schemas.tables import ENGAGEMENT_HISTORY
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+from connectors.iceberg_tables import catalog, ensure_tables
 from features import ALL_FEATURE_SETS, feature_set_for_entity
 from fyp.bench.peers.evaluate import FeatureEvaluator
 from fyp.bench.peers.sql import SqlTranslationError
 from fyp.commands import verify as verify_commands
 from fyp.serving.layout import HEADER_BYTES
+from schemas.tables import ENGAGEMENT_HISTORY
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

@@ -171,9 +171,10 @@ def test_candidate_sets_from_the_iceberg_history(settings, redis_client) -> None
 
     import pyarrow as pa
 
-    from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog, ensure_tables
+    from connectors.iceberg_tables import catalog, ensure_tables
     from fyp.candidates.history_sets import HistorySetsConfig, refresh
     from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, USER_MARKET_KEY
+    from schemas.tables import ENGAGEMENT_HISTORY
 
     ensure_tables(settings)
     history = catalog(settings).load_table(ENGAGEMENT_HISTORY)
