@@ -52,9 +52,11 @@ def redis_feature_sink(settings: Settings, feature_set: FeatureSet, *, flush_int
 
 def redis_sorted_set_sink(
     settings: Settings, *, key_prefix: str, key_columns: tuple[str, ...], member_column: str, score_column: str,
-    max_size: int, ttl: timedelta, flush_interval_ms: int = 50,
+    max_size: int, ttl: timedelta, greater_only: bool = False, flush_interval_ms: int = 50,
 ) -> TableDescriptor:
-    """A sorted set per key (e.g. a user's recent-seen videos, a market's trending videos), trimmed to max_size."""
+    """A sorted set per key (e.g. a user's recent-seen videos, a market's trending videos), trimmed to max_size.
+
+    greater_only: a member's score only rises (ZADD GT), for rows that carry one event's score each."""
     schema = Schema.new_builder()
     for name in (*key_columns, member_column):
         schema = schema.column(name, DataTypes.STRING().not_null())
@@ -67,6 +69,7 @@ def redis_sorted_set_sink(
         .option("zset.member-column", member_column)
         .option("zset.score-column", score_column)
         .option("zset.max-size", str(max_size))
+        .option("zset.score-update", "greater" if greater_only else "replace")
         .option("ttl", _duration(ttl))
         .option("sink.buffer-flush.interval", f"{flush_interval_ms} ms")
     )

@@ -13,8 +13,8 @@ TRENDING_HALF_LIFE_MS = 3_600_000
 # The seed design's "negative signals dedup": serving drops candidates the user has already seen.
 RECENT_SEEN = SortedSetSpec(
     name="recent_seen", version=1, key_columns=("user_id",), member_column="video_id",
-    score="MAX(event_time)", where="event_type IN ('impression', 'watch', 'skip')",
-    max_size=500, ttl=timedelta(days=7), state_ttl=timedelta(hours=25),
+    score="event_time", per_event=True, where="event_type IN ('impression', 'watch', 'skip')",
+    max_size=500, ttl=timedelta(days=7),
     description="a user's last 500 seen videos, score = last seen time (epoch ms)",
 )
 

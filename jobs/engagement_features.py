@@ -45,6 +45,10 @@ JOB_CONFIG = {
     # TaskManager CPU per event (docs/PERFORMANCE.md). Safe here: the SQL operators copy what they buffer, the
     # Java decoder returns a fresh row per call and the Redis writer encodes each row to bytes at once.
     "pipeline.object-reuse": "true",
+    # Every sink here gets rows keyed as it is: an aggregate's on its own group key, or the per-event rows of
+    # recent-seen, which the sink applies with ZADD GT in any order. So no sink needs Flink's upsert
+    # materializer, which would otherwise keep one state entry per (user, video) for recent-seen.
+    "table.exec.sink.upsert-materialize": "NONE",
     # RocksDB memory of this job's slots, fixed rather than the slot's share of managed memory (~126 MB once the
     # Python functions take theirs): below ~200 MB its ~12 state instances flush and compact so often that the
     # TaskManager spends ~1.6x the CPU per event (docs/PERFORMANCE.md, "RocksDB memory").
@@ -114,7 +118,7 @@ def build_engagement_features(
         sink = f"redis_{spec.name}"
         t_env.create_temporary_table(sink, redis_sorted_set_sink(
             settings, key_prefix=spec.key_prefix, key_columns=spec.key_columns, member_column=spec.member_column,
-            score_column="score", max_size=spec.max_size, ttl=spec.ttl))
+            score_column="score", max_size=spec.max_size, ttl=spec.ttl, greater_only=spec.per_event))
         statements.add_insert_sql(f"INSERT INTO {sink} {sorted_set_query(spec)}")
     t_env.create_temporary_table("dead_letters", kafka_raw_sink(settings, topic=ENGAGEMENT_DLQ.name))
     statements.add_insert_sql(

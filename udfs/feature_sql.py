@@ -92,9 +92,13 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
 
 
 def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
-    """The SELECT feeding a serving sorted set: one (key..., member, score) row per group."""
+    """The SELECT feeding a serving sorted set: one (key..., member, score) row per group, or per event for a
+    `per_event` set (no state: the sink keeps each member's greatest score)."""
     groups = [f"`{c}`" for c in (*spec.key_columns, spec.member_column)]
     not_empty = " AND ".join(f"{g} IS NOT NULL AND {g} <> ''" for g in groups)
+    if spec.per_event:
+        return double_literals(f"SELECT {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
+                               f"FROM `{source}`\nWHERE ({spec.where}) AND {not_empty}")
     hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
     return double_literals(f"SELECT {hint} {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
                            f"FROM `{source}` AS src\nWHERE ({spec.where}) AND {not_empty}\n"

@@ -241,7 +241,12 @@ class FeatureSet:
 class SortedSetSpec:
     """A serving set: per key, the members with the highest score, trimmed to `max_size` (a Redis sorted set).
 
-    score: a Flink SQL aggregate expression over the group (key columns + member), e.g. MAX(event_time).
+    score: a Flink SQL aggregate expression over the group (key columns + member), e.g. MAX(event_time); with
+    `per_event`, an expression over one event instead, e.g. event_time.
+    per_event: Redis keeps each member's greatest score (ZADD GT), so the job writes every event's score as it
+    comes, with no Flink state and no shuffle, and a replay changes nothing. Right for scores that only grow
+    (a last-seen time); an aggregate score (a decayed count) needs the group state.
+    state_ttl: how long the job keeps an idle group's state; required unless `per_event`.
     """
 
     name: str
@@ -252,13 +257,16 @@ class SortedSetSpec:
     where: str
     max_size: int
     ttl: timedelta
-    state_ttl: timedelta
+    per_event: bool = False
+    state_ttl: timedelta | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
         _check_name("sorted set", self.name)
         if self.max_size < 1:
             raise ValueError(f"{self.name}: max_size must be >= 1")
+        if self.state_ttl is None and not self.per_event:
+            raise ValueError(f"{self.name}: an aggregated score needs state_ttl (or declare per_event=True)")
 
     @property
     def key_prefix(self) -> str:

@@ -66,6 +66,9 @@ def test_events_reach_redis_features_and_iceberg_history(settings, running_job, 
                           timeout_s=90, message=f"video features of {video} in Redis")
     assert features.values["impressions_1h"] == 4
     assert features.values["completion_rate_1h"] == pytest.approx(1.0)
+    # The recent-seen serving set is written per event (ZADD GT), with no aggregation in the job.
+    assert eventually(lambda: video in client.for_request("u-it", [video]).recent_seen, timeout_s=30,
+                      message=f"{video} in u-it's recent-seen set")
 
     table_ids = set(sent)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from features import ALL_FEATURE_SETS, feature_set_for_entity
-from features.serving_sets import SERVING_SETS
+from features.serving_sets import RECENT_SEEN, SERVING_SETS, TRENDING
 from fyp.config import REPO_ROOT
 from fyp.serving.layout import HEADER_BYTES, ReadPlan, decode_matrix, ratio_columns
 from udfs.feature_docs import render_feature_reference
@@ -21,7 +21,16 @@ from udfs.feature_sql import (
     vector_function,
     vector_spec,
 )
-from udfs.featurespec import ENTITIES, USER_HASHTAG, VIDEO, Aggregation, FeatureSet, Ratio, double_literals
+from udfs.featurespec import (
+    ENTITIES,
+    USER_HASHTAG,
+    VIDEO,
+    Aggregation,
+    FeatureSet,
+    Ratio,
+    SortedSetSpec,
+    double_literals,
+)
 
 PLAYS = Aggregation(name="plays", operation="count", where="event_type = 'watch'")
 
@@ -176,3 +185,20 @@ def test_only_entities_with_few_keys_are_pre_aggregated_before_the_shuffle():
         expected = "FEATURE_VECTOR(" if feature_set.entity.few_keys else "FEATURE_VECTOR_ONE_PHASE("
         assert vector_function(feature_set.entity) + "(" == expected
         assert feature_query(feature_set).count(expected) == 1, feature_set.name
+
+
+def test_a_per_event_serving_set_selects_rows_without_grouping_and_an_aggregated_one_groups():
+    assert RECENT_SEEN.per_event and not TRENDING.per_event
+    per_event = sorted_set_query(RECENT_SEEN)
+    assert "GROUP BY" not in per_event and "STATE_TTL" not in per_event
+    assert per_event.startswith("SELECT `user_id`, `video_id`, CAST(event_time AS DOUBLE) AS `score`")
+    aggregated = sorted_set_query(TRENDING)
+    assert "GROUP BY `region`, `language`, `video_id`" in aggregated and "STATE_TTL('src' = '90000s')" in aggregated
+
+
+def test_an_aggregated_serving_set_needs_a_state_ttl():
+    fields = dict(name="s", version=1, key_columns=("user_id",), member_column="video_id", score="MAX(event_time)",
+                  where="TRUE", max_size=10, ttl=timedelta(days=1))
+    with pytest.raises(ValueError, match="needs state_ttl"):
+        SortedSetSpec(**fields)
+    assert SortedSetSpec(**fields, per_event=True).state_ttl is None

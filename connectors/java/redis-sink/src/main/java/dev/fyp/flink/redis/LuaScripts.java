@@ -28,14 +28,23 @@ final class LuaScripts {
             + "return 1\n";
 
     /**
-     * KEYS[1] key; ARGV[1] packed value (int64 LE event time first); ARGV[2] its event time ms;
-     * ARGV[3] ttl ms (0 = none). Returns 1 if written, 0 if the stored value has a newer event time.
+     * Many packed keys per call. KEYS[1..n] keys; ARGV[1] ttl ms (0 = none); ARGV[1+i] the packed value of
+     * KEYS[i], whose first 8 bytes are its event time (int64 LE). Returns one integer per key: 1 if written, 0 if
+     * the stored value has a newer event time. One call per ~100 keys costs Redis ~35 % less CPU per key than a
+     * call per key (docs/PERFORMANCE.md), because each call pays for the script's set-up once.
      */
-    static final String PACKED =
-            "local cur = redis.call('GET', KEYS[1])\n"
-            + "if cur and #cur >= 8 and struct.unpack('<i8', cur) > tonumber(ARGV[2]) then return 0 end\n"
-            + "local ttl = tonumber(ARGV[3])\n"
-            + "if ttl > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
-            + "else redis.call('SET', KEYS[1], ARGV[1]) end\n"
-            + "return 1\n";
+    static final String PACKED_MANY =
+            "local ttl = tonumber(ARGV[1])\n"
+            + "local written = {}\n"
+            + "for i = 1, #KEYS do\n"
+            + "  local v = ARGV[i + 1]\n"
+            + "  local cur = redis.call('GET', KEYS[i])\n"
+            + "  if cur and #cur >= 8 and struct.unpack('<i8', cur) > struct.unpack('<i8', v) then\n"
+            + "    written[i] = 0\n"
+            + "  else\n"
+            + "    if ttl > 0 then redis.call('SET', KEYS[i], v, 'PX', ttl) else redis.call('SET', KEYS[i], v) end\n"
+            + "    written[i] = 1\n"
+            + "  end\n"
+            + "end\n"
+            + "return written\n";
 }

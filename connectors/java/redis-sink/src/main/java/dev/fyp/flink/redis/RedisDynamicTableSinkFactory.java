@@ -33,7 +33,8 @@ public final class RedisDynamicTableSinkFactory implements DynamicTableSinkFacto
                 RedisSinkOptions.PASSWORD_ENV, RedisSinkOptions.DATABASE, RedisSinkOptions.TIMEOUT,
                 RedisSinkOptions.TTL, RedisSinkOptions.VALUE_FORMAT, RedisSinkOptions.EVENT_TIME_COLUMN,
                 RedisSinkOptions.ZSET_MEMBER_COLUMN, RedisSinkOptions.ZSET_SCORE_COLUMN,
-                RedisSinkOptions.ZSET_MAX_SIZE, RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS,
+                RedisSinkOptions.ZSET_MAX_SIZE, RedisSinkOptions.ZSET_SCORE_UPDATE,
+                RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS,
                 RedisSinkOptions.BUFFER_FLUSH_INTERVAL, RedisSinkOptions.MAX_RETRIES,
                 FactoryUtil.SINK_PARALLELISM));
     }

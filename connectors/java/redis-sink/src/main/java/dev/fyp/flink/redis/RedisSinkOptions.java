@@ -20,6 +20,14 @@ public final class RedisSinkOptions {
         ZSET
     }
 
+    /** How a zset row's score meets the member's stored score. */
+    public enum ScoreUpdate {
+        /** The row's score replaces the stored one (ZADD): for scores computed from the group's state. */
+        REPLACE,
+        /** Only a greater score is kept (ZADD GT): for rows that each carry one event's score, e.g. its time. */
+        GREATER
+    }
+
     public static final ConfigOption<String> HOST =
             ConfigOptions.key("host").stringType().defaultValue("127.0.0.1")
                     .withDescription("Redis host.");
@@ -76,6 +84,11 @@ public final class RedisSinkOptions {
     public static final ConfigOption<Integer> ZSET_MAX_SIZE =
             ConfigOptions.key("zset.max-size").intType().defaultValue(0)
                     .withDescription("zset: keep only the N highest scores (0 = no trimming).");
+
+    public static final ConfigOption<ScoreUpdate> ZSET_SCORE_UPDATE =
+            ConfigOptions.key("zset.score-update").enumType(ScoreUpdate.class).defaultValue(ScoreUpdate.REPLACE)
+                    .withDescription("zset: replace (the row's score wins) | greater (a member's score only "
+                            + "rises, so per-event rows need no Flink state and a replay changes nothing).");
 
     public static final ConfigOption<Integer> BUFFER_FLUSH_MAX_ROWS =
             ConfigOptions.key("sink.buffer-flush.max-rows").intType().defaultValue(500)

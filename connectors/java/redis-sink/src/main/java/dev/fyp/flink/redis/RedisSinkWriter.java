@@ -22,6 +22,7 @@ import redis.clients.jedis.exceptions.JedisConnectionException;
 import redis.clients.jedis.exceptions.JedisDataException;
 import redis.clients.jedis.exceptions.JedisException;
 import redis.clients.jedis.exceptions.JedisNoScriptException;
+import redis.clients.jedis.params.ZAddParams;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -44,6 +45,9 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     private static final long MAX_BACKOFF_MS = 10_000L;
     private static final byte[] ET = RowEncoder.utf8(RowEncoder.ET_FIELD);
     private static final byte[] UT = RowEncoder.utf8(RowEncoder.UT_FIELD);
+    private static final ZAddParams GREATER = ZAddParams.zAddParams().gt();
+    /** Packed keys per script call: past ~100 the saving per key stops growing (docs/PERFORMANCE.md). */
+    static final int PACKED_KEYS_PER_CALL = 100;
 
     private final RedisSinkConfig config;
     private final RowEncoder encoder;
@@ -84,7 +88,11 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     public void write(RowData row, Context context) throws IOException, InterruptedException {
         RedisOp op = encoder.encode(row);
         ByteBuffer k = encoder.bufferKey(op);
-        buffer.remove(k);            // re-insert: the buffer keeps the order of each key's last row
+        RedisOp buffered = buffer.remove(k);   // re-insert: the buffer keeps the order of each key's last row
+        if (encoder.zsetGreaterOnly && buffered != null && buffered.kind == RedisOp.Kind.ZSET_ADD
+                && op.kind == RedisOp.Kind.ZSET_ADD && buffered.score > op.score) {
+            op = buffered;   // what ZADD GT would keep
+        }
         buffer.put(k, op);
         if (buffer.size() >= config.maxRows) {
             flushBuffer();
@@ -196,7 +204,7 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
                 hashSha = j.scriptLoad(RowEncoder.utf8(LuaScripts.HASH));
                 break;
             case PACKED:
-                packedSha = j.scriptLoad(RowEncoder.utf8(LuaScripts.PACKED));
+                packedSha = j.scriptLoad(RowEncoder.utf8(LuaScripts.PACKED_MANY));
                 break;
             default:
                 j.ping();
@@ -214,25 +222,41 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         }
     }
 
-    /** One pipeline for all ops; ops whose script the server lost (NOSCRIPT) are re-sent with EVAL. */
+    /**
+     * One pipeline for all ops, packed keys {@link #PACKED_KEYS_PER_CALL} to a script call; ops whose script the
+     * server lost (NOSCRIPT) are re-sent with EVAL. Keys of one call may hash to different cluster slots, which
+     * is fine for the single server this writer talks to.
+     */
     private void execute(List<RedisOp> ops, long updateTime) {
         byte[] ut = RowEncoder.utf8(Long.toString(updateTime));
         Pipeline p = jedis.pipelined();
+        List<RedisOp> single = new ArrayList<>(ops.size());
         List<Response<?>> primary = new ArrayList<>(ops.size());
         List<Response<?>> secondary = new ArrayList<>();
+        List<List<RedisOp>> packedCalls = new ArrayList<>();
+        List<Response<Object>> packedReplies = new ArrayList<>();
+        List<RedisOp> packedCall = new ArrayList<>(PACKED_KEYS_PER_CALL);
         for (RedisOp op : ops) {
+            if (op.kind == RedisOp.Kind.PACKED_SET) {
+                packedCall.add(op);
+                if (packedCall.size() == PACKED_KEYS_PER_CALL) {
+                    packedReplies.add(p.evalsha(packedSha, packedKeys(packedCall), packedArgs(packedCall, updateTime)));
+                    packedCalls.add(packedCall);
+                    packedCall = new ArrayList<>(PACKED_KEYS_PER_CALL);
+                }
+                continue;
+            }
+            single.add(op);
             switch (op.kind) {
                 case HASH_SET:
                     primary.add(p.evalsha(hashSha, List.of(op.key), hashArgs(op, ut)));
-                    break;
-                case PACKED_SET:
-                    primary.add(p.evalsha(packedSha, List.of(op.key), packedArgs(op, updateTime)));
                     break;
                 case DEL:
                     primary.add(p.del(op.key));
                     break;
                 case ZSET_ADD:
-                    primary.add(p.zadd(op.key, op.score, op.member));
+                    primary.add(encoder.zsetGreaterOnly ? p.zadd(op.key, op.score, op.member, GREATER)
+                            : p.zadd(op.key, op.score, op.member));
                     if (encoder.zsetMaxSize > 0) {
                         secondary.add(p.zremrangeByRank(op.key, 0, -(encoder.zsetMaxSize + 1L)));
                     }
@@ -247,11 +271,15 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
                     throw new IllegalStateException(op.kind.name());
             }
         }
+        if (!packedCall.isEmpty()) {
+            packedReplies.add(p.evalsha(packedSha, packedKeys(packedCall), packedArgs(packedCall, updateTime)));
+            packedCalls.add(packedCall);
+        }
         p.sync();
 
         List<RedisOp> noScript = new ArrayList<>();
-        for (int i = 0; i < ops.size(); i++) {
-            RedisOp op = ops.get(i);
+        for (int i = 0; i < single.size(); i++) {
+            RedisOp op = single.get(i);
             Object r;
             try {
                 r = primary.get(i).get();
@@ -263,6 +291,16 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
             }
             count(op, r);
         }
+        List<List<RedisOp>> noScriptCalls = new ArrayList<>();
+        for (int i = 0; i < packedCalls.size(); i++) {
+            try {
+                countPacked(packedCalls.get(i), packedReplies.get(i).get());
+            } catch (JedisNoScriptException e) {
+                noScriptCalls.add(packedCalls.get(i));
+            } catch (JedisDataException e) {
+                throw classify(e);
+            }
+        }
         for (Response<?> r : secondary) {
             try {
                 r.get();
@@ -270,27 +308,42 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
                 throw classify(e);
             }
         }
-        if (!noScript.isEmpty()) {
-            LOG.info("fyp-redis: {} lost the sink's script (NOSCRIPT); re-sending {} rows with EVAL",
-                    config.address(), noScript.size());
-            byte[] hashSrc = RowEncoder.utf8(LuaScripts.HASH);
-            byte[] packedSrc = RowEncoder.utf8(LuaScripts.PACKED);
-            Pipeline q = jedis.pipelined();
-            List<Response<Object>> again = new ArrayList<>(noScript.size());
-            for (RedisOp op : noScript) {
-                again.add(op.kind == RedisOp.Kind.HASH_SET
-                        ? q.eval(hashSrc, List.of(op.key), hashArgs(op, ut))
-                        : q.eval(packedSrc, List.of(op.key), packedArgs(op, updateTime)));
+        if (!noScript.isEmpty() || !noScriptCalls.isEmpty()) {
+            resendWithEval(noScript, noScriptCalls, ut, updateTime);
+        }
+    }
+
+    private void resendWithEval(List<RedisOp> hashOps, List<List<RedisOp>> packedCalls, byte[] ut, long updateTime) {
+        LOG.info("fyp-redis: {} lost the sink's script (NOSCRIPT); re-sending {} hash rows and {} packed calls "
+                + "with EVAL", config.address(), hashOps.size(), packedCalls.size());
+        Pipeline q = jedis.pipelined();
+        List<Response<Object>> hashAgain = new ArrayList<>(hashOps.size());
+        for (RedisOp op : hashOps) {
+            hashAgain.add(q.eval(RowEncoder.utf8(LuaScripts.HASH), List.of(op.key), hashArgs(op, ut)));
+        }
+        List<Response<Object>> packedAgain = new ArrayList<>(packedCalls.size());
+        for (List<RedisOp> call : packedCalls) {
+            packedAgain.add(q.eval(RowEncoder.utf8(LuaScripts.PACKED_MANY), packedKeys(call),
+                    packedArgs(call, updateTime)));
+        }
+        q.sync();
+        try {
+            for (int i = 0; i < hashOps.size(); i++) {
+                count(hashOps.get(i), hashAgain.get(i).get());
             }
-            q.sync();
-            for (int i = 0; i < noScript.size(); i++) {
-                try {
-                    count(noScript.get(i), again.get(i).get());
-                } catch (JedisDataException e) {
-                    throw classify(e);
-                }
+            for (int i = 0; i < packedCalls.size(); i++) {
+                countPacked(packedCalls.get(i), packedAgain.get(i).get());
             }
-            loadScripts(jedis);   // EVAL cached them; SCRIPT LOAD keeps the SHA valid for the next flush
+        } catch (JedisDataException e) {
+            throw classify(e);
+        }
+        loadScripts(jedis);   // EVAL cached them; SCRIPT LOAD keeps the SHA valid for the next flush
+    }
+
+    private void countPacked(List<RedisOp> call, Object reply) {
+        List<?> written = (List<?>) reply;
+        for (int i = 0; i < call.size(); i++) {
+            count(call.get(i), written.get(i));
         }
     }
 
@@ -322,9 +375,22 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         return args;
     }
 
-    private List<byte[]> packedArgs(RedisOp op, long updateTime) {
-        ByteBuffer.wrap(op.packed).order(ByteOrder.LITTLE_ENDIAN).putLong(8, updateTime);
-        return List.of(op.packed, RowEncoder.utf8(Long.toString(op.eventTime)), ttlArg);
+    private static List<byte[]> packedKeys(List<RedisOp> call) {
+        List<byte[]> keys = new ArrayList<>(call.size());
+        for (RedisOp op : call) {
+            keys.add(op.key);
+        }
+        return keys;
+    }
+
+    private List<byte[]> packedArgs(List<RedisOp> call, long updateTime) {
+        List<byte[]> args = new ArrayList<>(call.size() + 1);
+        args.add(ttlArg);
+        for (RedisOp op : call) {
+            ByteBuffer.wrap(op.packed).order(ByteOrder.LITTLE_ENDIAN).putLong(8, updateTime);
+            args.add(op.packed);
+        }
+        return args;
     }
 
     /** Server errors worth a retry (loading, busy script, OOM under noeviction) versus the rest. */

@@ -33,6 +33,7 @@ import static dev.fyp.flink.redis.RedisSinkOptions.VALUE_FORMAT;
 import static dev.fyp.flink.redis.RedisSinkOptions.ZSET_MAX_SIZE;
 import static dev.fyp.flink.redis.RedisSinkOptions.ZSET_MEMBER_COLUMN;
 import static dev.fyp.flink.redis.RedisSinkOptions.ZSET_SCORE_COLUMN;
+import static dev.fyp.flink.redis.RedisSinkOptions.ZSET_SCORE_UPDATE;
 
 /**
  * Turns a changelog row into a {@link RedisOp}, following docs/REDIS_LAYOUT.md. Built (and so validated) by the
@@ -78,9 +79,12 @@ public final class RowEncoder implements Serializable {
     private final int memberPos;
     private final int scorePos;
     final int zsetMaxSize;
+    /** zset: ZADD GT, and the buffer keeps a member's greatest score. */
+    final boolean zsetGreaterOnly;
 
     private RowEncoder(ValueFormat format, byte[] prefix, String[] names, LogicalType[] types, int[] keyPos,
-                       int[] valuePos, int eventTimePos, int memberPos, int scorePos, int zsetMaxSize) {
+                       int[] valuePos, int eventTimePos, int memberPos, int scorePos, int zsetMaxSize,
+                       boolean zsetGreaterOnly) {
         this.format = format;
         this.prefix = prefix;
         this.names = names;
@@ -91,6 +95,7 @@ public final class RowEncoder implements Serializable {
         this.memberPos = memberPos;
         this.scorePos = scorePos;
         this.zsetMaxSize = zsetMaxSize;
+        this.zsetGreaterOnly = zsetGreaterOnly;
         this.valueFieldNames = new byte[valuePos.length][];
         for (int i = 0; i < valuePos.length; i++) {
             valueFieldNames[i] = names[valuePos[i]].getBytes(StandardCharsets.UTF_8);
@@ -150,7 +155,8 @@ public final class RowEncoder implements Serializable {
             check(maxSize >= 0, "'zset.max-size' must be >= 0 (0 = no trimming)");
             int[] keyPos = pk.stream().filter(p -> p != memberPos).mapToInt(Integer::intValue).toArray();
             return new RowEncoder(format, prefix.getBytes(StandardCharsets.UTF_8), names, types, keyPos,
-                    new int[0], etPos, memberPos, scorePos, maxSize);
+                    new int[0], etPos, memberPos, scorePos, maxSize,
+                    o.get(ZSET_SCORE_UPDATE) == RedisSinkOptions.ScoreUpdate.GREATER);
         }
 
         check(etPos >= 0, "value.format '" + format.name().toLowerCase() + "' needs 'event-time-column' "
@@ -176,7 +182,7 @@ public final class RowEncoder implements Serializable {
         }
         return new RowEncoder(format, prefix.getBytes(StandardCharsets.UTF_8), names, types,
                 pk.stream().mapToInt(Integer::intValue).toArray(),
-                value.stream().mapToInt(Integer::intValue).toArray(), etPos, -1, -1, 0);
+                value.stream().mapToInt(Integer::intValue).toArray(), etPos, -1, -1, 0, false);
     }
 
     private static boolean hashType(LogicalType t) {

@@ -190,6 +190,24 @@ class RedisSinkITCase {
         assertTrue(topTtl > 172_700_000L && topTtl <= 172_800_000L, "default ttl 2 d: " + topTtl);
     }
 
+    @Test
+    void zsetGreaterKeepsEachMembersGreatestScoreFromPerEventRows() throws Exception {
+        // Insert-only rows, one per event, out of order and repeated (a replay): no GROUP BY, no state.
+        tEnv.executeSql("CREATE TEMPORARY TABLE seen_gt (user_id STRING, video_id STRING, seen_at DOUBLE, "
+                + "PRIMARY KEY (user_id, video_id) NOT ENFORCED)"
+                + with("key-prefix", "t:gt:", "value.format", "zset", "zset.member-column", "video_id",
+                "zset.score-column", "seen_at", "zset.max-size", "3", "zset.score-update", "greater"));
+        jedis.zadd("t:gt:alice", 100, "v9");   // stored by an earlier run, newer than this run's rows of v9
+        String rows = "('alice', 'v1', 10.0), ('alice', 'v1', 50.0), ('alice', 'v1', 20.0), ('alice', 'v2', 30.0), "
+                + "('alice', 'v9', 60.0), ('alice', 'v3', 5.0), ('alice', 'v2', 30.0), ('bob', 'v1', 1.0)";
+        run("INSERT INTO seen_gt SELECT u, v, ts FROM (VALUES " + rows + ") AS t(u, v, ts)");
+        run("INSERT INTO seen_gt SELECT u, v, ts FROM (VALUES " + rows + ") AS t(u, v, ts)");   // replayed
+
+        assertEquals(List.of("v2:30.0", "v1:50.0", "v9:100.0"), members("t:gt:alice"),
+                "v1 keeps 50 (not the later 20), v9 keeps its stored 100, v3 (5) is trimmed");
+        assertEquals(List.of("v1:1.0"), members("t:gt:bob"));
+    }
+
     private static List<String> members(String key) {
         return jedis.zrangeWithScores(key, 0, -1).stream()
                 .map((Tuple t) -> t.getElement() + ":" + t.getScore()).collect(Collectors.toList());

@@ -288,6 +288,39 @@ class RedisSinkWriterTest {
     }
 
     @Test
+    void packedKeysAcrossSeveralScriptCallsAreEachWrittenOrSkipped() throws Exception {
+        int keys = 2 * RedisSinkWriter.PACKED_KEYS_PER_CALL + 37;
+        Map<String, String> big = Map.of("sink.buffer-flush.max-rows", Integer.toString(10 * keys));
+        for (boolean lostScript : new boolean[] {false, true}) {
+            jedis.flushDB();
+            try (RedisSinkWriter w = writer(options("packed", big), new ManualTime())) {
+                for (int i = 0; i < keys; i++) {
+                    w.write(row("k" + i, 1_000, 1.0, 1L), null);
+                }
+                w.flush(false);
+                if (lostScript) {
+                    jedis.scriptFlush();
+                }
+                // even keys go back in event time (skipped), odd keys forward (written)
+                for (int i = 0; i < keys; i++) {
+                    w.write(row("k" + i, i % 2 == 0 ? 999 : 1_001, 2.0, 2L), null);
+                }
+                w.flush(false);
+                assertEquals(keys / 2 + 1, w.staleSkipped(), "lost script: " + lostScript);
+                assertEquals(keys + keys / 2, w.writes(), "lost script: " + lostScript);
+                for (int i = 0; i < keys; i++) {
+                    byte[] v = jedis.get(("w:k" + i).getBytes(StandardCharsets.UTF_8));
+                    ByteBuffer b = ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN);
+                    assertEquals(i % 2 == 0 ? 1_000 : 1_001, b.getLong(0), "event time of k" + i);
+                    assertEquals(i % 2 == 0 ? 1.0 : 2.0, b.getFloat(16), "score of k" + i);
+                    long ttl = jedis.pttl("w:k" + i);
+                    assertTrue(ttl > 590_000 && ttl <= 600_000, "ttl of k" + i + ": " + ttl);
+                }
+            }
+        }
+    }
+
+    @Test
     void connectionErrorsAreRetriedThenFailTheTask() throws Exception {
         Configuration c = options("hash", Map.of("port", "1", "sink.max-retries", "2", "timeout", "1 s"));
         try (RedisSinkWriter w = writer(c, new ManualTime())) {
