@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from features import ALL_FEATURE_SETS
+from features.serving_sets import SERVING_SETS
 from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.serving import FeatureClient
@@ -91,7 +92,9 @@ def demo(
         "produced": report.produced,
         "consumed": consumed_now,
         "behind": {job: max(report.produced - n, 0) for job, n in consumed_now.items()},
-        "features": feature_key_counts(settings, {fs.qualified_name: fs.key_prefix for fs in ALL_FEATURE_SETS}),
+        "features": feature_key_counts(settings, {
+            **{fs.qualified_name: fs.key_prefix for fs in ALL_FEATURE_SETS},
+            **{f"{spec.name}.v{spec.version} (sorted sets)": spec.key_prefix for spec in SERVING_SETS}}),
         "iceberg_rows": iceberg_row_count(settings),
         "dead_letters": dead_letter_count(settings),
     }
