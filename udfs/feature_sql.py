@@ -96,10 +96,9 @@ def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
     `per_event` set (no state: the sink keeps each member's greatest score)."""
     groups = [f"`{c}`" for c in (*spec.key_columns, spec.member_column)]
     not_empty = " AND ".join(f"{g} IS NOT NULL AND {g} <> ''" for g in groups)
+    columns = f"{', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`"
+    where = f"WHERE ({spec.where}) AND {not_empty}"
     if spec.per_event:
-        return double_literals(f"SELECT {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
-                               f"FROM `{source}`\nWHERE ({spec.where}) AND {not_empty}")
+        return double_literals(f"SELECT {columns}\nFROM `{source}`\n{where}")
     hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
-    return double_literals(f"SELECT {hint} {', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`\n"
-                           f"FROM `{source}` AS src\nWHERE ({spec.where}) AND {not_empty}\n"
-                           f"GROUP BY {', '.join(groups)}")
+    return double_literals(f"SELECT {hint} {columns}\nFROM `{source}` AS src\n{where}\nGROUP BY {', '.join(groups)}")

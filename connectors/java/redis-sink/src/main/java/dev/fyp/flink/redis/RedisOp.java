@@ -18,7 +18,7 @@ final class RedisOp {
 
     final Kind kind;
     final byte[] key;
-    /** Event time ms (HASH_SET, PACKED_SET). */
+    /** Event time ms (HASH_SET; a PACKED_SET value carries its own in its first 8 bytes). */
     final long eventTime;
     /** HASH_SET: field/value pairs of the non-null columns (without _et/_ut). */
     final byte[][] fieldValues;
@@ -46,8 +46,8 @@ final class RedisOp {
         return new RedisOp(Kind.HASH_SET, key, eventTime, fieldValues, nullFields, null, null, 0);
     }
 
-    static RedisOp packedSet(byte[] key, long eventTime, byte[] packed) {
-        return new RedisOp(Kind.PACKED_SET, key, eventTime, null, null, packed, null, 0);
+    static RedisOp packedSet(byte[] key, byte[] packed) {
+        return new RedisOp(Kind.PACKED_SET, key, 0, null, null, packed, null, 0);
     }
 
     static RedisOp del(byte[] key) {

@@ -231,19 +231,12 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         byte[] ut = RowEncoder.utf8(Long.toString(updateTime));
         Pipeline p = jedis.pipelined();
         List<RedisOp> single = new ArrayList<>(ops.size());
+        List<RedisOp> packed = new ArrayList<>(ops.size());
         List<Response<?>> primary = new ArrayList<>(ops.size());
         List<Response<?>> secondary = new ArrayList<>();
-        List<List<RedisOp>> packedCalls = new ArrayList<>();
-        List<Response<Object>> packedReplies = new ArrayList<>();
-        List<RedisOp> packedCall = new ArrayList<>(PACKED_KEYS_PER_CALL);
         for (RedisOp op : ops) {
             if (op.kind == RedisOp.Kind.PACKED_SET) {
-                packedCall.add(op);
-                if (packedCall.size() == PACKED_KEYS_PER_CALL) {
-                    packedReplies.add(p.evalsha(packedSha, packedKeys(packedCall), packedArgs(packedCall, updateTime)));
-                    packedCalls.add(packedCall);
-                    packedCall = new ArrayList<>(PACKED_KEYS_PER_CALL);
-                }
+                packed.add(op);
                 continue;
             }
             single.add(op);
@@ -271,9 +264,12 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
                     throw new IllegalStateException(op.kind.name());
             }
         }
-        if (!packedCall.isEmpty()) {
-            packedReplies.add(p.evalsha(packedSha, packedKeys(packedCall), packedArgs(packedCall, updateTime)));
-            packedCalls.add(packedCall);
+        List<List<RedisOp>> packedCalls = new ArrayList<>();
+        List<Response<Object>> packedReplies = new ArrayList<>();
+        for (int from = 0; from < packed.size(); from += PACKED_KEYS_PER_CALL) {
+            List<RedisOp> call = packed.subList(from, Math.min(from + PACKED_KEYS_PER_CALL, packed.size()));
+            packedCalls.add(call);
+            packedReplies.add(p.evalsha(packedSha, packedKeys(call), packedArgs(call, updateTime)));
         }
         p.sync();
 
@@ -316,15 +312,16 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     private void resendWithEval(List<RedisOp> hashOps, List<List<RedisOp>> packedCalls, byte[] ut, long updateTime) {
         LOG.info("fyp-redis: {} lost the sink's script (NOSCRIPT); re-sending {} hash rows and {} packed calls "
                 + "with EVAL", config.address(), hashOps.size(), packedCalls.size());
+        byte[] hashSrc = RowEncoder.utf8(LuaScripts.HASH);
+        byte[] packedSrc = RowEncoder.utf8(LuaScripts.PACKED_MANY);
         Pipeline q = jedis.pipelined();
         List<Response<Object>> hashAgain = new ArrayList<>(hashOps.size());
         for (RedisOp op : hashOps) {
-            hashAgain.add(q.eval(RowEncoder.utf8(LuaScripts.HASH), List.of(op.key), hashArgs(op, ut)));
+            hashAgain.add(q.eval(hashSrc, List.of(op.key), hashArgs(op, ut)));
         }
         List<Response<Object>> packedAgain = new ArrayList<>(packedCalls.size());
         for (List<RedisOp> call : packedCalls) {
-            packedAgain.add(q.eval(RowEncoder.utf8(LuaScripts.PACKED_MANY), packedKeys(call),
-                    packedArgs(call, updateTime)));
+            packedAgain.add(q.eval(packedSrc, packedKeys(call), packedArgs(call, updateTime)));
         }
         q.sync();
         try {

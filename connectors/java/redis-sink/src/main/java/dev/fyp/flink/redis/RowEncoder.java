@@ -268,7 +268,7 @@ public final class RowEncoder implements Serializable {
                 for (int p : valuePos) {
                     b.putFloat(row.isNullAt(p) ? Float.NaN : (float) number(row, p));
                 }
-                return RedisOp.packedSet(key, et, b.array());
+                return RedisOp.packedSet(key, b.array());
         }
     }
 
