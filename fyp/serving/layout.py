@@ -7,6 +7,7 @@ a sliding window whose whole span has passed since then is zero, and a decayed s
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -28,15 +29,15 @@ class ReadPlan:
     window_ms: np.ndarray  # per column: the window length, or 0 for a decayed column
     half_life_ms: np.ndarray  # per column: the half-life, or 0 for a windowed column
     ratios: tuple[tuple[str, int, int], ...] = ()  # (ratio column, numerator index, denominator index)
-    windowed: np.ndarray = field(init=False)  # window_ms > 0
-    decayed: np.ndarray = field(init=False)  # half_life_ms > 0
-    decayed_half_lives: np.ndarray = field(init=False)  # half_life_ms of the decayed columns
+    # For `decode_row`, derived once: the row's struct, and the column indexes of each window and half-life.
+    row_struct: struct.Struct = field(init=False)
+    window_groups: tuple[tuple[float, tuple[int, ...]], ...] = field(init=False)
+    decay_groups: tuple[tuple[float, tuple[int, ...]], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        # Derived once: a single-entity read is ~10 µs of numpy, and these masks were a third of it.
-        object.__setattr__(self, "windowed", self.window_ms > 0)
-        object.__setattr__(self, "decayed", self.half_life_ms > 0)
-        object.__setattr__(self, "decayed_half_lives", self.half_life_ms[self.half_life_ms > 0])
+        object.__setattr__(self, "row_struct", struct.Struct(f"<{len(self.columns)}f"))
+        object.__setattr__(self, "window_groups", _groups(self.window_ms))
+        object.__setattr__(self, "decay_groups", _groups(self.half_life_ms))
 
     @property
     def packed_bytes(self) -> int:
@@ -85,20 +86,36 @@ def decode_matrix(plan: ReadPlan, values: list[bytes | None], now_ms: int) -> tu
 def decode_row(plan: ReadPlan, value: bytes | None, now_ms: int) -> tuple[dict[str, float], int] | None:
     """One entity's {column: value} with its ratios, and its event time, as of `now_ms`; None if missing.
 
-    The single-entity read path: the same rules as `decode_matrix` without its batch set-up, which would be
-    most of the cost of one row."""
+    The single-entity read path: the same rules as `decode_matrix`, in plain Python. For one row of ~50
+    columns, a struct unpack and a loop per window and half-life cost ~10 µs less than numpy's calls (each
+    has a fixed cost, and more so on a cold cache, as between requests of a serving process)."""
     if value is None or len(value) != plan.packed_bytes:
         return None
-    event_time = int.from_bytes(value[:8], "little", signed=True)
-    row = np.frombuffer(value, dtype="<f4", offset=HEADER_BYTES).astype(np.float64)
+    event_time = _EVENT_TIME.unpack_from(value)[0]
+    values = list(plan.row_struct.unpack_from(value, HEADER_BYTES))
     age = max(0, now_ms - event_time)
-    row[plan.windowed & (plan.window_ms <= age)] = 0.0
-    row[plan.decayed] *= np.exp2(-age / plan.decayed_half_lives)
-    values = row.tolist()
+    for window_ms, indexes in plan.window_groups:
+        if age >= window_ms:
+            for i in indexes:
+                values[i] = 0.0
+    if age:
+        for half_life_ms, indexes in plan.decay_groups:
+            factor = 2.0 ** (-age / half_life_ms)
+            for i in indexes:
+                values[i] *= factor
     named = dict(zip(plan.columns, values, strict=True))
     for name, numerator, denominator in plan.ratios:
         named[name] = values[numerator] / values[denominator] if values[denominator] > 0 else float("nan")
     return named, event_time
+
+
+_EVENT_TIME = struct.Struct("<q")
+
+
+def _groups(per_column_ms: np.ndarray) -> tuple[tuple[float, tuple[int, ...]], ...]:
+    """(length, column indexes) for each distinct non-zero window length or half-life."""
+    return tuple((float(ms), tuple(int(i) for i in np.flatnonzero(per_column_ms == ms)))
+                 for ms in np.unique(per_column_ms[per_column_ms > 0]))
 
 
 @cache

@@ -64,6 +64,19 @@ class FeatureVectorTest {
         return vals == null ? null : new GenericArrayData(vals);
     }
 
+    /** getValue's binary array, boxed (null stays null). */
+    private static Double[] value(FeatureVector f, FeatureVector.Acc acc) {
+        ArrayData out = f.getValue(acc);
+        if (out == null) {
+            return null;
+        }
+        Double[] boxed = new Double[out.size()];
+        for (int i = 0; i < boxed.length; i++) {
+            boxed[i] = out.isNullAt(i) ? null : out.getDouble(i);
+        }
+        return boxed;
+    }
+
     private static FeatureVector.Acc run(FeatureVector f, List<Row> rows, String spec) {
         FeatureVector.Acc acc = f.createAccumulator();
         StringData s = StringData.fromString(spec);
@@ -186,11 +199,11 @@ class FeatureVectorTest {
         double[][] expected = expected(l, rows);
         FeatureVector f = new FeatureVector();
 
-        assertMatches(expected, f.getValue(run(f, rows, spec)), "seed " + seed + " single");
+        assertMatches(expected, value(f, run(f, rows, spec)), "seed " + seed + " single");
 
         List<Row> shuffled = new ArrayList<>(rows);
         Collections.shuffle(shuffled, rnd);
-        assertMatches(expected, f.getValue(run(f, shuffled, spec)), "seed " + seed + " shuffled");
+        assertMatches(expected, value(f, run(f, shuffled, spec)), "seed " + seed + " shuffled");
 
         // k local accumulators (some empty), merged by a fresh instance as a global aggregate would.
         int k = 1 + rnd.nextInt(6);
@@ -208,12 +221,12 @@ class FeatureVectorTest {
         FeatureVector global = new FeatureVector();
         FeatureVector.Acc merged = global.createAccumulator();
         global.merge(merged, accs);
-        assertMatches(expected, global.getValue(merged), "seed " + seed + " merge k=" + k);
+        assertMatches(expected, value(global, merged), "seed " + seed + " merge k=" + k);
         FeatureVector.Acc chain = global.createAccumulator();
         for (FeatureVector.Acc acc : accs) {
             global.merge(chain, List.of(acc));
         }
-        assertMatches(expected, global.getValue(chain), "seed " + seed + " chain k=" + k);
+        assertMatches(expected, value(global, chain), "seed " + seed + " chain k=" + k);
 
         // Keep accumulating after a merge.
         List<Row> more = randomRows(rnd, l, 50);
@@ -223,7 +236,7 @@ class FeatureVectorTest {
         }
         List<Row> all = new ArrayList<>(rows);
         all.addAll(more);
-        assertMatches(expected(l, all), f.getValue(merged), "seed " + seed + " merge then accumulate");
+        assertMatches(expected(l, all), value(f, merged), "seed " + seed + " merge then accumulate");
     }
 
     @ParameterizedTest
@@ -239,7 +252,7 @@ class FeatureVectorTest {
         if (acc.spec == null) {
             return;
         }
-        Double[] before = f.getValue(acc);
+        Double[] before = value(f, acc);
         // A row no later than the reference time (so it does not move it): retracting it restores.
         Double[] vals = randomRows(rnd, l, 1).get(0).vals();
         if (vals == null) {
@@ -254,7 +267,7 @@ class FeatureVectorTest {
         for (int k = 0; k < before.length; k++) {
             scale[k] = exp[1][k] + 20.0; // the added-and-removed row's magnitude
         }
-        assertMatches(new double[][] {unbox(before), scale}, f.getValue(acc), "seed " + seed + " restored");
+        assertMatches(new double[][] {unbox(before), scale}, value(f, acc), "seed " + seed + " restored");
 
         // Any row up to the reference time, retracted cell by cell as the single functions retract it.
         Row r = randomRows(rnd, l, 1).get(0);
@@ -263,7 +276,7 @@ class FeatureVectorTest {
         }
         r = new Row(r.vals(), Math.min(r.t(), acc.refMs));
         f.retract(acc, array(r.vals()), r.t(), s);
-        Double[] actual = f.getValue(acc);
+        Double[] actual = value(f, acc);
         int nw = l.windowMs().length;
         int nh = l.halfLifeMs().length;
         for (int a = 0; a < l.aggs(); a++) {
@@ -305,7 +318,7 @@ class FeatureVectorTest {
         // two aggregations, windows 1 s and 10 s (1 tile each), half-lives 1 s and 2 s
         String spec = "1000/1,10000/1;1000,2000";
         List<Row> rows = List.of(new Row(new Double[] {1.0, 10.0}, 0L), new Row(new Double[] {2.0, 20.0}, 2_000L));
-        Double[] out = f.getValue(run(f, rows, spec));
+        Double[] out = value(f, run(f, rows, spec));
         assertArrayEquals(new Double[] {
             2.0, 3.0, 20.0, 30.0, // a0: 1s, 10s; a1: 1s, 10s
             2.25, 2.5, 22.5, 25.0, // a0: h1s, h2s; a1: h1s, h2s
@@ -316,25 +329,25 @@ class FeatureVectorTest {
     void specListsMayBeEmpty() {
         FeatureVector f = new FeatureVector();
         List<Row> rows = List.of(new Row(new Double[] {1.0}, 0L), new Row(new Double[] {1.0}, 1_000L));
-        assertArrayEquals(new Double[] {2.0}, f.getValue(run(f, rows, "60000/12")));
-        assertArrayEquals(new Double[] {2.0}, f.getValue(run(f, rows, "60000/12;")));
-        assertArrayEquals(new Double[] {1.5}, f.getValue(run(f, rows, ";1000")));
-        assertArrayEquals(new Double[] {1.5}, f.getValue(run(f, rows, " ; 1000 ")));
+        assertArrayEquals(new Double[] {2.0}, value(f, run(f, rows, "60000/12")));
+        assertArrayEquals(new Double[] {2.0}, value(f, run(f, rows, "60000/12;")));
+        assertArrayEquals(new Double[] {1.5}, value(f, run(f, rows, ";1000")));
+        assertArrayEquals(new Double[] {1.5}, value(f, run(f, rows, " ; 1000 ")));
     }
 
     @Test
     void nullsAreIgnoredOrZero() {
         FeatureVector f = new FeatureVector();
         String spec = "60000/6;1000";
-        assertNull(f.getValue(run(f, List.of(), spec)));
-        assertNull(f.getValue(run(f, List.of(new Row(null, 0L), new Row(new Double[] {1.0}, null)), spec)));
+        assertNull(value(f, run(f, List.of(), spec)));
+        assertNull(value(f, run(f, List.of(new Row(null, 0L), new Row(new Double[] {1.0}, null)), spec)));
         // A null vals does not advance the reference time; a null element counts as 0.0 and does.
         FeatureVector.Acc acc = run(f, List.of(new Row(new Double[] {1.0}, 0L), new Row(null, 5_000L)), spec);
         assertEquals(0L, acc.refMs);
-        assertArrayEquals(new Double[] {1.0, 1.0}, f.getValue(acc));
+        assertArrayEquals(new Double[] {1.0, 1.0}, value(f, acc));
         acc = run(f, List.of(new Row(new Double[] {1.0}, 0L), new Row(new Double[] {null}, 1_000L)), spec);
         assertEquals(1_000L, acc.refMs);
-        assertArrayEquals(new Double[] {1.0, 0.5}, f.getValue(acc));
+        assertArrayEquals(new Double[] {1.0, 0.5}, value(f, acc));
     }
 
     @Test
@@ -377,15 +390,15 @@ class FeatureVectorTest {
         FeatureVector.Acc other = toGeneric(run(f, b, spec));
         FeatureVector.Acc merged = f.createAccumulator();
         f.merge(merged, List.of(toGeneric(run(f, a, spec)), other));
-        assertMatches(expected(l, all), f.getValue(merged), "merged generic");
+        assertMatches(expected(l, all), value(f, merged), "merged generic");
         FeatureVector.Acc into = toGeneric(run(f, a, spec));
         f.merge(into, List.of(other));
-        assertMatches(expected(l, all), f.getValue(into), "merged into generic");
+        assertMatches(expected(l, all), value(f, into), "merged into generic");
         StringData s = StringData.fromString(spec);
         for (Row r : b) {
             f.accumulate(generic, array(r.vals()), r.t(), s);
         }
-        assertMatches(expected(l, all), f.getValue(generic), "accumulated into generic");
+        assertMatches(expected(l, all), value(f, generic), "accumulated into generic");
     }
 
     private static FeatureVector.Acc toGeneric(FeatureVector.Acc acc) {
@@ -416,11 +429,11 @@ class FeatureVectorTest {
         FeatureVector.Acc acc = run(f, rows, spec);
         assertNull(acc.tileIndex);
         assertEquals(2, acc.entryTimes.size());
-        assertMatches(expected(l, rows), f.getValue(acc), "sparse");
+        assertMatches(expected(l, rows), value(f, acc), "sparse");
         rows.add(new Row(new Double[] {5.0, 5.0}, 7_200_000L)); // 2 h later: the first entries leave both windows
         acc = run(f, rows, spec);
         assertEquals(1, acc.entryTimes.size());
-        assertMatches(expected(l, rows), f.getValue(acc), "pruned");
+        assertMatches(expected(l, rows), value(f, acc), "pruned");
         Random rnd = new Random(1);
         while (acc.tileIndex == null) {
             Row r = new Row(new Double[] {rnd.nextDouble(), 1.0}, 7_200_000L + rnd.nextInt(3_600_000));
@@ -429,7 +442,7 @@ class FeatureVectorTest {
         }
         // the 4 rows above (one live entry), then 12 new entries at least: the 13th live one is past the limit
         assertTrue(rows.size() >= 16, "dense after " + rows.size() + " rows");
-        assertMatches(expected(l, rows), f.getValue(acc), "dense");
+        assertMatches(expected(l, rows), value(f, acc), "dense");
     }
 
     @Test
@@ -439,8 +452,8 @@ class FeatureVectorTest {
         FeatureVector.Acc acc = f.createAccumulator();
         f.merge(acc, List.of(other, f.createAccumulator()));
         f.accumulate(acc, array(new Double[] {5.0}), 0L, StringData.fromString("60000/6;1000"));
-        assertArrayEquals(new Double[] {6.0, 6.0}, f.getValue(acc));
-        assertArrayEquals(new Double[] {1.0, 1.0}, f.getValue(other));
+        assertArrayEquals(new Double[] {6.0, 6.0}, value(f, acc));
+        assertArrayEquals(new Double[] {1.0, 1.0}, value(f, other));
     }
 
     @Test
