@@ -15,7 +15,8 @@ Generated from `features/` by `fyp features-doc`; do not edit by hand (a test co
 Every feature set is one Redis string per entity, key `<key prefix><key values joined by ':'>`, holding
 the packed layout of docs/REDIS_LAYOUT.md: event time (ms), update time (ms), then one float32 per column
 below, in order. Windowed columns (`_1m`, `_10m`, `_1h`, `_24h`) are sliding sums as of the entity's last
-event at a granularity of window / tiles; a reader zeroes a window whose span has wholly passed since then.
+counted event (one that counts in at least one of the set's aggregations; other events leave the entity
+untouched) at a granularity of window / tiles; a reader zeroes a window whose span has wholly passed since then.
 Decayed columns (`_decay_30m`, ...) are exponentially decayed sums with that half-life; a reader multiplies
 by 2^(-(now - event time) / half-life). Ratios are derived at read time from two columns of the same window.
 """
@@ -45,6 +46,8 @@ def render_feature_reference(feature_sets: Sequence[FeatureSet]) -> str:
             f"- {len(fs.columns())} columns, in storage order: {', '.join(f'`{c}`' for c in fs.columns())}\n")
         if fs.where:
             parts.append(f"- rows: only events where `{fs.where}`\n")
+        if fs.counted_where and fs.counted_where != fs.where:
+            parts.append(f"- counted events (the others leave the entity untouched): `{fs.counted_where}`\n")
         for d in fs.derived:
             about = f" ({d.description})" if d.description else ""
             parts.append(f"- derived per row: `{d.name}` = `` {d.sql} ``{about}\n")

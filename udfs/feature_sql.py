@@ -76,6 +76,8 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:
         conditions.append(f"({feature_set.where})")
+    if feature_set.counted_where:
+        conditions.append(f"({feature_set.counted_where})")
     # The CAST keeps the array ARRAY<DOUBLE> whatever a declared expression's type.
     values = ",\n    ".join(f"CAST({a.value_sql()} AS DOUBLE)" for a in feature_set.aggregations)
     function = vector_function(entity)

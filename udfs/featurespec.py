@@ -226,6 +226,22 @@ class FeatureSet:
         return f"{self.name}.v{self.version}"
 
     @property
+    def counted_where(self) -> str | None:
+        """The rows that count in at least one aggregation: the OR of the aggregations' `where`s, or None when
+        one of them counts every row. Any other row would change none of the set's values, so the job drops
+        it before the shuffle (most events are impressions, which e.g. user x hashtag does not count), and an
+        entity's event time is that of its last counted event."""
+        predicates: list[str] = []
+        for aggregation in self.aggregations:
+            if aggregation.where is None:
+                return None
+            if aggregation.where not in predicates:
+                predicates.append(aggregation.where)
+        # "p AND q" adds nothing to an OR that holds p (completions next to plays).
+        broadest = [q for q in predicates if not any(q.startswith(f"{p} AND ") for p in predicates)]
+        return broadest[0] if len(broadest) == 1 else " OR ".join(f"({p})" for p in broadest)
+
+    @property
     def key_prefix(self) -> str:
         """Redis key prefix; the version is part of it, so a changed definition never reads old values."""
         return f"fyp:{self.name}:v{self.version}:"

@@ -432,7 +432,8 @@ def sample_ids(table, feature_set: FeatureSet, n: int, *, seed: int = 0, since_m
 
     evaluator = FeatureEvaluator.of(feature_set)
     needed = {"hashtags" if k == "hashtag" else k for k in feature_set.entity.key_columns}
-    fields = ROW_COLUMNS if feature_set.where else tuple(c for c in ROW_COLUMNS if c in needed)
+    filtered = feature_set.where or feature_set.counted_where
+    fields = ROW_COLUMNS if filtered else tuple(c for c in ROW_COLUMNS if c in needed)
     row_filter = GreaterThanOrEqual("event_time", _iso(since_ms)) if since_ms is not None else AlwaysTrue()
     arrow = table.scan(row_filter=row_filter, selected_fields=fields).to_arrow()
     return sample((key for _, _, row in _rows(arrow) for key in evaluator.keys(row)), n, seed)

@@ -60,7 +60,8 @@ def _payload(kind: str, video: str, event_time: int, watch_ms: int) -> tuple[byt
 
 def _brute_force(arrivals: list[tuple[str, int, dict, str]]) -> dict[str, dict[str, float]]:
     """Per video, every column, from the definitions: first copy of each event_id, not later than the allowed
-    lateness behind the newest event time decoded before it, then the window / decay formulas."""
+    lateness behind the newest event time decoded before it, counted by at least one aggregation, then the
+    window / decay formulas."""
     seen, newest, kept = set(), None, {}
     for video, event_time, values, event_id in arrivals:
         if newest is not None and event_time < newest - LATENESS.total_seconds() * 1000:
@@ -69,6 +70,8 @@ def _brute_force(arrivals: list[tuple[str, int, dict, str]]) -> dict[str, dict[s
         if event_id in seen:
             continue
         seen.add(event_id)
+        if not any(values.values()):
+            continue  # an impression counts in none of SPEC's aggregations: it leaves the video untouched
         kept.setdefault(video, []).append((event_time, values))
     expected = {}
     for video, rows in kept.items():

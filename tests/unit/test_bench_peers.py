@@ -404,3 +404,16 @@ def test_derived_columns_are_computed_per_row_after_the_filter():
     assert values["scored_comments_1h"] == 3
     assert values["sentiment_sum_1h"] == pytest.approx(sum(scores))
     assert values["negative_comments_24h"] == sum(s <= -0.05 for s in scores) == 1
+
+
+def test_rows_that_count_in_no_aggregation_are_not_the_sets():
+    from features import feature_set_for_entity
+
+    evaluator = FeatureEvaluator.of(feature_set_for_entity("author"))  # plays, completions, likes, follows, shares
+    assert evaluator.key(row(event_type="watch", author_id="a1")) == "a1"
+    assert evaluator.key(row(event_type="impression", author_id="a1")) is None
+    assert evaluator.key(row(event_type="skip", dwell_ms=100, author_id="a1")) is None
+    hashtags = FeatureEvaluator.of(feature_set_for_entity("user_hashtag"))
+    assert hashtags.keys(row(event_type="impression", hashtags=["cats"])) == []
+    assert hashtags.keys(row(event_type="skip", dwell_ms=100, hashtags=["cats"])) == ["u:cats"]
+    assert hashtags.keys(row(event_type="skip", dwell_ms=5000, hashtags=["cats"])) == []

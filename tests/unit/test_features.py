@@ -202,3 +202,23 @@ def test_an_aggregated_serving_set_needs_a_state_ttl():
     with pytest.raises(ValueError, match="needs state_ttl"):
         SortedSetSpec(**fields)
     assert SortedSetSpec(**fields, per_event=True).state_ttl is None
+
+
+def test_a_set_counts_the_rows_of_its_aggregations_only():
+    likes = Aggregation(name="likes", operation="count", where="event_type = 'like'")
+    completions = Aggregation(name="completions", operation="count", where="event_type = 'watch' AND watch_ms > 0")
+    assert _set(aggregations=(PLAYS,)).counted_where == "event_type = 'watch'"
+    # "watch AND ..." adds nothing next to "watch"; the same predicate twice is listed once.
+    assert _set(aggregations=(PLAYS, completions, likes, Aggregation(name="p2", operation="count",
+                                                                      where="event_type = 'watch'"))
+                ).counted_where == "(event_type = 'watch') OR (event_type = 'like')"
+    assert _set(aggregations=(completions,)).counted_where == "event_type = 'watch' AND watch_ms > 0"
+    # One aggregation over every row: every row counts, no filter.
+    assert _set(aggregations=(PLAYS, Aggregation(name="events", operation="count"))).counted_where is None
+    query = feature_query(_set(aggregations=(PLAYS, likes)))
+    assert "AND ((event_type = 'watch') OR (event_type = 'like'))\nGROUP BY" in query
+
+
+def test_impressions_leave_a_user_x_hashtag_pair_untouched():
+    user_hashtag = feature_set_for_entity("user_hashtag")
+    assert user_hashtag.counted_where == "(event_type = 'watch') OR (event_type = 'skip' AND dwell_ms < 2000)"

@@ -78,6 +78,9 @@ class FeatureEvaluator:
         # and appended to the row for the aggregations that use them.
         derived = tuple(d.name for d in feature_set.derived)
         self._derive = tuple(compile_value(d.sql) for d in feature_set.derived)
+        # A row that counts in none of the aggregations does not touch the entity, as in the job.
+        counted = feature_set.counted_where
+        self._counted = compile_predicate(counted, derived) if counted else None
 
         windows_ms = [int(w.total_seconds() * 1000) for w in feature_set.windows]
         half_lives_ms = [int(h.total_seconds() * 1000) for h in feature_set.half_lives]
@@ -133,7 +136,7 @@ class FeatureEvaluator:
             if not part:
                 return None
             parts.append(part)
-        if self._where is not None and not self._where(row):
+        if not self._admits(row):
             return None
         return parts[0] if len(parts) == 1 else ":".join(parts)
 
@@ -143,7 +146,7 @@ class FeatureEvaluator:
         if not self._explodes:
             key = self.key(row)
             return [] if key is None else [key]
-        if self._where is not None and not self._where(row):
+        if not self._admits(row):
             return []
         keys = []
         for tag in row[_HASHTAGS] or ():
@@ -151,6 +154,16 @@ class FeatureEvaluator:
             if all(parts):
                 keys.append(":".join(parts))
         return keys
+
+    def _admits(self, row: Row) -> bool:
+        """The set's own `where` holds and the row counts in at least one aggregation."""
+        if self._where is not None and not self._where(row):
+            return False
+        if self._counted is None:
+            return True
+        if self._derive:
+            row = (*row, *(derive(row) for derive in self._derive))
+        return self._counted(row)
 
     def new_state(self) -> array:
         return array("d", self._empty)
