@@ -237,8 +237,8 @@ class FeatureSet:
                 return None
             if aggregation.where not in predicates:
                 predicates.append(aggregation.where)
-        # "p AND q" adds nothing to an OR that holds p (completions next to plays).
-        broadest = [q for q in predicates if not any(q.startswith(f"{p} AND ") for p in predicates)]
+        # A predicate that implies another adds nothing to the OR (completions next to plays).
+        broadest = [q for q in predicates if not any(_narrows(q, p) for p in predicates)]
         return broadest[0] if len(broadest) == 1 else " OR ".join(f"({p})" for p in broadest)
 
     @property
@@ -287,3 +287,10 @@ class SortedSetSpec:
     @property
     def key_prefix(self) -> str:
         return f"fyp:{self.name}:v{self.version}:"
+
+
+def _narrows(narrow: str, broad: str) -> bool:
+    """Whether predicate `narrow` reads "`broad` AND r" with no OR in r, so that every row it admits `broad`
+    admits too (an OR in r would bind looser than the AND: "p AND a OR b" admits rows where b alone holds)."""
+    prefix = f"{broad} AND "
+    return narrow.startswith(prefix) and " OR " not in narrow[len(prefix):].upper()

@@ -213,6 +213,10 @@ def test_a_set_counts_the_rows_of_its_aggregations_only():
                                                                       where="event_type = 'watch'"))
                 ).counted_where == "(event_type = 'watch') OR (event_type = 'like')"
     assert _set(aggregations=(completions,)).counted_where == "event_type = 'watch' AND watch_ms > 0"
+    # An OR after the AND binds looser: "watch AND x OR like" admits likes, which "watch" does not.
+    loose = Aggregation(name="loose", operation="count", where="event_type = 'watch' AND watch_ms > 0 OR action = 'X'")
+    assert _set(aggregations=(PLAYS, loose)).counted_where == (
+        "(event_type = 'watch') OR (event_type = 'watch' AND watch_ms > 0 OR action = 'X')")
     # One aggregation over every row: every row counts, no filter.
     assert _set(aggregations=(PLAYS, Aggregation(name="events", operation="count"))).counted_where is None
     query = feature_query(_set(aggregations=(PLAYS, likes)))
