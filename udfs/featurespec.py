@@ -285,6 +285,10 @@ class SortedSetSpec:
             raise ValueError(f"{self.name}: an aggregated score needs state_ttl (or declare per_event=True)")
 
     @property
+    def qualified_name(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+    @property
     def key_prefix(self) -> str:
         return f"fyp:{self.name}:v{self.version}:"
 

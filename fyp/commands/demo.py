@@ -94,7 +94,7 @@ def demo(
         "behind": {job: max(report.produced - n, 0) for job, n in consumed_now.items()},
         "features": feature_key_counts(settings, {
             **{fs.qualified_name: fs.key_prefix for fs in ALL_FEATURE_SETS},
-            **{f"{spec.name}.v{spec.version} (sorted sets)": spec.key_prefix for spec in SERVING_SETS}}),
+            **{f"{spec.qualified_name} (sorted sets)": spec.key_prefix for spec in SERVING_SETS}}),
         "iceberg_rows": iceberg_row_count(settings),
         "dead_letters": dead_letter_count(settings),
     }
