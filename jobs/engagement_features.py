@@ -8,6 +8,7 @@ window aggregates. Sinks: the Java Redis writer (absolute values, never incremen
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -22,7 +23,7 @@ from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
-from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query
+from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query, source_columns
 from udfs.featurespec import FeatureSet
 from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
 
@@ -62,14 +63,16 @@ JOB_CONFIG = {
 
 def engagement_views(
     t_env: TableEnvironment, raw_table: str, *, allowed_lateness: timedelta = ALLOWED_LATENESS,
-    decoder: Literal["java", "python"] = "java",
+    decoder: Literal["java", "python"] = "java", columns: Sequence[str] | None = None,
 ) -> None:
     """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
     record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
     event_id within the dedup horizon).
 
     decoder: "java" (DECODE_ENGAGEMENT, udfs/java/envelope: no Python per event) or "python" (the reference,
-    udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py)."""
+    udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py).
+    columns: the engagement-row columns `engagement` keeps (default: all); the job keeps those its sets read
+    (`udfs.feature_sql.source_columns`), so no unread column is shipped through the deduplication."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
                       f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
@@ -82,7 +85,7 @@ def engagement_views(
         f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
         "kafka_offset, proc_time "
         f"FROM `{raw_table}`"))
-    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
+    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error" and (columns is None or name in columns)]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
     # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
     t_env.create_temporary_view("engagement", t_env.sql_query(
@@ -100,13 +103,13 @@ def build_engagement_features(
         settings, topic=ENGAGEMENT.name, group_id=GROUP_ID, options=options))
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
-    engagement_views(t_env, "engagement_raw")
-    for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
-        t_env.create_temporary_system_function(name, function)
     serving_sets = SERVING_SETS
     if options and options.only_feature_sets:
         feature_sets = tuple(fs for fs in feature_sets if fs.name in options.only_feature_sets)
         serving_sets = ()
+    engagement_views(t_env, "engagement_raw", columns=source_columns(feature_sets, serving_sets))
+    for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
+        t_env.create_temporary_system_function(name, function)
 
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()

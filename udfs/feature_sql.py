@@ -8,14 +8,19 @@ Every output row holds absolute values from Flink state, as the Redis sink requi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import timedelta
 
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS
 from udfs.featurespec import Entity, FeatureSet, SortedSetSpec, double_literals
 
 __all__ = [
-    "JAVA_AGGREGATES", "default_state_ttl", "feature_query", "sink_columns", "sorted_set_query", "vector_function",
-    "vector_spec",
+    "JAVA_AGGREGATES", "default_state_ttl", "feature_query", "read_columns", "sink_columns", "sorted_set_query",
+    "source_columns", "vector_function", "vector_spec",
 ]
+
+ENGAGEMENT_COLUMNS = tuple(name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {
@@ -53,6 +58,41 @@ def default_state_ttl(feature_set: FeatureSet) -> timedelta:
     return max([*feature_set.windows, *feature_set.half_lives]) + timedelta(hours=1)
 
 
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _engagement_columns_in(sql_texts: Iterable[str | None]) -> set[str]:
+    """The engagement-row columns named in some SQL texts (a word inside a quoted literal is not a column)."""
+    words = {w for sql in sql_texts if sql for w in _WORD.findall(_QUOTED.sub("''", sql))}
+    return words & set(ENGAGEMENT_COLUMNS)
+
+
+def _in_row_order(columns: set[str]) -> tuple[str, ...]:
+    return tuple(c for c in ENGAGEMENT_COLUMNS if c in columns)
+
+
+def read_columns(feature_set: FeatureSet) -> tuple[str, ...]:
+    """The engagement-row columns `feature_query(feature_set)` reads, in row order."""
+    texts = [*feature_set.entity.key_columns, "event_time", feature_set.where, feature_set.counted_where,
+             *(d.sql for d in feature_set.derived), *(a.value_sql() for a in feature_set.aggregations)]
+    if feature_set.entity.explodes_hashtags:
+        texts.append("hashtags")
+    return _in_row_order(_engagement_columns_in(texts))
+
+
+def source_columns(feature_sets: Iterable[FeatureSet], sorted_sets: Iterable[SortedSetSpec] = ()) -> tuple[str, ...]:
+    """The engagement-row columns that any of these sets reads, plus `event_id` (the deduplication key): what
+    the job's `engagement` view keeps. Flink does not prune a column through the shared deduplication (a view
+    that several sinks read keeps all its columns), so the view itself leaves out the ones nothing reads."""
+    columns = {"event_id"}
+    for feature_set in feature_sets:
+        columns.update(read_columns(feature_set))
+    for spec in sorted_sets:
+        columns |= _engagement_columns_in([*spec.key_columns, spec.member_column, spec.score, spec.where])
+    return _in_row_order(columns)
+
+
 def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl: timedelta | None = None) -> str:
     """The SELECT computing `feature_set` from `source` (a view of engagement rows, event_time in ms).
 
@@ -71,7 +111,11 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
         derived = ", ".join(f"{d.sql} AS `{d.name}`" for d in feature_set.derived)
         relation = f"(SELECT *, {derived} FROM `{source}` WHERE {feature_set.where})"
     if entity.explodes_hashtags:
-        relation = f"(SELECT * FROM {relation} CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))"
+        # Only the columns the set reads go through the explode, which copies them once per hashtag.
+        kept = ", ".join(f"`{c}`" for c in (*read_columns(feature_set), *(d.name for d in feature_set.derived))
+                         if c != "hashtags")
+        relation = (f"(SELECT {kept}, `hashtag` FROM (SELECT {kept}, `hashtags` FROM {relation}) AS narrowed "
+                    "CROSS JOIN UNNEST(`hashtags`) AS exploded(`hashtag`))")
     ttl = state_ttl or default_state_ttl(feature_set)
     conditions = [f"{k} IS NOT NULL AND {k} <> ''" for k in keys]
     if feature_set.where:

@@ -16,8 +16,10 @@ from udfs.feature_docs import render_feature_reference
 from udfs.feature_sql import (
     JAVA_AGGREGATES,
     feature_query,
+    read_columns,
     sink_columns,
     sorted_set_query,
+    source_columns,
     vector_function,
     vector_spec,
 )
@@ -78,6 +80,28 @@ def test_query_groups_by_entity_keys_and_explodes_hashtags():
     assert "MAX(`event_time`) AS `event_time`" in query
     assert "`user_id` IS NOT NULL AND `user_id` <> '' AND `hashtag` IS NOT NULL AND `hashtag` <> ''" in query
     assert "GROUP BY `user_id`, `hashtag`\n" in query
+    # Only what the set reads goes through the explode, which copies it once per hashtag.
+    assert ("FROM (SELECT `event_type`, `event_time`, `user_id`, `hashtag` FROM (SELECT `event_type`, "
+            "`event_time`, `user_id`, `hashtags` FROM `engagement`) AS narrowed CROSS JOIN UNNEST") in query
+
+
+def test_a_set_reads_the_columns_its_declaration_names_and_no_word_inside_a_literal():
+    sums = Aggregation(name="watch_ms", operation="sum", where="event_type = 'watch' AND action <> 'session_id'",
+                       expression="watch_ms")
+    assert read_columns(_set(aggregations=(PLAYS, sums))) == ("event_type", "event_time", "video_id", "watch_ms",
+                                                              "action")
+    assert read_columns(_set(entity=USER_HASHTAG)) == ("event_type", "event_time", "user_id", "hashtags")
+
+
+def test_the_engagement_view_keeps_what_some_set_reads_and_the_dedup_key():
+    columns = source_columns(ALL_FEATURE_SETS, SERVING_SETS)
+    assert "event_id" in columns
+    for feature_set in ALL_FEATURE_SETS:
+        assert set(read_columns(feature_set)) <= set(columns)
+    assert {"region", "language", "comment_text", "hashtags"} <= set(columns)
+    assert not {"session_id", "loop_count", "schema_version"} & set(columns)  # no declared set reads them
+    assert source_columns([_set()]) == ("event_type", "event_id", "event_time", "video_id")
+    assert set(source_columns([], [RECENT_SEEN])) >= {"user_id", "video_id", "event_type", "event_time"}
 
 
 def test_query_computes_one_feature_vector_per_set_and_flattens_it_in_column_order():
