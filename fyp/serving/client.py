@@ -130,14 +130,15 @@ class FeatureClient:
 
     def _get_value(self, key: str) -> bytes | None:
         """GET on the client's dedicated connection, past redis-py's per-command wrapper (a retry closure and
-        metrics hooks: ~8 µs of a ~90 µs single-entity read, docs/PERFORMANCE.md). The command still goes
+        metrics hooks: ~8 µs of a ~90 µs single-entity read, docs/REDIS_LAYOUT.md). The command still goes
         through redis-py's connection and parser; on a connection error the read is redone by redis-py's own
-        path, which reconnects and retries as configured. A pooled client (no dedicated connection) always
-        takes that path."""
+        path, which reconnects and retries as configured. A pooled client (no dedicated connection), or a
+        redis-py without the lock that guards that connection, always takes that path."""
         connection = self.redis.connection
-        if connection is None:
+        lock = getattr(self.redis, "single_connection_lock", None)  # redis-py >= 5.1 guards the connection
+        if connection is None or lock is None:
             return self.redis.get(key)
-        with self.redis.single_connection_lock:
+        with lock:
             try:
                 connection.send_packed_command(connection.pack_command("GET", key), check_health=False)
                 return connection.read_response()
