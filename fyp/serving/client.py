@@ -140,7 +140,7 @@ class FeatureClient:
             return self.redis.get(key)
         with lock:
             try:
-                connection.send_packed_command(connection.pack_command("GET", key), check_health=False)
+                connection.send_packed_command(connection.pack_command("GET", key))
                 return connection.read_response()
             except (redis.ConnectionError, redis.TimeoutError):
                 connection.disconnect()
