@@ -22,7 +22,7 @@ from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
 from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query, source_columns
 from udfs.featurespec import FeatureSet
 from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
@@ -85,7 +85,7 @@ def engagement_views(
         f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
         "kafka_offset, proc_time "
         f"FROM `{raw_table}`"))
-    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error" and (columns is None or name in columns)]
+    names = [name for name in ENGAGEMENT_COLUMNS if columns is None or name in columns]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
     # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
     t_env.create_temporary_view("engagement", t_env.sql_query(

@@ -16,7 +16,7 @@ from connectors.kafka_source import kafka_raw_source
 from fyp.config import Settings, load_settings
 from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
 
 __all__ = ["build_engagement_history"]
 
@@ -37,7 +37,7 @@ def build_engagement_history(
         f"SELECT {JAVA_DECODER[0]}(payload) AS e, kafka_partition, kafka_offset FROM engagement_raw"))
     columns = ", ".join(
         "TO_TIMESTAMP_LTZ(e.event_time, 3) AS event_time" if name == "event_time" else f"e.`{name}` AS `{name}`"
-        for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"
+        for name in ENGAGEMENT_COLUMNS
     )
 
     # Sink: append to the history table.

@@ -27,7 +27,7 @@ from features import ALLOWED_LATENESS
 from features.exploration import DECISIONS_KEY_PREFIX, DECISIONS_MAX_SIZE, DECISIONS_TTL, EXPLORATION_COUNTERS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, EXPLORATION
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
 from udfs.exploration import ExplorationPolicy, counters_query, decisions_query, parse_policy
 from udfs.flink_functions import encode_exploration_decision
 
@@ -50,7 +50,7 @@ def exploration_views(t_env: TableEnvironment, raw_table: str, policy: Explorati
                       f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
     t_env.create_temporary_function("encode_exploration_decision", encode_exploration_decision)
     lateness_ms = int(ALLOWED_LATENESS.total_seconds() * 1000)
-    names = [name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error"]
+    names = ENGAGEMENT_COLUMNS
     t_env.create_temporary_view("engagement", t_env.sql_query(
         f"SELECT {', '.join(f'e.`{n}` AS `{n}`' for n in names)}, proc_time FROM ("
         f"SELECT {JAVA_DECODER[0]}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, proc_time "

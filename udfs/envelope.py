@@ -20,7 +20,7 @@ from typing import Any
 
 from schemas.registry import EVENT_TYPES, SchemaRegistry, UndecodableEvent, default_registry
 
-__all__ = ["ENGAGEMENT_ROW_FIELDS", "JAVA_DECODER", "to_engagement_row"]
+__all__ = ["ENGAGEMENT_COLUMNS", "ENGAGEMENT_ROW_FIELDS", "JAVA_DECODER", "to_engagement_row"]
 
 # (name, Flink SQL type), in row order. Jobs build their row type from this.
 # Integers are BIGINT even where Avro has int (schema_version, loop_count): PyFlink's thread mode
@@ -46,6 +46,9 @@ ENGAGEMENT_ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("comment_text", "STRING"),  # comment
     ("error", "STRING"),  # None for a good event, else a reason (module docstring)
 )
+
+# The row's data columns: every field but `error`, which only the decoder and the dead-letter branch read.
+ENGAGEMENT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
 
 # The job decodes with this Java port of `to_engagement_row` (SQL name, class; udfs/java/envelope): same rows,
 # reasons and lateness rule, no Python per event. This module stays the reference the port is tested against.

@@ -12,15 +12,13 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.envelope import ENGAGEMENT_COLUMNS
 from udfs.featurespec import Entity, FeatureSet, SortedSetSpec, double_literals
 
 __all__ = [
     "JAVA_AGGREGATES", "default_state_ttl", "feature_query", "read_columns", "sink_columns", "sorted_set_query",
     "source_columns", "vector_function", "vector_spec",
 ]
-
-ENGAGEMENT_COLUMNS = tuple(name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
 
 # SQL name -> Java class; jobs register them with CREATE TEMPORARY SYSTEM FUNCTION.
 JAVA_AGGREGATES = {

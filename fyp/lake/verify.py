@@ -40,7 +40,7 @@ from features import ALLOWED_LATENESS
 from fyp.bench.peers.evaluate import FeatureEvaluator
 from fyp.bench.peers.sql import COLUMN_INDEX
 from fyp.serving.layout import HEADER_BYTES
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.envelope import ENGAGEMENT_COLUMNS, ENGAGEMENT_ROW_FIELDS
 from udfs.feature_sql import default_state_ttl
 from udfs.featurespec import FeatureSet
 from udfs.lateness import LatenessGate
@@ -69,7 +69,6 @@ _RECOMPUTED_CAUSES = ("as_of", "lateness", "dedup_horizon", "state_ttl")
 REL_TOL = 1e-6  # float32 storage and a different summation order (two-phase aggregation) stay far below this
 ABS_TOL = 1e-12
 
-ROW_COLUMNS = tuple(name for name, _ in ENGAGEMENT_ROW_FIELDS if name != "error")
 _EVENT_ID = COLUMN_INDEX["event_id"]
 _EVENT_TIME = COLUMN_INDEX["event_time"]
 _NO_POSITION = (-1, -1)  # rows without Kafka coordinates (written by other tools) sort first
@@ -402,7 +401,7 @@ def read_history(table, feature_set: FeatureSet, ids: Sequence[str], *,
 
     evaluator = FeatureEvaluator.of(feature_set)
     arrow = table.scan(row_filter=_key_filter(feature_set, ids),
-                       selected_fields=(*ROW_COLUMNS, "kafka_partition", "kafka_offset")).to_arrow()
+                       selected_fields=(*ENGAGEMENT_COLUMNS, "kafka_partition", "kafka_offset")).to_arrow()
     rows = _rows(arrow)
     flags = [False] * len(rows)
     if rows:
@@ -433,7 +432,7 @@ def sample_ids(table, feature_set: FeatureSet, n: int, *, seed: int = 0, since_m
     evaluator = FeatureEvaluator.of(feature_set)
     needed = {"hashtags" if k == "hashtag" else k for k in feature_set.entity.key_columns}
     filtered = feature_set.where or feature_set.counted_where
-    fields = ROW_COLUMNS if filtered else tuple(c for c in ROW_COLUMNS if c in needed)
+    fields = ENGAGEMENT_COLUMNS if filtered else tuple(c for c in ENGAGEMENT_COLUMNS if c in needed)
     row_filter = GreaterThanOrEqual("event_time", _iso(since_ms)) if since_ms is not None else AlwaysTrue()
     arrow = table.scan(row_filter=row_filter, selected_fields=fields).to_arrow()
     return sample((key for _, _, row in _rows(arrow) for key in evaluator.keys(row)), n, seed)
