@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from fyp.commands import bench, demo, features, index, jobs, lake, produce, stack, train, uploads, verify
+from fyp.commands.output import fail
+from fyp.commands.unreachable import is_unreachable
 
 __all__ = ["app", "main"]
 
@@ -29,7 +33,16 @@ index.register(app)  # after bench and uploads: it adds to their `bench` and `se
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # A command run with the stack down: one line naming the service, not a client library's traceback.
+        if not is_unreachable(exc):
+            raise
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":

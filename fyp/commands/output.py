@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fail_cleanly", "print_json"]
+from fyp.commands.unreachable import unreachable_message
+
+__all__ = ["console", "err_console", "fail", "fail_cleanly", "print_json"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,5 +36,10 @@ def fail_cleanly(*errors: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except errors as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc)
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print `exc` as one red message (naming the service for a refused connection) and exit 1."""
+    err_console.print(f"[bold red]error:[/] {unreachable_message(exc) or exc}", highlight=False)
+    raise typer.Exit(1) from exc

@@ -54,6 +54,15 @@ def job_path(name: str) -> Path:
     return path
 
 
+def _require_jobmanager(settings: Settings) -> None:
+    """Fail at once when the JobManager is down: `flink run` would build the job, then retry for minutes."""
+    try:
+        httpx.get(f"{settings.flink_rest_url}/config", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StackError(f"the Flink JobManager at {settings.flink_rest_url} is not reachable ({exc}); "
+                         "is the local stack up? `fyp up` starts it") from exc
+
+
 def submit_job(
     settings: Settings, name: str, *, parallelism: int | None = None, properties: dict[str, str] | None = None,
     job_args: list[str] | None = None, timeout_s: float = 300, from_savepoint: str | None = None,
@@ -63,6 +72,7 @@ def submit_job(
     properties: Flink configuration overrides, passed as -D key=value (e.g. execution.checkpointing.interval).
     from_savepoint: restore the job's state from this savepoint or retained checkpoint (`flink run -s`).
     """
+    _require_jobmanager(settings)
     dist = FlinkDistribution(settings)
     argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(job_path(name))]
     if parallelism:
