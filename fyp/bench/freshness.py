@@ -19,12 +19,16 @@ from confluent_kafka import Producer
 from features.engagement import video_engagement
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
+from fyp.stack.process import StackError
+from fyp.stack.submit import list_jobs
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["FreshnessResult", "run_freshness"]
+__all__ = ["FEATURES_PIPELINE", "FreshnessResult", "run_freshness"]
+
+FEATURES_PIPELINE = "fyp-engagement-features"  # the pipeline.name that jobs/engagement_features.py sets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +53,17 @@ def run_freshness(
     settings: Settings, *, rate: float, duration_s: float, probe_interval_s: float = 0.05,
     users: int = 100_000, videos: int = 200_000, settle_s: float = 10.0,
 ) -> FreshnessResult:
+    # Without the job nothing reaches Redis: every probe would wait out `settle_s` and come back missing.
+    if not any(job.name == FEATURES_PIPELINE and job.state == "RUNNING" for job in list_jobs(settings)):
+        raise StackError(f"no {FEATURES_PIPELINE} job is running, so no event would reach Redis; "
+                         "submit it first: fyp submit engagement_features")
     run = uuid.uuid4().hex[:8]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client.ping()
     prefix = video_engagement.v1.key_prefix
 
     def poll() -> None:

@@ -33,8 +33,10 @@ def freshness(
 ) -> None:
     """Event-to-Redis latency (p50/p95/p99) through the running engagement_features job under load."""
     from fyp.bench.freshness import run_freshness
+    from fyp.traffic.producer import ProducerError
 
-    with fail_cleanly(StackError), console.status(f"{rate:,.0f} events/s for {duration:.0f} s, probing …"):
+    status = console.status(f"{rate:,.0f} events/s for {duration:.0f} s, probing …")
+    with fail_cleanly(StackError, ProducerError), status:
         result = run_freshness(load_settings(), rate=rate, duration_s=duration, probe_interval_s=probe_interval)
     data = {k: v for k, v in dataclasses.asdict(result).items() if k != "latency"} | result.latency
     print_json(data) if as_json else _show("freshness: produce -> Redis", data)
