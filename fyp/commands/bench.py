@@ -26,10 +26,10 @@ def _show(title: str, data: dict) -> None:
 
 @bench_app.command()
 def freshness(
-    rate: float = typer.Option(20_000, "--rate", help="Background events/s."),
-    duration: float = typer.Option(60, "--duration", help="Seconds of load."),
-    probe_interval: float = typer.Option(0.05, "--probe-interval", help="Seconds between latency probes."),
-    as_json: bool = typer.Option(False, "--json"),
+    rate: float = typer.Option(20_000, "--rate", min=1, help="Background events/s."),
+    duration: float = typer.Option(60, "--duration", min=1, help="Seconds of load."),
+    probe_interval: float = typer.Option(0.05, "--probe-interval", min=0.001, help="Seconds between latency probes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Event-to-Redis latency (p50/p95/p99) through the running engagement_features job under load."""
     from fyp.bench.freshness import run_freshness
@@ -44,16 +44,16 @@ def freshness(
 
 @bench_app.command()
 def throughput(
-    events: int = typer.Option(1_000_000, "--events", help="Events to preload and process."),
-    users: int = typer.Option(100_000, "--users"),
-    videos: int = typer.Option(200_000, "--videos"),
+    events: int = typer.Option(1_000_000, "--events", min=1, help="Events to preload and process."),
+    users: int = typer.Option(100_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
+    videos: int = typer.Option(200_000, "--videos", min=1, help="Distinct videos in the generated traffic."),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run the Quix Streams and naive peers."),
-    seed: int = typer.Option(11, "--seed"),
+    seed: int = typer.Option(11, "--seed", help="Traffic generator seed."),
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value for the job's runs "
                                    "(repeatable), e.g. -D state.backend.type=hashmap. The job's own settings "
                                    "(jobs/engagement_features.py JOB_CONFIG) take precedence."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Rounds of every contestant; figures are medians."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Sustained events/s of the features job over N preloaded events, against Python peers in the same run."""
     from fyp.bench.throughput import bench_topic, compare, preload
@@ -81,14 +81,15 @@ def upload(
     clips: str = typer.Option(None, "--clips", help="Generated sources, SECONDS:WxH comma-separated "
                               "(default 4:640x360,4:1280x720,8:720x1280,8:1920x1080,15:854x480)."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Upload every clip this many times."),
-    api: str = typer.Option(None, "--api", help="A running upload API; default: start one for the run."),
+    api: str = typer.Option(None, "--api", envvar="FYP_UPLOAD_API",
+                            help="A running upload API; default: start one for the run."),
     workers: bool = typer.Option(True, "--workers/--no-workers",
                                  help="Start a transcoder and a moderator (--no-workers: use running ones)."),
     pipeline_run: bool = typer.Option(True, "--pipeline/--no-pipeline", help="Run the uploads through the stack."),
     ladder: bool = typer.Option(True, "--ladder/--no-ladder", help="Also run the ladder comparison."),
-    seconds: float = typer.Option(10, "--seconds", help="Length of the ladder comparison's 1080p30 source."),
+    seconds: float = typer.Option(10, "--seconds", min=1, help="Length of the ladder comparison's 1080p30 source."),
     source_codec: str = typer.Option("h264", "--source-codec", help="Ladder source: h264, or hevc (as phones record)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Upload-complete -> verdict / first playable rendition / full ladder through the running stack (p50/p95 per
     second of source), then the ladder: one decode feeding every rung vs one ffmpeg run per rendition."""
@@ -140,12 +141,14 @@ def upload(
 
 @bench_app.command()
 def lake(
-    events: int = typer.Option(1_000_000, "--events", help="Events in the burst, produced as fast as possible."),
-    users: int = typer.Option(100_000, "--users"),
-    videos: int = typer.Option(200_000, "--videos"),
-    probe_interval: float = typer.Option(0.5, "--probe-interval", help="Seconds between commit-latency probes."),
-    idle_seconds: float = typer.Option(30, "--idle-seconds", help="Probe this long before the burst (idle latency)."),
-    as_json: bool = typer.Option(False, "--json"),
+    events: int = typer.Option(1_000_000, "--events", min=1, help="Events in the burst, produced as fast as possible."),
+    users: int = typer.Option(100_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
+    videos: int = typer.Option(200_000, "--videos", min=1, help="Distinct videos in the generated traffic."),
+    probe_interval: float = typer.Option(0.5, "--probe-interval", min=0.01,
+                                         help="Seconds between commit-latency probes."),
+    idle_seconds: float = typer.Option(30, "--idle-seconds", min=0,
+                                       help="Probe this long before the burst (idle latency)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """The history and features jobs together on a burst (combined events/s), and produce -> `fyp sql` latency."""
     import os
@@ -164,13 +167,15 @@ def lake(
 
 @bench_app.command()
 def chaos(
-    events: int = typer.Option(200_000, "--events", help="At most this many events (production ends earlier when "
-                                                         "the faults are over)."),
-    rate: float = typer.Option(1_000, "--rate", help="Events/s while the faults happen."),
+    events: int = typer.Option(200_000, "--events", min=1,
+                               help="At most this many events (production ends earlier when the faults are over)."),
+    rate: float = typer.Option(1_000, "--rate", min=1, help="Events/s while the faults happen."),
     kills: int = typer.Option(2, "--kills", min=1, help="TaskManager SIGKILLs; a broker restart follows the first."),
-    every: float = typer.Option(20, "--every", help="Seconds between faults (each waits for the recovery before)."),
-    verify_sample: int = typer.Option(50, "--verify-sample", help="Videos and users checked by fyp verify after."),
-    as_json: bool = typer.Option(False, "--json"),
+    every: float = typer.Option(20, "--every", min=1,
+                                help="Seconds between faults (each waits for the recovery before)."),
+    verify_sample: int = typer.Option(50, "--verify-sample", min=1,
+                                      help="Videos and users checked by fyp verify after."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Kill the TaskManager (kill -9) and restart Kafka while producing; then count the history and verify Redis."""
     from fyp.bench.chaos import run_chaos
@@ -203,10 +208,10 @@ def serving(
     feast_requests: int = typer.Option(200, "--feast-requests", min=20,
                                        help="Of those, how many Feast also serves (each takes it 100s of ms)."),
     candidates: int = typer.Option(500, "--candidates", min=1, help="Candidate videos per ranking request."),
-    users: int = typer.Option(1_000, "--users", min=1),
-    videos: int = typer.Option(20_000, "--videos", min=1),
+    users: int = typer.Option(1_000, "--users", min=1, help="Users written to both stores."),
+    videos: int = typer.Option(20_000, "--videos", min=1, help="Videos written to both stores."),
     db: int = typer.Option(15, "--db", min=1, help="Redis database for both stores (flushed; never the job's 0)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Read latency of 1 user + N candidates and of one entity: FeatureClient vs Feast's Redis online store."""
     import os

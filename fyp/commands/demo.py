@@ -6,11 +6,12 @@ import time
 from datetime import timedelta
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from features import ALL_FEATURE_SETS
 from features.serving_sets import SERVING_SETS
-from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.serving import FeatureClient
 from fyp.stack.process import StackError, wait_until
@@ -27,7 +28,8 @@ DEMO_JOBS = {"engagement_features": "fyp-engagement-features", "engagement_histo
 UPLOAD_JOBS = {"upload_orchestration": "fyp-upload-orchestration"}
 
 
-def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO_JOBS) -> dict[str, str]:
+def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO_JOBS, *,
+                 out: Console = console) -> dict[str, str]:
     """Submit each job of `jobs` unless it is already running; return job name -> Flink job id."""
     running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ("RUNNING", "CREATED", "RESTARTING")}
     ids = {}
@@ -35,56 +37,67 @@ def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO
         if pipeline_name in running:
             ids[job] = running[pipeline_name]
             continue
-        with console.status(f"submitting {job} …"):
+        with out.status(f"submitting {job} …"):
             ids[job] = submit_job(settings, job, properties={"execution.checkpointing.interval": checkpoint_interval})
-        console.print(f"[green]✓[/] submitted {job} ({ids[job]})")
+        out.print(f"[green]✓[/] submitted {job} ({ids[job]})")
     return ids
 
 
 def demo(
-    rate: float = typer.Option(5_000, "--rate", help="Events per second to produce."),
-    duration: float = typer.Option(60, "--duration", help="Seconds of traffic."),
-    users: int = typer.Option(20_000, "--users"),
-    videos: int = typer.Option(20_000, "--videos"),
-    malformed_fraction: float = typer.Option(0.001, "--malformed-fraction", help="Share of bad events (DLQ)."),
+    rate: float = typer.Option(5_000, "--rate", min=1, help="Events per second to produce."),
+    duration: float = typer.Option(60, "--duration", min=1, help="Seconds of traffic."),
+    users: int = typer.Option(20_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
+    videos: int = typer.Option(20_000, "--videos", min=1, help="Distinct videos in the generated traffic."),
+    malformed_fraction: float = typer.Option(0.001, "--malformed-fraction", min=0, max=1,
+                                             help="Share of bad events (DLQ)."),
     checkpoint_interval: str = typer.Option("10s", "--checkpoint-interval", help="Iceberg commit interval."),
-    seed: int = typer.Option(7, "--seed"),
+    seed: int = typer.Option(7, "--seed", help="Traffic generator seed."),
     upload: bool = typer.Option(True, "--upload/--no-upload",
                                 help="Also upload a generated clip, follow it to ready and play its manifests."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Start the stack, submit the jobs, produce realistic traffic, and report events, features and rows."""
     # pyiceberg takes ~0.4 s to import: only this command pays for it.
+    from fyp.lake.maintenance import parse_duration
     from fyp.stack.observe import dead_letter_count, feature_key_counts, iceberg_row_count, job_source_records
 
+    try:
+        interval_s = parse_duration(checkpoint_interval).total_seconds()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--checkpoint-interval") from None
+    if interval_s < 1:
+        raise typer.BadParameter("at least 1s", param_hint="--checkpoint-interval")
+    checkpoint_interval = f"{round(interval_s * 1000)} ms"  # the form Flink reads
+    with fail_cleanly(ValueError):  # checked before anything starts
+        generator = TrafficGenerator(TrafficConfig(users=users, videos=videos, malformed_fraction=malformed_fraction),
+                                     seed)
+    # Progress goes to stderr under --json, so stdout holds the report alone.
+    out = err_console if as_json else console
     settings = load_settings()
     with fail_cleanly(StackError, ProducerError):
         for service in all_services(settings):
-            with console.status(f"starting {service.name} …"):
+            with out.status(f"starting {service.name} …"):
                 service.start()
-        console.print("[green]✓[/] stack healthy")
-        job_ids = _ensure_jobs(settings, checkpoint_interval)
+        out.print("[green]✓[/] stack healthy")
+        job_ids = _ensure_jobs(settings, checkpoint_interval, out=out)
         if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
             from fyp.commands.demo_index import ensure_embedding_job
 
-            _ensure_jobs(settings, checkpoint_interval, UPLOAD_JOBS)
-            with console.status("submitting video_embeddings …"):
+            _ensure_jobs(settings, checkpoint_interval, UPLOAD_JOBS, out=out)
+            with out.status("submitting video_embeddings …"):
                 ensure_embedding_job(settings)
         baseline = {job: job_source_records(settings, jid) for job, jid in job_ids.items()}
-        generator = TrafficGenerator(TrafficConfig(users=users, videos=videos, malformed_fraction=malformed_fraction),
-                                     seed)
-        with console.status(f"producing {rate:,.0f} events/s for {duration:.0f} s …"):
+        with out.status(f"producing {rate:,.0f} events/s for {duration:.0f} s …"):
             report = produce(generator, ProducePlan(rate=rate, duration=timedelta(seconds=duration)),
                              client_config=settings.kafka_client_config())
-        console.print(f"[green]✓[/] produced {report.produced:,} events ({report.rate:,.0f}/s)")
+        out.print(f"[green]✓[/] produced {report.produced:,} events ({report.rate:,.0f}/s)")
 
         def consumed(job: str) -> int:
             return job_source_records(settings, job_ids[job]) - baseline[job]
 
-        with console.status("waiting for the jobs to catch up …"):
+        with out.status("waiting for the jobs to catch up …"):
             wait_until(lambda: all(consumed(j) >= report.produced for j in job_ids), timeout_s=120, interval_s=1)
             committed_before = iceberg_row_count(settings)
-            interval_s = float(checkpoint_interval.rstrip("s")) if checkpoint_interval.endswith("s") else 60.0
             wait_until(lambda: iceberg_row_count(settings) > committed_before, timeout_s=interval_s * 3 + 10)
             time.sleep(1)
     consumed_now = {job: consumed(job) for job in job_ids}
@@ -104,17 +117,17 @@ def demo(
     if upload:
         from fyp.bench.upload import upload_and_play
 
-        with fail_cleanly(StackError, RuntimeError), console.status(
+        with fail_cleanly(StackError, RuntimeError), out.status(
                 "uploading a generated clip: upload API -> S3 -> orchestration job -> transcoder -> moderator …"):
             summary["upload"] = upload_and_play(settings)
         if summary["upload"].get("status") == "ready":
             from fyp.commands.demo_index import index_demo
 
-            with fail_cleanly(StackError, RuntimeError), console.status(
+            with fail_cleanly(StackError, RuntimeError), out.status(
                     "index: embedding job -> index service; a second upload; `fyp similar`; a takedown …"):
                 summary["index"] = index_demo(settings, summary["upload"]["video_id"])
-        with console.status("waiting for the upload's rows in history.videos and history.upload_events …"):
-            summary["lake_uploads"] = _uploads_in_lake(settings, summary["upload"]["video_id"], checkpoint_interval)
+        with out.status("waiting for the upload's rows in history.videos and history.upload_events …"):
+            summary["lake_uploads"] = _uploads_in_lake(settings, summary["upload"]["video_id"], interval_s)
     if as_json:
         print_json(summary)
         if upload and not summary["upload"].get("playable"):
@@ -154,7 +167,7 @@ def demo(
     _check_index(summary)
 
 
-def _uploads_in_lake(settings, video_id: str, checkpoint_interval: str) -> dict:
+def _uploads_in_lake(settings, video_id: str, interval_s: float) -> dict:
     """Status counts of `history.videos` and the size of `history.upload_events`, once the video's rows landed."""
     from connectors.iceberg_tables import catalog
     from fyp.lake.sql import run_query
@@ -168,7 +181,6 @@ def _uploads_in_lake(settings, video_id: str, checkpoint_interval: str) -> dict:
         landed = rows(f"SELECT count(*) AS n FROM history.videos WHERE video_id = '{video_id}'")[0]["n"]
         return landed and rows(f"SELECT count(*) AS n FROM history.upload_events WHERE video_id = '{video_id}'")[0]["n"]
 
-    interval_s = float(checkpoint_interval.rstrip("s")) if checkpoint_interval.endswith("s") else 60.0
     wait_until(video_events, timeout_s=interval_s * 3 + 10, interval_s=1)
     return {
         "video_id": video_id, "video_events": video_events(),

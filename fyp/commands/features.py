@@ -9,12 +9,12 @@ import typer
 from rich.table import Table
 
 from features import ALL_FEATURE_SETS
-from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.serving import FeatureClient
 
 __all__ = ["register"]
 
-ENTITIES = ", ".join(fs.entity.name for fs in ALL_FEATURE_SETS)
+ENTITIES = ", ".join(dict.fromkeys(fs.entity.name for fs in ALL_FEATURE_SETS))  # sets may share an entity
 
 
 def features(
@@ -26,7 +26,8 @@ def features(
     with fail_cleanly(ValueError, redis.RedisError):
         found = FeatureClient.from_settings().get(entity, entity_id[0] if len(entity_id) == 1 else entity_id)
     if found is None:
-        console.print(f"[yellow]no features for {entity} {' '.join(entity_id)}[/] (no events yet, or expired)")
+        # On stderr: with --json, stdout stays empty rather than holding text that is not JSON.
+        err_console.print(f"[yellow]no features for {entity} {' '.join(entity_id)}[/] (no events yet, or expired)")
         raise typer.Exit(1)
     if as_json:
         print_json({"entity": found.entity, "id": found.entity_id, "event_time_ms": found.event_time_ms,

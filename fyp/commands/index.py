@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ def _default_url() -> str:
     return os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
 
 
+NAMED_MODEL_SOURCES = ("auto", "local", "s3", "projection")  # what `load_model` takes besides a file path
 URL_OPTION = typer.Option(None, "--url", help="Index service URL (default FYP_INDEX_URL, else 127.0.0.1:8090+offset).")
 
 
@@ -82,7 +84,7 @@ def _show(body: dict[str, Any], title: str) -> None:
 
 def similar(
     video_id: str = typer.Argument(..., help="A video in the index."),
-    k: int = typer.Option(10, "--k", help="How many similar videos."),
+    k: int = typer.Option(10, "--k", min=1, max=1000, help="How many similar videos."),
     as_json: bool = typer.Option(False, "--json", help="Print the service's JSON."),
     url: str | None = URL_OPTION,
 ) -> None:
@@ -96,7 +98,7 @@ def similar(
 
 def candidates(
     user: str = typer.Option(..., "--user", help="User id."),
-    k: int = typer.Option(100, "--k", help="How many candidates."),
+    k: int = typer.Option(100, "--k", min=1, max=1000, help="How many candidates."),
     ann_only: bool = typer.Option(False, "--ann-only", help="Only the nearest videos to the user's embedding."),
     as_json: bool = typer.Option(False, "--json", help="Print the service's JSON."),
     url: str | None = URL_OPTION,
@@ -124,10 +126,10 @@ def candidates(
 
 
 def worker_user_embeddings(
-    every: float = typer.Option(10.0, "--every", help="Seconds between passes."),
+    every: float = typer.Option(10.0, "--every", min=0.1, help="Seconds between passes."),
     ttl_hours: float = typer.Option(24.0, "--ttl-hours", help="Lifetime of each stored embedding."),
     model: str = typer.Option("local", "--model", help="local (trained model in FYP_HOME, else the projection), "
-                                                         "projection, or a model.pt path."),
+                                                         "auto, s3, projection, or a model.pt path."),
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
 ) -> None:
     """Refresh user embeddings (Redis fyp:user_embedding:v1:*) of recently active users, until Ctrl-C."""
@@ -136,6 +138,10 @@ def worker_user_embeddings(
 
     from workers.user_embeddings import RefreshConfig, run
 
+    # A named model file must exist: the encoders' fallback to the projection is for a model not trained yet.
+    if model not in NAMED_MODEL_SOURCES and not Path(model).is_file():
+        raise typer.BadParameter(f"{model} is not a file (or one of {', '.join(NAMED_MODEL_SOURCES)})",
+                                 param_hint="--model")
     logging.basicConfig(level=os.environ.get("FYP_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with fail_cleanly(ValueError):
@@ -144,7 +150,7 @@ def worker_user_embeddings(
 
 
 def worker_candidate_sets(
-    every: float = typer.Option(300.0, "--every", help="Seconds between refreshes."),
+    every: float = typer.Option(300.0, "--every", min=1, help="Seconds between refreshes."),
     lookback_hours: float = typer.Option(24.0, "--lookback-hours", help="History read per refresh."),
     min_users: int = typer.Option(2, "--min-users", help="Users a co-watch pair needs."),
     once: bool = typer.Option(False, "--once", help="One refresh, then exit."),

@@ -17,7 +17,7 @@ __all__ = ["register"]
 def submit(
     job: str = typer.Argument(..., help=f"A job in jobs/: {', '.join(available_jobs())}"),
     job_args: list[str] = typer.Argument(None, help="Arguments for the job itself, after `--`."),
-    parallelism: int = typer.Option(None, "--parallelism", "-p", help="Job parallelism (default: cluster's)."),
+    parallelism: int = typer.Option(None, "--parallelism", "-p", min=1, help="Job parallelism (default: cluster's)."),
     checkpoint_interval: str = typer.Option(
         None, "--checkpoint-interval", help="Override execution.checkpointing.interval, e.g. 10s."),
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value (repeatable)."),
@@ -54,11 +54,17 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="Print the result as
     console.print(table)
 
 
-def cancel(job_id: str = typer.Argument(..., help="Flink job id (see `fyp jobs`).")) -> None:
+def cancel(
+    job_id: str = typer.Argument(..., help="Flink job id (see `fyp jobs`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
     """Cancel a running job."""
-    with fail_cleanly(httpx.HTTPError):
+    with fail_cleanly(StackError, httpx.HTTPError):
         cancel_job(load_settings(), job_id)
-    console.print(f"cancelled {job_id}")
+    if as_json:
+        print_json({"job_id": job_id, "cancelled": True})
+    else:
+        console.print(f"[green]✓[/] cancelled {job_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,9 +71,11 @@ def sql(
     limit: int = typer.Option(None, "--limit", min=0, help=f"At most N rows (the console shows {CONSOLE_ROWS})."),
 ) -> None:
     """Query the Iceberg tables with DuckDB; the WHERE clause's simple predicates prune files before reading."""
-    from fyp.lake.sql import parse_as_of, run_query, write_result
+    from fyp.lake.sql import check_output_path, parse_as_of, run_query, write_result
 
-    with fail_cleanly(*_ERRORS):
+    with fail_cleanly(*_ERRORS), err_console.status("planning the scans and running the query …"):
+        if out is not None:
+            check_output_path(out)
         snapshot = parse_as_of(as_of) if as_of else None
         result = run_query(_catalog(), query, as_of=snapshot)
         rows = result.rows if limit is None else result.rows.slice(0, limit)
@@ -156,8 +158,9 @@ def _maintain_once(names: list[str] | None, older_than: timedelta, target_bytes:
     s3 = s3_client(load_settings())
     reports = []
     for name in names or table_names(catalog):
-        report = maintain_table(catalog.load_table(name), s3, older_than=older_than, target_bytes=target_bytes,
-                                name=name)
+        with err_console.status(f"maintaining {name}: compacting, expiring snapshots, deleting orphans …"):
+            report = maintain_table(catalog.load_table(name), s3, older_than=older_than, target_bytes=target_bytes,
+                                    name=name)
         reports.append(report)
         if not as_json:
             _print_report(report)

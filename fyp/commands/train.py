@@ -19,10 +19,11 @@ train_app = typer.Typer(help="Train models on the Iceberg history.", no_args_is_
 
 @train_app.command("two-tower")
 def two_tower_command(
-    epochs: int = typer.Option(3, "--epochs", help="Passes over the training positives."),
-    batch_size: int = typer.Option(512, "--batch-size", help="Positives per step (and in-batch negatives)."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training positives."),
+    batch_size: int = typer.Option(512, "--batch-size", min=2, help="Positives per step (and in-batch negatives)."),
     lr: float = typer.Option(3e-3, "--lr", help="Adam learning rate."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out tail of positives, by time."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.9,
+                                        help="Held-out tail of positives, by time (a fraction, not a percent)."),
     logq: bool = typer.Option(True, "--logq/--no-logq", help="Sampling-bias (logQ) correction."),
     since_hours: float | None = typer.Option(None, "--since-hours", help="Only history rows this recent."),
     history_len: int = typer.Option(20, "--history-len", help="Positives the user tower reads."),

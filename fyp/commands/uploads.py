@@ -67,11 +67,23 @@ class HttpUploads:
 
     def _call(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         response = self._client.post(path, json=body)
+        is_json = response.headers.get("content-type", "").startswith("application/json")
         if response.status_code >= 400:
-            error = response.json().get("error", {}) if response.headers.get("content-type", "").startswith(
-                "application/json") else {}
-            raise UploadFailed(error.get("code", f"http_{response.status_code}"), error.get("message", response.text))
+            error = response.json().get("error", {}) if is_json else {}
+            message = error.get("message", response.text[:200])
+            if error.get("fields"):
+                message = _field_errors(error["fields"], "message")
+            raise UploadFailed(error.get("code", f"http_{response.status_code}"), message)
+        if not is_json:
+            raise UploadFailed("bad_response", f"{response.url} answered HTTP {response.status_code} without JSON: "
+                                               "is --api the upload API (`fyp serve upload`)?")
         return response.json()
+
+
+def _field_errors(errors: list[dict[str, Any]], message_key: str) -> str:
+    """`region: String should match pattern '^[A-Z]{2}$'; size_bytes: …` from pydantic's (or the API's) errors."""
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get(message_key, '')}"
+                     for e in errors)
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("/v1/uploads", body)
@@ -94,7 +106,7 @@ class LocalUploads:
         try:
             return self._service.create(UploadRequest(**body))
         except ValidationError as exc:
-            raise UploadFailed("invalid_request", str(exc)) from None
+            raise UploadFailed("invalid_request", _field_errors(exc.errors(), "msg")) from None
         except ApiError as exc:
             raise UploadFailed(exc.code, exc.message) from None
 
@@ -218,7 +230,7 @@ def _print_video(video: Mapping[str, Any]) -> None:
 def upload(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Video file to upload."),
     author: str = typer.Option(..., "--author", help="Creator id."),
-    caption: str = typer.Option("", "--caption"),
+    caption: str = typer.Option("", "--caption", help="Caption text shown with the video."),
     hashtags: str = typer.Option("", "--hashtags", help="Comma-separated, without '#'."),
     sound: str = typer.Option(None, "--sound", help="Sound id, if any."),
     region: str = typer.Option("US", "--region", help="ISO 3166-1 alpha-2."),
@@ -231,7 +243,10 @@ def upload(
 ) -> None:
     """Upload a video and follow it until it is ready, rejected or failed."""
     settings = load_settings()
-    metadata = {"author_id": author, "caption": caption, "region": region, "language": language,
+    if file.stat().st_size == 0:
+        err_console.print(f"[bold red]error:[/] {file} is empty")
+        raise typer.Exit(1)
+    metadata = {"author_id": author, "caption": caption, "region": region.upper(), "language": language.lower(),
                 "hashtags": [h.strip().lstrip("#") for h in hashtags.split(",") if h.strip()], "sound_id": sound}
     uploads: Uploads = HttpUploads(api) if api else LocalUploads(settings)
     size = file.stat().st_size
@@ -310,8 +325,8 @@ def video(
 
 
 def serve_upload(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
 ) -> None:
     """Run the upload API (uvicorn), wired to this stack's Kafka, Redis and S3."""
     import uvicorn

@@ -15,7 +15,7 @@ from fyp.config import load_settings
 __all__ = ["register", "verify_app"]
 
 verify_app = typer.Typer(help="Consistency checks between the online store and the history.", no_args_is_help=True)
-ENTITIES = ", ".join(fs.entity.name for fs in ALL_FEATURE_SETS)
+ENTITIES = ", ".join(dict.fromkeys(fs.entity.name for fs in ALL_FEATURE_SETS))  # sets may share an entity
 
 
 def _number(value: float | None) -> str:

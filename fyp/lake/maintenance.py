@@ -72,15 +72,19 @@ F = TypeVar("F")
 
 
 def parse_duration(text: str) -> timedelta:
-    """`1h`, `30m`, `45s`, `2d`, `1h30m`, `0s` as a timedelta.
+    """`1h`, `30m`, `45s`, `2d`, `1h30m`, `0s` as a timedelta; also Flink's `min` and `ms` (`2min`, `500ms`).
 
     >>> parse_duration("1h30m")
     datetime.timedelta(seconds=5400)
+    >>> parse_duration("2min")
+    datetime.timedelta(seconds=120)
     """
-    parts = re.findall(r"(\d+)\s*([smhd])", text.strip().lower())
-    if not parts or re.sub(r"[\s\d]+[smhd]", "", text.strip().lower()):
+    units = r"(ms|min|s|m|h|d)"
+    normalized = text.strip().lower()
+    parts = re.findall(rf"(\d+)\s*{units}", normalized)
+    if not parts or re.sub(rf"[\s\d]+{units}", "", normalized):
         raise ValueError(f"{text!r} is not a duration like 45s, 30m, 1h, 2d or 1h30m")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    unit = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days"}
     return sum((timedelta(**{unit[u]: int(n)}) for n, u in parts), timedelta())
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "LakeQueryError",
     "QueryResult",
     "TableScan",
+    "check_output_path",
     "describe_filter",
     "needed_columns",
     "parse_as_of",
@@ -599,21 +600,29 @@ def _all_tables(catalog: Catalog) -> list[str]:
     return [".".join(ident) for ns in catalog.list_namespaces() for ident in catalog.list_tables(ns)]
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse an --out path that `write_result` could not write, before the query runs."""
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise LakeQueryError(f"--out {path}: write a .csv or a .parquet file")
+    if not path.parent.is_dir():
+        raise LakeQueryError(f"--out {path}: no folder {path.parent}")
+
+
 def write_result(rows: pa.Table, path: Path) -> None:
     """Write query rows to a .csv (with a header; lists as DuckDB prints them) or a .parquet file."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
+    check_output_path(path)
+    if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
         pq.write_table(rows, path)
-    elif suffix == ".csv":
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("result_rows", rows)
-            target = str(path).replace("'", "''")
-            con.execute(f"COPY result_rows TO '{target}' (FORMAT csv, HEADER)")
-        finally:
-            con.close()
-    else:
-        raise LakeQueryError(f"--out {path}: write a .csv or a .parquet file")
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("result_rows", rows)
+        target = str(path).replace("'", "''")
+        con.execute(f"COPY result_rows TO '{target}' (FORMAT csv, HEADER)")
+    except duckdb.Error as exc:  # e.g. a folder without write permission
+        raise LakeQueryError(f"--out {path}: {exc}") from exc
+    finally:
+        con.close()

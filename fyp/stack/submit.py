@@ -72,9 +72,10 @@ def submit_job(
     properties: Flink configuration overrides, passed as -D key=value (e.g. execution.checkpointing.interval).
     from_savepoint: restore the job's state from this savepoint or retained checkpoint (`flink run -s`).
     """
+    path = job_path(name)  # a misspelt name first: it is the likelier mistake, and needs no cluster
     _require_jobmanager(settings)
     dist = FlinkDistribution(settings)
-    argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(job_path(name))]
+    argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(path)]
     if parallelism:
         argv += ["-p", str(parallelism)]
     if from_savepoint:
@@ -109,4 +110,10 @@ def list_jobs(settings: Settings) -> list[RunningJob]:
 
 
 def cancel_job(settings: Settings, job_id: str) -> None:
-    httpx.patch(f"{settings.flink_rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10).raise_for_status()
+    """Cancel a job; a StackError for an id that is malformed or that the cluster does not know."""
+    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+        raise StackError(f"{job_id!r} is not a Flink job id (32 hex digits); `fyp jobs` lists them")
+    response = httpx.patch(f"{settings.flink_rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    if response.status_code == 404:
+        raise StackError(f"the cluster has no job {job_id}; `fyp jobs` lists them")
+    response.raise_for_status()

@@ -451,6 +451,16 @@ def test_declared_size_over_the_limit_is_refused_at_create(pipeline) -> None:
     assert refused.value.code == "too_large"
 
 
+def test_a_malformed_request_names_each_field(pipeline) -> None:
+    with pytest.raises(uploads.UploadFailed) as refused:
+        uploads.HttpUploads(pipeline["api"]).create({
+            "author_id": "it_author", "region": "us", "language": "en", "content_type": "video/mp4",
+            "size_bytes": 0})
+    assert refused.value.code == "invalid_request"
+    fields = dict(part.split(": ", 1) for part in str(refused.value).removeprefix("invalid_request: ").split("; "))
+    assert set(fields) == {"region", "size_bytes"}, fields
+
+
 def test_complete_without_the_object_is_a_conflict_until_the_put(settings, pipeline, store, tmp_path) -> None:
     client = uploads.HttpUploads(pipeline["api"])
     created = client.create({"author_id": "it_author", "region": "US", "language": "en",

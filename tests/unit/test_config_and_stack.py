@@ -18,7 +18,7 @@ from fyp.stack.kafka_broker import KafkaService
 from fyp.stack.process import StackError, pid_alive, port_in_use, spawn, stop_pid
 from fyp.stack.redis_server import RedisService
 from fyp.stack.service import ProcessService
-from fyp.stack.submit import parse_properties
+from fyp.stack.submit import cancel_job, parse_properties, submit_job
 
 
 @pytest.fixture
@@ -171,3 +171,14 @@ def test_flink_properties_parse_and_refuse_what_is_not_key_value():
     for bad in ("state.backend.type", "=value"):
         with pytest.raises(ValueError, match="expected key=value"):
             parse_properties([bad])
+
+
+@pytest.mark.parametrize("job_id", ["abc", "0123456789ABCDEF0123456789ABCDEF", "../jobs", ""])
+def test_cancel_refuses_what_is_not_a_job_id_before_asking_the_cluster(job_id: str) -> None:
+    with pytest.raises(StackError, match="is not a Flink job id"):
+        cancel_job(load_settings(), job_id)
+
+
+def test_submit_names_a_misspelt_job_before_looking_for_the_cluster() -> None:
+    with pytest.raises(StackError, match=r"no job 'engagement_featurs'.*available: .*engagement_features"):
+        submit_job(load_settings(), "engagement_featurs")

@@ -83,13 +83,14 @@ def test_partition_filter_matches_exactly_one_partition(spec, partition, expecte
     ("text", "expected"),
     [("0s", timedelta(0)), ("45s", timedelta(seconds=45)), ("30m", timedelta(minutes=30)),
      ("1h", timedelta(hours=1)), ("2d", timedelta(days=2)), ("1h30m", timedelta(minutes=90)),
-     (" 1H ", timedelta(hours=1))],
+     (" 1H ", timedelta(hours=1)), ("2min", timedelta(minutes=2)), ("500ms", timedelta(milliseconds=500)),
+     ("1m30s", timedelta(seconds=90))],
 )
 def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "1w", "1h and more", "-1h"])
+@pytest.mark.parametrize("text", ["", "1", "h", "1w", "1h and more", "-1h", "1mins", "1hm"])
 def test_parse_duration_rejects_other_text(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)

@@ -176,3 +176,23 @@ def test_describe_filter_renders_what_was_pushed() -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(lake_sql).failed == 0
+
+
+def test_output_paths_are_checked_before_a_query_runs(tmp_path) -> None:
+    lake_sql.check_output_path(tmp_path / "rows.csv")
+    lake_sql.check_output_path(tmp_path / "rows.PARQUET")
+    with pytest.raises(lake_sql.LakeQueryError, match=r"write a \.csv or a \.parquet file"):
+        lake_sql.check_output_path(tmp_path / "rows.tsv")
+    with pytest.raises(lake_sql.LakeQueryError, match="no folder"):
+        lake_sql.check_output_path(tmp_path / "missing" / "rows.csv")
+
+
+def test_write_result_writes_csv_and_parquet(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = pa.table({"video_id": ["v1", "v2"], "plays": [3, 5]})
+    lake_sql.write_result(rows, tmp_path / "rows.csv")
+    assert (tmp_path / "rows.csv").read_text().splitlines() == ["video_id,plays", "v1,3", "v2,5"]
+    lake_sql.write_result(rows, tmp_path / "rows.parquet")
+    assert pq.read_table(tmp_path / "rows.parquet").equals(rows)
