@@ -59,6 +59,12 @@ class Uploads(Protocol):
     def complete(self, upload_id: str) -> dict[str, Any]: ...
 
 
+def _field_errors(errors: list[dict[str, Any]], message_key: str) -> str:
+    """`region: String should match pattern '^[A-Z]{2}$'; size_bytes: …` from pydantic's (or the API's) errors."""
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get(message_key, '')}"
+                     for e in errors)
+
+
 class HttpUploads:
     """The API at `base_url` (e.g. http://127.0.0.1:8000)."""
 
@@ -78,12 +84,6 @@ class HttpUploads:
             raise UploadFailed("bad_response", f"{response.url} answered HTTP {response.status_code} without JSON: "
                                                "is --api the upload API (`fyp serve upload`)?")
         return response.json()
-
-
-def _field_errors(errors: list[dict[str, Any]], message_key: str) -> str:
-    """`region: String should match pattern '^[A-Z]{2}$'; size_bytes: …` from pydantic's (or the API's) errors."""
-    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get(message_key, '')}"
-                     for e in errors)
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("/v1/uploads", body)
