@@ -10,11 +10,13 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -25,7 +27,7 @@ from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.topics import ENGAGEMENT, Topic
 
-__all__ = ["FlinkRun", "bench_topic", "compare", "preload", "run_flink_bounded"]
+__all__ = ["FlinkRun", "bench_topic", "compare", "preload", "redis_snapshots_paused", "run_flink_bounded"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,38 +103,76 @@ def run_flink_bounded(
                     job_id=job_id)
 
 
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+
+
+def _redis_forks(settings: Settings) -> int:
+    """Redis's fork count (`INFO stats`): one per RDB snapshot (or AOF rewrite). A snapshot of a big dataset
+    takes seconds of CPU on this machine, so a round that overlaps one runs slower."""
+    return int(_redis(settings).info("stats")["total_forks"])
+
+
+@contextmanager
+def redis_snapshots_paused(settings: Settings, pause: bool) -> Iterator[None]:
+    """With `pause`, no RDB snapshot starts until the block ends (`CONFIG SET save ""`); the previous policy
+    is restored after, also on error. Without it, nothing changes."""
+    if not pause:
+        yield
+        return
+    client = _redis(settings)
+    previous = client.config_get("save")["save"]
+    client.config_set("save", "")
+    try:
+        yield
+    finally:
+        client.config_set("save", previous)
+
+
 def compare(
     settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True,
     properties: dict[str, str] | None = None, status: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """The job with all sets, and (with `peers`) the job with video_engagement only, the Quix peer and the naive
     peer, over the same topic, `repeat` rounds in that order (so drift of the machine touches every contestant
-    alike). Each figure is the median of its rounds; `runs` lists every round; the ratios compare medians."""
+    alike). Each figure is the median of its rounds; `runs` lists every round; the ratios compare medians.
+    `redis_snapshots` counts, per round, the Redis snapshots that started during it."""
     from fyp.bench.peers.runner import run_peer
 
     runs: dict[str, list[float]] = {"all_sets": [], **({"video_only": [], "quix": [], "naive": []} if peers else {})}
+    snapshots: dict[str, list[int]] = {name: [] for name in runs}
     seconds: list[float] = []
+
+    def timed(name: str, run: Callable[[], float]) -> None:
+        forks = _redis_forks(settings)
+        runs[name].append(run())
+        snapshots[name].append(_redis_forks(settings) - forks)
+
     for round_ in range(1, repeat + 1):
         of = f" (round {round_} of {repeat})" if repeat > 1 else ""
         status(f"running the features job (all feature sets) bounded over the topic{of} …")
-        flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
-        runs["all_sets"].append(flink.events_per_s)
-        seconds.append(flink.seconds)
+
+        def all_sets() -> float:
+            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
+            seconds.append(flink.seconds)
+            return flink.events_per_s
+
+        timed("all_sets", all_sets)
         if not peers:
             continue
         # The peers compute video_engagement only: time the job on the same work for the ratios.
         status(f"running the features job (video_engagement only){of} …")
-        runs["video_only"].append(run_flink_bounded(
+        timed("video_only", lambda: run_flink_bounded(
             settings, topic, events, timeout=timedelta(minutes=30), only_feature_sets=("video_engagement",),
             properties=properties).events_per_s)
         for name in ("quix", "naive"):
             status(f"running the {name} peer{of} …")
-            result = run_peer(name, settings, events=events, group_id=f"bench-{name}-{round_}-{topic.name}",
-                              timeout_s=1800, topic=topic.name)
-            runs[name].append(result["events_per_s"])
+            group_id = f"bench-{name}-{round_}-{topic.name}"
+            timed(name, lambda name=name, group_id=group_id: run_peer(
+                name, settings, events=events, group_id=group_id, timeout_s=1800, topic=topic.name)["events_per_s"])
     median = {name: round(statistics.median(values), 1) for name, values in runs.items()}
     data: dict = {"events_per_s": median["all_sets"], "flink_seconds": round(statistics.median(seconds), 2),
-                  "repeat": repeat, "runs": runs}
+                  "repeat": repeat, "runs": runs, "redis_snapshots": snapshots}
     if peers:
         data["video_only_events_per_s"] = median["video_only"]
         for name in ("quix", "naive"):
