@@ -130,13 +130,17 @@ def redis_snapshots_paused(settings: Settings, pause: bool) -> Iterator[None]:
 
 
 def compare(
-    settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True,
+    settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True, warmup: bool = True,
     properties: dict[str, str] | None = None, status: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """The job with all sets, and (with `peers`) the job with video_engagement only, the Quix peer and the naive
     peer, over the same topic, `repeat` rounds in that order (so drift of the machine touches every contestant
     alike). Each figure is the median of its rounds; `runs` lists every round; the ratios compare medians.
-    `redis_snapshots` counts, per round, the Redis snapshots that started during it."""
+    `redis_snapshots` counts, per round, the Redis snapshots that started during it.
+
+    warmup: first run the job once with all sets, unmeasured (its rate is reported as `warmup_events_per_s`).
+    On a TaskManager that has not run the job yet, the JIT compiles Flink's and the aggregates' code during
+    the first rounds, which then run up to 25 % slower; the Python peers have no such phase."""
     from fyp.bench.peers.runner import run_peer
 
     runs: dict[str, list[float]] = {"all_sets": [], **({"video_only": [], "quix": [], "naive": []} if peers else {})}
@@ -148,6 +152,11 @@ def compare(
         runs[name].append(run())
         snapshots[name].append(_redis_forks(settings) - forks)
 
+    warmup_rate = None
+    if warmup:
+        status("warming up: the features job (all feature sets) once, unmeasured …")
+        warmup_rate = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
+                                        properties=properties).events_per_s
     for round_ in range(1, repeat + 1):
         of = f" (round {round_} of {repeat})" if repeat > 1 else ""
         status(f"running the features job (all feature sets) bounded over the topic{of} …")
@@ -173,6 +182,8 @@ def compare(
     median = {name: round(statistics.median(values), 1) for name, values in runs.items()}
     data: dict = {"events_per_s": median["all_sets"], "flink_seconds": round(statistics.median(seconds), 2),
                   "repeat": repeat, "runs": runs, "redis_snapshots": snapshots}
+    if warmup:
+        data["warmup_events_per_s"] = warmup_rate
     if peers:
         data["video_only_events_per_s"] = median["video_only"]
         for name in ("quix", "naive"):

@@ -53,6 +53,8 @@ def throughput(
                                    "(repeatable), e.g. -D state.backend.type=hashmap. The job's own settings "
                                    "(jobs/engagement_features.py JOB_CONFIG) take precedence."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Rounds of every contestant; figures are medians."),
+    warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Run the job once, unmeasured, before the "
+                                "rounds: a TaskManager's first runs of it are slower while the JIT compiles."),
     pause_redis_snapshots: bool = typer.Option(
         False, "--pause-redis-snapshots", help="No Redis RDB snapshot during the runs (restored after): each one "
         "takes seconds of CPU with a big dataset and slows whichever round it overlaps."),
@@ -72,8 +74,8 @@ def throughput(
         with console.status(f"preloading {events:,} events into {topic.name} …"):
             produce_rate = preload(settings, topic, events, users=users, videos=videos, seed=seed)
         with console.status("running …") as status, redis_snapshots_paused(settings, pause_redis_snapshots):
-            results = compare(settings, topic, events, repeat=repeat, peers=peers, properties=properties,
-                              status=status.update)
+            results = compare(settings, topic, events, repeat=repeat, peers=peers, warmup=warmup,
+                              properties=properties, status=status.update)
         data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
                       "flink_conf": properties, "redis_snapshots_paused": pause_redis_snapshots, **results}
     print_json(data) if as_json else _show("throughput: engagement features", data)

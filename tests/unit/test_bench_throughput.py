@@ -33,7 +33,7 @@ def test_rounds_interleave_and_figures_are_medians(monkeypatch) -> None:
     monkeypatch.setattr(throughput, "run_flink_bounded", flink)
     monkeypatch.setattr(runner, "run_peer", peer)
     monkeypatch.setattr(throughput, "_redis_forks", forks)
-    data = compare(SETTINGS, ENGAGEMENT, 1_000, repeat=3)
+    data = compare(SETTINGS, ENGAGEMENT, 1_000, repeat=3, warmup=False)
     assert order == list(itertools.chain.from_iterable(["all", "video", "quix", "naive"] for _ in range(3)))
     assert data["runs"] == {"all_sets": [10.0, 30.0, 20.0], "video_only": [100.0, 90.0, 300.0],
                             "quix": [10.0, 12.0, 11.0], "naive": [20.0, 25.0, 30.0]}
@@ -49,6 +49,19 @@ def test_without_peers_only_the_job_runs(monkeypatch) -> None:
     monkeypatch.setattr(throughput, "run_flink_bounded", lambda *a, **k: FlinkRun(
         events=10, seconds=1.0, events_per_s=10.0, job_id="j"))
     monkeypatch.setattr(throughput, "_redis_forks", lambda _settings: 0)
-    data = compare(SETTINGS, ENGAGEMENT, 10, peers=False)
+    data = compare(SETTINGS, ENGAGEMENT, 10, peers=False, warmup=False)
     assert data == {"events_per_s": 10.0, "flink_seconds": 1.0, "repeat": 1, "runs": {"all_sets": [10.0]},
                     "redis_snapshots": {"all_sets": [0]}}
+
+
+def test_the_warmup_run_comes_first_and_is_not_counted(monkeypatch) -> None:
+    rates = iter([5.0, 10.0, 30.0])
+
+    def flink(*_args, **_kwargs) -> FlinkRun:
+        rate = next(rates)
+        return FlinkRun(events=10, seconds=10 / rate, events_per_s=rate, job_id="j")
+
+    monkeypatch.setattr(throughput, "run_flink_bounded", flink)
+    monkeypatch.setattr(throughput, "_redis_forks", lambda _settings: 0)
+    data = compare(SETTINGS, ENGAGEMENT, 10, repeat=2, peers=False)
+    assert (data["warmup_events_per_s"], data["runs"]["all_sets"], data["events_per_s"]) == (5.0, [10.0, 30.0], 20.0)
