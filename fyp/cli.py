@@ -7,7 +7,7 @@ import sys
 import typer
 
 from fyp.commands import bench, demo, features, index, jobs, lake, produce, stack, train, uploads, verify
-from fyp.commands.output import fail
+from fyp.commands.output import print_error
 from fyp.commands.unreachable import is_unreachable
 
 __all__ = ["app", "main"]
@@ -39,10 +39,8 @@ def main() -> None:
         # A command run with the stack down: one line naming the service, not a client library's traceback.
         if not is_unreachable(exc):
             raise
-        try:
-            fail(exc)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
+        print_error(exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from fyp.bench.peers.redis_writer import redis_client
 from fyp.config import Settings
 from fyp.stack.process import StackError
 from fyp.stack.submit import submit_job
@@ -103,14 +103,10 @@ def run_flink_bounded(
                     job_id=job_id)
 
 
-def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
-
-
 def _redis_forks(settings: Settings) -> int:
     """Redis's fork count (`INFO stats`): one per RDB snapshot (or AOF rewrite). A snapshot of a big dataset
     takes seconds of CPU on this machine, so a round that overlaps one runs slower."""
-    return int(_redis(settings).info("stats")["total_forks"])
+    return int(redis_client(settings).info("stats")["total_forks"])
 
 
 @contextmanager
@@ -120,7 +116,7 @@ def redis_snapshots_paused(settings: Settings, pause: bool) -> Iterator[None]:
     if not pause:
         yield
         return
-    client = _redis(settings)
+    client = redis_client(settings)
     previous = client.config_get("save")["save"]
     client.config_set("save", "")
     try:

@@ -7,14 +7,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from fyp.commands.unreachable import unreachable_message
 
-__all__ = ["console", "err_console", "fail", "fail_cleanly", "print_json"]
+__all__ = ["console", "err_console", "fail_cleanly", "print_error", "print_json"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,10 +36,10 @@ def fail_cleanly(*errors: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except errors as exc:
-        fail(exc)
+        print_error(exc)
+        raise typer.Exit(1) from exc
 
 
-def fail(exc: BaseException) -> NoReturn:
-    """Print `exc` as one red message (naming the service for a refused connection) and exit 1."""
+def print_error(exc: BaseException) -> None:
+    """`exc` as one red line on stderr, naming the service for a refused connection."""
     err_console.print(f"[bold red]error:[/] {unreachable_message(exc) or exc}", highlight=False)
-    raise typer.Exit(1) from exc

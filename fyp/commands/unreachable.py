@@ -31,16 +31,20 @@ def is_unreachable(exc: BaseException) -> bool:
         (cls.__module__, cls.__name__) in _NAMED for cls in type(exc).__mro__)
 
 
+def _url(exc: BaseException) -> str | None:
+    """The URL the failed call was for: httpx and requests keep the request, botocore the endpoint."""
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx's property, on an error raised without a request
+        request = None
+    url = getattr(request, "url", None) or getattr(exc, "kwargs", {}).get("endpoint_url")
+    return str(url) if url else None
+
+
 def _address(exc: BaseException) -> tuple[str, int] | None:
-    url = None
-    if isinstance(exc, httpx.RequestError):
-        try:
-            url = str(exc.request.url)
-        except RuntimeError:  # an httpx error raised without a request
-            url = None
-    url = url or getattr(getattr(exc, "request", None), "url", None) or getattr(exc, "kwargs", {}).get("endpoint_url")
+    url = _url(exc)
     if url:
-        parts = urlsplit(str(url))
+        parts = urlsplit(url)
         if parts.hostname and parts.port:
             return parts.hostname, parts.port
     match = _HOST_PORT.search(str(exc))

@@ -44,6 +44,11 @@ def _redis_get(port: int) -> None:
     redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0)).get("k")
 
 
+def _unreachable(service: str, port: int) -> str:
+    return (f"{service} at 127.0.0.1:{port} is not reachable; is the local stack up? "
+            "`fyp status` shows each service, `fyp up` starts them")
+
+
 def _raised(call) -> BaseException:
     with pytest.raises(Exception) as caught:
         call()
@@ -58,9 +63,7 @@ def test_each_client_names_the_address(closed_port: int, settings_env: dict[str,
     ]
     for error in errors:
         assert is_unreachable(error), type(error)
-        assert unreachable_message(error) == (
-            f"the service at 127.0.0.1:{closed_port} is not reachable; is the local stack up? "
-            "`fyp status` shows each service, `fyp up` starts them")
+        assert unreachable_message(error) == _unreachable("the service", closed_port)
 
 
 def test_known_ports_are_named(closed_port: int, settings_env: dict[str, str],
@@ -68,7 +71,7 @@ def test_known_ports_are_named(closed_port: int, settings_env: dict[str, str],
     monkeypatch.setenv("FYP_REDIS_PORT", str(closed_port))
     load_settings.cache_clear()
     message = unreachable_message(_raised(lambda: _redis_get(closed_port)))
-    assert message is not None and message.startswith(f"Redis at 127.0.0.1:{closed_port} is not reachable")
+    assert message == _unreachable("Redis", closed_port)
 
 
 def test_other_errors_are_left_alone() -> None:
@@ -84,9 +87,7 @@ def test_cli_prints_one_line_not_a_traceback(command: list[str], closed_port: in
                             cwd=REPO_ROOT, timeout=120, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == (
-        f"error: Redis at 127.0.0.1:{closed_port} is not reachable; is the local stack up? "
-        "`fyp status` shows each service, `fyp up` starts them")
+    assert result.stderr.strip() == f"error: {_unreachable('Redis', closed_port)}"
 
 
 def test_submit_fails_at_once_without_a_jobmanager(closed_port: int, settings_env: dict[str, str],
