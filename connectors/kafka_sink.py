@@ -10,14 +10,19 @@ from fyp.config import Settings
 __all__ = ["kafka_raw_sink"]
 
 
-def kafka_raw_sink(settings: Settings, *, topic: str) -> TableDescriptor:
-    """A table of (`record_key BYTES`, `payload BYTES`) written to `topic`, at least once."""
+def kafka_raw_sink(settings: Settings, *, topic: str, with_headers: bool = False) -> TableDescriptor:
+    """A table of (`record_key BYTES`, `payload BYTES`) written to `topic`, at least once.
+
+    with_headers: a third column `headers MAP<STRING, BYTES>` becomes the record's headers.
+    """
     schema = (
         Schema.new_builder()
         .column("record_key", DataTypes.BYTES())
         .column("payload", DataTypes.BYTES())
-        .build()
     )
+    if with_headers:
+        schema = schema.column_by_metadata("headers", DataTypes.MAP(DataTypes.STRING(), DataTypes.BYTES()))
+    schema = schema.build()
     builder = (
         TableDescriptor.for_connector("kafka")
         .schema(schema)

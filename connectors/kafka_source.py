@@ -24,29 +24,42 @@ StartFrom = Literal["group-offsets", "earliest-offset", "latest-offset"]
 def kafka_raw_source(
     settings: Settings, *, topic: str, group_id: str, start_from: StartFrom = "group-offsets",
     out_of_orderness: timedelta = timedelta(milliseconds=500), options: JobOptions | None = None,
+    with_key: bool = False,
 ) -> TableDescriptor:
     """A table of `payload BYTES` with `kafka_partition`, `kafka_offset`, `kafka_time` (the event time, with
     the watermark) and `proc_time`.
+
+    with_key: also `kafka_key BYTES` (the record key, raw) and `kafka_headers MAP<STRING, BYTES>`, for a job
+    whose dead letters must keep both (a replay then partitions the same way).
 
     out_of_orderness: how far behind the newest Kafka timestamp the watermark trails; default 500 ms.
     options: per-run overrides (group id, start offsets, end offsets for a bounded run).
     """
     options = options or JobOptions()
     delay_ms = int(out_of_orderness.total_seconds() * 1000)
+    schema = Schema.new_builder()
+    if with_key:
+        schema = schema.column("kafka_key", DataTypes.BYTES())
     schema = (
-        Schema.new_builder()
+        schema
         .column("payload", DataTypes.BYTES())
         .column_by_metadata("kafka_partition", DataTypes.INT(), "partition", True)
         .column_by_metadata("kafka_offset", DataTypes.BIGINT(), "offset", True)
         .column_by_metadata("kafka_time", DataTypes.TIMESTAMP_LTZ(3), "timestamp", True)
         .column_by_expression("proc_time", "PROCTIME()")
+    )
+    if with_key:
+        schema = schema.column_by_metadata(
+            "kafka_headers", DataTypes.MAP(DataTypes.STRING(), DataTypes.BYTES()), "headers", True)
+    schema = (
+        schema
         .watermark("kafka_time", f"kafka_time - INTERVAL '{delay_ms / 1000:.3f}' SECOND")
         .build()
     )
     builder = (
         TableDescriptor.for_connector("kafka")
         .schema(schema)
-        .format("raw")
+        .option("value.format", "raw")
         .option("topic", options.topic or topic)
         .option("properties.group.id", options.group_id or group_id)
         .option("scan.startup.mode", "specific-offsets" if options.start_offsets else start_from)
@@ -55,6 +68,9 @@ def kafka_raw_source(
         .option("properties.commit.offsets.on.checkpoint", "true")
         .option("scan.watermark.idle-timeout", "5 s")
     )
+    if with_key:
+        builder = (builder.option("key.format", "raw").option("key.fields", "kafka_key")
+                   .option("value.fields-include", "EXCEPT_KEY"))
     if options.start_offsets:
         builder = builder.option("scan.startup.specific-offsets", _offsets(options.start_offsets))
     if options.end_offsets:

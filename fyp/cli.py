@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from fyp.commands import bench, demo, features, index, jobs, lake, produce, stack, train, uploads, verify
+from fyp.commands import bench, demo, dlq, features, index, jobs, lake, produce, stack, train, uploads, verify
 from fyp.commands.output import print_error
 from fyp.commands.unreachable import is_unreachable
 
@@ -28,6 +28,7 @@ bench.register(app)
 uploads.register(app)
 lake.register(app)
 verify.register(app)
+dlq.register(app)
 train.register(app)
 index.register(app)  # after bench and uploads: it adds to their `bench` and `serve` groups
 

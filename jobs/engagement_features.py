@@ -64,6 +64,7 @@ JOB_CONFIG = {
 def engagement_views(
     t_env: TableEnvironment, raw_table: str, *, allowed_lateness: timedelta = ALLOWED_LATENESS,
     decoder: Literal["java", "python"] = "java", columns: Sequence[str] | None = None,
+    passthrough: Sequence[str] = (),
 ) -> None:
     """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
     record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
@@ -72,7 +73,8 @@ def engagement_views(
     decoder: "java" (DECODE_ENGAGEMENT, udfs/java/envelope: no Python per event) or "python" (the reference,
     udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py).
     columns: the engagement-row columns `engagement` keeps (default: all); the job keeps those its sets read
-    (`udfs.feature_sql.source_columns`), so no unread column is shipped through the deduplication."""
+    (`udfs.feature_sql.source_columns`), so no unread column is shipped through the deduplication.
+    passthrough: more raw-table columns `decoded` carries (the job's record key and headers, for dead letters)."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
                       f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
@@ -83,7 +85,7 @@ def engagement_views(
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
     t_env.create_temporary_view("decoded", t_env.sql_query(
         f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
-        "kafka_offset, proc_time "
+        f"kafka_offset, {''.join(f'{c}, ' for c in passthrough)}proc_time "
         f"FROM `{raw_table}`"))
     names = [name for name in ENGAGEMENT_COLUMNS if columns is None or name in columns]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
@@ -100,14 +102,15 @@ def build_engagement_features(
 ) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
     t_env.create_temporary_table("engagement_raw", kafka_raw_source(
-        settings, topic=ENGAGEMENT.name, group_id=GROUP_ID, options=options))
+        settings, topic=ENGAGEMENT.name, group_id=GROUP_ID, options=options, with_key=True))
 
     # Steps: decode once; good rows feed every feature set, bad rows become dead letters.
     serving_sets = SERVING_SETS
     if options and options.only_feature_sets:
         feature_sets = tuple(fs for fs in feature_sets if fs.name in options.only_feature_sets)
         serving_sets = ()
-    engagement_views(t_env, "engagement_raw", columns=source_columns(feature_sets, serving_sets))
+    engagement_views(t_env, "engagement_raw", columns=source_columns(feature_sets, serving_sets),
+                     passthrough=("kafka_key", "kafka_headers"))
     for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
         t_env.create_temporary_system_function(name, function)
 
@@ -123,11 +126,14 @@ def build_engagement_features(
             settings, key_prefix=spec.key_prefix, key_columns=spec.key_columns, member_column=spec.member_column,
             score_column="score", max_size=spec.max_size, ttl=spec.ttl, greater_only=spec.per_event))
         statements.add_insert_sql(f"INSERT INTO {sink} {sorted_set_query(spec)}")
-    t_env.create_temporary_table("dead_letters", kafka_raw_sink(settings, topic=ENGAGEMENT_DLQ.name))
+    # A dead letter keeps the original key (as the record key and in DeadLetter.key) and headers, so that
+    # `fyp dlq replay` sends it back to the same partition with what the client attached.
+    t_env.create_temporary_table("dead_letters", kafka_raw_sink(settings, topic=ENGAGEMENT_DLQ.name,
+                                                                with_headers=True))
     statements.add_insert_sql(
-        "INSERT INTO dead_letters SELECT CAST(NULL AS BYTES), "
-        f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload) "
-        f"FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'")
+        "INSERT INTO dead_letters SELECT kafka_key, "
+        f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload, kafka_key), "
+        f"kafka_headers FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'")
     return statements
 
 

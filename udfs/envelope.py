@@ -9,7 +9,12 @@ Error reasons, checked in this order (the first one wins):
                               truncated_body, corrupt_body; internal for a bug in the decoder)
     unknown_type:<record>     decoded, but not an engagement record (e.g. unknown_type:Takedown)
     missing_id:<field>        event_id, user_id or video_id is empty (checked in that order)
+    too_long:<field>          a text field, or one hashtag, is over its size limit (udfs/limits.py)
+    bad_id:<field>            an id, region, language or hashtag holds `:` or a control character
+    too_many:hashtags         more hashtags than udfs/limits.MAX_HASHTAGS
     negative_duration:<field> watch_ms, video_duration_ms or dwell_ms is below 0 (in that order)
+    out_of_range:<field>      watch_ms past the video's duration, a duration or dwell over an hour, or a loop
+                              count outside 1..10,000 (udfs/limits.py; the order is limits.field_error's)
     future_timestamp          event_time > now_ms + max_future_ms
 """
 
@@ -19,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from schemas.registry import EVENT_TYPES, SchemaRegistry, UndecodableEvent, default_registry
+from udfs.limits import field_error
 
 __all__ = ["ENGAGEMENT_COLUMNS", "ENGAGEMENT_ROW_FIELDS", "JAVA_DECODER", "to_engagement_row"]
 
@@ -56,7 +62,7 @@ JAVA_DECODER = ("DECODE_ENGAGEMENT", "dev.fyp.flink.envelope.DecodeEngagement")
 
 _WIDTH = len(ENGAGEMENT_ROW_FIELDS)
 _NO_DETAIL = (None, None, None, None, None, None)
-_DURATIONS = ("watch_ms", "video_duration_ms", "dwell_ms")
+_DETAIL_NAMES = ("watch_ms", "video_duration_ms", "dwell_ms", "loop_count", "action", "comment_text")
 
 # Per event type: record -> (watch_ms, video_duration_ms, dwell_ms, loop_count, action, comment_text).
 _DETAIL: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
@@ -100,13 +106,9 @@ def _row(payload: bytes, now_ms: int, max_future_ms: int, registry: SchemaRegist
     elif not r["video_id"]:
         error = "missing_id:video_id"
     else:
-        for name, value in zip(_DURATIONS, durations, strict=False):
-            if value is not None and value < 0:
-                error = f"negative_duration:{name}"
-                break
-        else:
-            if r["event_time"] > now_ms + max_future_ms:
-                error = "future_timestamp"
+        error = field_error({**r, **dict(zip(_DETAIL_NAMES, durations, strict=True))})
+        if error is None and r["event_time"] > now_ms + max_future_ms:
+            error = "future_timestamp"
     return (
         event.event_type,
         r["event_id"],

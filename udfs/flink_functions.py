@@ -71,14 +71,15 @@ class DecodeEngagement(ScalarFunction):
         self.gate: LatenessGate | None = None
 
     def eval(self, payload: bytes, allowed_lateness_ms: int | None = None, partition: int | None = None):
-        values = list(to_engagement_row(payload, int(time.time() * 1000)))
+        now_ms = int(time.time() * 1000)
+        values = list(to_engagement_row(payload, now_ms))
         event_ms = values[_EVENT_TIME]
         if values[_ERROR] is not None:
             self.dead_letters.inc()
         elif allowed_lateness_ms is not None:
             if self.gate is None:
                 self.gate = LatenessGate(allowed_lateness_ms)
-            if not self.gate.admit(partition, event_ms):
+            if not self.gate.admit(partition, event_ms, now_ms):
                 values[_ERROR] = LATE
                 self.late_events.inc()
         if values[_HASHTAGS] is None:
@@ -120,8 +121,10 @@ decode_upload_event = udf(DecodeUploadEvent(), result_type=UPLOAD_EVENT_ROW_TYPE
 
 
 @udf(result_type=DataTypes.BYTES())
-def encode_dead_letter(topic: str, partition: int, offset: int, reason: str, payload: bytes) -> bytes:
-    return dead_letter_payload(topic, partition, offset, reason, payload)
+def encode_dead_letter(topic: str, partition: int, offset: int, reason: str, payload: bytes,
+                       key: bytes | None = None) -> bytes:
+    """Runs once per dead letter, never per good event; `key` is the original record key."""
+    return dead_letter_payload(topic, partition, offset, reason, payload, key=key)
 
 
 @udf(result_type=DataTypes.DOUBLE())

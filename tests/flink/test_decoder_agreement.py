@@ -12,6 +12,7 @@ from typing import Any
 from jobs.engagement_features import engagement_views
 from schemas.registry import EVENT_TYPES, MARKER, default_registry
 from tests.flink.conftest import raw_view
+from tests.hostile_corpus import hostile_cases
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
 
 NOW = int(time.time() * 1000)
@@ -83,7 +84,11 @@ def _payloads() -> list[tuple[bytes, int]]:
     # while the same time on partition 6 (its first event) is on time.
     late = [(_encode("Watch", 20, event_time=NOW), 5), (_encode("Watch", 21, event_time=NOW - 600_000), 5),
             (_encode("Watch", 22, event_time=NOW - 600_000), 6), (_encode("Watch", 23, event_time=NOW - 60_000), 5)]
-    return [(p, i % 2) for i, p in enumerate(good + malformed + corrupted)] + late
+    hostile = [_encode(case.record_name, 30 + i, **case.fields) for i, case in enumerate(hostile_cases("agree"))]
+    # A client clock 200 s ahead (inside the 5-minute skew) on partition 8, then another client's on-time event
+    # there: the newest time stops at the wall clock, so it is not late (it would be, 201 s behind, uncapped).
+    ahead = [(_encode("Watch", 90, event_time=NOW + 200_000), 8), (_encode("Watch", 91, event_time=NOW - 1_000), 8)]
+    return [(p, i % 2) for i, p in enumerate(good + malformed + corrupted + hostile)] + ahead + late
 
 
 def test_java_and_python_decoders_give_the_same_rows(t_env):
@@ -110,7 +115,9 @@ def test_java_and_python_decoders_give_the_same_rows(t_env):
                    "undecodable:truncated_body", "undecodable:corrupt_body", "unknown_type:Takedown",
                    "missing_id:event_id", "missing_id:user_id", "missing_id:video_id",
                    "negative_duration:watch_ms", "negative_duration:video_duration_ms",
-                   "negative_duration:dwell_ms", "future_timestamp", "late"):
+                   "negative_duration:dwell_ms", "future_timestamp", "late",
+                   *{case.reason for case in hostile_cases() if case.reason}):
         assert reason in errors, reason
     assert errors.count(None) >= len(EVENT_TYPES)
-    assert [decoded[o][1][-1] for o in range(len(payloads) - 4, len(payloads))] == [None, "late", None, None]
+    last_six = [decoded[o][1][-1] for o in range(len(payloads) - 6, len(payloads))]
+    assert last_six == [None, None, None, "late", None, None]

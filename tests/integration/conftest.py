@@ -68,7 +68,8 @@ class EngagementProducer:
     def __init__(self, settings: Settings) -> None:
         self.producer = Producer(settings.kafka_producer_config())
 
-    def send(self, record_name: str, *, user_id: str, video_id: str, event_time: int | None = None, **fields) -> str:
+    def send(self, record_name: str, *, user_id: str, video_id: str, event_time: int | None = None,
+             partition: int | None = None, **fields) -> str:
         event_time = event_time or int(time.time() * 1000)
         record = {
             "event_id": str(uuid.uuid4()), "event_time": event_time, "user_id": user_id, "video_id": video_id,
@@ -76,11 +77,12 @@ class EngagementProducer:
             "region": "US", "language": "en", "session_id": "session-it", "hashtags": ["it"], **fields,
         }
         payload = default_registry().encode(record_name, record)
-        self.producer.produce(ENGAGEMENT.name, key=user_id.encode(), value=payload, timestamp=event_time)
+        where = {} if partition is None else {"partition": partition}
+        self.producer.produce(ENGAGEMENT.name, key=user_id.encode(), value=payload, timestamp=event_time, **where)
         return record["event_id"]
 
-    def send_raw(self, value: bytes, key: bytes = b"raw") -> None:
-        self.producer.produce(ENGAGEMENT.name, key=key, value=value)
+    def send_raw(self, value: bytes, key: bytes = b"raw", headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.producer.produce(ENGAGEMENT.name, key=key, value=value, headers=headers)
 
     def flush(self) -> None:
         assert self.producer.flush(30) == 0, "Kafka did not acknowledge every event"

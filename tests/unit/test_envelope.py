@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import udfs.envelope as envelope
 from schemas.registry import EVENT_TYPES, default_registry
+from tests.hostile_corpus import hostile_cases
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 
 NOW = 1_700_000_000_000
@@ -172,3 +173,30 @@ def test_never_raises_on_random_bodies_behind_a_valid_header(body: bytes, event_
     payload = _with_fingerprint_of(CASES[event_type][0], b"\x00" * 10 + body)
     row = _row(payload)
     assert row["error"] is None or isinstance(row["error"], str)
+
+
+FILLERS: dict[str, dict[str, Any]] = {
+    "Watch": {"watch_ms": 1_000, "video_duration_ms": 10_000},
+    "Skip": {"dwell_ms": 500, "video_duration_ms": 10_000},
+    "Loop": {"loop_count": 1, "video_duration_ms": 10_000},
+    "Share": {"channel": "sms"},
+    "Comment": {"comment_id": "c1", "text": "nice"},
+}
+
+
+@pytest.mark.parametrize("case", hostile_cases("unit"), ids=lambda c: c.name)
+def test_every_field_contract_is_enforced_with_a_reason_naming_the_field(case):
+    payload = default_registry().encode(case.record_name, {**CONTEXT, **FILLERS[case.record_name], **case.fields})
+    assert _row(payload)["error"] == case.reason
+
+
+def test_a_client_clock_ahead_cannot_make_another_clients_events_late():
+    from udfs.lateness import LatenessGate
+    gate = LatenessGate(allowed_lateness_ms=120_000)
+    assert gate.admit(0, NOW + 240_000, now_ms=NOW)  # four minutes ahead: accepted, within the skew
+    assert all(gate.admit(0, NOW - i * 1_000, now_ms=NOW) for i in range(60))  # other clients, on time
+    assert not gate.admit(0, NOW - 121_000, now_ms=NOW)  # lateness itself still applies
+    # Without the cap (replay of history), the same future event would have made them late.
+    uncapped = LatenessGate(allowed_lateness_ms=120_000)
+    uncapped.admit(0, NOW + 240_000)
+    assert not uncapped.admit(0, NOW - 1_000)

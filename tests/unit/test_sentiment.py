@@ -48,3 +48,43 @@ def test_a_derived_column_needs_a_filter():
                    derived=(DerivedColumn(name="d", sql="UPPER(comment_text)"),))
     with pytest.raises(ValueError, match="lower_snake_case"):
         DerivedColumn(name="Bad", sql="1")
+
+
+ORDINARY_COMMENTS = ["love this so much", "this is amazing 😍", "worst video ever!!!", "NOT good at all 😡😡",
+                     "kind of boring but the ending 🔥", "where is this? 😀😀 so pretty", "meh", "a😀b c"]
+
+
+@pytest.mark.parametrize("text", ORDINARY_COMMENTS)
+def test_comments_within_the_cap_score_exactly_as_vader(text):
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    assert comment_sentiment(text) == SentimentIntensityAnalyzer().polarity_scores(text)["compound"]
+
+
+# Inputs that drive VADER's cost up: emoji (each becomes several words), negations, "but", boosters, plain words.
+HOSTILE_COMMENTS = {
+    "emoji": "😀" * 2_000, "spaced_emoji": "😍 " * 1_000, "but": "but " * 500, "not": "not good " * 250,
+    "boosters": "so very extremely " * 120, "words": "love hate " * 200, "bangs": "!" * 2_048, "one_word": "x" * 2_048,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_COMMENTS))
+def test_sentiment_cost_is_bounded_at_the_comment_limit(name):
+    """Each hostile comment at the 2 KB limit (udfs/limits.py) scores in a few ms; unbounded VADER took 26 ms for
+    2 KB of words and ~1 s for 2,000 emoji. The budget is generous for a busy CI machine."""
+    import time
+
+    from udfs.sentiment import MAX_SCORED_WORDS, scored_text
+    text = HOSTILE_COMMENTS[name]
+    assert len(scored_text(text).split()) <= MAX_SCORED_WORDS
+    comment_sentiment(text)  # warm the analyzer
+    started = time.perf_counter()
+    for _ in range(5):
+        comment_sentiment(text)
+    per_call_ms = (time.perf_counter() - started) / 5 * 1000
+    assert per_call_ms < 15, f"{name}: {per_call_ms:.1f} ms per comment"
+
+
+def test_only_the_first_words_are_scored():
+    from udfs.sentiment import MAX_SCORED_WORDS
+    praise = "love " * MAX_SCORED_WORDS
+    assert comment_sentiment(praise + "hate " * 1_000) == comment_sentiment(praise)

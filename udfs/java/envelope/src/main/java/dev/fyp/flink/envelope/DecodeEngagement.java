@@ -18,7 +18,7 @@ import org.apache.flink.table.functions.ScalarFunction;
  *
  * <p>With {@code allowed_lateness_ms}, a good row whose event time is more than that behind the newest event
  * time decoded before it from the same Kafka partition (or, without a partition, by this subtask) gets error
- * {@code late}: the rule of udfs/lateness.py. Counters: {@code fyp_dead_letters_total}
+ * {@code late}: the rule of udfs/lateness.py, whose newest time never runs ahead of the wall clock. Counters: {@code fyp_dead_letters_total}
  * (rows with any other error) and {@code fyp_late_events_total}.
  *
  * <p>Not deterministic (it reads the clock and keeps the newest event time), which also keeps the planner from
@@ -69,7 +69,8 @@ public class DecodeEngagement extends ScalarFunction {
             decoder = new EngagementDecoder(EventSchemas.bundled());
             newest = new HashMap<>();
         }
-        GenericRowData row = decoder.decode(payload, System.currentTimeMillis(), MAX_FUTURE_MS);
+        long nowMs = System.currentTimeMillis();
+        GenericRowData row = decoder.decode(payload, nowMs, MAX_FUTURE_MS);
         if (!row.isNullAt(EngagementDecoder.ERROR)) {
             if (deadLetters != null) {
                 deadLetters.inc();
@@ -77,12 +78,16 @@ public class DecodeEngagement extends ScalarFunction {
         } else if (allowedLatenessMs != null) {
             long eventMs = row.getLong(EngagementDecoder.EVENT_TIME);
             Long newestMs = newest.get(partition);
-            if (newestMs == null || eventMs > newestMs) {
-                newest.put(partition, eventMs);
-            } else if (eventMs < newestMs - allowedLatenessMs) {
+            if (newestMs != null && eventMs < newestMs - allowedLatenessMs) {
                 row.setField(EngagementDecoder.ERROR, LATE);
                 if (lateEvents != null) {
                     lateEvents.inc();
+                }
+            } else {
+                // A client clock ahead of ours advances the newest time only to our clock (udfs/lateness.py).
+                long advanced = Math.min(eventMs, nowMs);
+                if (newestMs == null || advanced > newestMs) {
+                    newest.put(partition, advanced);
                 }
             }
         }

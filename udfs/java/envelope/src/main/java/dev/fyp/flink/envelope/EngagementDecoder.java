@@ -37,7 +37,6 @@ public final class EngagementDecoder {
     public static final int ERROR = 18;
     private static final int HASHTAGS = 11;
     private static final int DETAIL = 12; // watch_ms, video_duration_ms, dwell_ms, loop_count, action, comment_text
-    private static final String[] DURATIONS = {"watch_ms", "video_duration_ms", "dwell_ms"};
     private static final GenericArrayData NO_HASHTAGS = new GenericArrayData(new StringData[0]);
     private static final byte M0 = (byte) 0xC3;
     private static final byte M1 = (byte) 0x01;
@@ -194,13 +193,15 @@ public final class EngagementDecoder {
         } else if (isEmpty(r[c[3]])) {
             error = "missing_id:video_id";
         } else {
-            for (int i = 0; i < 3; i++) {
-                Long d = (Long) row.getField(DETAIL + i);
-                if (d != null && d < 0) {
-                    error = "negative_duration:" + DURATIONS[i];
-                    break;
-                }
+            Object[] texts = new Object[FieldLimits.TEXT_NAMES.length];
+            for (int i = 0; i < 8; i++) { // event_id .. session_id; event_time (c[1]) is not text
+                texts[i] = r[c[i == 0 ? 0 : i + 1]];
             }
+            texts[8] = plan.detail[4] < 0 ? null : r[plan.detail[4]];
+            texts[9] = plan.detail[5] < 0 ? null : r[plan.detail[5]];
+            Long[] durations = {(Long) row.getField(DETAIL), (Long) row.getField(DETAIL + 1),
+                (Long) row.getField(DETAIL + 2)};
+            error = FieldLimits.error(texts, tags, durations, (Long) row.getField(DETAIL + 3));
             if (error == null && ((Long) r[c[1]]) > nowMs + maxFutureMs) {
                 error = "future_timestamp";
             }

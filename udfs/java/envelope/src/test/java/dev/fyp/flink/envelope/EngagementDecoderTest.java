@@ -166,6 +166,56 @@ class EngagementDecoderTest {
     }
 
     @Test
+    void fieldsOverTheirLimitsAreRefusedByName() {
+        String at128 = "u".repeat(128);
+        assertNull(error(watch("e1", at128, "v1", NOW, 1)));
+        assertEquals("too_long:user_id", error(watch("e1", at128 + "u", "v1", NOW, 1)));
+        assertEquals("bad_id:user_id", error(watch("e1", "a:b", "v1", NOW, 1)));
+        assertEquals("bad_id:video_id", error(watch("e1", "u1", "v\n1", NOW, 1)));
+        assertEquals("out_of_range:watch_ms", error(watch("e1", "u1", "v1", NOW, 1_000_000_000_000L)));
+        assertNull(error(watch("e1", "u1", "v1", NOW, 11_000))); // duration 10 s + the 1 s tolerance
+        assertEquals("out_of_range:watch_ms", error(watch("e1", "u1", "v1", NOW, 11_001)));
+
+        GenericRecord tags = base("Watch", "e1", "u1", "v1", NOW);
+        tags.put("watch_ms", 1L);
+        tags.put("video_duration_ms", 10_000L);
+        tags.put("hashtags", java.util.Collections.nCopies(31, "t"));
+        assertEquals("too_many:hashtags", error(encode(tags)));
+        tags.put("hashtags", List.of("ok", "x".repeat(101)));
+        assertEquals("too_long:hashtags", error(encode(tags)));
+        tags.put("hashtags", List.of("a:b"));
+        assertEquals("bad_id:hashtags", error(encode(tags)));
+        tags.put("hashtags", List.of("日本語"));
+        assertNull(error(encode(tags)));
+
+        GenericRecord comment = base("Comment", "e1", "u1", "v1", NOW);
+        comment.put("comment_id", "c1");
+        comment.put("text", "é".repeat(1_024)); // 2,048 bytes
+        assertNull(error(encode(comment)));
+        comment.put("text", "é".repeat(1_024) + "!");
+        assertEquals("too_long:comment_text", error(encode(comment)));
+
+        GenericRecord loop = base("Loop", "e1", "u1", "v1", NOW);
+        loop.put("loop_count", 0);
+        loop.put("video_duration_ms", 10_000L);
+        assertEquals("out_of_range:loop_count", error(encode(loop)));
+    }
+
+    @Test
+    void aClientClockAheadDoesNotMakeOtherClientsLate() {
+        DecodeEngagement decode = new DecodeEngagement();
+        long now = System.currentTimeMillis();
+        // One client four minutes ahead (inside the tolerated skew), then another client on time, same partition.
+        assertTrue(decode.eval(watch("e1", "ahead", "v1", now + 240_000, 1), 120_000L, 0).isNullAt(
+                EngagementDecoder.ERROR));
+        assertTrue(decode.eval(watch("e2", "on-time", "v1", now - 1_000, 1), 120_000L, 0).isNullAt(
+                EngagementDecoder.ERROR));
+        // Lateness still applies against the wall clock.
+        assertEquals("late", decode.eval(watch("e3", "old", "v1", now - 600_000, 1), 120_000L, 0)
+                .getString(EngagementDecoder.ERROR).toString());
+    }
+
+    @Test
     void errorRowsStillCarryWhatWasRead() {
         GenericRowData row = DECODER.decode(watch("e1", "u1", "v1", NOW, -7), NOW, 300_000L);
         assertEquals("v1", row.getString(5).toString());
