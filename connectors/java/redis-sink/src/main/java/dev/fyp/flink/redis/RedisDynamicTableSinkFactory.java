@@ -35,7 +35,7 @@ public final class RedisDynamicTableSinkFactory implements DynamicTableSinkFacto
                 RedisSinkOptions.ZSET_MEMBER_COLUMN, RedisSinkOptions.ZSET_SCORE_COLUMN,
                 RedisSinkOptions.ZSET_MAX_SIZE, RedisSinkOptions.ZSET_SCORE_UPDATE,
                 RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS,
-                RedisSinkOptions.BUFFER_FLUSH_INTERVAL, RedisSinkOptions.MAX_RETRIES,
+                RedisSinkOptions.BUFFER_FLUSH_INTERVAL, RedisSinkOptions.MAX_OUTAGE,
                 FactoryUtil.SINK_PARALLELISM));
     }
 

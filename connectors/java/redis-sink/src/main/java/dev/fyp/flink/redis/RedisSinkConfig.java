@@ -9,7 +9,7 @@ import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_INTERVAL;
 import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS;
 import static dev.fyp.flink.redis.RedisSinkOptions.DATABASE;
 import static dev.fyp.flink.redis.RedisSinkOptions.HOST;
-import static dev.fyp.flink.redis.RedisSinkOptions.MAX_RETRIES;
+import static dev.fyp.flink.redis.RedisSinkOptions.MAX_OUTAGE;
 import static dev.fyp.flink.redis.RedisSinkOptions.PASSWORD;
 import static dev.fyp.flink.redis.RedisSinkOptions.PASSWORD_ENV;
 import static dev.fyp.flink.redis.RedisSinkOptions.PORT;
@@ -34,12 +34,13 @@ public final class RedisSinkConfig implements Serializable {
     final int maxRows;
     /** 0 = no timer. */
     final long flushIntervalMs;
-    final int maxRetries;
-    /** First back-off of a retried flush; doubled per retry, capped at 10 s. */
+    /** How long a flush retries connection errors before the task fails. */
+    final long maxOutageMs;
+    /** First back-off of a retried flush; doubled per retry, capped at 2 s. */
     final long initialBackoffMs;
 
     RedisSinkConfig(String host, int port, String password, String passwordEnv, int database, int timeoutMs,
-                    long ttlMs, int maxRows, long flushIntervalMs, int maxRetries, long initialBackoffMs) {
+                    long ttlMs, int maxRows, long flushIntervalMs, long maxOutageMs, long initialBackoffMs) {
         this.host = host;
         this.port = port;
         this.password = password;
@@ -49,7 +50,7 @@ public final class RedisSinkConfig implements Serializable {
         this.ttlMs = ttlMs;
         this.maxRows = maxRows;
         this.flushIntervalMs = flushIntervalMs;
-        this.maxRetries = maxRetries;
+        this.maxOutageMs = maxOutageMs;
         this.initialBackoffMs = initialBackoffMs;
     }
 
@@ -62,18 +63,18 @@ public final class RedisSinkConfig implements Serializable {
         check(ttlMs >= 0, "'ttl' must not be negative");
         check(o.get(BUFFER_FLUSH_MAX_ROWS) >= 1, "'sink.buffer-flush.max-rows' must be >= 1");
         check(intervalMs >= 0, "'sink.buffer-flush.interval' must not be negative");
-        check(o.get(MAX_RETRIES) >= 0, "'sink.max-retries' must be >= 0");
+        check(!o.get(MAX_OUTAGE).isNegative(), "'sink.max-outage' must not be negative");
         check(timeoutMs > 0 && timeoutMs <= Integer.MAX_VALUE, "'timeout' must be positive");
         String password = o.getOptional(PASSWORD).filter(s -> !s.isEmpty()).orElse(null);
         String passwordEnv = o.getOptional(PASSWORD_ENV).filter(s -> !s.isEmpty()).orElse(null);
         return new RedisSinkConfig(o.get(HOST), o.get(PORT), password, passwordEnv, o.get(DATABASE),
-                (int) timeoutMs, ttlMs, o.get(BUFFER_FLUSH_MAX_ROWS), intervalMs, o.get(MAX_RETRIES), 200L);
+                (int) timeoutMs, ttlMs, o.get(BUFFER_FLUSH_MAX_ROWS), intervalMs, o.get(MAX_OUTAGE).toMillis(), 200L);
     }
 
     /** The same settings with another first back-off (tests). */
     RedisSinkConfig withInitialBackoffMs(long ms) {
         return new RedisSinkConfig(host, port, password, passwordEnv, database, timeoutMs, ttlMs, maxRows,
-                flushIntervalMs, maxRetries, ms);
+                flushIntervalMs, maxOutageMs, ms);
     }
 
     /** Resolved on the TaskManager: 'password', else the variable named by 'password-env', else null. */

@@ -99,8 +99,10 @@ public final class RedisSinkOptions {
                     .withDescription("A buffered row is written at the latest this long after it arrived "
                             + "(0 disables the timer: flush on max-rows and checkpoints only).");
 
-    public static final ConfigOption<Integer> MAX_RETRIES =
-            ConfigOptions.key("sink.max-retries").intType().defaultValue(5)
-                    .withDescription("Retries of a flush on connection errors (exponential back-off from "
-                            + "200 ms) before the task fails.");
+    public static final ConfigOption<Duration> MAX_OUTAGE =
+            ConfigOptions.key("sink.max-outage").durationType().defaultValue(Duration.ofMinutes(5))
+                    .withDescription("How long a flush keeps retrying connection errors (exponential back-off "
+                            + "from 200 ms, capped at 2 s) before the task fails. Meanwhile the job "
+                            + "back-pressures: Kafka keeps the events, nothing is dropped. Keep it below the "
+                            + "checkpoint timeout, or a checkpoint waiting on the flush times out first.");
 }

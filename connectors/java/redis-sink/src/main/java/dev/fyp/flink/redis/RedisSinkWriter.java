@@ -42,7 +42,8 @@ import java.util.concurrent.ScheduledFuture;
 public final class RedisSinkWriter implements SinkWriter<RowData> {
 
     private static final Logger LOG = LoggerFactory.getLogger(RedisSinkWriter.class);
-    private static final long MAX_BACKOFF_MS = 10_000L;
+    /** Short enough that writes resume within ~2 s of Redis coming back. */
+    private static final long MAX_BACKOFF_MS = 2_000L;
     private static final byte[] ET = RowEncoder.utf8(RowEncoder.ET_FIELD);
     private static final byte[] UT = RowEncoder.utf8(RowEncoder.UT_FIELD);
     private static final ZAddParams GREATER = ZAddParams.zAddParams().gt();
@@ -58,6 +59,7 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     private final Counter writes;
     private final Counter staleSkipped;
     private final Counter flushes;
+    private final Counter flushRetries;
     private final Histogram flushLatencyMs;
     private final Counter recordsSend;
 
@@ -77,6 +79,7 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         this.writes = metrics.counter("redisWrites");
         this.staleSkipped = metrics.counter("redisStaleSkipped");
         this.flushes = metrics.counter("redisFlushes");
+        this.flushRetries = metrics.counter("redisFlushRetries");
         this.flushLatencyMs = metrics.histogram("redisFlushLatencyMs", new DescriptiveStatisticsHistogram(1000));
         metrics.gauge("redisLastFlushLatencyMs", () -> lastFlushLatencyMs);
         metrics.gauge("redisBufferedRows", buffer::size);
@@ -135,7 +138,11 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         return buffer.size();
     }
 
-    /** Writes the buffer; retries connection errors with back-off, then fails (the job restarts from state). */
+    /**
+     * Writes the buffer. Connection errors (Redis down, restarting, failing over) are retried with back-off for up
+     * to {@code sink.max-outage}: the task blocks, so the job back-pressures and Kafka holds the events, and no
+     * restart replays them. Past that the task fails and the job restarts from its checkpoint.
+     */
     void flushBuffer() throws IOException, InterruptedException {
         if (buffer.isEmpty()) {
             return;
@@ -144,19 +151,26 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
         buffer.clear();
         long start = System.nanoTime();
         long backoff = config.initialBackoffMs;
-        for (int attempt = 0; ; attempt++) {
+        for (int attempt = 1; ; attempt++) {
             try {
                 connect();
                 execute(ops, System.currentTimeMillis());
+                if (attempt > 1) {
+                    LOG.info("fyp-redis: flush to {} succeeded after {} attempts ({} ms)", config.address(), attempt,
+                            (System.nanoTime() - start) / 1_000_000L);
+                }
                 break;
             } catch (JedisConnectionException | RetriableException e) {
                 disconnect();
-                if (attempt >= config.maxRetries) {
+                long outageMs = (System.nanoTime() - start) / 1_000_000L;
+                if (outageMs + backoff > config.maxOutageMs) {
                     throw new IOException("fyp-redis: writing " + ops.size() + " rows to " + config.address()
-                            + " failed after " + config.maxRetries + " retries", e);
+                            + " failed for " + outageMs + " ms (" + attempt + " attempts; sink.max-outage "
+                            + config.maxOutageMs + " ms)", e);
                 }
-                LOG.warn("fyp-redis: flush to {} failed ({}); retry {}/{} in {} ms", config.address(),
-                        e.getMessage(), attempt + 1, config.maxRetries, backoff);
+                flushRetries.inc();
+                LOG.warn("fyp-redis: flush to {} failed ({}); attempt {}, retrying in {} ms", config.address(),
+                        e.getMessage(), attempt, backoff);
                 Thread.sleep(backoff);
                 backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
             } catch (JedisException e) {

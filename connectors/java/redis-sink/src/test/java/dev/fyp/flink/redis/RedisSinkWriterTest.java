@@ -322,24 +322,48 @@ class RedisSinkWriterTest {
 
     @Test
     void connectionErrorsAreRetriedThenFailTheTask() throws Exception {
-        Configuration c = options("hash", Map.of("port", "1", "sink.max-retries", "2", "timeout", "1 s"));
+        Configuration c = options("hash", Map.of("port", "1", "sink.max-outage", "1 s", "timeout", "200 ms"));
         try (RedisSinkWriter w = writer(c, new ManualTime())) {
             w.write(row("a", 1, 1.0, 1L), null);
             IOException e = assertThrows(IOException.class, () -> w.flush(false));
-            assertTrue(e.getMessage().contains("after 2 retries"), e.getMessage());
+            assertTrue(e.getMessage().contains("sink.max-outage 1000 ms"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aFlushRidesOutAnOutageShorterThanMaxOutage() throws Exception {
+        int port = TestRedis.PORT + 1; // nothing listens there yet: Redis is "down"
+        Configuration c = options("hash", Map.of("port", Integer.toString(port), "sink.max-outage", "30 s",
+                "timeout", "200 ms"));
+        try (RedisSinkWriter w = writer(c, new ManualTime())) {
+            w.write(row("a", 1, 1.0, 1L), null);
+            java.util.concurrent.CompletableFuture<Void> flushed = java.util.concurrent.CompletableFuture.runAsync(
+                    () -> {
+                        try {
+                            w.flush(false);
+                        } catch (IOException | InterruptedException e) {
+                            throw new java.util.concurrent.CompletionException(e);
+                        }
+                    });
+            Thread.sleep(1_500);
+            assertTrue(!flushed.isDone(), "the flush waits for Redis instead of failing");
+            try (TestRedis late = TestRedis.start(port); Jedis j = late.client()) {
+                flushed.get(20, java.util.concurrent.TimeUnit.SECONDS);
+                assertTrue(j.exists("w:a"), "the buffered row was written once Redis came back");
+            }
         }
     }
 
     @Test
     void wrongPasswordIsReportedClearly() throws Exception {
-        Configuration c = options("hash", Map.of("password", "not-the-password", "sink.max-retries", "0"));
+        Configuration c = options("hash", Map.of("password", "not-the-password", "sink.max-outage", "0 s"));
         try (RedisSinkWriter w = writer(c, new ManualTime())) {
             w.write(row("a", 1, 1.0, 1L), null);
             IOException e = assertThrows(IOException.class, () -> w.flush(false));
             assertTrue(e.getMessage().contains("refused authentication"), e.getMessage());
         }
         Configuration unset = options("hash", Map.of("password-env", "FYP_TEST_NO_SUCH_VARIABLE",
-                "sink.max-retries", "0"));
+                "sink.max-outage", "0 s"));
         try (RedisSinkWriter w = writer(unset, new ManualTime())) {
             w.write(row("a", 1, 1.0, 1L), null);
             IOException e = assertThrows(IOException.class, () -> w.flush(false));

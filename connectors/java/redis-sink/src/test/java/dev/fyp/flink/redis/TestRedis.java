@@ -25,28 +25,35 @@ final class TestRedis implements AutoCloseable {
 
     private final Process process;
     private final Path dir;
+    final int port;
 
-    private TestRedis(Process process, Path dir) {
+    private TestRedis(Process process, Path dir, int port) {
         this.process = process;
         this.dir = dir;
+        this.port = port;
     }
 
     static TestRedis start() throws Exception {
+        return start(PORT);
+    }
+
+    /** A server on another port, e.g. one that comes up while a writer is already retrying. */
+    static TestRedis start(int port) throws Exception {
         String binary = Stream.of(System.getenv("PATH").split(File.pathSeparator))
                 .map(d -> Path.of(d, "redis-server")).filter(Files::isExecutable).findFirst()
                 .map(Path::toString).orElse(null);
         assumeTrue(binary != null, "redis-server is not on PATH; skipping Redis tests");
-        try (ServerSocket probe = new ServerSocket(PORT, 1, java.net.InetAddress.getLoopbackAddress())) {
+        try (ServerSocket probe = new ServerSocket(port, 1, java.net.InetAddress.getLoopbackAddress())) {
             probe.setReuseAddress(true);
         } catch (IOException e) {
-            throw new IllegalStateException("port " + PORT + " is busy; pass -Dfyp.test.redis.port=<free port>");
+            throw new IllegalStateException("port " + port + " is busy; pass -Dfyp.test.redis.port=<free port>");
         }
         Path dir = Files.createTempDirectory("fyp-redis-sink-test");
-        Process p = new ProcessBuilder(List.of(binary, "--port", Integer.toString(PORT), "--bind", "127.0.0.1",
+        Process p = new ProcessBuilder(List.of(binary, "--port", Integer.toString(port), "--bind", "127.0.0.1",
                 "--requirepass", PASSWORD, "--save", "", "--appendonly", "no", "--dir", dir.toString(),
                 "--daemonize", "no", "--loglevel", "warning"))
                 .redirectErrorStream(true).redirectOutput(dir.resolve("redis.log").toFile()).start();
-        TestRedis r = new TestRedis(p, dir);
+        TestRedis r = new TestRedis(p, dir, port);
         long deadline = System.currentTimeMillis() + 10_000;
         while (true) {
             try (Jedis j = r.client()) {
@@ -64,7 +71,7 @@ final class TestRedis implements AutoCloseable {
     }
 
     Jedis client() {
-        return new Jedis(new HostAndPort("127.0.0.1", PORT),
+        return new Jedis(new HostAndPort("127.0.0.1", port),
                 DefaultJedisClientConfig.builder().password(PASSWORD).build());
     }
 
