@@ -40,6 +40,54 @@ def features(
     console.print(table)
 
 
+def features_restore(
+    feature_set: list[str] = typer.Option(None, "--set", help="Only this feature set (repeatable); default all."),
+    as_json: bool = typer.Option(False, "--json", help="Print one result per set as JSON."),
+) -> None:
+    """Refill Redis from the Iceberg history after Redis lost its data (an empty restart).
+
+    Recomputes every live key of each feature set with the reference evaluator and writes only the keys Redis
+    lacks (SET NX), with the TTL each would have had: values the running job wrote since are kept.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from connectors.iceberg_tables import catalog
+    from fyp.bench.peers.sql import SqlTranslationError
+    from fyp.config import load_settings
+    from fyp.lake.restore import restore_feature_set
+    from schemas.tables import ENGAGEMENT_HISTORY
+
+    known = {fs.name: fs for fs in ALL_FEATURE_SETS}
+    with fail_cleanly(ValueError, NoSuchTableError, redis.RedisError, OSError):
+        unknown = sorted(set(feature_set or ()) - set(known))
+        if unknown:
+            raise ValueError(f"unknown feature set {', '.join(unknown)}; known: {', '.join(known)}")
+        settings = load_settings()
+        table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+        results, skipped = [], []
+        for fs in (known[n] for n in feature_set) if feature_set else ALL_FEATURE_SETS:
+            with err_console.status(f"restoring {fs.qualified_name} …") as status:
+                try:
+                    result = restore_feature_set(
+                        fs, table, client, now_ms=int(time.time() * 1000),
+                        progress=lambda stage, n, name=fs.qualified_name: status.update(
+                            f"restoring {name}: {n:,} {stage}"))
+                except SqlTranslationError as exc:  # computed by a Python function in the job only
+                    skipped.append({"feature_set": fs.qualified_name, "reason": str(exc)})
+                    continue
+            results.append(result)
+    if as_json:
+        print_json({"results": [r.__dict__ | {"keys_per_s": round(r.keys_per_s, 1)} for r in results],
+                    "skipped": skipped})
+        return
+    table_out = Table("feature set", "history rows", "entities", "written", "kept", "expired", "seconds", "keys/s")
+    for r in results:
+        table_out.add_row(r.feature_set, f"{r.history_rows:,}", f"{r.entities:,}", f"{r.written:,}", f"{r.kept:,}",
+                          f"{r.expired:,}", f"{r.seconds:.1f}", f"{r.keys_per_s:,.0f}")
+    console.print(table_out)
+    for skip in skipped:
+        console.print(f"[yellow]skipped {skip['feature_set']}[/]: {skip['reason']}", highlight=False)
 
 
 def features_doc(
@@ -63,3 +111,4 @@ def features_doc(
 def register(app: typer.Typer) -> None:
     app.command()(features)
     app.command("features-doc")(features_doc)
+    app.command("features-restore")(features_restore)
