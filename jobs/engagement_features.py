@@ -8,7 +8,7 @@ window aggregates. Sinks: the Java Redis writer (absolute values, never incremen
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -23,11 +23,17 @@ from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
-from udfs.feature_sql import JAVA_AGGREGATES, feature_query, sorted_set_query, source_columns
+from udfs.feature_sql import (
+    JAVA_AGGREGATES,
+    derived_failure_checks,
+    feature_query,
+    sorted_set_query,
+    source_columns,
+)
 from udfs.featurespec import FeatureSet
 from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
 
-__all__ = ["JOB_CONFIG", "build_engagement_features", "engagement_views"]
+__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "engagement_views"]
 
 GROUP_ID = "fyp-engagement-features"
 # ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
@@ -96,6 +102,20 @@ def engagement_views(
         f"FROM (SELECT {flat}, proc_time FROM decoded WHERE e.error IS NULL)) WHERE n = 1"))
 
 
+def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequence[str] = (),
+                         guarded: Iterable[str] = tuple(SCALAR_FUNCTIONS)) -> list[str]:
+    """SELECTs over `decoded` (engagement_views) of the good rows whose guarded derived function failed or ran
+    over budget (udfs/guard.py), with `kafka_partition, kafka_offset, payload, *passthrough, reason`: the job
+    dead-letters them, and the feature sets leave them out (their derived value is NULL).
+
+    guarded: SQL names of the guarded functions (default: the job's SCALAR_FUNCTIONS)."""
+    flat = ", ".join(f"e.`{name}` AS `{name}`" for name in ENGAGEMENT_COLUMNS)
+    kept = ", ".join(("kafka_partition", "kafka_offset", "payload", *passthrough))
+    return [f"SELECT {kept}, reason FROM (SELECT {kept}, {failure} AS reason FROM ("
+            f"SELECT {flat}, {kept} FROM decoded WHERE e.error IS NULL) WHERE {where}) WHERE reason IS NOT NULL"
+            for where, failure in derived_failure_checks(feature_sets, guarded)]
+
+
 def build_engagement_features(
     t_env: TableEnvironment, settings: Settings, *, feature_sets: tuple[FeatureSet, ...] = ALL_FEATURE_SETS,
     options: JobOptions | None = None,
@@ -134,6 +154,12 @@ def build_engagement_features(
         "INSERT INTO dead_letters SELECT kafka_key, "
         f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload, kafka_key), "
         f"kafka_headers FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'")
+    # A record on which a derived column's Python function failed, or ran over budget, is a dead letter too.
+    for rows in derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers")):
+        statements.add_insert_sql(
+            "INSERT INTO dead_letters SELECT kafka_key, "
+            f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, reason, payload, kafka_key), "
+            f"kafka_headers FROM ({rows})")
     return statements
 
 

@@ -106,8 +106,12 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     if feature_set.derived:
         # Filter first, then compute: the planner keeps the filter in a Java operator ahead of any Python
         # function the derived columns call, so only this set's rows reach it.
+        # A NULL derived value means its guarded function failed on this row (udfs/guard.py): the row is a dead
+        # letter (`derived_failure_checks`), so no aggregation of the set counts it.
         derived = ", ".join(f"{d.sql} AS `{d.name}`" for d in feature_set.derived)
-        relation = f"(SELECT *, {derived} FROM `{source}` WHERE {feature_set.where})"
+        present = " AND ".join(f"`{d.name}` IS NOT NULL" for d in feature_set.derived)
+        relation = (f"(SELECT * FROM (SELECT *, {derived} FROM `{source}` WHERE {feature_set.where}) "
+                    f"WHERE {present})")
     if entity.explodes_hashtags:
         # Only the columns the set reads go through the explode, which copies them once per hashtag.
         kept = ", ".join(f"`{c}`" for c in (*read_columns(feature_set), *(d.name for d in feature_set.derived))
@@ -146,3 +150,34 @@ def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
         return double_literals(f"SELECT {columns}\nFROM `{source}`\n{where}")
     hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
     return double_literals(f"SELECT {hint} {columns}\nFROM `{source}` AS src\n{where}\nGROUP BY {', '.join(groups)}")
+
+
+def failure_function(name: str) -> str:
+    """The SQL name of the function that says why guarded function `name` gave NULL (udfs/flink_functions.py)."""
+    return f"{name}_FAILURE"
+
+
+def derived_failure_checks(feature_sets: Iterable[FeatureSet], guarded: Iterable[str]) -> list[tuple[str, str]]:
+    """(row filter, failure expression) per distinct use of a guarded function by some set's derived columns: the
+    expression is the reason a row's derived value is NULL (or NULL), the filter the set's `where` that keeps the
+    function from other rows. Sets sharing a derived column (video and author sentiment) share one check.
+
+    >>> from features.comments import video_comment_sentiment
+    >>> derived_failure_checks([video_comment_sentiment.v1], ["COMMENT_SENTIMENT"])
+    [("event_type = 'comment'", 'COMMENT_SENTIMENT_FAILURE(`comment_text`)')]
+    """
+    names = set(guarded)
+    checks: dict[tuple[str, str], None] = {}
+    for feature_set in feature_sets:
+        failures = []
+        for column in feature_set.derived:
+            calls = [name for name in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", column.sql) if name in names]
+            if calls:
+                sql = column.sql
+                for name in set(calls):
+                    sql = re.sub(rf"\b{name}\s*\(", f"{failure_function(name)}(", sql)
+                failures.append(sql)
+        if failures:
+            expression = failures[0] if len(failures) == 1 else f"COALESCE({', '.join(failures)})"
+            checks[(feature_set.where or "TRUE", expression)] = None
+    return list(checks)

@@ -154,6 +154,8 @@ class DerivedColumn:
 
     sql: a Flink SQL expression over engagement-row columns; it may call a function the job registers
     (udfs/flink_functions.py `SCALAR_FUNCTIONS`), which runs only on the rows the feature set's `where` keeps.
+    Those functions are guarded (udfs/guard.py): on a row where one fails it gives NULL, and a row with a NULL
+    derived value is left out of the set (and dead-lettered by the job).
 
     >>> DerivedColumn(name="sentiment", sql="COMMENT_SENTIMENT(`comment_text`)").name
     'sentiment'

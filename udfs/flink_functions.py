@@ -16,6 +16,8 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 from udfs.exploration import decision_payload
+from udfs.feature_sql import failure_function
+from udfs.guard import GuardedFunction
 from udfs.lateness import LatenessGate
 from udfs.sentiment import comment_sentiment
 from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, to_upload_event_row
@@ -24,12 +26,13 @@ __all__ = [
     "ENGAGEMENT_ROW_TYPE",
     "LATE",
     "SCALAR_FUNCTIONS",
-    "comment_sentiment_score",
+    "GuardedScalar",
     "decode_engagement",
     "decode_upload_event",
     "encode_dead_letter",
     "encode_exploration_decision",
     "flink_type",
+    "guarded_functions",
 ]
 
 LATE = "late"  # the `error` of a row too far behind the newest event time: counted, not a dead letter
@@ -127,14 +130,45 @@ def encode_dead_letter(topic: str, partition: int, offset: int, reason: str, pay
     return dead_letter_payload(topic, partition, offset, reason, payload, key=key)
 
 
-@udf(result_type=DataTypes.DOUBLE())
-def comment_sentiment_score(text: str | None) -> float:
-    return comment_sentiment(text)
+# Guards shared by the value and failure functions of one name within a worker's interpreter (set in `open`),
+# so that the dead-letter check reuses the evaluation the feature sets made.
+_SHARED_GUARDS: dict[str, GuardedFunction] = {}
+
+
+class GuardedScalar(ScalarFunction):
+    """A guarded per-event function as Flink sees it (udfs/guard.py): `NAME(args)` gives the value or NULL, and
+    `NAME_FAILURE(args)` the reason it gave NULL (the job's dead-letter branch). Counts failures in
+    `fyp_udf_failures_total`."""
+
+    def __init__(self, guard: GuardedFunction, *, reports_failure: bool = False) -> None:
+        self.guard = guard
+        self.reports_failure = reports_failure
+
+    def open(self, function_context: FunctionContext) -> None:
+        self.guard = _SHARED_GUARDS.setdefault(self.guard.name, self.guard)
+        self.failures = function_context.get_metric_group().counter("fyp_udf_failures_total")
+
+    def eval(self, *args):
+        if self.reports_failure:
+            return self.guard.failure(*args)
+        before = self.guard.failures
+        value = self.guard(*args)
+        if self.guard.failures > before:
+            self.failures.inc()
+        return value
+
+
+def guarded_functions(guard: GuardedFunction, result_type: DataType) -> dict[str, object]:
+    """`{NAME: value UDF, NAME_FAILURE: failure UDF}` for one guarded function."""
+    return {guard.name: udf(GuardedScalar(guard), result_type=result_type),
+            failure_function(guard.name): udf(GuardedScalar(guard, reports_failure=True),
+                                              result_type=DataTypes.STRING())}
 
 
 # SQL name -> Python scalar function, for the derived columns of feature sets (udfs/featurespec.py
-# `DerivedColumn`); a features job registers them all with create_temporary_system_function.
-SCALAR_FUNCTIONS = {"COMMENT_SENTIMENT": comment_sentiment_score}
+# `DerivedColumn`), each with its `_FAILURE` twin; a features job registers them all with
+# create_temporary_system_function.
+SCALAR_FUNCTIONS = guarded_functions(GuardedFunction("COMMENT_SENTIMENT", comment_sentiment), DataTypes.DOUBLE())
 
 
 @udf(result_type=DataTypes.BYTES())

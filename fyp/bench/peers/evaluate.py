@@ -156,13 +156,17 @@ class FeatureEvaluator:
         return keys
 
     def _admits(self, row: Row) -> bool:
-        """The set's own `where` holds and the row counts in at least one aggregation."""
+        """The set's own `where` holds, no derived value is NULL (its function failed: the job dead-letters the
+        row, udfs/guard.py), and the row counts in at least one aggregation."""
         if self._where is not None and not self._where(row):
             return False
+        if self._derive:
+            derived = tuple(derive(row) for derive in self._derive)
+            if any(value is None for value in derived):
+                return False
+            row = (*row, *derived)
         if self._counted is None:
             return True
-        if self._derive:
-            row = (*row, *(derive(row) for derive in self._derive))
         return self._counted(row)
 
     def new_state(self) -> array:
