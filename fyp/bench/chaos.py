@@ -6,8 +6,20 @@ fyp.stack (Flink restores every job from its last checkpoint), and the Kafka bro
 Afterwards the history must hold each produced event exactly once, and the Redis features recomputed from the
 history (fyp.lake.verify) must match.
 
-Recovery time of a kill: from the SIGKILL until every job has restarted (its numRestarts grew) and all its
-tasks run again. Of a broker restart: until the broker answers again, and until every job runs again.
+Recovery of a kill: from the SIGKILL until every job has restarted (a new entry in its exception history) and
+every task of every job is RUNNING again, by the JobManager's own task timestamps. Of a broker restart: until
+the broker answers again, and until every task runs (0 when none had to restart: the Kafka source reconnects).
+
+Why not the `numRestarts` metric: `/jobs/<id>/metrics` answers at once from the REST endpoint's metric cache,
+which Flink 2.2 refreshes at most every 10 s (`metrics.fetcher.update-interval`) and only once the previous
+fetch, from the JobManager and from every TaskManager, has completed. A metric request made just before a
+kill starts such a fetch; a TaskManager that never answers it (killed before it did, or frozen with SIGSTOP
+in a probe here) holds every later refresh until the request times out. In that probe numRestarts stayed at
+its pre-kill value for over 150 s while the job details showed the job RESTARTING and RUNNING again: the way
+a bench that read numRestarts just before each kill could see no restart and give up after 180 s. Job
+details, exception history and subtask times come from the JobMaster's execution graph (cached for at most
+`web.refresh-interval`, 3 s), and each restart of a job adds one entry to its exception history (the counts
+matched numRestarts once that cache caught up).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -29,7 +41,7 @@ from features import feature_set_for_entity
 from fyp.config import Settings
 from fyp.stack.flink_cluster import TaskManagerService
 from fyp.stack.kafka_broker import KafkaService
-from fyp.stack.process import StackError, wait_until
+from fyp.stack.process import StackError, reap, wait_until
 from fyp.stack.submit import list_jobs, submit_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
@@ -40,11 +52,17 @@ __all__ = [
     "CHAOS_JOBS",
     "ChaosResult",
     "Disruption",
+    "JobView",
+    "all_tasks_running",
     "ensure_jobs",
     "history_counts",
-    "job_restarts",
+    "job_view",
     "jobs_running",
+    "recovered",
+    "recovery_seconds",
+    "restarts_since",
     "run_chaos",
+    "running_since",
 ]
 
 # (job file, pipeline name, Flink properties when chaos submits it): short checkpoints bound the replay.
@@ -60,9 +78,11 @@ class Disruption:
 
     kind: str  # "kill_taskmanager" or "restart_kafka"
     at_s: float  # seconds after production started
-    service_back_s: float | None  # the TaskManager registered again / the broker answered again
-    jobs_running_s: float | None  # every job restarted where needed and all its tasks running
-    job_restarts: int  # restarts the jobs went through because of it
+    service_back_s: float | None  # the new TaskManager registered / the broker answered again
+    # Until the last task of every job was RUNNING again (after its job restarted, for a kill), by the
+    # JobManager's task timestamps; 0.0 when no task stopped; None when that took over the timeout (180 s).
+    jobs_running_s: float | None
+    job_restarts: int  # restarts of all the jobs together (exception-history entries) until then
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,18 +110,63 @@ def _rest(settings: Settings, path: str) -> dict:
     return response.json()
 
 
-def job_restarts(settings: Settings, job_id: str) -> int:
-    values = _rest(settings, f"/jobs/{job_id}/metrics?get=numRestarts")
-    return int(float(values[0]["value"])) if values else 0
+@dataclass(frozen=True, kw_only=True)
+class JobView:
+    """One job as the JobManager's REST API shows it: `/jobs/<id>` and `/jobs/<id>/exceptions`."""
+
+    job_id: str
+    state: str  # the job's status: RUNNING, RESTARTING, …
+    tasks: tuple[tuple[str, int, int], ...]  # per vertex: (vertex id, parallelism, tasks RUNNING)
+    failures: tuple[int, ...]  # exception-history timestamps (ms), one per restart, newest first
+
+    @classmethod
+    def parse(cls, details: Mapping, exceptions: Mapping) -> JobView:
+        # Count RUNNING tasks rather than read the vertex status: a vertex is RUNNING as soon as one of its
+        # tasks is, while the others may still be SCHEDULED or DEPLOYING.
+        tasks = tuple((v["id"], int(v["parallelism"]), int(v["tasks"].get("RUNNING", 0)))
+                      for v in details["vertices"])
+        entries = exceptions["exceptionHistory"]["entries"]
+        return cls(job_id=details["jid"], state=details["state"], tasks=tasks,
+                   failures=tuple(int(e["timestamp"]) for e in entries))
+
+
+def all_tasks_running(view: JobView) -> bool:
+    return view.state == "RUNNING" and bool(view.tasks) and all(n == running for _, n, running in view.tasks)
+
+
+def restarts_since(before: JobView, after: JobView) -> int:
+    """Restarts between two views: exception-history entries newer than the newest one `before` saw.
+
+    Flink keeps the last `web.exception-history-size` (16) entries, so this counts at most 16.
+    """
+    newest = max(before.failures, default=0)
+    return sum(1 for t in after.failures if t > newest)
+
+
+def recovered(before: Mapping[str, JobView], now: Mapping[str, JobView], *, must_restart: bool) -> bool:
+    """Every job has all its tasks RUNNING and, when `must_restart`, has restarted since `before`."""
+    return all(j in now and all_tasks_running(now[j]) and (not must_restart or restarts_since(view, now[j]) > 0)
+               for j, view in before.items())
+
+
+def running_since(subtask_times: Mapping) -> list[int]:
+    """When each task of a vertex (`/jobs/<id>/vertices/<vid>/subtasktimes`) last switched to RUNNING (ms; 0:
+    its current attempt does not run)."""
+    return [int(s["timestamps"].get("RUNNING", 0)) for s in subtask_times["subtasks"]]
+
+
+def recovery_seconds(fault_ms: int, task_running_ms: Iterable[int]) -> float:
+    """Seconds from the fault until the last task ran again; 0.0 when every task kept running through it."""
+    return round(max(0, max(task_running_ms, default=0) - fault_ms) / 1000, 2)
+
+
+def job_view(settings: Settings, job_id: str) -> JobView:
+    return JobView.parse(_rest(settings, f"/jobs/{job_id}"), _rest(settings, f"/jobs/{job_id}/exceptions"))
 
 
 def jobs_running(settings: Settings, job_ids: Sequence[str]) -> bool:
     """Every job RUNNING with every task of every vertex RUNNING."""
-    for job_id in job_ids:
-        job = _rest(settings, f"/jobs/{job_id}")
-        if job["state"] != "RUNNING" or any(v["status"] != "RUNNING" for v in job["vertices"]):
-            return False
-    return True
+    return all(all_tasks_running(job_view(settings, j)) for j in job_ids)
 
 
 def ensure_jobs(settings: Settings) -> list[str]:
@@ -118,16 +183,27 @@ def history_counts(settings: Settings, event_prefix: str) -> tuple[int, int]:
     return column.length(), len(column.unique()) if column.length() else 0
 
 
-def _await_recovery(settings: Settings, job_ids: Sequence[str], before: dict[str, int], start: float,
-                    timeout_s: float, *, must_restart: bool) -> tuple[float | None, int]:
-    """Seconds from `start` until the jobs run again (after restarting, when `must_restart`), and restarts."""
-    def recovered() -> bool:
-        restarted = all(job_restarts(settings, j) > before[j] for j in job_ids)
-        return (restarted or not must_restart) and jobs_running(settings, job_ids)
+def _await_recovery(settings: Settings, before: Mapping[str, JobView], fault_ms: int, timeout_s: float, *,
+                    must_restart: bool) -> tuple[float | None, int]:
+    """Seconds from `fault_ms` (wall clock) until every task of every job ran again (after its job restarted,
+    when `must_restart`), or None after `timeout_s`; and the restarts the jobs went through until then."""
+    now: dict[str, JobView] = {}
+    task_running_ms: list[int] = []
 
-    ok = wait_until(recovered, timeout_s=timeout_s, interval_s=0.25)
-    restarts = sum(job_restarts(settings, j) - before[j] for j in job_ids)
-    return (round(time.monotonic() - start, 2) if ok else None), restarts
+    def check() -> bool:
+        now.update({j: job_view(settings, j) for j in before})
+        if not recovered(before, now, must_restart=must_restart):
+            return False
+        task_running_ms[:] = [t for view in now.values() for vertex, _, _ in view.tasks
+                              for t in running_since(_rest(settings, f"/jobs/{view.job_id}/vertices/{vertex}/"
+                                                                     "subtasktimes"))]
+        return all(task_running_ms)  # a task that failed again since the job details has no RUNNING time
+
+    ok = wait_until(check, timeout_s=timeout_s, interval_s=0.5)
+    restarts = sum(restarts_since(view, now[j]) for j, view in before.items() if j in now)
+    # The JobManager stamps task states with its wall clock; every service runs on this machine (the bench
+    # kills local processes), so it is the clock `fault_ms` was read from.
+    return (recovery_seconds(fault_ms, task_running_ms) if ok else None), restarts
 
 
 def kill_taskmanager(
@@ -138,15 +214,21 @@ def kill_taskmanager(
     pid = service.pid()
     if pid is None:
         raise StackError("the TaskManager is not running")
-    before = {j: job_restarts(settings, j) for j in job_ids}
+    before = {j: job_view(settings, j) for j in job_ids}
     old_ids = _taskmanager_ids(settings)
     start = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: service.pid() is None, timeout_s=10, interval_s=0.05)
+    fault_ms = int(time.time() * 1000)
+    # The whole process group, as a crashed machine or container would lose it: fyp.stack starts each service
+    # as the leader of its own session, so the group is the TaskManager and any Python workers it forked.
+    os.killpg(pid, signal.SIGKILL)
+    # When this process started that TaskManager (the one a previous kill replaced, or the one the integration
+    # tests' session stack started), it is our child: wait for it, or it stays a zombie while we run.
+    if not reap(pid, timeout_s=10):
+        raise StackError(f"the TaskManager (pid {pid}) is still running 10 s after SIGKILL")
     service.start()  # a fresh process; the JobManager reschedules the jobs onto its slots
     registered = wait_until(lambda: bool(_taskmanager_ids(settings) - old_ids), timeout_s=timeout_s)
     back = round(time.monotonic() - start, 2) if registered else None
-    running, restarts = _await_recovery(settings, job_ids, before, start, timeout_s, must_restart=True)
+    running, restarts = _await_recovery(settings, before, fault_ms, timeout_s, must_restart=True)
     return back, running, restarts
 
 
@@ -159,12 +241,13 @@ def restart_kafka(
 ) -> tuple[float | None, float | None, int]:
     """Stop the broker (SIGTERM, as an operator or a rolling upgrade would) and start it again."""
     service = KafkaService(settings)
-    before = {j: job_restarts(settings, j) for j in job_ids}
+    before = {j: job_view(settings, j) for j in job_ids}
     start = time.monotonic()
-    service.stop()
+    fault_ms = int(time.time() * 1000)
+    service.stop()  # waits for the broker to exit and reaps it when this process started it
     service.start()
     back = round(time.monotonic() - start, 2)
-    running, restarts = _await_recovery(settings, job_ids, before, start, timeout_s, must_restart=False)
+    running, restarts = _await_recovery(settings, before, fault_ms, timeout_s, must_restart=False)
     return back, running, restarts
 
 

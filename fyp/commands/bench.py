@@ -203,7 +203,9 @@ def chaos(
         for d in result.disruptions:
             faults.add_row(d.kind, f"{d.at_s:.1f}", str(d.service_back_s), str(d.jobs_running_s), str(d.job_restarts))
         console.print(faults)
-    if not result.exactly_once or set(result.verify) - {"match"}:
+    # A fault the jobs did not get over within the bench's timeout (180 s) fails the run like a lost event.
+    unrecovered = any(d.jobs_running_s is None for d in result.disruptions)
+    if not result.exactly_once or set(result.verify) - {"match"} or unrecovered:
         raise typer.Exit(1)
 
 
