@@ -13,7 +13,7 @@ from fyp.stack.process import StackError
 
 __all__ = ["bench_app", "register"]
 
-bench_app = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos.",
+bench_app = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits.",
                         no_args_is_help=True)
 
 
@@ -251,6 +251,39 @@ def serving(
                                                              ("p50_ms", "p95_ms", "p99_ms", "requests_per_s")))
     console.print(table)
     _show("Feast latency / fyp latency", result.ratios | {"load_average_1m": data["load_average_1m"]})
+
+
+@bench_app.command()
+def limits(
+    rounds: int = typer.Option(200, "--rounds", min=1, help="Timed calls per case."),
+    unbounded_rounds: int = typer.Option(3, "--unbounded-rounds", min=1,
+                                         help="Timed calls of unbounded VADER per comment (slow)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Per-event cost of the worst events the field limits admit: the reference decoder and comment sentiment,
+    beside unbounded VADER on the same comments (no services needed)."""
+    import os
+
+    from fyp.bench.limits import run_limits
+
+    status = console.status("timing")
+    if as_json:  # stdout holds the JSON alone
+        cases = run_limits(rounds=rounds, unbounded_rounds=unbounded_rounds)
+    else:
+        with status:
+            cases = run_limits(rounds=rounds, unbounded_rounds=unbounded_rounds,
+                               progress=lambda name: status.update(f"timing {name}"))
+    load = round(os.getloadavg()[0], 2)
+    if as_json:
+        print_json({"load_average_1m": load, "cases": [
+            {"name": c.name, "kind": c.kind, **c.latency, "per_s": c.per_s} for c in cases]})
+        return
+    table = Table("case", "function", "calls", "p50 ms", "p95 ms", "p99 ms", "max ms", "per s (p50)",
+                  title=f"per-event cost at the field limits (load average {load})")
+    for c in cases:
+        table.add_row(c.name, c.kind, str(c.latency["samples"]),
+                      *(f"{c.latency[k]:,}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")), f"{c.per_s:,}")
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
