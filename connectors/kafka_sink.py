@@ -10,10 +10,12 @@ from fyp.config import Settings
 __all__ = ["kafka_raw_sink"]
 
 
-def kafka_raw_sink(settings: Settings, *, topic: str, with_headers: bool = False) -> TableDescriptor:
+def kafka_raw_sink(settings: Settings, *, topic: str, with_headers: bool = False,
+                   max_request_bytes: int | None = None) -> TableDescriptor:
     """A table of (`record_key BYTES`, `payload BYTES`) written to `topic`, at least once.
 
     with_headers: a third column `headers MAP<STRING, BYTES>` becomes the record's headers.
+    max_request_bytes: the producer's `max.request.size`, for a topic whose records may pass the 1 MiB default.
     """
     schema = (
         Schema.new_builder()
@@ -33,6 +35,8 @@ def kafka_raw_sink(settings: Settings, *, topic: str, with_headers: bool = False
         .option("value.fields-include", "EXCEPT_KEY")
         .option("sink.delivery-guarantee", "at-least-once")
     )
+    if max_request_bytes is not None:
+        builder = builder.option("properties.max.request.size", str(max_request_bytes))
     for key, value in flink_kafka_properties(settings).items():
         builder = builder.option(key, value)
     return builder.build()

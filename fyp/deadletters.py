@@ -1,9 +1,14 @@
 """The dead-letter topic as data: read it, select by reason and time, summarise, and replay to the original topic.
 
-A dead letter (schemas/avro/DeadLetter.avsc) keeps the original payload, partition, offset and key; the features
-job also copies the original headers onto the dead-letter record (jobs/engagement_features.py). A replay sends the
-payload back to the topic it came from with that key and those headers, plus `fyp-dlq-offset` naming the dead
-letter it came from, so the record lands on the same partition as its user's other events.
+Two dead-letter topics: fyp.engagement.dlq.v1 (the features job's) and fyp.uploads.dlq.v1 (the transcoder's and
+the moderator's, workers/dead_letters.py); `read_dead_letters(settings, topic=...)` reads either.
+
+A dead letter (schemas/avro/DeadLetter.avsc) keeps the original payload, partition, offset and key; its writer also
+copies the original headers onto the dead-letter record (jobs/engagement_features.py, workers/dead_letters.py), and
+the workers add `fyp-dlq-consumer: <consumer group>`. A replay sends the payload back to the topic it came from
+with that key and the original headers, plus `fyp-dlq-offset` naming the dead letter it came from, so the record
+lands on the same partition as its user's (or video's) other records. Two consumer groups read the uploads topic,
+so one unreadable upload record has a dead letter from each: a replay sends each original offset once.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from dataclasses import dataclass, field
 
 from fyp.config import Settings
 from schemas.registry import UndecodableEvent, default_registry
-from schemas.topics import ENGAGEMENT_DLQ
+from schemas.topics import ALL_TOPICS, ENGAGEMENT_DLQ
+from udfs.dead_letter import CONSUMER_HEADER
 
-__all__ = ["REPLAY_HEADER", "DeadLetter", "DeadLetterSummary", "read_dead_letters", "replay", "select", "summarize"]
+__all__ = ["DLQ_TOPICS", "REPLAY_HEADER", "DeadLetter", "DeadLetterSummary", "distinct_originals", "read_dead_letters",
+           "replay", "replay_headers", "select", "summarize"]
 
 REPLAY_HEADER = "fyp-dlq-offset"  # on a replayed record: "<dlq partition>:<dlq offset>" it was replayed from
+# The dead-letter topics (those that carry DeadLetter records), engagement first: what `fyp dlq --topic` accepts.
+DLQ_TOPICS: tuple[str, ...] = tuple(t.name for t in ALL_TOPICS if t.record_names == ("DeadLetter",))
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,25 @@ class DeadLetter:
     failed_at_ms: int
     headers: tuple[tuple[str, bytes], ...] = ()
 
+    @property
+    def consumer(self) -> str | None:
+        """The consumer group that gave up on the record (a worker's dead letter), else None."""
+        for name, value in self.headers:
+            if name == CONSUMER_HEADER and value is not None:
+                return _text(value)
+        return None
+
+    @property
+    def origin(self) -> tuple[str, int, int]:
+        """Where the original was read: (topic, partition, offset); one per original, however many dead letters."""
+        return (self.topic, self.partition, self.offset)
+
     def summary(self) -> dict[str, object]:
         """A JSON-safe view: the key as text where it is UTF-8, the payload's size rather than its bytes."""
         return {"dlq_offset": self.dlq_offset, "reason": self.reason, "topic": self.topic,
                 "partition": self.partition, "offset": self.offset, "key": _text(self.key),
                 "failed_at_ms": self.failed_at_ms, "payload_bytes": len(self.payload),
-                "headers": [name for name, _ in self.headers]}
+                "headers": [name for name, _ in self.headers], "consumer": self.consumer}
 
 
 @dataclass(frozen=True)
@@ -65,10 +87,13 @@ def decode_dead_letter(partition: int, offset: int, value: bytes, headers: Itera
     """A DLQ record's value as a DeadLetter; an undecodable one (written by something else) gets reason
     `unreadable_dead_letter` and its raw bytes as the payload, so that it is counted, not hidden."""
     try:
-        record = default_registry().decode(value).record
+        event = default_registry().decode(value)
     except UndecodableEvent:
+        event = None
+    if event is None or event.record_name != "DeadLetter":  # another record is as unreadable as garbage here
         return DeadLetter(partition, offset, "unreadable_dead_letter", "", -1, -1, None, value or b"", 0,
                           tuple(headers))
+    record = event.record
     return DeadLetter(partition, offset, record["reason"], record["topic"], record["partition"], record["offset"],
                       record["key"], record["payload"], record["failed_at"], tuple(headers))
 
@@ -142,10 +167,25 @@ def read_dead_letters(settings: Settings, *, topic: str = ENGAGEMENT_DLQ.name,
         consumer.close()
 
 
+def replay_headers(headers: Iterable[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
+    """The original record's headers from a dead letter's: without `fyp-dlq-consumer`, which the worker added.
+
+    >>> replay_headers([("trace", b"t1"), ("fyp-dlq-consumer", b"fyp-transcoder")])
+    [('trace', b't1')]
+    """
+    return [(name, value) for name, value in headers if name != CONSUMER_HEADER]
+
+
+def distinct_originals(letters: Iterable[DeadLetter]) -> int:
+    """How many originals `letters` stand for (a record parked by two consumer groups counts once)."""
+    return len({letter.origin for letter in letters})
+
+
 def replay(settings: Settings, letters: Iterable[DeadLetter], *, on_sent: Callable[[DeadLetter], None] | None = None
            ) -> int:
-    """Produce each dead letter's payload to its original topic with its original key and headers; returns how
-    many Kafka acknowledged. Raises when any was refused, after waiting for the rest."""
+    """Produce each dead letter's payload to its original topic with its original key and headers (not the
+    worker's `fyp-dlq-consumer`); returns how many Kafka acknowledged. An original parked twice (by two consumer
+    groups) is sent once. Raises when any was refused, after waiting for the rest."""
     from confluent_kafka import Producer
 
     producer = Producer(settings.kafka_producer_config())
@@ -159,11 +199,16 @@ def replay(settings: Settings, letters: Iterable[DeadLetter], *, on_sent: Callab
         else:
             sent += 1
 
+    sent_origins: set[tuple[str, int, int]] = set()
     for letter in letters:
         if not letter.topic:
             failures.append(f"dead letter at offset {letter.dlq_offset} has no original topic")
             continue
-        headers = [*letter.headers, (REPLAY_HEADER, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())]
+        if letter.origin in sent_origins:  # the same original parked by a second consumer group
+            continue
+        sent_origins.add(letter.origin)
+        headers = [*replay_headers(letter.headers),
+                   (REPLAY_HEADER, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())]
         producer.produce(letter.topic, value=letter.payload, key=letter.key, headers=headers, on_delivery=delivered)
         producer.poll(0)
         if on_sent:

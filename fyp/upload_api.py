@@ -24,14 +24,17 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fyp.media.keys import new_upload_key, validate_key
 from fyp.media.probe import DEFAULT_LIMITS, Limits, Sniffed, sniff
+from udfs.limits import MAX_CAPTION_CHARS, MAX_HASHTAG_BYTES, MAX_HASHTAGS, MAX_ID_BYTES, UPLOAD_CONTENT_TYPES
 
 __all__ = [
+    "MAX_REQUEST_BYTES",
     "ApiError",
+    "BodyLimit",
     "MemoryUploadStore",
     "PendingUpload",
     "RedisUploadStore",
@@ -44,23 +47,48 @@ __all__ = [
 ]
 
 Emit = Callable[[str, Mapping[str, Any]], None]
-ContentType = Literal["video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"]
+ContentType = Literal[UPLOAD_CONTENT_TYPES]  # the five udfs/limits.py names: what `content_type_of` can prove
 Status = Literal["pending", "completed", "rejected"]
 _UPLOAD_ID = r"^[0-9a-f]{32}$"
 _HASH_CHUNK = 1 << 20
+# The largest body POST /v1/uploads needs: a caption of MAX_CAPTION_CHARS astral characters JSON-escaped as
+# surrogate pairs (12 bytes each: 26,400), 30 hashtags of 100 bytes escaped (9,000), the ids and the rest (~1 KB).
+# Anything larger is refused with 413 before it is parsed, so a request costs at most this much to read.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def _hashtag_bytes(tag: str) -> str:
+    # Pydantic's max_length counts characters; the hashtag limit (a key part, udfs/limits.py) counts bytes.
+    if len(tag.encode("utf-8")) > MAX_HASHTAG_BYTES:
+        raise ValueError(f"a hashtag is at most {MAX_HASHTAG_BYTES} bytes of UTF-8")
+    return tag
+
+
+# Ids: the upload side's plain identifiers (no ':', no control character: they become Redis and S3 key parts), at
+# most MAX_ID_BYTES; ASCII, so characters are bytes. Hashtags: `\w` (Unicode letters, digits, underscore) has
+# neither `:` nor control characters either. Patterns run in pydantic-core's Rust regex engine, which does not
+# backtrack: linear in the input, and the input is already within its length limit.
+_PLAIN_ID = r"^[A-Za-z0-9_-]+$"
+Hashtag = Annotated[str, Field(min_length=1, max_length=MAX_HASHTAG_BYTES, pattern=r"^\w+$"),
+                    AfterValidator(_hashtag_bytes)]
 
 
 class UploadRequest(BaseModel):
-    """Body of POST /v1/uploads. Unknown fields are refused, so a client cannot smuggle in a key."""
+    """Body of POST /v1/uploads. Unknown fields are refused, so a client cannot smuggle in a key.
+
+    Every field has a limit (docs/UPLOADS.md, "Field limits"); the numbers come from udfs/limits.py, which the
+    orchestration job and the workers check again on the records (udfs/upload_limits.py).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    author_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    caption: str = Field(default="", max_length=2200)
-    hashtags: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\w+$")]] = Field(
-        default_factory=list, max_length=30, description="without '#': letters, digits, underscores"
+    author_id: str = Field(min_length=1, max_length=MAX_ID_BYTES, pattern=_PLAIN_ID)
+    caption: str = Field(default="", max_length=MAX_CAPTION_CHARS, description="characters, as the app counts")
+    hashtags: list[Hashtag] = Field(
+        default_factory=list, max_length=MAX_HASHTAGS,
+        description=f"without '#': letters, digits, underscores; each at most {MAX_HASHTAG_BYTES} bytes",
     )
-    sound_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    sound_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_BYTES, pattern=_PLAIN_ID)
     region: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
     language: str = Field(pattern=r"^[a-z]{2}$", description="ISO 639-1")
     content_type: ContentType
@@ -292,10 +320,12 @@ def create_app(
     service = UploadService(s3=s3, bucket=bucket, store=store, emit=emit, limits=limits, expires_in=expires_in,
                             clock=clock)
     app = FastAPI(title="fyp upload API", version="1")
+    app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
 
     @app.exception_handler(StarletteHTTPException)
     def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code,
+                                                                                             "http_error")
         body = {"code": code, "message": str(exc.detail)}
         return JSONResponse(status_code=exc.status_code, content={"error": body})
 
@@ -320,6 +350,63 @@ def create_app(
         return service.complete(upload_id)
 
     return app
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException, so that FastAPI passes it through its body parsing (other errors there become a 400) to
+    # the app's handler, which answers `request_too_large`.
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413, detail=f"the request body is over {max_bytes} bytes")
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered 413 `request_too_large` before any of it is
+    parsed, whether the client declared its length (refused before reading) or streams it (refused once the
+    count passes the limit). Uvicorn has no body limit of its own.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(send)
+
+    async def _refuse(self, send: Callable[[Any], Any]) -> None:
+        body = json.dumps({"error": {"code": "request_too_large",
+                                     "message": f"the request body is over {self.max_bytes} bytes"}}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _valid_upload_id(upload_id: str) -> bool:

@@ -148,8 +148,8 @@ def build_engagement_features(
         statements.add_insert_sql(f"INSERT INTO {sink} {sorted_set_query(spec)}")
     # A dead letter keeps the original key (as the record key and in DeadLetter.key) and headers, so that
     # `fyp dlq replay` sends it back to the same partition with what the client attached.
-    t_env.create_temporary_table("dead_letters", kafka_raw_sink(settings, topic=ENGAGEMENT_DLQ.name,
-                                                                with_headers=True))
+    t_env.create_temporary_table("dead_letters", kafka_raw_sink(
+        settings, topic=ENGAGEMENT_DLQ.name, with_headers=True, max_request_bytes=ENGAGEMENT_DLQ.max_message_bytes))
     statements.add_insert_sql(
         "INSERT INTO dead_letters SELECT kafka_key, "
         f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload, kafka_key), "

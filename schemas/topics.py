@@ -17,6 +17,7 @@ __all__ = [
     "ENGAGEMENT_DLQ",
     "EXPLORATION",
     "UPLOADS",
+    "UPLOADS_DLQ",
     "VIDEO_EMBEDDINGS",
     "VIDEO_STATUS",
     "Cleanup",
@@ -39,6 +40,7 @@ class Topic:
     partitions: partition count; fixed for the topic's life because the key decides the partition.
     cleanup: "delete" (time-based retention) or "compact" (keep the latest record per key).
     record_names: records (fyp.events.<Name>) that may appear on the topic.
+    max_message_bytes: the topic's `max.message.bytes`, when it must differ from the broker's default (1 MiB).
 
     >>> Topic(name="fyp.example.v1", key_field="video_id", partitions=3, record_names=("Takedown",)).cleanup
     'delete'
@@ -49,6 +51,7 @@ class Topic:
     partitions: int
     cleanup: Cleanup = "delete"
     record_names: tuple[str, ...] = ()
+    max_message_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name.startswith("fyp.") or self.name.rpartition(".")[2][:1] != "v":
@@ -57,6 +60,19 @@ class Topic:
             raise ValueError(f"{self.name}: partitions must be >= 1, got {self.partitions}")
         if self.cleanup not in ("delete", "compact"):
             raise ValueError(f"{self.name}: cleanup must be 'delete' or 'compact', got {self.cleanup!r}")
+        if self.max_message_bytes is not None and self.max_message_bytes < 1024:
+            raise ValueError(f"{self.name}: max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+
+    def config(self) -> dict[str, str]:
+        """The topic's settings for `NewTopic(config=...)`.
+
+        >>> UPLOADS_DLQ.config()
+        {'cleanup.policy': 'delete', 'max.message.bytes': '2097152'}
+        """
+        config = {"cleanup.policy": self.cleanup}
+        if self.max_message_bytes is not None:
+            config["max.message.bytes"] = str(self.max_message_bytes)
+        return config
 
 
 ENGAGEMENT = Topic(
@@ -70,6 +86,10 @@ ENGAGEMENT_DLQ = Topic(
     key_field="key",  # the original message key, so a replay partitions the same way
     partitions=1,
     record_names=("DeadLetter",),
+    # The dead letter of an event as large as the engagement topic takes (1 MiB) is a little larger. Refused, it
+    # failed the features job, which replayed the same event and failed again, forever (seen with a 1,048,388-byte
+    # comment; tests/integration/test_hostile_events.py). The job's dead-letter producer allows as much.
+    max_message_bytes=2 * 1024 * 1024,
 )
 UPLOADS = Topic(
     name="fyp.uploads.v1",
@@ -83,6 +103,16 @@ UPLOADS = Topic(
         "ModerationResult",
         "Takedown",
     ),
+)
+UPLOADS_DLQ = Topic(
+    name="fyp.uploads.dlq.v1",
+    key_field="key",  # the original message key (video_id), so a replay partitions the same way
+    partitions=1,
+    record_names=("DeadLetter",),
+    # An original record may be as large as the broker allows (1 MiB by default); its dead letter adds the
+    # DeadLetter fields and a header. Twice the default leaves room, so a dead letter is never refused for size
+    # (a refused one would stall its worker's partition: it commits only after the dead letter is acknowledged).
+    max_message_bytes=2 * 1024 * 1024,
 )
 VIDEO_EMBEDDINGS = Topic(
     name="fyp.video-embeddings.v1",
@@ -109,6 +139,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     ENGAGEMENT,
     ENGAGEMENT_DLQ,
     UPLOADS,
+    UPLOADS_DLQ,
     VIDEO_EMBEDDINGS,
     EXPLORATION,
     VIDEO_STATUS,

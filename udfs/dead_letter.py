@@ -1,4 +1,10 @@
-"""Build the dead-letter record for a Kafka record that could not become an engagement row."""
+"""Build the dead-letter record for a Kafka record that could not be processed.
+
+The features job writes them for engagement events (fyp.engagement.dlq.v1), the transcoder and moderator workers
+for upload records (fyp.uploads.dlq.v1, workers/dead_letters.py). Both put the original key on the dead letter's
+record key and copy the original record's headers onto it; the workers add CONSUMER_HEADER, because two consumer
+groups read the uploads topic and each parks what it could not process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import uuid
 
 from schemas.registry import default_registry
 
-__all__ = ["dead_letter_payload"]
+__all__ = ["CONSUMER_HEADER", "dead_letter_payload"]
+
+CONSUMER_HEADER = "fyp-dlq-consumer"  # on a worker's dead letter: the consumer group that could not process it
 
 
 def dead_letter_payload(

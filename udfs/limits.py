@@ -22,12 +22,16 @@ __all__ = [
     "DURATION_FIELDS",
     "ID_FIELDS",
     "KEY_SEPARATOR",
+    "MAX_CAPTION_CHARS",
     "MAX_DWELL_MS",
     "MAX_HASHTAGS",
     "MAX_HASHTAG_BYTES",
+    "MAX_ID_BYTES",
     "MAX_LOOP_COUNT",
+    "MAX_OCR_TEXT_CHARS",
     "MAX_VIDEO_DURATION_MS",
     "TEXT_LIMITS",
+    "UPLOAD_CONTENT_TYPES",
     "WATCH_TOLERANCE_MS",
     "field_error",
     "invalid_id_reason",
@@ -60,6 +64,16 @@ MAX_VIDEO_DURATION_MS = 3_600_000  # one hour: the longest upload any short-vide
 MAX_DWELL_MS = 3_600_000  # an hour on one screen before a skip
 WATCH_TOLERANCE_MS = 1_000  # watch_ms may pass video_duration_ms by this much (player clocks)
 MAX_LOOP_COUNT = 10_000  # rewatches in one session
+
+# Upload records (fyp.uploads.v1; udfs/upload_limits.py checks them, docs/UPLOADS.md "Field limits"). Their ids,
+# hashtags, region and language follow the engagement limits above; these are the upload side's own fields.
+MAX_ID_BYTES = TEXT_LIMITS["video_id"]  # every id of every record: one id limit for the whole pipeline
+MAX_CAPTION_CHARS = 2_200  # the app's caption limit, in characters as the app counts (so <= 8,800 UTF-8 bytes)
+MAX_OCR_TEXT_CHARS = 2_000  # what moderation keeps of the text it reads in the frames (ModerationResult.ocr_text)
+# What the upload API's sniffing can prove (fyp/upload_api.py content_type_of); nothing else is a video here.
+UPLOAD_CONTENT_TYPES: tuple[str, ...] = (
+    "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo",
+)
 
 
 def invalid_id_reason(value: str) -> str | None:

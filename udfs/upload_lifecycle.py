@@ -9,7 +9,12 @@ Statuses, in order (docs/UPLOADS.md draws the diagram):
     uploaded -> transcoding -> moderating -> ready | rejected
         any stage can end in failed (a content error, or a stage out of attempts); anything -> removed (Takedown)
 
-- UploadCompleted: checked (`validate_upload`); a bad one ends `failed` with `invalid_upload:<field>`. If the
+- Every record is checked first (`udfs.upload_limits.upload_record_error`: ids, sizes, formats). A bad
+  UploadCompleted ends `failed` with `invalid_upload:<field>` (`validate_upload`); any other bad record is ignored
+  (`invalid_record:<reason>`) and changes nothing, so a rogue producer cannot put an oversized or key-breaking
+  value into the state, Redis or the status topic. A Takedown is the exception: it needs only a usable video_id
+  (a removal must not be lost to a malformed author or event id). A bad event_id is never remembered.
+- UploadCompleted: if the
   caller found another video with the same sha256 (`content_claim` says when to look), the video ends
   `rejected` with `duplicate_of:<video_id>` and is never transcoded. Otherwise TranscodeRequested(attempt 1).
 - TranscodeFailed of the current attempt: a content reason (`corrupt`, `too_long:…`, see `PERMANENT_REASONS`)
@@ -54,6 +59,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
+from udfs.upload_limits import id_error, upload_record_error
+
 __all__ = [
     "PERMANENT_REASONS",
     "STATUSES",
@@ -83,12 +90,6 @@ PERMANENT_REASONS = frozenset({
     "zero_bytes", "too_large", "not_a_video", "audio_only", "corrupt", "too_long", "resolution_too_high",
     "source_missing", "invalid_request",
 })
-
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_UPLOAD_KEY = re.compile(r"uploads/\d{4}/\d{2}/\d{2}/[0-9a-f]{32}")
-_REGION = re.compile(r"[A-Z]{2}")
-_LANGUAGE = re.compile(r"[a-z]{2}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,23 +238,17 @@ def decode_event(payload: bytes) -> LifecycleEvent | None:
 
 
 def validate_upload(record: Mapping[str, Any]) -> str | None:
-    """None if an UploadCompleted record is usable, else `invalid_upload:<field>` for the first bad field.
+    """None if an UploadCompleted record is usable, else `invalid_upload:<field>` for the first bad field
+    (`udfs.upload_limits.upload_record_error` says which and why; docs/UPLOADS.md "Field limits").
 
     >>> validate_upload({"video_id": "v1", "sha256": "nope"})
     'invalid_upload:author_id'
+    >>> validate_upload({"video_id": "v1", "author_id": "a1", "upload_id": "u1", "event_id": "e1",
+    ...     "caption": "x" * 2_201})
+    'invalid_upload:object_key'
     """
-    checks: tuple[tuple[str, Any], ...] = (
-        ("video_id", _ID), ("author_id", _ID), ("upload_id", _ID), ("object_key", _UPLOAD_KEY),
-        ("sha256", _SHA256), ("region", _REGION), ("language", _LANGUAGE),
-    )
-    for name, pattern in checks:
-        value = record.get(name)
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            return f"invalid_upload:{name}"
-    size = record.get("size_bytes")
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        return "invalid_upload:size_bytes"
-    return None
+    error = upload_record_error("UploadCompleted", record)
+    return None if error is None else f"invalid_upload:{error.partition(':')[2]}"
 
 
 def content_claim(state: VideoState | None, record_name: str, record: Mapping[str, Any]) -> str | None:
@@ -276,8 +271,15 @@ def apply(
     handler = _HANDLERS.get(record_name)
     if handler is None:
         return Step(state=state, ignored=f"unhandled_record:{record_name}")
+    # A bad UploadCompleted fails its video instead (`validate_upload`). A Takedown is applied whatever its author or
+    # event id: a removal must not be lost to a malformed field; its handler needs only a usable video_id.
+    if record_name not in ("UploadCompleted", "Takedown"):
+        invalid = upload_record_error(record_name, record)
+        if invalid is not None:
+            return Step(state=state, ignored=f"invalid_record:{invalid}")
     step = handler(state, record, now_ms, config, duplicate_of)
-    if step.changed and step.state is not None and isinstance(event_id, str):
+    # Only a valid event_id is remembered: the seen list is bounded in count, and so in bytes.
+    if step.changed and step.state is not None and id_error("event_id", event_id, required=True) is None:
         seen = (*step.state.seen, event_id)[-config.remember_events:]
         step = replace(step, state=replace(step.state, seen=seen))
     return step
@@ -355,10 +357,13 @@ def _upload_completed(state, record, now_ms, config, duplicate_of) -> Step:
     invalid = validate_upload(record)
     if invalid is not None:
         video_id = record.get("video_id")
-        if not isinstance(video_id, str) or not _ID.fullmatch(video_id):
+        if id_error("video_id", video_id, required=True, plain=True) is not None:
             return Step(state=None, ignored="invalid_video_id")
+        # The author is kept only when it is a valid id: the failed video's hash and status name it.
+        author_id = record.get("author_id")
+        author_id = author_id if id_error("author_id", author_id, required=True, plain=True) is None else ""
         failed = VideoState(video_id=video_id, status="failed", reason=invalid, created_ms=now_ms,
-                            updated_ms=now_ms, seq=1, author_id=_text(record.get("author_id")))
+                            updated_ms=now_ms, seq=1, author_id=author_id)
         return Step(state=failed, outputs=(_status(failed, now_ms),))
     uploaded = VideoState(
         video_id=record["video_id"], status="uploaded", author_id=record["author_id"],
@@ -462,12 +467,13 @@ def _takedown(state, record, now_ms, config, duplicate_of) -> Step:
         return Step(state=state, ignored="already_removed")
     if state is None:
         video_id = record.get("video_id")
-        if not isinstance(video_id, str) or not _ID.fullmatch(video_id):
+        if id_error("video_id", video_id, required=True, plain=True) is not None:
             return Step(state=None, ignored="invalid_video_id")
         # A takedown may name a video this job never saw (uploaded before it ran): remember the removal anyway,
-        # so that a late UploadCompleted cannot bring the video back.
-        state = VideoState(video_id=video_id, status="uploaded", author_id=_text(record.get("author_id")),
-                           created_ms=now_ms)
+        # so that a late UploadCompleted cannot bring the video back. Its author only if a valid id.
+        author_id = record.get("author_id")
+        author_id = author_id if id_error("author_id", author_id) is None and isinstance(author_id, str) else ""
+        state = VideoState(video_id=video_id, status="uploaded", author_id=author_id, created_ms=now_ms)
     removed = _change(state, "removed", now_ms, reason=_text(record.get("reason")) or "takedown", stage=None,
                       deadline_ms=None, takedown_notice_id=record.get("notice_id"))
     return Step(state=removed, outputs=(_status(removed, now_ms),))

@@ -6,7 +6,9 @@ NSFW, read on-screen text, match the event's audio fingerprint against the music
 signature up in the near-duplicate indexes (Redis), decide, emit. Moderating the published rendition, not the
 upload, means we judge exactly what viewers get. Offsets are committed after the result is acknowledged
 (at-least-once); the result's event_id is derived from the input's, so a redelivery yields the same event and
-consumers dedupe.
+consumers dedupe. A record it cannot process (undecodable; a TranscodeCompleted that breaks its field contract,
+names a key or object that is not there, or is otherwise malformed) becomes a dead letter on fyp.uploads.dlq.v1
+(`workers.dead_letters`) and is committed once the dead letter is acknowledged.
 
 Run: `python -m workers.moderator` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
 """
@@ -49,16 +51,26 @@ def _uploads_topic() -> str:
     return UPLOADS.name
 
 
+def _dead_letter_topic() -> str:
+    from schemas.topics import UPLOADS_DLQ
+
+    return UPLOADS_DLQ.name
+
+
 @dataclass(frozen=True, kw_only=True)
 class Topics:
-    """Topic names (the whole upload lifecycle shares `schemas.topics.UPLOADS`); the environment variables
-    FYP_TOPIC_MODERATION_INPUT / FYP_TOPIC_MODERATION_OUTPUT / FYP_MODERATOR_GROUP override them."""
+    """Topic names (the whole upload lifecycle shares `schemas.topics.UPLOADS`; dead letters go to
+    `UPLOADS_DLQ`); the environment variables FYP_TOPIC_MODERATION_INPUT / FYP_TOPIC_MODERATION_OUTPUT /
+    FYP_TOPIC_MODERATION_DEAD_LETTERS / FYP_MODERATOR_GROUP override them."""
 
     input: str = field(
         default_factory=lambda: os.environ.get("FYP_TOPIC_MODERATION_INPUT") or _uploads_topic()
     )
     output: str = field(
         default_factory=lambda: os.environ.get("FYP_TOPIC_MODERATION_OUTPUT") or _uploads_topic()
+    )
+    dead_letters: str = field(
+        default_factory=lambda: os.environ.get("FYP_TOPIC_MODERATION_DEAD_LETTERS") or _dead_letter_topic()
     )
     group_id: str = field(default_factory=lambda: os.environ.get("FYP_MODERATOR_GROUP", "fyp-moderator"))
 
@@ -114,10 +126,15 @@ def decode_image(data: bytes, max_side_px: int) -> np.ndarray:
 
     from PIL import Image
 
-    with Image.open(BytesIO(data)) as image:
-        rgb = image.convert("RGB")
-        rgb.thumbnail((max_side_px, max_side_px))
-        return np.asarray(rgb)
+    try:
+        with Image.open(BytesIO(data)) as image:
+            rgb = image.convert("RGB")
+            rgb.thumbnail((max_side_px, max_side_px))
+            return np.asarray(rgb)
+    except (OSError, Image.DecompressionBombError) as exc:
+        # Bytes in memory: an OSError is the image's fault (not a picture, truncated), so the record's, and
+        # retrying cannot help. A ValueError makes the worker dead-letter it rather than retry forever.
+        raise ValueError(f"the cover is not a readable image: {exc}") from exc
 
 
 def _match_music(fingerprint: str | None, catalogue: Sequence[CatalogueEntry]) -> MusicMatch | None:
@@ -156,7 +173,9 @@ class Moderator:
                 # Undecodable output of our own transcoder: fail closed through `unscored_verdict`.
                 log.warning("video %s: no frames: %s", video_id, exc)
                 frames = []
-            cover = decode_image(_fetch(self.store, event["cover_key"]), self.sampling.max_side_px)
+            # Under the video's own prefix, as the renditions: a record must not make us read any object it names.
+            cover_key = validate_key(event["cover_key"], prefix=video_root(video_id))
+            cover = decode_image(_fetch(self.store, cover_key), self.sampling.max_side_px)
         visual = [*frames, cover]
         music = _match_music(event.get("audio_fingerprint"), self.catalogue)
         text = read_text(visual, self.ocr)
@@ -197,6 +216,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     from fyp.config import load_settings
     from fyp.media.publish import S3ObjectStore, make_s3_client
     from schemas.registry import default_registry
+    from workers.dead_letters import DeadLetterSink, handling_failure, producer_config, triage
 
     topics = topics or Topics()
     settings = load_settings()
@@ -221,7 +241,8 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
             "max.poll.interval.ms": 600_000,
         }
     )
-    producer = Producer(settings.kafka_producer_config())
+    producer = Producer(producer_config(settings))
+    dead_letters = DeadLetterSink(producer, topics.group_id, topic=topics.dead_letters)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -241,20 +262,24 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
                 log.error("kafka: %s", msg.error())
                 continue
             where = (msg.topic(), msg.partition(), msg.offset())
+            # The topic carries the whole lifecycle. Only the playable stage is moderated: the full ladder adds
+            # encodings of the same pictures and sound (docs/UPLOADS.md, "Two stages").
+            decision = triage(msg.value(), "TranscodeCompleted", skip=lambda e: e.record.get("stage") == "full")
+            if decision.action == "skip":
+                consumer.commit(message=msg, asynchronous=True)
+                continue
+            if decision.action == "dead_letter":
+                log.error("dead-lettering %s[%d]@%d: %s", *where, decision.reason)
+                backoff_s = dead_letters.park(consumer, msg, decision.reason, backoff_s)
+                continue
             try:
-                event = registry.decode(msg.value())
-                # The topic carries the whole lifecycle. Only the playable stage is moderated: the full ladder
-                # adds encodings of the same pictures and sound (docs/UPLOADS.md, "Two stages").
-                if event.record_name != "TranscodeCompleted" or event.record.get("stage") == "full":
-                    consumer.commit(message=msg, asynchronous=True)
-                    continue
-                result = moderator.moderate(event.record)
+                result = moderator.moderate(decision.event.record)
                 value = registry.encode("ModerationResult", result)
-            except (ValueError, KeyError, TypeError, FileNotFoundError):
-                # The message's own fault (undecodable, bad key, missing object): retrying cannot help, and
+            except (ValueError, LookupError, TypeError, FileNotFoundError) as exc:
+                # The message's own fault (bad key, missing object, a mistyped field): retrying cannot help, and
                 # blocking the partition would stall every upload. The video stays unmoderated: unpublished.
-                log.exception("skipping %s[%d]@%d", *where)
-                consumer.commit(message=msg, asynchronous=False)
+                log.exception("dead-lettering %s[%d]@%d", *where)
+                backoff_s = dead_letters.park(consumer, msg, handling_failure(exc), backoff_s)
                 continue
             except Exception:
                 # S3, Redis or a model failing is not the message's fault: retry it, backing off to 60 s.

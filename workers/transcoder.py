@@ -14,6 +14,10 @@ them: a "full" stage of one video runs while another process makes another video
 A transcode can take minutes, longer than Kafka lets a consumer go without polling, so the job runs in a
 thread while the loop keeps polling with its partitions paused.
 
+A record this worker cannot process (undecodable; a TranscodeRequested that breaks its field contract, or that
+turns out malformed while handled) becomes a dead letter on fyp.uploads.dlq.v1 (`workers.dead_letters`), and is
+committed once the dead letter is acknowledged. Other records of the topic are skipped.
+
 Run: `python -m workers.transcoder` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
 """
 
@@ -56,13 +60,21 @@ def _topic(variable: str) -> str:
     return os.environ.get(variable) or UPLOADS.name
 
 
+def _dead_letter_topic(variable: str) -> str:
+    from schemas.topics import UPLOADS_DLQ
+
+    return os.environ.get(variable) or UPLOADS_DLQ.name
+
+
 @dataclass(frozen=True, kw_only=True)
 class Topics:
     """Topic names, default `schemas.topics.UPLOADS` (the whole upload lifecycle is one topic, keyed by
-    video_id); FYP_TOPIC_TRANSCODE_REQUESTS, FYP_TOPIC_TRANSCODE_RESULTS, FYP_TRANSCODER_GROUP override."""
+    video_id) and `UPLOADS_DLQ` for dead letters; FYP_TOPIC_TRANSCODE_REQUESTS, FYP_TOPIC_TRANSCODE_RESULTS,
+    FYP_TOPIC_TRANSCODE_DEAD_LETTERS, FYP_TRANSCODER_GROUP override."""
 
     requests: str = field(default_factory=lambda: _topic("FYP_TOPIC_TRANSCODE_REQUESTS"))
     results: str = field(default_factory=lambda: _topic("FYP_TOPIC_TRANSCODE_RESULTS"))
+    dead_letters: str = field(default_factory=lambda: _dead_letter_topic("FYP_TOPIC_TRANSCODE_DEAD_LETTERS"))
     group_id: str = field(default_factory=lambda: os.environ.get("FYP_TRANSCODER_GROUP", "fyp-transcoder"))
 
 
@@ -209,7 +221,8 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     from fyp.config import load_settings
     from fyp.media.fingerprint import load_catalogue
     from fyp.media.publish import S3ObjectStore, make_s3_client
-    from schemas.registry import UndecodableEvent, default_registry
+    from schemas.registry import default_registry
+    from workers.dead_letters import DeadLetterSink, handling_failure, producer_config, triage
 
     topics = topics or Topics()
     settings = load_settings()
@@ -227,7 +240,8 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     consumer = Consumer(
         {**kafka, "group.id": topics.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
     )
-    producer = Producer(settings.kafka_producer_config())
+    producer = Producer(producer_config(settings))
+    dead_letters = DeadLetterSink(producer, topics.group_id, topic=topics.dead_letters)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -247,35 +261,33 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
                 if msg.error():
                     log.error("kafka: %s", msg.error())
                     continue
-                try:
-                    event = registry.decode(msg.value())
-                except UndecodableEvent as exc:
-                    where = (msg.topic(), msg.partition(), msg.offset())
-                    log.error("skipping undecodable %s[%d]@%d: %s", *where, exc)
-                    consumer.commit(message=msg, asynchronous=False)
-                    continue
-                if event.record_name != "TranscodeRequested":
+                where = (msg.topic(), msg.partition(), msg.offset())
+                decision = triage(msg.value(), "TranscodeRequested")
+                if decision.action == "skip":
                     consumer.commit(message=msg, asynchronous=True)  # the topic carries the whole lifecycle
+                    continue
+                if decision.action == "dead_letter":
+                    log.error("dead-lettering %s[%d]@%d: %s", *where, decision.reason)
+                    backoff_s = dead_letters.park(consumer, msg, decision.reason, backoff_s)
                     continue
                 assignment = consumer.assignment()
                 consumer.pause(assignment)
-                job = pool.submit(transcoder.handle, event.record)
+                job = pool.submit(transcoder.handle, decision.event.record)
                 while not job.done():
                     # Polling keeps group membership; paused partitions deliver nothing. A partition assigned
                     # by a rebalance meanwhile is not paused: put back anything it delivers, for later.
                     early = consumer.poll(0.5)
                     if early is not None and not early.error():
-                        where = TopicPartition(early.topic(), early.partition(), early.offset())
-                        consumer.seek(where)
-                        consumer.pause([where])
+                        back = TopicPartition(early.topic(), early.partition(), early.offset())
+                        consumer.seek(back)
+                        consumer.pause([back])
                 consumer.resume(consumer.assignment())
                 try:
                     record_name, record = job.result()
-                except _POISON:
+                except _POISON as exc:
                     # The request itself is malformed (a field missing or mistyped): retrying cannot help.
-                    log.exception("skipping malformed request %s[%d]@%d", msg.topic(), msg.partition(),
-                                  msg.offset())
-                    consumer.commit(message=msg, asynchronous=False)
+                    log.exception("dead-lettering malformed request %s[%d]@%d", *where)
+                    backoff_s = dead_letters.park(consumer, msg, handling_failure(exc), backoff_s)
                     continue
                 except Exception:
                     # S3 failing is not the request's fault: retry it, backing off to 60 s.
@@ -302,7 +314,8 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
 
 
 # What a request can cause by itself (a missing or mistyped field), as opposed to S3 or disk trouble.
-_POISON = (KeyError, TypeError, ValueError)
+_POISON = (LookupError, TypeError, ValueError)
+
 
 
 def main() -> None:  # pragma: no cover

