@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -41,9 +42,13 @@ def test_an_empty_redis_is_refilled_with_the_values_the_job_wrote(settings, runn
     keys = [fs.key_prefix + v for fs in SETS for v in (videos if fs is video_engagement.v1 else users)]
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
     eventually(lambda: _history_ids(settings, sent) == sent, timeout_s=120, message="the events in the history")
-    # The job's values, once it has written every event (the newest event time stops moving).
-    written = eventually(lambda: all(client.mget(keys)) and client.mget(keys), timeout_s=60,
-                         message="every key written by the job")
+    # The job's values, once it has written every event: all present, and unchanged 2 s later.
+    def settled() -> list[bytes] | None:
+        first = client.mget(keys)
+        time.sleep(2)
+        return first if all(first) and client.mget(keys) == first else None
+
+    written = eventually(settled, timeout_s=60, message="every key written by the job, settled")
 
     service = RedisService(settings)
     service.stop()
