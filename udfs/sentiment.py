@@ -58,6 +58,8 @@ def scored_text(text: str, max_words: int = MAX_SCORED_WORDS) -> str:
     'so good smiling'
     """
     emojis = _analyzer().emojis
+    if emojis.keys().isdisjoint(text) and len(text.split(None, max_words)) <= max_words:
+        return text.strip()  # nothing to expand or cut (most comments): C-level scans only
     pieces: list[str] = []
     words = 0
     in_word = False
