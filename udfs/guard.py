@@ -12,8 +12,9 @@ thread. It is the second line. The first is that every per-event function has a 
 (udfs/sentiment.py scores at most 64 words), tested at the input limits. The budget catches what that missed,
 dead-letters it, and keeps a replay of the same record from paying twice while it is remembered.
 
-Answers are remembered per input in a small LRU, so the dead-letter check, and every feature set computing the
-same derived column, reuse one evaluation per record instead of running the function again.
+Answers are remembered per input in a small LRU, shared by every Flink function of the same name within one
+Python interpreter (udfs/flink_functions.py), so there the dead-letter check and every feature set computing the
+same derived column reuse one evaluation per record instead of running the function again.
 """
 
 from __future__ import annotations
