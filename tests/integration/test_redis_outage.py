@@ -10,23 +10,17 @@ import os
 import time
 import uuid
 
-import httpx
 import pytest
 
 from fyp.serving import FeatureClient
 from fyp.stack.redis_server import RedisService
 from tests.integration.conftest import eventually
+from tests.integration.test_hostile_events import _failovers
 
 pytestmark = pytest.mark.integration
 
 # FYP_TEST_OUTAGE_S=120 gives the two-minute outage of the issue; the suite keeps it short.
 OUTAGE_S = int(os.environ.get("FYP_TEST_OUTAGE_S", "20"))
-
-
-def _failovers(settings, job_id: str) -> int:
-    response = httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}/exceptions", timeout=10)
-    response.raise_for_status()
-    return len(response.json()["exceptionHistory"]["entries"])
 
 
 def test_a_redis_outage_loses_nothing_and_restarts_nothing(settings, running_job, engagement_producer):
