@@ -1,5 +1,9 @@
 """The broker down while the jobs run: neither the features nor the history job fails over, and every event sent
-before and after the outage is featured and kept exactly once (real broker stopped with SIGTERM, then started)."""
+before and after the outage is featured and kept exactly once (real broker stopped with SIGTERM, then started).
+
+Runs late in the suite (test_zx_): it stops a service the other tests share, and a broker or Redis still
+recovering must not bleed into them.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Real services: the test stack's redis-server is stopped with SIGTERM and started again, as an operator or a
 crash-looping host would; the job's Redis sink retries the flush and the job back-pressures meanwhile.
+
+Runs late in the suite (test_zx_): it stops a service the other tests share, and a broker or Redis still
+recovering must not bleed into them.
 """
 
 from __future__ import annotations
