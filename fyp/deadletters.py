@@ -168,12 +168,13 @@ def read_dead_letters(settings: Settings, *, topic: str = ENGAGEMENT_DLQ.name,
 
 
 def replay_headers(headers: Iterable[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
-    """The original record's headers from a dead letter's: without `fyp-dlq-consumer`, which the worker added.
+    """The original record's headers from a dead letter's: without `fyp-dlq-consumer`, which the worker added, nor
+    the `fyp-dlq-offset` of an earlier replay (the new replay sets its own, so a record carries one).
 
-    >>> replay_headers([("trace", b"t1"), ("fyp-dlq-consumer", b"fyp-transcoder")])
+    >>> replay_headers([("trace", b"t1"), ("fyp-dlq-consumer", b"fyp-transcoder"), ("fyp-dlq-offset", b"0:7")])
     [('trace', b't1')]
     """
-    return [(name, value) for name, value in headers if name != CONSUMER_HEADER]
+    return [(name, value) for name, value in headers if name not in (CONSUMER_HEADER, REPLAY_HEADER)]
 
 
 def distinct_originals(letters: Iterable[DeadLetter]) -> int:
@@ -181,8 +182,7 @@ def distinct_originals(letters: Iterable[DeadLetter]) -> int:
     return len({letter.origin for letter in letters})
 
 
-def replay(settings: Settings, letters: Iterable[DeadLetter], *, on_sent: Callable[[DeadLetter], None] | None = None
-           ) -> int:
+def replay(settings: Settings, letters: Iterable[DeadLetter]) -> int:
     """Produce each dead letter's payload to its original topic with its original key and headers (not the
     worker's `fyp-dlq-consumer`); returns how many Kafka acknowledged. An original parked twice (by two consumer
     groups) is sent once. Raises when any was refused, after waiting for the rest."""
@@ -211,8 +211,6 @@ def replay(settings: Settings, letters: Iterable[DeadLetter], *, on_sent: Callab
                    (REPLAY_HEADER, f"{letter.dlq_partition}:{letter.dlq_offset}".encode())]
         producer.produce(letter.topic, value=letter.payload, key=letter.key, headers=headers, on_delivery=delivered)
         producer.poll(0)
-        if on_sent:
-            on_sent(letter)
     if producer.flush(60) != 0:
         failures.append("Kafka did not acknowledge every replayed record within 60 s")
     if failures:

@@ -150,12 +150,9 @@ def build_engagement_features(
     # `fyp dlq replay` sends it back to the same partition with what the client attached.
     t_env.create_temporary_table("dead_letters", kafka_raw_sink(
         settings, topic=ENGAGEMENT_DLQ.name, with_headers=True, max_request_bytes=ENGAGEMENT_DLQ.max_message_bytes))
-    statements.add_insert_sql(
-        "INSERT INTO dead_letters SELECT kafka_key, "
-        f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, e.error, payload, kafka_key), "
-        f"kafka_headers FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'")
+    rejected = f"SELECT *, e.error AS reason FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'"
     # A record on which a derived column's Python function failed, or ran over budget, is a dead letter too.
-    for rows in derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers")):
+    for rows in (rejected, *derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers"))):
         statements.add_insert_sql(
             "INSERT INTO dead_letters SELECT kafka_key, "
             f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, reason, payload, kafka_key), "

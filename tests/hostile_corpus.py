@@ -13,7 +13,17 @@ from typing import Any
 
 from udfs import limits
 
-__all__ = ["HostileCase", "hostile_cases"]
+__all__ = ["FILLERS", "HostileCase", "hostile_cases"]
+
+# The fields each record of the corpus needs besides a case's own and the common ones (ids, region, hashtags):
+# ordinary values, so that only the case's fields can break a contract.
+FILLERS: dict[str, dict[str, Any]] = {
+    "Watch": {"watch_ms": 1_000, "video_duration_ms": 10_000},
+    "Skip": {"dwell_ms": 500, "video_duration_ms": 10_000},
+    "Loop": {"loop_count": 1, "video_duration_ms": 10_000},
+    "Share": {"channel": "sms"},
+    "Comment": {"comment_id": "c1", "text": "nice"},
+}
 
 # Three-byte characters fill a byte limit exactly when the limit is a multiple of 3; "é" (2 bytes) otherwise.
 _WIDE = "✓"

@@ -24,7 +24,7 @@ from typing import Any
 
 from features import ALLOWED_LATENESS
 from fyp.bench.peers.evaluate import FeatureEvaluator
-from fyp.lake.verify import _iso, _rows
+from fyp.lake.verify import engagement_rows, iso_utc
 from udfs.feature_sql import read_columns
 from udfs.featurespec import FeatureSet
 from udfs.lateness import LatenessGate
@@ -67,7 +67,7 @@ def restore_feature_set(
     ttl_ms = int(feature_set.ttl.total_seconds() * 1000)
     horizon_ms = ttl_ms + int(max(feature_set.windows, default=feature_set.ttl).total_seconds() * 1000)
     columns = tuple(dict.fromkeys(("event_id", "event_time", *read_columns(feature_set))))
-    arrow = table.scan(row_filter=GreaterThanOrEqual("event_time", _iso(now_ms - horizon_ms)),
+    arrow = table.scan(row_filter=GreaterThanOrEqual("event_time", iso_utc(now_ms - horizon_ms)),
                        selected_fields=(*columns, "kafka_partition", "kafka_offset")).to_arrow()
     arrow = arrow.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])
 
@@ -76,7 +76,7 @@ def restore_feature_set(
     gate = LatenessGate(int(ALLOWED_LATENESS.total_seconds() * 1000))
     rows = 0
     for batch in arrow.to_batches(max_chunksize=50_000):
-        for partition, _offset, row in _rows(batch):
+        for partition, _offset, row in engagement_rows(batch):
             rows += 1
             if row[_EVENT_ID] in seen:
                 continue

@@ -52,6 +52,8 @@ __all__ = [
     "HistoryEvent",
     "VerifySummary",
     "check_entity",
+    "engagement_rows",
+    "iso_utc",
     "late_flags",
     "summarize",
 ]
@@ -361,13 +363,13 @@ def split_id(feature_set: FeatureSet, entity_id: str) -> tuple[str, ...]:
     return parts
 
 
-def _iso(ms: int) -> str:
+def iso_utc(ms: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def _rows(arrow) -> list[tuple[int | None, int | None, tuple[Any, ...]]]:
+def engagement_rows(arrow) -> list[tuple[int | None, int | None, tuple[Any, ...]]]:
     """(partition, offset, engagement row) per history row; event_time to epoch ms, `error` None."""
     import pyarrow as pa
 
@@ -402,14 +404,14 @@ def read_history(table, feature_set: FeatureSet, ids: Sequence[str], *,
     evaluator = FeatureEvaluator.of(feature_set)
     arrow = table.scan(row_filter=_key_filter(feature_set, ids),
                        selected_fields=(*ENGAGEMENT_COLUMNS, "kafka_partition", "kafka_offset")).to_arrow()
-    rows = _rows(arrow)
+    rows = engagement_rows(arrow)
     flags = [False] * len(rows)
     if rows:
         oldest = min(row[_EVENT_TIME] for _, _, row in rows)
-        stream_rows = table.scan(row_filter=GreaterThan("event_time", _iso(oldest + allowed_lateness_ms)),
+        stream_rows = table.scan(row_filter=GreaterThan("event_time", iso_utc(oldest + allowed_lateness_ms)),
                                  selected_fields=("kafka_partition", "kafka_offset", "event_time")).to_arrow()
         stream: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for partition, offset, row in _rows(stream_rows):
+        for partition, offset, row in engagement_rows(stream_rows):
             if partition is not None and offset is not None:
                 stream.setdefault(partition, ([], []))
                 stream[partition][0].append(offset)
@@ -433,9 +435,9 @@ def sample_ids(table, feature_set: FeatureSet, n: int, *, seed: int = 0, since_m
     needed = {"hashtags" if k == "hashtag" else k for k in feature_set.entity.key_columns}
     filtered = feature_set.where or feature_set.counted_where
     fields = ENGAGEMENT_COLUMNS if filtered else tuple(c for c in ENGAGEMENT_COLUMNS if c in needed)
-    row_filter = GreaterThanOrEqual("event_time", _iso(since_ms)) if since_ms is not None else AlwaysTrue()
+    row_filter = GreaterThanOrEqual("event_time", iso_utc(since_ms)) if since_ms is not None else AlwaysTrue()
     arrow = table.scan(row_filter=row_filter, selected_fields=fields).to_arrow()
-    return sample((key for _, _, row in _rows(arrow) for key in evaluator.keys(row)), n, seed)
+    return sample((key for _, _, row in engagement_rows(arrow) for key in evaluator.keys(row)), n, seed)
 
 
 def verify(

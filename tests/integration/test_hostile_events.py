@@ -22,19 +22,12 @@ from fyp.serving import FeatureClient
 from schemas.registry import default_registry
 from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT
-from tests.hostile_corpus import hostile_cases
+from tests.hostile_corpus import FILLERS, hostile_cases
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
 FYP = [sys.executable, "-m", "fyp.cli"]
-FILLERS = {
-    "Watch": {"watch_ms": 1_000, "video_duration_ms": 10_000},
-    "Skip": {"dwell_ms": 500, "video_duration_ms": 10_000},
-    "Loop": {"loop_count": 1, "video_duration_ms": 10_000},
-    "Share": {"channel": "sms"},
-    "Comment": {"comment_id": "c1", "text": "nice"},
-}
 
 
 def _failovers(settings, job_id: str) -> int:

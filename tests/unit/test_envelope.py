@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import udfs.envelope as envelope
 from schemas.registry import EVENT_TYPES, default_registry
-from tests.hostile_corpus import hostile_cases
+from tests.hostile_corpus import FILLERS, hostile_cases
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 
 NOW = 1_700_000_000_000
@@ -173,15 +173,6 @@ def test_never_raises_on_random_bodies_behind_a_valid_header(body: bytes, event_
     payload = _with_fingerprint_of(CASES[event_type][0], b"\x00" * 10 + body)
     row = _row(payload)
     assert row["error"] is None or isinstance(row["error"], str)
-
-
-FILLERS: dict[str, dict[str, Any]] = {
-    "Watch": {"watch_ms": 1_000, "video_duration_ms": 10_000},
-    "Skip": {"dwell_ms": 500, "video_duration_ms": 10_000},
-    "Loop": {"loop_count": 1, "video_duration_ms": 10_000},
-    "Share": {"channel": "sms"},
-    "Comment": {"comment_id": "c1", "text": "nice"},
-}
 
 
 @pytest.mark.parametrize("case", hostile_cases("unit"), ids=lambda c: c.name)
