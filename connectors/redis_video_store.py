@@ -92,10 +92,8 @@ class RedisVideoStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> RedisVideoStore:
-        import redis
 
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password,
-                             socket_timeout=10, decode_responses=True)
+        client = settings.redis_client(socket_timeout=10, decode_responses=True)
         return cls(client, **options)
 
     def ttl_for(self, status: str) -> int:

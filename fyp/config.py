@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import redis
+
 __all__ = ["REPO_ROOT", "Settings", "load_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +81,13 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+    def redis_client(self, **options: Any) -> redis.Redis:
+        """The one way every process reaches Redis: this installation's address and password, plus `options`
+        (`socket_timeout`, `decode_responses`, `db`, `single_connection_client`, ...) passed to redis-py as they
+        are. Reading Redis Cluster needs a different client class; keeping every construction here is what lets
+        that change happen in one place."""
+        return redis.Redis(host=self.redis_host, port=self.redis_port, password=self.redis_password, **options)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) settings for the SASL/PLAIN client listener."""

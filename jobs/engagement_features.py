@@ -21,8 +21,9 @@ from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_s
 from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from fyp.config import Settings, load_settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
-from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS
 from udfs.feature_sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
@@ -31,17 +32,23 @@ from udfs.feature_sql import (
     source_columns,
 )
 from udfs.featurespec import FeatureSet
-from udfs.flink_functions import LATE, SCALAR_FUNCTIONS, decode_engagement, encode_dead_letter
+from udfs.flink_functions import (
+    LATE,
+    SCALAR_FUNCTIONS,
+    decode_engagement,
+    encode_dead_letter,
+    register_java_decoder,
+)
 
 __all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "engagement_views"]
 
-GROUP_ID = "fyp-engagement-features"
+GROUP_ID = PIPELINE.group_id
 # ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
 # DEDUP_HORIZON: an event_id seen again within this is dropped. Both live in features/ for `fyp verify`.
 
 # Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
 JOB_CONFIG = {
-    "pipeline.name": "fyp-engagement-features",
+    "pipeline.name": PIPELINE.pipeline_name,
     "table.exec.mini-batch.enabled": "true",
     "table.exec.mini-batch.allow-latency": "200 ms",
     "table.exec.mini-batch.size": "5000",
@@ -82,9 +89,8 @@ def engagement_views(
     (`udfs.feature_sql.source_columns`), so no unread column is shipped through the deduplication.
     passthrough: more raw-table columns `decoded` carries (the job's record key and headers, for dead letters)."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
-    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
-                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
-    decode = JAVA_DECODER[0] if decoder == "java" else "decode_engagement"
+    java_decoder = register_java_decoder(t_env)
+    decode = java_decoder if decoder == "java" else "decode_engagement"
     t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")

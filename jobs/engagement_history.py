@@ -14,27 +14,27 @@ from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 from connectors.iceberg_catalog import register_iceberg_catalog
 from connectors.kafka_source import kafka_raw_source
 from fyp.config import Settings, load_settings
+from fyp.pipelines import ENGAGEMENT_HISTORY_JOB as PIPELINE
 from schemas.tables import ENGAGEMENT_HISTORY
 from schemas.topics import ENGAGEMENT
-from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS
+from udfs.flink_functions import register_java_decoder
 
 __all__ = ["build_engagement_history"]
-
-GROUP_ID = "fyp-engagement-history"
 
 
 def build_engagement_history(
     t_env: TableEnvironment, settings: Settings, *, table: str = ENGAGEMENT_HISTORY,
 ) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
-    t_env.create_temporary_table("engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=GROUP_ID))
+    t_env.create_temporary_table(
+        "engagement_raw", kafka_raw_source(settings, topic=ENGAGEMENT.name, group_id=PIPELINE.group_id))
     catalog = register_iceberg_catalog(t_env, settings)
 
     # Steps: decode in Java (the envelope is single-object Avro), keep the good rows.
-    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
-                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
+    java_decoder = register_java_decoder(t_env)
     t_env.create_temporary_view("decoded", t_env.sql_query(
-        f"SELECT {JAVA_DECODER[0]}(payload) AS e, kafka_partition, kafka_offset FROM engagement_raw"))
+        f"SELECT {java_decoder}(payload) AS e, kafka_partition, kafka_offset FROM engagement_raw"))
     columns = ", ".join(
         "TO_TIMESTAMP_LTZ(e.event_time, 3) AS event_time" if name == "event_time" else f"e.`{name}` AS `{name}`"
         for name in ENGAGEMENT_COLUMNS
@@ -51,5 +51,5 @@ def build_engagement_history(
 
 if __name__ == "__main__":
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    env.get_config().set("pipeline.name", "fyp-engagement-history")
+    env.get_config().set("pipeline.name", PIPELINE.pipeline_name)
     build_engagement_history(env, load_settings()).execute()

@@ -26,34 +26,34 @@ from connectors.redis_feature_sink import redis_sorted_set_sink
 from features import ALLOWED_LATENESS
 from features.exploration import DECISIONS_KEY_PREFIX, DECISIONS_MAX_SIZE, DECISIONS_TTL, EXPLORATION_COUNTERS
 from fyp.config import Settings, load_settings
+from fyp.pipelines import EXPLORATION_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, EXPLORATION
-from udfs.envelope import ENGAGEMENT_COLUMNS, JAVA_DECODER
+from udfs.envelope import ENGAGEMENT_COLUMNS
 from udfs.exploration import ExplorationPolicy, counters_query, decisions_query, parse_policy
-from udfs.flink_functions import encode_exploration_decision
+from udfs.flink_functions import encode_exploration_decision, register_java_decoder
 
 __all__ = ["GROUP_ID", "build_exploration", "exploration_views", "job_config"]
 
-GROUP_ID = "fyp-exploration"
+GROUP_ID = PIPELINE.group_id
 
 
 def job_config(policy: ExplorationPolicy) -> dict[str, str]:
     # No mini-batch: it would make the keep-first deduplication look updating, and a Kafka topic takes
     # appends only. The job-wide TTL bounds the per-video counters and decided flags.
-    return {"pipeline.name": "fyp-exploration",
+    return {"pipeline.name": PIPELINE.pipeline_name,
             "table.exec.state.ttl": f"{int(policy.state_ttl.total_seconds())} s"}
 
 
 def exploration_views(t_env: TableEnvironment, raw_table: str, policy: ExplorationPolicy) -> None:
     """Views over a raw payload table (payload, kafka_partition, proc_time): `engagement` (good, on-time rows),
     `counters` (running totals per video) and `decisions` (each decided video once)."""
-    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {JAVA_DECODER[0]} "
-                      f"AS '{JAVA_DECODER[1]}' LANGUAGE JAVA")
+    java_decoder = register_java_decoder(t_env)
     t_env.create_temporary_function("encode_exploration_decision", encode_exploration_decision)
     lateness_ms = int(ALLOWED_LATENESS.total_seconds() * 1000)
     names = ENGAGEMENT_COLUMNS
     t_env.create_temporary_view("engagement", t_env.sql_query(
         f"SELECT {', '.join(f'e.`{n}` AS `{n}`' for n in names)}, proc_time FROM ("
-        f"SELECT {JAVA_DECODER[0]}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, proc_time "
+        f"SELECT {java_decoder}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, proc_time "
         f"FROM `{raw_table}`) "
         "WHERE e.error IS NULL"))
     t_env.create_temporary_view("counters", t_env.sql_query(counters_query("engagement", EXPLORATION_COUNTERS)))

@@ -57,6 +57,7 @@ from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
+from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB as PIPELINE
 from schemas.registry import default_registry
 from schemas.tables import UPLOAD_EVENTS, VIDEOS_CHANGELOG
 from schemas.topics import UPLOADS, VIDEO_STATUS
@@ -91,8 +92,8 @@ __all__ = [
     "upload_events_history",
 ]
 
-GROUP_ID = "fyp-upload-orchestration"
-JOB_NAME = "fyp-upload-orchestration"
+GROUP_ID = PIPELINE.group_id
+JOB_NAME = PIPELINE.pipeline_name
 STATE_NAME = "video-lifecycle-v1"  # the state's layout version: a changed VideoState gets a new name
 _TOPICS = {"uploads": UPLOADS.name, "status": VIDEO_STATUS.name}
 EVENT_TYPE = Types.ROW_NAMED(["video_id", "record_name", "record"], [Types.STRING()] * 3)

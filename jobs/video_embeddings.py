@@ -42,6 +42,7 @@ from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_video_store import RedisVideoStore
 from fyp.config import Settings, load_settings
+from fyp.pipelines import VIDEO_EMBEDDINGS_JOB as PIPELINE
 from schemas import tables
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS, VIDEO_STATUS
@@ -50,8 +51,8 @@ from udfs.video_embedding import BatchPolicy, StatusChange, decode_status_change
 __all__ = ["GROUP_ID", "JOB_NAME", "EmbedBatches", "build_video_embeddings", "embed", "embeddings_stream",
            "options_from_args"]
 
-GROUP_ID = "fyp-video-embeddings"
-JOB_NAME = "fyp-video-embeddings"
+GROUP_ID = PIPELINE.group_id
+JOB_NAME = PIPELINE.pipeline_name
 STATE_NAME = "embedding-buffer-v1"
 # Created (with its day partitioning) by connectors/iceberg_tables.py in the tools environment, like the history.
 CHANGE_TYPE = Types.ROW_NAMED(["video_id", "author_id", "status", "event_time_ms"],

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 from pyflink.common import Row
-from pyflink.table import DataTypes
+from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.types import DataType
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.dead_letter import dead_letter_payload
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER, to_engagement_row
 from udfs.exploration import decision_payload
 from udfs.feature_sql import failure_function
 from udfs.guard import GuardedFunction
@@ -33,6 +33,7 @@ __all__ = [
     "encode_exploration_decision",
     "flink_type",
     "guarded_functions",
+    "register_java_decoder",
 ]
 
 LATE = "late"  # the `error` of a row too far behind the newest event time: counted, not a dead letter
@@ -169,6 +170,13 @@ def guarded_functions(guard: GuardedFunction, result_type: DataType) -> dict[str
 # `DerivedColumn`), each with its `_FAILURE` twin; a features job registers them all with
 # create_temporary_system_function.
 SCALAR_FUNCTIONS = guarded_functions(GuardedFunction("COMMENT_SENTIMENT", comment_sentiment), DataTypes.DOUBLE())
+
+
+def register_java_decoder(t_env: TableEnvironment) -> str:
+    """Register the engagement decoder (Java, `udfs/java/envelope`) under its SQL name, which it returns."""
+    name, java_class = JAVA_DECODER
+    t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
+    return name
 
 
 @udf(result_type=DataTypes.BYTES())

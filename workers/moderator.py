@@ -210,7 +210,6 @@ class Moderator:
 
 def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka, S3 and Redis
     """Consume until SIGTERM/SIGINT; one message at a time, committed after its result is acknowledged."""
-    import redis
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
     from fyp.config import load_settings
@@ -221,7 +220,7 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
     topics = topics or Topics()
     settings = load_settings()
     registry = default_registry()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     moderator = Moderator(
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),

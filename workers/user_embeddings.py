@@ -171,14 +171,13 @@ def _text(value: Any) -> str:
 
 def run(config: RefreshConfig = RefreshConfig(), *, once: bool = False) -> None:  # pragma: no cover - needs Redis
     """Pass after pass until SIGTERM/SIGINT (or one pass with `once`)."""
-    import redis
 
     from fyp.config import load_settings
     from fyp.embeddings import load_encoders
     from fyp.serving import FeatureClient
 
     settings = load_settings()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     _, users = load_encoders(config.model_source)
     refresher = UserEmbeddingRefresher(client, FeatureClient(client), users, config)
     stopping = False

@@ -33,16 +33,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-import redis
 from pyiceberg.expressions import StartsWith
 
 from connectors.iceberg_tables import catalog, ensure_tables
 from features import feature_set_for_entity
 from fyp.config import Settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.stack.flink_cluster import TaskManagerService
 from fyp.stack.kafka_broker import KafkaService
 from fyp.stack.process import StackError, reap, wait_until
-from fyp.stack.submit import list_jobs, submit_job
+from fyp.stack.submit import ensure_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
 from fyp.traffic.producer import ProducePlan, ProduceReport, produce
@@ -65,11 +65,9 @@ __all__ = [
     "running_since",
 ]
 
-# (job file, pipeline name, Flink properties when chaos submits it): short checkpoints bound the replay.
-CHAOS_JOBS = (
-    ("engagement_history", "fyp-engagement-history", {"execution.checkpointing.interval": "5s"}),
-    ("engagement_features", "fyp-engagement-features", {"execution.checkpointing.interval": "5s"}),
-)
+# The jobs chaos runs, with short checkpoints to bound the replay.
+CHAOS_JOBS = (ENGAGEMENT_HISTORY_JOB, ENGAGEMENT_FEATURES_JOB)
+CHAOS_PROPERTIES = {"execution.checkpointing.interval": "5s"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,8 +169,7 @@ def jobs_running(settings: Settings, job_ids: Sequence[str]) -> bool:
 
 def ensure_jobs(settings: Settings) -> list[str]:
     """The ids of the running history and features jobs, submitting the missing ones (5 s checkpoints)."""
-    running = {j.name: j.job_id for j in list_jobs(settings) if j.state == "RUNNING"}
-    return [running.get(name) or submit_job(settings, job, properties=props) for job, name, props in CHAOS_JOBS]
+    return [ensure_job(settings, pipeline, properties=CHAOS_PROPERTIES) for pipeline in CHAOS_JOBS]
 
 
 def history_counts(settings: Settings, event_prefix: str) -> tuple[int, int]:
@@ -312,7 +309,7 @@ def run_chaos(
 
     # Features: every sampled video and user consistent with the history (the features job may still be
     # catching up after its restarts, so retry while only `as_of` / `commit_delay` explain a difference).
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
     by_status: dict[str, int] = {}
     by_cause: dict[str, int] = {}

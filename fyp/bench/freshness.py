@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
 from confluent_kafka import Producer
 
 from features.engagement import video_engagement
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.stack.process import StackError
 from fyp.stack.submit import list_jobs
 from fyp.traffic import TrafficConfig, TrafficGenerator
@@ -26,9 +26,9 @@ from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["FEATURES_PIPELINE", "FreshnessResult", "run_freshness"]
+__all__ = ["FreshnessResult", "run_freshness"]
 
-FEATURES_PIPELINE = "fyp-engagement-features"  # the pipeline.name that jobs/engagement_features.py sets
+FEATURES_PIPELINE = ENGAGEMENT_FEATURES_JOB.pipeline_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +62,7 @@ def run_freshness(
     latencies: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     client.ping()
     prefix = video_engagement.v1.key_prefix
 

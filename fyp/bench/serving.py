@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import redis
 
 from features.serving_sets import RECENT_SEEN
 from fyp.bench.peers.redis_writer import PackedFeatureWriter
@@ -81,7 +80,7 @@ def run_serving(
         raise ValueError(f"--candidates {candidates} exceeds --videos {videos}")
     from fyp.bench.peers.feast_store import FeastPeer  # Feast is heavy to import; only this bench needs it
 
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password, db=db)
+    client = settings.redis_client(db=db)
     client.flushdb()
     rng = np.random.default_rng(seed)
     fyp = FeatureClient.from_settings(settings, db=db)

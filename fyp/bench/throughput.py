@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from fyp.bench.peers.redis_writer import redis_client
 from fyp.config import Settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.stack.process import StackError
 from fyp.stack.submit import submit_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
@@ -81,7 +82,7 @@ def run_flink_bounded(
     ends = end_offsets(settings, topic.name)
     starts = ",".join(f"{p}:0" for p in ends)
     stops = ",".join(f"{p}:{o}" for p, o in ends.items())
-    job_id = submit_job(settings, "engagement_features", properties=properties, job_args=[
+    job_id = submit_job(settings, ENGAGEMENT_FEATURES_JOB.job, properties=properties, job_args=[
         "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts,
         "--end-offsets", stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else [])])
     deadline = time.monotonic() + timeout.total_seconds()

@@ -38,13 +38,12 @@ import httpx
 import numpy as np
 
 from fyp.config import Settings
+from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB
 from fyp.stack.upload_workers import UploadWorkers
 
 __all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_clips", "run_upload_bench",
            "summarize", "upload_and_play"]
 
-ORCHESTRATION_JOB = "upload_orchestration"
-ORCHESTRATION_NAME = "fyp-upload-orchestration"
 # Lifecycle points, in the order they happen; `status:<s>` is a VideoStatusChanged.
 POINTS = {"first_playable": "TranscodeCompleted:playable", "full_ladder": "TranscodeCompleted:full",
           "verdict": "ModerationResult", "ready": "status:ready"}
@@ -182,8 +181,9 @@ class UploadPipeline:
         self.processes = UploadWorkers(self.settings.logs_dir, log_prefix="bench-")
         try:
             running = {j.name for j in list_jobs(self.settings) if j.state in ("RUNNING", "CREATED")}
-            if ORCHESTRATION_NAME not in running:
-                self.submitted_job = submit_job(self.settings, ORCHESTRATION_JOB, job_args=list(self.job_args))
+            if UPLOAD_ORCHESTRATION_JOB.pipeline_name not in running:
+                self.submitted_job = submit_job(self.settings, UPLOAD_ORCHESTRATION_JOB.job,
+                                                job_args=list(self.job_args))
             if self.start_workers:
                 self.processes.start_workers()
             if self.api is None:

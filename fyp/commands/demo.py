@@ -13,33 +13,31 @@ from features import ALL_FEATURE_SETS
 from features.serving_sets import SERVING_SETS
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import load_settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, UPLOAD_ORCHESTRATION_JOB, Pipeline
 from fyp.serving import FeatureClient
 from fyp.stack.process import StackError, wait_until
 from fyp.stack.services import all_services
-from fyp.stack.submit import list_jobs, submit_job
+from fyp.stack.submit import ensure_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
 
 __all__ = ["register"]
 
-DEMO_JOBS = {"engagement_features": "fyp-engagement-features", "engagement_history": "fyp-engagement-history"}
+DEMO_JOBS = (ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB)
 # With --upload: the orchestrator (it also writes history.upload_events and history.videos_changelog), submitted
 # here so that it commits to Iceberg at the demo's checkpoint interval.
-UPLOAD_JOBS = {"upload_orchestration": "fyp-upload-orchestration"}
+UPLOAD_JOBS = (UPLOAD_ORCHESTRATION_JOB,)
 
 
-def _ensure_jobs(settings, checkpoint_interval: str, jobs: dict[str, str] = DEMO_JOBS, *,
+def _ensure_jobs(settings, checkpoint_interval: str, jobs: tuple[Pipeline, ...] = DEMO_JOBS, *,
                  out: Console = console) -> dict[str, str]:
     """Submit each job of `jobs` unless it is already running; return job name -> Flink job id."""
-    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ("RUNNING", "CREATED", "RESTARTING")}
     ids = {}
-    for job, pipeline_name in jobs.items():
-        if pipeline_name in running:
-            ids[job] = running[pipeline_name]
-            continue
-        with out.status(f"submitting {job} …"):
-            ids[job] = submit_job(settings, job, properties={"execution.checkpointing.interval": checkpoint_interval})
-        out.print(f"[green]✓[/] submitted {job} ({ids[job]})")
+    for pipeline in jobs:
+        with out.status(f"submitting {pipeline.job} unless it runs …"):
+            ids[pipeline.job] = ensure_job(settings, pipeline,
+                                           properties={"execution.checkpointing.interval": checkpoint_interval})
+        out.print(f"[green]✓[/] {pipeline.job} running ({ids[pipeline.job]})")
     return ids
 
 

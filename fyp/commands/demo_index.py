@@ -25,19 +25,17 @@ import httpx
 
 from fyp.config import REPO_ROOT, Settings
 
-__all__ = ["EMBEDDING_JOB", "EMBEDDING_JOB_NAME", "ensure_embedding_job", "index_demo"]
+__all__ = ["ensure_embedding_job", "index_demo"]
 
-EMBEDDING_JOB = "video_embeddings"
-EMBEDDING_JOB_NAME = "fyp-video-embeddings"
 DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
 
 
 def ensure_embedding_job(settings: Settings) -> str:
     """The running embedding job's id, submitting it if needed (it stays running, like the demo's others)."""
-    from fyp.stack.submit import list_jobs, submit_job
+    from fyp.pipelines import VIDEO_EMBEDDINGS_JOB
+    from fyp.stack.submit import ensure_job
 
-    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ("RUNNING", "CREATED", "RESTARTING")}
-    return running.get(EMBEDDING_JOB_NAME) or submit_job(settings, EMBEDDING_JOB)
+    return ensure_job(settings, VIDEO_EMBEDDINGS_JOB)
 
 
 @contextmanager

@@ -64,7 +64,7 @@ def features_restore(
             raise ValueError(f"unknown feature set {', '.join(unknown)}; known: {', '.join(known)}")
         settings = load_settings()
         table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+        client = settings.redis_client()
         results, skipped = [], []
         for fs in (known[n] for n in feature_set) if feature_set else ALL_FEATURE_SETS:
             with err_console.status(f"restoring {fs.qualified_name} …") as status:

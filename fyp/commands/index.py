@@ -161,15 +161,13 @@ def worker_candidate_sets(
     from dataclasses import asdict
     from datetime import timedelta
 
-    import redis
-
     from fyp.candidates.history_sets import HistorySetsConfig, refresh
     from fyp.config import load_settings
 
     with fail_cleanly(ValueError):
         config = HistorySetsConfig(lookback=timedelta(hours=lookback_hours), min_users=min_users)
     settings = load_settings()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     while True:
         started = time.monotonic()
         report = refresh(settings, client, config)

@@ -120,15 +120,13 @@ class LocalUploads:
 
 
 def _upload_service(settings: Settings):
-    import redis
 
     from connectors.kafka_emitter import KafkaEmitter
     from fyp.media.probe import Limits
     from fyp.media.publish import make_s3_client
     from fyp.upload_api import RedisUploadStore, UploadService
 
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password,
-                         socket_timeout=10)
+    client = settings.redis_client(socket_timeout=10)
     return UploadService(s3=make_s3_client(settings), bucket=settings.media_bucket, store=RedisUploadStore(client),
                          emit=KafkaEmitter(settings), limits=Limits.from_env())
 

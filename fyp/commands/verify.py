@@ -100,7 +100,7 @@ def features(
         feature_sets = ALL_FEATURE_SETS if entity == "all" else (feature_set_for_entity(entity),)
         settings = load_settings()
         table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+        client = settings.redis_client()
         now_ms = int(time.time() * 1000)
         since_ms = now_ms - _duration_ms(since) if since else None
         results, skipped = [], []

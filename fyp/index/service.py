@@ -657,7 +657,6 @@ def create_app(
 
 def build_app(settings: Any, config: ServiceConfig, *, bucket: str | None = None) -> FastAPI:
     """The service wired to the stack of `settings` (Kafka, Redis, S3)."""
-    import redis
     from confluent_kafka import Consumer
 
     from fyp.index.snapshot import S3ObjectStore
@@ -680,7 +679,7 @@ def build_app(settings: Any, config: ServiceConfig, *, bucket: str | None = None
     feed = IndexFeed(holder, config, consumer_factory=consumer_factory, snapshots=SnapshotStore(store, config.name))
     from fyp.candidates import CandidateGenerator, RedisSources
 
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     users = RedisUserEmbeddings(client)
     generator = CandidateGenerator(RedisSources(client), max_fetch=config.max_k)
     return create_app(holder, users=users, feed=feed, max_k=config.max_k, generator=generator)

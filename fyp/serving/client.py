@@ -88,8 +88,7 @@ class FeatureClient:
         still thread-safe): no pool checkout per read, 20-60 µs of a ~100 µs single-entity read. A server
         with many threads reading at once should give each its own FeatureClient, or pass a pooled client."""
         s = settings or load_settings()
-        return cls(redis.Redis(host=s.redis_host, port=s.redis_port, password=s.redis_password, db=db,
-                               single_connection_client=True))
+        return cls(s.redis_client(db=db, single_connection_client=True))
 
     def get(self, entity: str, entity_id: str | Sequence[str], *, now_ms: int | None = None) -> EntityFeatures | None:
         """One entity's features (with ratios) from all its feature sets in one MGET, or None if Redis holds

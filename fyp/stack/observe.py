@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import redis
 
 from connectors.iceberg_tables import catalog
 from fyp.config import Settings
@@ -35,7 +34,7 @@ def job_source_records(settings: Settings, job_id: str) -> int:
 
 def feature_key_counts(settings: Settings, prefixes: dict[str, str]) -> dict[str, int]:
     """Keys per feature set in Redis (SCAN by prefix; fine for a demo-sized keyspace)."""
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     return {name: sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=10_000))
             for name, prefix in prefixes.items()}
 

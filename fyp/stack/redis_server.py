@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 
-import redis
-
 from fyp.stack.process import StackError
 from fyp.stack.service import ProcessService
 
@@ -44,7 +42,6 @@ class RedisService(ProcessService):
         return [binary, str(self.config_file)]
 
     def check(self) -> str:
-        client = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
-                             password=self.settings.redis_password, socket_timeout=2)
+        client = self.settings.redis_client(socket_timeout=2)
         info = client.info("server")
         return f"redis {info['redis_version']}, {client.dbsize()} keys"

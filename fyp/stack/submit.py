@@ -11,10 +11,12 @@ from pathlib import Path
 import httpx
 
 from fyp.config import REPO_ROOT, Settings
+from fyp.pipelines import PIPELINES, Pipeline
 from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
-__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "list_jobs", "parse_properties", "submit_job"]
+__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "ensure_job", "list_jobs", "parse_properties",
+           "submit_job"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -29,7 +31,8 @@ class RunningJob:
 
 
 def available_jobs() -> list[str]:
-    return sorted(p.stem for p in JOBS_DIR.glob("*.py") if not p.name.startswith("_"))
+    """The jobs of the catalogue (fyp/pipelines.py); each has its file in `jobs/`."""
+    return sorted(PIPELINES)
 
 
 def parse_properties(items: list[str]) -> dict[str, str]:
@@ -49,7 +52,7 @@ def parse_properties(items: list[str]) -> dict[str, str]:
 
 def job_path(name: str) -> Path:
     path = JOBS_DIR / f"{name.removesuffix('.py')}.py"
-    if not path.exists():
+    if name.removesuffix(".py") not in PIPELINES or not path.exists():
         raise StackError(f"no job {name!r} in {JOBS_DIR}; available: {', '.join(available_jobs())}")
     return path
 
@@ -100,6 +103,15 @@ def submit_job(
         tail = "\n".join(causes[:3] or lines[-15:])
         raise StackError(f"submitting {name} failed (exit {result.returncode}); full output in {log}:\n{tail}")
     return match.group(1)
+
+
+_ALIVE = ("RUNNING", "CREATED", "RESTARTING")
+
+
+def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, str] | None = None) -> str:
+    """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one."""
+    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in _ALIVE}
+    return running.get(pipeline.pipeline_name) or submit_job(settings, pipeline.job, properties=properties)
 
 
 def list_jobs(settings: Settings) -> list[RunningJob]:

@@ -18,8 +18,9 @@ import redis
 from confluent_kafka import Producer
 
 from fyp.config import Settings, load_settings
+from fyp.pipelines import Pipeline
 from fyp.stack.services import all_services
-from fyp.stack.submit import cancel_job, list_jobs, submit_job
+from fyp.stack.submit import cancel_job, ensure_job
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
@@ -48,11 +49,10 @@ def running_job(settings: Settings):
     """Submit a job once per session (reusing a running one of the same pipeline name)."""
     submitted: dict[str, str] = {}
 
-    def ensure(job: str, pipeline_name: str, **properties: str) -> str:
-        if job not in submitted:
-            running = {j.name: j.job_id for j in list_jobs(settings) if j.state == "RUNNING"}
-            submitted[job] = running.get(pipeline_name) or submit_job(settings, job, properties=properties)
-        return submitted[job]
+    def ensure(pipeline: Pipeline, **properties: str) -> str:
+        if pipeline.job not in submitted:
+            submitted[pipeline.job] = ensure_job(settings, pipeline, properties=properties)
+        return submitted[pipeline.job]
 
     yield ensure
     if os.environ.get("FYP_KEEP_STACK") != "1":

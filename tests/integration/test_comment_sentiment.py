@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.serving import FeatureClient
 from tests.integration.conftest import eventually
 from udfs.sentiment import comment_sentiment
@@ -16,7 +17,7 @@ TEXTS = ["love this so much", "worst video ever", "haha I love it", "where is th
 
 
 def test_comment_sentiment_features_reach_redis(settings, running_job, engagement_producer):
-    running_job("engagement_features", "fyp-engagement-features")
+    running_job(ENGAGEMENT_FEATURES_JOB)
     run = uuid.uuid4().hex[:8]
     video, author = f"v-sentiment-{run}", f"a-sentiment-{run}"
     for i, text in enumerate(TEXTS):

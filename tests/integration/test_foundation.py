@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from connectors.iceberg_tables import catalog
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving import FeatureClient
 from fyp.stack.observe import dead_letter_count
 from schemas.tables import ENGAGEMENT_HISTORY
@@ -52,8 +53,8 @@ def test_produce_cli_writes_the_requested_number_of_events(settings):
 
 
 def test_events_reach_redis_features_and_iceberg_history(settings, running_job, engagement_producer):
-    running_job("engagement_features", "fyp-engagement-features")
-    running_job("engagement_history", "fyp-engagement-history", **{"execution.checkpointing.interval": "5s"})
+    running_job(ENGAGEMENT_FEATURES_JOB)
+    running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     video = f"v-it-{uuid.uuid4().hex[:8]}"
     sent = [engagement_producer.send("Impression", user_id="u-it", video_id=video, position=i, surface="for_you")
             for i in range(4)]
@@ -85,7 +86,7 @@ def test_events_reach_redis_features_and_iceberg_history(settings, running_job, 
 
 
 def test_malformed_events_go_to_the_dead_letter_topic(settings, running_job, engagement_producer):
-    running_job("engagement_features", "fyp-engagement-features")
+    running_job(ENGAGEMENT_FEATURES_JOB)
     before = dead_letter_count(settings)
     engagement_producer.send_raw(b"not avro at all")
     engagement_producer.send("Watch", user_id="u-bad", video_id="v-bad", watch_ms=-1, video_duration_ms=1000)

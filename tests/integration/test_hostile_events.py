@@ -18,6 +18,7 @@ import pytest
 
 from connectors.iceberg_tables import catalog
 from fyp.deadletters import REPLAY_HEADER, read_dead_letters
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving import FeatureClient
 from schemas.registry import default_registry
 from schemas.tables import ENGAGEMENT_HISTORY
@@ -55,8 +56,8 @@ def _history_ids(settings, event_ids: set[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def jobs(running_job):
-    features = running_job("engagement_features", "fyp-engagement-features")
-    history = running_job("engagement_history", "fyp-engagement-history", **{"execution.checkpointing.interval": "5s"})
+    features = running_job(ENGAGEMENT_FEATURES_JOB)
+    history = running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     return features, history
 
 

@@ -22,6 +22,7 @@ from features import ALL_FEATURE_SETS, feature_set_for_entity
 from fyp.bench.peers.evaluate import FeatureEvaluator
 from fyp.bench.peers.sql import SqlTranslationError
 from fyp.commands import verify as verify_commands
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving.layout import HEADER_BYTES
 from schemas.tables import ENGAGEMENT_HISTORY
 from tests.integration.conftest import eventually
@@ -48,8 +49,8 @@ def verifiable(feature_set) -> bool:
 def test_recomputed_features_match_redis_and_explain_what_differs(settings, running_job, engagement_producer,
                                                                    redis_client):
     ensure_tables(settings)
-    running_job("engagement_features", "fyp-engagement-features")
-    running_job("engagement_history", "fyp-engagement-history", **{"execution.checkpointing.interval": "5s"})
+    running_job(ENGAGEMENT_FEATURES_JOB)
+    running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     tag = uuid.uuid4().hex[:8]
     user, author, sound, region, tags = f"u-ver-{tag}", f"a-ver-{tag}", f"s-ver-{tag}", f"R{tag}", [f"t{tag}"] * 2
     videos = [f"v-ver-{tag}-{i}" for i in range(3)]

@@ -29,6 +29,7 @@ from fyp.commands import uploads
 from fyp.config import Settings
 from fyp.media.playback import download_run, verify_playback
 from fyp.media.publish import FULL_MANIFEST_NAME, make_s3_client
+from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB
 from fyp.stack.upload_workers import UploadWorkers, free_port
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
@@ -36,8 +37,6 @@ from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
-JOB = "upload_orchestration"
-PIPELINE_NAME = "fyp-upload-orchestration"
 VERDICT_TIMEOUT_S = 120
 # A small size limit for the API and the transcoder, so that "too large" takes a 4 MB file, not 500 MB.
 MAX_UPLOAD_BYTES = 4_000_000
@@ -68,7 +67,7 @@ def music(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def pipeline(settings: Settings, running_job, music, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Submit the orchestration job and start the workers and the upload API; yields {api, workers}."""
-    running_job(JOB, PIPELINE_NAME, **CHECKPOINTS)
+    running_job(UPLOAD_ORCHESTRATION_JOB, **CHECKPOINTS)
     workers = UploadWorkers(tmp_path_factory.mktemp("upload-pipeline-logs"),
                             {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
     try:

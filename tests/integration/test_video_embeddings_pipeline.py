@@ -22,6 +22,7 @@ from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
 from features.serving_sets import RECENT_SEEN
 from fyp.commands import uploads
 from fyp.index.service import USER_EMBEDDING_KEY, ServiceConfig, build_app
+from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
 from fyp.stack.upload_workers import UploadWorkers
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_STATUS
@@ -36,8 +37,8 @@ READY_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def stack(settings, running_job, tmp_path_factory):
     """The jobs, the workers, the upload API and an index service of its own (a fresh index name)."""
-    running_job("upload_orchestration", "fyp-upload-orchestration")
-    running_job("video_embeddings", "fyp-video-embeddings")
+    running_job(UPLOAD_ORCHESTRATION_JOB)
+    running_job(VIDEO_EMBEDDINGS_JOB)
     workers = UploadWorkers(tmp_path_factory.mktemp("embedding-pipeline-logs"))
     config = ServiceConfig(name=f"it-emb-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
     try:

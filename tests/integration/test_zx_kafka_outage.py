@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving import FeatureClient
 from fyp.stack.kafka_broker import KafkaService
 from tests.integration.conftest import eventually
@@ -25,8 +26,8 @@ OUTAGE_S = int(os.environ.get("FYP_TEST_OUTAGE_S", "30"))
 
 
 def test_a_broker_outage_loses_nothing_and_restarts_nothing(settings, running_job, engagement_producer):
-    jobs = (running_job("engagement_features", "fyp-engagement-features"),
-            running_job("engagement_history", "fyp-engagement-history", **{"execution.checkpointing.interval": "5s"}))
+    jobs = (running_job(ENGAGEMENT_FEATURES_JOB),
+            running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"}))
     tag = uuid.uuid4().hex[:8]
     video = f"{tag}-v"
     client = FeatureClient.from_settings(settings)

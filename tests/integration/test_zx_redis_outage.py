@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.serving import FeatureClient
 from fyp.stack.redis_server import RedisService
 from tests.integration.conftest import eventually
@@ -27,7 +28,7 @@ OUTAGE_S = int(os.environ.get("FYP_TEST_OUTAGE_S", "20"))
 
 
 def test_a_redis_outage_loses_nothing_and_restarts_nothing(settings, running_job, engagement_producer):
-    job = running_job("engagement_features", "fyp-engagement-features")
+    job = running_job(ENGAGEMENT_FEATURES_JOB)
     tag = uuid.uuid4().hex[:8]
     before_video, during_video = f"{tag}-before", f"{tag}-during"
     client = FeatureClient.from_settings(settings)

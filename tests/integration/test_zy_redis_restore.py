@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from features.engagement import user_engagement, video_engagement
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.stack.redis_server import RedisService
 from tests.integration.conftest import eventually
 from tests.integration.test_hostile_events import _history_ids
@@ -24,8 +25,8 @@ SETS = (video_engagement.v1, user_engagement.v1)
 
 
 def test_an_empty_redis_is_refilled_with_the_values_the_job_wrote(settings, running_job, engagement_producer):
-    running_job("engagement_features", "fyp-engagement-features")
-    running_job("engagement_history", "fyp-engagement-history", **{"execution.checkpointing.interval": "5s"})
+    running_job(ENGAGEMENT_FEATURES_JOB)
+    running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     tag = uuid.uuid4().hex[:8]
     videos, users = [f"{tag}-v{i}" for i in range(3)], [f"{tag}-u{i}" for i in range(4)]
     sent = set()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fyp.bench.chaos import jobs_running, run_chaos
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.stack.services import all_services
 
 pytestmark = pytest.mark.integration
@@ -36,9 +37,9 @@ def _zombie_children() -> list[int]:
 def test_history_is_exactly_once_and_features_match_through_taskmanager_kills_and_a_broker_restart(
     settings, running_job,
 ):
-    jobs = [running_job("engagement_history", "fyp-engagement-history",
+    jobs = [running_job(ENGAGEMENT_HISTORY_JOB,
                         **{"execution.checkpointing.interval": "5s"}),
-            running_job("engagement_features", "fyp-engagement-features")]
+            running_job(ENGAGEMENT_FEATURES_JOB)]
     result = run_chaos(settings, events=10_000, rate=200, tail_s=2,
                        schedule=[(2, "kill_taskmanager"), (3, "restart_kafka"), (4, "kill_taskmanager")],
                        users=500, videos=1_000, verify_sample=10, land_timeout_s=120, verify_timeout_s=60,

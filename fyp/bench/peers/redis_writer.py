@@ -28,7 +28,7 @@ return 1
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    return settings.redis_client()
 
 
 class PackedFeatureWriter:
