@@ -1,7 +1,8 @@
 """The lake: SQL over the Iceberg tables, their upkeep, their evolution, and what is in the catalog.
 
-- `fyp.lake.sql`: DuckDB queries over pyiceberg scans, with predicate and partition pushdown (`fyp sql`).
-- `fyp.lake.maintenance`: compaction, snapshot expiry and orphan cleanup (`fyp maintain`).
+- `fyp.lake.sql`: DuckDB queries over pyiceberg scans (`fyp sql`), with the predicates and columns that
+  `fyp.lake.pushdown` finds in the query pushed into each scan.
+- `fyp.lake.maintenance`: compaction (`fyp.lake.compaction`), snapshot expiry and orphan cleanup (`fyp maintain`).
 - `fyp.lake.evolution`: adding optional columns when an event schema grows.
 - `describe_tables` here: namespaces, tables, schemas and sizes (`fyp tables`).
 """

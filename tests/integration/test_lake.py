@@ -23,7 +23,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
-import fyp.lake.maintenance as maintenance
+import fyp.lake.compaction as compaction
 from connectors.iceberg_tables import catalog, catch_up_columns, ensure_tables, upload_events_schema
 from fyp.commands import lake as lake_commands
 from fyp.lake.evolution import add_optional_column
@@ -159,7 +159,7 @@ def test_maintain_refuses_a_short_orphan_age_without_allow_recent():
 def test_compaction_replans_when_a_writer_commits_to_the_same_partition(scratch, lake, monkeypatch):
     for _ in range(3):
         scratch.append(rows(scratch, video_id="v", event_type="watch", n=3))
-    write_files, raced = maintenance._dataframe_to_data_files, []
+    write_files, raced = compaction._dataframe_to_data_files, []
 
     def racing_writer(**kwargs):
         written = list(write_files(**kwargs))
@@ -168,8 +168,8 @@ def test_compaction_replans_when_a_writer_commits_to_the_same_partition(scratch,
             raced.append(True)
         return written
 
-    monkeypatch.setattr(maintenance, "_dataframe_to_data_files", racing_writer)
-    report = maintenance.compact(scratch, target_bytes=128 * 2**20)
+    monkeypatch.setattr(compaction, "_dataframe_to_data_files", racing_writer)
+    report = compaction.compact(scratch, target_bytes=128 * 2**20)
 
     assert report.conflicts == 1 and report.bins_rewritten == 1 and report.files_rewritten == 4
     scratch.refresh()

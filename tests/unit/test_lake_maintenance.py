@@ -14,8 +14,9 @@ from pyiceberg.types import DateType, ListType, LongType, NestedField, StringTyp
 
 import fyp.lake.evolution as evolution
 import fyp.lake.maintenance as maintenance
+from fyp.lake.compaction import partition_filter, plan_bins
 from fyp.lake.evolution import iceberg_type
-from fyp.lake.maintenance import parse_duration, partition_filter, plan_bins
+from fyp.lake.maintenance import parse_duration
 
 MB = 2**20
 

@@ -24,7 +24,8 @@ from pyiceberg.expressions import (
 
 import fyp.lake.sql as lake_sql
 from connectors.iceberg_tables import engagement_history_schema
-from fyp.lake.sql import AsOf, describe_filter, needed_columns, parse_as_of, pushdown_filters, referenced_tables
+from fyp.lake.pushdown import describe_filter, needed_columns, pushdown_filters, referenced_tables
+from fyp.lake.sql import AsOf, parse_as_of
 
 T = "history.engagement_events"
 SCHEMA = engagement_history_schema()

@@ -1,3 +1,5 @@
+// One file (~430 lines): the flush buffer, the outage backoff and the checkpoint flush are one state machine over
+// one connection; RedisSinkWriterTest drives it against a real redis-server.
 package dev.fyp.flink.redis;
 
 import org.apache.flink.api.common.operators.ProcessingTimeService;

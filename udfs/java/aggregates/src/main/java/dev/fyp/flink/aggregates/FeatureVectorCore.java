@@ -1,3 +1,6 @@
+// One file (~780 lines): accumulate, retract and the three merges all read and write the accumulator's sparse and
+// dense layouts directly, which is what keeps the per-event path free of allocation; split, they would share those
+// invariants across files. FeatureVectorTest covers each path.
 package dev.fyp.flink.aggregates;
 
 import java.util.Arrays;
@@ -25,7 +28,7 @@ import org.apache.flink.table.functions.AggregateFunction;
  *   for each aggregation a: for each half-life h: DECAYED_SUM(vals[a], event_time_ms, h)
  * </pre>
  *
- * <p>i.e. the order of {@code FeatureSet.columns()} (udfs/featurespec.py). Each element equals what the
+ * <p>i.e. the order of {@code FeatureSet.columns()} (featurespec/declaration.py). Each element equals what the
  * single function would return for that column when every row's value is non-null (the feature
  * compiler's {@code CASE WHEN ... THEN x ELSE 0.0 END}): the same tiles, the same late-drop rule, the
  * same decay formula and the same merge rules, up to floating-point rounding. All cells share one
