@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from pyflink.table import DataTypes, Schema, TableDescriptor
 
+from featurespec import FeatureSet
+from featurespec.sql import sink_columns
 from fyp.config import Settings
-from udfs.feature_sql import sink_columns
-from udfs.featurespec import FeatureSet
 from udfs.flink_functions import flink_type
 
 __all__ = ["redis_feature_sink", "redis_sorted_set_sink"]

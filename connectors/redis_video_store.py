@@ -2,7 +2,7 @@
 
 Layout (docs/UPLOADS.md, "Video metadata in Redis"):
 
-    fyp:video:v1:{video_id}          hash, `udfs.upload_lifecycle.video_fields`; replaced whole on each change
+    fyp:video:v1:{video_id}          hash, codec `udfs.video_record`; replaced whole on each change
     fyp:upload:sha256:v1:{sha256}    string: the video_id that first uploaded these exact bytes
 
 Writes are careful: a snapshot carries the state's `seq` and a Lua script refuses to replace a newer one, so a

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from features.engagement.common import COMPLETIONS, IMPRESSIONS, LIKES, PLAYS
-from udfs.featurespec import Aggregation
+from featurespec import Aggregation
 
 __all__ = ["DECISIONS_KEY_PREFIX", "DECISIONS_MAX_SIZE", "DECISIONS_TTL", "EXPLORATION_COUNTERS", "decisions_key"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from udfs.featurespec import SortedSetSpec
+from featurespec import SortedSetSpec
 
 __all__ = ["RECENT_SEEN", "SERVING_SETS", "TRENDING"]
 

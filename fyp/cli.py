@@ -1,4 +1,8 @@
-"""The `fyp` command line: one typer app; each command group lives in `fyp/commands/`."""
+"""The `fyp` command line: one typer app; each command group lives in `fyp/commands/`.
+
+The groups that several command modules add to (`bench`, `serve`, `worker`) are declared here, once, and
+handed to each module's `register`, so no module depends on another having created them first.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +23,26 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+bench_group = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits.",
+                          no_args_is_help=True)
+serve_group = typer.Typer(help="Run a service in the foreground.", no_args_is_help=True)
+worker_group = typer.Typer(help="Run a pipeline worker in the foreground.", no_args_is_help=True)
+app.add_typer(bench_group, name="bench")
+app.add_typer(serve_group, name="serve")
+app.add_typer(worker_group, name="worker")
+
 stack.register(app)
 produce.register(app)
 jobs.register(app)
 demo.register(app)
 features.register(app)
-bench.register(app)
-uploads.register(app)
+bench.register(bench_group)
+uploads.register(app, serve=serve_group, worker=worker_group)
 lake.register(app)
 verify.register(app)
 dlq.register(app)
 train.register(app)
-index.register(app)  # after bench and uploads: it adds to their `bench` and `serve` groups
+index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)
 
 
 def main() -> None:

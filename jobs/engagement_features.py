@@ -20,18 +20,18 @@ from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_sink
 from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
-from fyp.config import Settings, load_settings
-from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
-from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
-from udfs.envelope import ENGAGEMENT_COLUMNS
-from udfs.feature_sql import (
+from featurespec import FeatureSet
+from featurespec.sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
     feature_query,
     sorted_set_query,
     source_columns,
 )
-from udfs.featurespec import FeatureSet
+from fyp.config import Settings, load_settings
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
+from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
+from udfs.envelope import ENGAGEMENT_COLUMNS
 from udfs.flink_functions import (
     LATE,
     SCALAR_FUNCTIONS,
@@ -86,7 +86,7 @@ def engagement_views(
     decoder: "java" (DECODE_ENGAGEMENT, udfs/java/envelope: no Python per event) or "python" (the reference,
     udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py).
     columns: the engagement-row columns `engagement` keeps (default: all); the job keeps those its sets read
-    (`udfs.feature_sql.source_columns`), so no unread column is shipped through the deduplication.
+    (`featurespec.sql.source_columns`), so no unread column is shipped through the deduplication.
     passthrough: more raw-table columns `decoded` carries (the job's record key and headers, for dead letters)."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     java_decoder = register_java_decoder(t_env)
@@ -143,7 +143,7 @@ def build_engagement_features(
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()
     for feature_set in feature_sets:
-        sink = f"redis_{feature_set.name}"
+        sink = f"redis_{feature_set.name}_v{feature_set.version}"  # two versions may be computed side by side
         t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
         statements.add_insert_sql(f"INSERT INTO {sink} {feature_query(feature_set)}")
     for spec in serving_sets:

@@ -25,11 +25,12 @@ from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_sorted_set_sink
 from features import ALLOWED_LATENESS
 from features.exploration import DECISIONS_KEY_PREFIX, DECISIONS_MAX_SIZE, DECISIONS_TTL, EXPLORATION_COUNTERS
+from featurespec.sql import counters_query
 from fyp.config import Settings, load_settings
 from fyp.pipelines import EXPLORATION_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, EXPLORATION
 from udfs.envelope import ENGAGEMENT_COLUMNS
-from udfs.exploration import ExplorationPolicy, counters_query, decisions_query, parse_policy
+from udfs.exploration import ExplorationPolicy, decisions_query, parse_policy
 from udfs.flink_functions import encode_exploration_decision, register_java_decoder
 
 __all__ = ["GROUP_ID", "build_exploration", "exploration_views", "job_config"]

@@ -1,6 +1,6 @@
 """Upload orchestration: every video's lifecycle, from UploadCompleted to ready, rejected, failed or removed.
 
-Reads fyp.uploads.v1 (keyed by video_id), keeps one `udfs.upload_lifecycle.VideoState` per video in keyed
+Reads fyp.uploads.v1 (keyed by video_id), keeps one `udfs.upload_state.VideoState` per video in keyed
 state, and emits TranscodeRequested (fyp.uploads.v1) and VideoStatusChanged (fyp.video-status.v1). Writes each
 video's metadata to Redis (`fyp:video:v1:{video_id}`, `connectors.redis_video_store`). The transitions are pure
 functions in `udfs/upload_lifecycle.py`; this file only wires them to Flink.
@@ -71,16 +71,9 @@ from udfs.upload_events import (
     VIDEO_ROW_FIELDS,
     video_row,
 )
-from udfs.upload_lifecycle import (
-    LifecycleConfig,
-    Step,
-    VideoState,
-    apply,
-    content_claim,
-    decode_event,
-    on_timer,
-    video_fields,
-)
+from udfs.upload_lifecycle import apply, content_claim, decode_event, on_timer
+from udfs.upload_state import LifecycleConfig, Step, VideoState
+from udfs.video_record import video_fields
 
 __all__ = [
     "GROUP_ID",

@@ -4,7 +4,7 @@ Why not `fastavro.schemaless_reader`: it reads through a file object one byte at
 timestamp-millis into `datetime` and re-checks the schema on every call; about 160k Watch events/s on
 one core. The generated function indexes the `bytes` directly, inlines the one-byte varint case and
 builds the record with one dict literal: about 1.5x faster, which matters because every engagement
-event passes through it inside Flink. `tests/unit/test_schemas.py` checks it against fastavro on
+event passes through it inside Flink. `tests/unit/schemas/test_schemas.py` checks it against fastavro on
 random data for every schema in the repo.
 
 Logical types are ignored: timestamp-millis stays an `int` of epoch milliseconds.

@@ -28,16 +28,13 @@ from datetime import timedelta
 from typing import Literal
 
 from schemas.registry import default_registry
-from udfs.featurespec import Aggregation
 
 __all__ = [
-    "COUNTER_NAMES",
     "DEMOTE",
     "PROMOTE",
     "Counters",
     "Decision",
     "ExplorationPolicy",
-    "counters_query",
     "decide",
     "decision_event_id",
     "decision_payload",
@@ -130,30 +127,6 @@ def decide(counters: Counters, policy: ExplorationPolicy) -> Decision | None:
     if completion < policy.demote_completion_rate or like < policy.demote_like_rate:
         return DEMOTE
     return None
-
-
-COUNTER_NAMES = ("impressions", "plays", "completions", "likes")
-
-
-def counters_query(source: str, counters: dict[str, Aggregation]) -> str:
-    """Running per-video totals, one output row per input row (an append-only OVER aggregation, so that the
-    decision below can be deduplicated per video with keyed state).
-
-    source: a view of engagement rows with a processing-time attribute `proc_time`.
-    counters: the aggregation counted as each of COUNTER_NAMES (features/exploration.py: the feature
-        declarations' own predicates, so "completion" means the same here as in Redis).
-    """
-    missing = set(COUNTER_NAMES) - set(counters)
-    if missing:
-        raise ValueError(f"counters lack {sorted(missing)}")
-    relevant = " OR ".join(f"({counters[n].where})" if counters[n].where else "TRUE" for n in COUNTER_NAMES)
-    sums = ",\n  ".join(f"CAST(SUM(CAST({counters[n].value_sql()} AS DOUBLE)) OVER w AS BIGINT) AS `{n}`"
-                         for n in COUNTER_NAMES)
-    return ("SELECT `video_id`, `author_id`, `event_time`, `proc_time`,\n"
-            f"  MIN(`event_time`) OVER w AS `first_seen_ms`,\n  {sums}\nFROM `{source}`\n"
-            f"WHERE `video_id` IS NOT NULL AND `video_id` <> '' AND ({relevant})\n"
-            "WINDOW w AS (PARTITION BY `video_id` ORDER BY `proc_time` "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
 
 
 def decisions_query(counters_view: str, policy: ExplorationPolicy) -> str:

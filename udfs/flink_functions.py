@@ -16,8 +16,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 from udfs.dead_letter import dead_letter_payload
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER, to_engagement_row
 from udfs.exploration import decision_payload
-from udfs.feature_sql import failure_function
-from udfs.guard import GuardedFunction
+from udfs.guard import GuardedFunction, failure_function
 from udfs.lateness import LatenessGate
 from udfs.sentiment import comment_sentiment
 from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, to_upload_event_row
@@ -166,7 +165,7 @@ def guarded_functions(guard: GuardedFunction, result_type: DataType) -> dict[str
                                               result_type=DataTypes.STRING())}
 
 
-# SQL name -> Python scalar function, for the derived columns of feature sets (udfs/featurespec.py
+# SQL name -> Python scalar function, for the derived columns of feature sets (featurespec/declaration.py
 # `DerivedColumn`), each with its `_FAILURE` twin; a features job registers them all with
 # create_temporary_system_function.
 SCALAR_FUNCTIONS = guarded_functions(GuardedFunction("COMMENT_SENTIMENT", comment_sentiment), DataTypes.DOUBLE())

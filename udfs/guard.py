@@ -4,7 +4,7 @@ Flink restarts a job whose operator throws, and the restarted job meets the same
 would restart the job forever. So a guarded function never raises. When the wrapped function raises, or takes
 longer than its time budget, the guard answers None (SQL NULL) and remembers a reason for that input; the job's
 dead-letter branch asks `failure(...)` for the same input and sends the record to the dead-letter topic with that
-reason (jobs/engagement_features.py), and the feature sets leave the record out (udfs/feature_sql.py drops rows
+reason (jobs/engagement_features.py), and the feature sets leave the record out (featurespec/sql.py drops rows
 whose derived column is NULL).
 
 A budget cannot interrupt a call in progress: Python offers no safe way to stop a running function in another
@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["GuardedFunction"]
+__all__ = ["GuardedFunction", "failure_function"]
 
 
 class GuardedFunction:
@@ -70,3 +70,8 @@ class GuardedFunction:
     def failure(self, *args: Any) -> str | None:
         """Why the function gave no value for these arguments, or None when it gave one."""
         return self._answer(args)[1]
+
+
+def failure_function(name: str) -> str:
+    """The SQL name of the function that says why guarded function `name` gave NULL (udfs/flink_functions.py)."""
+    return f"{name}_FAILURE"

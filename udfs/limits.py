@@ -70,7 +70,7 @@ MAX_LOOP_COUNT = 10_000  # rewatches in one session
 MAX_ID_BYTES = TEXT_LIMITS["video_id"]  # every id of every record: one id limit for the whole pipeline
 MAX_CAPTION_CHARS = 2_200  # the app's caption limit, in characters as the app counts (so <= 8,800 UTF-8 bytes)
 MAX_OCR_TEXT_CHARS = 2_000  # what moderation keeps of the text it reads in the frames (ModerationResult.ocr_text)
-# What the upload API's sniffing can prove (fyp/upload_api.py content_type_of); nothing else is a video here.
+# What the upload API's sniffing can prove (fyp/uploads/service.py content_type_of); nothing else is a video here.
 UPLOAD_CONTENT_TYPES: tuple[str, ...] = (
     "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo",
 )

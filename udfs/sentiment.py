@@ -9,7 +9,7 @@ score 0.0, "neutral"), and some emoji read oddly (🔥 is "fire", mildly negativ
 Bounded cost: VADER's time grows with the square of the word count (each emoji becomes a two- or three-word
 description): 2 KB of text took 26 ms and 200 emoji 32 ms, and 1 MB would take hours while the job's subtask stood
 still. So only the first MAX_SCORED_WORDS words are scored, counted after emoji become words; the expansion and
-the cut are done here in one linear pass, so VADER never sees more (tests/unit/test_sentiment.py times the worst
+the cut are done here in one linear pass, so VADER never sees more (tests/unit/udfs/test_sentiment.py times the worst
 inputs at the cap). Comments are short (the app allows ~150 characters), so real scores are unchanged: the same
 test checks that texts within the cap score exactly as VADER scores them.
 """
@@ -25,7 +25,7 @@ __all__ = ["MAX_SCORED_WORDS", "NEGATIVE_BELOW", "POSITIVE_FROM", "comment_senti
 # VADER's own recommended cut-offs on the compound score.
 POSITIVE_FROM = 0.05
 NEGATIVE_BELOW = -0.05
-MAX_SCORED_WORDS = 64  # ~4x a long comment; ~1 ms at worst (tests/unit/test_sentiment.py)
+MAX_SCORED_WORDS = 64  # ~4x a long comment; ~1 ms at worst (tests/unit/udfs/test_sentiment.py)
 
 
 @lru_cache(maxsize=1)

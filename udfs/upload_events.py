@@ -2,7 +2,7 @@
 
 Pure functions (no Flink): `jobs/upload_orchestration.py` decodes every record of fyp.uploads.v1 and
 fyp.video-status.v1 with `to_upload_event_row` into `history.upload_events`; `jobs/upload_orchestration.py`
-turns each accepted change of a video (`udfs.upload_lifecycle.VideoState`) into a `video_row` for
+turns each accepted change of a video (`udfs.upload_state.VideoState`) into a `video_row` for
 `history.videos_changelog`. `connectors/iceberg_tables.py` builds the Iceberg schemas from the same field lists.
 
 One wide row type for all seven records (a column is null where the record has no such field), so analysts
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from udfs.upload_lifecycle import VideoState
+from udfs.upload_state import VideoState
 
 __all__ = [
     "ARRAY_OWNERS",

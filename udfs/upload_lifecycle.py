@@ -2,7 +2,9 @@
 
 No Kafka, Flink or Redis here: `jobs/upload_orchestration.py` keys the upload topic by video_id, keeps one
 `VideoState` per video (as JSON, `VideoState.to_json`), calls `apply` per event and `on_timer` when the stage
-deadline passes, emits `Step.outputs` and writes `video_fields(state)` to Redis.
+deadline passes, emits `Step.outputs` and writes `udfs.video_record.video_fields(state)` to Redis. The records
+this module passes around (`LifecycleConfig`, `VideoState`, `Step`, `Output`) are in `udfs/upload_state.py`;
+this module is the transitions only.
 
 Statuses, in order (docs/UPLOADS.md draws the diagram):
 
@@ -51,38 +53,24 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from udfs.upload_limits import id_error, upload_record_error
+from udfs.upload_state import LifecycleConfig, LifecycleEvent, Output, Status, Step, VideoState
 
 __all__ = [
     "PERMANENT_REASONS",
-    "STATUSES",
-    "LifecycleConfig",
-    "LifecycleEvent",
-    "Output",
-    "Stage",
-    "Status",
-    "Step",
-    "VideoState",
     "apply",
     "content_claim",
     "decode_event",
     "on_timer",
     "validate_upload",
-    "video_fields",
 ]
 
-Status = Literal["uploaded", "transcoding", "moderating", "ready", "rejected", "failed", "removed"]
-Stage = Literal["transcode", "moderate"]
-Destination = Literal["uploads", "status"]  # schemas.topics.UPLOADS, schemas.topics.VIDEO_STATUS
-STATUSES: tuple[Status, ...] = ("uploaded", "transcoding", "moderating", "ready", "rejected", "failed", "removed")
 
 # TranscodeFailed reasons caused by the file itself (docs/UPLOADS.md, "Limits and refusal reasons"): a retry
 # cannot help. A reason with a detail (`too_long:312s`) is matched by its part before the colon.
@@ -91,129 +79,6 @@ PERMANENT_REASONS = frozenset({
     "source_missing", "invalid_request",
 })
 
-
-@dataclass(frozen=True, kw_only=True)
-class LifecycleConfig:
-    """Timeouts and retries of the lifecycle.
-
-    stage_timeout: how long a transcode or a moderation may take before it is retried (default 10 min; a
-    `timedelta`, held as milliseconds). max_attempts: tries per stage, first included (default 3).
-    remember_events: how many consumed event_ids a video keeps for deduplication (default 64).
-
-    >>> LifecycleConfig(stage_timeout=timedelta(seconds=30)).stage_timeout_ms
-    30000
-    >>> LifecycleConfig(max_attempts=0)
-    Traceback (most recent call last):
-    ...
-    ValueError: max_attempts must be >= 1, got 0
-    """
-
-    stage_timeout: timedelta = timedelta(minutes=10)
-    max_attempts: int = 3
-    remember_events: int = 64
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.stage_timeout, timedelta) or self.stage_timeout <= timedelta(0):
-            raise ValueError(f"stage_timeout must be a positive timedelta, got {self.stage_timeout!r}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if self.remember_events < 1:
-            raise ValueError(f"remember_events must be >= 1, got {self.remember_events}")
-
-    @property
-    def stage_timeout_ms(self) -> int:
-        return int(self.stage_timeout.total_seconds() * 1000)
-
-
-@dataclass(frozen=True, kw_only=True)
-class VideoState:
-    """Everything the orchestrator knows about one video. Serialised as JSON (`to_json`) in Flink state.
-
-    stage/attempt/deadline_ms: the work in flight (None when nothing is), its try number and when it times
-    out (epoch ms, processing time). seq: number of changes so far; it orders Redis writes and names events.
-    transcode: the accepted TranscodeCompleted record of the playable stage (re-emitted to retry moderation).
-    ladder: the TranscodeCompleted record of the full ladder, once it arrived; ladder_error: why it failed.
-    """
-
-    video_id: str
-    status: Status
-    author_id: str = ""
-    upload_id: str | None = None
-    caption: str = ""
-    hashtags: tuple[str, ...] = ()
-    sound_id: str | None = None
-    region: str | None = None
-    language: str | None = None
-    sha256: str | None = None
-    source_key: str | None = None
-    size_bytes: int | None = None
-    content_type: str | None = None
-    stage: Stage | None = None
-    attempt: int = 0
-    deadline_ms: int | None = None
-    transcode: dict[str, Any] | None = None
-    # Added with the two-stage ladder, with defaults: states written before read as "no full ladder yet", so
-    # the state name (jobs/upload_orchestration.py STATE_NAME) stays.
-    ladder: dict[str, Any] | None = None
-    ladder_error: str | None = None
-    verdict: str | None = None
-    reasons: tuple[str, ...] = ()
-    ocr_text: str | None = None  # text moderation read from the frames; the embedding job embeds it
-    reason: str | None = None  # why the current status, when it is not self-explanatory
-    duplicate_of: str | None = None
-    takedown_notice_id: str | None = None
-    created_ms: int = 0
-    updated_ms: int = 0
-    seq: int = 0
-    seen: tuple[str, ...] = field(default=(), repr=False)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> VideoState:
-        data = json.loads(text)
-        for name in ("hashtags", "reasons", "seen"):
-            data[name] = tuple(data.get(name) or ())
-        return cls(**data)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Output:
-    """A record to emit: `destination` "uploads" (fyp.uploads.v1) or "status" (fyp.video-status.v1)."""
-
-    destination: Destination
-    record_name: str
-    record: Mapping[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Step:
-    """The result of one event or timer.
-
-    state: the new state (the same object when nothing changed). outputs: records to emit, in order.
-    release_content: a sha256 whose duplicate claim the caller must give up (the video failed, so a re-upload
-    of the same bytes deserves its own try). ignored: why the event changed nothing (for logs and metrics),
-    e.g. "duplicate_event", "orphan", "stale".
-    """
-
-    state: VideoState | None
-    outputs: tuple[Output, ...] = ()
-    release_content: str | None = None
-    ignored: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        return self.ignored is None
-
-
-@dataclass(frozen=True, kw_only=True)
-class LifecycleEvent:
-    """A decoded record of the uploads topic: `record_name` (e.g. "UploadCompleted") and its fields."""
-
-    video_id: str
-    record_name: str
-    record: dict[str, Any]
 
 
 def decode_event(payload: bytes) -> LifecycleEvent | None:
@@ -301,51 +166,6 @@ def on_timer(state: VideoState | None, *, now_ms: int, config: LifecycleConfig) 
     # Moderation has no request record: the moderator consumes TranscodeCompleted, so send it that again.
     return Step(state=retried, outputs=(Output(destination="uploads", record_name="TranscodeCompleted",
                                                record=dict(state.transcode or {})),))
-
-
-def video_fields(state: VideoState) -> dict[str, str]:
-    """The Redis hash `fyp:video:v1:{video_id}` of a state (docs/UPLOADS.md, "Video metadata in Redis").
-
-    Every value is a string; absent values are left out; lists are JSON.
-    """
-    # The full ladder, once published, replaces the playable set's renditions and manifests (it lists them too).
-    transcode = state.ladder or state.transcode or {}
-    values: dict[str, Any] = {
-        "video_id": state.video_id,
-        "status": state.status,
-        "status_reason": state.reason,
-        "author_id": state.author_id or None,
-        "upload_id": state.upload_id,
-        "caption": state.caption if state.upload_id else None,
-        "hashtags": json.dumps(list(state.hashtags)) if state.upload_id else None,
-        "sound_id": state.sound_id,
-        "region": state.region,
-        "language": state.language,
-        "sha256": state.sha256,
-        "source_key": state.source_key,
-        "size_bytes": state.size_bytes,
-        "content_type": state.content_type,
-        "stage": state.stage,
-        "attempt": state.attempt or None,
-        "renditions": json.dumps(transcode["renditions"]) if transcode else None,
-        "hls_master_key": transcode.get("hls_master_key"),
-        "dash_manifest_key": transcode.get("dash_manifest_key"),
-        "cover_key": transcode.get("cover_key"),
-        "audio_key": transcode.get("audio_key"),
-        "duration_ms": transcode.get("duration_ms"),
-        "transcode_elapsed_ms": (state.transcode or {}).get("elapsed_ms"),
-        "ladder": ("full" if state.ladder else "playable") if state.transcode else None,
-        "ladder_error": state.ladder_error,
-        "verdict": state.verdict,
-        "reasons": json.dumps(list(state.reasons)) if state.verdict else None,
-        "ocr_text": state.ocr_text or None,
-        "duplicate_of": state.duplicate_of,
-        "takedown_notice_id": state.takedown_notice_id,
-        "created_at": state.created_ms or None,
-        "updated_at": state.updated_ms,
-        "seq": state.seq,
-    }
-    return {name: str(value) for name, value in values.items() if value is not None}
 
 
 # --- handlers: (state, record, now_ms, config, duplicate_of) -> Step -------------------------------------

@@ -1,1 +1,2 @@
-"""Long-running Kafka consumer-group workers; each module is one worker (`python -m workers.<name>`)."""
+"""Long-running workers outside Flink, each a handler on one runtime (`workers.runtime`: a Kafka consumer loop and a
+periodic loop). Worker modules: transcoder, moderator (consumers), user_embeddings, candidate_sets (periodic)."""

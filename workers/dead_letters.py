@@ -11,19 +11,19 @@ whole lifecycle), or make it a dead letter, with a reason:
 and `handling_failure` names what a record broke while being handled (`malformed:<exception>`, `missing_object`,
 `bad_key`): a field missing or mistyped, an object it names that is not there. Either way retrying cannot help.
 
-`DeadLetterSink` produces the `DeadLetter` (udfs/dead_letter.py: original topic, partition, offset, key, payload
-and the reason) to fyp.uploads.dlq.v1, keyed by the original key and carrying the original headers plus
-`fyp-dlq-consumer: <group>`, and waits for the broker's acknowledgement: the worker commits the original only
-after that, so a record is never dropped unrecorded. Both workers read the whole topic in their own consumer
-groups, so a record neither can read (garbage, an unknown schema) gets one dead letter from each; `fyp dlq replay`
-sends one copy back per original offset (fyp/deadletters.py).
+`accept` turns the triage into what a handler of the worker runtime (`workers.runtime`) needs: the record to
+handle, None to skip, or `Poison` raised with the reason. `DeadLetterSink` produces the `DeadLetter`
+(udfs/dead_letter.py: original topic, partition, offset, key, payload and the reason) to fyp.uploads.dlq.v1, keyed
+by the original key and carrying the original headers plus `fyp-dlq-consumer: <group>`, and waits for the broker's
+acknowledgement: the runtime commits the original only after that, so a record is never dropped unrecorded.
+Both upload workers read the whole topic in their own consumer groups, so a record neither can read (garbage, an
+unknown schema) gets one dead letter from each; `fyp dlq replay` sends one copy back per original offset
+(fyp/deadletters.py).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,10 +32,19 @@ from schemas.topics import UPLOADS_DLQ
 from udfs.dead_letter import CONSUMER_HEADER, dead_letter_payload
 from udfs.upload_limits import upload_record_error
 
-__all__ = ["DeadLetterSink", "Triage", "dead_letter_headers", "handling_failure", "producer_config", "triage"]
+__all__ = ["DeadLetterSink", "Poison", "Triage", "accept", "dead_letter_headers", "handling_failure", "producer_config",
+           "triage"]
 
 Action = Literal["handle", "skip", "dead_letter"]
-log = logging.getLogger("fyp.dead_letters")
+
+
+class Poison(Exception):
+    """Raised by a handler for a record that is at fault itself: the runtime parks it with `reason`, never
+    retries it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,23 @@ def triage(value: bytes | None, wanted: str, *, skip: Callable[[DecodedEvent], b
     if reason is not None:
         return Triage("dead_letter", event, reason)
     return Triage("handle", event)
+
+
+def accept(value: bytes | None, wanted: str, *, skip: Callable[[DecodedEvent], bool] | None = None
+           ) -> Mapping[str, Any] | None:
+    """`triage` for a handler: the record to handle, None to skip, or `Poison` raised with the reason.
+
+    >>> accept(b"junk", "TranscodeRequested")
+    Traceback (most recent call last):
+    ...
+    workers.dead_letters.Poison: undecodable:bad_marker
+    """
+    decision = triage(value, wanted, skip=skip)
+    if decision.action == "dead_letter":
+        raise Poison(decision.reason or "unknown")
+    if decision.action == "skip" or decision.event is None:
+        return None
+    return decision.event.record
 
 
 def handling_failure(exc: BaseException) -> str:
@@ -138,23 +164,3 @@ class DeadLetterSink:
                                                                    f"{self.timeout_s:.0f} s"))
         if failure:
             raise KafkaException(failure[0])
-
-    def park(self, consumer: Any, message: Any, reason: str, backoff_s: float) -> float:
-        """Dead-letter `message`, then commit it on `consumer`; returns the worker's next backoff (1 s again).
-
-        If the dead letter is not acknowledged (Kafka trouble, not the record's), seek back to the record and
-        sleep `backoff_s` instead: it is read again, never committed unrecorded. Returns the doubled backoff
-        (at most 60 s) then.
-        """
-        from confluent_kafka import KafkaException, TopicPartition
-
-        try:
-            self.send(message, reason)
-        except KafkaException:
-            log.exception("dead letter for %s[%d]@%d not stored; retrying in %.0f s", message.topic(),
-                          message.partition(), message.offset(), backoff_s)
-            time.sleep(backoff_s)
-            consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
-            return min(60.0, backoff_s * 2)
-        consumer.commit(message=message, asynchronous=False)
-        return 1.0

@@ -4,11 +4,14 @@ Wiring only; the checks live in `fyp.moderation`. For each event: download the p
 the frame size we sample at (its HLS playlist and fMP4 segments) and the cover from S3, sample frames, score
 NSFW, read on-screen text, match the event's audio fingerprint against the music catalogue, look the PDQ
 signature up in the near-duplicate indexes (Redis), decide, emit. Moderating the published rendition, not the
-upload, means we judge exactly what viewers get. Offsets are committed after the result is acknowledged
-(at-least-once); the result's event_id is derived from the input's, so a redelivery yields the same event and
-consumers dedupe. A record it cannot process (undecodable; a TranscodeCompleted that breaks its field contract,
-names a key or object that is not there, or is otherwise malformed) becomes a dead letter on fyp.uploads.dlq.v1
-(`workers.dead_letters`) and is committed once the dead letter is acknowledged.
+upload, means we judge exactly what viewers get. The result's event_id is derived from the input's, so a
+redelivery yields the same event and consumers dedupe.
+
+`handler` is all this module adds to the worker runtime (`workers.runtime.run_consumer`), which owns the rest:
+offsets are committed after the result is acknowledged (at-least-once), and S3, Redis or model trouble is
+retried with back-off. A record it cannot process (undecodable; a TranscodeCompleted that breaks its field
+contract, names a key or object that is not there, or is otherwise malformed: `POISON`) becomes a dead letter on
+fyp.uploads.dlq.v1 (`workers.dead_letters`) and is committed once the dead letter is acknowledged.
 
 Run: `python -m workers.moderator` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
 """
@@ -18,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import tempfile
 import time
 import uuid
@@ -36,8 +38,9 @@ from fyp.moderation.nsfw import NsfwClassifier
 from fyp.moderation.ocr import BlockedTerms, OcrSettings, read_text
 from fyp.moderation.phash import RedisPdqIndex, video_signature
 from fyp.moderation.verdict import DEFAULT_POLICY, ModerationPolicy, ModerationSignals, Verdict, decide
+from workers.runtime import ConsumerConfig, Handler, Output, run_consumer
 
-__all__ = ["Moderator", "Topics", "main", "run"]
+__all__ = ["POISON", "Moderator", "Topics", "handler", "main", "run"]
 
 log = logging.getLogger("fyp.moderator")
 
@@ -208,18 +211,40 @@ class Moderator:
         }
 
 
-def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka, S3 and Redis
-    """Consume until SIGTERM/SIGINT; one message at a time, committed after its result is acknowledged."""
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+# What an event can cause by itself (a bad key, a missing object, a mistyped field): retrying cannot help, and
+# blocking the partition would stall every upload. The video stays unmoderated: unpublished.
+POISON = (ValueError, LookupError, TypeError, FileNotFoundError)
 
+
+def handler(moderator: Moderator, topics: Topics) -> Handler:
+    """The runtime's handler: a playable-stage TranscodeCompleted becomes a ModerationResult on `topics.output`;
+    other records are skipped; an unreadable or malformed one raises `Poison`."""
+    from schemas.registry import default_registry
+    from workers.dead_letters import accept
+
+    registry = default_registry()
+
+    def handle(message: Any) -> list[Output]:
+        # The topic carries the whole lifecycle. Only the playable stage is moderated: the full ladder adds
+        # encodings of the same pictures and sound (docs/UPLOADS.md, "Two stages").
+        event = accept(message.value(), "TranscodeCompleted", skip=lambda e: e.record.get("stage") == "full")
+        if event is None:
+            return []
+        result = moderator.moderate(event)
+        value = registry.encode("ModerationResult", result)
+        log.info("video %s: %s %s", result["video_id"], result["verdict"], result["reasons"])
+        return [Output(topic=topics.output, key=result["video_id"].encode(), value=value)]
+
+    return handle
+
+
+def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka, S3 and Redis
+    """Consume until SIGTERM/SIGINT with the worker runtime (`workers.runtime.run_consumer`)."""
     from fyp.config import load_settings
     from fyp.media.publish import S3ObjectStore, make_s3_client
-    from schemas.registry import default_registry
-    from workers.dead_letters import DeadLetterSink, handling_failure, producer_config, triage
 
     topics = topics or Topics()
     settings = load_settings()
-    registry = default_registry()
     client = settings.redis_client()
     catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     moderator = Moderator(
@@ -230,71 +255,10 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
         rejected=RedisPdqIndex(client, key="fyp:moderation:pdq:rejected"),
         catalogue=load_catalogue(Path(catalogue_path)),
     )
-    kafka = settings.kafka_client_config()
-    consumer = Consumer(
-        {
-            **kafka,
-            "group.id": topics.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "max.poll.interval.ms": 600_000,
-        }
-    )
-    producer = Producer(producer_config(settings))
-    dead_letters = DeadLetterSink(producer, topics.group_id, topic=topics.dead_letters)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    consumer.subscribe([topics.input])
-    backoff_s = 1.0
-    try:
-        while not stopping:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            if msg.error():
-                log.error("kafka: %s", msg.error())
-                continue
-            where = (msg.topic(), msg.partition(), msg.offset())
-            # The topic carries the whole lifecycle. Only the playable stage is moderated: the full ladder adds
-            # encodings of the same pictures and sound (docs/UPLOADS.md, "Two stages").
-            decision = triage(msg.value(), "TranscodeCompleted", skip=lambda e: e.record.get("stage") == "full")
-            if decision.action == "skip":
-                consumer.commit(message=msg, asynchronous=True)
-                continue
-            if decision.action == "dead_letter":
-                log.error("dead-lettering %s[%d]@%d: %s", *where, decision.reason)
-                backoff_s = dead_letters.park(consumer, msg, decision.reason, backoff_s)
-                continue
-            try:
-                result = moderator.moderate(decision.event.record)
-                value = registry.encode("ModerationResult", result)
-            except (ValueError, LookupError, TypeError, FileNotFoundError) as exc:
-                # The message's own fault (bad key, missing object, a mistyped field): retrying cannot help, and
-                # blocking the partition would stall every upload. The video stays unmoderated: unpublished.
-                log.exception("dead-lettering %s[%d]@%d", *where)
-                backoff_s = dead_letters.park(consumer, msg, handling_failure(exc), backoff_s)
-                continue
-            except Exception:
-                # S3, Redis or a model failing is not the message's fault: retry it, backing off to 60 s.
-                log.exception("retrying %s[%d]@%d in %.0f s", *where, backoff_s)
-                time.sleep(backoff_s)
-                backoff_s = min(60.0, backoff_s * 2)
-                consumer.seek(TopicPartition(*where))
-                continue
-            backoff_s = 1.0
-            log.info("video %s: %s %s", result["video_id"], result["verdict"], result["reasons"])
-            producer.produce(topics.output, key=result["video_id"].encode(), value=value)
-            if producer.flush(30) != 0:
-                raise KafkaException("result not acknowledged within 30 s; not committing")
-            consumer.commit(message=msg, asynchronous=False)
-    finally:
-        consumer.close()
+    # S3, Redis or a model failing is not the event's fault: the runtime retries those, backing off to 60 s.
+    config = ConsumerConfig(topics=(topics.input,), group_id=topics.group_id, dead_letters=topics.dead_letters,
+                            poison=POISON)
+    run_consumer(handler(moderator, topics), config, settings)
 
 
 def main() -> None:  # pragma: no cover

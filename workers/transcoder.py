@@ -6,17 +6,18 @@ Wiring only; the work lives in `fyp.media`. A request names a stage (docs/UPLOAD
   (`fyp.media.manifests`), published next to the playable set, which it needs (`playable_missing` if absent).
 For each request: if this (video_id, attempt, stage) is already published, re-emit its result (a redelivery);
 else download the source from S3 into a temp dir, run `process_source` for the stage, publish atomically
-(`fyp.media.publish`) and emit. Offsets are committed only after the result is acknowledged (at-least-once);
-result event_ids are derived from (video_id, attempt, stage), so a redelivery yields the same event and
-consumers deduplicate. Both stages are ordinary requests of the same consumer group, so more processes share
-them: a "full" stage of one video runs while another process makes another video playable.
+(`fyp.media.publish`) and emit. Result event_ids are derived from (video_id, attempt, stage), so a redelivery
+yields the same event and consumers deduplicate. Both stages are ordinary requests of the same consumer group,
+so more processes share them: a "full" stage of one video runs while another process makes another video
+playable.
 
-A transcode can take minutes, longer than Kafka lets a consumer go without polling, so the job runs in a
-thread while the loop keeps polling with its partitions paused.
-
-A record this worker cannot process (undecodable; a TranscodeRequested that breaks its field contract, or that
-turns out malformed while handled) becomes a dead letter on fyp.uploads.dlq.v1 (`workers.dead_letters`), and is
-committed once the dead letter is acknowledged. Other records of the topic are skipped.
+`handler` is all this module adds to the worker runtime (`workers.runtime.run_consumer`), which owns the rest:
+the offset is committed only after the result is acknowledged (at-least-once); a transcode can take minutes,
+longer than Kafka lets a consumer go without polling, so the handler runs in a thread while the runtime keeps
+polling with the partitions paused; S3 or disk trouble is retried with back-off. A record this worker cannot
+process (undecodable; a TranscodeRequested that breaks its field contract, or that turns out malformed while
+handled: `POISON`) becomes a dead letter on fyp.uploads.dlq.v1 (`workers.dead_letters`), and is committed once
+the dead letter is acknowledged. Other records of the topic are skipped.
 
 Run: `python -m workers.transcoder` (settings from `fyp.config`, topics from `schemas.topics`, see `Topics`).
 """
@@ -25,12 +26,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,8 +47,10 @@ from fyp.media.publish import (
     find_published,
     publish,
 )
+from workers.runtime import ConsumerConfig, Handler, Output, run_consumer
 
-__all__ = ["SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "main", "run"]
+__all__ = ["POISON", "SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "handler", "main",
+           "run"]
 
 log = logging.getLogger("fyp.transcoder")
 
@@ -214,19 +215,37 @@ class Transcoder:
         return "TranscodeCompleted", completed_record(request, video)
 
 
-def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka and S3
-    """Consume until SIGTERM/SIGINT; one request at a time, committed after its result is acknowledged."""
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+# What a request can cause by itself (a missing or mistyped field), as opposed to S3 or disk trouble.
+POISON = (LookupError, TypeError, ValueError)
 
+
+def handler(transcoder: Transcoder, topics: Topics) -> Handler:
+    """The runtime's handler: a TranscodeRequested becomes its TranscodeCompleted or TranscodeFailed on
+    `topics.results`; other records of the topic are skipped; an unreadable or malformed one raises `Poison`."""
+    from schemas.registry import default_registry
+    from workers.dead_letters import accept
+
+    registry = default_registry()
+
+    def handle(message: Any) -> list[Output]:
+        request = accept(message.value(), "TranscodeRequested")
+        if request is None:
+            return []  # the topic carries the whole lifecycle
+        record_name, record = transcoder.handle(request)
+        return [Output(topic=topics.results, key=record["video_id"].encode(),
+                       value=registry.encode(record_name, record))]
+
+    return handle
+
+
+def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka and S3
+    """Consume until SIGTERM/SIGINT with the worker runtime (`workers.runtime.run_consumer`)."""
     from fyp.config import load_settings
     from fyp.media.fingerprint import load_catalogue
     from fyp.media.publish import S3ObjectStore, make_s3_client
-    from schemas.registry import default_registry
-    from workers.dead_letters import DeadLetterSink, handling_failure, producer_config, triage
 
     topics = topics or Topics()
     settings = load_settings()
-    registry = default_registry()
     catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     work_root = settings.data_dir / "transcode"
     work_root.mkdir(parents=True, exist_ok=True)
@@ -236,86 +255,10 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
         work_root=work_root,
         limits=Limits.from_env(),
     )
-    kafka = settings.kafka_client_config()
-    consumer = Consumer(
-        {**kafka, "group.id": topics.group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-    )
-    producer = Producer(producer_config(settings))
-    dead_letters = DeadLetterSink(producer, topics.group_id, topic=topics.dead_letters)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    consumer.subscribe([topics.requests])
-    backoff_s = 1.0
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            while not stopping:
-                msg = consumer.poll(1.0)
-                if msg is None:
-                    continue
-                if msg.error():
-                    log.error("kafka: %s", msg.error())
-                    continue
-                where = (msg.topic(), msg.partition(), msg.offset())
-                decision = triage(msg.value(), "TranscodeRequested")
-                if decision.action == "skip":
-                    consumer.commit(message=msg, asynchronous=True)  # the topic carries the whole lifecycle
-                    continue
-                if decision.action == "dead_letter":
-                    log.error("dead-lettering %s[%d]@%d: %s", *where, decision.reason)
-                    backoff_s = dead_letters.park(consumer, msg, decision.reason, backoff_s)
-                    continue
-                assignment = consumer.assignment()
-                consumer.pause(assignment)
-                job = pool.submit(transcoder.handle, decision.event.record)
-                while not job.done():
-                    # Polling keeps group membership; paused partitions deliver nothing. A partition assigned
-                    # by a rebalance meanwhile is not paused: put back anything it delivers, for later.
-                    early = consumer.poll(0.5)
-                    if early is not None and not early.error():
-                        back = TopicPartition(early.topic(), early.partition(), early.offset())
-                        consumer.seek(back)
-                        consumer.pause([back])
-                consumer.resume(consumer.assignment())
-                try:
-                    record_name, record = job.result()
-                except _POISON as exc:
-                    # The request itself is malformed (a field missing or mistyped): retrying cannot help.
-                    log.exception("dead-lettering malformed request %s[%d]@%d", *where)
-                    backoff_s = dead_letters.park(consumer, msg, handling_failure(exc), backoff_s)
-                    continue
-                except Exception:
-                    # S3 failing is not the request's fault: retry it, backing off to 60 s.
-                    log.exception("retrying %s[%d]@%d in %.0f s", msg.topic(), msg.partition(), msg.offset(),
-                                  backoff_s)
-                    time.sleep(backoff_s)
-                    backoff_s = min(60.0, backoff_s * 2)
-                    consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
-                    continue
-                backoff_s = 1.0
-                producer.produce(topics.results, key=record["video_id"].encode(),
-                                 value=registry.encode(record_name, record))
-                if producer.flush(30) != 0:
-                    raise KafkaException("result not acknowledged within 30 s; not committing")
-                try:
-                    consumer.commit(message=msg, asynchronous=False)
-                except KafkaException as exc:
-                    # Our partition was reassigned mid-job: its new owner redoes the request, and the
-                    # published manifest turns that into a re-emit of the same event.
-                    where = (msg.topic(), msg.partition(), msg.offset())
-                    log.warning("commit of %s[%d]@%d failed: %s", *where, exc)
-        finally:
-            consumer.close()
-
-
-# What a request can cause by itself (a missing or mistyped field), as opposed to S3 or disk trouble.
-_POISON = (LookupError, TypeError, ValueError)
-
+    # S3 or disk failing is not the request's fault: the runtime retries those, backing off to 60 s.
+    config = ConsumerConfig(topics=(topics.requests,), group_id=topics.group_id, dead_letters=topics.dead_letters,
+                            poison=POISON)
+    run_consumer(handler(transcoder, topics), config, settings)
 
 
 def main() -> None:  # pragma: no cover

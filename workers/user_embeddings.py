@@ -20,7 +20,7 @@ Run: `fyp worker user-embeddings [--every 10] [--once]`.
 from __future__ import annotations
 
 import logging
-import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from typing import Any
 
 from connectors.redis_video_store import video_key
 from features.serving_sets import RECENT_SEEN
+from workers.runtime import run_periodic
 
 __all__ = ["PassReport", "RefreshConfig", "UserEmbeddingRefresher", "due_users", "run"]
 
@@ -111,7 +112,7 @@ class UserEmbeddingRefresher:
 
     def run_pass(self, *, now_ms: float | None = None, only: Sequence[str] | None = None) -> PassReport:
         """Refresh every due user (or exactly `only`); returns counts."""
-        from fyp.index.service import USER_EMBEDDING_KEY
+        from fyp.index.users import USER_EMBEDDING_KEY
 
         started = time.monotonic()
         report = PassReport(model=self.users.name)
@@ -169,9 +170,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def run(config: RefreshConfig = RefreshConfig(), *, once: bool = False) -> None:  # pragma: no cover - needs Redis
-    """Pass after pass until SIGTERM/SIGINT (or one pass with `once`)."""
-
+def run(config: RefreshConfig = RefreshConfig(), *, once: bool = False,
+        stop: threading.Event | None = None) -> None:  # pragma: no cover - needs Redis and the encoders
+    """Pass after pass until SIGTERM/SIGINT or `stop` (or one pass with `once`), with the worker runtime's
+    periodic loop (`workers.runtime.run_periodic`): a failed pass (Redis restarting, say) is logged and the next
+    retries; with `once` it fails the run."""
     from fyp.config import load_settings
     from fyp.embeddings import load_encoders
     from fyp.serving import FeatureClient
@@ -180,28 +183,11 @@ def run(config: RefreshConfig = RefreshConfig(), *, once: bool = False) -> None:
     client = settings.redis_client()
     _, users = load_encoders(config.model_source)
     refresher = UserEmbeddingRefresher(client, FeatureClient(client), users, config)
-    stopping = False
-
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     log.info("user embeddings with %s every %.0f s", users.name, config.every.total_seconds())
-    while not stopping:
-        started = time.monotonic()
-        try:
-            report = refresher.run_pass()
-            log.info("pass: %s", report)
-        except Exception:  # Redis restarting, say: the next pass retries
-            log.exception("pass failed")
-        if once:
-            return
-        while not stopping and time.monotonic() - started < config.every.total_seconds():
-            time.sleep(0.2)
+    run_periodic(lambda: log.info("pass: %s", refresher.run_pass()), every_s=config.every.total_seconds(),
+                 once=once, stop=stop)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run()

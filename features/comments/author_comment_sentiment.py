@@ -1,7 +1,7 @@
 """What viewers say about a creator's videos, across all of them."""
 
 from features.comments.common import AGGREGATIONS, COMMENTS_ONLY, HALF_LIVES, RATIOS, SENTIMENT, WINDOWS
-from udfs.featurespec import AUTHOR, FeatureSet
+from featurespec import AUTHOR, FeatureSet
 
 v1 = FeatureSet(
     name="author_comment_sentiment", version=1, entity=AUTHOR, windows=WINDOWS, half_lives=HALF_LIVES,

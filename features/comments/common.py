@@ -1,14 +1,14 @@
 """The comment-sentiment source and aggregations shared by the per-video and per-author sets.
 
 Only comment events reach the scorer: the sets filter on `event_type = 'comment'` before the derived
-`sentiment` column is computed (udfs/featurespec.py `DerivedColumn`).
+`sentiment` column is computed (featurespec/declaration.py `DerivedColumn`).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from udfs.featurespec import Aggregation, DerivedColumn, Ratio
+from featurespec import Aggregation, DerivedColumn, Ratio
 from udfs.sentiment import NEGATIVE_BELOW, POSITIVE_FROM
 
 COMMENTS_ONLY = "event_type = 'comment'"

@@ -12,7 +12,7 @@ from features.engagement.common import (
     SHARES,
     WINDOWS,
 )
-from udfs.featurespec import AUTHOR, FeatureSet
+from featurespec import AUTHOR, FeatureSet
 
 v1 = FeatureSet(
     name="author_engagement", version=1, entity=AUTHOR, windows=WINDOWS, half_lives=HALF_LIVES,

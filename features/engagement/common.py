@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from udfs.featurespec import Aggregation, Ratio
+from featurespec import Aggregation, Ratio
 
 WINDOWS = (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1), timedelta(hours=24))
 LONG_WINDOWS = (timedelta(hours=1), timedelta(hours=24))

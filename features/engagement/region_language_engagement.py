@@ -1,7 +1,7 @@
 """Activity per market (region x language), the baseline for cold-start users."""
 
 from features.engagement.common import COMPLETIONS, HALF_LIVES, IMPRESSIONS, LIKES, PLAYS, SHARES, WINDOWS
-from udfs.featurespec import REGION_LANGUAGE, FeatureSet
+from featurespec import REGION_LANGUAGE, FeatureSet
 
 v1 = FeatureSet(
     name="region_language_engagement", version=1, entity=REGION_LANGUAGE, windows=WINDOWS,

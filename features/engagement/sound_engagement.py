@@ -10,7 +10,7 @@ from features.engagement.common import (
     SOUND_USES,
     WINDOWS,
 )
-from udfs.featurespec import SOUND, FeatureSet
+from featurespec import SOUND, FeatureSet
 
 v1 = FeatureSet(
     name="sound_engagement", version=1, entity=SOUND, windows=WINDOWS, half_lives=HALF_LIVES,

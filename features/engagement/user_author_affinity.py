@@ -11,7 +11,7 @@ from features.engagement.common import (
     SKIPS,
     WATCH_MS,
 )
-from udfs.featurespec import USER_AUTHOR, FeatureSet
+from featurespec import USER_AUTHOR, FeatureSet
 
 v1 = FeatureSet(
     name="user_author_affinity", version=1, entity=USER_AUTHOR, windows=LONG_WINDOWS, half_lives=HALF_LIVES,

@@ -14,7 +14,7 @@ from features.engagement.common import (
     WATCH_MS,
     WINDOWS,
 )
-from udfs.featurespec import USER, FeatureSet
+from featurespec import USER, FeatureSet
 
 v1 = FeatureSet(
     name="user_engagement", version=1, entity=USER, windows=WINDOWS, half_lives=HALF_LIVES,

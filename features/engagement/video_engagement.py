@@ -26,7 +26,7 @@ from features.engagement.common import (
     WATCH_MS,
     WINDOWS,
 )
-from udfs.featurespec import VIDEO, FeatureSet
+from featurespec import VIDEO, FeatureSet
 
 v1 = FeatureSet(
     name="video_engagement", version=1, entity=VIDEO, windows=WINDOWS, half_lives=HALF_LIVES,

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from features.serving_sets import RECENT_SEEN
+from featurespec import FeatureSet
 from fyp.bench.peers.redis_writer import PackedFeatureWriter
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
 from fyp.serving.client import FeatureClient
-from udfs.featurespec import FeatureSet
 
 __all__ = ["ServingResult", "run_serving"]
 

@@ -40,6 +40,8 @@ import numpy as np
 from fyp.config import Settings
 from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB
 from fyp.stack.upload_workers import UploadWorkers
+from fyp.uploads.client import HttpUploads, upload_file
+from fyp.uploads.follow import wait_for_video
 
 __all__ = ["Clip", "LifecycleWatcher", "UploadPipeline", "make_clip", "parse_clips", "run_upload_bench",
            "summarize", "upload_and_play"]
@@ -266,8 +268,6 @@ def run_upload_bench(
 
     on_step: told what is happening (for a spinner); on_video: called with each finished sample.
     """
-    from fyp.commands.uploads import HttpUploads, upload_file
-
     load_before = os.getloadavg()
     samples: list[dict[str, Any]] = []
     on_step("starting the orchestration job, workers and upload API …")
@@ -344,7 +344,6 @@ def upload_and_play(settings: Settings, clip: Clip = Clip(4, 640, 360), *, timeo
     """`fyp demo`'s upload: start the pipeline (the job stays running), upload a generated clip through the API,
     wait for a final status, and, once ready, check with ffprobe that its HLS and DASH manifests play."""
     from connectors.redis_video_store import RedisVideoStore
-    from fyp.commands.uploads import HttpUploads, upload_file, wait_for_video
     from fyp.media.playback import verify_playback
     from fyp.media.publish import make_s3_client
 

@@ -36,7 +36,7 @@ def run_upload_limits(progress: Callable[[str], None] | None = None) -> dict[str
 
     from fyp.embeddings.content import MAX_TEXT_CHARS, ContentEncoder, MiniLMTextEncoder
     from fyp.embeddings.meta import VideoMeta
-    from fyp.upload_api import UploadRequest
+    from fyp.uploads.request import UploadRequest
     from schemas.registry import default_registry
     from udfs.dead_letter import dead_letter_payload
     from udfs.limits import MAX_CAPTION_CHARS, MAX_HASHTAG_BYTES, MAX_HASHTAGS, MAX_ID_BYTES, MAX_OCR_TEXT_CHARS

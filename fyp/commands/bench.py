@@ -11,10 +11,7 @@ from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
 
-__all__ = ["bench_app", "register"]
-
-bench_app = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits.",
-                        no_args_is_help=True)
+__all__ = ["register"]
 
 
 def _show(title: str, data: dict) -> None:
@@ -24,7 +21,6 @@ def _show(title: str, data: dict) -> None:
     console.print(table)
 
 
-@bench_app.command()
 def freshness(
     rate: float = typer.Option(20_000, "--rate", min=1, help="Background events/s."),
     duration: float = typer.Option(60, "--duration", min=1, help="Seconds of load."),
@@ -42,7 +38,6 @@ def freshness(
     print_json(data) if as_json else _show("freshness: produce -> Redis", data)
 
 
-@bench_app.command()
 def throughput(
     events: int = typer.Option(1_000_000, "--events", min=1, help="Events to preload and process."),
     users: int = typer.Option(100_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
@@ -81,7 +76,6 @@ def throughput(
     print_json(data) if as_json else _show("throughput: engagement features", data)
 
 
-@bench_app.command()
 def upload(
     clips: str = typer.Option(None, "--clips", help="Generated sources, SECONDS:WxH comma-separated "
                               "(default 4:640x360,4:1280x720,8:720x1280,8:1920x1080,15:854x480)."),
@@ -144,7 +138,6 @@ def upload(
         _show("upload: transcode ladder", pipeline["ladder"])
 
 
-@bench_app.command()
 def lake(
     events: int = typer.Option(1_000_000, "--events", min=1, help="Events in the burst, produced as fast as possible."),
     users: int = typer.Option(100_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
@@ -170,7 +163,6 @@ def lake(
     print_json(data) if as_json else _show("lake: history + features jobs, commit latency", data)
 
 
-@bench_app.command()
 def chaos(
     events: int = typer.Option(200_000, "--events", min=1,
                                help="At most this many events (production ends earlier when the faults are over)."),
@@ -209,7 +201,6 @@ def chaos(
         raise typer.Exit(1)
 
 
-@bench_app.command()
 def serving(
     requests: int = typer.Option(1_000, "--requests", min=20, help="Ranking requests (and single reads) for fyp."),
     feast_requests: int = typer.Option(200, "--feast-requests", min=20,
@@ -253,7 +244,6 @@ def serving(
     _show("Feast latency / fyp latency", result.ratios | {"load_average_1m": data["load_average_1m"]})
 
 
-@bench_app.command()
 def limits(
     rounds: int = typer.Option(200, "--rounds", min=1, help="Timed calls per case."),
     unbounded_rounds: int = typer.Option(3, "--unbounded-rounds", min=1,
@@ -299,5 +289,7 @@ def limits(
     console.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(bench_app, name="bench")
+def register(bench: typer.Typer) -> None:
+    """Add the benchmarks to the `bench` group (declared in fyp/cli.py; fyp/commands/index.py adds `index`)."""
+    for command in (freshness, throughput, upload, lake, chaos, serving, limits):
+        bench.command()(command)

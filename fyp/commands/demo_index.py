@@ -41,7 +41,7 @@ def ensure_embedding_job(settings: Settings) -> str:
 @contextmanager
 def _index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
     """The index service's URL: one already answering on the default port, else a subprocess for the demo."""
-    from fyp.index.service import default_port
+    from fyp.index.config import default_port
 
     url = os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
     try:
@@ -95,7 +95,8 @@ def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 30
     from connectors.kafka_emitter import KafkaEmitter
     from connectors.redis_video_store import RedisVideoStore
     from fyp.bench.upload import Clip, UploadPipeline, make_clip
-    from fyp.commands.uploads import HttpUploads, upload_file, wait_for_video
+    from fyp.uploads.client import HttpUploads, upload_file
+    from fyp.uploads.follow import wait_for_video
 
     store = RedisVideoStore.from_settings(settings)
     result: dict[str, Any] = {"first": first_video_id}

@@ -1,4 +1,5 @@
-"""`fyp features ENTITY ID`: one entity's live features from Redis, as serving reads them."""
+"""`fyp features ENTITY ID`: one entity's live features from Redis, as serving reads them; and the feature-set
+workflow (docs/ADDING_FEATURES.md): `features-new`, `features-doc`, `features-restore`, `features-retire`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import redis
 import typer
 from rich.table import Table
 
-from features import ALL_FEATURE_SETS
+from features import ALL_FEATURE_SETS, READ_VERSIONS
+from featurespec import ENTITIES as DECLARED_ENTITIES
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.serving import FeatureClient
 
 __all__ = ["register"]
 
 ENTITIES = ", ".join(dict.fromkeys(fs.entity.name for fs in ALL_FEATURE_SETS))  # sets may share an entity
+ENTITY_NAMES = ", ".join(e.name for e in DECLARED_ENTITIES)  # every entity a new set may be keyed by
 
 
 def features(
@@ -41,32 +44,33 @@ def features(
 
 
 def features_restore(
-    feature_set: list[str] = typer.Option(None, "--set", help="Only this feature set (repeatable); default all."),
+    feature_set: list[str] = typer.Option(
+        None, "--set", help="Only this feature set (repeatable): NAME for every computed version, NAME.vN for one; "
+        "default all."),
     as_json: bool = typer.Option(False, "--json", help="Print one result per set as JSON."),
 ) -> None:
     """Refill Redis from the Iceberg history after Redis lost its data (an empty restart).
 
     Recomputes every live key of each feature set with the reference evaluator and writes only the keys Redis
-    lacks (SET NX), with the TTL each would have had: values the running job wrote since are kept.
+    lacks (SET NX), with the TTL each would have had: values the running job wrote since are kept. Also fills a
+    new version (`--set NAME.v2`) before readers switch to it.
     """
     from pyiceberg.exceptions import NoSuchTableError
 
     from connectors.iceberg_tables import catalog
-    from fyp.bench.peers.sql import SqlTranslationError
+    from featurespec.reference.sql import SqlTranslationError
+    from featurespec.versions import select_sets
     from fyp.config import load_settings
     from fyp.lake.restore import restore_feature_set
     from schemas.tables import ENGAGEMENT_HISTORY
 
-    known = {fs.name: fs for fs in ALL_FEATURE_SETS}
     with fail_cleanly(ValueError, NoSuchTableError, redis.RedisError, OSError):
-        unknown = sorted(set(feature_set or ()) - set(known))
-        if unknown:
-            raise ValueError(f"unknown feature set {', '.join(unknown)}; known: {', '.join(known)}")
+        chosen = select_sets(feature_set, ALL_FEATURE_SETS) if feature_set else ALL_FEATURE_SETS
         settings = load_settings()
         table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
         client = settings.redis_client()
         results, skipped = [], []
-        for fs in (known[n] for n in feature_set) if feature_set else ALL_FEATURE_SETS:
+        for fs in chosen:
             with err_console.status(f"restoring {fs.qualified_name} …") as status:
                 try:
                     result = restore_feature_set(
@@ -94,8 +98,8 @@ def features_doc(
     check: bool = typer.Option(False, "--check", help="Exit 1 if docs/FEATURES.md is out of date."),
 ) -> None:
     """Regenerate docs/FEATURES.md from the feature declarations."""
+    from featurespec.docs import render_feature_reference
     from fyp.config import REPO_ROOT
-    from udfs.feature_docs import render_feature_reference
 
     path = REPO_ROOT / "docs" / "FEATURES.md"
     text = render_feature_reference(ALL_FEATURE_SETS)
@@ -108,7 +112,59 @@ def features_doc(
     console.print(f"wrote {path}")
 
 
+def features_new(
+    name: str = typer.Argument(..., help="The set's name, lower_snake_case, e.g. video_rewatch."),
+    entity: str = typer.Option(..., "--entity", help=f"What it is keyed by: one of {ENTITY_NAMES}."),
+    family: str = typer.Option("engagement", "--family", help="The features/ package it goes in."),
+) -> None:
+    """Scaffold a feature set: features/FAMILY/NAME.py declaring v1, and tests/unit/features/test_feature_NAME.py."""
+    from featurespec.scaffold import next_steps, plan, write
+    from fyp.config import REPO_ROOT
+
+    with fail_cleanly(ValueError, FileExistsError):
+        if any(fs.name == name for fs in ALL_FEATURE_SETS):
+            raise ValueError(f"a feature set named {name!r} is already declared; to change it, declare its next "
+                             "version beside it (docs/ADDING_FEATURES.md)")
+        scaffold = plan(REPO_ROOT, name=name, entity=entity, family=family)
+        created = write(scaffold)
+    for path in created:
+        console.print(f"wrote {path.relative_to(REPO_ROOT)}", highlight=False)
+    console.print("next:")
+    for number, step in enumerate(next_steps(scaffold), start=1):
+        console.print(f"  {number}. {step}", highlight=False)
+
+
+def features_retire(
+    name: str = typer.Argument(..., help="The feature set's name, e.g. video_engagement."),
+    version: int = typer.Option(..., "--version", help="The version whose keys to delete."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count the keys, delete nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Delete an old version's Redis keys (SCAN + UNLINK in batches), once nothing computes or reads it."""
+    from features.exploration import DECISIONS_KEY_PREFIX
+    from features.serving_sets import SERVING_SETS
+    from featurespec import key_prefix
+    from featurespec.versions import retire_refusal
+    from fyp.config import load_settings
+    from fyp.serving.retire import retire_prefix
+
+    with fail_cleanly(ValueError, redis.RedisError):
+        refusal = retire_refusal(name, version, computed=ALL_FEATURE_SETS, read_versions=READ_VERSIONS,
+                                 live_prefixes=[DECISIONS_KEY_PREFIX, *(s.key_prefix for s in SERVING_SETS)])
+        if refusal:
+            raise ValueError(f"refusing to retire: {refusal}")
+        result = retire_prefix(load_settings().redis_client(), key_prefix(name, version), dry_run=dry_run)
+    if as_json:
+        print_json(result.__dict__)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    count = result.matched if dry_run else result.deleted
+    console.print(f"{verb} {count:,} keys under {result.prefix} ({result.matched:,} found)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(features)
+    app.command("features-new")(features_new)
     app.command("features-doc")(features_doc)
     app.command("features-restore")(features_restore)
+    app.command("features-retire")(features_retire)

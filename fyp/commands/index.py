@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 
 def _default_url() -> str:
-    from fyp.index.service import default_port
+    from fyp.index.config import default_port
 
     return os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
 
@@ -41,7 +41,8 @@ def serve_index(
 ) -> None:
     """Serve similar-video and candidate search from a ScaNN index fed by fyp.video-embeddings.v1."""
     from fyp.config import load_settings
-    from fyp.index.service import ServiceConfig, default_port, serve
+    from fyp.index.config import ServiceConfig, default_port
+    from fyp.index.service import serve
 
     with fail_cleanly(ValueError):
         config = ServiceConfig(
@@ -157,30 +158,16 @@ def worker_candidate_sets(
     as_json: bool = typer.Option(False, "--json", help="Print each refresh's report as JSON."),
 ) -> None:
     """Co-watch, follows and user markets from the Iceberg history into Redis, every --every seconds."""
-    import time
     from dataclasses import asdict
     from datetime import timedelta
 
-    from fyp.candidates.history_sets import HistorySetsConfig, refresh
-    from fyp.config import load_settings
+    from fyp.candidates.history_sets import HistorySetsConfig
+    from workers.candidate_sets import describe, run
 
     with fail_cleanly(ValueError):
         config = HistorySetsConfig(lookback=timedelta(hours=lookback_hours), min_users=min_users)
-    settings = load_settings()
-    client = settings.redis_client()
-    while True:
-        started = time.monotonic()
-        report = refresh(settings, client, config)
-        if as_json:
-            print_json(asdict(report))
-        else:
-            console.log(f"{report.events:,} events -> co-watch for {report.cowatch_videos:,} videos "
-                        f"({report.cowatch_pairs:,} pairs), follows of {report.follow_users:,} users, "
-                        f"markets of {report.market_users:,}; "
-                        f"query {report.query_s:.1f} s, write {report.write_s:.1f} s")
-        if once:
-            return
-        time.sleep(max(0.0, every - (time.monotonic() - started)))
+    show = (lambda report: print_json(asdict(report))) if as_json else (lambda report: console.log(describe(report)))
+    run(config, every=timedelta(seconds=every), once=once, on_report=show)
 
 
 def bench_index(
@@ -204,7 +191,8 @@ def bench_index(
 ) -> None:
     """ScaNN vs FAISS vs hnswlib vs exact: build time, recall@10, single-thread QPS, latency, upsert rate; then
     approval -> searchable on the live stack. `--engines none` runs only the latter."""
-    from fyp.index.bench import BenchConfig, engines_from, run_benchmark, summary_rows
+    from fyp.index.bench import run_benchmark, summary_rows
+    from fyp.index.bench_data import BenchConfig, engines_from
 
     if engines != "none":
         with fail_cleanly(ValueError):
@@ -281,21 +269,11 @@ def _print_approval(approval: dict[str, Any]) -> None:
     console.print(f"Freshness target (searchable <= 5 s after approval, p95): {verdict}")
 
 
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The app's command group `name`, created if no other module added it yet."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(name=name, help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
-
-
-def register(app: typer.Typer) -> None:
-    _group(app, "serve", "Run a long-lived service.").command("index")(serve_index)
-    _group(app, "bench", "Benchmarks.").command("index")(bench_index)
+def register(app: typer.Typer, *, serve: typer.Typer, worker: typer.Typer, bench: typer.Typer) -> None:
+    """Add to the app and to its `serve`, `bench` and `worker` groups (declared in fyp/cli.py)."""
+    serve.command("index")(serve_index)
+    bench.command("index")(bench_index)
     app.command()(similar)
     app.command()(candidates)
-    worker = _group(app, "worker", "Run a pipeline worker in the foreground.")
     worker.command("user-embeddings")(worker_user_embeddings)
     worker.command("candidate-sets")(worker_candidate_sets)

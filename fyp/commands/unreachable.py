@@ -59,7 +59,7 @@ def _service_names() -> dict[int, str]:
         settings = load_settings()
     except (OSError, ValueError):  # no usable settings: fall back to the bare address
         return {}
-    from fyp.index.service import default_port  # the index service is started apart from the stack
+    from fyp.index.config import default_port  # the index service is started apart from the stack
 
     return {
         settings.redis_port: "Redis",

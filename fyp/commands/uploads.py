@@ -4,20 +4,19 @@
 polls the video's Redis hash (`fyp:video:v1:{id}`, written by the upload_orchestration job) until it is ready,
 rejected, failed or removed. With `--api URL` (or FYP_UPLOAD_API) it talks to a running `fyp serve upload`;
 without, it runs the same `UploadService` in-process with the same wiring (Redis store, Kafka emitter), so no
-server is needed. Either way the bytes go straight to S3. Exit status: 0 ready, 1 anything else.
+server is needed. Either way the bytes go straight to S3. Exit status: 0 ready, 1 anything else. The work is
+the library's (`fyp/uploads/`); these are its commands.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import mimetypes
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import typer
@@ -26,184 +25,11 @@ from rich.table import Table
 
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import Settings, load_settings
+from fyp.uploads.client import HttpUploads, LocalUploads, UploadFailed, Uploads, upload_file
+from fyp.uploads.follow import index_status, wait_for_video
+from udfs.video_record import decode_video
 
-__all__ = [
-    "FINAL_STATUSES",
-    "HttpUploads",
-    "LocalUploads",
-    "UploadFailed",
-    "build_upload_app",
-    "register",
-    "upload_file",
-    "wait_for_video",
-]
-
-FINAL_STATUSES = frozenset({"ready", "rejected", "failed", "removed"})
-_CHUNK = 1 << 20
-_JSON_FIELDS = ("hashtags", "renditions", "reasons")
-
-
-class UploadFailed(RuntimeError):
-    """The upload API refused a step; `code` is its error code (e.g. `not_a_video:text`)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
-class Uploads(Protocol):
-    """The upload API's two calls, over HTTP or in-process."""
-
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def complete(self, upload_id: str) -> dict[str, Any]: ...
-
-
-def _field_errors(errors: list[dict[str, Any]], message_key: str) -> str:
-    """`region: String should match pattern '^[A-Z]{2}$'; size_bytes: …` from pydantic's (or the API's) errors."""
-    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get(message_key, '')}"
-                     for e in errors)
-
-
-class HttpUploads:
-    """The API at `base_url` (e.g. http://127.0.0.1:8000)."""
-
-    def __init__(self, base_url: str, *, timeout_s: float = 120.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
-
-    def _call(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        response = self._client.post(path, json=body)
-        is_json = response.headers.get("content-type", "").startswith("application/json")
-        if response.status_code >= 400:
-            error = response.json().get("error", {}) if is_json else {}
-            message = error.get("message", response.text[:200])
-            if error.get("fields"):
-                message = _field_errors(error["fields"], "message")
-            raise UploadFailed(error.get("code", f"http_{response.status_code}"), message)
-        if not is_json:
-            raise UploadFailed("bad_response", f"{response.url} answered HTTP {response.status_code} without JSON: "
-                                               "is --api the upload API (`fyp serve upload`)?")
-        return response.json()
-
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._call("/v1/uploads", body)
-
-    def complete(self, upload_id: str) -> dict[str, Any]:
-        return self._call(f"/v1/uploads/{upload_id}/complete")
-
-
-class LocalUploads:
-    """`fyp.upload_api.UploadService` in this process, wired like `fyp serve upload`."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._service = _upload_service(settings)
-
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
-
-        from fyp.upload_api import ApiError, UploadRequest
-
-        try:
-            return self._service.create(UploadRequest(**body))
-        except ValidationError as exc:
-            raise UploadFailed("invalid_request", _field_errors(exc.errors(), "msg")) from None
-        except ApiError as exc:
-            raise UploadFailed(exc.code, exc.message) from None
-
-    def complete(self, upload_id: str) -> dict[str, Any]:
-        from fyp.upload_api import ApiError
-
-        try:
-            return self._service.complete(upload_id)
-        except ApiError as exc:
-            raise UploadFailed(exc.code, exc.message) from None
-
-
-def _upload_service(settings: Settings):
-
-    from connectors.kafka_emitter import KafkaEmitter
-    from fyp.media.probe import Limits
-    from fyp.media.publish import make_s3_client
-    from fyp.upload_api import RedisUploadStore, UploadService
-
-    client = settings.redis_client(socket_timeout=10)
-    return UploadService(s3=make_s3_client(settings), bucket=settings.media_bucket, store=RedisUploadStore(client),
-                         emit=KafkaEmitter(settings), limits=Limits.from_env())
-
-
-def build_upload_app():
-    """The upload API wired to this installation (uvicorn factory: `fyp.commands.uploads:build_upload_app`)."""
-    from fyp.upload_api import create_app
-
-    service = _upload_service(load_settings())
-    return create_app(s3=service.s3, bucket=service.bucket, store=service.store, emit=service.emit,
-                      limits=service.limits)
-
-
-def content_type_for(path: Path) -> str:
-    """The MIME type the file's first bytes prove, else a video type guessed from its name, else video/mp4: the
-    API sniffs the stored bytes at completion and answers `not_a_video:<kind>` for anything else."""
-    from fyp.media.probe import sniff
-    from fyp.upload_api import content_type_of
-
-    with path.open("rb") as handle:
-        head = handle.read(64)
-    guessed = mimetypes.guess_type(path.name)[0] or ""
-    return content_type_of(sniff(head), head) or (guessed if guessed.startswith("video/") else "video/mp4")
-
-
-def _chunks(path: Path, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            on_bytes(len(chunk))
-            yield chunk
-
-
-def upload_file(
-    path: Path, metadata: Mapping[str, Any], uploads: Uploads, *, on_bytes: Callable[[int], None] = lambda _: None,
-) -> dict[str, Any]:
-    """Create an upload, PUT `path` to its presigned URL, complete it; return the completion answer plus
-    `video_id` and `timings_ms` ({create, put, complete}). metadata: the UploadRequest fields except
-    content_type and size_bytes. Raises UploadFailed when the API refuses a step."""
-    size = path.stat().st_size
-    started = time.monotonic()
-    created = uploads.create({**metadata, "content_type": content_type_for(path), "size_bytes": size})
-    t_created = time.monotonic()
-    headers = {**created["headers"], "Content-Length": str(size)}
-    response = httpx.put(created["put_url"], content=_chunks(path, on_bytes), headers=headers, timeout=300)
-    if response.status_code >= 300:
-        raise UploadFailed(f"put_{response.status_code}", response.text[:500])
-    t_put = time.monotonic()
-    done = uploads.complete(created["upload_id"])
-    t_done = time.monotonic()
-    timings = {"create": t_created - started, "put": t_put - t_created, "complete": t_done - t_put}
-    return {**done, "video_id": created["video_id"], "timings_ms": {k: round(v * 1000) for k, v in timings.items()}}
-
-
-def wait_for_video(
-    read: Callable[[str], dict[str, str] | None], video_id: str, *, timeout_s: float, interval_s: float = 0.5,
-    on_status: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any] | None:
-    """Poll `read(video_id)` (e.g. `RedisVideoStore.read`) until the status is final; the decoded hash, or
-    None on timeout (seconds)."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while True:
-        found = read(video_id)
-        if found is not None:
-            if found.get("status") != last:
-                last = found.get("status")
-                on_status(last or "")
-            if last in FINAL_STATUSES:
-                return decode_video(found)
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval_s)
-
-
-def decode_video(fields: Mapping[str, str]) -> dict[str, Any]:
-    """A video hash with its JSON fields (hashtags, renditions, reasons) decoded."""
-    return {k: json.loads(v) if k in _JSON_FIELDS else v for k, v in fields.items()}
+__all__ = ["register"]
 
 
 def _video_store(settings: Settings):
@@ -281,24 +107,6 @@ def upload(
         raise typer.Exit(1)
 
 
-def index_status(video_id: str, url: str, *, timeout_s: float = 2.0) -> dict[str, str]:
-    """Whether the candidate index service at `url` holds the video: `{"state": "indexed" | "not_indexed" |
-    "unknown", "url", "detail"?}`. Asks `GET /v1/similar/{id}?k=1` (the service has no membership call; k=1
-    keeps it to one lookup). `unknown` when the service is not running or not ready: never an error here."""
-    from urllib.parse import quote
-
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/similar/{quote(video_id, safe='')}", params={"k": 1},
-                             timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return {"state": "unknown", "url": url, "detail": f"index service unreachable: {type(exc).__name__}"}
-    if response.status_code == 200:
-        return {"state": "indexed", "url": url}
-    if response.status_code == 404:
-        return {"state": "not_indexed", "url": url}
-    return {"state": "unknown", "url": url, "detail": f"HTTP {response.status_code}: {response.text[:200]}"}
-
-
 def video(
     video_id: str = typer.Argument(..., help="Video id (printed by `fyp upload`)."),
     index_url: str = typer.Option(None, "--index-url",
@@ -312,7 +120,7 @@ def video(
         err_console.print(f"[bold red]error:[/] no video {video_id} in Redis")
         raise typer.Exit(1)
     if index_url is None:
-        from fyp.index.service import default_port
+        from fyp.index.config import default_port
 
         index_url = os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
     shown = decode_video(found) | {"index": index_status(video_id, index_url)}
@@ -328,6 +136,8 @@ def serve_upload(
 ) -> None:
     """Run the upload API (uvicorn), wired to this stack's Kafka, Redis and S3."""
     import uvicorn
+
+    from fyp.uploads.wiring import build_upload_app
 
     uvicorn.run(build_upload_app(), host=host, port=port, log_level="info")
 
@@ -351,14 +161,11 @@ def worker_moderate() -> None:
 
     _run_worker(run)
 
-
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, *, serve: typer.Typer, worker: typer.Typer) -> None:
+    """Add `upload` and `video` to the app, `upload` to the `serve` group, `transcode` and `moderate` to the
+    `worker` group (both declared in fyp/cli.py)."""
     app.command()(upload)
     app.command()(video)
-    serve = typer.Typer(help="Run a service in the foreground.", no_args_is_help=True)
     serve.command("upload")(serve_upload)
-    app.add_typer(serve, name="serve")
-    worker = typer.Typer(help="Run a pipeline worker in the foreground.", no_args_is_help=True)
     worker.command("transcode")(worker_transcode)
     worker.command("moderate")(worker_moderate)
-    app.add_typer(worker, name="worker")

@@ -87,8 +87,8 @@ def features(
     from pyiceberg.exceptions import NoSuchTableError
 
     from connectors.iceberg_tables import catalog
-    from fyp.bench.peers.evaluate import FeatureEvaluator
-    from fyp.bench.peers.sql import SqlTranslationError
+    from featurespec.reference.evaluate import FeatureEvaluator
+    from featurespec.reference.sql import SqlTranslationError
     from fyp.lake.verify import sample_ids, summarize, verify
     from schemas.tables import ENGAGEMENT_HISTORY
 

@@ -52,7 +52,7 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
 MAX_SEQ_TOKENS = 128  # what the model was trained with; it reads no more of a text
 # Natural text averages 4-5 characters a WordPiece token, so 1,024 characters hold more than the 128 tokens the
-# model reads: cutting there leaves every ordinary text's tokens as they were (tests/unit/test_upload_limits.py
+# model reads: cutting there leaves every ordinary text's tokens as they were (tests/unit/udfs/test_upload_limits.py
 # checks a 2,200-character caption) and caps what the tokenizer reads.
 MAX_TEXT_CHARS = 8 * MAX_SEQ_TOKENS
 PDQ_DIM = 32

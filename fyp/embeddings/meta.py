@@ -1,18 +1,19 @@
 """What the encoders read: a video's metadata, a user's recent history and real-time features.
 
 Named records cross the module boundary (never tuples); each has a constructor from where serving finds it:
-`VideoMeta.from_video_hash` reads the Redis hash `fyp:video:v1:{id}` (udfs.upload_lifecycle.video_fields),
+`VideoMeta.from_video_hash` reads the Redis hash `fyp:video:v1:{id}` (its codec: udfs.video_record),
 `UserFeatures.from_entity` reads `fyp.serving.FeatureClient.get("user", id)`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
+
+from udfs.video_record import decode_video
 
 __all__ = [
     "PDQ_BYTES",
@@ -25,12 +26,6 @@ __all__ = [
 ]
 
 PDQ_BYTES = 32  # one PDQ hash: 256 bits, packed (fyp.moderation.phash.HASH_BYTES)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,14 +68,14 @@ class VideoMeta:
         The hash has no OCR text, music id or PDQ hash (those are in ModerationResult and the moderation PDQ
         list); pass them as keyword arguments when known.
         """
-        v = {_text(k): _text(x) for k, x in values.items()}
-        renditions = json.loads(v["renditions"]) if v.get("renditions") else []
+        v = decode_video(values)
+        renditions = v.get("renditions") or []
         top = max(renditions, key=lambda r: int(r.get("width", 0)) * int(r.get("height", 0)), default={})
         known = {
             "video_id": v["video_id"],
             "author_id": v.get("author_id") or None,
             "caption": v.get("caption", ""),
-            "hashtags": tuple(json.loads(v["hashtags"])) if v.get("hashtags") else (),
+            "hashtags": tuple(v.get("hashtags") or ()),
             "sound_id": v.get("sound_id") or None,
             "duration_ms": int(float(v.get("duration_ms") or 0)),
             "width": int(top.get("width", 0)),

@@ -12,7 +12,6 @@ Kafka hops and the index's poll interval (100 ms), plus this poller's own interv
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from fyp.bench.stats import latency_summary
+from udfs.video_record import encode_video
 
 __all__ = ["ApprovalLatency", "measure_approval_latency"]
 
@@ -71,9 +71,9 @@ def measure_approval_latency(settings: Any, url: str, *, videos: int = 20, timeo
 
     def status(video_id: str, value: str, seq: int) -> None:
         now = int(time.time() * 1000)
-        store.write(video_id, {"video_id": video_id, "status": value, "seq": str(seq), "author_id": "bench",
-                               "caption": f"benchmark clip {video_id}", "hashtags": json.dumps(["bench", run]),
-                               "updated_at": str(now)})
+        store.write(video_id, encode_video({"video_id": video_id, "status": value, "seq": seq, "author_id": "bench",
+                                            "caption": f"benchmark clip {video_id}", "hashtags": ["bench", run],
+                                            "updated_at": now}))
         emitter.emit("VideoStatusChanged", {"event_id": str(uuid.uuid4()), "event_time": now, "video_id": video_id,
                                             "author_id": "bench", "status": value, "reason": None})
 

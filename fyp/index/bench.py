@@ -1,15 +1,10 @@
 """`fyp bench index`: ScaNN (as served, and with SOAR spilling) against FAISS (IVF-Flat, IVF-PQ + refine, HNSW),
-hnswlib and exact search, on the same generated vectors, in one process.
+hnswlib and exact search, on the same generated vectors (`fyp.index.bench_data`), in one process.
 
-The data: a seeded Gaussian mixture (unit-normalised), `n // 200` clusters with heavy-tailed (Pareto) sizes
-and noise as large as the spread of the centres, so clusters overlap: nearest neighbours are neither trivial
-(one tight blob per query) nor meaningless (uniform noise). Queries come from the same mixture and are not in
-the index: 1000 measured queries, plus 500 tuning queries that choose each engine's search knob.
-
-For each engine: build seconds (all cores), then with one thread: the cheapest knob setting whose recall@10
-on the tuning queries reaches the target, recall@10 on the measured queries against exact search, QPS of
-single-query `search` calls (what the service makes), p50/p95/p99 latency, and the rate of one 10k-vector
-upsert. Timings go through the `AnnIndex` protocol, so every engine pays the same id mapping.
+For each engine (`fyp.index.bench_engines`): build seconds (all cores), then with one thread: the cheapest knob
+setting whose recall@10 on the tuning queries reaches the target, recall@10 on the measured queries against
+exact search, QPS of single-query `search` calls (what the service makes), p50/p95/p99 latency, and the rate
+of one 10k-vector upsert. Timings go through the `AnnIndex` protocol, so every engine pays the same id mapping.
 """
 
 from __future__ import annotations
@@ -24,92 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from fyp.index.ann import AnnIndex, ScannIndex, ScannParams, normalize
-from fyp.index.peers import ExactIndex, FaissHnswIndex, FaissIvfIndex, HnswlibIndex, exact_top_k
+from fyp.index.ann import AnnIndex
+from fyp.index.bench_data import BenchConfig, Dataset, make_dataset
+from fyp.index.bench_engines import ENGINE_SPECS, Engine, build_params
+from fyp.index.exact import exact_top_k
 
-__all__ = ["ENGINES", "BenchConfig", "BenchReport", "Dataset", "EngineResult", "make_dataset", "run_benchmark"]
-
-ENGINES = ("scann", "scann-soar", "faiss-ivf", "faiss-ivfpq", "faiss-hnsw", "hnswlib", "exact")
-# Steps of about 1.2x from 64 up: at 1M, 128 -> 192 was too coarse (ScaNN reaches 0.95 at 160 on some builds).
-_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 512, 768, 1024)
-_EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BenchConfig:
-    """What to benchmark.
-
-    n: vectors in the index (default 1M); dim: their dimension; queries: measured queries (not in the index);
-    tuning_queries: separate queries that pick each engine's knob; upserts: new vectors for the upsert rate;
-    k: neighbours per query (recall@k); target_recall: the recall each engine is tuned to reach;
-    engines: a subset of ENGINES; exact_queries: the exact engine is slow, so it is timed on fewer queries;
-    hnsw_m / hnsw_ef_construction: graph degree and build effort of both HNSW engines.
-    """
-
-    n: int = 1_000_000
-    dim: int = 64
-    queries: int = 1_000
-    tuning_queries: int = 500
-    upserts: int = 10_000
-    k: int = 10
-    target_recall: float = 0.95
-    seed: int = 0
-    engines: tuple[str, ...] = ENGINES
-    exact_queries: int = 100
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-
-    def __post_init__(self) -> None:
-        if self.n < 1_000:
-            raise ValueError(f"n must be >= 1000, got {self.n}")
-        if self.dim < 2 or self.queries < 1 or self.tuning_queries < 1 or self.upserts < 1 or self.k < 1:
-            raise ValueError("dim >= 2, and queries, tuning_queries, upserts, k >= 1")
-        if not 0 < self.target_recall <= 1:
-            raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
-        unknown = sorted(set(self.engines) - set(ENGINES))
-        if unknown:
-            raise ValueError(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
-
-    @property
-    def num_leaves(self) -> int:
-        """Partitions for ScaNN and FAISS IVF alike: 2 * sqrt(n)."""
-        return ScannParams().leaves_for(self.n)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    ids: list[str]
-    base: np.ndarray  # (n, dim), unit rows
-    queries: np.ndarray
-    tuning: np.ndarray
-    extra_ids: list[str]
-    extra: np.ndarray  # vectors for the upsert measurement
-
-
-def make_dataset(config: BenchConfig) -> Dataset:
-    """Seeded clustered vectors; see the module docstring for the mixture."""
-    rng = np.random.default_rng(config.seed)
-    clusters = max(8, config.n // 200)
-    centres = rng.standard_normal((clusters, config.dim), dtype=np.float32)
-    weights = rng.pareto(1.5, clusters) + 1.0
-    weights /= weights.sum()
-    total = config.n + config.queries + config.tuning_queries + config.upserts
-    out = np.empty((total, config.dim), np.float32)
-    step = 200_000
-    for start in range(0, total, step):  # in slices: the noise for 1M x 64 at once is another 256 MB
-        stop = min(total, start + step)
-        labels = rng.choice(clusters, stop - start, p=weights)
-        out[start:stop] = centres[labels] + rng.standard_normal((stop - start, config.dim), dtype=np.float32)
-    out = normalize(out, config.dim)
-    n, q, t = config.n, config.queries, config.tuning_queries
-    return Dataset(
-        ids=[f"v{i:08d}" for i in range(n)],
-        base=out[:n],
-        queries=out[n : n + q],
-        tuning=out[n + q : n + q + t],
-        extra_ids=[f"new{i:08d}" for i in range(config.upserts)],
-        extra=out[n + q + t :],
-    )
+__all__ = ["BenchReport", "EngineResult", "run_benchmark", "summary_rows"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,92 +68,6 @@ class BenchReport:
         }
 
 
-@dataclass(frozen=True)
-class _Engine:
-    """How to build one engine, the knob settings to try (each series ascending in cost), and how to apply
-    a setting."""
-
-    build: Callable[[Dataset, BenchConfig], AnnIndex]
-    series: Callable[[AnnIndex], list[list[dict[str, int]]]]
-    apply: Callable[[AnnIndex, dict[str, int]], None]
-    single_thread: Callable[[AnnIndex], None]
-
-
-def _faiss_threads(threads: int) -> None:
-    import faiss
-
-    faiss.omp_set_num_threads(threads)
-
-
-def _scann_engine(soar_lambda: float | None = None) -> _Engine:
-    """ScaNN as the service runs it; with `soar_lambda`, the spilled variant (build-once: see ScannParams)."""
-
-    def build(ds: Dataset, cfg: BenchConfig) -> AnnIndex:
-        params = ScannParams(num_leaves=cfg.num_leaves, soar_lambda=soar_lambda)
-        return ScannIndex.build(ds.ids, ds.base, params=params)
-
-    def series(index: Any) -> list[list[dict[str, int]]]:
-        leaves = [x for x in _LADDER if x <= index.num_leaves]
-        return [[{"leaves_to_search": x, "reorder": r} for x in leaves] for r in (50, 100, 200)]
-
-    return _Engine(build, series, lambda i, kn: i.configure_search(**kn), lambda i: i.set_num_threads(1))
-
-
-def _ivf_engine(pq: bool) -> _Engine:
-    def build(ds: Dataset, cfg: BenchConfig) -> AnnIndex:
-        _faiss_threads(os.cpu_count() or 1)
-        return FaissIvfIndex.build(ds.ids, ds.base, nlist=cfg.num_leaves, pq=pq, seed=cfg.seed,
-                                   training_sample_size=ScannParams().training_sample_size)  # as ScaNN's k-means
-
-    def series(index: Any) -> list[list[dict[str, int]]]:
-        probes = [x for x in _LADDER if x <= index.nlist]
-        factors = (5, 10, 20) if pq else (1,)  # 50, 100, 200 candidates rescored at k=10, as ScaNN's reorder
-        return [[{"nprobe": x, "k_factor": f} for x in probes] for f in factors]
-
-    def apply(index: Any, knob: dict[str, int]) -> None:
-        index.nprobe, index.k_factor = knob["nprobe"], knob["k_factor"]
-
-    return _Engine(build, series, apply, lambda i: _faiss_threads(1))
-
-
-def _faiss_hnsw_engine() -> _Engine:
-    def build(ds: Dataset, cfg: BenchConfig) -> AnnIndex:
-        _faiss_threads(os.cpu_count() or 1)
-        return FaissHnswIndex.build(ds.ids, ds.base, m=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction)
-
-    def apply(index: Any, knob: dict[str, int]) -> None:
-        index.ef_search = knob["ef_search"]
-
-    return _Engine(build, lambda i: [[{"ef_search": e} for e in _EF_LADDER]], apply, lambda i: _faiss_threads(1))
-
-
-def _hnswlib_engine() -> _Engine:
-    def build(ds: Dataset, cfg: BenchConfig) -> AnnIndex:
-        return HnswlibIndex.build(ds.ids, ds.base, m=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction)
-
-    def apply(index: Any, knob: dict[str, int]) -> None:
-        index.ef_search = knob["ef_search"]
-
-    return _Engine(build, lambda i: [[{"ef_search": e} for e in _EF_LADDER]], apply, lambda i: i.set_num_threads(1))
-
-
-def _exact_engine() -> _Engine:
-    return _Engine(
-        lambda ds, cfg: ExactIndex.build(ds.ids, ds.base), lambda i: [[{}]], lambda i, k: None, lambda i: None
-    )
-
-
-_ENGINES: dict[str, Callable[[], _Engine]] = {
-    "scann": _scann_engine,
-    "scann-soar": lambda: _scann_engine(soar_lambda=1.5),
-    "faiss-ivf": lambda: _ivf_engine(pq=False),
-    "faiss-ivfpq": lambda: _ivf_engine(pq=True),
-    "faiss-hnsw": _faiss_hnsw_engine,
-    "hnswlib": _hnswlib_engine,
-    "exact": _exact_engine,
-}
-
-
 def _recall(results: Sequence[Sequence[Any]], truth: Sequence[set[str]], k: int) -> float:
     hits = sum(len({n.video_id for n in found[:k]} & expected) for found, expected in zip(results, truth, strict=True))
     return hits / (k * len(truth))
@@ -267,7 +96,7 @@ def _time_queries(
 
 
 def _tune(
-    engine: _Engine, index: AnnIndex, ds: Dataset, truth: list[set[str]], cfg: BenchConfig
+    engine: Engine, index: AnnIndex, ds: Dataset, truth: list[set[str]], cfg: BenchConfig
 ) -> tuple[dict[str, int], bool]:
     """The fastest knob setting that reaches the target recall on the tuning queries (first passing setting
     of each series, then the one with the best tuning QPS); the best-recall setting when none reaches it."""
@@ -345,7 +174,7 @@ def _run_engine(
     cfg: BenchConfig,
     progress: Callable[[str], None],
 ) -> EngineResult:
-    engine = _ENGINES[name]()
+    engine = ENGINE_SPECS[name]()
     started = time.perf_counter()
     index = engine.build(ds, cfg)
     build_s = time.perf_counter() - started
@@ -363,7 +192,7 @@ def _run_engine(
     p50, p95, p99 = (float(x) * 1e3 for x in np.percentile(latencies, [50, 95, 99]))
     result = EngineResult(
         engine=name,
-        params={**_build_params(name, index, cfg), **knob},
+        params={**build_params(name, index, cfg), **knob},
         build_s=round(build_s, 2),
         recall=round(recall, 4),
         qps=round(len(queries) / wall, 1),
@@ -380,22 +209,6 @@ def _run_engine(
     del index
     return result
 
-
-def _build_params(name: str, index: Any, cfg: BenchConfig) -> dict[str, Any]:
-    if name.startswith("scann"):
-        return {"num_leaves": index.num_leaves, "mode": index.mode, "soar_lambda": index.params.soar_lambda}
-    if name.startswith("faiss-ivf"):
-        return {"nlist": index.nlist}
-    if name in ("faiss-hnsw", "hnswlib"):
-        return {"m": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction}
-    return {}
-
-
-def engines_from(text: str | None) -> tuple[str, ...]:
-    """`--engines scann,hnswlib` -> ("scann", "hnswlib"); None or empty -> all."""
-    if not text:
-        return ENGINES
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def summary_rows(report: BenchReport) -> Iterable[list[str]]:

@@ -1,7 +1,7 @@
 """Refill Redis from the Iceberg history after Redis lost its data (an empty restart, a wiped replica).
 
 The features job writes a key only when its entity changes, so after an empty restart every idle entity stays
-missing until its next event. `fyp features restore` rebuilds each feature set's live keys from the history with
+missing until its next event. `fyp features-restore` rebuilds each feature set's live keys from the history with
 the reference evaluator (the one `fyp verify` checks the job against), applying the job's own admission rules:
 Kafka order per partition, keep-first deduplication on event_id, the per-partition lateness rule
 (udfs/lateness.py, replayed without the wall-clock cap the job applies, as `fyp verify` does).
@@ -10,6 +10,9 @@ Only keys Redis does not hold are written (SET NX), so a value the running job w
 reflects its state, is never replaced by a recomputation. Each key gets the TTL it would have had: the set's ttl
 counted from the entity's newest event. Rows older than the set's ttl plus its longest window cannot shape a live
 key and are not read.
+
+The same fills a new version of a set (`fyp features-restore --set NAME.v2`, `restore_feature_set` takes one
+`FeatureSet`) before readers switch to it: the job writes a new version's keys only as its entities change.
 
 Chosen over a savepoint read with Flink's State Processor API because the history is already the verified
 source of truth, the restore needs no job to be stopped, and the same evaluator proves its values.
@@ -23,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from features import ALLOWED_LATENESS
-from fyp.bench.peers.evaluate import FeatureEvaluator
+from featurespec import FeatureSet
+from featurespec.reference.evaluate import FeatureEvaluator
+from featurespec.sql import read_columns
 from fyp.lake.verify import engagement_rows, iso_utc
-from udfs.feature_sql import read_columns
-from udfs.featurespec import FeatureSet
 from udfs.lateness import LatenessGate
 
 __all__ = ["RestoreResult", "restore_feature_set"]
@@ -57,7 +60,7 @@ def restore_feature_set(
     """Recompute every live entity of `feature_set` from `table` (the engagement history) and SET NX its key.
 
     progress: called with (stage, count) as rows are read and keys written.
-    Raises fyp.bench.peers.sql.SqlTranslationError for a set the evaluator cannot compute (a derived column the
+    Raises featurespec.reference.sql.SqlTranslationError for a set the evaluator cannot compute (a derived column the
     job computes with a Python function).
     """
     from pyiceberg.expressions import GreaterThanOrEqual

@@ -1,7 +1,7 @@
 """Online/offline consistency: recompute the Redis feature values from the Iceberg history, as Chronon does.
 
 For one entity (or a sample), the history rows of that entity are folded with the very aggregates the job
-runs (fyp.bench.peers.evaluate: the Java SLIDING_SUM / DECAYED_SUM semantics in Python, compiled from the same
+runs (featurespec.reference.evaluate: the Java SLIDING_SUM / DECAYED_SUM semantics in Python, compiled from the same
 feature declarations), packed like the Redis value, and compared column by column with what Redis holds. Both
 sides are compared as of the value's own event time (the header of the packed value), never as of now, so the
 read-time corrections of `FeatureClient` play no part.
@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 
 from features import ALLOWED_LATENESS
-from fyp.bench.peers.evaluate import FeatureEvaluator
-from fyp.bench.peers.sql import COLUMN_INDEX
+from featurespec import FeatureSet
+from featurespec.reference.evaluate import FeatureEvaluator
+from featurespec.reference.sql import COLUMN_INDEX
+from featurespec.sql import default_state_ttl
 from fyp.serving.layout import HEADER_BYTES
 from udfs.envelope import ENGAGEMENT_COLUMNS, ENGAGEMENT_ROW_FIELDS
-from udfs.feature_sql import default_state_ttl
-from udfs.featurespec import FeatureSet
 from udfs.lateness import LatenessGate
 
 __all__ = [

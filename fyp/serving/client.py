@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from features import ALL_FEATURE_SETS
+from features import SERVED_FEATURE_SETS
 from features.serving_sets import RECENT_SEEN
+from featurespec import FeatureSet
 from fyp.config import Settings, load_settings
 from fyp.serving.layout import ReadPlan, decode_matrix, decode_row
-from udfs.featurespec import FeatureSet
 from udfs.limits import invalid_id_reason
 
 __all__ = ["RECENT_SEEN_PREFIX", "EntityFeatures", "FeatureClient", "RequestFeatures"]
@@ -72,7 +72,8 @@ def _keys(feature_set: FeatureSet, ids: Sequence[str]) -> list[str]:
 class FeatureClient:
     """Reads feature sets and serving sets written by the engagement features job."""
 
-    def __init__(self, client: redis.Redis, feature_sets: Sequence[FeatureSet] = ALL_FEATURE_SETS) -> None:
+    def __init__(self, client: redis.Redis, feature_sets: Sequence[FeatureSet] = SERVED_FEATURE_SETS) -> None:
+        """feature_sets: the sets to read, one version per name (default: each at its `features.READ_VERSIONS`)."""
         self.redis = client
         # An entity may have several sets (e.g. video engagement and video comment sentiment): the first
         # declared is its main set, which `matrix` and `for_request` read; `get` reads them all.
@@ -80,7 +81,7 @@ class FeatureClient:
         for fs in feature_sets:
             self.sets.setdefault(fs.entity.name, []).append(fs)
         self.plans = {entity: ReadPlan.of(sets[0]) for entity, sets in self.sets.items()}
-        self._set_plans = {fs.name: ReadPlan.of(fs) for fs in feature_sets}
+        self._set_plans = {fs.qualified_name: ReadPlan.of(fs) for fs in feature_sets}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, db: int = 0) -> FeatureClient:
@@ -154,7 +155,7 @@ class FeatureClient:
     def _entity(
         self, feature_set: FeatureSet, entity_id, value: bytes | None, now_ms: int | None,
     ) -> EntityFeatures | None:
-        decoded = decode_row(self._set_plans[feature_set.name], value, now_ms or _now_ms())
+        decoded = decode_row(self._set_plans[feature_set.qualified_name], value, now_ms or _now_ms())
         if decoded is None:
             return None
         values, event_time = decoded

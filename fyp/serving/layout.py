@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from udfs.featurespec import FeatureSet, window_label
+from featurespec import FeatureSet, window_label
 
 __all__ = ["HEADER_BYTES", "ReadPlan", "decode_matrix", "decode_row", "ratio_columns"]
 

@@ -56,7 +56,7 @@ class UploadWorkers:
         """Start the upload API on a free loopback port and wait until it answers; returns its base URL."""
         port = free_port()
         self.start("upload-api", [sys.executable, "-m", "uvicorn", "--factory",
-                                  "fyp.commands.uploads:build_upload_app", "--host", "127.0.0.1",
+                                  "fyp.uploads.wiring:build_upload_app", "--host", "127.0.0.1",
                                   "--port", str(port), "--log-level", log_level])
         api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s

@@ -5,7 +5,7 @@ Why not fastavro: a dict per event plus `schemaless_writer` costs ~8 µs, and th
 precomputed: per record type the header (marker, fingerprint, event-id prefix) and version, per user,
 video, locale and session their encoded fields. Per event only the event number, the timestamp and a
 few small ints are encoded. Field order follows the .avsc files: `_check_layout` refuses to start when
-a schema no longer matches, and tests/unit/test_traffic.py compares every event type byte for byte with
+a schema no longer matches, and tests/unit/fyp/traffic/test_traffic.py compares every event type byte for byte with
 fastavro. Faulty events (rare) go through the record renderer and the registry instead.
 """
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from features.comments import video_comment_sentiment
+from featurespec.sql import feature_query
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows, raw_view
-from udfs.feature_sql import feature_query
 from udfs.flink_functions import SCALAR_FUNCTIONS
 from udfs.sentiment import comment_sentiment
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 
 from features.engagement import user_hashtag_affinity, video_engagement
+from featurespec import FeatureSet, window_label
+from featurespec.sql import feature_query
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows, raw_view
-from udfs.feature_sql import feature_query
-from udfs.featurespec import FeatureSet, window_label
 
 NOW = int(time.time() * 1000)
 

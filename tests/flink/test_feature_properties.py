@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from featurespec import VIDEO, Aggregation, FeatureSet
+from featurespec.sql import feature_query
 from jobs.engagement_features import engagement_views
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows, new_t_env, raw_view
-from udfs.feature_sql import feature_query
-from udfs.featurespec import VIDEO, Aggregation, FeatureSet
 
 NOW = int(time.time() * 1000)
 LATENESS = timedelta(minutes=20)

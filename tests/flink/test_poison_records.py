@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from pyflink.table import DataTypes
 
+from featurespec import VIDEO, Aggregation, DerivedColumn, FeatureSet
+from featurespec.sql import feature_query
 from jobs.engagement_features import derived_failure_rows, engagement_views
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows, raw_view
-from udfs.feature_sql import feature_query
-from udfs.featurespec import VIDEO, Aggregation, DerivedColumn, FeatureSet
 from udfs.flink_functions import guarded_functions
 from udfs.guard import GuardedFunction
 

@@ -12,8 +12,10 @@ import pytest
 from confluent_kafka import Producer
 from fastapi.testclient import TestClient
 
-from fyp.index.service import USER_EMBEDDING_KEY, ServiceConfig, build_app
+from fyp.index.config import ServiceConfig
+from fyp.index.service import build_app
 from fyp.index.snapshot import S3ObjectStore, SnapshotStore
+from fyp.index.users import USER_EMBEDDING_KEY
 from fyp.media.publish import make_s3_client
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS

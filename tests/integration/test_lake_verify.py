@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from connectors.iceberg_tables import catalog, ensure_tables
 from features import ALL_FEATURE_SETS, feature_set_for_entity
-from fyp.bench.peers.evaluate import FeatureEvaluator
-from fyp.bench.peers.sql import SqlTranslationError
+from featurespec.reference.evaluate import FeatureEvaluator
+from featurespec.reference.sql import SqlTranslationError
 from fyp.commands import verify as verify_commands
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving.layout import HEADER_BYTES

@@ -3,7 +3,7 @@
 Events A are processed and checkpointed; events B1 are processed (Redis shows them) but not checkpointed;
 the job is cancelled and restarted from the checkpoint, so it replays B1 from Kafka onto the state of A;
 then events B2 arrive. Redis must hold exactly what a plain-Python recomputation of A + B1 + B2 gives
-(fyp.bench.peers.evaluate, the same evaluator `fyp verify features` uses). Increments, or state and offsets
+(featurespec.reference.evaluate, the same evaluator `fyp verify features` uses). Increments, or state and offsets
 out of step, would count B1 twice.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from features.engagement import video_engagement
-from fyp.bench.peers.evaluate import FeatureEvaluator
-from fyp.bench.peers.sql import engagement_row
+from featurespec.reference.evaluate import FeatureEvaluator
+from featurespec.reference.sql import engagement_row
 from fyp.stack.submit import cancel_job, submit_job
 from schemas.topics import ENGAGEMENT
 from tests.integration.conftest import eventually

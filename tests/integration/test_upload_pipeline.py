@@ -25,15 +25,18 @@ from typer.testing import CliRunner
 
 from connectors.kafka_emitter import KafkaEmitter
 from connectors.redis_video_store import RedisVideoStore
-from fyp.commands import uploads
+from fyp.commands import uploads as upload_commands
 from fyp.config import Settings
 from fyp.media.playback import download_run, verify_playback
 from fyp.media.publish import FULL_MANIFEST_NAME, make_s3_client
 from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB
 from fyp.stack.upload_workers import UploadWorkers, free_port
+from fyp.uploads.client import HttpUploads, LocalUploads, UploadFailed, content_type_for, upload_file
+from fyp.uploads.follow import wait_for_video
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, VIDEO_STATUS
 from tests.integration.conftest import eventually
+from udfs.video_record import decode_video
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +101,7 @@ def _wait_final(store: RedisVideoStore, pipeline: dict[str, Any], video_id: str)
     deadline = time.monotonic() + VERDICT_TIMEOUT_S
     while time.monotonic() < deadline:
         pipeline["workers"].check_alive()
-        video = uploads.wait_for_video(store.read, video_id, timeout_s=2)
+        video = wait_for_video(store.read, video_id, timeout_s=2)
         if video is not None:
             return video
     workers = pipeline["workers"]
@@ -158,7 +161,7 @@ def ready_video(settings: Settings, pipeline: dict[str, Any], store: RedisVideoS
     """A video uploaded with `fyp upload --api` (CLI -> HTTP API -> S3), followed until final."""
     source = _make_video(tmp_path_factory.mktemp("upload") / "tiny.mp4")
     app = Typer()
-    uploads.register(app)
+    upload_commands.register(app, serve=Typer(), worker=Typer())
     app.command("noop")(lambda: None)  # a second command keeps typer from collapsing the app into `upload`
     result = CliRunner().invoke(app, [
         "upload", str(source), "--author", "it_author", "--caption", "integration test", "--hashtags", "it,cats",
@@ -192,7 +195,7 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
     # `fyp video ID --json`: status, renditions, verdict and reasons from Redis, and the index status (no index
     # service runs in this test: unknown, said so rather than failing).
     app = Typer()
-    uploads.register(app)
+    upload_commands.register(app, serve=Typer(), worker=Typer())
     shown = CliRunner().invoke(app, ["video", ready_video["video_id"], "--json",
                                      "--index-url", f"http://127.0.0.1:{free_port()}"])
     assert shown.exit_code == 0, shown.output
@@ -218,11 +221,13 @@ def test_upload_becomes_ready_with_playable_hls_and_dash(settings, ready_video, 
 
 
 def _full_ladder_events(settings: Settings, video_id: str, count: int) -> list[tuple[str, int, dict]]:
-    """The video's events on both topics once `count` TranscodeCompleted of the full ladder were seen (fails
-    after 90 s)."""
+    """The video's events on both topics once `count` TranscodeCompleted of the full ladder and the ready status
+    were seen (fails after 90 s). The consumer reads the two topics' partitions in no set order, so the status
+    topic is waited for too."""
     def complete(found: list[tuple[str, int, dict]]) -> bool:
         names = [name for name, _, _ in found]
-        return "TranscodeRequested:full" in names and names.count("TranscodeCompleted:full") >= count
+        return ("TranscodeRequested:full" in names and "status:ready" in names
+                and names.count("TranscodeCompleted:full") >= count)
 
     found, done = _read_video_events(settings, video_id, complete, 90)
     if not done:
@@ -251,11 +256,11 @@ def test_full_ladder_follows_and_a_redelivered_request_changes_nothing(settings,
 
     # Redis and `fyp video --json` show the full ladder; the status stays ready.
     deadline = time.monotonic() + 30
-    while (video := uploads.decode_video(store.read(video_id)))["ladder"] != "full" and time.monotonic() < deadline:
+    while (video := decode_video(store.read(video_id)))["ladder"] != "full" and time.monotonic() < deadline:
         time.sleep(0.3)
     assert (video["status"], video["ladder"], video["renditions"]) == ("ready", "full", full["renditions"])
     app = Typer()
-    uploads.register(app)
+    upload_commands.register(app, serve=Typer(), worker=Typer())
     shown = CliRunner().invoke(app, ["video", video_id, "--json", "--index-url", f"http://127.0.0.1:{free_port()}"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["ladder"] == "full"
@@ -275,24 +280,24 @@ def test_full_ladder_follows_and_a_redelivered_request_changes_nothing(settings,
     assert [{k: v for k, v in r.items() if k != "event_time"} for r in again] == [
         {k: v for k, v in full.items() if k != "event_time"}] * 2
     assert listing() == objects
-    assert uploads.decode_video(store.read(video_id))["seq"] == video["seq"]
+    assert decode_video(store.read(video_id))["seq"] == video["seq"]
 
 
 def test_corrupt_upload_fails_with_a_reason(settings, pipeline, store, tmp_path) -> None:
     # An MP4 signature followed by garbage: accepted by the API's sniffing, refused by the transcoder's probe.
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + os.urandom(64 * 1024))
-    done = uploads.upload_file(corrupt, {"author_id": "it_author", "caption": "broken", "region": "US",
-                                         "language": "en"}, uploads.LocalUploads(settings))
+    done = upload_file(corrupt, {"author_id": "it_author", "caption": "broken", "region": "US",
+                                         "language": "en"}, LocalUploads(settings))
     video = _wait_final(store, pipeline, done["video_id"])
     assert video["status"] == "failed", video
     assert video["status_reason"] == "corrupt"
 
 
 def test_same_bytes_twice_is_a_duplicate(settings, pipeline, store, ready_video) -> None:
-    done = uploads.upload_file(ready_video["source"], {"author_id": "someone_else", "caption": "copy",
+    done = upload_file(ready_video["source"], {"author_id": "someone_else", "caption": "copy",
                                                        "region": "GB", "language": "en"},
-                               uploads.HttpUploads(pipeline["api"]))
+                               HttpUploads(pipeline["api"]))
     assert done["sha256"] == ready_video["answer"]["upload"]["sha256"]
     video = _wait_final(store, pipeline, done["video_id"])
     assert video["status"] == "rejected", video
@@ -311,8 +316,8 @@ def test_blocked_music_is_rejected(settings, pipeline, store, music, tmp_path) -
                     "mandelbrot=size=320x240:rate=30,trim=duration=7", "-ss", "3", "-t", "7", "-i", str(music["track"]),
                     "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
                     "-metadata", f"title={uuid.uuid4()}", str(source)], check=True, timeout=60)
-    done = uploads.upload_file(source, {"author_id": "it_author", "caption": "music", "region": "US",
-                                        "language": "en"}, uploads.HttpUploads(pipeline["api"]))
+    done = upload_file(source, {"author_id": "it_author", "caption": "music", "region": "US",
+                                        "language": "en"}, HttpUploads(pipeline["api"]))
     video = _wait_final(store, pipeline, done["video_id"])
     assert (video["status"], video["verdict"]) == ("rejected", "REJECT"), video
     assert f"music_blocked:{BLOCKED_MUSIC_ID}" in video["reasons"]
@@ -329,7 +334,7 @@ def test_takedown_removes_the_video(settings, pipeline, store, ready_video) -> N
     deadline = time.monotonic() + 30
     while video["status"] == "ready" and time.monotonic() < deadline:
         time.sleep(0.3)
-        video = uploads.decode_video(store.read(video_id))
+        video = decode_video(store.read(video_id))
     assert video["status"] == "removed", video
     assert (video["status_reason"], video["takedown_notice_id"]) == ("dmca", "IT-NOTICE-1")
     statuses = [n for n, _, _ in _events(settings, video_id, {"status:removed"}) if n.startswith("status:")]
@@ -413,10 +418,10 @@ def _make_refused(kind: str, d: Path) -> Path:
     return path
 
 
-def _create_and_put(api: str, path: Path, *, declared_size: int | None = None) -> tuple[uploads.HttpUploads, dict]:
-    client = uploads.HttpUploads(api)
+def _create_and_put(api: str, path: Path, *, declared_size: int | None = None) -> tuple[HttpUploads, dict]:
+    client = HttpUploads(api)
     created = client.create({"author_id": "it_author", "caption": path.name, "region": "US", "language": "en",
-                             "content_type": uploads.content_type_for(path),
+                             "content_type": content_type_for(path),
                              "size_bytes": declared_size or max(path.stat().st_size, 1)})
     response = httpx.put(created["put_url"], content=path.read_bytes(), headers=created["headers"], timeout=60)
     assert response.status_code < 300, response.text
@@ -433,7 +438,7 @@ def test_refused_at_complete_with_a_reason(settings, pipeline, store, tmp_path, 
     # The too-large client lies about its size at create; complete measures the stored object.
     client, created = _create_and_put(pipeline["api"], path, declared_size=1000 if kind == "too_large" else None)
     for _ in range(2):  # a retried complete gives the same answer
-        with pytest.raises(uploads.UploadFailed) as refused:
+        with pytest.raises(UploadFailed) as refused:
             client.complete(created["upload_id"])
         assert refused.value.code == code
     s3 = make_s3_client(settings)
@@ -443,16 +448,16 @@ def test_refused_at_complete_with_a_reason(settings, pipeline, store, tmp_path, 
 
 
 def test_declared_size_over_the_limit_is_refused_at_create(pipeline) -> None:
-    with pytest.raises(uploads.UploadFailed) as refused:
-        uploads.HttpUploads(pipeline["api"]).create({
+    with pytest.raises(UploadFailed) as refused:
+        HttpUploads(pipeline["api"]).create({
             "author_id": "it_author", "region": "US", "language": "en", "content_type": "video/mp4",
             "size_bytes": MAX_UPLOAD_BYTES + 1})
     assert refused.value.code == "too_large"
 
 
 def test_a_malformed_request_names_each_field(pipeline) -> None:
-    with pytest.raises(uploads.UploadFailed) as refused:
-        uploads.HttpUploads(pipeline["api"]).create({
+    with pytest.raises(UploadFailed) as refused:
+        HttpUploads(pipeline["api"]).create({
             "author_id": "it_author", "region": "us", "language": "en", "content_type": "video/mp4",
             "size_bytes": 0})
     assert refused.value.code == "invalid_request"
@@ -461,10 +466,10 @@ def test_a_malformed_request_names_each_field(pipeline) -> None:
 
 
 def test_complete_without_the_object_is_a_conflict_until_the_put(settings, pipeline, store, tmp_path) -> None:
-    client = uploads.HttpUploads(pipeline["api"])
+    client = HttpUploads(pipeline["api"])
     created = client.create({"author_id": "it_author", "region": "US", "language": "en",
                              "content_type": "video/mp4", "size_bytes": 1000})
-    with pytest.raises(uploads.UploadFailed) as refused:
+    with pytest.raises(UploadFailed) as refused:
         client.complete(created["upload_id"])
     assert refused.value.code == "object_missing"
     assert store.read(created["video_id"]) is None
@@ -472,7 +477,7 @@ def test_complete_without_the_object_is_a_conflict_until_the_put(settings, pipel
     path = _make_refused("image", tmp_path)
     response = httpx.put(created["put_url"], content=path.read_bytes(), headers=created["headers"], timeout=60)
     assert response.status_code < 300
-    with pytest.raises(uploads.UploadFailed) as refused:
+    with pytest.raises(UploadFailed) as refused:
         client.complete(created["upload_id"])
     assert refused.value.code == "not_a_video:image"
 
@@ -486,8 +491,8 @@ def test_worker_refusals_end_failed_with_a_reason(settings, pipeline, store, tmp
         path = path.with_suffix(".mp4")
         _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x64:r=1:d=181", "-c:v", "libx264", "-preset", "ultrafast",
                 "-pix_fmt", "yuv420p", "-metadata", f"title={uuid.uuid4()}", str(path))
-    done = uploads.upload_file(path, {"author_id": "it_author", "caption": kind, "region": "US", "language": "en"},
-                               uploads.HttpUploads(pipeline["api"]))
+    done = upload_file(path, {"author_id": "it_author", "caption": kind, "region": "US", "language": "en"},
+                               HttpUploads(pipeline["api"]))
     video = _wait_final(store, pipeline, done["video_id"])
     assert (video["status"], video["status_reason"]) == ("failed", reason), video
     assert "renditions" not in video
@@ -514,8 +519,8 @@ def test_awkward_phone_video_is_processed_upright(settings, pipeline, store, tmp
     info = probe(source)
     assert (info.width, info.height, info.display_width, info.display_height) == (1921, 1079, 1079, 1921)
     assert info.variable_frame_rate and not info.has_audio
-    done = uploads.upload_file(source, {"author_id": "it_author", "caption": "phone", "region": "US",
-                                        "language": "en"}, uploads.HttpUploads(pipeline["api"]))
+    done = upload_file(source, {"author_id": "it_author", "caption": "phone", "region": "US",
+                                        "language": "en"}, HttpUploads(pipeline["api"]))
     video = _wait_final(store, pipeline, done["video_id"])
     assert video["status"] == "ready", video
     # No audio: no fingerprint, so no music match and no mute.

@@ -20,10 +20,12 @@ from fastapi.testclient import TestClient
 from connectors.kafka_emitter import KafkaEmitter
 from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
 from features.serving_sets import RECENT_SEEN
-from fyp.commands import uploads
-from fyp.index.service import USER_EMBEDDING_KEY, ServiceConfig, build_app
+from fyp.index.config import ServiceConfig
+from fyp.index.service import build_app
+from fyp.index.users import USER_EMBEDDING_KEY
 from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
 from fyp.stack.upload_workers import UploadWorkers
+from fyp.uploads.client import HttpUploads, upload_file
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_STATUS
 from tests.integration.conftest import eventually
@@ -82,7 +84,7 @@ def two_videos(settings, stack, tmp_path_factory) -> dict[str, Any]:
     ]
     sources = [_make_video(folder / f"clip{i}.mp4") for i in range(2)]
     with ThreadPoolExecutor(2) as pool:
-        done = list(pool.map(lambda a: uploads.upload_file(a[0], a[1], uploads.HttpUploads(stack["api"])),
+        done = list(pool.map(lambda a: upload_file(a[0], a[1], HttpUploads(stack["api"])),
                              zip(sources, metadata, strict=True)))
     ids = [d["video_id"] for d in done]
     store, index = stack["store"], stack["index"]

@@ -18,8 +18,8 @@ from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.online_response import OnlineResponse
 from feast.types import Float32
 
+from featurespec import FeatureSet
 from fyp.config import Settings
-from udfs.featurespec import FeatureSet
 
 __all__ = ["FeastPeer"]
 

@@ -1,7 +1,7 @@
 """The "no framework" peer: a confluent-kafka consumer loop, a dict of entity states, one Redis pipeline per batch.
 
 Per batch of up to 10,000 records: decode each (udfs.envelope.to_engagement_row), drop bad ones, fold good ones
-into their entity's state (fyp.bench.peers.evaluate), write the absolute packed value of every entity the batch
+into their entity's state (featurespec.reference.evaluate), write the absolute packed value of every entity the batch
 touched in one pipeline, then commit the batch's offsets (at-least-once; state lives in this process only, so a
 restart starts empty: this is a benchmark peer, not a replacement for the job).
 """
@@ -14,13 +14,13 @@ from array import array
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from features.engagement.video_engagement import v1
-from fyp.bench.peers.evaluate import FeatureEvaluator
+from featurespec import FeatureSet
+from featurespec.reference.evaluate import FeatureEvaluator
 from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
 from fyp.bench.peers.result import PeerRun
 from fyp.config import Settings
 from schemas.topics import ENGAGEMENT
 from udfs.envelope import to_engagement_row
-from udfs.featurespec import FeatureSet
 
 __all__ = ["BATCH_SIZE", "run_naive"]
 

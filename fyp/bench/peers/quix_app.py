@@ -3,7 +3,7 @@
 Quix keeps state per message key, and fyp.engagement.v1 is keyed by user, so the idiomatic route is
 `group_by` (Quix re-keys through an internal `repartition__…` topic, as Flink shuffles on a keyBy), then a
 stateful `apply` that folds each row into the video's state with the same tile ring and decayed sums as the
-job (fyp.bench.peers.evaluate). Quix's own windows (`sliding_window`, `hopping_window`) do not fit: they emit
+job (featurespec.reference.evaluate). Quix's own windows (`sliding_window`, `hopping_window`) do not fit: they emit
 per window instance rather than one absolute value per key, a 24 h window sliding by 2 h would be 12
 overlapping windows updated per event, and there is no decayed aggregate. State is one float64 array per video,
 stored with `set_bytes` (no JSON per event); its name carries the layout's digest.
@@ -28,13 +28,13 @@ from quixstreams.sinks import BatchingSink, SinkBatch
 from quixstreams.state import State
 
 from features.engagement.video_engagement import v1
-from fyp.bench.peers.evaluate import FeatureEvaluator
+from featurespec import FeatureSet
+from featurespec.reference.evaluate import FeatureEvaluator
 from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
 from fyp.bench.peers.result import PeerRun
 from fyp.config import Settings
 from schemas.topics import ENGAGEMENT
 from udfs.envelope import to_engagement_row
-from udfs.featurespec import FeatureSet
 
 __all__ = ["EngagementRowDeserializer", "RedisFeatureSink", "RunProgress", "build_quix_app", "run_quix"]
 

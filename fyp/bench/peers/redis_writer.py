@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import redis
 
+from featurespec import FeatureSet
 from fyp.config import Settings
-from udfs.featurespec import FeatureSet
 
 __all__ = ["PACKED_SET_SCRIPT", "PackedFeatureWriter", "redis_client"]
 

@@ -1,0 +1,197 @@
+"""The HTTP API of the index service: routes over an `IndexApi`, which answers from the index, the user
+embeddings, the feed and the candidate generator it is given.
+
+    GET  /v1/similar/{video_id}?k=10    videos most like this one (itself left out)
+    GET  /v1/candidates?user=ID&k=100   candidates merged from every source (fyp/candidates), each with its source;
+                                        `&sources=ann`: only the videos nearest the user's embedding (Redis
+                                        `fyp:user_embedding:v1:{id}`)
+    GET  /healthz                       200 once restored and caught up with the topic, 503 before
+    GET  /v1/stats                      index size and shape, consumer offsets and lag, snapshots
+    POST /v1/snapshot                   take a snapshot now (waits for it)
+
+Nothing here touches Kafka, Redis or S3: `fyp.index.service` wires those in, and a test can pass an
+in-memory index and a dict of user embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from fyp.index.ann import Neighbor
+from fyp.index.feed import IndexFeed
+from fyp.index.holder import IndexHolder
+from fyp.index.users import USER_EMBEDDING_KEY, UserEmbeddings
+
+if TYPE_CHECKING:
+    from fyp.candidates import CandidateGenerator
+
+__all__ = ["IndexApi", "create_app"]
+
+
+def _results(found: Sequence[Neighbor]) -> list[dict[str, Any]]:
+    return [{"video_id": n.video_id, "score": round(n.score, 6)} for n in found]
+
+
+def _took_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexApi:
+    """What each route answers; raises HTTPException for the error answers.
+
+    feed: None for a fixed index (always ready, no snapshots). generator: a `fyp.candidates.CandidateGenerator`;
+    without one, /v1/candidates serves ANN only. max_k: the largest k a request may ask for.
+    """
+
+    holder: IndexHolder
+    users: UserEmbeddings | None = None
+    feed: IndexFeed | None = None
+    max_k: int = 1000
+    generator: CandidateGenerator | None = None
+
+    def ensure_ready(self) -> None:
+        if self.feed is not None and not self.feed.ready.is_set():
+            raise HTTPException(503, f"the index is not ready yet (phase {self.feed.stats.phase})")
+
+    def health(self) -> JSONResponse:
+        feed = self.feed
+        phase = feed.stats.phase if feed is not None else "live"
+        ok = phase == "live"
+        body = {"status": "ok" if ok else phase, "size": len(self.holder.index)}
+        if feed is not None and feed.stats.error:
+            body["error"] = feed.stats.error
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    def similar(self, video_id: str, k: int) -> dict[str, Any]:
+        self.ensure_ready()
+        started = time.perf_counter()
+        found = self.holder.similar(video_id, k)
+        if found is None:
+            raise HTTPException(404, f"video {video_id!r} is not in the index")
+        return {"video_id": video_id, "k": k, "results": _results(found), "took_ms": _took_ms(started)}
+
+    def user_embedding(self, user: str) -> np.ndarray:
+        """The user's embedding, checked; HTTPException 404 (absent) or 500 (unusable) otherwise."""
+        if self.users is None:
+            raise HTTPException(503, "no user embedding store is configured")
+        try:
+            embedding = self.users.get(user)
+        except ValueError as exc:
+            raise HTTPException(500, str(exc)) from exc
+        if embedding is None:
+            key = USER_EMBEDDING_KEY.format(user_id=user)
+            raise HTTPException(404, f"no embedding for user {user!r} (Redis key {key} is absent)")
+        dim = self.holder.index.dim
+        if embedding.shape != (dim,):
+            raise HTTPException(500, f"the embedding of user {user!r} has {embedding.size} floats; the index has {dim}")
+        return embedding
+
+    def nearest(self, user: str, k: int) -> list[Neighbor]:
+        embedding = self.user_embedding(user)
+        try:
+            return self.holder.search(embedding, k)
+        except ValueError as exc:  # NaN or all-zero embedding
+            raise HTTPException(500, f"the embedding of user {user!r} is unusable: {exc}") from exc
+
+    def candidates(self, user: str, k: int, sources: str) -> dict[str, Any]:
+        self.ensure_ready()
+        started = time.perf_counter()
+        if self.generator is None or sources == "ann":
+            found = self.nearest(user, k)
+            return {"user": user, "k": k, "results": _results(found), "took_ms": _took_ms(started)}
+        generated = self.generator.generate(user, k, self._ann_source(user))
+        return {"user": user, "k": k, **generated.as_json(), "took_ms": _took_ms(started)}
+
+    def _ann_source(self, user: str) -> Callable[[int], list[Any]]:
+        """The `ann` source for the generator: n nearest videos, or LookupError so the other sources still answer."""
+        from fyp.candidates.merge import Candidate
+
+        def ann(n: int) -> list[Candidate]:
+            try:
+                return [Candidate(c.video_id, "ann", round(c.score, 6)) for c in self.nearest(user, min(n, self.max_k))]
+            except HTTPException as exc:
+                raise LookupError(exc.detail) from exc
+
+        return ann
+
+    def stats(self) -> dict[str, Any]:
+        with self.holder.lock:
+            index_stats = self.holder.index.stats()
+        body: dict[str, Any] = {"index": index_stats, "searches": self.holder.searches}
+        feed = self.feed
+        if feed is not None:
+            body["feed"] = {
+                **asdict(feed.stats),
+                "topic": feed.config.topic,
+                "group_id": feed.config.group_id,
+                "offsets": feed.offsets.next_offsets(),
+            }
+        return body
+
+    def snapshot(self) -> dict[str, Any]:
+        if self.feed is None or self.feed.snapshots is None:
+            raise HTTPException(409, "snapshots are not configured for this service")
+        try:
+            manifest = self.feed.request_snapshot()
+        except RuntimeError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except TimeoutError as exc:
+            raise HTTPException(504, "the snapshot did not finish in time; see /v1/stats") from exc
+        return {"prefix": manifest.prefix, "size": manifest.size, "offsets": manifest.offsets}
+
+
+def _feed_running(feed: IndexFeed | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the feed (if any) runs while the app does."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if feed is not None:
+            feed.start()
+        try:
+            yield
+        finally:
+            if feed is not None:
+                feed.stop()
+                feed.join(timeout=30)
+
+    return lifespan
+
+
+def create_app(
+    holder: IndexHolder,
+    *,
+    users: UserEmbeddings | None = None,
+    feed: IndexFeed | None = None,
+    max_k: int = 1000,
+    generator: CandidateGenerator | None = None,
+) -> FastAPI:
+    """The HTTP API over `holder`; the feed (if any) runs for the app's lifetime. See `IndexApi` for the rest."""
+    api = IndexApi(holder=holder, users=users, feed=feed, max_k=max_k, generator=generator)
+    app = FastAPI(title="fyp video index", lifespan=_feed_running(feed))
+    app.get("/healthz")(api.health)
+    app.get("/v1/stats")(api.stats)
+    app.post("/v1/snapshot")(api.snapshot)
+
+    # These two declare their query parameters here: their bounds depend on max_k.
+    @app.get("/v1/similar/{video_id:path}")  # ids may contain '/'; clients percent-encode them
+    def similar(video_id: str, k: int = Query(10, ge=1, le=max_k)) -> dict[str, Any]:
+        return api.similar(video_id, k)
+
+    @app.get("/v1/candidates")
+    def candidates(
+        user: str = Query(..., min_length=1),
+        k: int = Query(100, ge=1, le=max_k),
+        sources: str = Query("all", pattern="^(all|ann)$"),
+    ) -> dict[str, Any]:
+        return api.candidates(user, k, sources)
+
+    return app
