@@ -4,8 +4,8 @@ The module declares `v1` with one aggregation (plays over 1 h and 24 h) of the c
 valid, compiles and passes its test as written; the engineer then edits its aggregations and the test together.
 
 >>> files = plan(Path("/repo"), name="video_rewatch", entity="video", family="engagement")
->>> files.module_path, files.test_path
-(PosixPath('/repo/features/engagement/video_rewatch.py'), PosixPath('/repo/tests/unit/features/test_feature_video_rewatch.py'))
+>>> [p.relative_to("/repo").as_posix() for p in (files.module_path, files.test_path)]
+['features/engagement/video_rewatch.py', 'tests/unit/features/test_feature_video_rewatch.py']
 >>> "entity=VIDEO" in files.module_text
 True
 """
