@@ -2,6 +2,11 @@
 
 Precedence for every value: environment variable, then `$FYP_HOME/credentials.env` (secrets only, written
 once with random values on first use, mode 0600), then the default here. Nothing secret is a default.
+
+The profile says whether the installation is one process per service ("single", the default) or real clusters
+("cluster": Kafka brokers, Redis Cluster nodes, several TaskManagers). It comes from `FYP_PROFILE`, else from
+`$FYP_HOME/profile` (written by `fyp up --cluster`), so every command finds the cluster that `fyp up` started
+without a flag of its own. Everything that differs between the two follows from the fields below.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
-__all__ = ["REPO_ROOT", "Settings", "load_settings"]
+__all__ = ["PROFILES", "REPO_ROOT", "Settings", "load_settings", "read_profile", "write_profile"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PROFILES = ("single", "cluster")
+CLUSTER_REDIS_NODES = 6  # 3 primaries + 3 replicas
+CLUSTER_KAFKA_BROKERS = 3
+KAFKA_BROKER_PORT_STEP = 10  # broker i listens on kafka_port + 10*i, its controller on kafka_controller_port + 10*i
 
 _SECRET_NAMES = ("FYP_KAFKA_PASSWORD", "FYP_REDIS_PASSWORD", "FYP_S3_ACCESS_KEY", "FYP_S3_SECRET_KEY")
 
@@ -53,10 +64,24 @@ class Settings:
     s3_region: str
     warehouse_bucket: str
     media_bucket: str
+    profile: str = "single"
+    # Redis Cluster: the nodes a client starts from (it learns the rest); empty for a single Redis.
+    redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
+    # Kafka: every broker's client address (the first is kafka_host:kafka_port), and what new topics get.
+    kafka_brokers: tuple[tuple[str, int], ...] = ()
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+    taskmanagers: int = 1
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.profile == "cluster"
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        """Every broker, comma-separated, as Kafka clients take `bootstrap.servers`."""
+        brokers = self.kafka_brokers or ((self.kafka_host, self.kafka_port),)
+        return ",".join(f"{host}:{port}" for host, port in brokers)
 
     @property
     def s3_endpoint(self) -> str:
@@ -82,12 +107,19 @@ class Settings:
     def data_dir(self) -> Path:
         return self.home / "data"
 
-    def redis_client(self, **options: Any) -> redis.Redis:
+    def redis_client(self, **options: Any) -> redis.Redis | RedisCluster:
         """The one way every process reaches Redis: this installation's address and password, plus `options`
-        (`socket_timeout`, `decode_responses`, `db`, `single_connection_client`, ...) passed to redis-py as they
-        are. Reading Redis Cluster needs a different client class; keeping every construction here is what lets
-        that change happen in one place."""
-        return redis.Redis(host=self.redis_host, port=self.redis_port, password=self.redis_password, **options)
+        (`socket_timeout`, `decode_responses`, ...) passed to redis-py as they are.
+
+        With `redis_cluster_nodes`, a `RedisCluster` that starts from those nodes and follows MOVED/ASK and
+        failovers; options that only a single Redis has (`db`, `single_connection_client`) are refused there."""
+        if not self.redis_cluster_nodes:
+            return redis.Redis(host=self.redis_host, port=self.redis_port, password=self.redis_password, **options)
+        single_only = sorted({"db", "single_connection_client"} & set(options))
+        if single_only:
+            raise ValueError(f"Redis Cluster has no {', '.join(single_only)}")
+        nodes = [ClusterNode(host, port) for host, port in self.redis_cluster_nodes]
+        return RedisCluster(startup_nodes=nodes, password=self.redis_password, **options)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) settings for the SASL/PLAIN client listener."""
@@ -160,24 +192,68 @@ def _port(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not a port number") from exc
 
 
+def read_profile(home: Path) -> str:
+    """`FYP_PROFILE`, else what `fyp up --cluster` wrote into `$FYP_HOME/profile`, else "single"."""
+    stored = home / "profile"
+    profile = os.environ.get("FYP_PROFILE") or (stored.read_text().strip() if stored.exists() else "single")
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} (FYP_PROFILE or {stored}) is not one of {', '.join(PROFILES)}")
+    return profile
+
+
+def write_profile(home: Path, profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "profile").write_text(profile + "\n")
+
+
+def _addresses(name: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` from `name` (a deployment's own nodes), else `default`."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    found = []
+    for item in raw.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"{name}: {item!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)
+
+
 @cache
 def load_settings() -> Settings:
     """Settings for this process; `FYP_HOME` (default `<repo>/.fyp`) holds state, logs and credentials."""
     home = Path(os.environ.get("FYP_HOME", REPO_ROOT / ".fyp")).resolve()
     found = _ensure_secrets(home)
     host = os.environ.get("FYP_HOST", "127.0.0.1")
+    profile = read_profile(home)
+    cluster = profile == "cluster"
+    kafka_host = os.environ.get("FYP_KAFKA_HOST", host)
+    kafka_port = _port("FYP_KAFKA_PORT", 9092)
+    redis_host = os.environ.get("FYP_REDIS_HOST", host)
+    redis_port = _port("FYP_REDIS_PORT", 6379)
+    brokers = CLUSTER_KAFKA_BROKERS if cluster else 1
     # In docker-compose every service has its own host name; locally they all share FYP_HOST.
     return Settings(
         home=home,
         host=host,
-        kafka_host=os.environ.get("FYP_KAFKA_HOST", host),
-        redis_host=os.environ.get("FYP_REDIS_HOST", host),
+        kafka_host=kafka_host,
+        redis_host=redis_host,
         s3_host=os.environ.get("FYP_S3_HOST", host),
         iceberg_rest_host=os.environ.get("FYP_ICEBERG_REST_HOST", host),
         flink_host=os.environ.get("FYP_FLINK_HOST", host),
-        kafka_port=_port("FYP_KAFKA_PORT", 9092),
+        kafka_port=kafka_port,
         kafka_controller_port=_port("FYP_KAFKA_CONTROLLER_PORT", 9093),
-        redis_port=_port("FYP_REDIS_PORT", 6379),
+        redis_port=redis_port,
         s3_port=_port("FYP_S3_PORT", 8333),
         iceberg_rest_port=_port("FYP_ICEBERG_REST_PORT", 8181),
         flink_rest_port=_port("FYP_FLINK_REST_PORT", 8081),
@@ -195,4 +271,12 @@ def load_settings() -> Settings:
         s3_region=os.environ.get("FYP_S3_REGION", "us-east-1"),
         warehouse_bucket=os.environ.get("FYP_WAREHOUSE_BUCKET", "warehouse"),
         media_bucket=os.environ.get("FYP_MEDIA_BUCKET", "media"),
+        profile=profile,
+        redis_cluster_nodes=_addresses("FYP_REDIS_CLUSTER_NODES", tuple(
+            (redis_host, redis_port + i) for i in range(CLUSTER_REDIS_NODES)) if cluster else ()),
+        kafka_brokers=_addresses("FYP_KAFKA_BROKERS", tuple(
+            (kafka_host, kafka_port + KAFKA_BROKER_PORT_STEP * i) for i in range(brokers))),
+        kafka_replication_factor=_count("FYP_KAFKA_REPLICATION_FACTOR", 3 if cluster else 1),
+        kafka_min_insync_replicas=_count("FYP_KAFKA_MIN_INSYNC_REPLICAS", 2 if cluster else 1),
+        taskmanagers=_count("FYP_TASKMANAGERS", 2 if cluster else 1),
     )
