@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from fyp.commands import bench, demo, dlq, features, index, jobs, lake, produce, stack, train, uploads, verify
+from fyp.commands import bench, capacity, demo, dlq, features, index, jobs, lake, produce, stack, train, uploads, verify
 from fyp.commands.output import print_error
 from fyp.commands.unreachable import is_unreachable
 
@@ -43,6 +43,7 @@ verify.register(app)
 dlq.register(app)
 train.register(app)
 index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)
+capacity.register(app)
 
 
 def main() -> None:
