@@ -21,8 +21,14 @@ __all__ = ["redis_feature_sink", "redis_sorted_set_sink"]
 
 def _connection(builder: TableDescriptor.Builder, settings: Settings) -> TableDescriptor.Builder:
     # The TaskManager reads the password from its own environment, so it never enters the job graph.
-    return (builder.option("host", settings.redis_host).option("port", str(settings.redis_port))
-            .option("password-env", "FYP_REDIS_PASSWORD"))
+    builder = (builder.option("host", settings.redis_host).option("port", str(settings.redis_port))
+               .option("password-env", "FYP_REDIS_PASSWORD"))
+    if settings.redis_cluster_nodes:
+        # Cluster profile: the Java writer starts from these nodes, learns the slot map and writes slot-aware
+        # (docs/REDIS_LAYOUT.md, "Writing to a Redis Cluster"); host/port are then unused.
+        nodes = ",".join(f"{host}:{port}" for host, port in settings.redis_cluster_nodes)
+        builder = builder.option("cluster.nodes", nodes)
+    return builder
 
 
 def _duration(delta: timedelta) -> str:

@@ -29,7 +29,7 @@ public final class RedisDynamicTableSinkFactory implements DynamicTableSinkFacto
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
         return new HashSet<>(List.of(
-                RedisSinkOptions.HOST, RedisSinkOptions.PORT, RedisSinkOptions.PASSWORD,
+                RedisSinkOptions.HOST, RedisSinkOptions.PORT, RedisSinkOptions.CLUSTER_NODES, RedisSinkOptions.PASSWORD,
                 RedisSinkOptions.PASSWORD_ENV, RedisSinkOptions.DATABASE, RedisSinkOptions.TIMEOUT,
                 RedisSinkOptions.TTL, RedisSinkOptions.VALUE_FORMAT, RedisSinkOptions.EVENT_TIME_COLUMN,
                 RedisSinkOptions.ZSET_MEMBER_COLUMN, RedisSinkOptions.ZSET_SCORE_COLUMN,

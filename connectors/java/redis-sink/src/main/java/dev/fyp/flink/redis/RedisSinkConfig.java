@@ -3,10 +3,15 @@ package dev.fyp.flink.redis;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.table.api.ValidationException;
 
+import redis.clients.jedis.HostAndPort;
+
 import java.io.Serializable;
+import java.util.LinkedHashSet;
+import java.util.Set;
 
 import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_INTERVAL;
 import static dev.fyp.flink.redis.RedisSinkOptions.BUFFER_FLUSH_MAX_ROWS;
+import static dev.fyp.flink.redis.RedisSinkOptions.CLUSTER_NODES;
 import static dev.fyp.flink.redis.RedisSinkOptions.DATABASE;
 import static dev.fyp.flink.redis.RedisSinkOptions.HOST;
 import static dev.fyp.flink.redis.RedisSinkOptions.MAX_OUTAGE;
@@ -23,6 +28,8 @@ public final class RedisSinkConfig implements Serializable {
 
     final String host;
     final int port;
+    /** 'cluster.nodes' as given ("host:port,host:port"), or null for a single Redis at host:port. */
+    final String clusterNodes;
     /** Literal password, or null. */
     private final String password;
     /** Environment variable of the TaskManager with the password, or null. */
@@ -39,10 +46,11 @@ public final class RedisSinkConfig implements Serializable {
     /** First back-off of a retried flush; doubled per retry, capped at 2 s. */
     final long initialBackoffMs;
 
-    RedisSinkConfig(String host, int port, String password, String passwordEnv, int database, int timeoutMs,
+    RedisSinkConfig(String host, int port, String clusterNodes, String password, String passwordEnv, int database, int timeoutMs,
                     long ttlMs, int maxRows, long flushIntervalMs, long maxOutageMs, long initialBackoffMs) {
         this.host = host;
         this.port = port;
+        this.clusterNodes = clusterNodes;
         this.password = password;
         this.passwordEnv = passwordEnv;
         this.database = database;
@@ -67,13 +75,18 @@ public final class RedisSinkConfig implements Serializable {
         check(timeoutMs > 0 && timeoutMs <= Integer.MAX_VALUE, "'timeout' must be positive");
         String password = o.getOptional(PASSWORD).filter(s -> !s.isEmpty()).orElse(null);
         String passwordEnv = o.getOptional(PASSWORD_ENV).filter(s -> !s.isEmpty()).orElse(null);
-        return new RedisSinkConfig(o.get(HOST), o.get(PORT), password, passwordEnv, o.get(DATABASE),
+        String clusterNodes = o.getOptional(CLUSTER_NODES).map(String::trim).filter(s -> !s.isEmpty()).orElse(null);
+        if (clusterNodes != null) {
+            parseNodes(clusterNodes);
+            check(o.get(DATABASE) == 0, "'database' must be 0 with 'cluster.nodes': Redis Cluster has only db 0");
+        }
+        return new RedisSinkConfig(o.get(HOST), o.get(PORT), clusterNodes, password, passwordEnv, o.get(DATABASE),
                 (int) timeoutMs, ttlMs, o.get(BUFFER_FLUSH_MAX_ROWS), intervalMs, o.get(MAX_OUTAGE).toMillis(), 200L);
     }
 
     /** The same settings with another first back-off (tests). */
     RedisSinkConfig withInitialBackoffMs(long ms) {
-        return new RedisSinkConfig(host, port, password, passwordEnv, database, timeoutMs, ttlMs, maxRows,
+        return new RedisSinkConfig(host, port, clusterNodes, password, passwordEnv, database, timeoutMs, ttlMs, maxRows,
                 flushIntervalMs, maxOutageMs, ms);
     }
 
@@ -89,8 +102,34 @@ public final class RedisSinkConfig implements Serializable {
         return null;
     }
 
+    boolean isCluster() {
+        return clusterNodes != null;
+    }
+
+    /** The startup nodes of 'cluster.nodes'. */
+    Set<HostAndPort> clusterNodes() {
+        return parseNodes(clusterNodes);
+    }
+
+    private static Set<HostAndPort> parseNodes(String nodes) {
+        Set<HostAndPort> parsed = new LinkedHashSet<>();
+        for (String node : nodes.split(",")) {
+            String n = node.trim();
+            int colon = n.lastIndexOf(':');
+            int port = -1;
+            try {
+                port = colon > 0 ? Integer.parseInt(n.substring(colon + 1)) : -1;
+            } catch (NumberFormatException e) {
+                port = -1;
+            }
+            check(port > 0 && port < 65536, "'cluster.nodes' must be host:port[,host:port...], got '" + nodes + "'");
+            parsed.add(new HostAndPort(n.substring(0, colon), port));
+        }
+        return parsed;
+    }
+
     String address() {
-        return host + ":" + port + "/" + database;
+        return isCluster() ? "Redis Cluster " + clusterNodes : host + ":" + port + "/" + database;
     }
 
     static void check(boolean ok, String message) {

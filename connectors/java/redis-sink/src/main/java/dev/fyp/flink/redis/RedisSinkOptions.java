@@ -36,6 +36,12 @@ public final class RedisSinkOptions {
             ConfigOptions.key("port").intType().defaultValue(6379)
                     .withDescription("Redis port.");
 
+    public static final ConfigOption<String> CLUSTER_NODES =
+            ConfigOptions.key("cluster.nodes").stringType().noDefaultValue()
+                    .withDescription("Startup nodes of a Redis Cluster, 'host:port,host:port'. When set the sink "
+                            + "writes to that cluster (slot-aware, following MOVED/ASK and failovers) and ignores "
+                            + "'host'/'port'; 'database' must be 0.");
+
     public static final ConfigOption<String> PASSWORD =
             ConfigOptions.key("password").stringType().noDefaultValue()
                     .withDescription("Redis password (AUTH). It ends up in the job graph and plans: "

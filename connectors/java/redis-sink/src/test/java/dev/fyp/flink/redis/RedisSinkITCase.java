@@ -258,6 +258,16 @@ class RedisSinkITCase {
         tEnv.executeSql("CREATE TEMPORARY TABLE no_prefix (id BIGINT, et BIGINT, PRIMARY KEY (id) NOT ENFORCED)"
                 + " WITH ('connector' = 'fyp-redis', 'event-time-column' = 'et')");
         assertRefused("INSERT INTO no_prefix VALUES (CAST(1 AS BIGINT), CAST(1 AS BIGINT))", "key-prefix");
+
+        tEnv.executeSql("CREATE TEMPORARY TABLE bad_nodes (id BIGINT, et BIGINT, PRIMARY KEY (id) NOT ENFORCED)"
+                + with("key-prefix", "t:x:", "event-time-column", "et", "cluster.nodes", "127.0.0.1:7000,nohost"));
+        assertRefused("INSERT INTO bad_nodes VALUES (CAST(1 AS BIGINT), CAST(1 AS BIGINT))",
+                "'cluster.nodes' must be host:port");
+        tEnv.executeSql("CREATE TEMPORARY TABLE cluster_db (id BIGINT, et BIGINT, PRIMARY KEY (id) NOT ENFORCED)"
+                + with("key-prefix", "t:x:", "event-time-column", "et", "cluster.nodes", "127.0.0.1:7000",
+                "database", "1"));
+        assertRefused("INSERT INTO cluster_db VALUES (CAST(1 AS BIGINT), CAST(1 AS BIGINT))",
+                "Redis Cluster has only db 0");
     }
 
     private static void assertRefused(String insert, String expected) {

@@ -15,10 +15,10 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-/** A throwaway password-protected redis-server on 127.0.0.1 (port 6390 unless -Dfyp.test.redis.port). */
+/** A throwaway password-protected redis-server on 127.0.0.1 (port 7690 unless -Dfyp.test.redis.port). */
 final class TestRedis implements AutoCloseable {
 
-    static final int PORT = Integer.getInteger("fyp.test.redis.port", 6390);
+    static final int PORT = Integer.getInteger("fyp.test.redis.port", 7690);
     static final String PASSWORD_ENV = "FYP_TEST_REDIS_PASSWORD";
     static final String PASSWORD = System.getenv(PASSWORD_ENV) != null
             ? System.getenv(PASSWORD_ENV) : "redis-sink-test-secret";
@@ -39,10 +39,7 @@ final class TestRedis implements AutoCloseable {
 
     /** A server on another port, e.g. one that comes up while a writer is already retrying. */
     static TestRedis start(int port) throws Exception {
-        String binary = Stream.of(System.getenv("PATH").split(File.pathSeparator))
-                .map(d -> Path.of(d, "redis-server")).filter(Files::isExecutable).findFirst()
-                .map(Path::toString).orElse(null);
-        assumeTrue(binary != null, "redis-server is not on PATH; skipping Redis tests");
+        String binary = binary("redis-server");
         try (ServerSocket probe = new ServerSocket(port, 1, java.net.InetAddress.getLoopbackAddress())) {
             probe.setReuseAddress(true);
         } catch (IOException e) {
@@ -68,6 +65,15 @@ final class TestRedis implements AutoCloseable {
                 Thread.sleep(50);
             }
         }
+    }
+
+    /** The path of a Redis program on PATH; the test is skipped (not failed) where Redis is not installed. */
+    static String binary(String name) {
+        String binary = Stream.of(System.getenv("PATH").split(File.pathSeparator))
+                .map(d -> Path.of(d, name)).filter(Files::isExecutable).findFirst()
+                .map(Path::toString).orElse(null);
+        assumeTrue(binary != null, name + " is not on PATH; skipping Redis tests");
+        return binary;
     }
 
     Jedis client() {
