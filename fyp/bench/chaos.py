@@ -256,7 +256,8 @@ def run_chaos(
     """Produce at `rate` events/s while disrupting on `schedule` ((seconds after the start, kind) pairs, kind
     `kill_taskmanager` or `restart_kafka`; each fault waits for the recovery from the one before). Production
     goes on until `tail_s` after the last recovery, or until `events` were sent, whichever comes first."""
-    from fyp.lake.verify import sample_ids, summarize, verify
+    from fyp.lake.history import sample_ids
+    from fyp.lake.verify import summarize, verify
 
     say = on_progress or (lambda _message: None)
     ensure_tables(settings)

@@ -89,7 +89,8 @@ def features(
     from connectors.iceberg_tables import catalog
     from featurespec.reference.evaluate import FeatureEvaluator
     from featurespec.reference.sql import SqlTranslationError
-    from fyp.lake.verify import sample_ids, summarize, verify
+    from fyp.lake.history import sample_ids
+    from fyp.lake.verify import summarize, verify
     from schemas.tables import ENGAGEMENT_HISTORY
 
     with fail_cleanly(ValueError, NoSuchTableError, redis.RedisError, OSError):

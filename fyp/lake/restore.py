@@ -29,7 +29,7 @@ from features import ALLOWED_LATENESS
 from featurespec import FeatureSet
 from featurespec.reference.evaluate import FeatureEvaluator
 from featurespec.sql import read_columns
-from fyp.lake.verify import engagement_rows, iso_utc
+from fyp.lake.history import engagement_rows, iso_utc
 from udfs.lateness import LatenessGate
 
 __all__ = ["RestoreResult", "restore_feature_set"]

@@ -14,7 +14,8 @@ from features import ALL_FEATURE_SETS, ALLOWED_LATENESS
 from features.engagement import user_hashtag_affinity, video_engagement
 from featurespec.reference.evaluate import FeatureEvaluator
 from featurespec.reference.sql import engagement_row
-from fyp.lake.verify import HistoryEvent, check_entity, late_flags, sample, split_id, summarize
+from fyp.lake.history import HistoryEvent, late_flags, sample, split_id
+from fyp.lake.verify import check_entity, summarize
 from udfs.lateness import LatenessGate
 
 VIDEO = video_engagement.v1
@@ -200,3 +201,11 @@ def test_ids_split_by_entity_and_samples_are_reproducible():
     keys = [f"v{i}" for i in range(100)] * 2
     assert sample(keys, 5, 1) == sample(reversed(keys), 5, 1) and len(set(sample(keys, 5, 1))) == 5
     assert sample(keys, 500, 1) == sorted(set(keys))
+
+
+def test_doctests_of_the_history_reader():
+    import doctest
+
+    import fyp.lake.history as history
+
+    assert doctest.testmod(history).failed == 0
