@@ -41,17 +41,18 @@ def settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    return settings.redis_client()
 
 
 @pytest.fixture(scope="session")
 def running_job(settings: Settings):
-    """Submit a job once per session (reusing a running one of the same pipeline name)."""
+    """Submit a job once per session (reusing a running one of the same pipeline name).
+
+    Asked again, it answers the job now running under that name: test_rescale replaces a job with a new one."""
     submitted: dict[str, str] = {}
 
     def ensure(pipeline: Pipeline, **properties: str) -> str:
-        if pipeline.job not in submitted:
-            submitted[pipeline.job] = ensure_job(settings, pipeline, properties=properties)
+        submitted[pipeline.job] = ensure_job(settings, pipeline, properties=properties)
         return submitted[pipeline.job]
 
     yield ensure

@@ -18,7 +18,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-import redis
 
 from connectors.iceberg_tables import catalog
 from features.engagement import video_engagement
@@ -51,7 +50,7 @@ def test_v2_is_filled_read_and_v1_retired(settings, running_job, engagement_prod
         sent.add(engagement_producer.send("Impression", user_id=f"{tag}-u0", video_id=video, position=i,
                                           surface="for_you"))
     engagement_producer.flush()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     eventually(lambda: _history_ids(settings, sent) == sent, timeout_s=120, message="the events in the history")
     job = FeatureClient(client, (video_engagement.v1,))
     eventually(lambda: all((f := job.get("video", v)) and f.values["plays_24h"] == plays[v] for v in videos),

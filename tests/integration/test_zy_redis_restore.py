@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-import redis
 
 from features.engagement import user_engagement, video_engagement
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
@@ -41,7 +40,7 @@ def test_an_empty_redis_is_refilled_with_the_values_the_job_wrote(settings, runn
                 sent.add(engagement_producer.send("Like", user_id=user, video_id=video, action="LIKE"))
     engagement_producer.flush()
     keys = [fs.key_prefix + v for fs in SETS for v in (videos if fs is video_engagement.v1 else users)]
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password)
+    client = settings.redis_client()
     eventually(lambda: _history_ids(settings, sent) == sent, timeout_s=120, message="the events in the history")
     # The job's values, once it has written every event: all present, and unchanged 2 s later.
     def settled() -> list[bytes] | None:
