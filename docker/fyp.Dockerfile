@@ -4,6 +4,8 @@
 # workstation. One image runs the Flink JobManager/TaskManager, the job submitter and every `fyp` worker.
 #
 #   docker compose build            (docker-compose.yml builds it as fyp:local)
+#   docker build -f docker/fyp.Dockerfile -t REGISTRY/fyp:VERSION . && docker push REGISTRY/fyp:VERSION
+#                                   (the image deploy/kubernetes names: docs/DEPLOY.md "The image")
 #
 # Build context: the repository root; docker/fyp.Dockerfile.dockerignore keeps local venvs, jars and state out.
 
@@ -19,6 +21,12 @@ RUN --mount=type=cache,target=/root/.m2 \
     mvn -q -B -f connectors/maven/flink/pom.xml dependency:copy-dependencies \
         -DoutputDirectory=/jars/flink -DincludeScope=runtime \
  && ls /jars/flink/*.jar
+# Flink's S3 file system, a plugin (its own class loader), through the manifest scripts/install.sh uses: checkpoints,
+# savepoints and Kubernetes HA metadata on s3:// (the cluster profile, deploy/kubernetes).
+RUN --mount=type=cache,target=/root/.m2 \
+    mvn -q -B -f connectors/maven/flink-plugins/pom.xml dependency:copy-dependencies \
+        -DoutputDirectory=/plugins/s3-fs-hadoop -DincludeScope=runtime \
+ && ls /plugins/s3-fs-hadoop/*.jar
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage 2: the runtime.
@@ -66,13 +74,17 @@ RUN /opt/venv/bin/pip install --no-deps -e . \
  && ln -sfn /opt/venv /opt/fyp/.venv \
  && ln -sfn /opt/venv-flink /opt/fyp/.venv-flink
 
-# The Flink distribution inside the apache-flink wheel, and a lib folder = its jars + the connector jars.
+# The Flink distribution inside the apache-flink wheel, and a lib folder = its jars + flink-python (in lib/, as
+# fyp/stack/flink_cluster.py does: PEMJA's native library loads once per JVM) + the connector jars. On
+# Kubernetes, flink-python is also each FlinkDeployment's jarURI (local:///opt/flink-lib/flink-python-2.2.1.jar).
 ENV FLINK_HOME=/opt/venv-flink/lib/python3.11/site-packages/pyflink \
     FLINK_LIB_DIR=/opt/flink-lib
 COPY --from=jars /jars/flink/ /opt/fyp/build/jars/flink/
+COPY --from=jars /plugins/ /opt/venv-flink/lib/python3.11/site-packages/pyflink/plugins/
 RUN test -x "$FLINK_HOME/bin/jobmanager.sh" \
  && mkdir -p "$FLINK_LIB_DIR" \
- && ln -s "$FLINK_HOME"/lib/*.jar /opt/fyp/build/jars/flink/*.jar "$FLINK_LIB_DIR"/ \
+ && ln -s "$FLINK_HOME"/lib/*.jar "$FLINK_HOME"/opt/flink-python-*.jar /opt/fyp/build/jars/flink/*.jar \
+        "$FLINK_LIB_DIR"/ \
  && touch /opt/fyp/build/jars/flink/.complete \
  && ls "$FLINK_LIB_DIR"
 
@@ -82,8 +94,10 @@ RUN groupadd --system --gid 10001 fyp \
  && mkdir -p /var/lib/fyp/data/flink /var/lib/fyp/logs /var/lib/fyp/run \
  && chown -R fyp:fyp /var/lib/fyp \
  && chmod 0755 /opt/fyp/docker/flink-entrypoint.sh
+# Flink's bin/ is on PATH for the Flink Kubernetes Operator: it starts pods with `bash -c kubernetes-*.sh`
+# (through /usr/bin/env, deploy/kubernetes/generate.py's kubernetes.entry.path).
 ENV FYP_HOME=/var/lib/fyp \
-    PATH=/opt/venv/bin:$PATH
+    PATH=/opt/venv/bin:$FLINK_HOME/bin:$PATH
 USER 10001:10001
 
 # Flink REST/UI, RPC, blob server, Prometheus reporter; index and upload HTTP ports.

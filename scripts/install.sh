@@ -40,8 +40,8 @@ if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installe
   touch .venv-flink/.installed
 fi
 
-# 3. Jars from Maven Central, through the manifests in connectors/.
-for kind in flink kafka; do
+# 3. Jars from Maven Central, through the manifests in connectors/maven/ (flink-plugins: the S3 file system).
+for kind in flink flink-plugins kafka; do
   dest=build/jars/$kind
   if [ ! -f "$dest/.complete" ] || [ connectors/maven/$kind/pom.xml -nt "$dest/.complete" ]; then
     log "jars for $kind -> $dest"
@@ -63,6 +63,11 @@ build_java() {  # build_java <module dir> <jar path> [other source dirs the jar 
 build_java udfs/java/aggregates build/jars/flink/fyp-aggregates.jar
 build_java udfs/java/envelope build/jars/flink/fyp-envelope.jar schemas/avro  # packs the .avsc files
 build_java connectors/java/redis-sink build/jars/flink/fyp-redis-sink.jar
+
+# 5. Deployment checks (docs/DEPLOY.md): the schemas the Kubernetes manifests are validated with, and the docker
+#    compose plugin, built from its Go module, that validates docker-compose.yml. Both skip when present.
+deploy/kubernetes/fetch-schemas.sh
+docker/install-compose.sh
 
 log "pip check (tools)"; .venv/bin/pip check
 log "pip check (flink)"; .venv-flink/bin/pip check

@@ -1,6 +1,9 @@
 """docker-compose.yml: valid for `docker compose`, loopback-only ports, required secrets, monitoring config.
 
-The `docker compose config` checks need only the docker client with its compose plugin (no engine); the
+The `docker compose config` checks need only the docker client with its compose plugin (no engine):
+scripts/install.sh builds the plugin from its Go module into build/docker-config/cli-plugins
+(docker/install-compose.sh), and these tests use it through DOCKER_CONFIG; without it (or a plugin of the
+developer's own) they skip. They run on docker-compose.yml alone and with docker-compose.cluster.yml. The
 structural checks parse the files with PyYAML and always run.
 """
 
@@ -16,8 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fyp.config import CLUSTER_KAFKA_BROKERS, CLUSTER_REDIS_NODES, KAFKA_BROKER_PORT_STEP
+
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+CLUSTER_FILE = REPO / "docker-compose.cluster.yml"
+VARIANTS = {"single": (COMPOSE_FILE,), "cluster": (COMPOSE_FILE, CLUSTER_FILE)}
+PLUGIN_CONFIG = REPO / "build" / "docker-config"  # DOCKER_CONFIG with cli-plugins/docker-compose
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKER_DIR = REPO / "docker"
 
@@ -44,7 +52,7 @@ SECRETS = (
     "FYP_GRAFANA_ADMIN_PASSWORD",
 )
 DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in SECRETS}
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")  # $${...} is a shell variable, escaped for compose
 _SECRET_KEY = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|_AUTH$")
 _JAAS_PASSWORD = re.compile(r'(?:password|user_[^=\s]+)="([^"]*)"')
 
@@ -69,21 +77,24 @@ def _environment(service: dict) -> dict[str, str]:
 # `docker compose config`
 
 
-def _docker_compose(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _docker_compose(*args: str, env: dict[str, str], tmp_path: Path,
+                    files: tuple[Path, ...] = (COMPOSE_FILE,)) -> subprocess.CompletedProcess[str]:
     docker = shutil.which("docker")
     if docker is None:
         pytest.skip("the `docker` client binary is not on PATH, so `docker compose config` cannot run")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=60)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FYP_", "COMPOSE_"))}
+    if (PLUGIN_CONFIG / "cli-plugins" / "docker-compose").exists():
+        base["DOCKER_CONFIG"] = str(PLUGIN_CONFIG)
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=60, env=base)
     if probe.returncode != 0:
         pytest.skip(
             "`docker` is present but has no compose plugin (`docker compose version` failed: "
-            f"{(probe.stderr or probe.stdout).strip()[:200]}); install the compose CLI plugin to validate"
+            f"{(probe.stderr or probe.stdout).strip()[:200]}); `make install` builds one (docker/install-compose.sh)"
         )
     empty_env_file = tmp_path / "empty.env"  # keeps a developer's own .env out of the result
     empty_env_file.write_text("")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FYP_", "COMPOSE_"))}
     return subprocess.run(
-        [docker, "compose", "--env-file", str(empty_env_file), "-f", str(COMPOSE_FILE), *args],
+        [docker, "compose", "--env-file", str(empty_env_file), *(a for f in files for a in ("-f", str(f))), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -92,30 +103,66 @@ def _docker_compose(*args: str, env: dict[str, str], tmp_path: Path) -> subproce
     )
 
 
-def test_compose_config_is_valid(tmp_path: Path) -> None:
-    result = _docker_compose("config", "--quiet", env=DUMMY_SECRETS, tmp_path=tmp_path)
+def _normalised(tmp_path: Path, variant: str) -> dict:
+    result = _docker_compose("config", "--format", "json", env=DUMMY_SECRETS, tmp_path=tmp_path,
+                             files=VARIANTS[variant])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_compose_config_is_valid(tmp_path: Path, variant: str) -> None:
+    result = _docker_compose("config", "--quiet", env=DUMMY_SECRETS, tmp_path=tmp_path, files=VARIANTS[variant])
     assert result.returncode == 0, result.stderr
 
 
-def test_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_compose_refuses_to_start_without_secrets(tmp_path: Path, variant: str) -> None:
     for missing in SECRETS:
         env = {k: v for k, v in DUMMY_SECRETS.items() if k != missing}
-        result = _docker_compose("config", "--quiet", env=env, tmp_path=tmp_path)
+        result = _docker_compose("config", "--quiet", env=env, tmp_path=tmp_path, files=VARIANTS[variant])
         assert result.returncode != 0, f"compose accepted a missing {missing}"
         assert missing in result.stderr and "set it in .env" in result.stderr, result.stderr
 
 
-def test_compose_normalised_ports_are_loopback(tmp_path: Path) -> None:
-    result = _docker_compose("config", "--format", "json", env=DUMMY_SECRETS, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_compose_normalised_ports_are_loopback(tmp_path: Path, variant: str) -> None:
+    services = _normalised(tmp_path, variant)
     published = [(name, port) for name, svc in services.items() for port in svc.get("ports") or []]
     assert published, "no published ports at all"
     for name, port in published:
         assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond loopback"
     # The secrets reach the containers that need them, interpolated from the environment.
     assert services["redis"]["environment"]["REDISCLI_AUTH"] == DUMMY_SECRETS["FYP_REDIS_PASSWORD"]
-    assert DUMMY_SECRETS["FYP_REDIS_PASSWORD"] in services["redis"]["command"]
+    if variant == "single":
+        assert DUMMY_SECRETS["FYP_REDIS_PASSWORD"] in services["redis"]["command"]
+
+
+def test_cluster_variant_matches_the_cluster_profile(tmp_path: Path) -> None:
+    services = _normalised(tmp_path, "cluster")
+    brokers = [name for name in services if name == "kafka" or name.startswith("kafka-")]
+    redis_nodes = [name for name in services if name == "redis" or re.fullmatch(r"redis-\d", name)]
+    assert len(brokers) == CLUSTER_KAFKA_BROKERS and len(redis_nodes) == CLUSTER_REDIS_NODES
+    assert services["taskmanager"]["deploy"]["replicas"] == 2
+    # Host ports as fyp/config.py lays out a cluster: broker i at 9092 + 10*i, Redis node i at 6379 + i.
+    kafka_ports = sorted(int(p["published"]) for b in brokers for p in services[b]["ports"])
+    assert kafka_ports == [9092 + KAFKA_BROKER_PORT_STEP * i for i in range(CLUSTER_KAFKA_BROKERS)]
+    redis_ports = sorted(int(p["published"]) for r in redis_nodes for p in services[r]["ports"])
+    assert redis_ports == [6379 + i for i in range(CLUSTER_REDIS_NODES)]
+    # One KRaft quorum: distinct node ids, every broker names the same three voters.
+    node_ids = {services[b]["environment"]["KAFKA_NODE_ID"] for b in brokers}
+    voters = {services[b]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in brokers}
+    assert node_ids == {"1", "2", "3"} and len(voters) == 1
+    for broker in brokers:
+        advertised = services[broker]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+        assert f"CLIENT://{broker}:9092" in advertised, advertised
+    for name in ("jobmanager", "taskmanager", "job-submitter", "transcoder", "moderation", "index", "upload-api"):
+        env = services[name]["environment"]
+        assert env["FYP_PROFILE"] == "cluster", name
+        assert env["FYP_KAFKA_BROKERS"].split(",") == [f"{b}:9092" for b in brokers], name
+        assert env["FYP_REDIS_CLUSTER_NODES"].split(",") == [f"{r}:6379" for r in redis_nodes], name
+    for node in redis_nodes:
+        assert "--cluster-enabled yes" in " ".join(services[node]["command"]), node
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -194,7 +241,7 @@ def test_named_volumes_are_declared(compose: dict) -> None:
 
 
 def test_env_example_lists_every_variable_without_secrets() -> None:
-    referenced = set(_VAR.findall(COMPOSE_FILE.read_text()))
+    referenced = set(_VAR.findall(COMPOSE_FILE.read_text() + CLUSTER_FILE.read_text()))
     listed = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
         name, sep, value = line.partition("=")
