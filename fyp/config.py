@@ -26,6 +26,7 @@ __all__ = ["PROFILES", "REPO_ROOT", "Settings", "load_settings", "read_profile",
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 PROFILES = ("single", "cluster")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 CLUSTER_REDIS_NODES = 6  # 3 primaries + 3 replicas
 CLUSTER_KAFKA_BROKERS = 3
 KAFKA_BROKER_PORT_STEP = 10  # broker i listens on kafka_port + 10*i, its controller on kafka_controller_port + 10*i
@@ -69,9 +70,13 @@ class Settings:
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
     # Kafka: every broker's client address (the first is kafka_host:kafka_port), and what new topics get.
     kafka_brokers: tuple[tuple[str, int], ...] = ()
+    # SASL mechanism of the client listener: PLAIN locally, SCRAM-SHA-512 with Strimzi (deploy/kubernetes).
+    kafka_sasl_mechanism: str = "PLAIN"
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
     taskmanagers: int = 1
+    # Flink checkpoints and savepoints in the cluster profile: s3://<flink_state_bucket>/flink/...
+    flink_state_bucket: str = "flink-state"
 
     @property
     def is_cluster(self) -> bool:
@@ -122,11 +127,11 @@ class Settings:
         return RedisCluster(startup_nodes=nodes, password=self.redis_password, **options)
 
     def kafka_client_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) settings for the SASL/PLAIN client listener."""
+        """librdkafka (confluent-kafka) settings for the SASL client listener (`kafka_sasl_mechanism`)."""
         return {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanisms": "PLAIN",
+            "sasl.mechanisms": self.kafka_sasl_mechanism,
             "sasl.username": self.kafka_user,
             "sasl.password": self.kafka_password,
         }
@@ -222,6 +227,13 @@ def _addresses(name: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[s
     return tuple(found)
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 def _count(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
     if not raw.isdigit() or int(raw) < 1:
@@ -276,7 +288,9 @@ def load_settings() -> Settings:
             (redis_host, redis_port + i) for i in range(CLUSTER_REDIS_NODES)) if cluster else ()),
         kafka_brokers=_addresses("FYP_KAFKA_BROKERS", tuple(
             (kafka_host, kafka_port + KAFKA_BROKER_PORT_STEP * i) for i in range(brokers))),
+        kafka_sasl_mechanism=_choice("FYP_KAFKA_SASL_MECHANISM", "PLAIN", KAFKA_SASL_MECHANISMS),
         kafka_replication_factor=_count("FYP_KAFKA_REPLICATION_FACTOR", 3 if cluster else 1),
         kafka_min_insync_replicas=_count("FYP_KAFKA_MIN_INSYNC_REPLICAS", 2 if cluster else 1),
         taskmanagers=_count("FYP_TASKMANAGERS", 2 if cluster else 1),
+        flink_state_bucket=os.environ.get("FYP_FLINK_STATE_BUCKET", "flink-state"),
     )

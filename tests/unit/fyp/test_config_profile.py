@@ -10,6 +10,7 @@ from fyp.config import load_settings, write_profile
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     for name in ("FYP_PROFILE", "FYP_REDIS_CLUSTER_NODES", "FYP_KAFKA_BROKERS", "FYP_KAFKA_REPLICATION_FACTOR",
+                 "FYP_KAFKA_SASL_MECHANISM",
                  "FYP_KAFKA_MIN_INSYNC_REPLICAS", "FYP_TASKMANAGERS", "FYP_PORT_OFFSET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FYP_HOME", str(tmp_path / "home"))
@@ -64,3 +65,23 @@ def test_a_cluster_client_refuses_what_only_a_single_redis_has(home, monkeypatch
     load_settings.cache_clear()
     with pytest.raises(ValueError, match="Redis Cluster has no db"):
         load_settings().redis_client(db=3)
+
+
+def test_the_sasl_mechanism_reaches_both_kinds_of_client(home, monkeypatch):
+    from connectors.kafka_options import flink_kafka_properties
+
+    single = load_settings()
+    assert single.kafka_client_config()["sasl.mechanisms"] == "PLAIN"
+    assert ".plain.PlainLoginModule required" in flink_kafka_properties(single)["properties.sasl.jaas.config"]
+    monkeypatch.setenv("FYP_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    load_settings.cache_clear()
+    scram = load_settings()
+    assert scram.kafka_client_config()["sasl.mechanisms"] == "SCRAM-SHA-512"
+    flink = flink_kafka_properties(scram)
+    assert flink["properties.sasl.mechanism"] == "SCRAM-SHA-512"
+    assert flink["properties.sasl.jaas.config"].startswith(
+        "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required")
+    monkeypatch.setenv("FYP_KAFKA_SASL_MECHANISM", "GSSAPI")
+    load_settings.cache_clear()
+    with pytest.raises(ValueError, match="not one of PLAIN"):
+        load_settings()
