@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_MAX_PARALLELISM",
     "ENGAGEMENT_FEATURES_JOB",
     "ENGAGEMENT_HISTORY_JOB",
     "EXPLORATION_JOB",
@@ -21,14 +22,34 @@ __all__ = [
 ]
 
 
+# Keyed state is split into max-parallelism key groups, fixed when a job first starts and kept in every savepoint:
+# a job can later rescale (`fyp rescale`) to any parallelism up to it, never beyond, and a savepoint taken under
+# another value cannot be restored at all. Flink derives a default from the first parallelism, so it is set
+# here on purpose instead. 128 key groups cost nothing at 1-8 slots and leave room for 16x the largest
+# parallelism the cluster profile runs; a job whose keyed state is tiny keeps the same value for simplicity.
+DEFAULT_MAX_PARALLELISM = 128
+
+
 @dataclass(frozen=True, kw_only=True)
 class Pipeline:
-    """One Flink job: `jobs/<job>.py`, submitted as `pipeline_name`, reading Kafka as `group_id`."""
+    """One Flink job: `jobs/<job>.py`, submitted as `pipeline_name`, reading Kafka as `group_id`.
+
+    max_parallelism: `pipeline.max-parallelism`, the job's key-group count (see DEFAULT_MAX_PARALLELISM).
+    """
 
     job: str
     pipeline_name: str
     group_id: str
     summary: str
+    max_parallelism: int = DEFAULT_MAX_PARALLELISM
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_parallelism <= 32768:  # Flink's upper bound on key groups
+            raise ValueError(f"{self.job}: max_parallelism {self.max_parallelism} is not in 1..32768")
+
+    def flink_config(self) -> dict[str, str]:
+        """The settings every job applies first: its name, and its max parallelism so it can rescale."""
+        return {"pipeline.name": self.pipeline_name, "pipeline.max-parallelism": str(self.max_parallelism)}
 
 
 ENGAGEMENT_FEATURES_JOB = Pipeline(job="engagement_features", pipeline_name="fyp-engagement-features",

@@ -48,7 +48,7 @@ GROUP_ID = PIPELINE.group_id
 
 # Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
 JOB_CONFIG = {
-    "pipeline.name": PIPELINE.pipeline_name,
+    **PIPELINE.flink_config(),  # its name, and pipeline.max-parallelism so that it can rescale
     "table.exec.mini-batch.enabled": "true",
     "table.exec.mini-batch.allow-latency": "200 ms",
     "table.exec.mini-batch.size": "5000",

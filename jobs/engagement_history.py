@@ -51,5 +51,6 @@ def build_engagement_history(
 
 if __name__ == "__main__":
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    env.get_config().set("pipeline.name", PIPELINE.pipeline_name)
+    for key, value in PIPELINE.flink_config().items():  # its name, and pipeline.max-parallelism to rescale
+        env.get_config().set(key, value)
     build_engagement_history(env, load_settings()).execute()

@@ -41,7 +41,7 @@ GROUP_ID = PIPELINE.group_id
 def job_config(policy: ExplorationPolicy) -> dict[str, str]:
     # No mini-batch: it would make the keep-first deduplication look updating, and a Kafka topic takes
     # appends only. The job-wide TTL bounds the per-video counters and decided flags.
-    return {"pipeline.name": PIPELINE.pipeline_name,
+    return {**PIPELINE.flink_config(),  # its name, and pipeline.max-parallelism so that it can rescale
             "table.exec.state.ttl": f"{int(policy.state_ttl.total_seconds())} s"}
 
 

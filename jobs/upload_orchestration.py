@@ -253,5 +253,6 @@ def config_from_args(argv: list[str] | None = None) -> LifecycleConfig:
 
 if __name__ == "__main__":
     env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_max_parallelism(PIPELINE.max_parallelism)  # fixed key groups, so that it can rescale
     build_upload_orchestration(env, load_settings(), config=config_from_args())
     env.execute(JOB_NAME)

@@ -220,6 +220,7 @@ def options_from_args(argv: list[str] | None = None) -> tuple[BatchPolicy, int, 
 
 if __name__ == "__main__":
     env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_max_parallelism(PIPELINE.max_parallelism)  # fixed key groups, so that it can rescale
     policy, shards, source = options_from_args()
     build_video_embeddings(env, load_settings(), policy=policy, shards=shards,
                            encoder_factory=default_encoder_factory(source))

@@ -49,6 +49,7 @@ from fyp.traffic.producer import ProducePlan, ProduceReport, produce
 from schemas.tables import ENGAGEMENT_HISTORY
 
 __all__ = [
+    "ACTIONS",
     "CHAOS_JOBS",
     "ChaosResult",
     "Disruption",
@@ -74,7 +75,7 @@ CHAOS_PROPERTIES = {"execution.checkpointing.interval": "5s"}
 class Disruption:
     """One fault and how long the pipeline took to get over it (seconds from the fault)."""
 
-    kind: str  # "kill_taskmanager" or "restart_kafka"
+    kind: str  # a kind of ACTIONS: "kill_taskmanager", "restart_kafka", "kill_kafka" or "kill_redis_primary"
     at_s: float  # seconds after production started
     service_back_s: float | None  # the new TaskManager registered / the broker answered again
     # Until the last task of every job was RUNNING again (after its job restarted, for a kill), by the
@@ -248,14 +249,78 @@ def restart_kafka(
     return back, running, restarts
 
 
+def kill_kafka(
+    settings: Settings, job_ids: Sequence[str], *, node: int = 1, down_s: float = 10.0, timeout_s: float = 180,
+) -> tuple[float | None, float | None, int]:
+    """SIGKILL Kafka node `node`, keep it down `down_s` seconds while traffic flows, then start it again.
+
+    With replication (the cluster profile: RF 3, min.insync.replicas 2) the other brokers lead its partitions
+    meanwhile and acks=all writes go on; a single broker's producers buffer until it is back."""
+    service = KafkaService(settings, node)
+    pid = service.pid()
+    if pid is None:
+        raise StackError(f"{service.name} is not running")
+    before = {j: job_view(settings, j) for j in job_ids}
+    start = time.monotonic()
+    fault_ms = int(time.time() * 1000)
+    os.killpg(pid, signal.SIGKILL)
+    if not reap(pid, timeout_s=10):
+        raise StackError(f"{service.name} (pid {pid}) is still running 10 s after SIGKILL")
+    time.sleep(down_s)
+    service.start()  # healthy once it has rejoined the cluster
+    back = round(time.monotonic() - start, 2)
+    running, restarts = _await_recovery(settings, before, fault_ms, timeout_s, must_restart=False)
+    return back, running, restarts
+
+
+def kill_redis_primary(
+    settings: Settings, job_ids: Sequence[str], *, timeout_s: float = 180,
+) -> tuple[float | None, float | None, int]:
+    """SIGKILL one Redis Cluster primary; `back` is when the cluster serves all slots again (its replica promoted).
+
+    The killed node is started again afterwards and rejoins as a replica. The features job's Redis writer keeps
+    the writes it could not deliver and retries them within `sink.max-outage`, so no job needs to restart."""
+    from fyp.stack.redis_cluster import RedisNodeService, primary_ports
+
+    if not settings.redis_cluster_nodes:
+        raise StackError("kill_redis_primary needs the cluster profile (fyp up --cluster)")
+    nodes = [RedisNodeService(settings, i) for i in range(len(settings.redis_cluster_nodes))]
+    primaries = primary_ports(settings)
+    victim = next(n for n in nodes if n.port == primaries[0])
+    pid = victim.pid()
+    if pid is None:
+        raise StackError(f"{victim.name} is not running")
+    before = {j: job_view(settings, j) for j in job_ids}
+    start = time.monotonic()
+    fault_ms = int(time.time() * 1000)
+    os.killpg(pid, signal.SIGKILL)
+    if not reap(pid, timeout_s=10):
+        raise StackError(f"{victim.name} (pid {pid}) is still running 10 s after SIGKILL")
+    promoted = wait_until(lambda: victim.port not in primary_ports(settings, exclude=victim.port)
+                          and len(primary_ports(settings, exclude=victim.port)) == len(primaries),
+                          timeout_s=timeout_s)
+    back = round(time.monotonic() - start, 2) if promoted else None
+    victim.start()  # rejoins as a replica of the promoted node
+    running, restarts = _await_recovery(settings, before, fault_ms, timeout_s, must_restart=False)
+    return back, running, restarts
+
+
+# What `run_chaos` schedules, by kind.
+ACTIONS: dict[str, Callable[..., tuple[float | None, float | None, int]]] = {
+    "kill_taskmanager": kill_taskmanager, "restart_kafka": restart_kafka, "kill_kafka": kill_kafka,
+    "kill_redis_primary": kill_redis_primary,
+}
+
+
 def run_chaos(
     settings: Settings, *, events: int, rate: float, schedule: Sequence[tuple[float, str]], tail_s: float = 3.0,
     users: int = 2_000, videos: int = 5_000, seed: int = 17, land_timeout_s: float = 300,
     verify_sample: int = 20, verify_timeout_s: float = 120, on_progress: Callable[[str], None] | None = None,
 ) -> ChaosResult:
     """Produce at `rate` events/s while disrupting on `schedule` ((seconds after the start, kind) pairs, kind
-    `kill_taskmanager` or `restart_kafka`; each fault waits for the recovery from the one before). Production
-    goes on until `tail_s` after the last recovery, or until `events` were sent, whichever comes first."""
+    one of ACTIONS: `kill_taskmanager`, `restart_kafka`, `kill_kafka` or `kill_redis_primary`; each fault waits
+    for the recovery from the one before). Production goes on until `tail_s` after the last recovery, or until
+    `events` were sent, whichever comes first."""
     from fyp.lake.history import sample_ids
     from fyp.lake.verify import summarize, verify
 
@@ -282,7 +347,7 @@ def run_chaos(
                 time.sleep(delay)
             fault_at = round(time.monotonic() - started, 2)
             say(f"{kind} at {fault_at:.1f} s")
-            action = kill_taskmanager if kind == "kill_taskmanager" else restart_kafka
+            action = ACTIONS[kind]
             back, running, restarts = action(settings, job_ids)
             disruptions.append(Disruption(kind=kind, at_s=fault_at, service_back_s=back, jobs_running_s=running,
                                           job_restarts=restarts))

@@ -19,6 +19,7 @@ from features.engagement import video_engagement
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+from fyp.serving.cluster_reads import mget
 from fyp.stack.process import StackError
 from fyp.stack.submit import list_jobs
 from fyp.traffic import TrafficConfig, TrafficGenerator
@@ -71,7 +72,7 @@ def run_freshness(
             with lock:
                 pending = list(sent_at)
             if pending:
-                values = client.mget([prefix + v for v in pending])
+                values = mget(client, [prefix + v for v in pending])  # a Redis Cluster too
                 now = time.perf_counter()
                 with lock:
                     for video, value in zip(pending, values, strict=True):

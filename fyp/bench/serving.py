@@ -26,7 +26,7 @@ from fyp.bench.stats import latency_summary
 from fyp.config import Settings
 from fyp.serving.client import FeatureClient
 
-__all__ = ["ServingResult", "run_serving"]
+__all__ = ["ServingResult", "alternate", "latency_with_rate", "packed_value", "run_serving"]
 
 TARGET_P99_MS = 3.0
 TARGET_RATIO = 5.0
@@ -44,7 +44,7 @@ class ServingResult:
     ratios: dict[str, float]  # feast latency / fyp latency at p50 and p99, per read
 
 
-def _packed(event_time_ms: int, row: np.ndarray) -> bytes:
+def packed_value(event_time_ms: int, row: np.ndarray) -> bytes:
     return (event_time_ms.to_bytes(8, "little", signed=True) + event_time_ms.to_bytes(8, "little", signed=True)
             + row.astype("<f4").tobytes())
 
@@ -55,7 +55,7 @@ def _timed(read: Callable[[], object]) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
 
-def _summary(samples_ms: list[float]) -> dict[str, float]:
+def latency_with_rate(samples_ms: list[float]) -> dict[str, float]:
     summary = latency_summary(samples_ms)
     summary["requests_per_s"] = round(1000 * len(samples_ms) / sum(samples_ms), 1) if samples_ms else 0.0
     return summary
@@ -78,6 +78,8 @@ def run_serving(
         raise ValueError("database 0 holds the job's live features; the bench needs a database of its own")
     if candidates > videos:
         raise ValueError(f"--candidates {candidates} exceeds --videos {videos}")
+    if settings.redis_cluster_nodes:
+        raise ValueError("this is a Redis Cluster (no databases, and no Feast peer here): run with --cluster")
     from fyp.bench.peers.feast_store import FeastPeer  # Feast is heavy to import; only this bench needs it
 
     client = settings.redis_client(db=db)
@@ -92,7 +94,7 @@ def run_serving(
     video_rows = {v: rng.random(len(video_set.columns()), dtype=np.float32) * 100 for v in video_ids}
     try:
         for feature_set, rows in ((user_set, user_rows), (video_set, video_rows)):
-            PackedFeatureWriter(client, feature_set).write({i: _packed(now_ms, row) for i, row in rows.items()})
+            PackedFeatureWriter(client, feature_set).write({i: packed_value(now_ms, row) for i, row in rows.items()})
         pipe = client.pipeline(transaction=False)
         for u in user_ids:
             seen = rng.choice(videos, size=min(seen_per_user, videos), replace=False)
@@ -121,12 +123,12 @@ def run_serving(
                     user = user_ids[int(rng.integers(users))]
                     yield (lambda u=user: fyp.get("user", u)), (lambda u=user: feast.read(user_only, [{"user_id": u}]))
 
-            request = _alternate(request_reads(), progress)
-            single = _alternate(single_reads(), progress)
+            request = alternate(request_reads(), progress)
+            single = alternate(single_reads(), progress)
     finally:
         client.flushdb()
-    request_summary = {name: _summary(samples) for name, samples in request.items()}
-    single_summary = {name: _summary(samples) for name, samples in single.items()}
+    request_summary = {name: latency_with_rate(samples) for name, samples in request.items()}
+    single_summary = {name: latency_with_rate(samples) for name, samples in single.items()}
     ratios = {
         f"{read}_{p}": _ratio(summary["feast"], summary["fyp"], f"{p}_ms")
         for read, summary in (("request", request_summary), ("single", single_summary)) for p in ("p50", "p99")
@@ -147,17 +149,18 @@ def _check_same_values(fyp: FeatureClient, feast, feature_set: FeatureSet, user_
         raise RuntimeError(f"Feast and FeatureClient disagree on user {user_id}: the bench's stores differ")
 
 
-def _alternate(
+def alternate(
     reads: Iterator[tuple[Callable[[], object], Callable[[], object] | None]],
-    progress: Callable[[int], None] | None, warmup: int = 10,
+    progress: Callable[[int], None] | None, warmup: int = 10, names: tuple[str, str] = ("fyp", "feast"),
 ) -> dict[str, list[float]]:
     """Time each (fyp, feast) pair back to back, Feast going first every other time it reads (its read may be
-    None: fyp alone); the first `warmup` reads of each client are dropped."""
-    samples: dict[str, list[float]] = {"fyp": [], "feast": []}
-    seen = {"fyp": 0, "feast": 0}
+    None: fyp alone); the first `warmup` reads of each client are dropped. `names`: the pair's two names."""
+    first, second = names
+    samples: dict[str, list[float]] = {first: [], second: []}
+    seen = {first: 0, second: 0}
     for fyp_read, feast_read in reads:
-        order = [("fyp", fyp_read), ("feast", feast_read)]
-        for name, read in reversed(order) if seen["feast"] % 2 else order:
+        order = [(first, fyp_read), (second, feast_read)]
+        for name, read in reversed(order) if seen[second] % 2 else order:
             if read is None:
                 continue
             elapsed = _timed(read)

@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, USER_MARKET_KEY
+from fyp.serving.cluster_reads import is_cluster
 
 __all__ = ["HistorySetsConfig", "RefreshReport", "compute_sets", "history_query", "refresh", "write_sets"]
 
@@ -142,8 +143,11 @@ def _grouped(table: pa.Table, key: str, value: str, score: str | None = None) ->
 
 def write_sets(client: Any, sets: dict[str, pa.Table], *, ttl: timedelta, chunk: int = 500) -> None:
     """Replace every key the sets name: DEL + write + EXPIRE, `chunk` keys per MULTI/EXEC, so a reader never
-    sees a key deleted but not yet refilled."""
+    sees a key deleted but not yet refilled. On a Redis Cluster a MULTI/EXEC must stay in one hash slot: one key
+    per transaction there (a round trip each)."""
     ttl_s = int(ttl.total_seconds())
+    if is_cluster(client):
+        chunk = 1
     pipe = client.pipeline(transaction=True)
     pending = 0
 

@@ -210,8 +210,13 @@ def serving(
     videos: int = typer.Option(20_000, "--videos", min=1, help="Videos written to both stores."),
     db: int = typer.Option(15, "--db", min=1, help="Redis database for both stores (flushed; never the job's 0)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    cluster: bool = typer.Option(False, "--cluster", help="Redis Cluster beside a single Redis instead of Feast: "
+                                 "this home's store and a scratch one of the other kind, started for the run."),
+    cluster_port: int = typer.Option(0, "--cluster-port", help="With --cluster: the scratch store's first port "
+                                     "(default: this home's Redis port + 100; a cluster takes 6 ports)."),
 ) -> None:
-    """Read latency of 1 user + N candidates and of one entity: FeatureClient vs Feast's Redis online store."""
+    """Read latency of 1 user + N candidates and of one entity: FeatureClient vs Feast's Redis online store
+    (or, with --cluster, FeatureClient on a Redis Cluster vs on a single Redis)."""
     import os
 
     import redis
@@ -221,6 +226,10 @@ def serving(
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True, disable=as_json)
+    if cluster:
+        _serving_cluster(bar, requests=requests, candidates=candidates, users=users, videos=videos, db=db,
+                         port=cluster_port, as_json=as_json)
+        return
     with fail_cleanly(StackError, ValueError, RuntimeError, redis.RedisError), bar:
         task = bar.add_task("reads (fyp and Feast, alternating)", total=2 * requests)
         result = run_serving(load_settings(), db=db, users=users, videos=videos, candidates=candidates,
@@ -232,16 +241,47 @@ def serving(
     if as_json:
         print_json(data)
         return
-    table = Table("read", "client", "samples", "p50 ms", "p95 ms", "p99 ms", "reads/s",
-                  title=f"serving: 1 user + {candidates} videos, and one user (targets: p99 <= {TARGET_P99_MS} ms, "
-                        f">= {TARGET_RATIO:g}x Feast)")
-    for read, label in (("request", f"1 user + {candidates} videos"), ("single", "one user")):
-        for client in ("fyp", "feast"):
+    _latency_table(data, f"serving: 1 user + {candidates} videos, and one user (targets: p99 <= {TARGET_P99_MS} ms, "
+                   f">= {TARGET_RATIO:g}x Feast)",
+                   (("request", f"1 user + {candidates} videos"), ("single", "one user")), ("fyp", "feast"))
+    _show("Feast latency / fyp latency", result.ratios | {"load_average_1m": data["load_average_1m"]})
+
+
+def _serving_cluster(bar, *, requests: int, candidates: int, users: int, videos: int, db: int, port: int,
+                     as_json: bool) -> None:
+    import os
+
+    import redis
+
+    from fyp.bench.serving_cluster import TARGET_REQUEST_P99_MS, TARGET_SINGLE_P99_MS, run_serving_cluster
+
+    settings = load_settings()
+    with fail_cleanly(StackError, ValueError, RuntimeError, redis.RedisError), bar:
+        task = bar.add_task("reads (single Redis and Redis Cluster, alternating)", total=2 * requests)
+        result = run_serving_cluster(settings, port=port or settings.redis_port + 100, db=db, users=users,
+                                     videos=videos, candidates=candidates, requests=requests,
+                                     progress=lambda n: bar.advance(task, n))
+    data = dataclasses.asdict(result) | {
+        "target_request_p99_ms": TARGET_REQUEST_P99_MS, "target_single_entity_p99_ms": TARGET_SINGLE_P99_MS,
+        "load_average_1m": round(os.getloadavg()[0], 2)}
+    if as_json:
+        print_json(data)
+        return
+    _latency_table(data, f"serving on Redis Cluster ({result.cluster_nodes} nodes) and a single Redis (cluster "
+                   f"targets: p99 <= {TARGET_REQUEST_P99_MS} ms, one user <= {TARGET_SINGLE_P99_MS} ms)",
+                   (("request", f"1 user + {candidates} videos"), ("single_entity", "one user")), ("single", "cluster"))
+    console.print(f"load average (1 min): {data['load_average_1m']}")
+
+
+def _latency_table(data: dict, title: str, reads: tuple[tuple[str, str], ...], clients: tuple[str, ...]) -> None:
+    """One row per (read, client) of `data[read][client]`'s latency summary."""
+    table = Table("read", "client", "samples", "p50 ms", "p95 ms", "p99 ms", "reads/s", title=title)
+    for read, label in reads:
+        for client in clients:
             s = data[read][client]
             table.add_row(label, client, str(s["samples"]), *(f"{s[k]:,}" for k in
                                                              ("p50_ms", "p95_ms", "p99_ms", "requests_per_s")))
     console.print(table)
-    _show("Feast latency / fyp latency", result.ratios | {"load_average_1m": data["load_average_1m"]})
 
 
 def limits(

@@ -1,4 +1,4 @@
-"""`fyp submit`, `fyp jobs`, `fyp cancel`: Flink jobs on the local cluster."""
+"""`fyp submit`, `fyp jobs`, `fyp cancel`, `fyp rescale`: Flink jobs on the local cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.table import Table
 from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
+from fyp.stack.rescale import rescale_job
 from fyp.stack.submit import available_jobs, cancel_job, list_jobs, parse_properties, submit_job
 
 __all__ = ["register"]
@@ -67,7 +68,24 @@ def cancel(
         console.print(f"[green]✓[/] cancelled {job_id}")
 
 
+def rescale(
+    job: str = typer.Argument(..., help=f"A running job of jobs/: {', '.join(available_jobs())}"),
+    parallelism: int = typer.Option(..., "--parallelism", "-p", min=1, help="The job's new parallelism."),
+    job_args: list[str] = typer.Argument(None, help="Arguments for the job itself, after `--`."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Stop a running job with a savepoint and resubmit it from there at a new parallelism."""
+    with fail_cleanly(StackError, httpx.HTTPError), console.status(f"rescaling {job} to {parallelism} …"):
+        done = rescale_job(load_settings(), job, parallelism, job_args=job_args or [])
+    if as_json:
+        print_json(done)
+    else:
+        console.print(f"[green]✓[/] {done.job}: {done.old_job_id} -> {done.new_job_id} at parallelism "
+                      f"{done.parallelism} ({done.seconds:.1f} s)\n  savepoint {done.savepoint}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(jobs)
     app.command()(cancel)
+    app.command()(rescale)

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import typer
 from rich.table import Table
 
 from fyp.commands.output import console, fail_cleanly, print_json
-from fyp.config import load_settings
+from fyp.config import load_settings, write_profile
 from fyp.stack.process import StackError
 from fyp.stack.services import SERVICE_NAMES, select
 
 __all__ = ["register"]
 
-SERVICES_HELP = f"Services to act on (default: all): {', '.join(SERVICE_NAMES)}"
+SERVICES_HELP = (f"Services to act on (default: all): {', '.join(SERVICE_NAMES)}; a name also picks its numbered "
+                 "instances of the cluster profile (redis: redis-0 .. redis-5), and one of those alone")
 
 
 def up(
     services: list[str] = typer.Argument(None, help=SERVICES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="Switch this FYP_HOME to the cluster profile (written to $FYP_HOME/profile): "
+        "Redis Cluster (3 primaries + 3 replicas), Kafka brokers, TaskManagers. Without it, `fyp up` keeps the "
+        "profile the home already has, so a cluster home stays a cluster."),
 ) -> None:
     """Start the local stack (idempotent) and wait until every service is healthy."""
+    if cluster:
+        with fail_cleanly(ValueError):
+            if os.environ.get("FYP_PROFILE", "cluster") != "cluster":
+                raise ValueError(f"--cluster contradicts FYP_PROFILE={os.environ['FYP_PROFILE']}: unset one of them")
+            write_profile(load_settings().home, "cluster")
+        load_settings.cache_clear()  # settings follow the profile just written
     settings = load_settings()
     timings: dict[str, float] = {}
     with fail_cleanly(StackError, ValueError):

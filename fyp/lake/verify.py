@@ -288,7 +288,10 @@ def verify(
     evaluator = FeatureEvaluator.of(feature_set)
     for entity_id in ids:
         split_id(feature_set, entity_id)
-    values = redis_client.mget([feature_set.key_prefix + i for i in ids]) if ids else []
+    # A Redis Cluster spreads the keys over hash slots: redis-py's mget_nonatomic sends one MGET per slot and
+    # returns the values in the keys' order; a single Redis takes them in one MGET.
+    mget = getattr(redis_client, "mget_nonatomic", redis_client.mget)
+    values = mget([feature_set.key_prefix + i for i in ids]) if ids else []
     history = read_history(table, feature_set, ids) if ids else {}
     return [check_entity(evaluator, i, v, history[i], now_ms=now_ms, commit_delay_ms=commit_delay_ms)
             for i, v in zip(ids, values, strict=True)]

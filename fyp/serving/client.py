@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from features import SERVED_FEATURE_SETS
 from features.serving_sets import RECENT_SEEN
 from featurespec import FeatureSet
 from fyp.config import Settings, load_settings
+from fyp.serving.cluster_reads import NodeReader, is_cluster
 from fyp.serving.layout import ReadPlan, decode_matrix, decode_row
 from udfs.limits import invalid_id_reason
 
@@ -48,7 +50,7 @@ class RequestFeatures:
     recent_seen: set[str]
 
 
-def _key(feature_set: FeatureSet, entity_id: str | Sequence[str]) -> str:
+def _key(feature_set: FeatureSet, entity_id: str | Sequence[str], namespace: str = "") -> str:
     parts = (entity_id,) if isinstance(entity_id, str) else tuple(entity_id)
     if len(parts) != len(feature_set.entity.key_columns):
         raise ValueError(f"{feature_set.entity.name} is keyed by {feature_set.entity.key_columns}, got {parts}")
@@ -56,25 +58,32 @@ def _key(feature_set: FeatureSet, entity_id: str | Sequence[str]) -> str:
         if invalid_id_reason(part):  # the job dead-letters such ids: no value can exist (docs/REDIS_LAYOUT.md)
             raise ValueError(f"{feature_set.entity.name} id {part!r} holds ':' or a control character; "
                              "no such entity can be stored")
-    return feature_set.key_prefix + ":".join(parts)
+    return namespace + feature_set.key_prefix + ":".join(parts)
 
 
-def _keys(feature_set: FeatureSet, ids: Sequence[str]) -> list[str]:
+def _keys(feature_set: FeatureSet, ids: Sequence[str], namespace: str = "") -> list[str]:
     """Keys of many entities of a one-column key (videos): `_key`'s checks per id cost ~1.4 µs each, a third
     of a 500-candidate read; ids of a multi-column key go through `_key` (they need joining anyway). A one-column
     id holding `:` is not refused here: it cannot collide with another entity's key, and reads as missing."""
     if len(feature_set.entity.key_columns) != 1:
-        return [_key(feature_set, i) for i in ids]
-    prefix = feature_set.key_prefix
+        return [_key(feature_set, i, namespace) for i in ids]
+    prefix = namespace + feature_set.key_prefix
     return [prefix + i for i in ids]
 
 
 class FeatureClient:
-    """Reads feature sets and serving sets written by the engagement features job."""
+    """Reads feature sets and serving sets written by the engagement features job, from a single Redis or a
+    Redis Cluster (there one round trip per node, the nodes at once: `fyp.serving.cluster_reads`)."""
 
-    def __init__(self, client: redis.Redis, feature_sets: Sequence[FeatureSet] = SERVED_FEATURE_SETS) -> None:
-        """feature_sets: the sets to read, one version per name (default: each at its `features.READ_VERSIONS`)."""
+    def __init__(self, client: redis.Redis | RedisCluster,
+                 feature_sets: Sequence[FeatureSet] = SERVED_FEATURE_SETS, *, namespace: str = "") -> None:
+        """feature_sets: the sets to read, one version per name (default: each at its `features.READ_VERSIONS`).
+        namespace: put before every key (default none); a benchmark's scratch keys on a shared Redis Cluster,
+        which has no databases to keep them apart."""
         self.redis = client
+        self.cluster = is_cluster(client)
+        self._nodes = NodeReader(client) if self.cluster else None
+        self.namespace = namespace
         # An entity may have several sets (e.g. video engagement and video comment sentiment): the first
         # declared is its main set, which `matrix` and `for_request` read; `get` reads them all.
         self.sets: dict[str, list[FeatureSet]] = {}
@@ -84,12 +93,18 @@ class FeatureClient:
         self._set_plans = {fs.qualified_name: ReadPlan.of(fs) for fs in feature_sets}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, db: int = 0) -> FeatureClient:
+    def from_settings(cls, settings: Settings | None = None, *, db: int = 0, namespace: str = "") -> FeatureClient:
         """A client on one dedicated connection (redis-py's `single_connection_client`, guarded by a lock, so
         still thread-safe): no pool checkout per read, 20-60 µs of a ~100 µs single-entity read. A server
-        with many threads reading at once should give each its own FeatureClient, or pass a pooled client."""
+        with many threads reading at once should give each its own FeatureClient, or pass a pooled client.
+        On a Redis Cluster (`Settings.redis_cluster_nodes`), a `RedisCluster` with a pool per node; it has no
+        databases, so `db` must stay 0 there (use `namespace`)."""
         s = settings or load_settings()
-        return cls(s.redis_client(db=db, single_connection_client=True))
+        if s.redis_cluster_nodes:
+            if db:
+                raise ValueError("Redis Cluster has no databases: keep db=0 and set a namespace instead")
+            return cls(s.redis_client(), namespace=namespace)
+        return cls(s.redis_client(db=db, single_connection_client=True), namespace=namespace)
 
     def get(self, entity: str, entity_id: str | Sequence[str], *, now_ms: int | None = None) -> EntityFeatures | None:
         """One entity's features (with ratios) from all its feature sets in one MGET, or None if Redis holds
@@ -97,9 +112,11 @@ class FeatureClient:
         if entity not in self.sets:
             raise ValueError(f"no feature set for entity {entity!r}; known: {', '.join(self.sets)}")
         sets = self.sets[entity]
-        if len(sets) == 1:  # a GET: less for redis-py to build and parse than a one-key MGET
-            return self._entity(sets[0], entity_id, self._get_value(_key(sets[0], entity_id)), now_ms)
-        values = self.redis.mget([_key(fs, entity_id) for fs in sets])
+        if len(sets) == 1 and not self.cluster:  # a GET: less for redis-py to build and parse than a one-key MGET
+            return self._entity(sets[0], entity_id, self._get_value(_key(sets[0], entity_id, self.namespace)), now_ms)
+        values = self._mget([_key(fs, entity_id, self.namespace) for fs in sets])
+        if len(sets) == 1:
+            return self._entity(sets[0], entity_id, values[0], now_ms)
         found = [f for fs, v in zip(sets, values, strict=True) if (f := self._entity(fs, entity_id, v, now_ms))]
         if not found:
             return None
@@ -114,7 +131,7 @@ class FeatureClient:
     ) -> tuple[tuple[str, ...], np.ndarray]:
         """Column names and an (len(ids), columns) matrix for many entities, in one MGET."""
         plan = self.plans[entity]
-        values = self.redis.mget(_keys(plan.feature_set, ids)) if ids else []
+        values = self._mget(_keys(plan.feature_set, ids, self.namespace)) if ids else []
         matrix, _ = decode_matrix(plan, values, now_ms or _now_ms())
         return plan.columns, matrix
 
@@ -122,17 +139,28 @@ class FeatureClient:
         """The user's features, the candidates' feature matrix and the recent-seen set: one pipelined round trip."""
         now = now_ms or _now_ms()
         user_plan, video_plan = self.plans["user"], self.plans["video"]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(_key(user_plan.feature_set, user_id))
-        pipe.mget(_keys(video_plan.feature_set, video_ids) or ["-"])
-        pipe.zrange(RECENT_SEEN_PREFIX + user_id, 0, -1)
-        user_value, video_values, seen = pipe.execute()
+        user_key = _key(user_plan.feature_set, user_id, self.namespace)
+        video_keys = _keys(video_plan.feature_set, video_ids, self.namespace)
+        seen_key = self.namespace + RECENT_SEEN_PREFIX + user_id
+        if self.cluster:
+            replies = self._nodes.read([user_key, *video_keys], [("ZRANGE", seen_key, 0, -1)])
+            user_value, video_values, seen = replies[0], replies[1:-1], replies[-1]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(user_key)
+            pipe.mget(video_keys or ["-"])
+            pipe.zrange(seen_key, 0, -1)
+            user_value, video_values, seen = pipe.execute()
         videos, _ = decode_matrix(video_plan, video_values[: len(video_ids)], now)
         return RequestFeatures(
             user=self._entity(user_plan.feature_set, user_id, user_value, now),
             video_columns=video_plan.columns, videos=videos,
             recent_seen={m.decode() for m in seen},
         )
+
+    def _mget(self, keys: list[str]) -> list[bytes | None]:
+        """MGET on a single Redis; on a cluster, a GET of each key, one round trip per node (their slots differ)."""
+        return self._nodes.read(keys) if self._nodes else self.redis.mget(keys)
 
     def _get_value(self, key: str) -> bytes | None:
         """GET on the client's dedicated connection, past redis-py's per-command wrapper (a retry closure and

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fyp.config import Settings
-from fyp.stack.flink_cluster import JobManagerService, TaskManagerService
-from fyp.stack.kafka_broker import KafkaService
+from fyp.stack.flink_cluster import JobManagerService, TaskManagerService, taskmanager_services
+from fyp.stack.kafka_broker import KafkaService, broker_services
+from fyp.stack.redis_cluster import redis_services
 from fyp.stack.redis_server import RedisService
 from fyp.stack.seaweedfs import SeaweedService
 from fyp.stack.service import ProcessService
@@ -16,7 +17,22 @@ SERVICE_NAMES = tuple(cls.name for cls in _ORDER)
 
 
 def all_services(settings: Settings) -> list[ProcessService]:
-    return [cls(settings) for cls in _ORDER]
+    services: list[ProcessService] = []
+    for cls in _ORDER:
+        if cls is RedisService:  # the cluster profile runs six Redis Cluster nodes in its place
+            services.extend(redis_services(settings))
+        elif cls is KafkaService:  # one per KRaft node: `kafka`, or `kafka-1` .. `kafka-3` in the cluster profile
+            services.extend(broker_services(settings))
+        elif cls is TaskManagerService:  # `settings.taskmanagers` of them: `flink-taskmanager-1` .. in a cluster
+            services.extend(taskmanager_services(settings))
+        else:
+            services.append(cls(settings))
+    return services
+
+
+def _matches(service: ProcessService, name: str) -> bool:
+    """`redis` names the single Redis and also every cluster node (`redis-0` .. `redis-5`)."""
+    return service.name == name or service.name.startswith(f"{name}-")
 
 
 def select(settings: Settings, names: list[str] | None) -> list[ProcessService]:
@@ -24,7 +40,8 @@ def select(settings: Settings, names: list[str] | None) -> list[ProcessService]:
     services = all_services(settings)
     if not names:
         return services
-    unknown = sorted(set(names) - set(SERVICE_NAMES))
+    unknown = sorted(n for n in names if not any(_matches(s, n) for s in services))
     if unknown:
-        raise ValueError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
-    return [s for s in services if s.name in names]
+        known = sorted(set(SERVICE_NAMES) | {s.name for s in services})
+        raise ValueError(f"unknown service {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [s for s in services if any(_matches(s, n) for n in names)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from features.engagement import video_engagement
-from fyp.bench.serving import _alternate, _packed, _ratio
+from fyp.bench.serving import _ratio, alternate, packed_value
 from fyp.serving.layout import ReadPlan, decode_matrix
 
 NOW_MS = 1_800_000_000_000
@@ -15,7 +15,7 @@ NOW_MS = 1_800_000_000_000
 def test_packed_values_decode_to_the_rows_written():
     plan = ReadPlan.of(video_engagement.v1)
     rows = np.random.default_rng(3).random((3, len(plan.columns)), dtype=np.float32)
-    matrix, event_times = decode_matrix(plan, [_packed(NOW_MS, row) for row in rows], NOW_MS)
+    matrix, event_times = decode_matrix(plan, [packed_value(NOW_MS, row) for row in rows], NOW_MS)
     assert event_times.tolist() == [NOW_MS] * 3
     np.testing.assert_allclose(matrix, rows, rtol=1e-6)
 
@@ -24,7 +24,7 @@ def test_a_missing_candidate_stays_nan_among_present_ones_long_after():
     """A missing key has no event time; it must not read as an expired (zero) window."""
     plan = ReadPlan.of(video_engagement.v1)
     row = np.ones(len(plan.columns), dtype=np.float32)
-    matrix, event_times = decode_matrix(plan, [_packed(NOW_MS, row), None, b"short"], NOW_MS + 60_000)
+    matrix, event_times = decode_matrix(plan, [packed_value(NOW_MS, row), None, b"short"], NOW_MS + 60_000)
     assert np.isnan(matrix[1]).all() and np.isnan(matrix[2]).all()
     assert event_times.tolist() == [NOW_MS, 0, 0]
     windowed = plan.window_ms > 0
@@ -40,7 +40,7 @@ def test_alternate_swaps_the_order_drops_warmup_and_skips_absent_reads():
         return lambda: calls.append(name)
 
     pairs = [(read("fyp"), read("feast") if i % 2 == 0 else None) for i in range(6)]
-    samples = _alternate(iter(pairs), progress=None, warmup=1)
+    samples = alternate(iter(pairs), progress=None, warmup=1)
     assert calls == ["fyp", "feast", "fyp", "feast", "fyp", "fyp", "fyp", "feast", "fyp"]  # Feast 2nd, 1st, 2nd
     assert len(samples["fyp"]) == 5 and len(samples["feast"]) == 2
 
@@ -57,8 +57,8 @@ def test_a_single_row_decodes_as_the_matrix_does_with_its_ratios():
     plan = ReadPlan.of(video_engagement.v1)
     row = np.random.default_rng(5).random(len(plan.columns), dtype=np.float32) * 10
     later = NOW_MS + 90_000  # past the 1 min windows, into the decays
-    matrix, _ = decode_matrix(plan, [_packed(NOW_MS, row)], later)
-    values, event_time = decode_row(plan, _packed(NOW_MS, row), later)
+    matrix, _ = decode_matrix(plan, [packed_value(NOW_MS, row)], later)
+    values, event_time = decode_row(plan, packed_value(NOW_MS, row), later)
     assert event_time == NOW_MS
     np.testing.assert_allclose([values[c] for c in plan.columns], matrix[0])
     name, numerator, denominator = ratio_columns(video_engagement.v1)[-1]
