@@ -27,6 +27,7 @@ from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, RedisSources
 from fyp.config import Settings, load_settings
 from fyp.serving import FeatureClient
 from fyp.stack.observe import feature_key_counts
+from fyp.stack.process import reap
 from fyp.stack.redis_cluster import NODE_TIMEOUT_MS, scratch_cluster
 from fyp.stack.redis_server import scratch_redis
 from fyp.stack.service import ProcessService
@@ -153,6 +154,7 @@ def test_a_killed_primary_is_replaced_and_reads_succeed_again(stores: Stores):
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
+    assert reap(pid, timeout_s=10)  # this process started it: collect it, or it stays a zombie (test_zz_chaos)
     recovered_s = None
     while time.monotonic() - killed < 30:
         try:
