@@ -42,6 +42,7 @@ from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.stack.flink_cluster import TaskManagerService
 from fyp.stack.kafka_broker import KafkaService
 from fyp.stack.process import StackError, reap, wait_until
+from fyp.stack.service import ProcessService
 from fyp.stack.submit import ensure_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
@@ -204,25 +205,31 @@ def _await_recovery(settings: Settings, before: Mapping[str, JobView], fault_ms:
     return (recovery_seconds(fault_ms, task_running_ms) if ok else None), restarts
 
 
+def _sigkill(service: ProcessService) -> tuple[float, int]:
+    """SIGKILL `service`'s whole process group, as a crashed machine or container would lose it, and wait until it
+    is gone; return when, as (monotonic seconds, wall-clock ms).
+
+    fyp.stack starts each service as the leader of its own session, so the group is the service and whatever it
+    forked (a TaskManager's Python workers). When this process started it (one an earlier fault restarted, or the
+    integration tests' session stack), it is our child: it is reaped, or it would stay a zombie while we run."""
+    pid = service.pid()
+    if pid is None:
+        raise StackError(f"{service.name} is not running")
+    start, fault_ms = time.monotonic(), int(time.time() * 1000)
+    os.killpg(pid, signal.SIGKILL)
+    if not reap(pid, timeout_s=10):
+        raise StackError(f"{service.name} (pid {pid}) is still running 10 s after SIGKILL")
+    return start, fault_ms
+
+
 def kill_taskmanager(
     settings: Settings, job_ids: Sequence[str], *, timeout_s: float = 180,
 ) -> tuple[float | None, float | None, int]:
     """SIGKILL the TaskManager, start a new one through fyp.stack, and wait until the jobs run again."""
     service = TaskManagerService(settings)
-    pid = service.pid()
-    if pid is None:
-        raise StackError("the TaskManager is not running")
     before = {j: job_view(settings, j) for j in job_ids}
     old_ids = _taskmanager_ids(settings)
-    start = time.monotonic()
-    fault_ms = int(time.time() * 1000)
-    # The whole process group, as a crashed machine or container would lose it: fyp.stack starts each service
-    # as the leader of its own session, so the group is the TaskManager and any Python workers it forked.
-    os.killpg(pid, signal.SIGKILL)
-    # When this process started that TaskManager (the one a previous kill replaced, or the one the integration
-    # tests' session stack started), it is our child: wait for it, or it stays a zombie while we run.
-    if not reap(pid, timeout_s=10):
-        raise StackError(f"the TaskManager (pid {pid}) is still running 10 s after SIGKILL")
+    start, fault_ms = _sigkill(service)
     service.start()  # a fresh process; the JobManager reschedules the jobs onto its slots
     registered = wait_until(lambda: bool(_taskmanager_ids(settings) - old_ids), timeout_s=timeout_s)
     back = round(time.monotonic() - start, 2) if registered else None
@@ -257,15 +264,8 @@ def kill_kafka(
     With replication (the cluster profile: RF 3, min.insync.replicas 2) the other brokers lead its partitions
     meanwhile and acks=all writes go on; a single broker's producers buffer until it is back."""
     service = KafkaService(settings, node)
-    pid = service.pid()
-    if pid is None:
-        raise StackError(f"{service.name} is not running")
     before = {j: job_view(settings, j) for j in job_ids}
-    start = time.monotonic()
-    fault_ms = int(time.time() * 1000)
-    os.killpg(pid, signal.SIGKILL)
-    if not reap(pid, timeout_s=10):
-        raise StackError(f"{service.name} (pid {pid}) is still running 10 s after SIGKILL")
+    start, fault_ms = _sigkill(service)
     time.sleep(down_s)
     service.start()  # healthy once it has rejoined the cluster
     back = round(time.monotonic() - start, 2)
@@ -287,15 +287,8 @@ def kill_redis_primary(
     nodes = [RedisNodeService(settings, i) for i in range(len(settings.redis_cluster_nodes))]
     primaries = primary_ports(settings)
     victim = next(n for n in nodes if n.port == primaries[0])
-    pid = victim.pid()
-    if pid is None:
-        raise StackError(f"{victim.name} is not running")
     before = {j: job_view(settings, j) for j in job_ids}
-    start = time.monotonic()
-    fault_ms = int(time.time() * 1000)
-    os.killpg(pid, signal.SIGKILL)
-    if not reap(pid, timeout_s=10):
-        raise StackError(f"{victim.name} (pid {pid}) is still running 10 s after SIGKILL")
+    start, fault_ms = _sigkill(victim)
     promoted = wait_until(lambda: victim.port not in primary_ports(settings, exclude=victim.port)
                           and len(primary_ports(settings, exclude=victim.port)) == len(primaries),
                           timeout_s=timeout_s)
