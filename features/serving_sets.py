@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from featurespec import SortedSetSpec
 
-__all__ = ["RECENT_SEEN", "SERVING_SETS", "TRENDING"]
+__all__ = ["RECENT_POSITIVES", "RECENT_SEEN", "SERVING_SETS", "TRENDING"]
 
 TRENDING_HALF_LIFE_MS = 3_600_000
 
@@ -16,6 +16,18 @@ RECENT_SEEN = SortedSetSpec(
     score="event_time", per_event=True, where="event_type IN ('impression', 'watch', 'skip')",
     max_size=500, ttl=timedelta(days=7),
     description="a user's last 500 seen videos, score = last seen time (epoch ms)",
+)
+
+# The user tower's history, at serving (workers/user_embeddings.py) and in training (training/watch_outcomes.py):
+# the videos a user completed, liked or shared, newest first. One definition for both, so the tower sees the same
+# input in each (the recent-seen set also holds impressions and skips).
+RECENT_POSITIVES = SortedSetSpec(
+    name="recent_positives", version=1, key_columns=("user_id",), member_column="video_id",
+    score="event_time", per_event=True,
+    where=("(event_type = 'watch' AND video_duration_ms > 0 AND watch_ms >= 0.95 * video_duration_ms) "
+           "OR (event_type = 'like' AND action = 'LIKE') OR event_type = 'share'"),
+    max_size=50, ttl=timedelta(days=30),
+    description="a user's last 50 completed, liked or shared videos, score = last such event time (epoch ms)",
 )
 
 # Cold start: what a market watches now. The score log2(decayed plays) + last play / half-life orders
@@ -28,4 +40,4 @@ TRENDING = SortedSetSpec(
     description="top 200 videos per region x language by plays decayed with a 1 h half-life",
 )
 
-SERVING_SETS = (RECENT_SEEN, TRENDING)
+SERVING_SETS = (RECENT_SEEN, RECENT_POSITIVES, TRENDING)
