@@ -25,8 +25,9 @@ v1 = TrainingSet(
                      f"AND watch_ms >= {COMPLETION_FRACTION} * video_duration_ms")),
         Label(name="liked", within=LABEL_WINDOW, where="event_type = 'like' AND action = 'LIKE'"),
         Label(name="shared", within=LABEL_WINDOW, where="event_type = 'share'"),
-        Label(name="followed", within=LABEL_WINDOW, keys=("user_id", "author_id"),
-              where="event_type = 'follow' AND action = 'FOLLOW'"),
+        # Keyed by the video the follow came from (a Follow event carries it), not the author: a served row
+        # knows its candidates' ids, not their authors.
+        Label(name="followed", within=LABEL_WINDOW, where="event_type = 'follow' AND action = 'FOLLOW'"),
         Label(name="skipped", within=LABEL_WINDOW,
               where=f"event_type = 'skip' AND dwell_ms < {SKIP_DWELL_MS}"),
     ),
