@@ -10,7 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import load_settings
-from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic import TrafficConfig, TrafficGenerator, wall_clock_ms
+from fyp.traffic.clock import accelerated_clock
 from fyp.traffic.producer import ProducePlan, ProduceReport, ProducerError, produce
 
 __all__ = ["register"]
@@ -33,6 +34,10 @@ def produce_command(
     malformed_fraction: float = typer.Option(
         0.0, "--malformed-fraction", help="Share of bad events (DLQ tests)."
     ),
+    start_ago: float = typer.Option(
+        0.0, "--start-ago", help="Event time starts this many seconds before now (default 0: the wall clock)."),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Event-time seconds per wall-clock second (with --start-ago: cover the past fast)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Produce synthetic engagement events (Avro, key = user id) to fyp.engagement.v1."""
@@ -48,7 +53,12 @@ def produce_command(
             duration=timedelta(seconds=duration) if duration is not None else None,
             max_events=events,
         )
-        generator = TrafficGenerator(config, seed)
+        if start_ago < 0 or speed <= 0:
+            raise ValueError("--start-ago must be >= 0 and --speed > 0")
+        options = {}
+        if start_ago or speed != 1.0:
+            options["clock"] = accelerated_clock(start_ms=wall_clock_ms() - int(start_ago * 1000), speed=speed)
+        generator = TrafficGenerator(config, seed, **options)
         client = load_settings().kafka_client_config()
         if as_json:
             report = produce(generator, plan, client_config=client)
