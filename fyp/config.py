@@ -77,6 +77,8 @@ class Settings:
     taskmanagers: int = 1
     # Flink checkpoints and savepoints in the cluster profile: s3://<flink_state_bucket>/flink/...
     flink_state_bucket: str = "flink-state"
+    # Share of ranking requests whose served features are logged (fyp/serving/served_log.py), 0..1.
+    served_log_sample_rate: float = 0.01
 
     @property
     def is_cluster(self) -> bool:
@@ -234,6 +236,17 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={raw!r} is not a number between 0 and 1")
+    return value
+
+
 def _count(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
     if not raw.isdigit() or int(raw) < 1:
@@ -293,4 +306,5 @@ def load_settings() -> Settings:
         kafka_min_insync_replicas=_count("FYP_KAFKA_MIN_INSYNC_REPLICAS", 2 if cluster else 1),
         taskmanagers=_count("FYP_TASKMANAGERS", 2 if cluster else 1),
         flink_state_bucket=os.environ.get("FYP_FLINK_STATE_BUCKET", "flink-state"),
+        served_log_sample_rate=_fraction("FYP_SERVED_LOG_SAMPLE_RATE", 0.01),
     )

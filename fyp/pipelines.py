@@ -15,6 +15,7 @@ __all__ = [
     "ENGAGEMENT_HISTORY_JOB",
     "EXPLORATION_JOB",
     "PIPELINES",
+    "SERVED_TRAINING_JOB",
     "UPLOAD_ORCHESTRATION_JOB",
     "VIDEO_EMBEDDINGS_JOB",
     "Pipeline",
@@ -66,9 +67,14 @@ UPLOAD_ORCHESTRATION_JOB = Pipeline(job="upload_orchestration", pipeline_name="f
 VIDEO_EMBEDDINGS_JOB = Pipeline(job="video_embeddings", pipeline_name="fyp-video-embeddings",
                             group_id="fyp-video-embeddings",
                             summary="ready videos -> content embeddings for the index")
+SERVED_TRAINING_JOB = Pipeline(job="served_training", pipeline_name="fyp-served-training",
+                               group_id="fyp-served-training",
+                               summary="served features + the labels that followed -> training.served_<name> "
+                                       "(Iceberg, exactly once)")
 
 PIPELINES: dict[str, Pipeline] = {p.job: p for p in (
-    ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, EXPLORATION_JOB, UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB)}
+    ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, EXPLORATION_JOB, UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB,
+    SERVED_TRAINING_JOB)}
 
 
 def pipeline(job: str) -> Pipeline:

@@ -16,6 +16,7 @@ __all__ = [
     "ENGAGEMENT",
     "ENGAGEMENT_DLQ",
     "EXPLORATION",
+    "SERVED_FEATURES",
     "UPLOADS",
     "UPLOADS_DLQ",
     "VIDEO_EMBEDDINGS",
@@ -135,6 +136,16 @@ VIDEO_STATUS = Topic(
     record_names=("VideoStatusChanged",),
 )
 
+SERVED_FEATURES = Topic(
+    name="fyp.served-features.v1",
+    key_field="user_id",  # one user's requests in order; the Kafka timestamp is the served time
+    partitions=3,
+    record_names=("ServedFeatures",),
+    # A sampled ranking request: ~270 KB for 500 candidates of video engagement; one at every field limit of
+    # fyp/serving/served_log.py stays under 2 MiB (tests/unit/fyp/serving/test_served_log.py).
+    max_message_bytes=2 * 1024 * 1024,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     ENGAGEMENT,
     ENGAGEMENT_DLQ,
@@ -143,4 +154,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     VIDEO_EMBEDDINGS,
     EXPLORATION,
     VIDEO_STATUS,
+    SERVED_FEATURES,
 )

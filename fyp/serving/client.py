@@ -22,6 +22,7 @@ from featurespec import FeatureSet
 from fyp.config import Settings, load_settings
 from fyp.serving.cluster_reads import NodeReader, is_cluster
 from fyp.serving.layout import ReadPlan, decode_matrix, decode_row
+from fyp.serving.served_log import ServedLog, ServedRead, new_request_id
 from udfs.limits import invalid_id_reason
 
 __all__ = ["RECENT_SEEN_PREFIX", "EntityFeatures", "FeatureClient", "RequestFeatures"]
@@ -48,6 +49,7 @@ class RequestFeatures:
     video_columns: tuple[str, ...]
     videos: np.ndarray  # shape (len(video_ids), len(video_columns)); NaN where a video has no features
     recent_seen: set[str]
+    request_id: str | None = None  # the caller's, else (with a served log) the one the log would record
 
 
 def _key(feature_set: FeatureSet, entity_id: str | Sequence[str], namespace: str = "") -> str:
@@ -76,11 +78,15 @@ class FeatureClient:
     Redis Cluster (there one round trip per node, the nodes at once: `fyp.serving.cluster_reads`)."""
 
     def __init__(self, client: redis.Redis | RedisCluster,
-                 feature_sets: Sequence[FeatureSet] = SERVED_FEATURE_SETS, *, namespace: str = "") -> None:
+                 feature_sets: Sequence[FeatureSet] = SERVED_FEATURE_SETS, *, namespace: str = "",
+                 served_log: ServedLog | None = None) -> None:
         """feature_sets: the sets to read, one version per name (default: each at its `features.READ_VERSIONS`).
         namespace: put before every key (default none); a benchmark's scratch keys on a shared Redis Cluster,
-        which has no databases to keep them apart."""
+        which has no databases to keep them apart.
+        served_log: where `for_request` hands what it served, sampled (fyp/serving/served_log.py); None (the
+        default) logs nothing and costs the read one `is not None` check."""
         self.redis = client
+        self.served_log = served_log
         self.cluster = is_cluster(client)
         self._nodes = NodeReader(client) if self.cluster else None
         self.namespace = namespace
@@ -93,7 +99,8 @@ class FeatureClient:
         self._set_plans = {fs.qualified_name: ReadPlan.of(fs) for fs in feature_sets}
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, db: int = 0, namespace: str = "") -> FeatureClient:
+    def from_settings(cls, settings: Settings | None = None, *, db: int = 0, namespace: str = "",
+                      served_log: ServedLog | None = None) -> FeatureClient:
         """A client on one dedicated connection (redis-py's `single_connection_client`, guarded by a lock, so
         still thread-safe): no pool checkout per read, 20-60 µs of a ~100 µs single-entity read. A server
         with many threads reading at once should give each its own FeatureClient, or pass a pooled client.
@@ -103,8 +110,8 @@ class FeatureClient:
         if s.redis_cluster_nodes:
             if db:
                 raise ValueError("Redis Cluster has no databases: keep db=0 and set a namespace instead")
-            return cls(s.redis_client(), namespace=namespace)
-        return cls(s.redis_client(db=db, single_connection_client=True), namespace=namespace)
+            return cls(s.redis_client(), namespace=namespace, served_log=served_log)
+        return cls(s.redis_client(db=db, single_connection_client=True), namespace=namespace, served_log=served_log)
 
     def get(self, entity: str, entity_id: str | Sequence[str], *, now_ms: int | None = None) -> EntityFeatures | None:
         """One entity's features (with ratios) from all its feature sets in one MGET, or None if Redis holds
@@ -135,8 +142,13 @@ class FeatureClient:
         matrix, _ = decode_matrix(plan, values, now_ms or _now_ms())
         return plan.columns, matrix
 
-    def for_request(self, user_id: str, video_ids: Sequence[str], *, now_ms: int | None = None) -> RequestFeatures:
-        """The user's features, the candidates' feature matrix and the recent-seen set: one pipelined round trip."""
+    def for_request(self, user_id: str, video_ids: Sequence[str], *, now_ms: int | None = None,
+                    request_id: str | None = None) -> RequestFeatures:
+        """The user's features, the candidates' feature matrix and the recent-seen set: one pipelined round trip.
+
+        request_id: the ranking request's id, which a served log samples on and records (default: a random one
+        when the client has a served log, else none). With a served log, a sampled read is queued for it and
+        the read returns at once: the log never blocks a read (a full queue drops the record and counts it)."""
         now = now_ms or _now_ms()
         user_plan, video_plan = self.plans["user"], self.plans["video"]
         user_key = _key(user_plan.feature_set, user_id, self.namespace)
@@ -151,12 +163,26 @@ class FeatureClient:
             pipe.mget(video_keys or ["-"])
             pipe.zrange(seen_key, 0, -1)
             user_value, video_values, seen = pipe.execute()
-        videos, _ = decode_matrix(video_plan, video_values[: len(video_ids)], now)
+        video_values = video_values[: len(video_ids)]
+        videos, _ = decode_matrix(video_plan, video_values, now)
+        if self.served_log is not None:
+            request_id = self._log(request_id, now, user_id, video_ids, user_value, video_values)
         return RequestFeatures(
             user=self._entity(user_plan.feature_set, user_id, user_value, now),
             video_columns=video_plan.columns, videos=videos,
-            recent_seen={m.decode() for m in seen},
+            recent_seen={m.decode() for m in seen}, request_id=request_id,
         )
+
+    def _log(self, request_id: str | None, now: int, user_id: str, video_ids: Sequence[str],
+             user_value: bytes | None, video_values: list[bytes | None]) -> str:
+        """Hand a sampled read to the served log (raw values: it decodes them off the read path); the request id."""
+        request_id = request_id or new_request_id()
+        if self.served_log.wants(request_id):
+            self.served_log.offer(ServedRead(
+                request_id=request_id, served_time_ms=now, user_id=user_id, video_ids=tuple(video_ids),
+                user_value=user_value, video_values=video_values, user_plan=self.plans["user"],
+                video_plan=self.plans["video"]))
+        return request_id
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
         """MGET on a single Redis; on a cluster, a GET of each key, one round trip per node (their slots differ)."""
