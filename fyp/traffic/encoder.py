@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -137,18 +137,23 @@ class EncodedBatch:
 
     counts: events per event type (snake_case), bad ones under "malformed".
     kinds, faults: the model's event kind and fault (0 = good) of each pair.
+    times: each pair's event time, epoch ms: the producer sends it as the Kafka timestamp (CreateTime), so
+    jobs whose watermarks follow Kafka timestamps (jobs/served_training.py) see event time, also for traffic on
+    an accelerated clock (fyp/traffic/clock.py). Empty: Kafka stamps the send time.
     """
 
     pairs: list[tuple[bytes, bytes]]
     counts: dict[str, int]
     kinds: list[int]
     faults: list[int]
+    times: list[int] = field(default_factory=list)
 
     def head(self, n: int) -> EncodedBatch:
         """The first `n` events, recounted."""
         kinds, faults = self.kinds[:n], self.faults[:n]
         counts = Counter("malformed" if f else KIND_TYPES[k] for k, f in zip(kinds, faults, strict=True))
-        return EncodedBatch(pairs=self.pairs[:n], counts=dict(counts), kinds=kinds, faults=faults)
+        return EncodedBatch(pairs=self.pairs[:n], counts=dict(counts), kinds=kinds, faults=faults,
+                            times=self.times[:n])
 
 
 class FastEncoder:
@@ -253,7 +258,8 @@ class FastEncoder:
                 stamp = times[t] = avro_long(t)
             append((key, b"".join((head[kind], b"%012x" % (first + i), stamp, version[kind], ctx, tail))))
         return EncodedBatch(
-            pairs=pairs, counts=block.counts, kinds=block.event_kind, faults=block.event_fault
+            pairs=pairs, counts=block.counts, kinds=block.event_kind, faults=block.event_fault,
+            times=block.event_time,
         )
 
     def _faulty(self, block: ViewBlock, i: int, fault: int) -> bytes:

@@ -144,9 +144,10 @@ def _connect(
 
 def _send(producer: Producer, topic: str, batch: EncodedBatch, failures: _Failures) -> None:
     send = producer.produce
-    for key, value in batch.pairs:
+    times = batch.times or [0] * len(batch.pairs)  # 0: librdkafka stamps the send time
+    for (key, value), timestamp in zip(batch.pairs, times, strict=True):
         try:
-            send(topic, value, key)
+            send(topic, value, key, timestamp=timestamp)
         except BufferError:
             # The local queue is full: let librdkafka drain it, but do not wait forever on a dead broker.
             deadline = time.monotonic() + STALL_TIMEOUT_S
@@ -155,7 +156,7 @@ def _send(producer: Producer, topic: str, batch: EncodedBatch, failures: _Failur
                 if failures.fatal:
                     raise ProducerError(f"fatal Kafka error: {failures.fatal}") from None
                 try:
-                    send(topic, value, key)
+                    send(topic, value, key, timestamp=timestamp)
                     break
                 except BufferError:
                     if time.monotonic() > deadline:

@@ -278,6 +278,7 @@ class FakeProducer:
         self.config = config
         self.topics = topics
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.timestamps: list[int] = []
         self.reachable = True
 
     def list_topics(self, timeout: float) -> Any:
@@ -285,8 +286,9 @@ class FakeProducer:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
         return type("Metadata", (), {"topics": dict.fromkeys(self.topics)})()
 
-    def produce(self, topic: str, value: bytes, key: bytes) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes, timestamp: int = 0) -> None:
         self.sent.append((topic, key, value))
+        self.timestamps.append(timestamp)
 
     def poll(self, timeout: float = 0) -> int:
         if timeout:
@@ -316,6 +318,10 @@ def test_produce_stops_at_max_events_with_exact_counts() -> None:
     assert fake.config["enable.idempotence"] is True and fake.config["acks"] == "all"
     assert {topic for topic, _, _ in fake.sent} == {"fyp.engagement.v1"}
     assert all(key.startswith(b"u") for _, key, _ in fake.sent)
+    # The Kafka timestamp is each event's own event time (jobs that watermark on Kafka timestamps see event time).
+    registry = default_registry()
+    for (_, _, value), timestamp in list(zip(fake.sent, fake.timestamps, strict=True))[:200]:
+        assert timestamp == registry.decode(value).record["event_time"]
 
 
 def test_produce_paces_to_the_rate() -> None:
