@@ -11,15 +11,25 @@ from rich.table import Table
 
 from features import ALL_FEATURE_SETS
 from features.serving_sets import SERVING_SETS
+from fyp.commands.demo_training import LoggedReads, demo_clock, newest_event_time_ms, training_summary
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import load_settings
-from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, UPLOAD_ORCHESTRATION_JOB, Pipeline
+from fyp.pipelines import (
+    ENGAGEMENT_FEATURES_JOB,
+    ENGAGEMENT_HISTORY_JOB,
+    SERVED_TRAINING_JOB,
+    UPLOAD_ORCHESTRATION_JOB,
+    Pipeline,
+)
 from fyp.serving import FeatureClient
 from fyp.stack.process import StackError, wait_until
 from fyp.stack.services import all_services
 from fyp.stack.submit import ensure_job
-from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic import TrafficConfig, TrafficGenerator, wall_clock_ms
+from fyp.traffic.clock import accelerated_clock
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
+from fyp.training.skew import IN_FLIGHT_BOUND_MS
+from schemas.topics import ENGAGEMENT
 
 __all__ = ["register"]
 
@@ -27,6 +37,8 @@ DEMO_JOBS = (ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB)
 # With --upload: the orchestrator (it also writes history.upload_events and history.videos_changelog), submitted
 # here so that it commits to Iceberg at the demo's checkpoint interval.
 UPLOAD_JOBS = (UPLOAD_ORCHESTRATION_JOB,)
+# With --training: served features joined with the labels that followed (training.served_watch_outcomes).
+TRAINING_JOBS = (SERVED_TRAINING_JOB,)
 
 
 def _ensure_jobs(settings, checkpoint_interval: str, jobs: tuple[Pipeline, ...] = DEMO_JOBS, *,
@@ -52,6 +64,11 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="Traffic generator seed."),
     upload: bool = typer.Option(True, "--upload/--no-upload",
                                 help="Also upload a generated clip, follow it to ready and play its manifests."),
+    training: bool = typer.Option(True, "--training/--no-training",
+                                  help="Also log ranking reads, build the training table and run the skew check."),
+    speed: float = typer.Option(20, "--speed", min=1,
+                                help="Event-time seconds per second of traffic: 20 covers 20 minutes in 60 s, so "
+                                     "the 10-minute label windows close (docs/TRAINING.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Start the stack, submit the jobs, produce realistic traffic, and report events, features and rows."""
@@ -67,8 +84,7 @@ def demo(
         raise typer.BadParameter("at least 1s", param_hint="--checkpoint-interval")
     checkpoint_interval = f"{round(interval_s * 1000)} ms"  # the form Flink reads
     with fail_cleanly(ValueError):  # checked before anything starts
-        generator = TrafficGenerator(TrafficConfig(users=users, videos=videos, malformed_fraction=malformed_fraction),
-                                     seed)
+        config = TrafficConfig(users=users, videos=videos, malformed_fraction=malformed_fraction)
     # Progress goes to stderr under --json, so stdout holds the report alone.
     out = err_console if as_json else console
     settings = load_settings()
@@ -77,7 +93,15 @@ def demo(
             with out.status(f"starting {service.name} …"):
                 service.start()
         out.print("[green]✓[/] stack healthy")
+        # Event time runs `speed` times faster, ending at about now, from no earlier than the events already in
+        # Kafka (a second demo soon after the first runs slower: fyp/commands/demo_training.py demo_clock).
+        start_ms, speed = demo_clock(now_ms=wall_clock_ms(), duration_s=duration, speed=speed,
+                                     newest_ms=newest_event_time_ms(settings, ENGAGEMENT.name))
+        clock = accelerated_clock(start_ms=start_ms, speed=speed)
+        generator = TrafficGenerator(config, seed, clock=clock)
         job_ids = _ensure_jobs(settings, checkpoint_interval, out=out)
+        if training:
+            _ensure_jobs(settings, checkpoint_interval, TRAINING_JOBS, out=out)
         if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
             from fyp.commands.demo_index import ensure_embedding_job
 
@@ -85,10 +109,15 @@ def demo(
             with out.status("submitting video_embeddings …"):
                 ensure_embedding_job(settings)
         baseline = {job: job_source_records(settings, jid) for job, jid in job_ids.items()}
-        with out.status(f"producing {rate:,.0f} events/s for {duration:.0f} s …"):
-            report = produce(generator, ProducePlan(rate=rate, duration=timedelta(seconds=duration)),
-                             client_config=settings.kafka_client_config())
-        out.print(f"[green]✓[/] produced {report.produced:,} events ({report.rate:,.0f}/s)")
+        reads = LoggedReads(settings, clock, seed=seed).start() if training else None
+        with out.status(f"producing {rate:,.0f} events/s for {duration:.0f} s ({speed:g}x event time) …"):
+            try:
+                report = produce(generator, ProducePlan(rate=rate, duration=timedelta(seconds=duration)),
+                                 client_config=settings.kafka_client_config())
+            finally:
+                served = reads.stop() if reads is not None else None
+        out.print(f"[green]✓[/] produced {report.produced:,} events ({report.rate:,.0f}/s)"
+                  + (f"; {served['logged']:,} ranking reads logged" if served else ""))
 
         def consumed(job: str) -> int:
             return job_source_records(settings, job_ids[job]) - baseline[job]
@@ -109,6 +138,12 @@ def demo(
         "iceberg_rows": iceberg_row_count(settings),
         "dead_letters": dead_letter_count(settings),
     }
+    if training:
+        with fail_cleanly(StackError, RuntimeError), out.status(
+                "training data: served rows joined with their labels; the point-in-time table; the skew check …"):
+            bound = max(served["max_lag_ms"], int(IN_FLIGHT_BOUND_MS * speed))  # measured, or the configured one
+            summary["training"] = {"reads": served, "event_time_speed": speed,
+                                   **training_summary(settings, in_flight_bound_ms=bound)}
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}
@@ -143,6 +178,16 @@ def demo(
     table.add_row("dead letters", f"{summary['dead_letters']:,}")
     console.print(table)
     console.print("video v0 now:", summary["example_video_v0"])
+    if "training" in summary:
+        t = summary["training"]
+        skew = t["skew"]
+        rates = ", ".join(f"{label} {rate:.1%}" for label, rate in t["label_rates"].items())
+        console.print(f"training: {t['table']} {t['rows']:,} rows ({rates}); {t['served_table']} "
+                      f"{t['served_rows']:,} rows from {t['reads']['logged']:,} logged reads; skew check: "
+                      f"{skew['mismatches']:,} of {skew['rows']:,} served rows differ, {skew['unexplained']:,} "
+                      f"unexplained, by cause {skew['by_cause']} (in-flight bound: "
+                      f"{skew['in_flight_bound_ms'] / 1000:.0f} s of event time, the features job's largest lag "
+                      "behind the reads, measured)")
     if upload:
         up = summary["upload"]
         console.print(f"upload {up['clip']} -> video {up['video_id']}: {up['status']} "
