@@ -10,7 +10,23 @@ import sys
 
 import typer
 
-from fyp.commands import bench, capacity, demo, dlq, features, index, jobs, lake, produce, stack, train, uploads, verify
+from fyp.commands import (
+    bench,
+    capacity,
+    demo,
+    dlq,
+    features,
+    index,
+    jobs,
+    lake,
+    produce,
+    serving,
+    stack,
+    train,
+    training,
+    uploads,
+    verify,
+)
 from fyp.commands.output import print_error
 from fyp.commands.unreachable import is_unreachable
 
@@ -42,7 +58,9 @@ lake.register(app)
 verify.register(app)
 dlq.register(app)
 train.register(app)
+training.register(app)
 index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)
+serving.register(app, serve=serve_group)
 capacity.register(app)
 
 

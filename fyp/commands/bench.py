@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.commands.training import bench_command as training_set_bench
 from fyp.config import load_settings
 from fyp.stack.process import StackError
 
@@ -333,3 +334,4 @@ def register(bench: typer.Typer) -> None:
     """Add the benchmarks to the `bench` group (declared in fyp/cli.py; fyp/commands/index.py adds `index`)."""
     for command in (freshness, throughput, upload, lake, chaos, serving, limits):
         bench.command()(command)
+    bench.command("training-set")(training_set_bench)

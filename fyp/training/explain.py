@@ -1,0 +1,230 @@
+"""Why a served value differs from the backfill: which of the entity's events it had not seen yet, and why.
+
+The features job reads each Kafka partition in offset order, so a value in Redis holds, per partition, the entity's
+events up to some offset: what it lacks at serving time is a suffix of the entity's events in each partition.
+Two documented causes produce such suffixes (fyp.training.skew):
+
+    lateness   the events behind an event newer than the serve in their partition: they arrived after it;
+    in_flight  per partition, a suffix holding every event newer than the served value's event time, all recent
+               (event time within the bound of the serve): read, or about to be, but not yet written to Redis.
+
+`explain` finds the fewest such exclusions under which the recomputation equals every served column. The
+in-flight suffixes of several partitions combine in many ways (a hot video has events in every partition), so
+candidates are first matched on the served value's longest-window sums, which are plain sums of each event's
+aggregation values (docs/AGGREGATES.md), partition by partition; only those are folded with the reference evaluator
+and compared in full.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from featurespec import FeatureSet, window_label
+from featurespec.reference.evaluate import FeatureEvaluator
+from featurespec.reference.sql import compile_value
+from featurespec.sql import default_state_ttl
+from fyp.serving.layout import ReadPlan, decode_rows_at, read_columns
+from fyp.training.history import History
+
+__all__ = ["Explanation", "Prefixes", "explain"]
+
+_MAX_FOLDS = 64  # full recomputations tried per differing value, fewest exclusions first
+_MAX_STATES = 50_000  # partial sums kept while combining partitions
+_PER_SUM = 16  # choices kept per distinct partial sum
+_DECIMALS = 6
+
+
+@dataclass(frozen=True, kw_only=True)
+class Explanation:
+    cause: str  # "lateness", "in_flight" or "in_flight+lateness"
+    in_flight_gap_ms: int | None  # served_time minus the oldest in-flight event's time
+
+
+class Prefixes:
+    """Per entity, its state over its rows before a time, folded once and carried forward: serves of one entity,
+    visited in time order, each fold only the rows since the previous one."""
+
+    def __init__(self, feature_set: FeatureSet, history: History) -> None:
+        self._evaluator = FeatureEvaluator.of(feature_set)
+        self._history = history
+        self._state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
+        self._rows: dict[str, list[int]] = {}
+        self._folded: dict[str, tuple[int, array, int | None]] = {}  # rows folded, state, last event time
+
+    def before(self, key: str, indexes: Sequence[int], cutoff: int) -> tuple[array, int | None, frozenset[int]]:
+        """(state, its last event time, the rows in it): the entity's rows `indexes` with event_time < cutoff."""
+        times = self._history.event_times
+        rows = self._rows.setdefault(key, sorted(indexes, key=lambda i: times[i]))
+        n, state, last = self._folded.get(key, (0, self._evaluator.new_state(), None))
+        if n and times[rows[n - 1]] >= cutoff:  # the cutoff is behind the last fold: start again
+            n, state, last = 0, self._evaluator.new_state(), None
+        state = array("d", state)
+        while n < len(rows) and times[rows[n]] < cutoff:
+            i = rows[n]
+            if last is not None and times[i] - last > self._state_ttl_ms:
+                state = self._evaluator.new_state()
+            self._evaluator.update(state, self._history.rows[i])
+            last, n = int(times[i]), n + 1
+        self._folded[key] = (n, state, last)
+        return array("d", state), last, frozenset(rows[:n])
+
+
+def _suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
+                    recent_from: int) -> list[list[int]] | None:
+    """One partition's in-flight options (its events in offset order), shortest first: each a suffix holding every
+    event newer than the served value's event time, made only of recent events. None when none qualifies."""
+    newer = [k for k, i in enumerate(events) if times[i] > served_event_ms]
+    start = newer[0] if newer else len(events)
+    if any(times[i] < recent_from for i in events[start:]):
+        return None
+    options = [events[start:]]
+    for k in range(start - 1, -1, -1):
+        if times[events[k]] < recent_from:
+            break
+        options.append(events[k:])
+    return options
+
+
+def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
+                  tolerance: np.ndarray) -> Iterator[frozenset[int]]:
+    """One option per partition whose extra events (beyond each shortest option) sum to `need` on the longest-window
+    columns (within `tolerance`: the served value is float32), the fewest events first.
+
+    Partition by partition, every reachable partial sum is kept (numpy, a row each) with the options chosen so far;
+    a partial sum already above `need` in a column no later partition can lower is dropped."""
+    extras = []
+    for partition in options:
+        steps = [np.zeros(len(need))] + [value(option[0]) for option in partition[1:]]
+        extras.append(np.cumsum(steps, axis=0))  # row k: the k extra events of option k
+    # Per partition, whether the partitions after it only add (then an overshoot there is final).
+    only_add = [np.all([np.all(e >= 0, axis=0) for e in extras[p + 1:]], axis=0) if p + 1 < len(extras)
+                else np.ones(len(need), bool) for p in range(len(extras))]
+    sums = np.zeros((1, len(need)))
+    chosen = np.zeros((1, 0), dtype=np.int64)
+    for p, extra in enumerate(extras):
+        k = len(extra)
+        sums = (sums[:, None, :] + extra[None, :, :]).reshape(-1, len(need))
+        chosen = np.concatenate([np.repeat(chosen, k, axis=0), np.tile(np.arange(k), len(chosen))[:, None]], axis=1)
+        keep = ~np.any((sums > need + tolerance) & only_add[p], axis=1)
+        sums, chosen = sums[keep], chosen[keep]
+        # Equal partial sums (rounded): keep the few choices with the fewest events of each.
+        rounded = np.round(sums, _DECIMALS)
+        order = np.lexsort((chosen.sum(axis=1), *rounded.T[::-1]))
+        rounded, sums, chosen = rounded[order], sums[order], chosen[order]
+        new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
+        starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
+        keep = (np.arange(len(rounded)) - starts) < _PER_SUM
+        sums, chosen = sums[keep][:_MAX_STATES], chosen[keep][:_MAX_STATES]
+    found = chosen[np.all(np.abs(sums - need) <= tolerance, axis=1)]
+    for choice in found[np.argsort(found.sum(axis=1), kind="stable")].tolist():
+        yield frozenset(i for partition, k in zip(options, choice, strict=True) for i in partition[k])
+
+
+def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], key: str, served_ms: int,
+            served_event_ms: int, arrived_after: Callable[[int], bool], bound_ms: int,
+            served: dict[str, float | None], same: Callable[[float | None, float | None], bool],
+            prefixes: Prefixes | None = None) -> Explanation | None:
+    """The explanation under which `key`'s recomputation from its admitted history rows `indexes` equals every
+    served column (`served`, by column name), or None.
+
+    arrived_after(i): whether row i sits in its partition after an event newer than the serve.
+    same: the column comparison (fyp.training.skew.same).
+    prefixes: states of the entity's older rows, shared by the calls of one check (fewer folds)."""
+    times = history.event_times
+    before = sorted((i for i in indexes if times[i] < served_ms),
+                    key=lambda i: (history.partitions[i], history.offsets[i]))
+    late = frozenset(i for i in before if arrived_after(i))
+    evaluator = FeatureEvaluator.of(feature_set)
+    plan = ReadPlan.of(feature_set)
+    names = read_columns(plan)
+    longest = max(feature_set.windows, default=None)
+    sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
+            ] if longest else []
+    state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
+    ttl_ms = int(feature_set.ttl.total_seconds() * 1000)
+
+    def fold(excluded: frozenset[int], base: tuple | None = None) -> tuple[dict[str, float], np.ndarray, int]:
+        """Decoded columns, raw results and newest event time of the rows not `excluded`; from `base` (a state,
+        its last event time and the rows it holds) when given, adding the rest (the aggregates do not depend on
+        the order rows are added in)."""
+        state, last, held = (evaluator.new_state(), None, frozenset()) if base is None else (
+            array("d", base[0]), base[1], base[2])
+        for i in sorted((i for i in before if i not in excluded and i not in held), key=lambda i: times[i]):
+            if last is not None and times[i] - last > state_ttl_ms:
+                state = evaluator.new_state()
+            evaluator.update(state, history.rows[i])
+            last = max(last or 0, int(times[i]))
+        newest = evaluator.event_time(state)
+        results = np.array([np.nan if v is None else v for v in evaluator.results(state)])
+        packed = [evaluator.pack(state) if newest and served_ms - newest < ttl_ms else None]
+        values, _ = decode_rows_at(plan, packed, np.array([served_ms]))
+        return dict(zip(names, values[0].tolist(), strict=True)), results, newest
+
+    # Rows older than any in-flight candidate, none of them late: the same in every recomputation.
+    cutoff = served_ms - bound_ms
+    old = (prefixes or Prefixes(feature_set, history)).before(key, indexes, cutoff)
+    if late & old[2]:
+        old = (evaluator.new_state(), None, frozenset())
+
+    def based(held: frozenset[int]) -> tuple:
+        """A state of the rows in `held` (those every candidate keeps), to start each candidate from."""
+        state, last = array("d", old[0]), old[1]
+        for i in sorted(held - old[2], key=lambda i: times[i]):
+            if last is not None and times[i] - last > state_ttl_ms:
+                state = evaluator.new_state()
+            evaluator.update(state, history.rows[i])
+            last = int(times[i])
+        return state, last, held
+
+    def matches(excluded: frozenset[int], base: tuple | None = None) -> bool:
+        recomputed, _, newest = fold(excluded, base)
+        if served_event_ms and newest != served_event_ms:
+            return False  # the served value's header is the newest event it holds
+        return all(same(value, recomputed[column]) for column, value in served.items())
+
+    value_cache: dict[int, np.ndarray] = {}
+
+    def value(i: int) -> np.ndarray:
+        if i not in value_cache:
+            row = history.rows[i]
+            value_cache[i] = np.array([float(v) if (v := f(row)) is not None and np.isfinite(v) else 0.0
+                                       for _, f in sums])
+        return value_cache[i]
+
+    if late and matches(late, based(frozenset(before) - late)):
+        return Explanation(cause="lateness", in_flight_gap_ms=None)
+    tried = 0
+    for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
+        partitions: dict[int, list[int]] = {}
+        for i in before:
+            if i not in arrived_late:
+                partitions.setdefault(int(history.partitions[i]), []).append(i)
+        options = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
+                   for events in partitions.values()]
+        if None in options:
+            continue
+        shortest = frozenset(i for o in options for i in o[0])
+        uncertain = frozenset(i for o in options for i in o[-1])
+        base = based(frozenset(before) - arrived_late - uncertain)
+        _, results, _ = fold(arrived_late | shortest, base)
+        column_of = {c: k for k, c in enumerate(plan.columns)}
+        targets = [served.get(name) for name, _ in sums]
+        if sums and all(t is not None for t in targets):
+            full = np.nan_to_num(np.array([results[column_of[name]] for name, _ in sums]))
+            need = full - np.array(targets, dtype=float)
+            candidates = _combinations(options, value, need, 1e-6 * np.maximum(np.abs(full), 1.0))
+        else:
+            candidates = iter([shortest])
+        for in_flight in candidates:
+            if not in_flight or tried >= _MAX_FOLDS:
+                continue
+            tried += 1
+            if matches(arrived_late | in_flight, base):
+                cause = "in_flight+lateness" if arrived_late else "in_flight"
+                return Explanation(cause=cause, in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
+    return None
+
