@@ -19,8 +19,16 @@ not inside the TaskManager's JVM (thread mode, the cluster default).
 Sinks: the embeddings topic (key video_id, single-object Avro VideoEmbedding; the index service reads it) and
 `lake.embeddings.video_embeddings` (one row per emitted record, committed on checkpoints).
 
+What the item tower is given: `fyp.index.catalogue.video_meta` of the hash, the one function the re-embedding
+(`fyp index reembed`) calls too; a trained model reads its video id, author, sound and hashtags, the fields the
+training table holds as well (`fyp.embeddings.inputs.item_inputs`). Every record is tagged with the encoder's
+model (`VideoEmbedding.model`); the index service refuses other models' vectors.
+
 Job arguments: --batch-size (32), --max-wait-ms (200), --shards (1), --model-source (default "local": the
-trained two-tower model in $FYP_HOME, else the content projection; docs/EMBEDDINGS.md).
+trained two-tower model in $FYP_HOME, else the content projection; docs/EMBEDDINGS.md). With "local" the
+encoder follows $FYP_HOME/models/two-tower/LATEST: at most every 10 s, before a batch, it checks whether a
+retrain moved it and loads the new model (`FollowLatest`), so after `fyp train two-tower` new approvals are
+embedded with the model `fyp index reembed` stages, without resubmitting the job.
 """
 
 from __future__ import annotations
@@ -28,8 +36,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 import zlib
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
@@ -48,8 +60,8 @@ from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS, VIDEO_STATUS
 from udfs.video_embedding import BatchPolicy, StatusChange, decode_status_change, embedding_record, plan_batch
 
-__all__ = ["GROUP_ID", "JOB_NAME", "EmbedBatches", "build_video_embeddings", "embed", "embeddings_stream",
-           "options_from_args"]
+__all__ = ["GROUP_ID", "JOB_NAME", "EmbedBatches", "FollowLatest", "build_video_embeddings", "embed",
+           "embeddings_stream", "options_from_args"]
 
 GROUP_ID = PIPELINE.group_id
 JOB_NAME = PIPELINE.pipeline_name
@@ -116,14 +128,14 @@ class EmbedBatches(KeyedProcessFunction):
 
 
 def embed(changes: list[StatusChange], encoder, store, registry) -> list[Row]:
-    """One batch: read the hashes, plan, encode the upserts in one call, build the output rows."""
-    from fyp.embeddings.meta import VideoMeta
+    """One batch: read the hashes, plan, encode the upserts in one call, build the output rows (tagged with the
+    encoder's model as it is after the call: a `FollowLatest` may have moved to a new model)."""
+    from fyp.index.catalogue import video_meta
 
     hashes = store.read_many([c.video_id for c in changes])
     planned = plan_batch(changes, hashes)
     upserts = [p for p in planned if p.action == "upsert"]
-    vectors = encoder.encode([VideoMeta.from_video_hash(p.fields, ocr_text=p.fields.get("ocr_text", ""))
-                              for p in upserts]) if upserts else []
+    vectors = encoder.encode([video_meta(p.fields) for p in upserts]) if upserts else []
     by_id = {p.video_id: [float(x) for x in v] for p, v in zip(upserts, vectors, strict=True)}
     store.record_searchable([(p.video_id, p.author_id, p.event_time_ms, p.action == "upsert") for p in planned])
     rows = []
@@ -189,12 +201,45 @@ def build_video_embeddings(env: StreamExecutionEnvironment, settings: Settings, 
     return statements
 
 
+class FollowLatest:
+    """An item encoder that follows $FYP_HOME/models/two-tower/LATEST: before an `encode`, at most every
+    `every_s` seconds, it reads LATEST (a few bytes) and, when a retrain moved it, loads the new model.
+
+    load() -> an item encoder (`.name`, `.encode`); home: $FYP_HOME.
+    """
+
+    def __init__(self, load: Callable[[], Any], home: Path, *, every_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from fyp.embeddings.store import latest_local_version
+
+        self._load, self._home, self._every_s, self._clock = load, home, every_s, clock
+        self._latest = latest_local_version
+        self.version = self._latest(home)
+        self.encoder = load()
+        self._checked = clock()
+
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    def encode(self, videos):
+        now = self._clock()
+        if now - self._checked >= self._every_s:
+            self._checked = now
+            version = self._latest(self._home)
+            if version != self.version:
+                previous = self.encoder.name
+                self.encoder, self.version = self._load(), version
+                log.info("LATEST moved: item encoder %s replaces %s", self.encoder.name, previous)
+        return self.encoder.encode(videos)
+
+
 def default_encoder_factory(source: str = "local"):
     """A factory (pickled with the job, called in the TaskManager) for the item encoder.
 
     source: `fyp.embeddings.load_model`'s: "local" (default: $FYP_HOME/models/two-tower/LATEST, else the
-    content projection), "projection", or a model.pt path. Not "s3": the Flink environment has no S3 client;
-    `fyp worker user-embeddings` uses the same default, so users and videos share one model.
+    content projection, followed as it moves: `FollowLatest`), "projection", or a model.pt path. Not "s3": the
+    Flink environment has no S3 client. `fyp worker user-embeddings` follows the model the index serves.
     """
 
     def load():
@@ -204,7 +249,13 @@ def default_encoder_factory(source: str = "local"):
         log.info("item encoder %s (trained: %s)", encoder.name, encoder.trained)
         return encoder
 
-    return load
+    if source != "local":
+        return load
+
+    def follow():
+        return FollowLatest(load, load_settings().home)
+
+    return follow
 
 
 def options_from_args(argv: list[str] | None = None) -> tuple[BatchPolicy, int, str]:

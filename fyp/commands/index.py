@@ -1,5 +1,6 @@
-"""`fyp serve index`, `fyp similar`, `fyp candidates`, `fyp bench index`, `fyp worker user-embeddings`,
-`fyp worker candidate-sets`: the video ANN index, candidate generation and their benchmark."""
+"""`fyp serve index`, `fyp similar`, `fyp candidates`, `fyp index reembed`, `fyp bench index`,
+`fyp worker user-embeddings`, `fyp worker candidate-sets`: the video ANN index, candidate generation, moving the
+index to a retrained model, and their benchmark."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def serve_index(
     port: int | None = typer.Option(None, "--port", help="Port (default FYP_INDEX_PORT, else 8090 + FYP_PORT_OFFSET)."),
     name: str = typer.Option("videos", "--name", help="Index name; snapshots go to index-snapshots/NAME/."),
     dim: int = typer.Option(64, "--dim", help="Vector dimension (a restored snapshot's wins)."),
-    model: str | None = typer.Option(None, "--model", help="Only index vectors of this embedding model."),
+    model: str | None = typer.Option(
+        None, "--model", help="The embedding model served (its vectors only; other models' refused). Default: the "
+                              "restored snapshot's, else the newest trained model, else content-projection-v1."),
     bucket: str | None = typer.Option(None, "--bucket", help="S3 bucket for snapshots (default: the media bucket)."),
     snapshot_every: float = typer.Option(300.0, "--snapshot-every", help="Seconds between snapshots; 0 = on request."),
     keep_snapshots: int = typer.Option(3, "--keep-snapshots", help="Snapshots kept in S3."),
@@ -126,14 +129,64 @@ def candidates(
                   f"timings ms {body['timings_ms']}[/]")
 
 
+def reembed(
+    model: str = typer.Option("latest", "--model", help="latest (the newest trained model in FYP_HOME), s3, "
+                                                          "projection, or a model.pt path."),
+    url: list[str] | None = typer.Option(
+        None, "--url", help="Index service(s) to move to the model (repeat for replicas; default FYP_INDEX_URL, "
+                            "else 127.0.0.1:8090+offset)."),
+    swap: bool = typer.Option(True, "--swap/--no-swap", help="--no-swap: only write the vectors to the topic."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, max=4096, help="Videos per model call."),
+    swap_timeout: float = typer.Option(600.0, "--swap-timeout", min=1, help="Seconds a service may take to swap."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-embed every ready video with a (re)trained model and swap the running index to it without downtime."""
+    from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fyp.config import load_settings
+    from fyp.embeddings import ItemEncoder, ModelNotFound, load_model
+    from fyp.index.reembed import reembed as run_reembed
+
+    source = "local" if model == "latest" else model
+    if source not in NAMED_MODEL_SOURCES and not Path(source).is_file():
+        raise typer.BadParameter(f"{model} is not a file (or latest, s3, projection)", param_hint="--model")
+    with fail_cleanly(ModelNotFound):
+        encoder = ItemEncoder(load_model(source, fallback=False))
+    urls = (url or [_default_url()]) if swap else []
+    bar = Progress(TextColumn("re-embedding with {task.description}"), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console if as_json else console, transient=True)
+    with fail_cleanly(RuntimeError, httpx.HTTPError), bar:
+        task = bar.add_task(encoder.name, total=None)
+        report = run_reembed(load_settings(), encoder, urls, batch=batch_size, swap_timeout_s=swap_timeout,
+                             progress=lambda n: bar.advance(task, n))
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"{report.videos} videos re-embedded with {report.model} in {report.total_s:.1f} s "
+                  f"(encode {report.encode_s:.1f} s, produce {report.produce_s:.1f} s); offsets {report.offsets}")
+    for target, swapped in report.swaps.items():
+        if "skipped" in swapped:
+            console.print(f"{target}: {swapped['skipped']}")
+        else:
+            console.print(f"{target}: {swapped['previous']} ({swapped['previous_size']} vectors) -> {swapped['model']}"
+                          f" ({swapped['size']}); built in {swapped['build_s']:.2f} s, lock held "
+                          f"{swapped['swap_ms']:.3f} ms; snapshot {swapped['snapshot'] or swapped['snapshot_error']}")
+    if not report.swaps:
+        console.print("[dim]no service swapped (--no-swap): start one with --model "
+                      f"{report.model} --no-restore to build from the topic[/]")
+
+
 def worker_user_embeddings(
     every: float = typer.Option(10.0, "--every", min=0.1, help="Seconds between passes."),
     ttl_hours: float = typer.Option(24.0, "--ttl-hours", help="Lifetime of each stored embedding."),
     model: str = typer.Option("local", "--model", help="local (trained model in FYP_HOME, else the projection), "
                                                          "auto, s3, projection, or a model.pt path."),
+    index: str = typer.Option("videos", "--index", help="Follow the model this index service serves (re-encode "
+                                                        "everyone after a swap); 'none': keep --model."),
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
 ) -> None:
-    """Refresh user embeddings (Redis fyp:user_embedding:v1:*) of recently active users, until Ctrl-C."""
+    """Refresh user embeddings (Redis fyp:user_embedding:v2:*) of recently active users, until Ctrl-C: the user
+    tower over their recent positives and features, with the model the index serves."""
     import logging
     from datetime import timedelta
 
@@ -146,7 +199,8 @@ def worker_user_embeddings(
     logging.basicConfig(level=os.environ.get("FYP_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with fail_cleanly(ValueError):
-        config = RefreshConfig(every=timedelta(seconds=every), ttl=timedelta(hours=ttl_hours), model_source=model)
+        config = RefreshConfig(every=timedelta(seconds=every), ttl=timedelta(hours=ttl_hours), model_source=model,
+                               index=None if index == "none" else index)
     run(config, once=once)
 
 
@@ -273,6 +327,9 @@ def register(app: typer.Typer, *, serve: typer.Typer, worker: typer.Typer, bench
     """Add to the app and to its `serve`, `bench` and `worker` groups (declared in fyp/cli.py)."""
     serve.command("index")(serve_index)
     bench.command("index")(bench_index)
+    index_group = typer.Typer(help="The video index: move it to a retrained model.", no_args_is_help=True)
+    index_group.command("reembed")(reembed)
+    app.add_typer(index_group, name="index")
     app.command()(similar)
     app.command()(candidates)
     worker.command("user-embeddings")(worker_user_embeddings)

@@ -1,9 +1,9 @@
-"""`fyp train two-tower`: train the two-tower model on the Iceberg history, report recall@K, save the model."""
+"""`fyp train two-tower`: train the two-tower model on the training table, report recall@K, save the model."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import typer
@@ -14,31 +14,48 @@ from fyp.commands.output import console, err_console, fail_cleanly, print_json
 
 __all__ = ["register"]
 
-train_app = typer.Typer(help="Train models on the Iceberg history.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models on the training tables.", no_args_is_help=True)
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{flag} takes a day as YYYY-MM-DD, got {value!r}") from exc
 
 
 @train_app.command("two-tower")
 def two_tower_command(
+    since: str | None = typer.Option(None, "--since", help="First UTC day of training-table rows (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="Last UTC day of rows, inclusive (YYYY-MM-DD)."),
+    test_days: int = typer.Option(1, "--test-days", min=1, help="Held-out tail: the last N days with rows."),
+    test_fraction: float | None = typer.Option(
+        None, "--test-fraction", min=0.01, max=0.9,
+        help="Hold out the last share of positives by time instead of whole days (rows of a single day)."),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training positives."),
     batch_size: int = typer.Option(512, "--batch-size", min=2, help="Positives per step (and in-batch negatives)."),
+    negatives: int = typer.Option(1024, "--negatives", min=0,
+                                  help="Extra negatives per step, drawn uniformly from the catalogue."),
     lr: float = typer.Option(3e-3, "--lr", help="Adam learning rate."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.9,
-                                        help="Held-out tail of positives, by time (a fraction, not a percent)."),
     logq: bool = typer.Option(True, "--logq/--no-logq", help="Sampling-bias (logQ) correction."),
-    since_hours: float | None = typer.Option(None, "--since-hours", help="Only history rows this recent."),
-    history_len: int = typer.Option(20, "--history-len", help="Positives the user tower reads."),
     video_buckets: int = typer.Option(1 << 15, "--video-buckets", help="Hashed video-id embedding rows."),
     save: str = typer.Option("local,s3", "--save", help="Where to save: local, s3, both (local,s3) or none."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and shuffling."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    oracle_seed: int | None = typer.Option(
+        None, "--oracle-seed", help="Also rank with the oracle of the world `fyp produce --seed` generated."),
+    oracle_users: int = typer.Option(10_000, "--oracle-users", help="That run's --users."),
+    oracle_videos: int = typer.Option(50_000, "--oracle-videos", help="That run's --videos."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
-    """Train user and item towers (in-batch softmax, logQ-corrected) on history.engagement_events; report
-    recall@10/50/100 on the held-out tail against a popularity baseline, as a ratio; save the model."""
+    """Train user and item towers (softmax over in-batch and uniform negatives, logQ-corrected) on the positives
+    of training.watch_outcomes (completed, liked or shared); report recall@10/50/100 on the held-out days
+    against popularity (and the generator's oracle, with --oracle-seed); save the model."""
     from fyp.config import load_settings
-    from fyp.embeddings.content import ContentEncoder
-    from fyp.embeddings.data import interactions_from_columns
-    from fyp.embeddings.lake import read_history
+    from fyp.embeddings.data import positives_from_columns
+    from fyp.embeddings.lake import read_training_rows
     from fyp.embeddings.store import ModelNotFound, model_name, save_local, save_s3, serialize
     from fyp.embeddings.towers import TowerConfig
     from fyp.embeddings.train import TrainConfig, config_dict, train_two_tower
@@ -46,24 +63,27 @@ def two_tower_command(
     targets = {t.strip() for t in save.split(",") if t.strip()} - {"none"}
     if targets - {"local", "s3"}:
         raise typer.BadParameter(f"--save takes local, s3 or none, got {save!r}")
+    first, last = _day(since, "--since"), _day(until, "--until")
     with fail_cleanly(ValueError, ModelNotFound, OSError):
         settings = load_settings()
-        tower = TowerConfig(history_len=history_len, video_buckets=video_buckets)
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, test_fraction=test_fraction, logq=logq,
-                             seed=seed, threads=threads)
+        tower = TowerConfig(video_buckets=video_buckets)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, test_days=test_days,
+                             test_fraction=test_fraction, uniform_negatives=negatives, logq=logq, seed=seed,
+                             threads=threads)
         timings: dict[str, float] = {}
         with _progress(as_json) as progress:
-            task = progress.add_task("reading history.engagement_events", total=None)
+            task = progress.add_task("reading training.watch_outcomes", total=None)
             t = time.monotonic()
-            since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
-            rows = read_history(settings, since=since)
-            data = interactions_from_columns({c: rows.column(c) for c in rows.column_names},
-                                             history_len=history_len)
+            rows = read_training_rows(settings, since=first, until=last)
+            data = positives_from_columns({c: rows.column(c) for c in rows.column_names})
             timings["read_s"] = time.monotonic() - t
-            progress.update(task, description=f"encoding {len(data.videos):,} videos (MiniLM)", total=None)
-            t = time.monotonic()
-            content = ContentEncoder().encode(data.videos)
-            timings["content_s"] = time.monotonic() - t
+            oracle = None
+            if oracle_seed is not None:
+                from fyp.embeddings.oracle import Oracle
+                from fyp.traffic import TrafficConfig
+
+                oracle = Oracle(TrafficConfig(users=oracle_users, videos=oracle_videos), oracle_seed,
+                                data.catalogue.video_ids, data.catalogue.first_ms)
             progress.update(task, description=f"training on {len(data):,} positives", completed=0)
 
             def step(done: int, total: int, loss: float) -> None:
@@ -71,7 +91,7 @@ def two_tower_command(
                                 description=f"training on {len(data):,} positives, loss {loss:.3f}")
 
             t = time.monotonic()
-            result = train_two_tower(data, content, tower=tower, config=config, progress=step)
+            result = train_two_tower(data, tower=tower, config=config, oracle=oracle, progress=step)
             timings["train_s"] = time.monotonic() - t
         info = {**result.info(), "rows": rows.num_rows, "train_config": config_dict(config),
                 "tower_config": tower.to_dict(), "timings": {k: round(v, 2) for k, v in timings.items()}}
@@ -108,11 +128,15 @@ class _progress:
 
 def _summary(out: dict[str, Any]) -> None:
     recall = out["recall"]
+    rankers = [r for r in ("model", "popularity", "oracle") if r in recall]
     table = Table(title=f"recall@K on {recall['queries']:,} held-out positives")
-    for column in ("K", "two-tower", "popularity", "ratio"):
+    for column in ("K", *rankers, "model / popularity", *(["share of oracle lift"] if "oracle" in recall else [])):
         table.add_column(column, justify="right")
     for k in sorted(recall["model"], key=int):
-        table.add_row(k, f"{recall['model'][k]:.4f}", f"{recall['popularity'][k]:.4f}", f"{recall['ratio'][k]:.2f}x")
+        cells = [f"{recall[r][k]:.4f}" for r in rankers] + [f"{recall['ratio'][k]:.2f}x"]
+        if "oracle_lift" in recall:
+            cells.append(f"{recall['oracle_lift'][k]:.2f}")
+        table.add_row(k, *cells)
     console.print(table)
     console.print(f"{out['train_positives']:,} training positives, {out['catalogue']:,} videos, "
                   f"{out['users']:,} users, {out['steps']} steps in {out['timings']['train_s']:.1f} s; "

@@ -1,63 +1,106 @@
-"""Training data for the two towers from engagement history rows (history.engagement_events).
+"""The two towers' training data, from the rows of the training table `training.watch_outcomes`.
 
-A positive is a (user, video) pair the user engaged with: a watch to >= 95 % (a completion, as the features
-define it), a watch of >= LONG_WATCH_MS, a like, or a share. Each pair counts once, at its first positive
-event. For every positive, the user tower's inputs are computed as of just before it, from earlier rows only:
-the last `history_len` positives of that user, and the 24 h window counts of UserFeatures (the same
-definitions the features job writes to Redis), so training sees what serving would have seen.
+A row is an impression (training/watch_outcomes.py) with its labels, its user's features and recent
+positives as of its time, point-in-time correct (docs/TRAINING.md). A **positive** is a row whose viewer
+completed, liked or shared the video within the label window (`label_completed OR label_liked OR
+label_shared`): the same three events that make a video one of the user's recent positives
+(features/serving_sets.py RECENT_POSITIVES), so what the model learns to retrieve is what its user tower reads
+as history. Skips are not positives (they are the opposite), nor follows (about the author, and rare).
 
-Pure: columns in, numpy arrays out. `fyp.embeddings.lake` reads the columns from Iceberg.
+The catalogue is every video the rows show; its content fields (author, sound, hashtags) come from its first
+row, as a new upload's would from its metadata.
+
+Pure: columns in, arrays out. `fyp.embeddings.lake` reads the columns from Iceberg.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from fyp.embeddings.meta import VideoMeta, user_feature_vector
+from featurespec.training import feature_column
+from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, USER_FEATURE_SET
 
 __all__ = [
-    "COMPLETION_FRACTION",
-    "HISTORY_COLUMNS",
-    "LONG_WATCH_MS",
-    "SKIP_DWELL_MS",
-    "Interactions",
-    "interactions_from_columns",
-    "positive_mask",
+    "DAY_MS",
+    "POSITIVE_LABELS",
+    "SPINE_COLUMNS",
+    "Catalogue",
+    "Positives",
+    "positives_from_columns",
+    "table_columns",
 ]
 
-HISTORY_COLUMNS = ("event_type", "event_time", "user_id", "video_id", "author_id", "sound_id", "hashtags",
-                   "watch_ms", "video_duration_ms", "dwell_ms", "action")
-COMPLETION_FRACTION = 0.95  # features/engagement/common.py
-SKIP_DWELL_MS = 2000  # features/engagement/common.py
-LONG_WATCH_MS = 10_000
-FEATURE_WINDOW_MS = 24 * 3600 * 1000
+DAY_MS = 86_400_000
+POSITIVE_LABELS = ("completed", "liked", "shared")
+SPINE_COLUMNS = ("event_time", "user_id", "video_id", "author_id", "sound_id", "hashtags")
+
+
+def table_columns(feature_columns: Sequence[str] = USER_FEATURE_COLUMNS) -> tuple[str, ...]:
+    """The training-table columns the two towers read."""
+    return (*SPINE_COLUMNS, *(f"label_{label}" for label in POSITIVE_LABELS), HISTORY_SET.name,
+            *(feature_column(USER_FEATURE_SET, c) for c in feature_columns))
 
 
 @dataclass(frozen=True, kw_only=True)
-class Interactions:
-    """Positives sorted by time, with the user tower's inputs as of each one.
+class Catalogue:
+    """The videos the rows show, by index: their content fields and the time each was first shown (epoch ms)."""
 
-    videos: the catalogue (every video in the rows); `video`, `history` index into it.
-    user, video, time_ms: (n,) per positive. history: (n, history_len) earlier positives of the same user,
-    oldest first and right-aligned, -1 pads. features: (n, USER_FEATURE_DIM) float32.
-    """
-
-    videos: tuple[VideoMeta, ...]
-    user_ids: tuple[str, ...]
-    user: np.ndarray
-    video: np.ndarray
-    time_ms: np.ndarray
-    history: np.ndarray
-    features: np.ndarray
+    video_ids: tuple[str, ...]
+    author_ids: tuple[str | None, ...]
+    sound_ids: tuple[str | None, ...]
+    hashtags: tuple[tuple[str, ...], ...]
+    first_ms: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.user)
+        return len(self.video_ids)
 
-    def split_time(self, test_fraction: float) -> int:
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.video_ids)}
+
+    def indices(self, video_ids: Sequence[str]) -> np.ndarray:
+        """Catalogue indices of ids, -1 for an id not in the catalogue."""
+        index = self._index
+        return np.fromiter((index.get(v, -1) for v in video_ids), dtype=np.int64, count=len(video_ids))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Positives:
+    """The positive rows, sorted by time, with the user tower's raw inputs as of each.
+
+    user_ids, video (catalogue index), time_ms: (n,). recent_positives: per row, the user's recent positives
+    newest first (before the row). user_features: (n, len(feature_columns)) raw user_engagement.v1 values
+    (NaN: none). rows: every row read (positive or not).
+    """
+
+    catalogue: Catalogue
+    user_ids: np.ndarray
+    video: np.ndarray
+    time_ms: np.ndarray
+    recent_positives: list[list[str]]
+    user_features: np.ndarray
+    feature_columns: tuple[str, ...]
+    rows: int
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def split_days(self, test_days: int) -> int:
+        """The first time (ms) of the held-out tail: the start of the last `test_days` UTC days with rows."""
+        days = np.unique(self.time_ms // DAY_MS)
+        if test_days < 1:
+            raise ValueError(f"test_days must be >= 1, got {test_days}")
+        if len(days) <= test_days:
+            raise ValueError(f"the positives cover {len(days)} day(s): need more than {test_days} to hold out "
+                             f"{test_days} (read more days, or split by --test-fraction)")
+        return int(days[-test_days]) * DAY_MS
+
+    def split_fraction(self, test_fraction: float) -> int:
         """The first time (ms) of the held-out tail: the last `test_fraction` of positives by time."""
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -65,98 +108,80 @@ class Interactions:
             raise ValueError(f"need at least 2 positives to split, got {len(self)}")
         return int(self.time_ms[min(int(len(self) * (1 - test_fraction)), len(self) - 1)])
 
-
-def _array(columns: Mapping[str, Any], name: str, dtype: Any, fill: Any) -> np.ndarray:
-    values = _list(columns[name])
-    return np.array([fill if v is None else v for v in values], dtype=dtype)
-
-
-def positive_mask(event_type: np.ndarray, watch_ms: np.ndarray, duration_ms: np.ndarray,
-                  action: np.ndarray) -> np.ndarray:
-    """Which rows are positives (module docstring).
-
-    >>> positive_mask(np.array(["watch", "watch", "like", "like", "skip"]), np.array([9500, 3000, 0, 0, 0]),
-    ...               np.array([10000, 20000, 0, 0, 0]), np.array(["", "", "LIKE", "UNLIKE", ""])).tolist()
-    [True, False, True, False, False]
-    """
-    watch = event_type == "watch"
-    complete = watch & (duration_ms > 0) & (watch_ms >= COMPLETION_FRACTION * duration_ms)
-    long_watch = watch & (watch_ms >= LONG_WATCH_MS)
-    like = (event_type == "like") & (action != "UNLIKE")
-    return complete | long_watch | like | (event_type == "share")
-
-
-def _catalogue(video_ids: np.ndarray, first_row: np.ndarray, video_of_row: np.ndarray,
-               columns: Mapping[str, Any], duration: np.ndarray) -> tuple[VideoMeta, ...]:
-    """One VideoMeta per video: author, sound and hashtags from its first row, the longest duration seen."""
-    authors, sounds, tags = (_list(columns[c]) for c in ("author_id", "sound_id", "hashtags"))
-    longest = np.zeros(len(video_ids), dtype=np.int64)
-    np.maximum.at(longest, video_of_row, duration)
-    return tuple(
-        VideoMeta(video_id=str(v), author_id=authors[r] or None, sound_id=sounds[r] or None,
-                  hashtags=tuple(tags[r] or ()), duration_ms=int(d))
-        for v, r, d in zip(video_ids, first_row.tolist(), longest.tolist(), strict=True))
+    def exclusions(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), HISTORY_SET.max_size) catalogue indices of each row's recent positives, -1 pads."""
+        out = np.full((len(rows), HISTORY_SET.max_size), -1, dtype=np.int64)
+        for i, row in enumerate(rows.tolist()):
+            found = self.catalogue.indices(self.recent_positives[row][:HISTORY_SET.max_size])
+            out[i, :len(found)] = found
+        return out
 
 
 def _list(values: Any) -> list[Any]:
     return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
 
 
-def interactions_from_columns(columns: Mapping[str, Sequence[Any]], *, history_len: int = 20) -> Interactions:
-    """Rows as columns (HISTORY_COLUMNS; event_time as epoch ms or datetimes) -> Interactions."""
-    event_type = _array(columns, "event_type", object, "")
-    times = columns["event_time"]
-    if hasattr(times, "cast"):  # pyarrow timestamps -> epoch ms
+def _times_ms(values: Any) -> np.ndarray:
+    if hasattr(values, "cast"):  # pyarrow timestamps -> epoch ms
         import pyarrow as pa
 
-        times = times.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
-    time_ms = np.asarray(times, dtype=np.int64)
-    users_raw = _array(columns, "user_id", object, "")
-    videos_raw = _array(columns, "video_id", object, "")
-    watch_ms = _array(columns, "watch_ms", np.int64, 0)
-    duration = _array(columns, "video_duration_ms", np.int64, 0)
-    dwell = _array(columns, "dwell_ms", np.int64, 0)
-    action = _array(columns, "action", object, "")
-    good = (users_raw != "") & (videos_raw != "")
+        return values.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
+    first = next(iter(values), None)
+    if first is not None and hasattr(first, "timestamp"):
+        return np.array([round(v.timestamp() * 1000) for v in values], dtype=np.int64)
+    return np.asarray(values, dtype=np.int64)
 
-    video_ids, first_row, video_of_row = np.unique(videos_raw.astype(str), return_index=True, return_inverse=True)
-    user_ids, user_of_row = np.unique(users_raw.astype(str), return_inverse=True)
-    videos = _catalogue(video_ids, first_row, video_of_row, columns, duration)
 
-    # Per-user cumulative counts of the feature events, to read any 24 h window before a positive.
-    rows = np.flatnonzero(good)
-    order = rows[np.lexsort((time_ms[rows], user_of_row[rows]))]
-    t0 = int(time_ms[rows].min()) if len(rows) else 0
-    key = user_of_row[order].astype(np.int64) * (1 << 42) + (time_ms[order] - t0)
-    et, w, d = event_type[order], watch_ms[order], duration[order]
-    plays = et == "watch"
-    per_event = np.column_stack([  # USER_FEATURE_NAMES order
-        et == "impression", plays, np.where(plays, w, 0),
-        plays & (d > 0) & (w >= COMPLETION_FRACTION * d), (et == "skip") & (dwell[order] < SKIP_DWELL_MS),
-        np.where(et == "like", np.where(action[order] == "UNLIKE", -1, 1), 0), et == "share",
-        et == "not_interested"]).astype(np.float64)
-    cumulative = np.vstack([np.zeros((1, per_event.shape[1])), np.cumsum(per_event, axis=0)])
+def _catalogue(videos: list[str], authors: list[Any], sounds: list[Any], tags: list[Any],
+               times: np.ndarray) -> tuple[Catalogue, np.ndarray]:
+    """The catalogue (content fields from each video's first row by time) and each row's catalogue index."""
+    ids, video_of_row = np.unique(np.asarray(videos, dtype=object).astype(str), return_inverse=True)
+    order = np.lexsort((np.arange(len(times)), times))
+    first = np.full(len(ids), -1, dtype=np.int64)
+    seen_order = video_of_row[order]
+    _, at = np.unique(seen_order, return_index=True)  # first position in time order of each video
+    first[seen_order[at]] = order[at]
+    rows = first.tolist()
+    return Catalogue(video_ids=tuple(ids.tolist()), author_ids=tuple(authors[r] or None for r in rows),
+                     sound_ids=tuple(sounds[r] or None for r in rows),
+                     hashtags=tuple(tuple(tags[r] or ()) for r in rows), first_ms=times[first]), video_of_row
 
-    # Positives: first positive row per (user, video), sorted by time.
-    pos = rows[positive_mask(event_type[rows], watch_ms[rows], duration[rows], action[rows])]
-    pos = pos[np.argsort(time_ms[pos], kind="stable")]
-    pair = user_of_row[pos].astype(np.int64) * len(video_ids) + video_of_row[pos]
-    _, first = np.unique(pair, return_index=True)
-    pos = pos[np.sort(first)]
-    user, video, t = user_of_row[pos].astype(np.int64), video_of_row[pos].astype(np.int64), time_ms[pos]
 
-    query = user * (1 << 42) + (t - t0)
-    hi = np.searchsorted(key, query, side="left")  # rows strictly before the positive
-    lo = np.searchsorted(key, query - FEATURE_WINDOW_MS, side="left")
-    features = user_feature_vector(cumulative[hi] - cumulative[lo])
+def positives_from_columns(columns: Mapping[str, Any],
+                          feature_columns: Sequence[str] = USER_FEATURE_COLUMNS) -> Positives:
+    """Training-table rows as columns (`table_columns`; event_time as pyarrow timestamps, datetimes or epoch ms)
+    -> the positives. A feature column the rows lack reads as NaN (absent)."""
+    times = _times_ms(columns["event_time"])
+    users = np.asarray(_list(columns["user_id"]), dtype=object)
+    videos = _list(columns["video_id"])
+    good = np.array([bool(u) and bool(v) for u, v in zip(users, videos, strict=True)], dtype=bool)
+    keep = np.flatnonzero(good)
+    catalogue, video_of_row = _catalogue([videos[i] for i in keep], _pick(columns["author_id"], keep),
+                                         _pick(columns["sound_id"], keep), _pick(columns["hashtags"], keep),
+                                         times[keep])
+    positive = np.zeros(len(times), dtype=bool)
+    for label in POSITIVE_LABELS:
+        positive |= np.array([bool(x) for x in _list(columns[f"label_{label}"])], dtype=bool)
+    chosen = positive[keep]
+    rows = keep[chosen]
+    order = np.argsort(times[rows], kind="stable")
+    rows, video = rows[order], video_of_row[chosen][order]
+    history = _pick(columns[HISTORY_SET.name], rows)
+    features = np.full((len(rows), len(feature_columns)), np.nan)
+    for j, name in enumerate(feature_columns):
+        column = feature_column(USER_FEATURE_SET, name)
+        if column in columns:
+            features[:, j] = np.array([np.nan if v is None else v for v in _pick(columns[column], rows)],
+                                      dtype=np.float64)
+    return Positives(catalogue=catalogue, user_ids=users[rows], video=video.astype(np.int64), time_ms=times[rows],
+                     recent_positives=[list(h or ()) for h in history], user_features=features,
+                     feature_columns=tuple(feature_columns), rows=len(times))
 
-    # History: the same user's earlier positives, by position in the (user, time)-sorted positives.
-    by_user = np.lexsort((t, user))
-    history = np.full((len(pos), history_len), -1, dtype=np.int64)
-    sorted_user, sorted_video = user[by_user], video[by_user]
-    for back in range(1, history_len + 1):
-        prev = np.arange(len(by_user)) - back
-        ok = (prev >= 0) & (sorted_user[np.maximum(prev, 0)] == sorted_user)
-        history[by_user[ok], history_len - back] = sorted_video[prev[ok]]
-    return Interactions(videos=videos, user_ids=tuple(str(u) for u in user_ids), user=user, video=video,
-                        time_ms=t, history=history, features=features)
+
+def _pick(values: Any, rows: np.ndarray) -> list[Any]:
+    if hasattr(values, "take"):  # pyarrow: take before converting, so only the rows needed become objects
+        import pyarrow as pa
+
+        return values.take(pa.array(rows, type=pa.int64())).to_pylist()
+    values = list(values)
+    return [values[i] for i in rows.tolist()]

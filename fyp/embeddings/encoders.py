@@ -2,9 +2,14 @@
 with unit rows (dot product = cosine), in the space the index service searches.
 
     items, users = load_encoders()                 # the latest trained model, else the content projection
-    items.encode([VideoMeta(video_id="v1", caption="...", hashtags=("cats",))])      # (1, 64)
-    users.encode([UserHistory(video_ids=("v1", "v7"))], [UserFeatures.from_entity(...)])
-    items.name                                      # tags the vectors: VideoEmbedding.model
+    items.encode([VideoMeta(video_id="v1", author_id="a1", sound_id="s1", hashtags=("cats",))])   # (1, 64)
+    users.encode([UserHistory(video_ids=("v7", "v1"))], [UserFeatures.from_entity(...)])   # newest first
+    items.name                                      # the model id: tags the vectors (VideoEmbedding.model)
+
+A trained model reads exactly the inputs training read, through the same functions
+(`fyp.embeddings.inputs.item_inputs`, `user_inputs`): a video's id, author, sound and hashtags; a user's
+recent positives (newest first) and user_engagement.v1 values. Caption, OCR text and media are not inputs of
+a trained model (the training table has none of them).
 
 Without a trained model, `load_encoders` (fallback=True) returns the *content projection*
 (`content-projection-v1`): item = unit(P . content) with a fixed random Gaussian P (Johnson-Lindenstrauss: it
@@ -24,8 +29,8 @@ import numpy as np
 import torch
 
 from fyp.embeddings.content import CONTENT_DIM, ContentEncoder
-from fyp.embeddings.hashing import buckets
-from fyp.embeddings.meta import UserFeatures, UserHistory, VideoMeta, user_feature_vector
+from fyp.embeddings.inputs import item_inputs, user_feature_matrix, user_inputs
+from fyp.embeddings.meta import UserFeatures, UserHistory, VideoMeta
 from fyp.embeddings.store import LoadedModel, ModelNotFound, latest_local, latest_s3, load_bytes
 
 __all__ = [
@@ -33,10 +38,8 @@ __all__ = [
     "PROJECTION_NAME",
     "ItemEncoder",
     "UserEncoder",
-    "item_inputs",
     "load_encoders",
     "load_model",
-    "user_inputs",
 ]
 
 log = logging.getLogger("fyp.embeddings")
@@ -55,34 +58,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def _projection() -> np.ndarray:
     rng = np.random.default_rng(_PROJECTION_SEED)
     return (rng.standard_normal((CONTENT_DIM, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)).astype(np.float32)
-
-
-def item_inputs(model: LoadedModel | None, videos: Sequence[VideoMeta]) -> dict[str, torch.Tensor]:
-    """The id bucket tensors of the item tower for these videos (content is passed separately)."""
-    config = model.model.config if model else None
-    if config is None:
-        raise ValueError("item_inputs needs a trained model")
-    return {
-        "video": torch.from_numpy(buckets((v.video_id for v in videos), config.video_buckets, field="video")),
-        "author": torch.from_numpy(buckets((v.author_id for v in videos), config.author_buckets, field="author")),
-        "sound": torch.from_numpy(buckets((v.sound_id for v in videos), config.sound_buckets, field="sound")),
-    }
-
-
-def user_inputs(history_len: int, video_buckets: int, histories: Sequence[UserHistory],
-                features: Sequence[UserFeatures | None]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, history_len) right-aligned history buckets (0 pads) and (n, USER_FEATURE_DIM) features."""
-    matrix = np.zeros((len(histories), history_len), dtype=np.int64)
-    for row, history in enumerate(histories):
-        recent = history.video_ids[-history_len:]
-        if recent:
-            matrix[row, history_len - len(recent):] = buckets(recent, video_buckets, field="video")
-    counts = np.array([[getattr(f or UserFeatures(), n) for n in _FEATURE_FIELDS] for f in features],
-                      dtype=np.float64).reshape(len(features), len(_FEATURE_FIELDS))
-    return torch.from_numpy(matrix), torch.from_numpy(user_feature_vector(counts))
-
-
-_FEATURE_FIELDS = ("impressions", "plays", "watch_ms", "completions", "skips", "likes", "shares", "not_interested")
 
 
 class _ModelEncoder:
@@ -108,31 +83,48 @@ class _ModelEncoder:
 
 
 class ItemEncoder(_ModelEncoder):
-    """Videos -> (n, 64) unit float32 rows. `name` identifies the model; `trained` is False for the fallback."""
+    """Videos -> (n, 64) unit float32 rows. `name` identifies the model; `trained` is False for the fallback.
+
+    A trained model reads video_id, author_id, sound_id and hashtags only (and never loads the sentence model);
+    the fallback reads the content vector (caption, OCR text, hashtags, media: fyp.embeddings.content)."""
 
     dim = EMBEDDING_DIM
 
     def __init__(self, model: LoadedModel | None, content: ContentEncoder | None = None) -> None:
         super().__init__(model)
-        self.content = content or ContentEncoder()
+        self._content = content
         self._projection = None if model else _projection()
 
+    @property
+    def content(self) -> ContentEncoder:
+        if self._content is None:
+            self._content = ContentEncoder()
+        return self._content
+
     def encode(self, videos: Sequence[VideoMeta]) -> np.ndarray:
+        if self.model is not None:
+            return self._trained(videos)
         return self.encode_content(videos, self.content.encode(videos))
 
-    def encode_content(self, videos: Sequence[VideoMeta], content: np.ndarray) -> np.ndarray:
-        """Like `encode`, for callers that already hold the content vectors (n, CONTENT_DIM)."""
-        if content.shape != (len(videos), CONTENT_DIM):
-            raise ValueError(f"content must be ({len(videos)}, {CONTENT_DIM}), got {content.shape}")
-        if self.model is None:
-            return _unit(content @ self._projection)
-        out = np.empty((len(videos), EMBEDDING_DIM), dtype=np.float32)
-        ids = item_inputs(self.model, videos)
+    def encode_content(self, videos: Sequence[VideoMeta], content: np.ndarray | None) -> np.ndarray:
+        """Like `encode`, for callers that already hold the content vectors (n, CONTENT_DIM); a trained model
+        ignores them (None is accepted then)."""
+        if self.model is not None:
+            return self._trained(videos)
+        if content is None or content.shape != (len(videos), CONTENT_DIM):
+            raise ValueError(f"content must be ({len(videos)}, {CONTENT_DIM}), got "
+                             f"{None if content is None else content.shape}")
+        return _unit(content @ self._projection)
+
+    def _trained(self, videos: Sequence[VideoMeta]) -> np.ndarray:
+        tower = self.model.model.item
+        out = np.empty((len(videos), tower.config.output_dim), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, len(videos), _CHUNK):
-                e = s + _CHUNK
-                out[s:e] = self.model.model.item(torch.from_numpy(np.ascontiguousarray(content[s:e])),
-                                                 ids["video"][s:e], ids["author"][s:e], ids["sound"][s:e]).numpy()
+                chunk = videos[s:s + _CHUNK]
+                inputs = item_inputs([v.video_id for v in chunk], [v.author_id for v in chunk],
+                                     [v.sound_id for v in chunk], [v.hashtags for v in chunk], tower.config)
+                out[s:s + len(chunk)] = tower.encode(inputs).numpy()
         return out
 
 
@@ -147,16 +139,17 @@ class UserEncoder(_ModelEncoder):
 
     def encode(self, histories: Sequence[UserHistory], features: Sequence[UserFeatures | None] | None = None,
                ) -> np.ndarray:
-        """histories[i] (oldest first) and features[i] (None or missing: all zeros) -> row i."""
+        """histories[i] (recent positives, newest first) and features[i] (None: nothing known) -> row i."""
         features = list(features) if features is not None else [None] * len(histories)
         if len(features) != len(histories):
             raise ValueError(f"{len(histories)} histories but {len(features)} feature rows")
         if self.model is None:
             return self._projected(histories)
-        config = self.model.model.config
-        history, feats = user_inputs(config.history_len, config.video_buckets, histories, features)
+        tower = self.model.model.user
+        raw = user_feature_matrix([f.values if f else None for f in features], tower.config.user_feature_columns)
+        inputs = user_inputs([h.video_ids for h in histories], raw, tower.config)
         with torch.no_grad():
-            return self.model.model.user(history, feats).numpy().astype(np.float32)
+            return tower.encode(inputs).numpy().astype(np.float32)
 
     def _projected(self, histories: Sequence[UserHistory]) -> np.ndarray:
         items = self._items or ItemEncoder(None)
@@ -188,7 +181,7 @@ def load_model(source: str | Path = "auto", *, fallback: bool = True) -> LoadedM
                 except ModelNotFound:
                     if source == "local":
                         raise
-            from fyp.index.snapshot import S3ObjectStore
+            from connectors.s3_objects import S3ObjectStore
             from fyp.media.publish import make_s3_client
 
             return latest_s3(S3ObjectStore(make_s3_client(settings), settings.media_bucket))

@@ -1,27 +1,47 @@
-"""Reading the training rows from the Iceberg history (history.engagement_events) through pyiceberg."""
+"""Reading the two towers' training rows from the training table (`training.watch_outcomes`) through pyiceberg.
+
+The table is built by `fyp training-set build watch_outcomes` (fyp.training), partitioned by day(event_time):
+a day range prunes whole partitions. Only the columns the towers read are scanned (`data.table_columns`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectors.iceberg_tables import catalog
 from fyp.config import Settings
-from fyp.embeddings.data import HISTORY_COLUMNS
-from schemas.tables import ENGAGEMENT_HISTORY
+from fyp.embeddings.data import table_columns
+from training import training_set
 
-__all__ = ["read_history"]
+__all__ = ["TRAINING_SET", "read_training_rows"]
+
+TRAINING_SET = "watch_outcomes"  # training/watch_outcomes.py: impressions, labels, user features, recent positives
 
 
-def read_history(settings: Settings, *, since: datetime | None = None) -> Any:
-    """The columns the two towers need, as a pyarrow Table (event_time >= `since` when given)."""
+def _iso(day: date) -> str:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
+def read_training_rows(settings: Settings, *, since: date | None = None, until: date | None = None,
+                       name: str = TRAINING_SET) -> Any:
+    """The towers' columns of `training.<name>` for the UTC days [since, until] (inclusive; None: unbounded),
+    as a pyarrow Table."""
     from pyiceberg.exceptions import NoSuchTableError
-    from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+    from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
+    if since and until and until < since:
+        raise ValueError(f"--until {until} is before --since {since}")
+    declared = training_set(name)
     try:
-        table = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+        table = catalog(settings).load_table(declared.table)
     except NoSuchTableError as exc:
-        raise ValueError(f"{ENGAGEMENT_HISTORY} does not exist yet: submit engagement_history and produce "
-                         "traffic first") from exc
-    row_filter = GreaterThanOrEqual("event_time", since.isoformat()) if since else AlwaysTrue()
-    return table.scan(row_filter=row_filter, selected_fields=HISTORY_COLUMNS).to_arrow()
+        raise ValueError(f"{declared.table} does not exist yet: run `fyp training-set build {name}` first") from exc
+    row_filter = AlwaysTrue()
+    if since:
+        row_filter = And(row_filter, GreaterThanOrEqual("event_time", _iso(since)))
+    if until:
+        row_filter = And(row_filter, LessThan("event_time", _iso(until + timedelta(days=1))))
+    present = {field.name for field in table.schema().fields}
+    columns = [c for c in table_columns() if c in present]
+    return table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()

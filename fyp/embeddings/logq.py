@@ -51,25 +51,31 @@ class StreamingFrequency:
         self.last_step[ids] = step
 
     def probability(self, items: np.ndarray) -> np.ndarray:
-        """Estimated probability per step that each item is sampled (1 / B), in (0, inf)."""
-        return 1.0 / np.maximum(self.interval[np.asarray(items, dtype=np.int64)], 1e-9)
+        """Estimated probability per step that each item is sampled (1 / B), in (0, inf); 0 for an item never
+        seen (never a positive yet: it can only be a candidate by another route, such as uniform sampling)."""
+        items = np.asarray(items, dtype=np.int64)
+        return np.where(self.last_step[items] >= 0, 1.0 / np.maximum(self.interval[items], 1e-9), 0.0)
 
 
 def in_batch_softmax_loss(user: torch.Tensor, item: torch.Tensor, *, temperature: float,
                           log_q: torch.Tensor | None = None, item_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean cross-entropy of each row's own item against every item of the batch.
+    """Mean cross-entropy of each row's own item against every item of the batch (and any extra negatives).
 
-    user, item: (n, d) rows of positive pairs. logits[i, j] = user_i . item_j / temperature - log_q[j].
-    log_q: (n,) log sampling probabilities of the batch's items (None: no correction).
-    item_ids: (n,) ids; a column whose item equals row i's positive (a duplicate in the batch) is masked out
-    of row i's negatives, so the model is not told to rank an item below itself.
+    user: (n, d); item: (m, d), m >= n: rows 0..n-1 are the users' positives, rows n.. extra negatives (mixed
+    negative sampling: items drawn uniformly from the catalogue). logits[i, j] = user_i . item_j / temperature
+    - log_q[j]. log_q: (m,) log sampling probabilities of the items (None: no correction).
+    item_ids: (m,) ids; a column whose item equals row i's positive (a duplicate) is masked out of row i's
+    negatives, so the model is not told to rank an item below itself.
     """
+    n = user.shape[0]
+    if item.shape[0] < n:
+        raise ValueError(f"need at least one item per user, got {item.shape[0]} items for {n} users")
     logits = user @ item.T / temperature
     if log_q is not None:
         logits = logits - log_q.unsqueeze(0)
     if item_ids is not None:
-        same = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)
-        same.fill_diagonal_(False)
+        same = item_ids.unsqueeze(0) == item_ids[:n].unsqueeze(1)
+        same[torch.arange(n), torch.arange(n)] = False
         logits = logits.masked_fill(same, float("-inf"))
-    labels = torch.arange(user.shape[0], device=user.device)
+    labels = torch.arange(n, device=user.device)
     return F.cross_entropy(logits, labels)

@@ -8,22 +8,12 @@ Named records cross the module boundary (never tuples); each has a constructor f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
-
-import numpy as np
+from dataclasses import dataclass, field
+from typing import Any
 
 from udfs.video_record import decode_video
 
-__all__ = [
-    "PDQ_BYTES",
-    "USER_FEATURE_DIM",
-    "USER_FEATURE_NAMES",
-    "UserFeatures",
-    "UserHistory",
-    "VideoMeta",
-    "user_feature_vector",
-]
+__all__ = ["PDQ_BYTES", "UserFeatures", "UserHistory", "VideoMeta"]
 
 PDQ_BYTES = 32  # one PDQ hash: 256 bits, packed (fyp.moderation.phash.HASH_BYTES)
 
@@ -87,7 +77,9 @@ class VideoMeta:
 
 @dataclass(frozen=True, kw_only=True)
 class UserHistory:
-    """A user's recent positive engagements, oldest first (the user tower keeps the last `history_len`).
+    """A user's recent positives: the RECENT_POSITIVES serving set's members, **newest first** (as Redis
+    `ZREVRANGE` returns them and as the training table's `recent_positives` column holds them); the user tower
+    reads the first `TowerConfig.history_len`.
 
     video_ids: what the trained model reads. videos: their metadata, optional; the content-projection
     fallback (no trained model) needs it, the trained model ignores it.
@@ -104,61 +96,17 @@ class UserHistory:
 
 @dataclass(frozen=True, kw_only=True)
 class UserFeatures:
-    """The user's real-time features the user tower reads: 24 h window counts of `user_engagement.v1`.
+    """The user's real-time features the user tower reads: `user_engagement.v1` as the serving decode returns
+    it ({column: value}, ratios included, e.g. `impressions_24h`, `completion_rate_decay_30m`).
 
-    The same definitions as features/engagement/common.py, so training (counted from the Iceberg history)
-    and serving (read from Redis) agree: completions = plays watched >= 95 %, skips = dwell < 2 s,
-    likes = likes - unlikes.
+    Serving: `UserFeatures.from_entity(FeatureClient.get("user", id))`. Training reads the same values from the
+    training table's `user_engagement__<column>` columns, as of each row's time (point-in-time, fyp.training).
+    Empty: Redis held nothing on the user.
     """
 
-    impressions: float = 0.0
-    plays: float = 0.0
-    watch_ms: float = 0.0
-    completions: float = 0.0
-    skips: float = 0.0
-    likes: float = 0.0
-    shares: float = 0.0
-    not_interested: float = 0.0
-
-    WINDOW: ClassVar[str] = "24h"
+    values: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_entity(cls, entity: Any | None) -> UserFeatures:
         """From `FeatureClient.get("user", id)` (an EntityFeatures; None: a user Redis has nothing on)."""
-        if entity is None:
-            return cls()
-        values = entity.values
-        return cls(**{f.name: _finite(values.get(f"{f.name}_{cls.WINDOW}", 0.0)) for f in fields(cls)})
-
-    def vector(self) -> np.ndarray:
-        """USER_FEATURE_DIM float32: log1p of each count, then completion and skip rates."""
-        counts = np.array([max(getattr(self, f.name), 0.0) for f in fields(self)], dtype=np.float64)
-        return user_feature_vector(counts[None, :])[0]
-
-
-USER_FEATURE_NAMES = ("impressions", "plays", "watch_ms", "completions", "skips", "likes", "shares",
-                      "not_interested")
-USER_FEATURE_DIM = len(USER_FEATURE_NAMES) + 2
-
-
-def user_feature_vector(counts: np.ndarray) -> np.ndarray:
-    """(n, 8) counts in USER_FEATURE_NAMES order -> (n, USER_FEATURE_DIM) float32.
-
-    watch_ms is taken in seconds before log1p, so every column is of order 0..10.
-
-    >>> user_feature_vector(np.array([[10, 4, 8000, 2, 6, 1, 0, 0]])).round(3).tolist()
-    [[2.398, 1.609, 2.197, 1.099, 1.946, 0.693, 0.0, 0.0, 0.5, 0.6]]
-    """
-    counts = np.clip(np.asarray(counts, dtype=np.float64), 0.0, None)
-    scaled = counts.copy()
-    scaled[:, 2] = counts[:, 2] / 1000.0
-    plays, impressions = counts[:, 1], counts[:, 0]
-    completion_rate = np.divide(counts[:, 3], plays, out=np.zeros_like(plays), where=plays > 0)
-    skip_rate = np.divide(counts[:, 4], impressions, out=np.zeros_like(plays), where=impressions > 0)
-    return np.column_stack([np.log1p(scaled), np.clip(completion_rate, 0, 1), np.clip(skip_rate, 0, 1)]).astype(
-        np.float32)
-
-
-def _finite(value: Any) -> float:
-    x = float(value)
-    return x if np.isfinite(x) else 0.0
+        return cls() if entity is None else cls(values=dict(entity.values))

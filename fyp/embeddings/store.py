@@ -5,8 +5,13 @@
     s3://{media bucket}/models/two-tower/{version}/model.pt and models/two-tower/LATEST: the same, shared
 
 A version is `YYYYmmddTHHMMSSZ-{first 8 hex of the file's SHA-256}`; the model's name, which tags every
-vector it makes (VideoEmbedding.model), is `two-tower-{version}`. Loading uses `weights_only=True`: a model
-file can carry no code.
+vector it makes (VideoEmbedding.model, the user embedding value), is `two-tower-{version}`: the one model id.
+The index service serves one model id and refuses vectors of any other (docs/INDEX.md, "Changing the model");
+`current_model_name` is the id a service, the embedding job and the user-embedding worker start from.
+Loading uses `weights_only=True`: a model file can carry no code.
+
+>>> model_name("20261124T161500Z-1a2b3c4d"), version_of("two-tower-20261124T161500Z-1a2b3c4d")
+('two-tower-20261124T161500Z-1a2b3c4d', '20261124T161500Z-1a2b3c4d')
 """
 
 from __future__ import annotations
@@ -29,14 +34,18 @@ __all__ = [
     "S3_PREFIX",
     "LoadedModel",
     "ModelNotFound",
+    "current_model_name",
     "latest_local",
+    "latest_local_version",
     "latest_s3",
     "load_bytes",
+    "load_local",
     "local_models_dir",
     "model_name",
     "save_local",
     "save_s3",
     "serialize",
+    "version_of",
 ]
 
 FORMAT = "fyp-two-tower/1"
@@ -64,6 +73,14 @@ class LoadedModel:
 
 def model_name(version: str) -> str:
     return f"two-tower-{version}"
+
+
+def version_of(name: str) -> str:
+    """The version in a model name `two-tower-{version}`; ValueError for any other name."""
+    prefix = "two-tower-"
+    if not name.startswith(prefix):
+        raise ValueError(f"{name!r} is not the name of a trained two-tower model")
+    return _check_version(name[len(prefix):])
 
 
 def serialize(model: TwoTower, info: dict[str, Any], *, now: datetime | None = None) -> tuple[str, bytes]:
@@ -109,12 +126,35 @@ def save_local(home: Path, version: str, data: bytes) -> Path:
     return path
 
 
-def latest_local(home: Path) -> LoadedModel:
+def latest_local_version(home: Path) -> str | None:
+    """The version $FYP_HOME/models/two-tower/LATEST names, without loading the model; None when none."""
     latest = local_models_dir(home) / "LATEST"
     if not latest.exists():
+        return None
+    return _check_version(latest.read_text().strip())
+
+
+def latest_local(home: Path) -> LoadedModel:
+    version = latest_local_version(home)
+    if version is None:
         raise ModelNotFound(f"no trained model under {local_models_dir(home)} (run `fyp train two-tower`)")
-    version = _check_version(latest.read_text().strip())
-    return load_bytes((local_models_dir(home) / version / "model.pt").read_bytes(), version)
+    return load_local(home, version)
+
+
+def load_local(home: Path, version: str) -> LoadedModel:
+    """The model of one version under $FYP_HOME/models/two-tower/ (ModelNotFound when it is not there)."""
+    path = local_models_dir(home) / _check_version(version) / "model.pt"
+    if not path.is_file():
+        raise ModelNotFound(f"no model {version} under {local_models_dir(home)}")
+    return load_bytes(path.read_bytes(), version)
+
+
+def current_model_name(home: Path) -> str:
+    """The id of the model encoders load by default ("local"): LATEST's, else the content projection's."""
+    from fyp.embeddings.encoders import PROJECTION_NAME
+
+    version = latest_local_version(home)
+    return model_name(version) if version else PROJECTION_NAME
 
 
 def _s3_key(version: str, prefix: str = S3_PREFIX) -> str:

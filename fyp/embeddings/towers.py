@@ -1,13 +1,17 @@
 """The two towers (torch): user and item, each ending in an L2-normalised `output_dim` vector.
 
-Item tower: content vector (fyp.embeddings.content) through an MLP, concatenated with hashed-id embeddings of
-the video, its author and its sound, then a linear layer to `output_dim`. An id embedding is used only if
-its bucket was trained (`*_seen` buffers, saved with the model); a new upload's unseen id contributes zeros,
-so its vector comes from content, author and sound. Training also drops the video id at random
-(`id_dropout`) so the tower learns to do without it.
+Item tower: hashed-id embeddings of the video, its author and its sound, and the mean of its hashtags'
+embeddings (`ItemTower.embed`), through an MLP: the content fields a freshly uploaded video has
+(fyp.embeddings.inputs.item_inputs). An id embedding is used only if its bucket was trained (`seen` buffers,
+saved with the model); a new upload's unseen id contributes zeros, so its vector comes from its author, sound
+and hashtags. Training also drops the video id at random (`id_dropout`) so the tower learns to do without it.
 
-User tower: mean of hashed-id embeddings of the last `history_len` positively engaged videos, plus the
-real-time user features (fyp.embeddings.meta.UserFeatures.vector), through an MLP.
+User tower: the user's recent positives (newest first), each read through the item tower's own embedding
+tables: its id, and the author, sound and hashtags training saw it with (`ItemTower.known`, a table from video
+bucket to content buckets saved with the model, so serving needs the ids only); a recency-weighted mean of
+those (one learned weight per position), with the real-time user features (user_engagement.v1), through an
+MLP. Sharing the tables is what lets a few positives name a user's tastes: a history video's hashtags and
+author place it among the videos of its topic, as the item side learns them.
 
 Score = user . item / temperature (both unit length), as the index's dot-product search expects.
 """
@@ -21,8 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fyp.embeddings.content import CONTENT_DIM
-from fyp.embeddings.meta import USER_FEATURE_DIM
+from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, ItemInputs, UserInputs
 
 __all__ = ["ItemTower", "TowerConfig", "TwoTower", "UserTower"]
 
@@ -32,37 +35,50 @@ class TowerConfig:
     """Sizes of the towers. Defaults are small on purpose: training runs on 2 CPU cores in minutes.
 
     output_dim: embedding width (the index service's `dim`, 64). hidden_dim: MLP width. id_dim: width of each
-    hashed-id embedding; video/author/sound_buckets: table sizes (collisions are shared rows). history_len:
-    positives the user tower reads. temperature: softmax temperature of the scores. id_dropout: share of
-    training rows whose video id is hidden.
+    hashed-id embedding; video/author/sound/hashtag_buckets: table sizes (collisions share rows).
+    max_hashtags: hashtags of a video read. history_len: recent positives the user tower reads (at most the
+    serving set's size). user_feature_columns: the user_engagement.v1 columns read, in order.
+    temperature: softmax temperature of the scores. id_dropout: share of training rows whose video id is hidden.
     """
 
-    content_dim: int = CONTENT_DIM
-    user_feature_dim: int = USER_FEATURE_DIM
     output_dim: int = 64
     hidden_dim: int = 128
     id_dim: int = 32
-    video_buckets: int = 1 << 15  # dense Adam updates every row each step: size drives CPU time and file size
+    video_buckets: int = 1 << 15
     author_buckets: int = 1 << 13
     sound_buckets: int = 1 << 11
-    history_len: int = 20
+    hashtag_buckets: int = 1 << 12
+    max_hashtags: int = 10
+    history_len: int = HISTORY_SET.max_size
+    user_feature_columns: tuple[str, ...] = USER_FEATURE_COLUMNS
     temperature: float = 0.05
     id_dropout: float = 0.1
+    user_norm: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("content_dim", "user_feature_dim", "output_dim", "hidden_dim", "id_dim", "history_len"):
+        object.__setattr__(self, "user_feature_columns", tuple(self.user_feature_columns))  # a list when loaded
+        for name in ("output_dim", "hidden_dim", "id_dim", "max_hashtags", "history_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("video_buckets", "author_buckets", "sound_buckets"):
+        if self.history_len > HISTORY_SET.max_size:
+            raise ValueError(f"history_len must be <= {HISTORY_SET.max_size} (what {HISTORY_SET.name} keeps), "
+                             f"got {self.history_len}")
+        for name in ("video_buckets", "author_buckets", "sound_buckets", "hashtag_buckets"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
+        if unknown := set(self.user_feature_columns) - set(USER_FEATURE_COLUMNS):
+            raise ValueError(f"unknown user feature columns {sorted(unknown)}")
         if not 0 < self.temperature <= 1:
             raise ValueError(f"temperature must be in (0, 1], got {self.temperature}")
         if not 0 <= self.id_dropout < 1:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
 
+    @property
+    def user_feature_dim(self) -> int:
+        return len(self.user_feature_columns) + 1  # + the "no value" flag (fyp.embeddings.inputs)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 class _SeenEmbedding(nn.Module):
@@ -84,43 +100,83 @@ class _SeenEmbedding(nn.Module):
         return self.table(buckets) * self.seen[buckets].unsqueeze(-1)
 
 
+def _masked_mean(vectors: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of (..., k, d) vectors over the k slots whose id is not 0 (optionally weighted per slot)."""
+    mask = (ids > 0).to(vectors.dtype)
+    if weights is not None:
+        mask = mask * weights
+    return (vectors * mask.unsqueeze(-1)).sum(dim=-2) / mask.sum(dim=-1, keepdim=True).clamp(min=1e-6)
+
+
 class ItemTower(nn.Module):
     def __init__(self, config: TowerConfig) -> None:
         super().__init__()
         self.config = config
-        self.content = nn.Sequential(nn.Linear(config.content_dim, config.hidden_dim), nn.ReLU())
         self.video = _SeenEmbedding(config.video_buckets, config.id_dim)
         self.author = _SeenEmbedding(config.author_buckets, config.id_dim)
         self.sound = _SeenEmbedding(config.sound_buckets, config.id_dim)
+        self.hashtag = _SeenEmbedding(config.hashtag_buckets, config.id_dim)
+        # Per video bucket: the author, sound and hashtag buckets training saw it with (0: not known).
+        self.register_buffer("content", torch.zeros(config.video_buckets, 2 + config.max_hashtags,
+                                                    dtype=torch.int64))
         self.head = nn.Sequential(
-            nn.Linear(config.hidden_dim + 3 * config.id_dim, config.hidden_dim), nn.ReLU(),
+            nn.Linear(4 * config.id_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.output_dim))
 
-    def forward(self, content: torch.Tensor, video: torch.Tensor, author: torch.Tensor,
-                sound: torch.Tensor) -> torch.Tensor:
-        """(n, content_dim) float, three (n,) int64 bucket tensors -> (n, output_dim) unit rows."""
-        video_vec = self.video(video)
+    def remember(self, inputs: ItemInputs) -> None:
+        """Record the content buckets of these videos (training's catalogue) for `known`."""
+        video = torch.from_numpy(inputs.video)
+        self.content[video] = torch.cat([torch.from_numpy(inputs.author)[:, None],
+                                         torch.from_numpy(inputs.sound)[:, None],
+                                         torch.from_numpy(inputs.hashtags)], dim=1)
+        self.content[0] = 0
+
+    def known(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The author, sound and hashtag buckets training saw each video bucket with (zeros if none)."""
+        content = self.content[video]
+        return content[..., 0], content[..., 1], content[..., 2:]
+
+    def embed(self, video: torch.Tensor, author: torch.Tensor, sound: torch.Tensor,
+              hashtags: torch.Tensor) -> torch.Tensor:
+        """(n,) x3 and (n, max_hashtags) buckets -> (n, 4 * id_dim): the id vectors the head reads."""
+        tags = _masked_mean(self.hashtag(hashtags), hashtags)
+        return torch.cat([self.video(video), self.author(author), self.sound(sound), tags], dim=-1)
+
+    def forward(self, video: torch.Tensor, author: torch.Tensor, sound: torch.Tensor,
+                hashtags: torch.Tensor) -> torch.Tensor:
+        """Three (n,) and one (n, max_hashtags) int64 bucket tensors -> (n, output_dim) unit rows."""
+        x = self.embed(video, author, sound, hashtags)
         if self.training and self.config.id_dropout > 0:
-            keep = torch.rand(video.shape[0], 1, device=video_vec.device) >= self.config.id_dropout
-            video_vec = video_vec * keep
-        x = torch.cat([self.content(content), video_vec, self.author(author), self.sound(sound)], dim=1)
+            keep = torch.rand(video.shape[0], 1, device=x.device) >= self.config.id_dropout
+            x = torch.cat([x[:, :self.config.id_dim] * keep, x[:, self.config.id_dim:]], dim=1)
         return F.normalize(self.head(x), dim=1)
+
+    def encode(self, inputs: ItemInputs) -> torch.Tensor:
+        return self(*(torch.from_numpy(getattr(inputs, f)) for f in ("video", "author", "sound", "hashtags")))
 
 
 class UserTower(nn.Module):
-    def __init__(self, config: TowerConfig) -> None:
+    def __init__(self, config: TowerConfig, item: ItemTower) -> None:
         super().__init__()
         self.config = config
-        self.history = _SeenEmbedding(config.video_buckets, config.id_dim)
+        self._item = (item,)  # read, not owned: its tables are TwoTower's (a tuple keeps it out of submodules)
+        self.recency = nn.Parameter(torch.zeros(config.history_len))  # log-weight of each history position
         self.mlp = nn.Sequential(
-            nn.Linear(config.id_dim + config.user_feature_dim, config.hidden_dim), nn.ReLU(),
+            nn.Linear(4 * config.id_dim + config.user_feature_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.output_dim))
 
     def forward(self, history: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """(n, history_len) int64 buckets (0 pads), (n, user_feature_dim) float -> (n, output_dim) unit rows."""
-        mask = (history > 0).unsqueeze(-1).float()
-        pooled = (self.history(history) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return F.normalize(self.mlp(torch.cat([pooled, features], dim=1)), dim=1)
+        """(n, history_len) int64 buckets, newest first (0 pads), (n, user_feature_dim) float -> (n, output_dim)
+        unit rows."""
+        item = self._item[0]
+        unique, inverse = torch.unique(history, return_inverse=True)  # each history video embedded once
+        vectors = item.embed(unique, *item.known(unique))[inverse]
+        pooled = _masked_mean(vectors, history, torch.exp(self.recency).unsqueeze(0))
+        out = self.mlp(torch.cat([pooled, features], dim=1))
+        return F.normalize(out, dim=1) if self.config.user_norm else out
+
+    def encode(self, inputs: UserInputs) -> torch.Tensor:
+        return self(torch.from_numpy(inputs.history), torch.from_numpy(inputs.features))
 
 
 class TwoTower(nn.Module):
@@ -129,5 +185,5 @@ class TwoTower(nn.Module):
     def __init__(self, config: TowerConfig) -> None:
         super().__init__()
         self.config = config
-        self.user = UserTower(config)
         self.item = ItemTower(config)
+        self.user = UserTower(config, self.item)

@@ -1,8 +1,10 @@
-"""Training the two towers: in-batch softmax with the logQ correction, then recall@K on the held-out tail.
+"""Training the two towers: in-batch softmax with the logQ correction, then recall@K on held-out days.
 
-Time split: positives before `Interactions.split_time` train, the rest are held out. Item ids seen in the
-training positives (and their histories) are marked trained; the held-out tail's new videos reach the item
-tower through content, author and sound only, as a new upload would.
+Time split: positives before the cut train, the rest are held out (the last `test_days` days by default).
+Ids seen in the training positives (and their histories) are marked trained; a held-out video never seen
+before reaches the item tower through its author, sound and hashtags only, as a new upload would.
+
+Embedding tables take sparse gradients (SparseAdam): a step updates its batch's rows, not 2^15 of them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from fyp.embeddings.data import Interactions
-from fyp.embeddings.evaluate import RecallReport, recall_at_k
-from fyp.embeddings.hashing import buckets
+from fyp.embeddings.data import Positives
+from fyp.embeddings.evaluate import RecallReport, Scorer, popularity_scorer, recall_at_k
+from fyp.embeddings.inputs import ItemInputs, UserInputs, item_inputs, user_inputs
 from fyp.embeddings.logq import StreamingFrequency, in_batch_softmax_loss
+from fyp.embeddings.oracle import Oracle
 from fyp.embeddings.towers import TowerConfig, TwoTower
 
-__all__ = ["TrainConfig", "TrainResult", "train_two_tower"]
+__all__ = ["TrainConfig", "TrainResult", "catalogue_inputs", "config_dict", "train_two_tower"]
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, running loss)
 
@@ -28,16 +31,19 @@ Progress = Callable[[int, int, float], None]  # (step, total steps, running loss
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """epochs: passes over the training positives. batch_size: rows per step (also the in-batch negatives).
-    lr: Adam learning rate. test_fraction: held-out tail by time. logq: apply the sampling-bias correction.
-    alpha: the frequency estimator's learning rate. ks: recall cut-offs. seed: torch and shuffling seed.
-    threads: torch CPU threads (None: torch's default)."""
+    lr: Adam learning rate (dense layers and embedding tables). test_days: held-out tail in UTC days;
+    test_fraction: instead, the last share of positives by time (for data of one day). logq: apply the
+    sampling-bias correction. alpha: the frequency estimator's learning rate. ks: recall cut-offs.
+    seed: torch and shuffling seed. threads: torch CPU threads (None: torch's default)."""
 
     epochs: int = 3
     batch_size: int = 512
     lr: float = 3e-3
-    test_fraction: float = 0.2
+    test_days: int = 1
+    test_fraction: float | None = None
     logq: bool = True
     alpha: float = 0.05
+    uniform_negatives: int = 1024
     ks: tuple[int, ...] = (10, 50, 100)
     seed: int = 0
     threads: int | None = None
@@ -47,6 +53,8 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1, batch_size >= 2 and lr > 0")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be positive, got {self.ks}")
+        if self.test_days < 1:
+            raise ValueError(f"test_days must be >= 1, got {self.test_days}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +63,7 @@ class TrainResult:
     recall: RecallReport
     train_positives: int
     test_positives: int
+    test_from_ms: int
     catalogue: int
     users: int
     steps: int
@@ -64,47 +73,57 @@ class TrainResult:
     def info(self) -> dict[str, object]:
         """What is saved beside the weights and printed by `fyp train two-tower --json`."""
         return {"recall": self.recall.to_dict(), "train_positives": self.train_positives,
-                "test_positives": self.test_positives, "catalogue": self.catalogue, "users": self.users,
-                "steps": self.steps, "final_loss": self.final_loss, "seconds": round(self.seconds, 2)}
+                "test_positives": self.test_positives, "test_from_ms": self.test_from_ms,
+                "catalogue": self.catalogue, "users": self.users, "steps": self.steps,
+                "final_loss": self.final_loss, "seconds": round(self.seconds, 2)}
 
 
-def _history_buckets(history: np.ndarray, video_bucket: np.ndarray) -> np.ndarray:
-    return np.where(history >= 0, video_bucket[np.maximum(history, 0)], 0)
+def catalogue_inputs(data: Positives, tower: TowerConfig, rows: np.ndarray | None = None) -> ItemInputs:
+    """The item tower's inputs of the catalogue (or of its `rows`)."""
+    c = data.catalogue
+    pick = range(len(c)) if rows is None else rows.tolist()
+    return item_inputs([c.video_ids[i] for i in pick], [c.author_ids[i] for i in pick],
+                       [c.sound_ids[i] for i in pick], [c.hashtags[i] for i in pick], tower)
 
 
-def train_two_tower(data: Interactions, content: np.ndarray, *, tower: TowerConfig | None = None,
-                    config: TrainConfig | None = None, progress: Progress | None = None) -> TrainResult:
-    """Train on `data` (positives) with `content` (catalogue, CONTENT_DIM) vectors; evaluate on the tail."""
+def _tensors(inputs: ItemInputs | UserInputs) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in vars(inputs).items()}
+
+
+def _optimizers(model: TwoTower, lr: float) -> list[torch.optim.Optimizer]:
+    return [torch.optim.Adam(model.parameters(), lr=lr)]
+
+
+def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config: TrainConfig | None = None,
+                    oracle: Oracle | None = None, progress: Progress | None = None) -> TrainResult:
+    """Train on the positives before the held-out days; report recall@K on those days (with the oracle's, if
+    given, and popularity's: training positives per video)."""
     tower, config = tower or TowerConfig(), config or TrainConfig()
+    if tuple(data.feature_columns) != tower.user_feature_columns:
+        raise ValueError("the data's user feature columns differ from the tower's")
     started = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if content.shape != (len(data.videos), tower.content_dim):
-        raise ValueError(f"content must be ({len(data.videos)}, {tower.content_dim}), got {content.shape}")
 
-    cut = data.split_time(config.test_fraction)
+    cut = data.split_fraction(config.test_fraction) if config.test_fraction else data.split_days(config.test_days)
     train_rows, test_rows = np.flatnonzero(data.time_ms < cut), np.flatnonzero(data.time_ms >= cut)
     if len(train_rows) < config.batch_size:
         raise ValueError(f"{len(train_rows)} training positives, fewer than one batch of {config.batch_size}")
 
-    video_b = torch.from_numpy(buckets((v.video_id for v in data.videos), tower.video_buckets, field="video"))
-    author_b = torch.from_numpy(buckets((v.author_id for v in data.videos), tower.author_buckets, field="author"))
-    sound_b = torch.from_numpy(buckets((v.sound_id for v in data.videos), tower.sound_buckets, field="sound"))
-    history_b = torch.from_numpy(_history_buckets(data.history, video_b.numpy()))
-    features = torch.from_numpy(data.features)
-    content_t = torch.from_numpy(np.ascontiguousarray(content, dtype=np.float32))
-
+    items = _tensors(catalogue_inputs(data, tower))
+    users = _tensors(user_inputs(data.recent_positives, data.user_features, tower))
     model = TwoTower(tower)
-    trained_videos = torch.from_numpy(data.video[train_rows])
-    model.item.video.mark_seen(video_b[trained_videos])
-    model.item.author.mark_seen(author_b[trained_videos])
-    model.item.sound.mark_seen(sound_b[trained_videos])
-    model.user.history.mark_seen(history_b[torch.from_numpy(train_rows)].flatten())
+    trained = torch.from_numpy(data.video[train_rows])
+    for name, table in (("video", model.item.video), ("author", model.item.author), ("sound", model.item.sound),
+                        ("hashtags", model.item.hashtag)):
+        table.mark_seen(items[name][trained].flatten())
+    model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows])))
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizers = _optimizers(model, config.lr)
     frequency = StreamingFrequency(n_buckets=tower.video_buckets, alpha=config.alpha)
+    n_items, n_uniform = len(data.catalogue), min(config.uniform_negatives, len(data.catalogue))
     steps_per_epoch = len(train_rows) // config.batch_size
     total, step, running = steps_per_epoch * config.epochs, 0, float("nan")
     model.train()
@@ -112,35 +131,56 @@ def train_two_tower(data: Interactions, content: np.ndarray, *, tower: TowerConf
         order = rng.permutation(train_rows)
         for b in range(steps_per_epoch):
             rows = torch.from_numpy(order[b * config.batch_size:(b + 1) * config.batch_size])
-            items = torch.from_numpy(data.video[rows.numpy()])
-            item_ids = video_b[items]
+            positives = data.video[rows.numpy()]
             step += 1
-            log_q = None
             if config.logq:
-                frequency.update(item_ids.numpy(), step)
-                log_q = torch.from_numpy(np.log(frequency.probability(item_ids.numpy())).astype(np.float32))
-            user_vec = model.user(history_b[rows], features[rows])
-            item_vec = model.item(content_t[items], item_ids, author_b[items], sound_b[items])
+                frequency.update(items["video"][torch.from_numpy(positives)].numpy(), step)
+            videos = torch.from_numpy(np.concatenate([positives, rng.integers(n_items, size=n_uniform)]))
+            item_ids = items["video"][videos]
+            log_q = None
+            if config.logq:  # the chance of being a candidate: in the batch (as a positive) or drawn uniformly
+                q = frequency.probability(item_ids.numpy()) + n_uniform / n_items
+                log_q = torch.from_numpy(np.log(q).astype(np.float32))
+            user_vec = model.user(users["history"][rows], users["features"][rows])
+            item_vec = model.item(item_ids, items["author"][videos], items["sound"][videos], items["hashtags"][videos])
             loss = in_batch_softmax_loss(user_vec, item_vec, temperature=tower.temperature, log_q=log_q,
                                          item_ids=item_ids)
-            optimizer.zero_grad()
+            for optimizer in optimizers:
+                optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             running = loss.item() if np.isnan(running) else 0.95 * running + 0.05 * loss.item()
             if progress:
                 progress(step, total, running)
     model.eval()
 
-    with torch.no_grad():
-        item_vecs = model.item(content_t, video_b, author_b, sound_b).numpy()
-        test = torch.from_numpy(test_rows)
-        user_vecs = model.user(history_b[test], features[test]).numpy()
-    popularity = np.bincount(data.video[train_rows], minlength=len(data.videos))
-    report = recall_at_k(user_vecs, item_vecs, data.video[test_rows], data.history[test_rows], popularity,
-                         config.ks)
+    report = evaluate(model, data, items, users, train_rows, test_rows, config.ks, oracle)
     return TrainResult(model=model, recall=report, train_positives=len(train_rows), test_positives=len(test_rows),
-                       catalogue=len(data.videos), users=len(data.user_ids), steps=step, final_loss=running,
-                       seconds=time.monotonic() - started)
+                       test_from_ms=cut, catalogue=len(data.catalogue), users=len(set(data.user_ids.tolist())),
+                       steps=step, final_loss=running, seconds=time.monotonic() - started)
+
+
+def evaluate(model: TwoTower, data: Positives, items: dict[str, torch.Tensor], users: dict[str, torch.Tensor],
+             train_rows: np.ndarray, test_rows: np.ndarray, ks: tuple[int, ...],
+             oracle: Oracle | None) -> RecallReport:
+    """Recall@K on the held-out positives whose video is not already among the row's recent positives (a feed
+    would not show it again, so no ranker may)."""
+    exclude = data.exclusions(test_rows)
+    fresh = ~(exclude == data.video[test_rows][:, None]).any(axis=1)
+    queries, exclude = test_rows[fresh], exclude[fresh]
+    with torch.no_grad():
+        item_vecs = model.item(items["video"], items["author"], items["sound"], items["hashtags"]).numpy()
+        q = torch.from_numpy(queries)
+        user_vecs = model.user(users["history"][q], users["features"][q]).numpy()
+    rankers: dict[str, Scorer] = {
+        "model": lambda rows: user_vecs[rows] @ item_vecs.T,
+        "popularity": popularity_scorer(np.bincount(data.video[train_rows], minlength=len(data.catalogue))),
+    }
+    if oracle is not None:
+        rankers["oracle"] = lambda rows: oracle.scores(data.user_ids[queries[rows]].tolist(),
+                                                       data.time_ms[queries[rows]])
+    return recall_at_k(rankers, data.video[queries], exclude, ks)
 
 
 def config_dict(config: TrainConfig) -> dict[str, object]:

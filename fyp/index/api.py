@@ -4,10 +4,17 @@ embeddings, the feed and the candidate generator it is given.
     GET  /v1/similar/{video_id}?k=10    videos most like this one (itself left out)
     GET  /v1/candidates?user=ID&k=100   candidates merged from every source (fyp/candidates), each with its source;
                                         `&sources=ann`: only the videos nearest the user's embedding (Redis
-                                        `fyp:user_embedding:v1:{id}`)
+                                        `fyp:user_embedding:v2:{id}`)
     GET  /healthz                       200 once restored and caught up with the topic, 503 before
-    GET  /v1/stats                      index size and shape, consumer offsets and lag, snapshots
+    GET  /v1/stats                      index size and shape, the model, consumer offsets and lag, snapshots,
+                                        refused vectors and queries
     POST /v1/snapshot                   take a snapshot now (waits for it)
+    GET  /v1/model                      the model served, the one staged and how many of its vectors
+    POST /v1/model/stage                {"model"}: keep that model's vectors aside as they arrive
+    POST /v1/model/swap                 {"model", "after_offsets", "timeout_s"}: build an index of the staged
+                                        vectors and swap it in (`fyp index reembed` calls these two)
+
+A user embedding of another model than the index serves is refused (409, counted in /v1/stats), never searched.
 
 Nothing here touches Kafka, Redis or S3: `fyp.index.service` wires those in, and a test can pass an
 in-memory index and a dict of user embeddings.
@@ -21,14 +28,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from fyp.index.ann import Neighbor
 from fyp.index.feed import IndexFeed
-from fyp.index.holder import IndexHolder
-from fyp.index.users import USER_EMBEDDING_KEY, UserEmbeddings
+from fyp.index.holder import IndexHolder, OtherModel
+from fyp.index.users import USER_EMBEDDING_KEY, UserEmbedding, UserEmbeddings
 
 if TYPE_CHECKING:
     from fyp.candidates import CandidateGenerator
@@ -42,6 +49,16 @@ def _results(found: Sequence[Neighbor]) -> list[dict[str, Any]]:
 
 def _took_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+class StageRequest(BaseModel):
+    model: str = Field(min_length=1, max_length=255)
+
+
+class SwapRequest(BaseModel):
+    model: str = Field(min_length=1, max_length=255)
+    after_offsets: dict[int, int] = Field(default_factory=dict)  # partition -> next offset the feed must reach
+    timeout_s: float = Field(300.0, gt=0, le=3600)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +83,7 @@ class IndexApi:
         feed = self.feed
         phase = feed.stats.phase if feed is not None else "live"
         ok = phase == "live"
-        body = {"status": "ok" if ok else phase, "size": len(self.holder.index)}
+        body = {"status": "ok" if ok else phase, "size": len(self.holder.index), "model": self.holder.model}
         if feed is not None and feed.stats.error:
             body["error"] = feed.stats.error
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -79,7 +96,7 @@ class IndexApi:
             raise HTTPException(404, f"video {video_id!r} is not in the index")
         return {"video_id": video_id, "k": k, "results": _results(found), "took_ms": _took_ms(started)}
 
-    def user_embedding(self, user: str) -> np.ndarray:
+    def user_embedding(self, user: str) -> UserEmbedding:
         """The user's embedding, checked; HTTPException 404 (absent) or 500 (unusable) otherwise."""
         if self.users is None:
             raise HTTPException(503, "no user embedding store is configured")
@@ -91,14 +108,17 @@ class IndexApi:
             key = USER_EMBEDDING_KEY.format(user_id=user)
             raise HTTPException(404, f"no embedding for user {user!r} (Redis key {key} is absent)")
         dim = self.holder.index.dim
-        if embedding.shape != (dim,):
-            raise HTTPException(500, f"the embedding of user {user!r} has {embedding.size} floats; the index has {dim}")
+        if embedding.vector.shape != (dim,):
+            raise HTTPException(
+                500, f"the embedding of user {user!r} has {embedding.vector.size} floats; the index has {dim}")
         return embedding
 
     def nearest(self, user: str, k: int) -> list[Neighbor]:
         embedding = self.user_embedding(user)
         try:
-            return self.holder.search(embedding, k)
+            return self.holder.search(embedding.vector, k, model=embedding.model)
+        except OtherModel as exc:  # counted and logged by the holder
+            raise HTTPException(409, f"the embedding of user {user!r} is refused: {exc}") from exc
         except ValueError as exc:  # NaN or all-zero embedding
             raise HTTPException(500, f"the embedding of user {user!r} is unusable: {exc}") from exc
 
@@ -126,7 +146,8 @@ class IndexApi:
     def stats(self) -> dict[str, Any]:
         with self.holder.lock:
             index_stats = self.holder.index.stats()
-        body: dict[str, Any] = {"index": index_stats, "searches": self.holder.searches}
+        body: dict[str, Any] = {"index": index_stats, "searches": self.holder.searches, "model": self.holder.model,
+                                "refused_queries": self.holder.refused.by_model()}
         feed = self.feed
         if feed is not None:
             body["feed"] = {
@@ -134,8 +155,36 @@ class IndexApi:
                 "topic": feed.config.topic,
                 "group_id": feed.config.group_id,
                 "offsets": feed.offsets.next_offsets(),
+                "refused_vectors": feed.refused.by_model(),
             }
         return body
+
+    def model(self) -> dict[str, Any]:
+        feed = self.feed
+        return {"model": self.holder.model, "swaps": self.holder.swaps,
+                "staging": feed.stats.staging_model if feed else None, "staged": feed.stats.staged if feed else 0}
+
+    def _live_feed(self) -> IndexFeed:
+        if self.feed is None:
+            raise HTTPException(409, "this index has no feed: its model cannot change")
+        self.ensure_ready()
+        return self.feed
+
+    def stage(self, request: StageRequest) -> dict[str, Any]:
+        feed = self._live_feed()
+        try:
+            return feed.stage(request.model)
+        except (ValueError, RuntimeError) as exc:  # the model is served already; the feed stopped
+            raise HTTPException(409, str(exc)) from exc
+
+    def swap(self, request: SwapRequest) -> dict[str, Any]:
+        feed = self._live_feed()
+        try:
+            return asdict(feed.swap_to(request.model, request.after_offsets, request.timeout_s))
+        except (ValueError, RuntimeError) as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except TimeoutError as exc:
+            raise HTTPException(504, f"the swap did not happen in time: {exc}") from exc
 
     def snapshot(self) -> dict[str, Any]:
         if self.feed is None or self.feed.snapshots is None:
@@ -180,6 +229,10 @@ def create_app(
     app.get("/healthz")(api.health)
     app.get("/v1/stats")(api.stats)
     app.post("/v1/snapshot")(api.snapshot)
+    app.get("/v1/model")(api.model)
+    # Plain `def` routes: FastAPI runs them in its thread pool, so a swap that waits never blocks searches.
+    app.post("/v1/model/stage")(api.stage)
+    app.post("/v1/model/swap")(api.swap)
 
     # These two declare their query parameters here: their bounds depend on max_k.
     @app.get("/v1/similar/{video_id:path}")  # ids may contain '/'; clients percent-encode them

@@ -1,4 +1,4 @@
-"""What one index service is: its name, dimension, model filter, replica id, snapshot cadence and port."""
+"""What one index service is: its name, dimension, model, replica id, snapshot cadence and port."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ class ServiceConfig:
 
     name: the index's name; snapshots live under index-snapshots/{name}/.
     dim: vector dimension (a restored snapshot's dimension wins); records of another width are rejected.
-    model: only records of this embedding model (None: any), so a new model's vectors never mix with old.
+    model: the embedding model the index serves: it takes only that model's vectors and answers only that
+    model's user embeddings. None: the model of the restored snapshot, else the newest trained model
+    (`fyp.embeddings.store.current_model_name`), resolved once at start-up. `fyp index reembed` moves a running
+    service to another model (docs/INDEX.md, "Changing the model").
     replica_id: makes the consumer group id unique per replica.
     snapshot_every_s: seconds between snapshots (0: only on POST /v1/snapshot); keep_snapshots: how many stay.
     restore: start from the latest snapshot (else replay the whole topic).

@@ -6,6 +6,10 @@ The parts, each usable alone: `fyp.index.config` (what a service is), `fyp.index
 lock), `fyp.index.updates` (records to index changes), `fyp.index.feed` (the writer thread: restore, replay,
 follow, snapshot), `fyp.index.users` (user embeddings), `fyp.index.api` (the HTTP routes). This module only
 connects them to Kafka, Redis and S3; one process serves one index, which lives in its memory.
+
+The model the index serves: `ServiceConfig.model`, else the restored snapshot's, else the newest trained model
+in $FYP_HOME (`fyp.embeddings.store.current_model_name`); once known, and after each swap, it is published in
+Redis (`fyp.index.users.SERVED_MODEL_KEY`) for the user-embedding worker.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from fyp.index.feed import IndexFeed
 from fyp.index.holder import IndexHolder
 from fyp.index.scann_index import ScannIndex
 from fyp.index.snapshot import SnapshotStore
-from fyp.index.users import RedisUserEmbeddings
+from fyp.index.users import SERVED_MODEL_KEY, RedisUserEmbeddings
 
 __all__ = ["build_app", "consumer_config", "serve"]
 
@@ -50,13 +54,21 @@ def build_app(settings: Any, config: ServiceConfig, *, bucket: str | None = None
 
     store = S3ObjectStore(make_s3_client(settings), bucket or settings.media_bucket)
     holder = IndexHolder(ScannIndex(dim=config.dim, params=config.params))
+    client = settings.redis_client()
+
+    def default_model() -> str:
+        from fyp.embeddings.store import current_model_name  # torch: only when neither config nor snapshot says
+
+        return current_model_name(settings.home)
+
     feed = IndexFeed(
         holder,
         config,
         consumer_factory=lambda: Consumer(consumer_config(settings, config)),
         snapshots=SnapshotStore(store, config.name),
+        default_model=default_model,
+        on_model=lambda model: client.set(SERVED_MODEL_KEY.format(name=config.name), model),
     )
-    client = settings.redis_client()
     users = RedisUserEmbeddings(client)
     generator = CandidateGenerator(RedisSources(client), max_fetch=config.max_k)
     return create_app(holder, users=users, feed=feed, max_k=config.max_k, generator=generator)

@@ -36,7 +36,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from connectors.s3_objects import S3ObjectStore
 
 __all__ = [
     "OFFSET_BEGINNING",
@@ -111,7 +113,8 @@ class SnapshotFile:
 
 @dataclass(frozen=True, kw_only=True)
 class SnapshotManifest:
-    """What one snapshot holds. `offsets` maps partition -> next offset to read of `topic`."""
+    """What one snapshot holds. `offsets` maps partition -> next offset to read of `topic`. `model`: the embedding
+    model of its vectors (None in snapshots taken before the manifest named it: the service refuses those)."""
 
     name: str
     prefix: str
@@ -122,6 +125,7 @@ class SnapshotManifest:
     dim: int
     size: int
     files: tuple[SnapshotFile, ...]
+    model: str | None = None
     format_version: int = 1
 
     def to_json(self) -> str:
@@ -136,6 +140,7 @@ class SnapshotManifest:
                 "kind": self.kind,
                 "dim": self.dim,
                 "size": self.size,
+                **({"model": self.model} if self.model is not None else {}),
                 "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
             },
             indent=2,
@@ -160,6 +165,7 @@ class SnapshotManifest:
             dim=int(raw["dim"]),
             size=int(raw["size"]),
             files=files,
+            model=raw.get("model"),
         )
 
 
@@ -177,44 +183,6 @@ class ObjectStore(Protocol):
     def list_keys(self, prefix: str) -> Iterator[str]: ...
 
     def delete(self, keys: Sequence[str]) -> None: ...
-
-
-class S3ObjectStore:
-    """`ObjectStore` over a boto3 S3 client (e.g. `fyp.media.publish.make_s3_client(settings)`) and a bucket."""
-
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._client = client
-        self.bucket = bucket
-
-    def put_file(self, key: str, path: Path) -> None:
-        self._client.upload_file(str(path), self.bucket, key)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=data, CacheControl="no-cache")
-
-    def get_bytes(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-
-    def download(self, key: str, path: Path) -> None:
-        self._client.download_file(self.bucket, key, str(path))
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
-            self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
 
 class LocalObjectStore:
@@ -276,7 +244,8 @@ class SnapshotStore:
         self._clock = clock
 
     def save_directory(
-        self, directory: Path, *, topic: str, offsets: Mapping[int, int], kind: str, dim: int, size: int
+        self, directory: Path, *, topic: str, offsets: Mapping[int, int], kind: str, dim: int, size: int,
+        model: str | None = None,
     ) -> SnapshotManifest:
         """Upload the files of a saved index (a flat directory), the manifest, then move the pointer."""
         now_ms = int(self._clock() * 1000)
@@ -297,6 +266,7 @@ class SnapshotStore:
             dim=dim,
             size=size,
             files=tuple(files),
+            model=model,
         )
         self.store.put_bytes(prefix + MANIFEST, manifest.to_json().encode())
         self.store.put_bytes(latest_key(self.name), json.dumps({"prefix": prefix}).encode())

@@ -2,6 +2,11 @@
 
 A `VideoEmbedding` with `deleted=false` upserts the video's (normalised) vector; `deleted=true`, or a tombstone
 (null value), removes it. A record the index cannot use becomes the reason it is skipped, which the feed counts.
+
+Every vector says which model made it (`VideoEmbedding.model`). The decoder keeps the vectors of the model the
+index serves, marks those of the model being staged for a swap (`fyp index reembed`), and refuses the rest
+(`other_model`). A delete carries no vector and applies whatever its model: a takedown removes the video from
+the live index and from the staged one.
 """
 
 from __future__ import annotations
@@ -17,25 +22,31 @@ __all__ = ["Batch", "EmbeddingDecoder", "Update", "collapse"]
 
 
 class Update(NamedTuple):
-    """One change to the index: a new vector for a video, or (vector None) its removal."""
+    """One change to the index: a new vector for a video, or (vector None) its removal. staged: the vector is
+    of the model being staged, for the index that will replace the live one (a removal applies to both)."""
 
     video_id: str
     vector: np.ndarray | None
+    staged: bool = False
 
 
 class EmbeddingDecoder:
     """Kafka (key, value) of fyp.video-embeddings.v1 -> `Update`, or the reason it is skipped.
 
-    dim: the width vectors must have (the feed sets it to a restored snapshot's); model: only
-    records of this embedding model (None: any); registry: the Avro registry (default: schemas/avro).
+    dim: the width vectors must have (the feed sets it to a restored snapshot's). model: the embedding model
+    the index serves; None only while the feed has not resolved it, and then every vector is refused. staging:
+    a second model whose vectors are kept aside (`Update.staged`) for a swap; None when nothing is staged.
+    registry: the Avro registry (default: schemas/avro).
     """
 
-    def __init__(self, *, dim: int, model: str | None = None, registry: Any = None) -> None:
+    def __init__(self, *, dim: int, model: str | None, staging: str | None = None, registry: Any = None) -> None:
         from schemas.registry import default_registry
 
         self.dim = dim
         self.model = model
+        self.staging = staging
         self._registry = registry or default_registry()
+        self.last_model = ""  # the model of the last record `parse` refused as other_model (for the log)
 
     def parse(self, key: bytes | None, value: bytes | None) -> Update | str:
         if value is None:  # tombstone: compaction's way of saying the key is gone
@@ -53,13 +64,15 @@ class EmbeddingDecoder:
         record = event.record
         if record["deleted"]:
             return Update(record["video_id"], None)
-        if self.model is not None and record["model"] != self.model:
+        staged = self.staging is not None and record["model"] == self.staging
+        if record["model"] != self.model and not staged:
+            self.last_model = record["model"]
             return "other_model"
         try:
             vector = normalize(record["vector"], self.dim)[0]
         except ValueError:
             return "bad_vector"
-        return Update(record["video_id"], vector)
+        return Update(record["video_id"], vector, staged)
 
 
 class Batch(NamedTuple):

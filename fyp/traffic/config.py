@@ -44,7 +44,7 @@ class TrafficConfig:
     concurrent_sessions: int = 1_000
     mean_session_views: float = 30.0
     new_video_fraction: float = 0.002
-    interest_traffic_fraction: float = 0.6
+    interest_traffic_fraction: float = 0.85
     fresh_traffic_fraction: float = 0.03
     fresh_window: int = 500
     jitter: timedelta = timedelta(milliseconds=250)

@@ -16,6 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fyp.traffic.behaviour import (
+    PARTIAL_BETA,
+    complete_logit,
+    engagement_logit,
+    like_logit,
+    loop_logit,
+    partial_fraction,
+    share_logit,
+    skip_probability,
+)
 from fyp.traffic.catalog import Catalog, cumulative, draw, zipf_cdf
 from fyp.traffic.config import TrafficConfig
 from fyp.traffic.vocab import (
@@ -80,12 +90,6 @@ _TONE_CDF = tuple(cumulative(tuple(w for _, w in tone)) for tone in _TONES)
 _TONE_START = np.cumsum([0, *(len(tone) for tone in _TONES[:-1])])
 _OTHER_TONE_SHARE = 0.3  # questions, slang, emoji, other languages: neither clearly positive nor negative
 _USER_ACTIVITY_EXPONENT = 0.6  # a few heavy users open many more sessions
-# Taste effect of a video in (vs out of) the viewer's interests: on the skip probability, the completion and
-# loop log-odds, and the engagement log-odds. Sized so that interest views complete ~1.5x and are liked ~2.5x
-# as often as others, while overall rates stay close to the taste-free model's.
-_MATCH_SKIP, _MATCH_COMPLETE, _MATCH_ENGAGE = 0.12, 0.7, 0.9
-
-
 @dataclass(frozen=True, kw_only=True)
 class ViewBlock:
     """One block of views and their events, as plain lists (the renderers loop over them).
@@ -190,23 +194,17 @@ class TrafficModel:
         topic = catalog.author_topic[catalog.author[video]]
         match = (catalog.interests[user_ids] == topic[:, None]).any(axis=1)
         u = rng.random((n_views, 12))
-        log_len = np.log(duration / 20_000.0)  # > 0 for videos longer than 20 s
-
-        skip_p = 0.48 - 0.9 * (quality - 0.29) + 0.10 * log_len - _MATCH_SKIP * match
-        skip = u[:, 0] < np.clip(skip_p, 0.05, 0.90)
-        complete_z = 0.05 + 4.0 * (quality - 0.29) - 1.1 * log_len + _MATCH_COMPLETE * match
-        complete = ~skip & (u[:, 1] < _sigmoid(complete_z))
-        fraction = np.where(complete, 1.0, 0.02 + 0.97 * rng.beta(1.3, 2.2, n_views))
+        skip = u[:, 0] < skip_probability(quality, duration, match)
+        complete = ~skip & (u[:, 1] < _sigmoid(complete_logit(quality, duration, match)))
+        fraction = np.where(complete, 1.0, partial_fraction(rng.beta(*PARTIAL_BETA, n_views)))
         watch_ms = np.where(skip, 0, np.maximum(1, np.rint(fraction * duration))).astype(np.int64)
         dwell_ms = np.minimum(np.clip(rng.lognormal(np.log(900), 0.6, n_views), 150, 5_000), duration)
-        loops_p = _sigmoid(-1.6 + 3.0 * (quality - 0.29) - 0.8 * log_len + _MATCH_COMPLETE * match)
+        loops_p = _sigmoid(loop_logit(quality, duration, match))
         loops = np.where(
             complete & (u[:, 2] < loops_p), np.minimum(rng.geometric(0.55, n_views), MAX_LOOPS), 0
         )
         # Engagement propensity: grows with the fraction watched, loops, quality and taste; none after a skip.
-        z = np.where(
-            skip, -50.0, -4.75 + 2.5 * fraction + 0.4 * loops + 3.0 * (quality - 0.29) + _MATCH_ENGAGE * match
-        )
+        z = np.where(skip, -50.0, engagement_logit(fraction, loops, quality, match))
 
         mask = np.zeros((n_views, SOUND + 1), dtype=bool)
         mask[:, IMPRESSION] = True
@@ -214,9 +212,9 @@ class TrafficModel:
         mask[:, NOT_INTERESTED] = skip & (u[:, 3] < 0.03)
         mask[:, WATCH] = ~skip
         mask[:, LOOP : LOOP + MAX_LOOPS] = loops[:, None] > np.arange(MAX_LOOPS)
-        mask[:, LIKE] = u[:, 4] < _sigmoid(z - 1.0)
+        mask[:, LIKE] = u[:, 4] < _sigmoid(like_logit(z))
         mask[:, UNLIKE] = mask[:, LIKE] & (u[:, 5] < 0.03)
-        mask[:, SHARE] = u[:, 6] < _sigmoid(z - 3.0)
+        mask[:, SHARE] = u[:, 6] < _sigmoid(share_logit(z))
         mask[:, SAVE] = u[:, 7] < _sigmoid(z - 2.6)
         mask[:, COMMENT] = u[:, 8] < _sigmoid(z - 3.2)
         mask[:, FOLLOW] = u[:, 9] < _sigmoid(z - 3.4)

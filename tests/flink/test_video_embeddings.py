@@ -10,9 +10,9 @@ import numpy as np
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from jobs.video_embeddings import embeddings_stream
+from jobs.video_embeddings import FollowLatest, embed, embeddings_stream
 from schemas.registry import default_registry
-from udfs.video_embedding import BatchPolicy
+from udfs.video_embedding import BatchPolicy, StatusChange
 
 HASHES = {
     "v1": {"video_id": "v1", "status": "ready", "author_id": "a1", "caption": "cats", "hashtags": '["cats"]'},
@@ -73,3 +73,40 @@ def test_status_changes_become_upserts_and_deletes():
 def unsigned(java_bytes) -> bytes:
     """A collected BYTE array comes back as signed ints."""
     return bytes(b & 0xFF for b in java_bytes)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_encoder_follows_latest_and_the_records_name_the_model_that_made_them(tmp_path):
+    """After a retrain moves LATEST, the next batch (at most `every_s` later) is embedded with the new model."""
+    latest = tmp_path / "models" / "two-tower" / "LATEST"
+    latest.parent.mkdir(parents=True)
+    latest.write_text("20261124T161500Z-1a2b3c4d\n")
+    loads, clock = [], Clock()
+
+    def load():
+        encoder = CountingEncoder()
+        encoder.name = f"two-tower-{latest.read_text().strip()}"
+        loads.append(encoder.name)
+        return encoder
+
+    follow = FollowLatest(load, tmp_path, every_s=10, clock=clock)
+    change = StatusChange(video_id="v1", author_id="a1", status="ready", event_time_ms=1)
+    first = embed([change], follow, PlainStore(), default_registry())
+    assert first[0][2] == "two-tower-20261124T161500Z-1a2b3c4d"
+
+    latest.write_text("20261125T090000Z-5e6f7a8b\n")
+    clock.now = 5.0  # not yet time to look
+    assert embed([change], follow, PlainStore(), default_registry())[0][2].endswith("1a2b3c4d")
+    clock.now = 10.0
+    moved = embed([change], follow, PlainStore(), default_registry())
+    assert moved[0][2] == "two-tower-20261125T090000Z-5e6f7a8b" == follow.name
+    record = default_registry().decode(unsigned(moved[0][7])).record
+    assert record["model"] == "two-tower-20261125T090000Z-5e6f7a8b" and record["vector"] == [4.0, 1.0]
+    assert loads == ["two-tower-20261124T161500Z-1a2b3c4d", "two-tower-20261125T090000Z-5e6f7a8b"]

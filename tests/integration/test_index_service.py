@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from fyp.index.config import ServiceConfig
 from fyp.index.service import build_app
 from fyp.index.snapshot import S3ObjectStore, SnapshotStore
-from fyp.index.users import USER_EMBEDDING_KEY
+from fyp.index.users import USER_EMBEDDING_KEY, encode_user_embedding
 from fyp.media.publish import make_s3_client
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS
@@ -104,7 +104,7 @@ def test_feed_delete_candidates_snapshot_restart_replay(settings, redis_client, 
 
         user = f"u-it-{uuid.uuid4().hex[:8]}"
         key = USER_EMBEDDING_KEY.format(user_id=user)
-        redis_client.set(key, fresh_vector.astype("<f4").tobytes(), ex=300)
+        redis_client.set(key, encode_user_embedding("it-model", fresh_vector), ex=300)
         try:
             body = client.get("/v1/candidates", params={"user": user, "k": 5}).json()
             assert body["results"][0]["video_id"] == fresh

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from connectors.kafka_emitter import KafkaEmitter
 from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
-from features.serving_sets import RECENT_SEEN
+from features.serving_sets import RECENT_POSITIVES, RECENT_SEEN
 from fyp.index.config import ServiceConfig
 from fyp.index.service import build_app
 from fyp.index.users import USER_EMBEDDING_KEY
@@ -131,9 +131,11 @@ def test_candidates_name_their_sources_and_skip_seen_videos(settings, stack, two
 
     first, second = two_videos["ids"]
     user = f"it-user-{uuid.uuid4().hex[:8]}"
-    seen_key = RECENT_SEEN.key_prefix + user
-    # The user has seen `second` (the features job writes this set from impressions; here the test does).
+    seen_key, positives_key = RECENT_SEEN.key_prefix + user, RECENT_POSITIVES.key_prefix + user
+    # The user has seen and completed `second` (the features job writes both sets; here the test does): the
+    # tower reads the positives, candidate generation filters the seen ones.
     redis_client.zadd(seen_key, {second: time.time() * 1000})
+    redis_client.zadd(positives_key, {second: time.time() * 1000})
     try:
         _, users = load_encoders("local")
         report = UserEmbeddingRefresher(redis_client, FeatureClient(redis_client), users).run_pass(only=[user])
@@ -148,7 +150,7 @@ def test_candidates_name_their_sources_and_skip_seen_videos(settings, stack, two
         assert sources.get(first) in ("ann", "exploration"), body
         assert body["sources"]["ann"]["taken"] >= 1 and body["filters"]["recent_seen"] == 1
     finally:
-        redis_client.delete(seen_key, USER_EMBEDDING_KEY.format(user_id=user))
+        redis_client.delete(seen_key, positives_key, USER_EMBEDDING_KEY.format(user_id=user))
 
 
 def test_takedown_removes_the_video_from_the_index(settings, stack, two_videos, redis_client) -> None:

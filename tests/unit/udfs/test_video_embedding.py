@@ -1,11 +1,10 @@
 """The embedding job's decisions without Flink: status -> action, batch planning against the Redis hash,
-the VideoEmbedding record, the batch policy; and the user-embedding worker's choice of users."""
+the VideoEmbedding record, the batch policy. (The user-embedding worker's tests: tests/unit/workers.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 import pytest
 
 from schemas.registry import default_registry
@@ -18,7 +17,6 @@ from udfs.video_embedding import (
     embedding_record,
     plan_batch,
 )
-from workers.user_embeddings import RefreshConfig, due_users
 
 
 def change(video_id: str, status: str, t: int = 1, author: str = "a1") -> StatusChange:
@@ -91,90 +89,3 @@ def test_embedding_record_round_trips_through_the_schema():
 def test_batch_policy_bounds(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BatchPolicy(**kwargs)
-
-
-def test_due_users_are_active_and_changed_since_their_last_refresh():
-    newest = {"fresh": 1_000.0, "unchanged": 900.0, "stale": 10.0, "new": 950.0}
-    assert due_users(newest, {"unchanged": 900.0, "fresh": 800.0}, now_ms=1_000, active_within_ms=500) == [
-        "fresh", "new"]
-
-
-def test_refresh_config_is_checked():
-    with pytest.raises(ValueError, match="positive"):
-        RefreshConfig(ttl=timedelta(0))
-    with pytest.raises(ValueError, match="history_len"):
-        RefreshConfig(history_len=0)
-
-
-class PlainRedis:
-    """The few Redis calls the refresher makes, over dicts (zsets: member -> score)."""
-
-    def __init__(self, zsets, hashes):
-        self.zsets, self.hashes, self.strings = zsets, hashes, {}
-
-    def scan_iter(self, match, count):
-        return [k.encode() for k in self.zsets if k.startswith(match.rstrip("*"))]
-
-    def pipeline(self, transaction=False):
-        return PlainPipeline(self)
-
-
-class PlainPipeline:
-    def __init__(self, redis):
-        self.redis, self.calls = redis, []
-
-    def zrange(self, key, start, end, withscores=False):
-        key = key.decode() if isinstance(key, bytes) else key
-        items = sorted(self.redis.zsets.get(key, {}).items(), key=lambda kv: kv[1])
-        stop = len(items) + end + 1 if end < 0 else end + 1
-        first = max(len(items) + start, 0) if start < 0 else start
-        self.calls.append([(m.encode(), s) for m, s in items[first:stop]])
-
-    def hgetall(self, key):
-        self.calls.append({k.encode(): v.encode() for k, v in self.redis.hashes.get(key, {}).items()})
-
-    def set(self, key, value, ex):
-        self.redis.strings[key] = (value, ex)
-        self.calls.append(True)
-
-    def execute(self):
-        calls, self.calls = self.calls, []
-        return calls
-
-
-class MeanOfHistory:
-    """A user encoder: row = [number of videos with metadata, plays feature]; zero rows for empty histories."""
-
-    name = "plain-users-v1"
-
-    def __init__(self):
-        self.seen = []
-
-    def encode(self, histories, features):
-        self.seen.append([h.video_ids for h in histories])
-        return np.array([[len(h.videos), f.plays] for h, f in zip(histories, features, strict=True)], np.float32)
-
-
-class NoFeatures:
-    def get(self, entity, entity_id):
-        return None
-
-
-def test_refresher_writes_active_users_once_and_skips_unknown_histories():
-    from fyp.index.users import USER_EMBEDDING_KEY
-    from workers.user_embeddings import UserEmbeddingRefresher
-
-    now = 1_000_000.0
-    zsets = {"fyp:recent_seen:v1:u1": {"v1": now - 10, "v2": now - 5}, "fyp:recent_seen:v1:u2": {"x": now - 1},
-             "fyp:recent_seen:v1:old": {"v1": now - 10 * 86_400_000}}
-    hashes = {"fyp:video:v1:v1": {"video_id": "v1", "status": "ready", "caption": "cats"}}
-    redis, users = PlainRedis(zsets, hashes), MeanOfHistory()
-    refresher = UserEmbeddingRefresher(redis, NoFeatures(), users, RefreshConfig(ttl=timedelta(hours=1)))
-    report = refresher.run_pass(now_ms=now)
-    assert (report.scanned, report.due, report.written, report.no_embedding) == (3, 2, 1, 1)
-    value, ttl = redis.strings[USER_EMBEDDING_KEY.format(user_id="u1")]
-    assert np.frombuffer(value, "<f4").tolist() == [1.0, 0.0] and ttl == 3600
-    assert users.seen == [[("v1", "v2"), ("x",)]]  # oldest first
-    assert refresher.run_pass(now_ms=now).due == 0  # nothing new since
-    zsets["fyp:recent_seen:v1:u1"]["v3"] = now
-    assert refresher.run_pass(now_ms=now + 1).due == 1

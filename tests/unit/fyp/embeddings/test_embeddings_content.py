@@ -19,6 +19,7 @@ from fyp.embeddings.content import (
     cheap_features,
     pdq_projection,
 )
+from fyp.embeddings.inputs import USER_FEATURE_COLUMNS, user_feature_matrix
 from fyp.serving.client import EntityFeatures
 
 
@@ -59,7 +60,7 @@ def test_fallback_projection_keeps_content_neighbours(content: ContentEncoder) -
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     users = UserEncoder(None, items).encode([UserHistory(videos=(VIDEOS[1],)), UserHistory(video_ids=("v1",))],
-                                            [UserFeatures(plays=3), None])
+                                            [UserFeatures(values={"plays_24h": 3.0}), None])
     np.testing.assert_allclose(users[0], vectors[1], atol=1e-6)  # mean of one video is that video
     assert not users[1].any()  # ids only, no metadata: no fallback embedding
 
@@ -99,10 +100,9 @@ def test_video_meta_from_the_upload_hash() -> None:
 
 def test_user_features_from_the_feature_client_row() -> None:
     entity = EntityFeatures(entity="user", entity_id="u1", event_time_ms=0, update_time_ms=0, values={
-        "plays_24h": 4.0, "completions_24h": 2.0, "impressions_24h": 10.0, "skips_24h": float("nan"),
-        "plays_1h": 99.0})
+        "plays_24h": 4.0, "completions_24h": 2.0, "completion_rate_24h": 0.5, "skips_24h": float("nan")})
     features = UserFeatures.from_entity(entity)
-    assert (features.plays, features.completions, features.skips) == (4.0, 2.0, 0.0)
-    vector = features.vector()
-    assert vector.shape == (10,) and vector[-2] == pytest.approx(0.5)
-    assert not UserFeatures.from_entity(None).vector().any()
+    assert features.values == entity.values
+    raw = user_feature_matrix([features.values, UserFeatures.from_entity(None).values])
+    assert raw.shape == (2, len(USER_FEATURE_COLUMNS))
+    assert raw[0, USER_FEATURE_COLUMNS.index("plays_24h")] == 4.0 and np.isnan(raw[1]).all()

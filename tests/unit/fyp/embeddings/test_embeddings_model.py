@@ -1,52 +1,111 @@
-"""Two-tower model: tower shapes, the logQ correction against a hand computation, the streaming frequency
-estimator, a tiny training run that must beat popularity, save/load, and the training-data builder."""
+"""Two-tower model: the input functions, tower shapes, the logQ loss against a hand computation, the streaming
+frequency estimator, the training rows from the training table, recall@K, save/load and the encoders."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import torch
 
-from fyp.embeddings.data import interactions_from_columns
+from fyp.embeddings.data import Catalogue, Positives, positives_from_columns, table_columns
 from fyp.embeddings.encoders import ItemEncoder, UserEncoder
-from fyp.embeddings.evaluate import recall_at_k
+from fyp.embeddings.evaluate import popularity_scorer, recall_at_k
+from fyp.embeddings.inputs import USER_FEATURE_COLUMNS, item_inputs, user_feature_matrix, user_inputs
 from fyp.embeddings.logq import StreamingFrequency, in_batch_softmax_loss
-from fyp.embeddings.meta import USER_FEATURE_DIM, UserFeatures, UserHistory, VideoMeta
-from fyp.embeddings.store import latest_local, load_bytes, save_local, serialize
+from fyp.embeddings.meta import UserFeatures, UserHistory, VideoMeta
+from fyp.embeddings.store import LoadedModel, latest_local, load_bytes, save_local, serialize
 from fyp.embeddings.towers import TowerConfig, TwoTower
-from fyp.embeddings.train import TrainConfig, train_two_tower
 
-SMALL = TowerConfig(content_dim=16, output_dim=64, hidden_dim=32, id_dim=16, video_buckets=4096,
-                    author_buckets=256, sound_buckets=64, history_len=10, temperature=0.1)
+SMALL = TowerConfig(output_dim=16, hidden_dim=32, id_dim=8, video_buckets=512, author_buckets=64, sound_buckets=32,
+                    hashtag_buckets=64, max_hashtags=4, history_len=5, temperature=0.1)
+NO_FEATURES = np.full((1, len(USER_FEATURE_COLUMNS)), np.nan)
+
+
+# --- the input functions ---------------------------------------------------------------------------------
+
+
+def test_user_inputs_read_the_newest_positives_first_and_pad_with_zero() -> None:
+    x = user_inputs([[f"v{i}" for i in range(8)], [], None], np.full((3, len(USER_FEATURE_COLUMNS)), np.nan), SMALL)
+    one = user_inputs([["v0"]], NO_FEATURES, SMALL).history[0, 0]
+    assert x.history.shape == (3, SMALL.history_len)
+    assert x.history[0, 0] == one  # position 0 is the newest member, as Redis ZREVRANGE gives it
+    assert (x.history[0] > 0).all() and not x.history[1:].any()  # the first history_len read; none for the others
+    assert x.features.shape == (3, SMALL.user_feature_dim) and (x.features[:, -1] == 1.0).all()  # "no value"
+
+
+def test_user_features_are_log_counts_and_clipped_ratios() -> None:
+    raw = user_feature_matrix([{"plays_24h": 4.0, "watch_ms_24h": 9_000.0, "completion_rate_24h": 1.5,
+                                "likes_24h": -2.0, "skip_rate_1h": float("nan")}])
+    f = user_inputs([["v1"]], raw, SMALL).features[0]
+    column = {c: i for i, c in enumerate(USER_FEATURE_COLUMNS)}
+    assert f[column["plays_24h"]] == pytest.approx(math.log1p(4.0))
+    assert f[column["watch_ms_24h"]] == pytest.approx(math.log1p(9.0))  # seconds
+    assert f[column["likes_24h"]] == pytest.approx(-math.log1p(2.0))  # likes minus unlikes may be negative
+    assert f[column["completion_rate_24h"]] == 1.0 and f[column["skip_rate_1h"]] == 0.0
+    assert f[-1] == 0.0  # the user had values
+    with pytest.raises(ValueError, match="user_features must be"):
+        user_inputs([["v1"]], raw[:, :3], SMALL)
+
+
+def test_item_inputs_read_ids_and_distinct_hashtags() -> None:
+    x = item_inputs(["v1", "v2"], ["a1", None], [None, "s1"], [["Cats", "#cats", "dogs"], None], SMALL)
+    assert x.sound[0] == 0 and x.author[1] == 0 and x.sound[1] > 0
+    assert (x.hashtags[0] > 0).sum() == 2 and not x.hashtags[1].any()
+    again = item_inputs(["v1"], ["a1"], [None], [("cats", "dogs")], SMALL)
+    assert (again.hashtags[0] == x.hashtags[0]).all() and again.video[0] == x.video[0]
+    with pytest.raises(ValueError, match="same length"):
+        item_inputs(["v1"], [], [], [], SMALL)
+
+
+# --- towers -----------------------------------------------------------------------------------------------
 
 
 def test_towers_give_unit_rows_of_output_dim() -> None:
     model = TwoTower(SMALL).eval()
-    items = model.item(torch.randn(5, 16), torch.tensor([1, 2, 3, 4, 0]), torch.tensor([1, 1, 0, 2, 3]),
-                       torch.zeros(5, dtype=torch.long))
-    users = model.user(torch.tensor([[0] * 9 + [5], [0] * 10]), torch.randn(2, USER_FEATURE_DIM))
-    assert items.shape == (5, 64) and users.shape == (2, 64)
+    items = model.item.encode(item_inputs(["v1", "v2", "v3"], ["a1", "a1", None], [None] * 3,
+                                          [["x"], [], ["y", "z"]], SMALL))
+    users = model.user.encode(user_inputs([["v1", "v2"], []], np.full((2, len(USER_FEATURE_COLUMNS)), np.nan),
+                                          SMALL))
+    assert items.shape == (3, 16) and users.shape == (2, 16)
     np.testing.assert_allclose(items.norm(dim=1).detach().numpy(), 1.0, rtol=1e-5)
     np.testing.assert_allclose(users.norm(dim=1).detach().numpy(), 1.0, rtol=1e-5)
 
 
 def test_unseen_ids_contribute_nothing() -> None:
     model = TwoTower(SMALL).eval()
-    content = torch.randn(1, 16)
-    zero = torch.zeros(1, dtype=torch.long)
-    base = model.item(content, zero, zero, zero)
-    unseen = model.item(content, torch.tensor([7]), zero, zero)
+    zero, tags = torch.zeros(1, dtype=torch.long), torch.zeros(1, SMALL.max_hashtags, dtype=torch.long)
+    base = model.item(zero, zero, zero, tags)
+    unseen = model.item(torch.tensor([7]), zero, zero, tags)
     torch.testing.assert_close(base, unseen)  # bucket 7 never trained: like no id at all
     model.item.video.mark_seen(torch.tensor([7]))
-    assert not torch.allclose(base, model.item(content, torch.tensor([7]), zero, zero))
+    assert not torch.allclose(base, model.item(torch.tensor([7]), zero, zero, tags))
 
 
-@pytest.mark.parametrize("name", ["output_dim", "history_len"])
-def test_tower_config_rejects_nonsense(name: str) -> None:
-    with pytest.raises(ValueError, match=name):
-        TowerConfig(**{name: 0})
+def test_the_user_tower_reads_a_history_video_through_what_training_saw_of_it() -> None:
+    model = TwoTower(SMALL).eval()
+    video = item_inputs(["v1"], ["a1"], [None], [["cats"]], SMALL)
+    model.item.author.mark_seen(torch.from_numpy(video.author))
+    model.item.hashtag.mark_seen(torch.from_numpy(video.hashtags).flatten())
+    user = user_inputs([["v1"]], NO_FEATURES, SMALL)
+    before = model.user.encode(user)
+    torch.testing.assert_close(before, model.user.encode(user_inputs([[]], NO_FEATURES, SMALL)))  # v1 unknown yet
+    model.item.remember(video)  # training's catalogue: v1 is by a1, tagged cats
+    assert model.item.known(torch.from_numpy(video.video))[0].item() == video.author[0]
+    assert not torch.allclose(before, model.user.encode(user))
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("output_dim", 0, "output_dim"), ("history_len", 51, "history_len"),
+    ("user_feature_columns", ("nope",), "unknown user feature"), ("temperature", 0.0, "temperature")])
+def test_tower_config_rejects_nonsense(field: str, value: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TowerConfig(**{field: value})
+
+
+# --- loss ------------------------------------------------------------------------------------------------
 
 
 def test_logq_loss_matches_hand_computation() -> None:
@@ -65,7 +124,7 @@ def test_logq_loss_matches_hand_computation() -> None:
     assert uniform.item() == pytest.approx(plain.item(), rel=1e-6)  # a constant shift cancels
 
 
-def test_duplicate_items_in_a_batch_are_not_negatives() -> None:
+def test_duplicate_items_are_not_negatives_in_the_batch_or_among_extra_negatives() -> None:
     user = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     item = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     ids = torch.tensor([4, 4, 9])
@@ -74,8 +133,13 @@ def test_duplicate_items_in_a_batch_are_not_negatives() -> None:
     # as negatives: -log(e / (e + 2)).
     expected = (2 * -math.log(math.e / (math.e + 1)) - math.log(math.e / (math.e + 2))) / 3
     assert masked.item() == pytest.approx(expected, rel=1e-6)
-    unmasked = in_batch_softmax_loss(user, item, temperature=1.0)
-    assert unmasked.item() > masked.item()
+    assert in_batch_softmax_loss(user, item, temperature=1.0).item() > masked.item()
+    # An extra (uniformly drawn) negative that is row 0's own item is masked for row 0 only.
+    extra = torch.cat([item, torch.tensor([[1.0, 0.0], [0.0, 0.0]])])
+    with_extra = in_batch_softmax_loss(user, extra, temperature=1.0, item_ids=torch.tensor([4, 4, 9, 4, 7]))
+    row2 = -math.log(math.e / (math.e + 3 + 1))  # three copies of item 4 (cos 0) and item 7 (cos 0)
+    rows01 = -math.log(math.e / (math.e + 1 + 1))  # item 9 (cos 0) and item 7 (cos 0)
+    assert with_extra.item() == pytest.approx((2 * rows01 + row2) / 3, rel=1e-6)
 
 
 def test_streaming_frequency_tracks_rates() -> None:
@@ -88,123 +152,116 @@ def test_streaming_frequency_tracks_rates() -> None:
     assert p[0] == pytest.approx(4.0, rel=0.05)  # 4 per step
     assert p[1] == pytest.approx(0.5, rel=0.05)  # every other step
     assert p[2] == pytest.approx(0.1, rel=0.5)  # ~1 in 10 steps, noisy
-    assert f.probability(np.array([5]))[0] == pytest.approx(1.0)  # never seen: the prior
+    assert f.probability(np.array([5]))[0] == 0.0  # never a positive: only a uniform draw can make it a candidate
 
 
-def _synthetic(seed: int, *, users: int = 300, clusters: int = 8, per_cluster: int = 40, positives: int = 30):
-    """Users with a taste cluster: 85 % of positives from their cluster, the rest by global popularity.
-    Popularity is Zipf over the whole catalogue, so a popularity ranking gets the heads of every cluster."""
-    rng = np.random.default_rng(seed)
-    n_items = clusters * per_cluster
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    rng.shuffle(popularity)
-    cluster_of = np.arange(n_items) // per_cluster
-    within = popularity.reshape(clusters, per_cluster)
-    within_cdf = np.cumsum(within / within.sum(axis=1, keepdims=True), axis=1)
-    global_cdf = np.cumsum(popularity / popularity.sum())
-    n = users * positives
-    user = np.repeat(np.arange(users), positives)
-    taste = rng.integers(clusters, size=users)[user]
-    own = taste * per_cluster + np.minimum((rng.random(n)[:, None] > within_cdf[taste]).sum(axis=1), per_cluster - 1)
-    anywhere = np.minimum(np.searchsorted(global_cdf, rng.random(n)), n_items - 1)
-    video = np.where(rng.random(n) < 0.85, own, anywhere)
-    time = 1_700_000_000_000 + np.cumsum(rng.integers(1, 50, size=n))  # interleave users over time
-    time = time[rng.permutation(n)]
-    kinds = ("impression", "like")
-    return {
-        "event_type": [k for _ in range(n) for k in kinds],
-        "event_time": np.repeat(time, 2).tolist(),
-        "user_id": [f"u{u}" for u in np.repeat(user, 2)],
-        "video_id": [f"v{v}" for v in np.repeat(video, 2)],
-        "author_id": [f"a{v % 50}" for v in np.repeat(video, 2)],
-        "sound_id": [None] * 2 * n,
-        "hashtags": [[f"tag{cluster_of[v]}"] for v in np.repeat(video, 2)],
-        "watch_ms": [None] * 2 * n, "video_duration_ms": [None] * 2 * n, "dwell_ms": [None] * 2 * n,
-        "action": [None, "LIKE"] * n,
-    }
+# --- training rows ----------------------------------------------------------------------------------------
 
 
-def test_training_beats_popularity_on_users_with_tastes() -> None:
-    data = interactions_from_columns(_synthetic(1), history_len=SMALL.history_len)
-    content = np.random.default_rng(2).standard_normal((len(data.videos), 16)).astype(np.float32)  # no signal
-    result = train_two_tower(data, content, tower=SMALL,
-                             config=TrainConfig(epochs=3, batch_size=128, lr=1e-2, ks=(10, 50), threads=1))
-    recall = result.recall
-    assert recall.queries == result.test_positives > 300
-    assert recall.model[10] > 1.5 * recall.popularity[10], recall
-    assert recall.model[50] > recall.popularity[50], recall
+def _ms(hour: int, day: int = 1) -> int:
+    return int(datetime(2026, 12, day, hour, tzinfo=UTC).timestamp() * 1000)
 
 
-def test_interactions_features_and_history_come_from_earlier_rows_only() -> None:
-    rows = {"event_type": ["impression", "watch", "impression", "watch", "like", "skip"],
-            "event_time": [1000, 1001, 2000, 2001, 2002, 3000],
-            "user_id": ["u1"] * 6, "video_id": ["v1", "v1", "v2", "v2", "v2", "v3"],
-            "author_id": ["a1", "a1", "a2", "a2", "a2", "a3"], "sound_id": [None] * 6,
-            "hashtags": [["x"], ["x"], [], [], [], ["y"]],
-            "watch_ms": [None, 9800, None, 1000, None, None],
-            "video_duration_ms": [None, 10000, None, 30000, None, 5000],
-            "dwell_ms": [None] * 5 + [300], "action": [None] * 4 + ["LIKE", None]}
-    data = interactions_from_columns(rows, history_len=3)
-    assert [data.videos[v].video_id for v in data.video] == ["v1", "v2"]  # completion, then the like
-    assert data.history.tolist() == [[-1, -1, -1], [-1, -1, 0]]
-    expected_v2 = UserFeatures(impressions=2, plays=2, watch_ms=10_800, completions=1).vector()
-    np.testing.assert_allclose(data.features[1], expected_v2, rtol=1e-6)
-    np.testing.assert_allclose(data.features[0], UserFeatures(impressions=1).vector(), rtol=1e-6)
-    assert data.videos[2].hashtags == ("y",) and data.videos[0].duration_ms == 10_000
+def _rows() -> dict[str, list]:
+    """Five impressions of user u1 over two days; the columns the towers read (training.watch_outcomes)."""
+    n = 5
+    rows: dict[str, list] = {c: [None] * n for c in table_columns()}
+    rows.update({
+        "event_time": [_ms(1), _ms(2), _ms(3), _ms(1, 2), _ms(2, 2)],
+        "user_id": ["u1"] * n, "video_id": ["v1", "v2", "v3", "v1", "v4"],
+        "author_id": ["a1", "a2", "a3", "a9", "a4"], "sound_id": [None, "s2", None, None, None],
+        "hashtags": [["x"], [], ["y"], ["z"], None],
+        "label_completed": [True, False, False, True, False], "label_liked": [False, False, True, False, False],
+        "label_shared": [False, False, False, False, True],
+        "recent_positives": [[], ["v1"], ["v1"], ["v3", "v1"], ["v1", "v3"]],
+        "user_engagement__plays_24h": [None, 1.0, 1.0, 2.0, 3.0],
+    })
+    return rows
 
 
-def test_recall_excludes_history_and_ranks_popularity() -> None:
-    items = np.eye(4, dtype=np.float32)
-    users = np.array([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=np.float32)
-    report = recall_at_k(users, items, targets=np.array([2, 1]), exclude=np.array([[-1], [0]]),
-                         popularity=np.array([9, 5, 1, 0]), ks=(1, 2))
+def test_positives_are_completed_liked_or_shared_rows_with_their_inputs_as_of_then() -> None:
+    data = positives_from_columns(_rows())
+    videos = [data.catalogue.video_ids[v] for v in data.video]
+    assert videos == ["v1", "v3", "v1", "v4"] and data.rows == 5  # v2 was only shown
+    assert data.recent_positives[1] == ["v1"] and data.recent_positives[3] == ["v1", "v3"]
+    plays = data.feature_columns.index("plays_24h")
+    assert np.isnan(data.user_features[0, plays]) and data.user_features[3, plays] == 3.0
+    index = data.catalogue.indices(["v1", "v9"])
+    assert index[1] == -1 and data.catalogue.author_ids[index[0]] == "a1"  # content from the first row
+    assert data.catalogue.sound_ids[data.catalogue.indices(["v2"])[0]] == "s2"
+
+
+def test_held_out_days_and_the_exclusions_of_each_query() -> None:
+    data = positives_from_columns(_rows())
+    assert data.split_days(1) == _ms(0, 2)
+    with pytest.raises(ValueError, match="cover 2 day"):
+        data.split_days(2)
+    exclude = data.exclusions(np.array([2, 3]))
+    assert exclude[0, :2].tolist() == data.catalogue.indices(["v3", "v1"]).tolist() and exclude[0, 2] == -1
+
+
+def test_recall_ranks_each_ranker_and_measures_the_share_of_oracle_lift() -> None:
+    targets, exclude = np.array([2, 1]), np.array([[-1], [0]])
+    scores = {"model": np.array([[0.0, 0, 1, 0], [1, 0, 0, 0]]), "oracle": np.array([[0.0, 0, 1, 0], [0, 1, 0, 0]])}
+    rankers = {name: (lambda rows, s=s: s[rows]) for name, s in scores.items()}
+    rankers["popularity"] = popularity_scorer(np.array([9, 5, 1, 0]))
+    report = recall_at_k(rankers, targets, exclude, ks=(1, 2))
     # Model: row 0 -> 2 (hit@1); row 1 -> 0 excluded, then ties at 0 -> 1 (hit@1). Popularity: 0, 1, 2, 3.
-    assert report.model == {1: 1.0, 2: 1.0}
-    assert report.popularity == {1: 0.5, 2: 0.5}
-    assert report.ratio[1] == pytest.approx(2.0)
+    assert report.model == {1: 1.0, 2: 1.0} and report.popularity == {1: 0.5, 2: 0.5}
+    assert report.ratio[1] == pytest.approx(2.0) and report.lift == {1: 1.0, 2: 1.0}
+    assert report.to_dict()["oracle_lift"] == {"1": 1.0, "2": 1.0}
+    with pytest.raises(ValueError, match="model and popularity"):
+        recall_at_k({"model": rankers["model"]}, targets, exclude)
+
+
+# --- saving and encoding ------------------------------------------------------------------------------------
+
+
+def _trained_looking(config: TowerConfig = SMALL) -> TwoTower:
+    model = TwoTower(config).eval()
+    videos = item_inputs(["v1", "v2"], ["a1", "a2"], ["s1", None], [["cats"], ["dogs", "fyp"]], config)
+    for table, name in ((model.item.video, "video"), (model.item.author, "author"), (model.item.hashtag, "hashtags")):
+        table.mark_seen(torch.from_numpy(getattr(videos, name)).flatten())
+    model.item.remember(videos)
+    return model
 
 
 def test_save_load_round_trip(tmp_path) -> None:
-    model = TwoTower(SMALL).eval()
-    model.item.video.mark_seen(torch.tensor([3, 9]))
+    model = _trained_looking()
     version, data = serialize(model, {"recall": {"10": 0.5}})
     save_local(tmp_path, version, data)
     loaded = latest_local(tmp_path)
     assert loaded.version == version and loaded.name == f"two-tower-{version}" and loaded.info["recall"]
-    content = torch.randn(3, 16)
-    ids = torch.tensor([3, 9, 11])
-    torch.testing.assert_close(model.item(content, ids, ids, ids), loaded.model.item(content, ids, ids, ids))
-    assert bool(loaded.model.item.video.seen[9]) and not bool(loaded.model.item.video.seen[11])
+    assert loaded.model.config == SMALL
+    videos = item_inputs(["v1", "v2", "v3"], ["a1", "a2", "a3"], [None] * 3, [["cats"], [], []], SMALL)
+    torch.testing.assert_close(model.item.encode(videos), loaded.model.item.encode(videos))
+    users = user_inputs([["v2", "v1"]], NO_FEATURES, SMALL)
+    torch.testing.assert_close(model.user.encode(users), loaded.model.user.encode(users))
     with pytest.raises(ValueError, match="not a fyp-two-tower"):
         load_bytes(torch.save({"x": 1}, tmp_path / "bad.pt") or (tmp_path / "bad.pt").read_bytes(), version)
 
 
-class _Text:
-    """Encodes text deterministically for the encoder plumbing test (the MiniLM test is in test_embeddings_content)."""
-
-    dim = 384
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), 384), dtype=np.float32)
-        for i, t in enumerate(texts):
-            if t:
-                out[i, sum(map(ord, t)) % 384] = 1.0
-        return out
-
-
-def test_encoders_with_a_trained_model_give_unit_rows(tmp_path) -> None:
-    from fyp.embeddings.content import ContentEncoder
-    from fyp.embeddings.store import LoadedModel
-
-    loaded = LoadedModel(TwoTower(TowerConfig(video_buckets=1024, author_buckets=64, sound_buckets=16)), "v", {})
-    items = ItemEncoder(loaded, ContentEncoder(_Text()))
-    videos = [VideoMeta(video_id="v1", caption="a"), VideoMeta(video_id="v2", hashtags=("b",), duration_ms=9000)]
+def test_encoders_with_a_trained_model_read_only_what_training_read() -> None:
+    loaded = LoadedModel(_trained_looking(), "v", {})
+    items = ItemEncoder(loaded)
+    videos = [VideoMeta(video_id="v1", author_id="a1", hashtags=("cats",), caption="a"),
+              VideoMeta(video_id="v2", author_id="a2", sound_id="s1", hashtags=("dogs", "fyp"), duration_ms=9000)]
     vectors = items.encode(videos)
-    assert vectors.shape == (2, 64) and vectors.dtype == np.float32
+    assert vectors.shape == (2, 16) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(vectors, items.encode(videos))
-    users = UserEncoder(loaded).encode([UserHistory(video_ids=("v1",)), UserHistory()], [UserFeatures(plays=2), None])
-    assert users.shape == (2, 64)
+    other_text = [VideoMeta(video_id="v1", author_id="a1", hashtags=("cats",), caption="something else",
+                            ocr_text="SALE", duration_ms=60_000)]
+    np.testing.assert_allclose(items.encode(other_text)[0], vectors[0], atol=1e-6)  # caption, OCR, media: no inputs
+    np.testing.assert_array_equal(items.encode_content(videos, None), vectors)
+    users = UserEncoder(loaded).encode([UserHistory(video_ids=("v2", "v1")), UserHistory()],
+                                       [UserFeatures(values={"plays_24h": 2.0}), None])
+    assert users.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="feature rows"):
         UserEncoder(loaded).encode([UserHistory()], [None, None])
+
+
+def test_positives_keep_the_catalogue_a_model_is_trained_on() -> None:
+    data = positives_from_columns(_rows())
+    assert isinstance(data, Positives) and isinstance(data.catalogue, Catalogue)
+    assert len(data.catalogue) == 4 and data.catalogue.first_ms.tolist() == [_ms(1), _ms(2), _ms(3), _ms(2, 2)]

@@ -14,24 +14,32 @@ from fyp.index.feed import IndexFeed
 from fyp.index.holder import IndexHolder
 from fyp.index.scann_index import ScannIndex
 from fyp.index.snapshot import LocalObjectStore, SnapshotStore
-from fyp.index.users import USER_EMBEDDING_KEY
+from fyp.index.users import USER_EMBEDDING_KEY, UserEmbedding
 from tests.unit.fyp.index.index_records import DIM, unit
+
+MODEL = "clip-v1"
 
 
 class DictUsers:
-    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+    """User embeddings by user id; a bare vector is of MODEL, a (model, vector) pair of that model."""
+
+    def __init__(self, vectors: dict[str, np.ndarray | tuple[str, np.ndarray]]) -> None:
         self.vectors = vectors
 
     def get(self, user_id: str):
-        return self.vectors.get(user_id)
+        found = self.vectors.get(user_id)
+        if found is None:
+            return None
+        return UserEmbedding(*found) if isinstance(found, tuple) else UserEmbedding(MODEL, found)
 
 
 @pytest.fixture
 def client() -> TestClient:
     ids = [f"v{i}" for i in range(40)]
     vectors = np.stack([unit(i) + 0.01 * i for i in range(40)])
-    holder = IndexHolder(ScannIndex.build(ids, vectors))
-    users = DictUsers({"u1": unit(3), "u-bad": np.ones(3, np.float32), "u-zero": np.zeros(DIM, np.float32)})
+    holder = IndexHolder(ScannIndex.build(ids, vectors), model=MODEL)
+    users = DictUsers({"u1": unit(3), "u-bad": np.ones(3, np.float32), "u-zero": np.zeros(DIM, np.float32),
+                       "u-old": ("clip-v0", unit(3))})
     with TestClient(create_app(holder, users=users, max_k=50)) as c:
         yield c
 
@@ -81,12 +89,23 @@ def test_candidates_with_a_broken_embedding_are_a_server_error(client, user, mes
     assert response.status_code == 500 and message in response.json()["detail"]
 
 
+def test_an_embedding_of_another_model_is_refused_counted_and_never_searched(client):
+    response = client.get("/v1/candidates", params={"user": "u-old", "k": 3})
+    assert response.status_code == 409
+    assert "model 'clip-v0'" in response.json()["detail"] and "serves 'clip-v1'" in response.json()["detail"]
+    stats = client.get("/v1/stats").json()
+    assert stats["searches"] == 0 and stats["refused_queries"] == {"other_model": {"clip-v0": 1}}
+    assert stats["model"] == MODEL
+
+
 def test_health_and_stats(client):
-    assert client.get("/healthz").json() == {"status": "ok", "size": 40}
+    assert client.get("/healthz").json() == {"status": "ok", "size": 40, "model": MODEL}
     client.get("/v1/similar/v1")
     stats = client.get("/v1/stats").json()
     assert stats["index"]["size"] == 40 and stats["index"]["kind"] == "scann" and stats["searches"] == 1
     assert client.post("/v1/snapshot").status_code == 409  # no feed, no snapshots
+    assert client.get("/v1/model").json() == {"model": MODEL, "swaps": 0, "staging": None, "staged": 0}
+    assert client.post("/v1/model/stage", json={"model": "m2"}).status_code == 409  # no feed: a fixed index
 
 
 # -- what the split makes reachable: a feed that has not started, and the generator's ann source ---------------
@@ -109,7 +128,7 @@ def unstarted(tmp_path) -> tuple[TestClient, IndexFeed]:
 def test_before_the_feed_is_ready_searches_are_503_and_health_names_the_phase(unstarted):
     client, _ = unstarted
     health = client.get("/healthz")
-    assert health.status_code == 503 and health.json() == {"status": "starting", "size": 0}
+    assert health.status_code == 503 and health.json() == {"status": "starting", "size": 0, "model": None}
     for path, params in [("/v1/similar/v1", {}), ("/v1/candidates", {"user": "u1"})]:
         response = client.get(path, params=params)
         assert response.status_code == 503 and "phase starting" in response.json()["detail"]
@@ -139,9 +158,10 @@ class AnnOnlyGenerator:
 
 
 def test_candidates_go_through_the_generator_with_an_ann_source_capped_at_max_k():
-    holder = IndexHolder(ScannIndex.build([f"v{i}" for i in range(60)], np.stack([unit(i) for i in range(60)])))
+    holder = IndexHolder(ScannIndex.build([f"v{i}" for i in range(60)], np.stack([unit(i) for i in range(60)])),
+                         model=MODEL)
     generator = AnnOnlyGenerator()
-    users = DictUsers({"u1": unit(3)})
+    users = DictUsers({"u1": unit(3), "u-old": ("clip-v0", unit(3))})
     with TestClient(create_app(holder, users=users, max_k=50, generator=generator)) as client:
         body = client.get("/v1/candidates", params={"user": "u1", "k": 30}).json()
         assert generator.calls == [("u1", 30)] and len(body["results"]) == 30
@@ -150,7 +170,9 @@ def test_candidates_go_through_the_generator_with_an_ann_source_capped_at_max_k(
 
         ghost = client.get("/v1/candidates", params={"user": "ghost"})  # the other sources would still answer
         assert ghost.status_code == 200 and USER_EMBEDDING_KEY.format(user_id="ghost") in ghost.json()["errors"]["ann"]
+        old = client.get("/v1/candidates", params={"user": "u-old"})  # refused for ann; the others still answer
+        assert old.status_code == 200 and "refused" in old.json()["errors"]["ann"]
 
         ann_only = client.get("/v1/candidates", params={"user": "u1", "k": 2, "sources": "ann"}).json()
-        assert len(generator.calls) == 2 and "source" not in ann_only["results"][0]
+        assert len(generator.calls) == 3 and "source" not in ann_only["results"][0]
         assert client.get("/v1/candidates", params={"user": "u1", "sources": "cowatch"}).status_code == 422

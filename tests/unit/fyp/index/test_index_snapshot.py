@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -136,6 +137,9 @@ def test_manifest_json_round_trip_and_bad_file_names():
         files=(),
     )
     assert SnapshotManifest.from_json(manifest.to_json()) == manifest
+    assert "model" not in json.loads(manifest.to_json())  # as snapshots read before they named their model
+    named = dataclasses.replace(manifest, model="two-tower-20261124T161500Z-1a2b3c4d")
+    assert SnapshotManifest.from_json(named.to_json()).model == "two-tower-20261124T161500Z-1a2b3c4d"
     raw = json.loads(manifest.to_json())
     raw["files"] = [{"name": "../escape", "size": 1, "sha256": "0"}]
     with pytest.raises(ValueError, match="bad file name"):

@@ -28,7 +28,7 @@ def test_decoder(key, value, expected):
 
 
 def test_decoder_normalises_vectors():
-    parsed = EmbeddingDecoder(dim=DIM).parse(b"v1", embedding("v1", [2.0] * DIM))
+    parsed = EmbeddingDecoder(dim=DIM, model="clip-v1").parse(b"v1", embedding("v1", [2.0] * DIM))
     assert parsed.video_id == "v1"
     assert np.linalg.norm(parsed.vector) == pytest.approx(1.0)
 
@@ -47,7 +47,20 @@ def test_decoder_refuses_other_records():
             "session_id": "s1",
         },
     )
-    assert EmbeddingDecoder(dim=DIM).parse(b"v1", save) == "not_a_video_embedding"
+    assert EmbeddingDecoder(dim=DIM, model="clip-v1").parse(b"v1", save) == "not_a_video_embedding"
+
+
+def test_the_staged_model_is_kept_aside_other_models_refused_and_deletes_apply_whatever_the_model():
+    decoder = EmbeddingDecoder(dim=DIM, model="clip-v1", staging="clip-v2")
+    live, staged = (decoder.parse(b"v1", embedding("v1", [1.0] * DIM, model=m)) for m in ("clip-v1", "clip-v2"))
+    assert not live.staged and staged.staged and staged.vector is not None
+    assert decoder.parse(b"v1", embedding("v1", [1.0] * DIM, model="clip-v0")) == "other_model"
+    assert decoder.last_model == "clip-v0"
+    assert decoder.parse(b"v1", embedding("v1", deleted=True, model="clip-v0")) == Update("v1", None)
+
+
+def test_a_decoder_that_serves_no_model_yet_refuses_every_vector():
+    assert EmbeddingDecoder(dim=DIM, model=None).parse(b"v1", embedding("v1", [1.0] * DIM)) == "other_model"
 
 
 def test_collapse_keeps_the_last_update_per_video():
