@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from features import feature_set_for_entity
+from fyp.commands.serving import scan_ids
 from fyp.serving.client import RECENT_SEEN_PREFIX
 from fyp.traffic.clock import Clock
 
@@ -28,16 +29,6 @@ __all__ = ["LoggedReads", "training_summary"]
 
 READ_EVERY_S = 0.2
 CANDIDATES = 50
-
-
-def _ids(client: Any, prefix: str, limit: int) -> list[str]:
-    """Up to `limit` ids of keys under `prefix` (one SCAN, stopping once it has enough)."""
-    found: list[str] = []
-    for key in client.scan_iter(match=f"{prefix}*", count=1_000):
-        found.append((key.decode() if isinstance(key, bytes) else key)[len(prefix):])
-        if len(found) >= limit:
-            break
-    return found
 
 
 class LoggedReads:
@@ -76,8 +67,8 @@ class LoggedReads:
         videos: list[str] = []
         while not self._stop.wait(READ_EVERY_S):
             if len(users) < 50 or len(videos) < CANDIDATES:  # the first seconds: Redis is still filling
-                users = _ids(scanner, RECENT_SEEN_PREFIX, 500)
-                videos = _ids(scanner, video_prefix, 5_000)
+                users = scan_ids(scanner, RECENT_SEEN_PREFIX, 500)
+                videos = scan_ids(scanner, video_prefix, 5_000)
                 if len(videos) < CANDIDATES or not users:
                     continue
             now = self._clock()
@@ -85,7 +76,7 @@ class LoggedReads:
             self.client.for_request(user, candidates, now_ms=now)
             self.requests += 1
             if not markets:
-                markets = [tuple(i.split(":", 1)) for i in _ids(scanner, market_prefix, 50)]
+                markets = [tuple(i.split(":", 1)) for i in scan_ids(scanner, market_prefix, 50)]
             newest = max((f.event_time_ms for m in markets if (f := self.client.get("region_language", m))),
                          default=0)
             if newest:

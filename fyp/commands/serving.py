@@ -18,10 +18,10 @@ from rich.table import Table
 
 from fyp.commands.output import console, fail_cleanly, print_json
 
-__all__ = ["register"]
+__all__ = ["register", "scan_ids"]
 
 
-def _ids(client: Any, prefix: str, limit: int) -> list[str]:
+def scan_ids(client: Any, prefix: str, limit: int) -> list[str]:
     """Up to `limit` entity ids whose keys start with `prefix` (one SCAN pass, stopping once it has enough)."""
     found: list[str] = []
     for key in client.scan_iter(match=f"{prefix}*", count=1_000):
@@ -55,8 +55,8 @@ def serve_requests(
     rate = settings.served_log_sample_rate if log_sample is None else log_sample
     with fail_cleanly(ValueError, redis.RedisError):
         scanner = settings.redis_client()
-        user_ids = _ids(scanner, RECENT_SEEN_PREFIX, users)
-        video_ids = _ids(scanner, feature_set_for_entity("video").key_prefix, max(candidates, 2_000))
+        user_ids = scan_ids(scanner, RECENT_SEEN_PREFIX, users)
+        video_ids = scan_ids(scanner, feature_set_for_entity("video").key_prefix, max(candidates, 2_000))
         if not user_ids or not video_ids:
             raise ValueError("Redis holds no active users or no video features: produce traffic "
                              "(`fyp produce`) with the features job running (`fyp submit engagement_features`)")
