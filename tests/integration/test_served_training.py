@@ -14,6 +14,7 @@ run starts its own join job on a new consumer group from the latest offsets, int
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -123,10 +124,18 @@ def test_logged_reads_land_once_with_their_labels(settings, running_job, served_
 
     eventually(settled, timeout_s=90, message="the seeded features in Redis")
 
-    # Logged reads: half the requests, by request id.
-    request_ids = [f"r-{tag}-{i}" for i in range(8)]
-    chosen = [r for r in request_ids if sampled(r, SAMPLE_RATE)]
-    assert chosen and len(chosen) < len(request_ids), "both kinds of request (the ids are random: rerun)"
+    # Logged reads: half the requests, by request id. Ids are drawn until there are 4 of each kind (with 8 random
+    # ids, all-in or all-out happened 1 time in 128, and failed the test).
+    sampled_ids, left_out = [], []
+    for i in itertools.count():
+        request_id = f"r-{tag}-{i}"
+        kind = sampled_ids if sampled(request_id, SAMPLE_RATE) else left_out
+        if len(kind) < 4:
+            kind.append(request_id)
+        if len(sampled_ids) == len(left_out) == 4:
+            break
+    request_ids = sampled_ids + left_out
+    chosen = sampled_ids
     served_log = ServedLog.from_settings(settings, sample_rate=SAMPLE_RATE)
     client = FeatureClient.from_settings(settings, served_log=served_log)
     candidates = [*videos, never_seen]
