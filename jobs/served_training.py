@@ -230,7 +230,7 @@ def build_served_training(
 ) -> StatementSet:
     """start_from: where a consumer group without committed offsets starts (`--start-from`; default the
     group's offsets, from the earliest record for a new group). `latest-offset` with a new `--group-id` joins
-    only what is logged from now on (tests/integration/test_served_training.py: earlier runs' records, whose
+    only what is logged from now on (tests/integration/test_zz_served_training.py: earlier runs' records, whose
     Kafka timestamps may lie ahead, would otherwise move the new job's watermark past the requests it waits for).
     """
     # Sources: served records and engagement events, raw, each with its watermark.

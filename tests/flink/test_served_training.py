@@ -3,7 +3,7 @@ candidates, labelled by the engagement events that followed within each label's 
 
 The raw tables are JSON files with the Kafka source's shape (payload, and kafka_time with a watermark), so the
 interval join and the windows run on event time as they do on Kafka; the real sink is in
-tests/integration/test_served_training.py.
+tests/integration/test_zz_served_training.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the encoder or Kafka, and the ServedFeatures record: what was served, round-tripped, within its size limits.
 
 The sinks here are plain objects that collect or hold records (no Kafka): the Kafka path runs in
-tests/integration/test_served_training.py.
+tests/integration/test_zz_served_training.py.
 """
 
 from __future__ import annotations

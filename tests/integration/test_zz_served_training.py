@@ -9,6 +9,11 @@ that record is stamped too far ahead for the other jobs (a dead letter `future_t
 absent from the history), so no feature and no history row changes; on the served topic it is a request without
 candidates. An earlier run's such records would put a job that reads them ahead of this run's requests, so each
 run starts its own join job on a new consumer group from the latest offsets, into a new table.
+
+Named test_zz_ so that it runs after every other test that reads the engagement topic (before the stack is
+stopped): its far-future records move the Kafka-timestamp watermark of any job that reads them, and the tests
+that ran after it (test_training_set, test_zz_chaos's `fyp verify`) then failed. That this is the cause is a
+suspicion, not yet shown.
 """
 
 from __future__ import annotations
