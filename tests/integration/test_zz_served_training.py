@@ -11,9 +11,8 @@ candidates. An earlier run's such records would put a job that reads them ahead 
 run starts its own join job on a new consumer group from the latest offsets, into a new table.
 
 Named test_zz_ so that it runs after every other test that reads the engagement topic (before the stack is
-stopped): its far-future records move the Kafka-timestamp watermark of any job that reads them, and the tests
-that ran after it (test_training_set, test_zz_chaos's `fyp verify`) then failed. That this is the cause is a
-suspicion, not yet shown.
+stopped): its far-future records would move the Kafka-timestamp watermark of any other job that reads them on
+event time.
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ twice, one sent late). The build must write a day-partitioned table carrying the
 fingerprint, with exactly the spine rows whose label horizon closed; sampled rows must hold the features that a
 recomputation through `fyp verify`'s reading of the history gives (fyp.lake.history.read_history: lateness flags,
 Kafka order), the labels the history implies, and, for an author with no later event, what Redis holds.
+
+The rows whose 10-minute label window closed are the oldest of these events, 12 to 16 minutes old when sent. Had
+the topic's partitions seen events newer than those by more than the allowed lateness (2 min), the job would drop
+them as late and every feature compared here would be null. So the test needs a topic with no events of the last
+14 minutes: the file's name makes it the first integration test of `make test` (a fresh stack), and it checks
+that precondition first, failing with what it found rather than comparing nothing.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from connectors.iceberg_tables import catalog, ensure_tables
 from features import ALLOWED_LATENESS, feature_set_for_entity
 from featurespec.reference.evaluate import FeatureEvaluator
 from fyp.commands import training as training_commands
-from fyp.lake.history import read_history
+from fyp.commands.demo_training import newest_event_time_ms
+from fyp.lake.history import iso_utc, read_history
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving.layout import ReadPlan, decode_row
 from fyp.training.skew import same
 from fyp.training.table import FINGERPRINT_PROPERTY, NAME_PROPERTY, fingerprint
 from schemas.tables import ENGAGEMENT_HISTORY
+from schemas.topics import ENGAGEMENT
 from tests.integration.conftest import eventually
 from training import watch_outcomes
 
@@ -57,8 +65,7 @@ def send_sessions(producer, tag: str, now: int) -> tuple[set[str], list[str], li
     and one 14 minutes late. Returns the event ids sent, the users and the authors.
 
     The last author's video is played only in the first 2 minutes and skipped after: rows of it after that are
-    rows of an author with no later event. On a stack whose partitions saw events newer than these by more than the
-    allowed lateness, the older of these events are late for the job; every check below holds either way."""
+    rows of an author with no later event."""
     rng = random.Random(tag)
     users = [f"u-ts-{tag}-{i}" for i in range(4)]
     authors = [f"a-ts-{tag}-{i}" for i in range(4)]
@@ -134,6 +141,11 @@ def test_build_writes_the_closed_spine_rows_with_point_in_time_features_and_labe
     running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     tag = uuid.uuid4().hex[:8]
     now = int(time.time() * 1000)
+    newest = newest_event_time_ms(settings, ENGAGEMENT.name)
+    assert newest <= now - 16 * MINUTE + LATENESS_MS, (
+        f"the engagement topic holds events up to {iso_utc(newest)}, newer than this test's oldest event by more "
+        "than the allowed lateness: the job would drop them as late. Run it on a fresh stack (make test runs it "
+        "first on one).")
     sent, users, authors = send_sessions(engagement_producer, tag, now)
     history = catalog(settings).load_table(ENGAGEMENT_HISTORY)
 
