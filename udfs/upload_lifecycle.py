@@ -23,9 +23,12 @@ Statuses, in order (docs/UPLOADS.md draws the diagram):
   fails the video at once; any other reason retries with attempt + 1 until `max_attempts`, then fails.
 - TranscodeCompleted (stage "playable": the H.264 set, the first playable rendition) -> moderating. The
   moderator consumes the same event by itself; nothing is requested.
-- ModerationResult: REJECT -> rejected; APPROVE, AGE_RESTRICT, MUTE_AUDIO -> ready (the verdict is kept), and
-  the second stage is requested: TranscodeRequested(stage "full", same attempt) for the H.265/AV1 rungs. Ready
-  means servable with the H.264 set; the full ladder comes later (docs/UPLOADS.md, "Two stages").
+- ModerationResult: REJECT (the verdict, or among the actions) -> rejected; APPROVE, AGE_RESTRICT, MUTE_AUDIO
+  -> ready (the verdict and its actions are kept, `moderation_actions`), and the second stage is requested:
+  TranscodeRequested(stage "full", same attempt) for the H.265/AV1 rungs. Ready means servable with the H.264
+  set; the full ladder comes later (docs/UPLOADS.md, "Two stages"). A MUTE_AUDIO action on a transcode whose
+  audio was published unmuted (an `audio_key`, no `audio_muted`) is rejected instead, `mute_not_applied`: the
+  audio it must not carry would otherwise become viewable.
 - TranscodeCompleted (stage "full"): the full ladder is kept (`ladder`); the status does not change. Redis then
   shows every rendition and the republished manifests. TranscodeFailed (stage "full") is kept as
   `ladder_error`: the video stays ready with its H.264 set (no retry; a crash is redelivered by Kafka).
@@ -67,6 +70,7 @@ __all__ = [
     "apply",
     "content_claim",
     "decode_event",
+    "moderation_actions",
     "on_timer",
     "validate_upload",
 ]
@@ -114,6 +118,25 @@ def validate_upload(record: Mapping[str, Any]) -> str | None:
     """
     error = upload_record_error("UploadCompleted", record)
     return None if error is None else f"invalid_upload:{error.partition(':')[2]}"
+
+
+def moderation_actions(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """A ModerationResult's actions: its `actions` (version 2), or, for a record written before them (decoded
+    with `actions` = []), the verdict unless APPROVE, plus MUTE_AUDIO for a `music_muted:` reason.
+
+    >>> moderation_actions({"verdict": "AGE_RESTRICT", "reasons": ["nsfw_age_restrict", "music_muted:m1"]})
+    ('AGE_RESTRICT', 'MUTE_AUDIO')
+    >>> moderation_actions({"verdict": "AGE_RESTRICT", "actions": ["AGE_RESTRICT"], "reasons": ["music_muted:m1"]})
+    ('AGE_RESTRICT',)
+    """
+    actions = [a for a in record.get("actions") or () if isinstance(a, str)]
+    if actions:
+        return tuple(dict.fromkeys(actions))
+    verdict = _text(record.get("verdict"))
+    derived = [verdict] if verdict and verdict != "APPROVE" else []
+    if any(_text(r).startswith("music_muted:") for r in record.get("reasons") or ()):
+        derived.append("MUTE_AUDIO")
+    return tuple(dict.fromkeys(derived))
 
 
 def content_claim(state: VideoState | None, record_name: str, record: Mapping[str, Any]) -> str | None:
@@ -269,10 +292,15 @@ def _moderation_result(state, record, now_ms, config, duplicate_of) -> Step:
         return Step(state=state, ignored="stale")
     verdict = _text(record.get("verdict"))
     reasons = tuple(record.get("reasons") or ())
-    status: Status = "rejected" if verdict == "REJECT" else "ready"
+    actions = moderation_actions(record)
+    if "MUTE_AUDIO" in actions and _audio_unmuted(state):
+        # Defence in depth (the moderator already rejects this, `music_unmuted`): never make audible a video
+        # whose music must be muted.
+        verdict, actions, reasons = "REJECT", ("REJECT", *actions), ("mute_not_applied", *reasons)
+    status: Status = "rejected" if verdict == "REJECT" or "REJECT" in actions else "ready"
     reason = ",".join(reasons) or None
     decided = _change(state, status, now_ms, reason=reason, stage=None, deadline_ms=None, verdict=verdict,
-                      reasons=reasons, ocr_text=record.get("ocr_text") or None)
+                      reasons=reasons, actions=actions, ocr_text=record.get("ocr_text") or None)
     outputs = [_status(decided, now_ms)]
     attempt = _transcode_attempt(decided)
     if status == "ready" and attempt is not None and decided.ladder is None:
@@ -280,6 +308,12 @@ def _moderation_result(state, record, now_ms, config, duplicate_of) -> Step:
         # with moderation for the cores while the verdict is pending.
         outputs.append(_transcode_request(replace(decided, attempt=attempt), now_ms, stage="full"))
     return Step(state=decided, outputs=tuple(outputs))
+
+
+def _audio_unmuted(state: VideoState) -> bool:
+    """Whether the accepted playable set published the upload's audio (an audio track, not silenced)."""
+    transcode = state.transcode or {}
+    return bool(transcode.get("audio_key")) and not transcode.get("audio_muted")
 
 
 def _takedown(state, record, now_ms, config, duplicate_of) -> Step:

@@ -97,6 +97,8 @@ class VideoState:
     ladder_error: str | None = None
     verdict: str | None = None
     reasons: tuple[str, ...] = ()
+    # Added with ModerationResult version 2, with a default: earlier states read as "no actions recorded".
+    actions: tuple[str, ...] = ()
     ocr_text: str | None = None  # text moderation read from the frames; the embedding job embeds it
     reason: str | None = None  # why the current status, when it is not self-explanatory
     duplicate_of: str | None = None
@@ -112,7 +114,7 @@ class VideoState:
     @classmethod
     def from_json(cls, text: str) -> VideoState:
         data = json.loads(text)
-        for name in ("hashtags", "reasons", "seen"):
+        for name in ("hashtags", "reasons", "actions", "seen"):
             data[name] = tuple(data.get(name) or ())
         return cls(**data)
 

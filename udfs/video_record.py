@@ -22,8 +22,8 @@ from udfs.upload_state import VideoState
 __all__ = ["JSON_FIELDS", "decode_video", "encode_video", "video_fields"]
 
 # The list-valued fields: hashtags (strings), renditions ({codec, width, height, bitrate_kbps, playlist_key}),
-# reasons (moderation's). Everything else is a scalar, stored with `str` and read back as that string.
-JSON_FIELDS = frozenset({"hashtags", "renditions", "reasons"})
+# reasons and actions (moderation's). Everything else is a scalar, stored with `str` and read back as that string.
+JSON_FIELDS = frozenset({"hashtags", "renditions", "reasons", "actions"})
 
 
 def encode_video(values: Mapping[str, Any]) -> dict[str, str]:
@@ -65,12 +65,15 @@ def video_fields(state: VideoState) -> dict[str, str]:
         "dash_manifest_key": transcode.get("dash_manifest_key"),
         "cover_key": transcode.get("cover_key"),
         "audio_key": transcode.get("audio_key"),
+        # The catalogue track whose mute decision made the published audio silent (TranscodeCompleted v3).
+        "audio_muted": transcode.get("audio_muted"),
         "duration_ms": transcode.get("duration_ms"),
         "transcode_elapsed_ms": (state.transcode or {}).get("elapsed_ms"),
         "ladder": ("full" if state.ladder else "playable") if state.transcode else None,
         "ladder_error": state.ladder_error,
         "verdict": state.verdict,
         "reasons": state.reasons if state.verdict else None,
+        "actions": state.actions if state.verdict else None,
         "ocr_text": state.ocr_text or None,
         "duplicate_of": state.duplicate_of,
         "takedown_notice_id": state.takedown_notice_id,

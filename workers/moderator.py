@@ -2,8 +2,9 @@
 
 Wiring only; the checks live in `fyp.moderation`. For each event: download the published rendition closest to
 the frame size we sample at (its HLS playlist and fMP4 segments) and the cover from S3, sample frames, score
-NSFW, read on-screen text, match the event's audio fingerprint against the music catalogue, look the PDQ
-signature up in the near-duplicate indexes (Redis), decide, emit. Moderating the published rendition, not the
+NSFW, read on-screen text, match the event's audio fingerprint against the music catalogue (and read whether the
+transcoder already published silent audio, `audio_muted`), look the PDQ signature up in the near-duplicate
+indexes (Redis), decide, emit the verdict and every action that applies. Moderating the published rendition, not the
 upload, means we judge exactly what viewers get. The result's event_id is derived from the input's, so a
 redelivery yields the same event and consumers dedupe.
 
@@ -191,6 +192,8 @@ class Moderator:
             music=music,
             near_duplicate=near,
             reupload_of_rejected=reupload,
+            # What the transcoder published: silence for this music_id, or the upload's own audio.
+            audio_muted=event.get("audio_muted") or None,
         )
         decision = decide(signals, self.policy)
         self.seen.add(video_id, signature)
@@ -203,6 +206,7 @@ class Moderator:
             "video_id": video_id,
             "author_id": event["author_id"],
             "verdict": decision.verdict.value,
+            "actions": [action.value for action in decision.actions],
             "reasons": list(decision.reasons),
             "nsfw_score": signals.nsfw_score,
             "ocr_text": text or None,

@@ -1,7 +1,9 @@
 """Transcoder worker: TranscodeRequested in, TranscodeCompleted or TranscodeFailed out; a consumer group.
 
 Wiring only; the work lives in `fyp.media`. A request names a stage (docs/UPLOADS.md, "Two stages"):
-- "playable": one decode -> the H.264 ladder, audio, cover and posters, plus the audio fingerprint;
+- "playable": one decode -> the H.264 ladder, audio, cover and posters, plus the audio fingerprint; audio that
+  matches a catalogue track whose decision mutes is encoded again as silence before publishing
+  (`audio_muted`, docs/MODERATION.md "Mute");
 - "full": one decode -> the H.265/AV1 top rungs, then manifests listing every rendition
   (`fyp.media.manifests`), published next to the playable set, which it needs (`playable_missing` if absent).
 For each request: if this (video_id, attempt, stage) is already published, re-emit its result (a redelivery);
@@ -113,6 +115,8 @@ def completed_record(request: Mapping[str, Any], video: PublishedVideo) -> dict[
         "cover_key": video.cover_key,
         "audio_key": video.audio_key,
         "audio_fingerprint": video.extra.get("audio_fingerprint"),
+        # The full stage's manifest carries the playable stage's extra, so both events say the audio is silent.
+        "audio_muted": video.extra.get("audio_muted"),
         "duration_ms": video.duration_ms,
         "elapsed_ms": video.elapsed_ms,
         "stage": video.stage,
@@ -186,6 +190,7 @@ class Transcoder:
                 extra |= {
                     "audio_fingerprint": encode_fingerprint(outcome.fingerprint) if outcome.fingerprint else None,
                     "music": vars(outcome.music) if outcome.music else None,
+                    "audio_muted": outcome.muted,
                     "source_key": source_key,
                     "source_size_bytes": size,
                 }

@@ -5,7 +5,9 @@ Modules, each with one job:
 - `ladder`: plan renditions (sizes, codecs, bitrates, GOP) from a `MediaInfo`;
 - `transcode`: one ffmpeg process for the whole ladder + CMAF HLS/DASH, cover, posters, audio;
 - `fingerprint`: Chromaprint audio fingerprints against a local licence catalogue;
-- `pipeline`: the local sequence probe -> limits -> transcode -> fingerprint -> licence decision;
+- `pipeline`: the local sequence probe -> limits -> transcode -> fingerprint -> match (-> silent audio, for a
+  track whose decision mutes);
+- `loudness`: the peak level of each audio stream (shows that muted renditions carry silence);
 - `keys`: object-key validation and server-side upload keys;
 - `publish`: upload to S3 under a run prefix, then a manifest written last (atomic publish);
 - `bench`: synthetic sources and the ladder benchmark.

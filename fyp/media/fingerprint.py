@@ -7,9 +7,10 @@ bits (popcount of XOR) over the overlap. The lowest bit error rate (BER) wins: a
 near 0 for the same audio re-encoded. score = 1 - 2 * BER maps that to 0..1.
 
 The catalogue is a JSON file of tracks, each with its fingerprint and a licence decision: `allow` (publish),
-`mute` (publish without the audio) or `block` (do not publish). AcoustID's own lookup is a web service and
-cannot be used here. Brute-force sliding costs O(n*m) per track: fine for a few thousand tracks; beyond that,
-index tracks by sub-fingerprint values to pick candidates first, as AcoustID's server does.
+`mute` (publish with the audio silenced, docs/MODERATION.md "Mute") or `block` (do not publish). AcoustID's
+own lookup is a web service and cannot be used here. Brute-force sliding costs O(n*m) per track: fine for a
+few thousand tracks; beyond that, index tracks by sub-fingerprint values to pick candidates first, as
+AcoustID's server does.
 """
 
 from __future__ import annotations

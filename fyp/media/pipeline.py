@@ -3,8 +3,11 @@
 No Kafka and no S3 here (the worker adds those), so every outcome can be tested on files made by ffmpeg.
 `stage` picks the part of the ladder (`fyp.media.ladder.stage_ladder`): "playable" (H.264 rungs, audio, pictures,
 fingerprint), "extra" (H.265/AV1 rungs only, video-only, no fingerprint) or "all" (everything in one run).
-The licence decision of a music match (allow/mute/block) is moderation's to apply (fyp.moderation.verdict
-turns it into APPROVE/MUTE_AUDIO/REJECT); the transcoder only reports the fingerprint and the match.
+The licence decision of a music match (allow/mute/block) is moderation's to judge (fyp.moderation.verdict turns
+it into APPROVE/MUTE_AUDIO/REJECT), with one exception that cannot wait for moderation: a match whose decision
+mutes (`fyp.moderation.verdict.mutes_audio`) is transcoded again with silent audio before anything is returned,
+so the audio-bearing outputs never leave the work directory and are never published (`Processed.muted`). The
+fingerprint is still the original audio's: moderation matches it again and records the mute.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from fyp.media.fingerprint import CatalogueEntry, Fingerprint, MusicMatch, finge
 from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy, Stage, plan_ladder, stage_ladder
 from fyp.media.probe import DEFAULT_LIMITS, Limits, MediaInfo, check_limits, probe
 from fyp.media.transcode import TranscodeError, TranscodeResult, transcode
+from fyp.moderation.verdict import DEFAULT_POLICY as DEFAULT_MODERATION
+from fyp.moderation.verdict import ModerationPolicy, mutes_audio
 
 __all__ = ["Processed", "Rejected", "process_source"]
 
@@ -31,7 +36,8 @@ log = logging.getLogger(__name__)
 class Processed:
     """A source that produced outputs. `fingerprint` and `music` are None for a video without audio (and for
     the "extra" stage); `result` is None when the stage had no rungs to make (an "extra" stage of a source too
-    small for H.265/AV1). cpu_ms: CPU time of the child processes (ffmpeg, fpcalc), user + system."""
+    small for H.265/AV1). cpu_ms: CPU time of the child processes (ffmpeg, fpcalc), user + system. muted: the
+    music_id whose decision silenced the audio of `result` (None: the audio is the source's, or there is none)."""
 
     info: MediaInfo
     result: TranscodeResult | None
@@ -39,6 +45,7 @@ class Processed:
     music: MusicMatch | None
     elapsed_ms: int
     cpu_ms: int = 0
+    muted: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,11 +66,14 @@ def process_source(
     catalogue: Sequence[CatalogueEntry] = (),
     on_progress: Callable[[float], None] | None = None,
     stage: Stage = "all",
+    moderation: ModerationPolicy = DEFAULT_MODERATION,
 ) -> Processed | Rejected:
-    """Judge and transcode one source into `work_dir/out`, then fingerprint its audio and match the catalogue.
+    """Judge and transcode one source into `work_dir/out`, then fingerprint its audio and match the catalogue;
+    a match that `moderation` mutes is transcoded again with silent audio (a second ffmpeg run, muted videos only).
 
     catalogue: reference tracks (empty: fingerprint only). on_progress: 0..1 as ffmpeg advances.
-    stage: which part of the ladder (default "all"; see the module doc).
+    stage: which part of the ladder (default "all"; see the module doc). moderation: whose music decisions mute
+    (default the moderator's default policy).
     """
     started = time.monotonic()
     # Children's CPU: the worker runs one job at a time, so the delta is this job's ffmpeg and fpcalc.
@@ -88,10 +98,18 @@ def process_source(
     except TranscodeError as exc:
         return rejected(exc.reason, info)
     music = match(fingerprint, catalogue) if fingerprint and catalogue else None
+    muted = music.music_id if music is not None and mutes_audio(music.decision, moderation) else None
+    if muted is not None:
+        # Encoding again is simpler and safer than patching the muxed audio segments and both manifests; it
+        # costs one more transcode for the few videos whose music is muted, and none for the others.
+        try:
+            result = transcode(source, out_dir, info=info, ladder=ladder, mute_audio=True)
+        except TranscodeError as exc:
+            return rejected(exc.reason, info)
     elapsed_ms = round((time.monotonic() - started) * 1000)
     cpu_ms = round((_children_cpu_s() - cpu_before) * 1000)
     return Processed(info=info, result=result, fingerprint=fingerprint, music=music, elapsed_ms=elapsed_ms,
-                     cpu_ms=cpu_ms)
+                     cpu_ms=cpu_ms, muted=muted)
 
 
 def _children_cpu_s() -> float:

@@ -6,6 +6,10 @@ with its own `scale`, plus two `select` branches for the cover and poster JPEGs.
 ours: ffmpeg's autorotate (on by default) turns frames upright before our graph, and filter-graph outputs
 carry no display matrix, so players do not rotate them again (tests check both).
 
+`mute_audio=True` keeps the audio streams but filters them through `volume=0`: the same AAC stream, segments and
+manifests, so players see the same structure, with digital silence in it (a catalogue track whose decision is
+`mute`, docs/MODERATION.md "Mute").
+
 `video_only=True` leaves out the cover, posters and audio: the second stage of a two-stage ladder
 (`fyp.media.ladder.stage_ladder`, "extra": H.265/AV1 rungs added to an already published H.264 set, whose
 audio and pictures it reuses). Its segments align with the first stage's (same frame rate, same forced key
@@ -176,9 +180,10 @@ def build_command(
     layout: OutputLayout = OutputLayout(),
     ffmpeg_bin: str = "ffmpeg",
     video_only: bool = False,
+    mute_audio: bool = False,
 ) -> list[str]:
     """The full ffmpeg argv for one source (pure: nothing is run or created). video_only: renditions only,
-    no audio, cover or posters."""
+    no audio, cover or posters. mute_audio: every audio output is silence of the same length and format."""
     cover, posters = poster_frames(info.duration_ms, ladder.fps)
     args = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"]
     # -xerror: a decode error (a truncated upload whose index survived) fails the job instead of publishing a
@@ -195,8 +200,11 @@ def build_command(
         args += _encoder_args(index, rung, ladder)
     # Key frames at exact segment times; the encoders' -g alone drifts when the frame rate is fractional.
     args += ["-force_key_frames", f"expr:gte(t,n_forced*{ladder.segment_s})"]
+    # An output's own simple filter on a stream mapped from the input: the -filter_complex graph stays video-only.
+    silence = ["-af", "volume=0"] if mute_audio else []
     if has_audio:
-        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2", "-ar", "48000"]
+        args += ["-map", "0:a:0", *silence, "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2",
+                 "-ar", "48000"]
     args += _dash_args(ladder, has_audio=has_audio)
     args.append(str(out_dir / layout.dash_manifest))
     if video_only:
@@ -206,7 +214,7 @@ def build_command(
     args += ["-map", "[posters]", "-fps_mode", "passthrough", "-q:v", "3"]
     args.append(str(out_dir / layout.poster_pattern))
     if info.has_audio:
-        args += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2"]
+        args += ["-map", "0:a:0", "-vn", *silence, "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2"]
         args += ["-movflags", "+faststart", str(out_dir / layout.audio)]
     return args
 
@@ -241,18 +249,20 @@ def transcode(
     timeout_s: float | None = None,
     on_progress: Callable[[float], None] | None = None,
     video_only: bool = False,
+    mute_audio: bool = False,
 ) -> TranscodeResult:
     """Run the one ffmpeg process; return what it wrote, or raise `TranscodeError`.
 
     timeout_s: wall-clock limit (default 60 s + 20x the clip length). on_progress: called with 0..1 as
-    ffmpeg reports its position. video_only: renditions only (see `build_command`).
+    ffmpeg reports its position. video_only: renditions only; mute_audio: silent audio (see `build_command`).
     """
     layout = OutputLayout()
     if out_dir.exists():
         shutil.rmtree(out_dir)
     for sub in (STREAM_DIR, str(Path(layout.poster_pattern).parent)):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    argv = build_command(source, out_dir, info=info, ladder=ladder, layout=layout, video_only=video_only)
+    argv = build_command(source, out_dir, info=info, ladder=ladder, layout=layout, video_only=video_only,
+                         mute_audio=mute_audio)
     limit = timeout_s if timeout_s is not None else 60 + 20 * info.duration_ms / 1000
     started = time.monotonic()
     # SVT-AV1 prints its banner to stdout unless told otherwise; level 1 = errors only.

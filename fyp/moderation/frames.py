@@ -1,7 +1,10 @@
 """Sample a few still frames from a video with ffmpeg, as RGB numpy arrays.
 
 Every visual check (NSFW, OCR, PDQ) looks at the same few frames, so a video is decoded once. Frames are
-spread over the whole video (not just its first seconds): the rate is `min(max_fps, max_frames / duration)`.
+spread over the whole video (not just its first seconds): the rate is `min(max_fps, max_frames / duration)`, but
+never below `1 / duration`, and a clip the rate filter still gets nothing from gives its first frame: every clip
+with a decodable frame yields at least one (a 0.3 s clip used to yield none, so no NSFW score and no PDQ
+signature).
 """
 
 from __future__ import annotations
@@ -50,10 +53,17 @@ class FrameSampling:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
 
     def rate_for(self, duration_s: float | None) -> float:
-        """Frames per second to sample from a video of `duration_s` seconds (None: unknown)."""
+        """Frames per second to sample from a video of `duration_s` seconds (None: unknown).
+
+        At least `1 / duration_s`: ffmpeg's fps filter (round=near) emits a frame only for an output instant the
+        clip reaches within half an interval, so at 1 fps a clip under 0.5 s would yield none.
+
+        >>> FrameSampling().rate_for(0.25), FrameSampling().rate_for(30.0)
+        (4.0, 0.26666666666666666)
+        """
         if not duration_s or duration_s <= 0:
             return self.max_fps
-        return min(self.max_fps, self.max_frames / duration_s)
+        return max(min(self.max_fps, self.max_frames / duration_s), 1.0 / duration_s)
 
 
 def _run(argv: list[str], timeout_s: float) -> bytes:
@@ -112,19 +122,26 @@ def sample_frames(source: str | os.PathLike[str], sampling: FrameSampling | None
     """
     sampling = sampling or FrameSampling()
     rate = sampling.rate_for(probe_duration_s(source, timeout_s=sampling.timeout_s))
-    side = sampling.max_side_px
-    # Scale down only, keeping the aspect ratio; PPM carries each frame's size, so that needs no probe.
-    video_filter = (
-        f"fps={rate:.6f}:round=near,"
-        f"scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease:"
-        "force_divisible_by=2"
-    )
-    argv = [
-        *("ffmpeg", "-nostdin", "-v", "error", "-i", os.fspath(source)),
-        *("-map", "0:v:0", "-an", "-sn", "-vf", video_filter, "-frames:v", str(sampling.max_frames)),
-        *("-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"),
-    ]
-    frames = _parse_ppm_stream(_run(argv, sampling.timeout_s))
+    frames = _parse_ppm_stream(_run(_sample_argv(source, sampling, rate), sampling.timeout_s))
+    if not frames:
+        # The container's duration can overstate the frames (or be missing): take the first decodable frame,
+        # so that no clip goes unscored for want of a sample.
+        frames = _parse_ppm_stream(_run(_sample_argv(source, sampling, None), sampling.timeout_s))
     if not frames:
         raise FrameExtractionError(f"no video frame decoded from {os.fspath(source)!r}")
     return frames
+
+
+def _sample_argv(source: str | os.PathLike[str], sampling: FrameSampling, rate: float | None) -> list[str]:
+    """ffmpeg's argv: frames at `rate` per second, at most `max_frames`; rate None: the first frame only."""
+    side = sampling.max_side_px
+    # Scale down only, keeping the aspect ratio; PPM carries each frame's size, so that needs no probe.
+    scale = (f"scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease:"
+             "force_divisible_by=2")
+    video_filter = scale if rate is None else f"fps={rate:.6f}:round=near,{scale}"
+    count = 1 if rate is None else sampling.max_frames
+    return [
+        *("ffmpeg", "-nostdin", "-v", "error", "-i", os.fspath(source)),
+        *("-map", "0:v:0", "-an", "-sn", "-vf", video_filter, "-frames:v", str(count)),
+        *("-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"),
+    ]

@@ -1,9 +1,14 @@
 """Combine a video's moderation signals into one verdict with its reasons. Pure: no I/O, no models.
 
 Each signal proposes a verdict; the most severe wins (REJECT > AGE_RESTRICT > MUTE_AUDIO > APPROVE) and every
-proposal's reason is kept, most severe first. The contract has a single verdict, so a video that must be both
-age-restricted and muted is AGE_RESTRICT with a `music_muted:<id>` reason: consumers that mute audio read
-`music_id` and the reasons, not the verdict alone.
+proposal's reason is kept, most severe first. `actions` lists every action that applies (REJECT, AGE_RESTRICT,
+MUTE_AUDIO), so a video that is both age-restricted and muted says so; the single `verdict` (the most severe
+action, or APPROVE) stays for readers of the first ModerationResult schema.
+
+Muting is applied before anything is published: the transcoder asks `mutes_audio` of its own catalogue match and
+publishes silent audio (docs/MODERATION.md, "Mute"). The verdict then records what was published: `audio_muted`
+set means the published audio is silence (MUTE_AUDIO, `music_muted:<id>`); a `mute` match whose audio was not
+silenced cannot be made good after publishing, so it fails closed (REJECT, `music_unmuted:<id>`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "TextHit",
     "Verdict",
     "decide",
+    "mutes_audio",
 ]
 
 
@@ -106,6 +112,8 @@ class ModerationPolicy:
     near_duplicate_verdict: for a near-duplicate of an earlier video that was not rejected (default APPROVE:
         recorded as a reason and in `near_duplicate_of` so that ranking can de-duplicate; creators re-post).
     reupload_verdict: for a near-duplicate of a previously rejected video (default REJECT).
+    unmuted_verdict: for a match whose decision mutes, when the published audio was not silenced (default
+        REJECT: the audio-bearing renditions must never become viewable).
 
     >>> ModerationPolicy(nsfw_reject_at=0.3)
     Traceback (most recent call last):
@@ -120,6 +128,7 @@ class ModerationPolicy:
     music_verdicts: Mapping[str, Verdict] = field(default_factory=_default_music_verdicts)
     near_duplicate_verdict: Verdict = Verdict.APPROVE
     reupload_verdict: Verdict = Verdict.REJECT
+    unmuted_verdict: Verdict = Verdict.REJECT
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.nsfw_restrict_at <= self.nsfw_reject_at <= 1.0:
@@ -147,6 +156,8 @@ class ModerationSignals:
     music: the audio matcher's match, None when no catalogue track matched.
     near_duplicate: an earlier, not rejected video this one nearly duplicates.
     reupload_of_rejected: an earlier rejected video this one nearly duplicates.
+    audio_muted: the music_id whose decision made the transcoder publish silent audio (TranscodeCompleted
+        `audio_muted`); None when the published audio is the upload's.
     """
 
     nsfw_score: float | None
@@ -154,18 +165,35 @@ class ModerationSignals:
     music: MusicMatchLike | None = None
     near_duplicate: DuplicateMatch | None = None
     reupload_of_rejected: DuplicateMatch | None = None
+    audio_muted: str | None = None
 
     def __post_init__(self) -> None:
+        if self.audio_muted is not None and (not isinstance(self.audio_muted, str) or not self.audio_muted):
+            raise ValueError(f"audio_muted must be a non-empty music_id or None, got {self.audio_muted!r}")
         if self.nsfw_score is not None and not 0.0 <= self.nsfw_score <= 1.0:
             raise ValueError(f"nsfw_score must be in 0..1, got {self.nsfw_score}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModerationDecision:
-    """The verdict and why; reasons are `code` or `code:detail` strings, the deciding one first."""
+    """The verdict and why; reasons are `code` or `code:detail` strings, the deciding one first. actions: every
+    action that applies (no APPROVE), most severe first; the verdict is the first, or APPROVE when none."""
 
     verdict: Verdict
     reasons: tuple[str, ...]
+    actions: tuple[Verdict, ...] = ()
+
+
+def mutes_audio(decision: str, policy: ModerationPolicy = DEFAULT_POLICY) -> bool:
+    """Whether a catalogue match with this licence decision must have its audio silenced before publishing:
+    the transcoder asks this of its own match, so the rule lives with the verdict's.
+
+    >>> mutes_audio("mute"), mutes_audio("allow")
+    (True, False)
+    """
+    if decision not in policy.music_verdicts:
+        raise ValueError(f"unknown music decision {decision!r}; expected one of {MUSIC_DECISIONS}")
+    return policy.music_verdicts[decision] is Verdict.MUTE_AUDIO
 
 
 def _proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tuple[Verdict, str]]:
@@ -185,15 +213,27 @@ def _proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tup
         if hit.category not in policy.text_verdicts:
             raise ValueError(f"unknown text category {hit.category!r}")
         found.append((policy.text_verdicts[hit.category], f"text_{hit.category}:{hit.term}"))
-    if signals.music is not None:
-        decision = signals.music.decision
-        if decision not in policy.music_verdicts:
-            raise ValueError(f"unknown music decision {decision!r}; expected one of {MUSIC_DECISIONS}")
-        if decision != "allow":
-            code = "music_muted" if decision == "mute" else "music_blocked"
-            found.append((policy.music_verdicts[decision], f"{code}:{signals.music.music_id}"))
+    found += _music_proposals(signals, policy)
     if signals.near_duplicate is not None:
         found.append((policy.near_duplicate_verdict, f"near_duplicate:{signals.near_duplicate.video_id}"))
+    return found
+
+
+def _music_proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tuple[Verdict, str]]:
+    """The music match's decision, judged against what was published: silence is a fact (MUTE_AUDIO even if the
+    catalogue changed since), and a mute that was not applied fails closed."""
+    found: list[tuple[Verdict, str]] = []
+    if signals.audio_muted is not None:
+        found.append((Verdict.MUTE_AUDIO, f"music_muted:{signals.audio_muted}"))
+    music = signals.music
+    if music is None:
+        return found
+    if mutes_audio(music.decision, policy):
+        if signals.audio_muted is None:
+            found.append((policy.unmuted_verdict, f"music_unmuted:{music.music_id}"))
+    elif music.decision != "allow":
+        code = "music_muted" if music.decision == "mute" else "music_blocked"
+        found.append((policy.music_verdicts[music.decision], f"{code}:{music.music_id}"))
     return found
 
 
@@ -201,11 +241,14 @@ def decide(signals: ModerationSignals, policy: ModerationPolicy = DEFAULT_POLICY
     """The most severe verdict any signal proposes, with every reason, most severe first.
 
     >>> decide(ModerationSignals(nsfw_score=0.01))
-    ModerationDecision(verdict=<Verdict.APPROVE: 'APPROVE'>, reasons=())
+    ModerationDecision(verdict=<Verdict.APPROVE: 'APPROVE'>, reasons=(), actions=())
     >>> decide(ModerationSignals(nsfw_score=0.93)).reasons
     ('nsfw_reject',)
+    >>> [a.value for a in decide(ModerationSignals(nsfw_score=0.6, audio_muted="m1")).actions]
+    ['AGE_RESTRICT', 'MUTE_AUDIO']
     """
     found = _proposals(signals, policy)
     found.sort(key=lambda pair: -pair[0].severity)  # stable: equal severities keep the signal order
-    verdict = found[0][0] if found else Verdict.APPROVE
-    return ModerationDecision(verdict=verdict, reasons=tuple(reason for _, reason in found))
+    actions = tuple(dict.fromkeys(v for v, _ in found if v is not Verdict.APPROVE))
+    verdict = actions[0] if actions else Verdict.APPROVE
+    return ModerationDecision(verdict=verdict, reasons=tuple(reason for _, reason in found), actions=actions)

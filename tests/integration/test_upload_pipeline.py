@@ -51,20 +51,27 @@ CHECKPOINTS = {"execution.checkpointing.interval": "2s"}
 # Two sweeping tones: structured like music (a pure sine's fingerprint is nearly constant).
 MELODY = "0.5*sin(2*PI*(300+200*sin(2*PI*0.3*t))*t)+0.3*sin(2*PI*(800+300*sin(2*PI*0.7*t))*t)"
 BLOCKED_MUSIC_ID = "it-blocked-track"
+# Another melody, unrelated to the first, that the catalogue mutes.
+MUTED_MELODY = "0.5*sin(2*PI*(500+250*sin(2*PI*0.45*t))*t)+0.3*sin(2*PI*(1200+400*sin(2*PI*0.2*t))*t)"
+MUTED_MUSIC_ID = "it-muted-track"
 
 
 @pytest.fixture(scope="module")
 def music(tmp_path_factory) -> dict[str, Path]:
-    """A 12 s generated track, and a music catalogue that blocks it (the workers load it at start)."""
+    """Two 12 s generated tracks, and a music catalogue that blocks one and mutes the other (the workers load it
+    at start)."""
     from fyp.media.fingerprint import build_entry, save_catalogue
 
     d = tmp_path_factory.mktemp("music")
-    track = d / "track.wav"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"aevalsrc='{MELODY}':s=44100:d=12", str(track)], check=True, timeout=60)
+    tracks = {"track": (MELODY, BLOCKED_MUSIC_ID, "block"), "muted_track": (MUTED_MELODY, MUTED_MUSIC_ID, "mute")}
+    entries = []
+    for name, (melody, music_id, decision) in tracks.items():
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"aevalsrc='{melody}':s=44100:d=12", str(d / f"{name}.wav")], check=True, timeout=60)
+        entries.append(build_entry(d / f"{name}.wav", music_id=music_id, title=name, decision=decision))
     catalogue = d / "catalogue.json"
-    save_catalogue(catalogue, [build_entry(track, music_id=BLOCKED_MUSIC_ID, title="Sweeps", decision="block")])
-    return {"track": track, "catalogue": catalogue}
+    save_catalogue(catalogue, entries)
+    return {name: d / f"{name}.wav" for name in tracks} | {"catalogue": catalogue}
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +329,73 @@ def test_blocked_music_is_rejected(settings, pipeline, store, music, tmp_path) -
     assert (video["status"], video["verdict"]) == ("rejected", "REJECT"), video
     assert f"music_blocked:{BLOCKED_MUSIC_ID}" in video["reasons"]
     assert f"music_blocked:{BLOCKED_MUSIC_ID}" in video["status_reason"]
+
+
+def test_muted_music_is_published_silent_in_every_rendition(settings, pipeline, store, music, tmp_path) -> None:
+    # 7 s of the muted track under a picture of its own (random Life: no earlier video's near-duplicate). The
+    # transcoder matches it before publishing and encodes the audio again as silence; the moderator records the
+    # mute; nothing audible is ever in the bucket, in the playable set or in the full ladder.
+    from fyp.media.loudness import audio_levels
+
+    source = tmp_path / "with_muted_music.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "life=size=320x240:rate=30:ratio=0.3:mold=10,trim=duration=7",
+            "-ss", "3", "-t", "7", "-i", str(music["muted_track"]), "-c:v", "libx264", "-preset", "veryfast",
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-metadata", f"title={uuid.uuid4()}", str(source))
+    assert not audio_levels(source)[0].silent  # the upload itself is loud
+    done = upload_file(source, {"author_id": "it_author", "caption": "muted music", "region": "US",
+                                "language": "en"}, HttpUploads(pipeline["api"]))
+    video_id = done["video_id"]
+    video = _wait_final(store, pipeline, video_id)
+    assert (video["status"], video["verdict"], video["actions"]) == ("ready", "MUTE_AUDIO", ["MUTE_AUDIO"]), video
+    assert f"music_muted:{MUTED_MUSIC_ID}" in video["reasons"] and video["audio_muted"] == MUTED_MUSIC_ID
+    # `fyp video ID` shows which decision applied.
+    app = Typer()
+    upload_commands.register(app, serve=Typer(), worker=Typer())
+    shown = CliRunner().invoke(app, ["video", video_id, "--json", "--index-url", f"http://127.0.0.1:{free_port()}"])
+    assert shown.exit_code == 0, shown.output
+    shown = json.loads(shown.stdout)
+    assert (shown["verdict"], shown["actions"], shown["audio_muted"]) == ("MUTE_AUDIO", ["MUTE_AUDIO"], MUTED_MUSIC_ID)
+
+    # Both stages' events say the published audio is silent, and the result lists the action.
+    events = _full_ladder_events(settings, video_id, 1)
+    completed = [r for n, _, r in events if n.startswith("TranscodeCompleted")]
+    assert {r["stage"] for r in completed} == {"playable", "full"}
+    assert all(r["audio_muted"] == MUTED_MUSIC_ID and r["audio_fingerprint"] for r in completed)
+    (result,) = {r["event_id"]: r for n, _, r in events if n == "ModerationResult"}.values()
+    assert result["actions"] == ["MUTE_AUDIO"] and result["music_id"] == MUTED_MUSIC_ID
+
+    # Every object under the published version (both stages' runs): every manifest with audio (HLS master, the
+    # audio media playlist, DASH) and the audio file; all of it is silence.
+    stream_dir = download_run(make_s3_client(settings), settings.media_bucket, video["hls_master_key"],
+                              tmp_path / "out")
+    root = stream_dir.parent.parent
+    targets = sorted([*root.rglob("*.m3u8"), *root.rglob("*.mpd"), *root.rglob("*.m4a")])
+    levels = {str(t.relative_to(root)): audio_levels(t) for t in targets}
+    assert any(t.endswith("master.m3u8") for t in levels) and any(t.endswith(".mpd") for t in levels)
+    for name in ("master.m3u8", "manifest.mpd"):  # same structure: the audio stream is still there
+        assert all(levels[t] for t in levels if t.endswith(name)), levels
+    loud = {t: [lv.max_volume_db for lv in found if not lv.silent] for t, found in levels.items()}
+    assert not any(loud.values()), loud
+    print(f"\nmuted video {video_id}: peak audio levels (dB) {[lv.max_volume_db for f in levels.values() for lv in f]}")
+
+
+def test_a_clip_shorter_than_half_a_second_is_scored_and_signed(settings, pipeline, store, redis_client,
+                                                                tmp_path) -> None:
+    # 0.3 s: sampling at 1 fps used to find no frame, so no NSFW score (AGE_RESTRICT nsfw_unscored) and no PDQ.
+    source = tmp_path / "short.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=0.3", "-c:v", "libx264",
+            "-pix_fmt", "yuv420p", "-metadata", f"title={uuid.uuid4()}", str(source))
+    done = upload_file(source, {"author_id": "it_author", "caption": "short", "region": "US", "language": "en"},
+                       HttpUploads(pipeline["api"]))
+    video = _wait_final(store, pipeline, done["video_id"])
+    assert video["status"] == "ready" and "nsfw_unscored" not in video.get("reasons", []), video
+    result = next(r for n, _, r in _events(settings, done["video_id"], {"ModerationResult"})
+                  if n == "ModerationResult")
+    assert result["nsfw_score"] is not None and 0 <= result["nsfw_score"] < 0.2
+    prefix = done["video_id"].encode() + b"\n"
+    signatures = [r[len(prefix):] for r in redis_client.lrange("fyp:moderation:pdq:seen", 0, -1)
+                  if r.startswith(prefix)]
+    assert signatures and len(signatures[-1]) >= 33  # at least one frame: a quality byte and a 32-byte hash
 
 
 def test_takedown_removes_the_video(settings, pipeline, store, ready_video) -> None:

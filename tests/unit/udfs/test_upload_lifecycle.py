@@ -12,7 +12,7 @@ import pytest
 from schemas.registry import default_registry
 from udfs.upload_lifecycle import PERMANENT_REASONS, apply, content_claim, decode_event, on_timer, validate_upload
 from udfs.upload_state import STATUSES, LifecycleConfig, Step, VideoState
-from udfs.video_record import video_fields
+from udfs.video_record import decode_video, video_fields
 
 CONFIG = LifecycleConfig(stage_timeout=timedelta(seconds=60), max_attempts=3)
 T0 = 1_800_000_000_000
@@ -140,6 +140,53 @@ def test_verdicts(verdict: str, reasons: list[str], status: str) -> None:
     assert result.state.reasons == tuple(reasons)
     assert result.state.reason == (",".join(reasons) or None)
     assert result.outputs[0].record["reason"] == (",".join(reasons) or None)
+
+
+def _moderating_with_audio(audio_muted: str | None) -> VideoState:
+    moderating = state_in("moderating")
+    transcode = {**moderating.transcode, "audio_key": "videos/v1/v1/r/audio.m4a", "audio_muted": audio_muted}
+    return replace(moderating, transcode=transcode)
+
+
+@pytest.mark.parametrize(
+    ("record", "actions", "status"),
+    [
+        # version 2: the actions say it all, whatever the single verdict
+        ({"verdict": "AGE_RESTRICT", "actions": ["AGE_RESTRICT", "MUTE_AUDIO"],
+          "reasons": ["nsfw_age_restrict", "music_muted:m1"]}, ("AGE_RESTRICT", "MUTE_AUDIO"), "ready"),
+        ({"verdict": "APPROVE", "actions": [], "reasons": []}, (), "ready"),
+        # version 1 (decoded with actions = []): derived from the verdict and a music_muted reason
+        ({"verdict": "AGE_RESTRICT", "reasons": ["nsfw_age_restrict", "music_muted:m1"]},
+         ("AGE_RESTRICT", "MUTE_AUDIO"), "ready"),
+        ({"verdict": "MUTE_AUDIO", "reasons": ["music_muted:m1"]}, ("MUTE_AUDIO",), "ready"),
+        ({"verdict": "REJECT", "actions": ["REJECT", "MUTE_AUDIO"], "reasons": ["nsfw_reject", "music_muted:m1"]},
+         ("REJECT", "MUTE_AUDIO"), "rejected"),
+    ],
+)
+def test_the_actions_of_a_result_are_kept_and_shown(record: dict, actions: tuple, status: str) -> None:
+    result = step(_moderating_with_audio("m1"), "ModerationResult", {**moderation("APPROVE"), **record})
+    assert (result.state.status, result.state.actions) == (status, actions)
+    fields = decode_video(video_fields(result.state))
+    assert fields["actions"] == list(actions) and fields["audio_muted"] == "m1"
+
+
+def test_a_mute_on_audio_published_unmuted_is_rejected_not_made_ready() -> None:
+    result = step(_moderating_with_audio(None), "ModerationResult", moderation("MUTE_AUDIO", ["music_muted:m1"]))
+    assert result.state.status == "rejected"
+    assert result.state.reasons == ("mute_not_applied", "music_muted:m1")
+    assert result.state.actions == ("REJECT", "MUTE_AUDIO")
+    assert "TranscodeRequested" not in names(result)  # no second stage for a rejected video
+
+
+def test_a_mute_on_a_video_without_audio_is_ready() -> None:
+    result = step(state_in("moderating"), "ModerationResult", moderation("MUTE_AUDIO", ["music_muted:m1"]))
+    assert result.state.status == "ready"
+
+
+def test_a_state_written_before_actions_reads_with_none() -> None:
+    old = json.loads(state_in("ready").to_json())
+    del old["actions"]
+    assert VideoState.from_json(json.dumps(old)).actions == ()
 
 
 # --- duplicates and validation ----------------------------------------------------------------------------

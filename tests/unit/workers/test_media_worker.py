@@ -98,6 +98,41 @@ def test_success_publishes_and_emits_a_valid_completed_event(worker: tuple[Trans
     }
 
 
+MELODY = "0.5*sin(2*PI*(300+200*sin(2*PI*0.3*t))*t)+0.3*sin(2*PI*(800+300*sin(2*PI*0.7*t))*t)"
+
+
+def test_music_the_catalogue_mutes_is_published_silent_and_said_so(tmp_path: Path) -> None:
+    import subprocess
+
+    from fyp.media.fingerprint import build_entry
+    from fyp.media.loudness import audio_levels
+
+    track, clip = tmp_path / "track.wav", tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"aevalsrc='{MELODY}':s=44100:d=8", str(track)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=15:d=6",
+                    "-i", str(track), "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-shortest", str(clip)], check=True, timeout=60)
+    store = DirStore(tmp_path / "bucket")
+    key = "uploads/2026/11/24/0f8fad5bd9cb469fa16570867728950e"
+    (store.root / key).parent.mkdir(parents=True)
+    clip.rename(store.root / key)
+    catalogue = [build_entry(track, music_id="song-1", title="Sweeps", decision="mute")]
+    transcoder = Transcoder(store=store, policy=LadderPolicy(extra_codecs={}), work_root=tmp_path,
+                            catalogue=catalogue)
+    name, record = transcoder.handle(request(key))
+    assert name == "TranscodeCompleted" and record["audio_muted"] == "song-1"
+    decoded = default_registry().decode(default_registry().encode(name, record)).record
+    assert decoded["audio_muted"] == "song-1" and decoded["audio_fingerprint"]  # the original audio's
+    # Every published object with audio carries silence; there is no other copy of the audio in the bucket.
+    published = store.root / record["hls_master_key"]
+    for target in (published, published.with_name("manifest.mpd"), store.root / record["audio_key"]):
+        levels = audio_levels(target)
+        assert levels and all(level.silent for level in levels), (target, levels)
+    # A redelivery re-emits the same fact from the manifest.
+    assert transcoder.handle(request(key))[1]["audio_muted"] == "song-1"
+
+
 def test_missing_source_fails(worker: tuple[Transcoder, DirStore]) -> None:
     transcoder, _ = worker
     name, record = transcoder.handle(request("uploads/2026/11/24/ffffffffffffffffffffffffffffffff"))

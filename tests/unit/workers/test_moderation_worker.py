@@ -148,7 +148,7 @@ def test_pipeline_end_to_end(moderator: Any, published: tuple[DictStore, dict[st
     _, events = published
     # Order matters: each video is checked against the ones moderated before it.
     clean = _encode_round_trip(moderator.moderate(events["clean"]))
-    assert clean["verdict"] == "APPROVE" and clean["reasons"] == []
+    assert clean["verdict"] == "APPROVE" and clean["reasons"] == [] and clean["actions"] == []
     assert clean["nsfw_score"] < 0.2
     assert clean["near_duplicate_of"] is None and clean["music_id"] is None
 
@@ -158,7 +158,7 @@ def test_pipeline_end_to_end(moderator: Any, published: tuple[DictStore, dict[st
     assert copy["reasons"] == ["near_duplicate:clean"]
 
     scam = _encode_round_trip(moderator.moderate(events["scam"]))
-    assert scam["verdict"] == "REJECT"
+    assert scam["verdict"] == "REJECT" and scam["actions"][0] == "REJECT"
     assert "text_scam:free followers" in scam["reasons"]
     assert "free followers" in scam["ocr_text"].casefold()
 
@@ -188,10 +188,16 @@ def test_music_from_the_event_fingerprint(published: tuple[DictStore, dict[str, 
         catalogue=catalogue,
     )  # fmt: skip
     clip = Fingerprint(duration_s=10.0, values=values[30:110])  # a 10 s excerpt of the track
-    result = moderator.moderate({**events["clean"], "audio_fingerprint": encode_fingerprint(clip)})
-    assert result["verdict"] == "MUTE_AUDIO"
+    # The transcoder published it silent (audio_muted): the mute is recorded as an action.
+    muted = {**events["clean"], "audio_fingerprint": encode_fingerprint(clip), "audio_muted": "track-9"}
+    result = _encode_round_trip(moderator.moderate(muted))
+    assert result["verdict"] == "MUTE_AUDIO" and result["actions"] == ["MUTE_AUDIO"]
     assert result["music_id"] == "track-9"
     assert result["reasons"] == ["music_muted:track-9"]
+    # Published with its audio (a transcoder whose catalogue did not match yet): never made audible, rejected.
+    unmuted = _encode_round_trip(moderator.moderate({**muted, "audio_muted": None}))
+    assert (unmuted["verdict"], unmuted["actions"], unmuted["reasons"]) == (
+        "REJECT", ["REJECT"], ["music_unmuted:track-9"])
     garbled = moderator.moderate({**events["clean"], "audio_fingerprint": "cp1:oops"})
     assert garbled["music_id"] is None  # fails open, like the transcoder
 

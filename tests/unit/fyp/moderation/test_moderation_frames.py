@@ -42,6 +42,23 @@ def test_long_video_is_sampled_sparsely_up_to_the_cap(tmp_path: Path) -> None:
     assert levels[-1] - levels[0] >= 120  # spread over at least 12 of the 20 s, not the first 4
 
 
+@pytest.mark.parametrize("duration", [0.04, 0.3, 0.45, 0.6])
+def test_a_clip_shorter_than_a_sampling_interval_still_yields_a_frame(tmp_path: Path, duration: float) -> None:
+    # Under 0.5 s, 1 fps sampling used to give no frame at all: no NSFW score and no PDQ signature.
+    video = _make(tmp_path / "short.mp4", f"testsrc2=size=320x180:rate=25:duration={duration}")
+    frames = sample_frames(video)
+    assert len(frames) == 1 and frames[0].shape == (180, 320, 3)
+
+
+def test_when_the_rate_filter_yields_nothing_the_first_frame_is_taken(tmp_path: Path, monkeypatch) -> None:
+    # A rate too low for the clip (as a container that overstates its length would give) samples nothing; the
+    # fallback then decodes the first frame rather than leaving the video unscored.
+    video = _make(tmp_path / "short.mp4", "testsrc2=size=320x180:rate=25:duration=0.3")
+    monkeypatch.setattr(FrameSampling, "rate_for", lambda self, duration: 0.001)
+    frames = sample_frames(video)
+    assert len(frames) == 1 and frames[0].shape == (180, 320, 3)
+
+
 def test_frames_are_scaled_down_keeping_the_aspect_ratio(tmp_path: Path) -> None:
     video = _make(tmp_path / "portrait.mp4", "testsrc2=size=360x640:rate=5:duration=1")
     (frame,) = sample_frames(video, FrameSampling(max_side_px=320))
@@ -64,7 +81,8 @@ def test_ppm_stream_parsing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("duration", "rate"), [(None, 1.0), (4.0, 1.0), (8.0, 1.0), (16.0, 0.5), (80.0, 0.1)]
+    ("duration", "rate"),
+    [(None, 1.0), (4.0, 1.0), (8.0, 1.0), (16.0, 0.5), (80.0, 0.1), (0.3, 1 / 0.3), (0.04, 25.0)],
 )
 def test_rate_for(duration: float | None, rate: float) -> None:
     assert FrameSampling().rate_for(duration) == pytest.approx(rate)

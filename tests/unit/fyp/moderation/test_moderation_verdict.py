@@ -16,6 +16,7 @@ from fyp.moderation.verdict import (
     ModerationSignals,
     Verdict,
     decide,
+    mutes_audio,
 )
 
 
@@ -66,8 +67,20 @@ CASES = [
         (),
     ),
     (
-        "music mute",
+        "music mute, published silent",
+        ModerationSignals(nsfw_score=0.0, music=Music(music_id="m1", score=0.9, decision="mute"), audio_muted="m1"),
+        Verdict.MUTE_AUDIO,
+        ("music_muted:m1",),
+    ),
+    (
+        "music mute not applied before publishing fails closed",
         ModerationSignals(nsfw_score=0.0, music=Music(music_id="m1", score=0.9, decision="mute")),
+        Verdict.REJECT,
+        ("music_unmuted:m1",),
+    ),
+    (
+        "silent audio is a mute even if the catalogue no longer matches",
+        ModerationSignals(nsfw_score=0.0, audio_muted="m1"),
         Verdict.MUTE_AUDIO,
         ("music_muted:m1",),
     ),
@@ -79,7 +92,7 @@ CASES = [
     ),
     (
         "age restrict outranks mute, both reasons kept",
-        ModerationSignals(nsfw_score=0.6, music=Music(music_id="m1", score=0.9, decision="mute")),
+        ModerationSignals(nsfw_score=0.6, music=Music(music_id="m1", score=0.9, decision="mute"), audio_muted="m1"),
         Verdict.AGE_RESTRICT,
         ("nsfw_age_restrict", "music_muted:m1"),
     ),
@@ -102,6 +115,7 @@ CASES = [
             text_hits=(PROFANITY,),
             music=Music(music_id="m1", score=0.9, decision="mute"),
             near_duplicate=dup("v0"),
+            audio_muted="m1",
         ),
         Verdict.REJECT,
         ("nsfw_reject", "text_profanity:shit*", "music_muted:m1", "near_duplicate:v0"),
@@ -114,6 +128,47 @@ def test_verdict_table(signals: ModerationSignals, verdict: Verdict, reasons: tu
     decision = decide(signals)
     assert decision.verdict is verdict
     assert decision.reasons == reasons
+
+
+# The actions that apply, beside the single verdict: the most severe first, each once, never APPROVE.
+ACTION_CASES = [
+    ("approve has none", ModerationSignals(nsfw_score=0.0), ()),
+    ("near duplicate is no action", ModerationSignals(nsfw_score=0.0, near_duplicate=dup("v0")), ()),
+    ("mute alone", ModerationSignals(nsfw_score=0.0, audio_muted="m1"), (Verdict.MUTE_AUDIO,)),
+    ("age restrict and mute", ModerationSignals(nsfw_score=0.6, audio_muted="m1"),
+     (Verdict.AGE_RESTRICT, Verdict.MUTE_AUDIO)),
+    ("reject keeps the others", ModerationSignals(nsfw_score=0.9, text_hits=(PROFANITY,), audio_muted="m1"),
+     (Verdict.REJECT, Verdict.AGE_RESTRICT, Verdict.MUTE_AUDIO)),
+    ("two restricts are one action", ModerationSignals(nsfw_score=0.6, text_hits=(PROFANITY,)),
+     (Verdict.AGE_RESTRICT,)),
+]
+
+
+@pytest.mark.parametrize(("signals", "actions"), [c[1:] for c in ACTION_CASES], ids=[c[0] for c in ACTION_CASES])
+def test_actions_list_every_decision_and_the_verdict_is_the_first(
+    signals: ModerationSignals, actions: tuple[Verdict, ...]
+) -> None:
+    decision = decide(signals)
+    assert decision.actions == actions
+    assert decision.verdict is (actions[0] if actions else Verdict.APPROVE)
+
+
+@pytest.mark.parametrize(("decision", "mutes"), [("allow", False), ("mute", True), ("block", False)])
+def test_the_transcoder_mutes_exactly_the_decisions_the_verdict_mutes(decision: str, mutes: bool) -> None:
+    assert mutes_audio(decision) is mutes
+
+
+def test_a_policy_that_mutes_blocked_music_mutes_it_in_the_transcoder_too() -> None:
+    policy = ModerationPolicy(music_verdicts={"allow": Verdict.APPROVE, "mute": Verdict.MUTE_AUDIO,
+                                              "block": Verdict.MUTE_AUDIO})
+    assert mutes_audio("block", policy)
+
+
+def test_unknown_music_decision_and_empty_muted_id_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown music decision 'loud'"):
+        mutes_audio("loud")
+    with pytest.raises(ValueError, match="audio_muted must be a non-empty music_id"):
+        ModerationSignals(nsfw_score=0.0, audio_muted="")
 
 
 def test_policy_changes_the_outcome() -> None:
