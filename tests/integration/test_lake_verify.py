@@ -99,7 +99,11 @@ def test_recomputed_features_match_redis_and_explain_what_differs(settings, runn
         code, report = fyp_verify("--entity", entity, *(a for i in ids[entity] for a in ("--id", i)))
         (result,) = report["results"]
         statuses = {e["entity_id"]: e for e in result["entities"]}
-        assert code == 0 and report["ok"], json.dumps(result["summary"], indent=1)
+        odd = [{**e, "columns": [c for c in e["columns"] if not c["match"]]} for e in result["entities"]
+               if e["status"] not in ("match", "explained")]
+        assert code == 0 and report["ok"], json.dumps(
+            {"summary": result["summary"]["by_status"], "odd": odd, "sent_at": now, "redis_now": time.time(),
+             "history": _rows_of(history, user)}, indent=1, default=str)
         for entity_id, check in statuses.items():
             # Every entity the late watch belongs to must name lateness; no other cause may appear.
             late_one = entity_id != videos[0] and entity_id != videos[1]
@@ -136,3 +140,12 @@ def test_recomputed_features_match_redis_and_explain_what_differs(settings, runn
     summary = report["results"][0]["summary"]
     assert code == 0 and summary["entities"] >= len(videos), summary
     assert set(summary["by_status"]) <= {"match", "explained"}, summary
+
+
+def _rows_of(history, user: str) -> list[tuple]:
+    """The user's history rows in Kafka order, to show what a failed verification saw."""
+    history.refresh()
+    rows = history.scan(row_filter=f"user_id == '{user}'", selected_fields=(
+        "kafka_partition", "kafka_offset", "event_time", "event_type", "video_id", "event_id")).to_arrow().to_pylist()
+    return sorted((r["kafka_partition"], r["kafka_offset"], str(r["event_time"]), r["event_type"], r["video_id"],
+                   r["event_id"]) for r in rows)
