@@ -34,6 +34,11 @@ __all__ = ["Explanation", "Prefixes", "explain"]
 
 _MAX_FOLDS = 64  # full recomputations tried per differing value, fewest exclusions first
 _MAX_STATES = 50_000  # partial sums kept while combining partitions
+# Partial sums a partition's options may expand to at once (rows x options): bounds the memory of one step to
+# ~_MAX_EXPANDED x (columns + partitions) x 8 bytes. A search cut here can only miss an explanation (the row is then
+# reported unexplained), never invent one. Without it a large in-flight bound (many recent events per partition)
+# expanded 50,000 sums by ~160 options and one `fyp demo` check grew past 14 GB.
+_MAX_EXPANDED = 500_000
 _PER_SUM = 16  # choices kept per distinct partial sum
 _DECIMALS = 6
 
@@ -106,7 +111,11 @@ def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndar
     sums = np.zeros((1, len(need)))
     chosen = np.zeros((1, 0), dtype=np.int64)
     for p, extra in enumerate(extras):
+        extra = extra[:_MAX_EXPANDED]  # its options, fewest extra events first
         k = len(extra)
+        if len(sums) * k > _MAX_EXPANDED:  # keep the partial sums with the fewest events so far
+            fewest = np.argsort(chosen.sum(axis=1), kind="stable")[:_MAX_EXPANDED // k]
+            sums, chosen = sums[fewest], chosen[fewest]
         sums = (sums[:, None, :] + extra[None, :, :]).reshape(-1, len(need))
         chosen = np.concatenate([np.repeat(chosen, k, axis=0), np.tile(np.arange(k), len(chosen))[:, None]], axis=1)
         keep = ~np.any((sums > need + tolerance) & only_add[p], axis=1)
