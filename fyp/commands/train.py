@@ -34,7 +34,11 @@ def two_tower_command(
     test_fraction: float | None = typer.Option(
         None, "--test-fraction", min=0.01, max=0.9,
         help="Hold out the last share of positives by time instead of whole days (rows of a single day)."),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training positives."),
+    epochs: int = typer.Option(8, "--epochs", min=1,
+                                help="Most passes over the training positives (the validation slice picks how many)."),
+    validation: float = typer.Option(
+        0.1, "--validation-fraction", min=0.0, max=0.5,
+        help="Last share of the training positives by time that picks the number of epochs (0: all --epochs)."),
     batch_size: int = typer.Option(512, "--batch-size", min=2, help="Positives per step (and in-batch negatives)."),
     negatives: int = typer.Option(1024, "--negatives", min=0,
                                   help="Extra negatives per step, drawn uniformly from the catalogue."),
@@ -68,6 +72,7 @@ def two_tower_command(
         settings = load_settings()
         tower = TowerConfig(video_buckets=video_buckets)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, test_days=test_days,
+                             validation_fraction=validation or None,
                              test_fraction=test_fraction, uniform_negatives=negatives, logq=logq, seed=seed,
                              threads=threads)
         timings: dict[str, float] = {}
@@ -139,7 +144,8 @@ def _summary(out: dict[str, Any]) -> None:
         table.add_row(k, *cells)
     console.print(table)
     console.print(f"{out['train_positives']:,} training positives, {out['catalogue']:,} videos, "
-                  f"{out['users']:,} users, {out['steps']} steps in {out['timings']['train_s']:.1f} s; "
+                  f"{out['users']:,} users, {out['epochs']} epochs, {out['steps']} steps in "
+                  f"{out['timings']['train_s']:.1f} s; "
                   f"final loss {out['final_loss']:.3f}")
     for where, path in out["saved"].items():
         console.print(f"saved {out['model']} ({out['bytes'] / 1e6:.1f} MB) {where}: {path}")

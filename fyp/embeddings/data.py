@@ -108,6 +108,12 @@ class Positives:
             raise ValueError(f"need at least 2 positives to split, got {len(self)}")
         return int(self.time_ms[min(int(len(self) * (1 - test_fraction)), len(self) - 1)])
 
+    def new_positives(self) -> np.ndarray:
+        """(n,) bool: the row's video is not already among the user's recent positives (a first engagement, not
+        a repeat of one the history holds)."""
+        return np.array([self.catalogue.video_ids[v] not in set(h)
+                         for v, h in zip(self.video.tolist(), self.recent_positives, strict=True)], dtype=bool)
+
     def exclusions(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), HISTORY_SET.max_size) catalogue indices of each row's recent positives, -1 pads."""
         out = np.full((len(rows), HISTORY_SET.max_size), -1, dtype=np.int64)

@@ -9,9 +9,9 @@ and hashtags. Training also drops the video id at random (`id_dropout`) so the t
 User tower: the user's recent positives (newest first), each read through the item tower's own embedding
 tables: its id, and the author, sound and hashtags training saw it with (`ItemTower.known`, a table from video
 bucket to content buckets saved with the model, so serving needs the ids only); a recency-weighted mean of
-those (one learned weight per position), with the real-time user features (user_engagement.v1), through an
-MLP. Sharing the tables is what lets a few positives name a user's tastes: a history video's hashtags and
-author place it among the videos of its topic, as the item side learns them.
+those (one learned weight per position) and the real-time user features (user_engagement.v1), each
+layer-normalised, through an MLP. Sharing the tables is what lets a few positives name a user's tastes: a
+history video's hashtags and author place it among the videos of its topic, as the item side learns them.
 
 Score = user . item / temperature (both unit length), as the index's dot-product search expects.
 """
@@ -51,9 +51,8 @@ class TowerConfig:
     max_hashtags: int = 10
     history_len: int = HISTORY_SET.max_size
     user_feature_columns: tuple[str, ...] = USER_FEATURE_COLUMNS
-    temperature: float = 0.05
+    temperature: float = 0.03
     id_dropout: float = 0.1
-    user_norm: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user_feature_columns", tuple(self.user_feature_columns))  # a list when loaded
@@ -164,6 +163,10 @@ class UserTower(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(4 * config.id_dim + config.user_feature_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.output_dim))
+        # Each input block normalised on its own: the features' log counts (up to ~10) would otherwise drown the
+        # pooled history (embeddings of ~0.05) and the tower would learn who a user is rather than what they like.
+        self.history_norm = nn.LayerNorm(4 * config.id_dim)
+        self.feature_norm = nn.LayerNorm(config.user_feature_dim)
 
     def forward(self, history: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(n, history_len) int64 buckets, newest first (0 pads), (n, user_feature_dim) float -> (n, output_dim)
@@ -172,8 +175,8 @@ class UserTower(nn.Module):
         unique, inverse = torch.unique(history, return_inverse=True)  # each history video embedded once
         vectors = item.embed(unique, *item.known(unique))[inverse]
         pooled = _masked_mean(vectors, history, torch.exp(self.recency).unsqueeze(0))
-        out = self.mlp(torch.cat([pooled, features], dim=1))
-        return F.normalize(out, dim=1) if self.config.user_norm else out
+        x = torch.cat([self.history_norm(pooled), self.feature_norm(features)], dim=1)
+        return F.normalize(self.mlp(x), dim=1)
 
     def encode(self, inputs: UserInputs) -> torch.Tensor:
         return self(torch.from_numpy(inputs.history), torch.from_numpy(inputs.features))

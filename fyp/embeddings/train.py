@@ -1,10 +1,18 @@
-"""Training the two towers: in-batch softmax with the logQ correction, then recall@K on held-out days.
+"""Training the two towers: a sampled softmax with the logQ correction, then recall@K on held-out days.
+
+Each step scores a batch of positives (user, video) against the batch's own videos and `uniform_negatives`
+videos drawn uniformly from the catalogue (mixed negative sampling, Yang et al., "Mixed Negative Sampling for
+Learning Two-tower Neural Networks in Recommendations", WWW 2020): with in-batch negatives alone a video that
+is rarely a positive is rarely a negative either, so nothing pushes its score down. Every logit is corrected
+by the log of the video's chance to be a candidate (Yi et al. 2019, fyp.embeddings.logq): as a positive
+(streaming estimate) plus as a uniform draw (uniform_negatives / catalogue).
 
 Time split: positives before the cut train, the rest are held out (the last `test_days` days by default).
-Ids seen in the training positives (and their histories) are marked trained; a held-out video never seen
-before reaches the item tower through its author, sound and hashtags only, as a new upload would.
-
-Embedding tables take sparse gradients (SparseAdam): a step updates its batch's rows, not 2^15 of them.
+Ids seen in the training positives are marked trained, and the item tower remembers each training video's
+author, sound and hashtags (what the user tower reads a history through); a held-out video never seen before
+reaches the item tower through its author, sound and hashtags only, as a new upload would. The model overfits
+within a few passes over a small table, so the number of epochs is chosen on the last part of the training
+positives (`TrainConfig.validation_fraction`) before the final model is trained on all of them.
 """
 
 from __future__ import annotations
@@ -30,13 +38,16 @@ Progress = Callable[[int, int, float], None]  # (step, total steps, running loss
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """epochs: passes over the training positives. batch_size: rows per step (also the in-batch negatives).
-    lr: Adam learning rate (dense layers and embedding tables). test_days: held-out tail in UTC days;
-    test_fraction: instead, the last share of positives by time (for data of one day). logq: apply the
-    sampling-bias correction. alpha: the frequency estimator's learning rate. ks: recall cut-offs.
+    """epochs: passes over the training positives (at most that many with validation_fraction).
+    batch_size: rows per step (also the in-batch negatives). lr: Adam learning rate. test_days: held-out tail in
+    UTC days; test_fraction: instead, the last share of positives by time (for data of one day). logq: apply the
+    sampling-bias correction. alpha: the frequency estimator's learning rate. uniform_negatives: extra negatives
+    per step, drawn uniformly from the catalogue (0: in-batch only). validation_fraction: the last share of the
+    training positives by time that chooses the number of epochs (None: train `epochs` epochs); validation_k:
+    the recall cut-off it compares; patience: epochs without a gain before it stops. ks: recall cut-offs.
     seed: torch and shuffling seed. threads: torch CPU threads (None: torch's default)."""
 
-    epochs: int = 3
+    epochs: int = 8
     batch_size: int = 512
     lr: float = 3e-3
     test_days: int = 1
@@ -44,6 +55,9 @@ class TrainConfig:
     logq: bool = True
     alpha: float = 0.05
     uniform_negatives: int = 1024
+    validation_fraction: float | None = 0.1
+    validation_k: int = 50
+    patience: int = 2
     ks: tuple[int, ...] = (10, 50, 100)
     seed: int = 0
     threads: int | None = None
@@ -53,8 +67,13 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1, batch_size >= 2 and lr > 0")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be positive, got {self.ks}")
-        if self.test_days < 1:
-            raise ValueError(f"test_days must be >= 1, got {self.test_days}")
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.validation_k < 1 or self.patience < 1:
+            raise ValueError(f"validation_k and patience must be >= 1, got {self.validation_k}, {self.patience}")
+        if self.test_days < 1 or self.uniform_negatives < 0:
+            raise ValueError(f"test_days must be >= 1 and uniform_negatives >= 0, got {self.test_days}, "
+                             f"{self.uniform_negatives}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,13 +88,16 @@ class TrainResult:
     steps: int
     final_loss: float
     seconds: float
+    epochs: int
+    validation: tuple[float, ...] = ()
 
     def info(self) -> dict[str, object]:
         """What is saved beside the weights and printed by `fyp train two-tower --json`."""
         return {"recall": self.recall.to_dict(), "train_positives": self.train_positives,
                 "test_positives": self.test_positives, "test_from_ms": self.test_from_ms,
                 "catalogue": self.catalogue, "users": self.users, "steps": self.steps,
-                "final_loss": self.final_loss, "seconds": round(self.seconds, 2)}
+                "final_loss": self.final_loss, "seconds": round(self.seconds, 2), "epochs": self.epochs,
+                "validation_recall": list(self.validation)}
 
 
 def catalogue_inputs(data: Positives, tower: TowerConfig, rows: np.ndarray | None = None) -> ItemInputs:
@@ -90,30 +112,64 @@ def _tensors(inputs: ItemInputs | UserInputs) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in vars(inputs).items()}
 
 
-def _optimizers(model: TwoTower, lr: float) -> list[torch.optim.Optimizer]:
-    return [torch.optim.Adam(model.parameters(), lr=lr)]
-
-
 def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config: TrainConfig | None = None,
                     oracle: Oracle | None = None, progress: Progress | None = None) -> TrainResult:
     """Train on the positives before the held-out days; report recall@K on those days (with the oracle's, if
-    given, and popularity's: training positives per video)."""
+    given, and popularity's: training positives per video).
+
+    With `validation_fraction`, the number of epochs is chosen first: a model trained on the training positives
+    but their last `validation_fraction` by time is scored (recall@`validation_k`) on that last part after each
+    epoch, until `patience` epochs bring no gain; the model is then trained afresh on all the training positives
+    for the best epoch count (at most `epochs`)."""
     tower, config = tower or TowerConfig(), config or TrainConfig()
     if tuple(data.feature_columns) != tower.user_feature_columns:
         raise ValueError("the data's user feature columns differ from the tower's")
     started = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
 
     cut = data.split_fraction(config.test_fraction) if config.test_fraction else data.split_days(config.test_days)
     train_rows, test_rows = np.flatnonzero(data.time_ms < cut), np.flatnonzero(data.time_ms >= cut)
     if len(train_rows) < config.batch_size:
         raise ValueError(f"{len(train_rows)} training positives, fewer than one batch of {config.batch_size}")
-
     items = _tensors(catalogue_inputs(data, tower))
     users = _tensors(user_inputs(data.recent_positives, data.user_features, tower))
+
+    epochs, curve = config.epochs, []
+    if config.validation_fraction:
+        at = train_rows[min(int(len(train_rows) * (1 - config.validation_fraction)), len(train_rows) - 1)]
+        fit, held = train_rows[data.time_ms[train_rows] < data.time_ms[at]], train_rows[data.time_ms[train_rows]
+                                                                                          >= data.time_ms[at]]
+        if len(fit) >= config.batch_size and len(held):
+            def score(model: TwoTower) -> float:
+                report = evaluate(model, data, items, users, _popular(data, fit), held, (config.validation_k,), None)
+                return report.model[config.validation_k]
+
+            curve = _fit(data, fit, items, users, tower, config, config.epochs, progress=None, validate=score)[3]
+            epochs = int(np.argmax(curve)) + 1
+    model, steps, running, _ = _fit(data, train_rows, items, users, tower, config, epochs, progress=progress)
+
+    report = evaluate(model, data, items, users, _popular(data, train_rows), test_rows, config.ks, oracle)
+    return TrainResult(model=model, recall=report, train_positives=len(train_rows), test_positives=len(test_rows),
+                       test_from_ms=cut, catalogue=len(data.catalogue), users=len(set(data.user_ids.tolist())),
+                       steps=steps, final_loss=running, seconds=time.monotonic() - started, epochs=epochs,
+                       validation=tuple(curve))
+
+
+def _popular(data: Positives, rows: np.ndarray) -> np.ndarray:
+    """The rows popularity counts: a user's first engagement with a video, not repeats of one already in their
+    history (the stronger baseline, and what recall measures: a query's video is never in its user's history)."""
+    return rows[data.new_positives()[rows]]
+
+
+def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor], users: dict[str, torch.Tensor],
+         tower: TowerConfig, config: TrainConfig, epochs: int, *, progress: Progress | None,
+         validate: Callable[[TwoTower], float] | None = None) -> tuple[TwoTower, int, float, list[float]]:
+    """A fresh model (seeded) trained on `train_rows` for `epochs` epochs -> (model, steps, running loss, scores).
+    validate: scored after each epoch (the scores); training stops after `config.patience` epochs without a new
+    best."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
     model = TwoTower(tower)
     trained = torch.from_numpy(data.video[train_rows])
     for name, table in (("video", model.item.video), ("author", model.item.author), ("sound", model.item.sound),
@@ -121,13 +177,13 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
         table.mark_seen(items[name][trained].flatten())
     model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows])))
 
-    optimizers = _optimizers(model, config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     frequency = StreamingFrequency(n_buckets=tower.video_buckets, alpha=config.alpha)
     n_items, n_uniform = len(data.catalogue), min(config.uniform_negatives, len(data.catalogue))
     steps_per_epoch = len(train_rows) // config.batch_size
-    total, step, running = steps_per_epoch * config.epochs, 0, float("nan")
-    model.train()
-    for _ in range(config.epochs):
+    total, step, running, scores = steps_per_epoch * epochs, 0, float("nan"), []
+    for _ in range(epochs):
+        model.train()
         order = rng.permutation(train_rows)
         for b in range(steps_per_epoch):
             rows = torch.from_numpy(order[b * config.batch_size:(b + 1) * config.batch_size])
@@ -145,24 +201,22 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
             item_vec = model.item(item_ids, items["author"][videos], items["sound"][videos], items["hashtags"][videos])
             loss = in_batch_softmax_loss(user_vec, item_vec, temperature=tower.temperature, log_q=log_q,
                                          item_ids=item_ids)
-            for optimizer in optimizers:
-                optimizer.zero_grad()
+            optimizer.zero_grad()
             loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
+            optimizer.step()
             running = loss.item() if np.isnan(running) else 0.95 * running + 0.05 * loss.item()
             if progress:
                 progress(step, total, running)
-    model.eval()
-
-    report = evaluate(model, data, items, users, train_rows, test_rows, config.ks, oracle)
-    return TrainResult(model=model, recall=report, train_positives=len(train_rows), test_positives=len(test_rows),
-                       test_from_ms=cut, catalogue=len(data.catalogue), users=len(set(data.user_ids.tolist())),
-                       steps=step, final_loss=running, seconds=time.monotonic() - started)
+        model.eval()
+        if validate is not None:
+            scores.append(validate(model))
+            if len(scores) - 1 - int(np.argmax(scores)) >= config.patience:
+                break
+    return model, step, running, scores
 
 
 def evaluate(model: TwoTower, data: Positives, items: dict[str, torch.Tensor], users: dict[str, torch.Tensor],
-             train_rows: np.ndarray, test_rows: np.ndarray, ks: tuple[int, ...],
+             popular: np.ndarray, test_rows: np.ndarray, ks: tuple[int, ...],
              oracle: Oracle | None) -> RecallReport:
     """Recall@K on the held-out positives whose video is not already among the row's recent positives (a feed
     would not show it again, so no ranker may)."""
@@ -175,7 +229,7 @@ def evaluate(model: TwoTower, data: Positives, items: dict[str, torch.Tensor], u
         user_vecs = model.user(users["history"][q], users["features"][q]).numpy()
     rankers: dict[str, Scorer] = {
         "model": lambda rows: user_vecs[rows] @ item_vecs.T,
-        "popularity": popularity_scorer(np.bincount(data.video[train_rows], minlength=len(data.catalogue))),
+        "popularity": popularity_scorer(np.bincount(data.video[popular], minlength=len(data.catalogue))),
     }
     if oracle is not None:
         rankers["oracle"] = lambda rows: oracle.scores(data.user_ids[queries[rows]].tolist(),

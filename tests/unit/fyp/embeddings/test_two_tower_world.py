@@ -24,12 +24,13 @@ from fyp.training.history import History
 from training.watch_outcomes import v1 as watch_outcomes
 from udfs.envelope import to_engagement_row
 
-WORLD = TrafficConfig(users=300, videos=1_000)
+WORLD = TrafficConfig(users=500, videos=1_500)
 SEED = 11
-DAYS, VIEWS, BLOCK = 3, 24_000, 500
+DAYS, VIEWS, BLOCK = 3, 48_000, 500
 START_MS = 1_764_547_200_000  # 2025-12-01T00:00Z
 RUN_ID = "0c1a2b3d-4e5f-4a6b-8c7d-000000000000"
 TOWERS = TowerConfig(video_buckets=4096, author_buckets=512, sound_buckets=256, hashtag_buckets=1024)
+LIFT_FLOOR = 0.25  # share of the oracle's lift over popularity at K=50 the model must reach (measured: 0.34-0.39)
 TOWER_SET = replace(watch_outcomes, labels=tuple(label for label in watch_outcomes.labels
                                                  if label.name in POSITIVE_LABELS),
                     feature_sets=(user_engagement,))
@@ -68,12 +69,21 @@ def test_the_backfilled_rows_give_the_towers_their_inputs(positives: Positives) 
 
 def test_the_model_beats_popularity_on_held_out_days(positives: Positives) -> None:
     oracle = Oracle(WORLD, SEED, positives.catalogue.video_ids, positives.catalogue.first_ms)
-    result = train_two_tower(positives, tower=TOWERS, config=TrainConfig(batch_size=128, threads=2),
+    result = train_two_tower(positives, tower=TOWERS, config=TrainConfig(batch_size=128, lr=1e-3, threads=2),
                              oracle=oracle)
     recall = result.recall
-    print(f"\nrecall@K on {recall.queries} held-out positives:", recall.to_dict())
+    print(f"\nrecall@K on {recall.queries} held-out positives ({result.epochs} epochs, validation recall@50 "
+          f"by epoch {[round(r, 3) for r in result.validation]}):")
+    for name in ("model", "popularity", "oracle"):
+        print(f"  {name:<10} " + "  ".join(f"@{k} {recall.recall[name][k]:.4f}" for k in (10, 50, 100)))
+    print("  share of the oracle's lift over popularity: "
+          + "  ".join(f"@{k} {v:.2f}" for k, v in recall.lift.items()))
     assert recall.queries > 1_000 and result.test_from_ms == START_MS + (DAYS - 1) * DAY_MS
-    assert recall.model[50] > recall.popularity[50], recall
+    assert 1 <= result.epochs <= len(result.validation)
     # The world is personal: knowing each user's tastes beats popularity by far, and nothing beats knowing.
-    assert recall.recall["oracle"][50] > 1.3 * recall.popularity[50], recall
+    assert recall.recall["oracle"][50] > 1.5 * recall.popularity[50], recall
     assert recall.recall["oracle"][50] > recall.model[50], recall
+    # The model beats popularity at every K and reaches a share of the oracle's lift at K=50; the target
+    # of 0.9 is not reached (docs/EMBEDDINGS.md says why).
+    assert all(recall.model[k] > recall.popularity[k] for k in (10, 50, 100)), recall
+    assert recall.lift[50] >= LIFT_FLOOR, recall

@@ -1,0 +1,104 @@
+"""`fyp train two-tower` on the real stack: generated traffic through Kafka and the history job, the training table
+built by `fyp training-set build watch_outcomes`, then the training run reading that table through pyiceberg.
+
+The traffic is a seeded world (fyp.traffic) over 40 minutes of event time that ends now, sent as fast as Kafka
+takes it; the build keeps the impressions whose 10-minute label window closed. The run must read exactly the
+table's rows, hold out the last 30 % of positives by time (one day of rows: `--test-fraction`), rank with the
+model, popularity and the world's oracle, and save a model that loads back and encodes through the towers'
+input functions. Quality is `tests/unit/fyp/embeddings/test_two_tower_world.py`'s to check; this is the plumbing.
+
+A rerun within 40 minutes on a kept stack sends events older than the last run's newest: the features job finds
+them late, and the training rows hold fewer recent positives; every check here holds either way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from connectors.iceberg_tables import catalog, ensure_tables
+from fyp.commands import train as train_commands
+from fyp.commands import training as training_commands
+from fyp.embeddings import UserFeatures, UserHistory, VideoMeta, load_encoders
+from fyp.pipelines import ENGAGEMENT_HISTORY_JOB
+from fyp.traffic import TrafficConfig, TrafficGenerator
+from fyp.traffic.producer import ProducePlan, produce
+from schemas.tables import ENGAGEMENT_HISTORY
+from tests.integration.conftest import eventually
+from training import watch_outcomes
+
+pytestmark = pytest.mark.integration
+
+WORLD = TrafficConfig(users=150, videos=400)
+SEED = 23
+EVENTS = 30_000
+SPAN_MS = 40 * 60_000
+
+
+def _invoke(register, *args: str) -> dict:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _send_world(settings) -> int:
+    """EVENTS events of WORLD, their event times stepping evenly from SPAN_MS ago to now; the last event time."""
+    blocks = EVENTS // (ProducePlan(max_events=EVENTS).views_per_batch * 2) + 1  # ~2.3 events a view
+    start = int(time.time() * 1000) - SPAN_MS
+    calls = iter(range(10**9))
+    last = [start]
+
+    def clock() -> int:
+        last[0] = min(start + next(calls) * SPAN_MS // blocks, start + SPAN_MS)
+        return last[0]
+
+    generator = TrafficGenerator(WORLD, SEED, clock=clock)
+    report = produce(generator, ProducePlan(max_events=EVENTS), client_config=settings.kafka_client_config())
+    assert report.failed == 0 and report.produced == EVENTS
+    return last[0]
+
+
+def test_train_two_tower_reads_the_training_table_and_saves_a_model_that_encodes(settings, running_job) -> None:
+    ensure_tables(settings)
+    running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
+    history = catalog(settings).load_table(ENGAGEMENT_HISTORY)
+
+    def count() -> int:
+        history.refresh()
+        return len(history.scan(selected_fields=("event_id",)).to_arrow()) if history.current_snapshot() else 0
+
+    had = count()
+    newest = _send_world(settings)
+
+    def landed() -> bool:
+        return count() >= had + EVENTS
+
+    eventually(landed, timeout_s=180, message="every event in the history")
+    built = _invoke(training_commands.register, "training-set", "build", watch_outcomes.v1.name)
+    assert built["rows"] > 5_000, built
+
+    out = _invoke(train_commands.register, "train", "two-tower", "--test-fraction", "0.3", "--epochs", "2",
+                  "--batch-size", "128", "--negatives", "256", "--save", "local", "--threads", "2",
+                  "--oracle-seed", str(SEED), "--oracle-users", str(WORLD.users), "--oracle-videos",
+                  str(WORLD.videos))
+    table = catalog(settings).load_table(watch_outcomes.v1.table)
+    assert out["rows"] == len(table.scan(selected_fields=("event_id",)).to_arrow())
+    recall = out["recall"]
+    assert {"model", "popularity", "oracle", "ratio", "oracle_lift"} <= set(recall) and recall["queries"] > 100
+    assert recall["oracle"]["50"] > recall["popularity"]["50"]  # a personal world: its truth beats popularity
+    assert out["train_positives"] > out["test_positives"] > 0 and out["test_from_ms"] <= newest
+    assert out["model"] == f"two-tower-{out['version']}" and out["saved"]["local"].endswith("model.pt")
+
+    items, users = load_encoders(out["saved"]["local"], fallback=False)
+    assert items.name == users.name == out["model"]
+    item_vectors = items.encode([VideoMeta(video_id="v0", author_id="a0", hashtags=("dance",)),
+                                 VideoMeta(video_id="v-new-upload", hashtags=("dance", "fyp"))])
+    user_vectors = users.encode([UserHistory(video_ids=("v3", "v0")), UserHistory()],
+                                [UserFeatures(values={"plays_24h": 3.0}), None])
+    assert item_vectors.shape == user_vectors.shape == (2, 64)
