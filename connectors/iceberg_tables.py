@@ -34,11 +34,14 @@ from schemas.tables import (
     EMBEDDINGS_NAMESPACE,
     ENGAGEMENT_HISTORY,
     HISTORY_NAMESPACE,
+    MODERATION_NAMESPACE,
+    TAKEDOWNS,
     UPLOAD_EVENTS,
     VIDEO_EMBEDDINGS,
     VIDEOS_CHANGELOG,
 )
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS
+from udfs.takedown_audit import TAKEDOWN_AUDIT_FIELDS
 from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FIELDS, VIDEO_ROW_FIELDS
 
 # The table names live in schemas.tables (the jobs read them without pyiceberg); import them from there.
@@ -47,6 +50,7 @@ __all__ = [
     "catch_up_columns",
     "engagement_history_schema",
     "ensure_tables",
+    "takedowns_schema",
     "upload_events_schema",
     "video_embeddings_schema",
     "videos_changelog_schema",
@@ -115,9 +119,10 @@ def ensure_tables(settings: Settings) -> list[str]:
     """Create the namespaces and tables that do not exist yet, and add to existing tables the optional columns
     their declaration gained since (a stack upgraded in place); return the created tables and added columns."""
     cat = catalog(settings)
-    created = _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat)
+    created = _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat) + _ensure_takedowns(cat)
     declared = {ENGAGEMENT_HISTORY: engagement_history_schema, VIDEO_EMBEDDINGS: video_embeddings_schema,
-                UPLOAD_EVENTS: upload_events_schema, VIDEOS_CHANGELOG: videos_changelog_schema}
+                UPLOAD_EVENTS: upload_events_schema, VIDEOS_CHANGELOG: videos_changelog_schema,
+                TAKEDOWNS: takedowns_schema}
     added = [column for name, schema in declared.items() if name not in created
              for column in catch_up_columns(cat.load_table(name), schema())]
     return created + added
@@ -240,3 +245,22 @@ def _ensure_history(cat: Catalog) -> list[str]:
     except TableAlreadyExistsError:  # created concurrently
         return []
     return [ENGAGEMENT_HISTORY]
+
+
+def takedowns_schema() -> Schema:
+    """The takedown audit (`fyp.uploads.takedowns.TakedownAudit`): one row per filed takedown or restore, with
+    who filed it, the notice, when, and the published keys that call moved (`fyp.media.takedown`)."""
+    return _schema(list(TAKEDOWN_AUDIT_FIELDS), {"event_id", "action", "video_id", "notice_id", "filed_at"})
+
+
+def _ensure_takedowns(cat: Catalog) -> list[str]:
+    if cat.table_exists(TAKEDOWNS):
+        return []
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        cat.create_namespace(MODERATION_NAMESPACE)
+    # Unpartitioned and unsorted: a few rows a day, read whole by whoever answers a legal enquiry.
+    with contextlib.suppress(TableAlreadyExistsError):
+        cat.create_table(TAKEDOWNS, schema=takedowns_schema(),
+                         properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
+        return [TAKEDOWNS]
+    return []

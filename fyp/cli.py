@@ -22,6 +22,7 @@ from fyp.commands import (
     produce,
     serving,
     stack,
+    takedown,
     train,
     training,
     uploads,
@@ -54,6 +55,7 @@ demo.register(app)
 features.register(app)
 bench.register(bench_group)
 uploads.register(app, serve=serve_group, worker=worker_group)
+takedown.register(app)
 lake.register(app)
 verify.register(app)
 dlq.register(app)

@@ -7,6 +7,8 @@ __all__ = [
     "EMBEDDINGS_NAMESPACE",
     "ENGAGEMENT_HISTORY",
     "HISTORY_NAMESPACE",
+    "MODERATION_NAMESPACE",
+    "TAKEDOWNS",
     "UPLOAD_EVENTS",
     "VIDEOS_CHANGELOG",
     "VIDEO_EMBEDDINGS",
@@ -20,3 +22,5 @@ VIDEO_EMBEDDINGS_TABLE = "video_embeddings"
 VIDEO_EMBEDDINGS = f"{EMBEDDINGS_NAMESPACE}.{VIDEO_EMBEDDINGS_TABLE}"  # jobs/video_embeddings.py
 UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_orchestration.py
 VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
+MODERATION_NAMESPACE = "moderation"
+TAKEDOWNS = f"{MODERATION_NAMESPACE}.takedowns"  # fyp.uploads.takedowns (the API and `fyp takedown`) append to it

@@ -32,12 +32,15 @@ Statuses, in order (docs/UPLOADS.md draws the diagram):
 - TranscodeCompleted (stage "full"): the full ladder is kept (`ladder`); the status does not change. Redis then
   shows every rendition and the republished manifests. TranscodeFailed (stage "full") is kept as
   `ladder_error`: the video stays ready with its H.264 set (no retry; a crash is redelivered by Kafka).
-- Takedown: -> removed, from any status, including before the upload is known.
+- Takedown: -> removed, from any status, including before the upload is known; the status it replaced is kept
+  (`removed_from`). Takedown with action "restore" (a counter-notice, version 2): a removed video goes back to
+  that status when it is one of `RESTORABLE` (ready, rejected, failed); a video taken down mid-pipeline, or
+  before it was known, stays removed (`not_restorable:<status>`). Any action other than "restore" is a takedown.
 - A stage that has not finished by its deadline (`stage_timeout`, default 10 min) is retried: transcoding
   with a new TranscodeRequested, moderation by re-emitting the stored TranscodeCompleted (same event_id, so the
   moderator's result keeps its id); after `max_attempts` (default 3) the video fails with
-  `stage_timeout:<stage>`. Results that arrive after that are stale: rejected, failed and removed are final,
-  and ready changes only by Takedown.
+  `stage_timeout:<stage>`. Results that arrive after that are stale: rejected, failed and removed are final
+  (only a restore undoes removed), and ready changes only by Takedown.
 - Every consumed event_id is remembered (the last `remember_events`), so a redelivered event changes nothing.
   Emitted event_ids are derived from (video_id, status sequence number or attempt): a replay emits the same.
 
@@ -67,6 +70,7 @@ from udfs.upload_state import LifecycleConfig, LifecycleEvent, Output, Status, S
 
 __all__ = [
     "PERMANENT_REASONS",
+    "RESTORABLE",
     "apply",
     "content_claim",
     "decode_event",
@@ -316,7 +320,16 @@ def _audio_unmuted(state: VideoState) -> bool:
     return bool(transcode.get("audio_key")) and not transcode.get("audio_muted")
 
 
+# A restore puts back a status that needs nothing more from the pipeline; a video taken down mid-pipeline
+# (its stage and deadline were dropped) would be stuck, so it stays removed and must be uploaded again.
+RESTORABLE = ("ready", "rejected", "failed")
+
+
 def _takedown(state, record, now_ms, config, duplicate_of) -> Step:
+    # Only an exact "restore" restores: any other action (a typo, a future one) blocks, so a bad field can never
+    # bring a video back.
+    if record.get("action") == "restore":
+        return _restore(state, record, now_ms)
     if state is not None and state.status == "removed":
         return Step(state=state, ignored="already_removed")
     if state is None:
@@ -329,8 +342,19 @@ def _takedown(state, record, now_ms, config, duplicate_of) -> Step:
         author_id = author_id if id_error("author_id", author_id) is None and isinstance(author_id, str) else ""
         state = VideoState(video_id=video_id, status="uploaded", author_id=author_id, created_ms=now_ms)
     removed = _change(state, "removed", now_ms, reason=_text(record.get("reason")) or "takedown", stage=None,
-                      deadline_ms=None, takedown_notice_id=record.get("notice_id"))
+                      deadline_ms=None, takedown_notice_id=record.get("notice_id"), removed_from=state.status,
+                      removed_from_reason=state.reason)
     return Step(state=removed, outputs=(_status(removed, now_ms),))
+
+
+def _restore(state, record, now_ms) -> Step:
+    if state is None or state.status != "removed":
+        return Step(state=state, ignored="not_removed")
+    if state.removed_from not in RESTORABLE:
+        return Step(state=state, ignored=f"not_restorable:{state.removed_from or 'unknown'}")
+    restored = _change(state, state.removed_from, now_ms, reason=state.removed_from_reason,
+                       takedown_notice_id=None, removed_from=None, removed_from_reason=None)
+    return Step(state=restored, outputs=(_status(restored, now_ms),))
 
 
 _HANDLERS = {

@@ -103,6 +103,9 @@ class VideoState:
     reason: str | None = None  # why the current status, when it is not self-explanatory
     duplicate_of: str | None = None
     takedown_notice_id: str | None = None
+    # Added with Takedown version 2 (restore), with defaults: a video removed before reads as "nothing to restore".
+    removed_from: str | None = None  # the status a takedown replaced, which a restore puts back
+    removed_from_reason: str | None = None
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0

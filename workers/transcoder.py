@@ -9,9 +9,11 @@ Wiring only; the work lives in `fyp.media`. A request names a stage (docs/UPLOAD
 For each request: if this (video_id, attempt, stage) is already published, re-emit its result (a redelivery);
 else download the source from S3 into a temp dir, run `process_source` for the stage, publish atomically
 (`fyp.media.publish`) and emit. Result event_ids are derived from (video_id, attempt, stage), so a redelivery
-yields the same event and consumers deduplicate. Both stages are ordinary requests of the same consumer group,
-so more processes share them: a "full" stage of one video runs while another process makes another video
-playable.
+yields the same event and consumers deduplicate. A taken-down video (its marker, `fyp.media.takedown.is_blocked`) is
+never published: checked before the work, and again after publishing, when what was just published is moved to
+quarantine (a takedown that raced the transcode); both answer TranscodeFailed `taken_down`. Both stages are
+ordinary requests of the same consumer group, so more processes share them: a "full" stage of one video runs
+while another process makes another video playable.
 
 `handler` is all this module adds to the worker runtime (`workers.runtime.run_consumer`), which owns the rest:
 the offset is committed only after the result is acknowledged (at-least-once); a transcode can take minutes,
@@ -49,6 +51,7 @@ from fyp.media.publish import (
     find_published,
     publish,
 )
+from fyp.media.takedown import block_video, is_blocked
 from workers.runtime import ConsumerConfig, Handler, Output, run_consumer
 
 __all__ = ["POISON", "SourceStore", "Topics", "Transcoder", "completed_record", "failed_record", "handler", "main",
@@ -87,6 +90,8 @@ class SourceStore(ObjectStore, Protocol):
     def size_of(self, key: str) -> int | None: ...
 
     def download(self, key: str, path: Path) -> None: ...
+
+    def copy(self, source: str, destination: str) -> None: ...
 
 
 STAGES = ("playable", "full")
@@ -160,6 +165,9 @@ class Transcoder:
             return "TranscodeFailed", failed_record(request, "invalid_request")
         if stage not in STAGES:
             return "TranscodeFailed", failed_record(request, "invalid_request")
+        if is_blocked(self.store, video_id):
+            log.info("video %s v%d %s: taken down, not transcoding", video_id, attempt, stage)
+            return "TranscodeFailed", failed_record(request, "taken_down")
         published = find_published(self.store, video_id, attempt, stage)
         if published is not None:
             log.info("video %s v%d %s: already published, re-emitting", video_id, attempt, stage)
@@ -211,6 +219,12 @@ class Transcoder:
                 elapsed_ms=outcome.elapsed_ms,
                 base=base,
             )
+        if is_blocked(self.store, video_id):
+            # The takedown came while we worked: its move may have listed the prefix before our files landed.
+            moved = block_video(self.store, video_id)
+            log.warning("video %s v%d %s: taken down during the transcode; moved %d objects to quarantine",
+                        video_id, attempt, stage, moved.count)
+            return "TranscodeFailed", failed_record(request, "taken_down")
         try:
             clean_stale_runs(self.store, video_id=video_id)
         except Exception:  # housekeeping must not fail a published video

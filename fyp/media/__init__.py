@@ -10,6 +10,7 @@ Modules, each with one job:
 - `loudness`: the peak level of each audio stream (shows that muted renditions carry silence);
 - `keys`: object-key validation and server-side upload keys;
 - `publish`: upload to S3 under a run prefix, then a manifest written last (atomic publish);
+- `takedown`: block a taken-down video's published media (moved to quarantine) and restore it;
 - `bench`: synthetic sources and the ladder benchmark.
 See docs/UPLOADS.md.
 """

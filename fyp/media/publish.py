@@ -341,6 +341,11 @@ class S3ObjectStore:
             for item in page.get("Contents", []):
                 yield StoredObject(key=item["Key"], size=item["Size"], last_modified=item["LastModified"])
 
+    def copy(self, source: str, destination: str) -> None:
+        """Server-side copy of `source` to `destination`, keeping its content type and Cache-Control."""
+        self._client.copy_object(Bucket=self._bucket, Key=destination, MetadataDirective="COPY",
+                                 CopySource={"Bucket": self._bucket, "Key": source})
+
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             batch = [{"Key": k} for k in keys[start : start + 1000]]

@@ -7,6 +7,7 @@
 - `wiring`: the service and the app wired to this installation's S3, Redis and Kafka (the uvicorn factory);
 - `client`: upload a file over HTTP or in-process (`upload_file`, `HttpUploads`, `LocalUploads`);
 - `follow`: follow a video to a final status (`wait_for_video`) and ask the index service about it.
+- `takedowns`: takedowns and counter-notices (`TakedownService`, `POST /v1/takedowns`, `fyp takedown`).
 
 The CLI (`fyp/commands/uploads.py`) and the benchmarks import these; nothing here imports the CLI.
 """

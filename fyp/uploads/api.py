@@ -2,6 +2,8 @@
 
     POST /v1/uploads               metadata -> {upload_id, video_id, put_url, object_key, expires_in, headers}
     POST /v1/uploads/{id}/complete head, sniff, sha256 the object; emit UploadCompleted; return the status
+    POST /v1/takedowns             a notice (or counter-notice): block (or unblock) the media, emit Takedown,
+                                   write the audit row (`fyp.uploads.takedowns`); 202 with what was done
 
 The operations are `fyp.uploads.service.UploadService`'s; this module is their HTTP face. `fyp serve upload`
 wires it to Kafka, Redis and S3 (`fyp.uploads.wiring.build_upload_app`). Errors are
@@ -24,6 +26,7 @@ from fyp.media.probe import DEFAULT_LIMITS, Limits
 from fyp.uploads.request import UploadRequest
 from fyp.uploads.service import ApiError, Emit, UploadService
 from fyp.uploads.store import UploadStore
+from fyp.uploads.takedowns import TakedownRequest, TakedownService
 
 __all__ = ["MAX_REQUEST_BYTES", "BodyLimit", "create_app"]
 
@@ -42,8 +45,12 @@ def create_app(
     limits: Limits = DEFAULT_LIMITS,
     expires_in: int = 900,
     clock: Callable[[], float] = time.time,
+    takedowns: TakedownService | None = None,
 ) -> FastAPI:
-    """The FastAPI app over an `UploadService` built from the same arguments (see `UploadService`)."""
+    """The FastAPI app over an `UploadService` built from the same arguments (see `UploadService`).
+
+    takedowns: serves POST /v1/takedowns when given (`fyp serve upload` always wires one); without, that path is 404.
+    """
     service = UploadService(s3=s3, bucket=bucket, store=store, emit=emit, limits=limits, expires_in=expires_in,
                             clock=clock)
     app = FastAPI(title="fyp upload API", version="1")
@@ -75,6 +82,13 @@ def create_app(
     @app.post("/v1/uploads/{upload_id}/complete")
     def complete_upload(upload_id: str) -> dict[str, Any]:
         return service.complete(upload_id)
+
+    if takedowns is not None:
+        @app.post("/v1/takedowns", status_code=202)
+        def file_takedown(body: TakedownRequest, request: Request) -> dict[str, Any]:
+            # 202: the media is blocked when this returns; the status change and the index follow in seconds.
+            host = request.client.host if request.client else "unknown"
+            return takedowns.file(body, filed_by=f"api:{host}")
 
     return app
 

@@ -1,4 +1,5 @@
-"""ModerationResult version 2 (`actions`) and TranscodeCompleted version 3 (`audio_muted`), added by the documented
+"""ModerationResult version 2 (`actions`), TranscodeCompleted version 3 (`audio_muted`) and Takedown version 2
+(`action`, `claimant`, `objects_moved`), added by the documented
 compatible procedure (docs/EVENTS.md, "How to change a schema"): data of old writers decodes with the default, old
 reader schemas resolve new data without the field, and a process that lacks the new file refuses new payloads
 (`unknown_fingerprint`), which is why readers deploy before writers."""
@@ -31,11 +32,20 @@ COMPLETED_V2 = {
     "cover_key": "videos/v1/v1/r/cover.jpg", "audio_key": "videos/v1/v1/r/audio.m4a", "audio_fingerprint": None,
     "duration_ms": 3000, "elapsed_ms": 1500, "stage": "playable", "attempt": 1, "cpu_ms": 900,
 }
+TAKEDOWN_V1 = {
+    "event_id": "e3", "event_time": 1_700_000_000_000, "video_id": "v1", "author_id": "a1", "reason": "copyright",
+    "notice_id": "DMCA-1",
+}
 # (record, the version before the change, the new field, its value in new data, its default)
 CHANGES = [
     ("ModerationResult", 1, RESULT_V1, "actions", ["AGE_RESTRICT", "MUTE_AUDIO"], []),
     ("TranscodeCompleted", 2, COMPLETED_V2, "audio_muted", "m1", None),
+    # An old Takedown is a takedown: the default keeps its meaning.
+    ("Takedown", 1, TAKEDOWN_V1, "action", "restore", "takedown"),
+    ("Takedown", 1, TAKEDOWN_V1, "claimant", "Label Ltd", None),
+    ("Takedown", 1, TAKEDOWN_V1, "objects_moved", 11, None),
 ]
+_IDS = [f"{c[0]}.{c[3]}" for c in CHANGES]
 
 
 def _schema(name: str, version: int | None = None) -> dict[str, Any]:
@@ -43,7 +53,7 @@ def _schema(name: str, version: int | None = None) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{name}{suffix}.avsc").read_text())
 
 
-@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=_IDS)
 def test_the_new_field_is_a_compatible_addition(
     name: str, old: int, record: dict[str, Any], field: str, value: Any, default: Any
 ) -> None:
@@ -53,7 +63,7 @@ def test_the_new_field_is_a_compatible_addition(
     assert default_registry().latest(name).version == old + 1
 
 
-@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=_IDS)
 def test_an_old_writer_decodes_with_the_default(
     name: str, old: int, record: dict[str, Any], field: str, value: Any, default: Any
 ) -> None:
@@ -64,7 +74,7 @@ def test_an_old_writer_decodes_with_the_default(
     assert registry.decode(registry.encode(name, record)).record[field] == default
 
 
-@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=_IDS)
 def test_an_old_reader_reads_new_data_without_the_field(
     name: str, old: int, record: dict[str, Any], field: str, value: Any, default: Any
 ) -> None:
@@ -78,7 +88,7 @@ def test_an_old_reader_reads_new_data_without_the_field(
     assert {k: seen[k] for k in record} == record
 
 
-@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize(("name", "old", "record", "field", "value", "default"), CHANGES, ids=_IDS)
 def test_a_process_without_the_new_file_refuses_new_payloads_so_readers_deploy_first(
     name: str, old: int, record: dict[str, Any], field: str, value: Any, default: Any, tmp_path: Path
 ) -> None:

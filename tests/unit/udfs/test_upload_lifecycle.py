@@ -498,3 +498,61 @@ def test_decode_event() -> None:
                                                     "author_id": "a", "status": "ready"})
     assert decode_event(status) is None  # not a record of the uploads topic
     assert decode_event(b"\xc3\x01" + b"\x00" * 8) is None
+
+
+# --- restore (a counter-notice: Takedown version 2, action "restore") ----------------------------------------
+
+
+def restore(event_id: str = "rs-1") -> dict[str, Any]:
+    return {**takedown(event_id), "action": "restore", "reason": "counter-notice", "notice_id": "CN-1"}
+
+
+@pytest.mark.parametrize("status", ["ready", "rejected", "failed"])
+def test_a_restore_puts_back_the_status_the_takedown_replaced(status: str) -> None:
+    before = state_in(status)
+    removed = step(before, "Takedown", takedown("td-9")).state
+    assert (removed.status, removed.removed_from) == ("removed", status)
+    restored = step(removed, "Takedown", restore(), now_ms=T0 + 9_000)
+    assert statuses(restored) == [status]
+    state = restored.state
+    assert (state.status, state.reason, state.takedown_notice_id, state.removed_from) == (
+        status, before.reason, None, None)
+    assert (state.verdict, state.transcode, state.seq) == (before.verdict, before.transcode, removed.seq + 1)
+
+
+def test_a_redelivered_restore_changes_nothing() -> None:
+    restored = step(state_in("removed"), "Takedown", restore()).state
+    assert step(restored, "Takedown", restore()).ignored == "duplicate_event"
+
+
+@pytest.mark.parametrize("status", ["ready", "transcoding"])
+def test_a_restore_of_a_video_that_is_not_removed_is_ignored(status: str) -> None:
+    assert step(state_in(status), "Takedown", restore()).ignored == "not_removed"
+    assert step(None, "Takedown", restore()).ignored == "not_removed"
+
+
+@pytest.mark.parametrize("status", ["transcoding", "moderating", "uploaded"])
+def test_a_video_taken_down_mid_pipeline_stays_removed(status: str) -> None:
+    removed = step(state_in(status), "Takedown", takedown("td-9")).state
+    assert step(removed, "Takedown", restore()).ignored == f"not_restorable:{status}"
+
+
+def test_a_video_removed_before_it_was_known_stays_removed() -> None:
+    removed = step(None, "Takedown", takedown()).state
+    assert step(removed, "Takedown", restore()).ignored == "not_restorable:uploaded"
+
+
+def test_a_state_written_before_restore_existed_stays_removed() -> None:
+    old = VideoState.from_json(state_in("removed").to_json().replace('"removed_from":"ready"', '"removed_from":null'))
+    assert step(old, "Takedown", restore()).ignored == "not_restorable:unknown"
+
+
+@pytest.mark.parametrize("action", ["Restore", "restore ", "delete", None])
+def test_any_action_but_restore_is_a_takedown(action: str | None) -> None:
+    assert step(state_in("ready"), "Takedown", {**takedown(), "action": action}).state.status == "removed"
+
+
+def test_a_takedown_after_a_restore_removes_again() -> None:
+    restored = step(state_in("removed"), "Takedown", restore()).state
+    again = step(restored, "Takedown", {**takedown("td-2"), "notice_id": "N-2"})
+    assert (again.state.status, again.state.takedown_notice_id, again.state.removed_from) == ("removed", "N-2", "ready")

@@ -12,8 +12,10 @@ import pytest
 
 from fyp.media.bench import synthesize
 from fyp.media.fingerprint import decode_fingerprint
+from fyp.media.keys import video_root
 from fyp.media.ladder import LadderPolicy
 from fyp.media.publish import StoredObject
+from fyp.media.takedown import block_marker_key, block_video
 from schemas.registry import default_registry
 from workers.transcoder import Transcoder
 
@@ -59,6 +61,10 @@ class DirStore:
 
     def download(self, key: str, path: Path) -> None:
         shutil.copyfile(self._path(key), path)
+
+    def copy(self, source: str, destination: str) -> None:
+        self._path(destination).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._path(source), self._path(destination))
 
 
 def request(source_key: str, attempt: int = 1) -> dict[str, object]:
@@ -206,3 +212,33 @@ def test_full_stage_with_unreadable_playable_manifests_fails_with_a_reason(tmp_p
     name, failed = transcoder.handle({**request(key), "stage": "full"})
     assert (name, failed["reason"], failed["stage"]) == ("TranscodeFailed", "manifest_compose_failed", "full")
     assert store.get_bytes("videos/vid1/v1/_manifest.full.json") is None
+
+
+SOURCE = "uploads/2026/11/24/0f8fad5bd9cb469fa16570867728950e"
+
+
+def test_a_taken_down_video_is_not_transcoded(worker: tuple[Transcoder, DirStore]) -> None:
+    transcoder, store = worker
+    block_video(store, "vid1")  # the takedown's marker, before any transcode
+    name, record = transcoder.handle(request(SOURCE))
+    assert (name, record["reason"]) == ("TranscodeFailed", "taken_down") and store.puts == 0
+    default_registry().encode(name, record)
+
+
+class TakedownMidPublish(DirStore):
+    """A takedown lands while the worker publishes: its marker appears with the run's first file, after the
+    takedown listed an empty prefix."""
+
+    def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
+        super().put_file(key, path, content_type=content_type, cache_control=cache_control)
+        self.create_bytes(block_marker_key("vid1"), b"{}", content_type="application/json")
+
+
+def test_what_is_published_during_a_takedown_is_moved_to_quarantine(worker: tuple[Transcoder, DirStore]) -> None:
+    transcoder, plain = worker
+    store = TakedownMidPublish(plain.root)
+    transcoder.store = store
+    name, record = transcoder.handle(request(SOURCE))
+    assert (name, record["reason"]) == ("TranscodeFailed", "taken_down")
+    assert list(store.list_objects(video_root("vid1"))) == []  # not one published key readable
+    assert list(store.list_objects("quarantine/" + video_root("vid1")))  # kept for a counter-notice
