@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from featurespec import SortedSetSpec
+from featurespec import DerivedColumn, SortedSetSpec
 
-__all__ = ["RECENT_POSITIVES", "RECENT_SEEN", "SERVING_SETS", "TRENDING"]
+__all__ = ["GLOBAL_TRENDING", "GLOBAL_TRENDING_KEY", "RECENT_POSITIVES", "RECENT_SEEN", "SERVING_SETS", "TRENDING",
+           "USER_MARKET"]
 
 TRENDING_HALF_LIFE_MS = 3_600_000
 
@@ -40,4 +41,25 @@ TRENDING = SortedSetSpec(
     description="top 200 videos per region x language by plays decayed with a 1 h half-life",
 )
 
-SERVING_SETS = (RECENT_SEEN, RECENT_POSITIVES, TRENDING)
+# The cold start's fallback when the market is unknown or its set is short: the same score over every market.
+GLOBAL_TRENDING = SortedSetSpec(
+    name="trending_global", version=1, key_columns=("scope",), member_column="video_id", score=TRENDING.score,
+    where=TRENDING.where, max_size=TRENDING.max_size, ttl=TRENDING.ttl, state_ttl=TRENDING.state_ttl,
+    derived=(DerivedColumn(name="scope", sql="'all'", description="one key for every event"),),
+    description="top 200 videos over all markets by plays decayed with a 1 h half-life",
+)
+GLOBAL_TRENDING_KEY = GLOBAL_TRENDING.key_prefix + "all"
+
+# A user's market ("US:en") from their first event on, so that a new user's trending set is known at once (the
+# history batch knew it only after its next pass, and lost it a few idle days later). One member kept: ZADD GT of each
+# event's time, trimmed to the highest score, is the market of the latest event, whatever order events arrive
+# in. Region and language hold no ':' (the envelope's bad_id check), so the member splits back unambiguously.
+USER_MARKET = SortedSetSpec(
+    name="user_market", version=2, key_columns=("user_id",), member_column="market", score="`event_time`",
+    per_event=True, where="`region` <> '' AND `language` <> ''", max_size=1, ttl=timedelta(days=30),
+    derived=(DerivedColumn(name="market", sql="`region` || ':' || `language`",
+                           description="region:language of the event"),),
+    description="a user's market, the region:language of their latest event, score = its event time (epoch ms)",
+)
+
+SERVING_SETS = (RECENT_SEEN, RECENT_POSITIVES, TRENDING, GLOBAL_TRENDING, USER_MARKET)

@@ -276,6 +276,8 @@ class SortedSetSpec:
     comes, with no Flink state and no shuffle, and a replay changes nothing. Right for scores that only grow
     (a last-seen time); an aggregate score (a decayed count) needs the group state.
     state_ttl: how long the job keeps an idle group's state; required unless `per_event`.
+    derived: columns computed per row (plain Flink SQL, no guarded function) that a key or the member may name,
+    e.g. a market "US:en" from region and language, or a constant key for a set over every row.
     """
 
     name: str
@@ -288,12 +290,21 @@ class SortedSetSpec:
     ttl: timedelta
     per_event: bool = False
     state_ttl: timedelta | None = None
+    derived: tuple[DerivedColumn, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
         _check_name("sorted set", self.name)
         if self.max_size < 1:
             raise ValueError(f"{self.name}: max_size must be >= 1")
+        if not self.key_columns:
+            raise ValueError(f"{self.name}: a sorted set needs a key column (derive a constant for one global set)")
+        names = [d.name for d in self.derived]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: derived columns {names} repeat a name")
+        unused = set(names) - {*self.key_columns, self.member_column}
+        if unused:
+            raise ValueError(f"{self.name}: derived columns {sorted(unused)} are neither a key nor the member")
         if self.state_ttl is None and not self.per_event:
             raise ValueError(f"{self.name}: an aggregated score needs state_ttl (or declare per_event=True)")
 

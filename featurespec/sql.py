@@ -97,7 +97,8 @@ def source_columns(feature_sets: Iterable[FeatureSet], sorted_sets: Iterable[Sor
     for feature_set in feature_sets:
         columns.update(read_columns(feature_set))
     for spec in sorted_sets:
-        columns |= _engagement_columns_in([*spec.key_columns, spec.member_column, spec.score, spec.where])
+        columns |= _engagement_columns_in([*spec.key_columns, spec.member_column, spec.score, spec.where,
+                                           *(d.sql for d in spec.derived)])
     return _in_row_order(columns)
 
 
@@ -151,15 +152,24 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
 
 def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:
     """The SELECT feeding a serving sorted set: one (key..., member, score) row per group, or per event for a
-    `per_event` set (no state: the sink keeps each member's greatest score)."""
+    `per_event` set (no state: the sink keeps each member's greatest score). Derived columns are computed in a
+    subquery over `source`, so keys, member, score and `where` name them like any other column.
+
+    >>> from features.serving_sets import USER_MARKET
+    >>> print(sorted_set_query(USER_MARKET).splitlines()[1])
+    FROM (SELECT *, `region` || ':' || `language` AS `market` FROM `engagement`) AS src
+    """
     groups = [f"`{c}`" for c in (*spec.key_columns, spec.member_column)]
     not_empty = " AND ".join(f"{g} IS NOT NULL AND {g} <> ''" for g in groups)
     columns = f"{', '.join(groups)}, CAST({spec.score} AS DOUBLE) AS `score`"
     where = f"WHERE ({spec.where}) AND {not_empty}"
+    relation = f"`{source}`"
+    if spec.derived:
+        relation = f"(SELECT *, {', '.join(f'{d.sql} AS `{d.name}`' for d in spec.derived)} FROM `{source}`)"
     if spec.per_event:
-        return double_literals(f"SELECT {columns}\nFROM `{source}`\n{where}")
+        return double_literals(f"SELECT {columns}\nFROM {relation} AS src\n{where}")
     hint = f"/*+ STATE_TTL('src' = '{int(spec.state_ttl.total_seconds())}s') */"
-    return double_literals(f"SELECT {hint} {columns}\nFROM `{source}` AS src\n{where}\nGROUP BY {', '.join(groups)}")
+    return double_literals(f"SELECT {hint} {columns}\nFROM {relation} AS src\n{where}\nGROUP BY {', '.join(groups)}")
 
 
 def derived_failure_checks(feature_sets: Iterable[FeatureSet], guarded: Iterable[str]) -> list[tuple[str, str]]:

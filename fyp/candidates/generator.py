@@ -3,7 +3,8 @@
     ann          nearest videos to the user's embedding (the index service's ScaNN index)
     cowatch      videos co-watched with the user's most recently seen ones (fyp:cowatch:v1:*)
     followed     the newest videos of the authors the user follows
-    trending     the user's market's trending set (region x language)
+    trending     the market's trending set (region x language), then the global one (fyp/candidates/market.py:
+                 the request's region and language, else the market of the user's latest event, else global only)
     exploration  the newest approved videos (the fresh pool)
 
 Then the user's recent-seen set and videos whose status is removed, rejected or failed are filtered out, and
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fyp.candidates.market import Market, MarketSource, choose_market
 from fyp.candidates.merge import DEFAULT_SHARES, Candidate, Merged, merge_with_stats, quota_counts
 from fyp.candidates.sources import RedisSources
 
@@ -34,6 +36,9 @@ class Generated:
     recent_seen: int
     hidden: int
     timings_ms: dict[str, float]
+    market: Market | None = None
+    market_source: MarketSource = "none"
+    trending_split: tuple[int, int] = (0, 0)  # (from the market's set, from the global set)
 
     def as_json(self) -> dict[str, Any]:
         m = self.merged
@@ -44,6 +49,8 @@ class Generated:
                                **({"error": self.errors[name]} if name in self.errors else {})}
                         for name in self.quotas},
             "filters": {"recent_seen": self.recent_seen, "hidden": self.hidden},
+            "market": {"market": self.market.key if self.market else None, "from": self.market_source,
+                       "market_videos": self.trending_split[0], "global_videos": self.trending_split[1]},
             "timings_ms": self.timings_ms,
         }
 
@@ -57,7 +64,9 @@ class CandidateGenerator:
         self.shares = dict(shares)
         self.max_fetch = max_fetch
 
-    def generate(self, user_id: str, k: int, ann: AnnSearch | None) -> Generated:
+    def generate(self, user_id: str, k: int, ann: AnnSearch | None, *, market: Market | None = None) -> Generated:
+        """market: the request's region x language (`fyp.candidates.market.request_market`), which wins over the
+        user's own; None to use the user's."""
         timings: dict[str, float] = {}
         errors: dict[str, str] = {}
         clock = time.perf_counter()
@@ -68,7 +77,8 @@ class CandidateGenerator:
             timings[name] = round((now - clock) * 1000, 3)
             clock = now
 
-        seen, follows, market = self.sources.user_context(user_id)
+        seen, follows, stored_market = self.sources.user_context(user_id)
+        market, market_source = choose_market(market, stored_market)
         lap("context")
         quotas = quota_counts(k, self.shares)
         fetch = min(k + len(seen), self.max_fetch)
@@ -83,10 +93,13 @@ class CandidateGenerator:
         lap("ann")
         found["cowatch"] = self.sources.cowatch(seen, fetch)
         found["followed"] = self.sources.followed(follows, fetch)
-        found["trending"] = self.sources.trending(market, fetch)
+        trending = self.sources.trending(market, fetch)
+        found["trending"] = trending.candidates
         found["exploration"] = self.sources.exploration(fetch)
         if market is None:
-            errors["trending"] = "no market known for the user"
+            errors["trending"] = "no market known for the user and none asked: global set only"
+        elif not trending.market_videos:
+            errors["trending"] = f"no trending set for market {market.key}: global set only"
         lap("sources")
         every = list(dict.fromkeys(c.video_id for cands in found.values() for c in cands))
         hidden = self.sources.hidden(every)
@@ -96,4 +109,5 @@ class CandidateGenerator:
         merged = merge_with_stats(found, quotas, k=k, exclude=set(seen) | hidden)
         lap("merge")
         return Generated(merged=merged, quotas=quotas, errors=errors, recent_seen=len(seen), hidden=len(hidden),
-                         timings_ms=timings)
+                         timings_ms=timings, market=market, market_source=market_source,
+                         trending_split=(trending.market_videos, trending.global_videos))

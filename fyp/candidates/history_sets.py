@@ -1,4 +1,4 @@
-"""Candidate sets computed from the Iceberg history: co-watch, follows and each user's market.
+"""Candidate sets computed from the Iceberg history: co-watch and follows.
 
 `fyp worker candidate-sets` runs `refresh` every few minutes: one scan of the last `lookback` of
 history.engagement_events (pushdown on event_time and event_type), then DuckDB over the scan:
@@ -8,14 +8,16 @@ history.engagement_events (pushdown on event_time and event_type), then DuckDB o
   once; strength(x -> y) = users(x, y) / sqrt(users(x) * users(y)) (cosine, so a globally popular y does not
   top every list). Pairs seen by fewer than `min_users` users are dropped; each x keeps its `top` best.
 - follows: the followed authors per user, from the latest FOLLOW / UNFOLLOW per (user, author).
-- market: the region and language of the user's latest event ("US:en"), which picks the trending set.
+
+A user's market is no longer computed here: the features job keeps it from the first event on
+(features/serving_sets.py USER_MARKET), where this batch knew it only after its next run and forgot it a day later.
 
 Why from the history rather than in the features job: co-watch is a pair count over each user's recent
 history. In Flink it would keep every user's last N videos in state and emit O(N) pair updates per event into
 per-video top-K state; the batch is one self-join over a day of history every few minutes, and co-watch lists
 need not be fresher than that (new videos reach users through ANN and the exploration pool instead).
 
-Each key is replaced whole (DEL + ZADD/SADD/SET + EXPIRE inside MULTI/EXEC): absolute values, with a TTL
+Each key is replaced whole (DEL + ZADD/SADD + EXPIRE inside MULTI/EXEC): absolute values, with a TTL
 of `ttl`, so a video or user the history no longer mentions ages out.
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, USER_MARKET_KEY
+from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY
 from fyp.serving.cluster_reads import is_cluster
 
 __all__ = ["HistorySetsConfig", "RefreshReport", "compute_sets", "history_query", "refresh", "write_sets"]
@@ -63,7 +65,6 @@ class RefreshReport:
     cowatch_videos: int
     cowatch_pairs: int
     follow_users: int
-    market_users: int
     query_s: float
     write_s: float
 
@@ -72,7 +73,7 @@ def history_query(since_ms: int) -> str:
     """The one scan of the history table (columns and filters pushed into the Iceberg scan)."""
     since = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     types = ", ".join(f"'{t}'" for t in (*POSITIVE, "follow", "impression", "skip"))
-    return ("SELECT user_id, video_id, author_id, event_type, action, watch_ms, video_duration_ms, region, language, "
+    return ("SELECT user_id, video_id, author_id, event_type, action, watch_ms, video_duration_ms, "
             "epoch_ms(event_time) AS t FROM history.engagement_events "
             f"WHERE event_time >= TIMESTAMPTZ '{since}+00' AND event_type IN ({types})")
 
@@ -103,14 +104,10 @@ SELECT user_id, author_id FROM (
   WHERE event_type = 'follow' AND author_id IS NOT NULL GROUP BY 1, 2
 ) WHERE last = 'FOLLOW' ORDER BY 1, 2
 """
-_MARKETS = """
-SELECT user_id, arg_max(region || ':' || language, t) AS market FROM events
-WHERE region IS NOT NULL AND language IS NOT NULL GROUP BY 1 ORDER BY 1
-"""
 
 
 def compute_sets(events: pa.Table, config: HistorySetsConfig) -> dict[str, pa.Table]:
-    """co-watch (x, y, strength), follows (user_id, author_id), markets (user_id, market) from history rows.
+    """co-watch (x, y, strength) and follows (user_id, author_id) from history rows.
 
     `events` has the columns of `history_query` (t: epoch ms). Pure: DuckDB in memory, nothing else.
     """
@@ -121,7 +118,6 @@ def compute_sets(events: pa.Table, config: HistorySetsConfig) -> dict[str, pa.Ta
         return {
             "cowatch": con.sql(_COWATCH, params=params).to_arrow_table(),
             "follows": con.sql(_FOLLOWS).to_arrow_table(),
-            "markets": con.sql(_MARKETS).to_arrow_table(),
         }
     finally:
         con.close()
@@ -169,8 +165,6 @@ def write_sets(client: Any, sets: dict[str, pa.Table], *, ttl: timedelta, chunk:
         replace(COWATCH_KEY.format(video_id=x), lambda k, p=pairs: pipe.zadd(k, {y: float(s) for y, s in p}))
     for user, authors in _grouped(sets["follows"], "user_id", "author_id"):
         replace(FOLLOWS_KEY.format(user_id=user), lambda k, a=authors: pipe.sadd(k, *a))
-    for user, markets in _grouped(sets["markets"], "user_id", "market"):
-        replace(USER_MARKET_KEY.format(user_id=user), lambda k, m=markets: pipe.set(k, m[0]))
     flush_if_full(force=True)
 
 
@@ -189,6 +183,6 @@ def refresh(settings: Any, client: Any, config: HistorySetsConfig = HistorySetsC
     return RefreshReport(
         events=result.rows.num_rows, cowatch_videos=len(set(sets["cowatch"].column("x").to_pylist())),
         cowatch_pairs=sets["cowatch"].num_rows, follow_users=len(set(sets["follows"].column("user_id").to_pylist())),
-        market_users=sets["markets"].num_rows, query_s=round(query_s, 3),
+        query_s=round(query_s, 3),
         write_s=round(time.monotonic() - started - query_s, 3),
     )

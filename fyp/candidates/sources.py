@@ -4,11 +4,11 @@ Layout (docs/INDEX.md, "Candidate generation"; docs/REDIS_LAYOUT.md):
 
     fyp:cowatch:v1:{video_id}         zset  co-watched video -> strength        fyp worker candidate-sets (history)
     fyp:follows:v1:{user_id}          set   followed author ids                  fyp worker candidate-sets (history)
-    fyp:user_market:v1:{user_id}      str   "REGION:language" of the user's last event     (same)
     fyp:author_videos:v1:{author_id}  zset  video -> approval time               jobs/video_embeddings.py
     fyp:fresh_videos:v1               zset  video -> approval time (48 h)        jobs/video_embeddings.py
     fyp:exploration:v1:{decision}     zset  video -> decision time (PROMOTE, DEMOTE)  jobs/exploration.py
-    recent-seen, trending              the features job's serving sets (features/serving_sets.py)
+    recent-seen, trending, global trending, user market
+                                      the features job's serving sets (features/serving_sets.py)
     fyp:video:v1:{video_id}           hash  its `status` filters removed, rejected and failed videos
 """
 
@@ -19,7 +19,8 @@ from typing import Any
 
 from connectors.redis_video_store import AUTHOR_VIDEOS_KEY, FRESH_VIDEOS_KEY, video_key
 from features.exploration import decisions_key
-from features.serving_sets import RECENT_SEEN, TRENDING
+from features.serving_sets import GLOBAL_TRENDING_KEY, RECENT_SEEN, TRENDING, USER_MARKET
+from fyp.candidates.market import Market, Trending, cold_start_trending
 from fyp.candidates.merge import Candidate
 from udfs.exploration import DEMOTE, PROMOTE
 
@@ -27,7 +28,6 @@ __all__ = [
     "COWATCH_KEY",
     "FOLLOWS_KEY",
     "HIDDEN_STATUSES",
-    "USER_MARKET_KEY",
     "RedisSources",
     "combine_cowatch",
     "exploration_pool",
@@ -35,7 +35,6 @@ __all__ = [
 
 COWATCH_KEY = "fyp:cowatch:v1:{video_id}"
 FOLLOWS_KEY = "fyp:follows:v1:{user_id}"
-USER_MARKET_KEY = "fyp:user_market:v1:{user_id}"
 HIDDEN_STATUSES = frozenset({"removed", "rejected", "failed"})
 
 
@@ -91,13 +90,13 @@ class RedisSources:
         self.max_pages = max_pages
 
     def user_context(self, user_id: str) -> tuple[list[str], set[str], str | None]:
-        """(recent-seen newest first, followed authors, market "REGION:language" or None)."""
+        """(recent-seen newest first, followed authors, market "REGION:language" of the latest event or None)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrevrange(RECENT_SEEN.key_prefix + user_id, 0, -1)
         pipe.smembers(FOLLOWS_KEY.format(user_id=user_id))
-        pipe.get(USER_MARKET_KEY.format(user_id=user_id))
+        pipe.zrevrange(USER_MARKET.key_prefix + user_id, 0, 0)  # one member: the latest event's market
         seen, follows, market = pipe.execute()
-        return [_text(v) for v in seen], {_text(a) for a in follows}, _text(market) if market else None
+        return [_text(v) for v in seen], {_text(a) for a in follows}, _text(market[0]) if market else None
 
     def cowatch(self, seeds: Sequence[str], limit: int) -> list[Candidate]:
         """Videos co-watched with the user's most recent `self.seeds` seen videos."""
@@ -120,12 +119,17 @@ class RedisSources:
         found.sort(key=lambda vs: (-vs[1], vs[0]))
         return [Candidate(v, "followed", float(s)) for v, s in found[:limit]]
 
-    def trending(self, market: str | None, limit: int) -> list[Candidate]:
-        """The user's market's trending set (features/serving_sets.py TRENDING), best first."""
-        if not market or limit <= 0:
-            return []
-        pairs = self.redis.zrevrange(TRENDING.key_prefix + market, 0, limit - 1, withscores=True)
-        return [Candidate(_text(v), "trending", round(float(s), 6)) for v, s in pairs]
+    def trending(self, market: Market | None, limit: int) -> Trending:
+        """The market's trending set (features/serving_sets.py TRENDING), then the global one (GLOBAL_TRENDING)
+        for what it leaves of `limit`: one round trip (`fyp.candidates.market.cold_start_trending`)."""
+        if limit <= 0:
+            return cold_start_trending([], [], limit=0)
+        pipe = self.redis.pipeline(transaction=False)
+        if market is not None:
+            pipe.zrevrange(TRENDING.key_prefix + market.key, 0, limit - 1, withscores=True)
+        pipe.zrevrange(GLOBAL_TRENDING_KEY, 0, limit - 1, withscores=True)
+        replies = pipe.execute()
+        return cold_start_trending(replies[0] if market is not None else [], replies[-1], limit=limit)
 
     def exploration(self, limit: int) -> list[Candidate]:
         """The fresh pool (the newest approved videos, kept by the embedding job) after the exploration job's

@@ -205,6 +205,11 @@ def demo(
                       f"{'yes' if ix.get('first_in_similar_of_second') else 'NO'}; takedown of {ix['first']} -> "
                       f"gone from the index in {ix.get('takedown_to_removed_s')} s, from `fyp similar "
                       f"{ix['second']}`: {'NO' if ix.get('first_in_similar_after_takedown', True) else 'yes'}")
+        if "cold_start" in ix:
+            cold, market = ix["cold_start"], ix["cold_start"]["market"]
+            console.print(f"cold start: new user {cold['user']} in {market['market']} got {cold['results']} "
+                          f"candidates, trending {market['market_videos']} from the market's set and "
+                          f"{market['global_videos']} from the global one (first: {', '.join(cold['trending'])})")
     if upload and not summary["upload"].get("playable"):
         raise typer.Exit(1)  # the demo's upload must reach ready and play back
     _check_index(summary)

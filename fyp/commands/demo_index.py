@@ -5,7 +5,8 @@ removes it.
 model, which takes a while on a busy machine). `index_demo` then starts an index service (unless one answers
 on the default port), uploads a second clip about the same thing as the demo's first upload, waits until
 both are searchable, checks that each is in the other's `/v1/similar` results, takes the first one down and
-waits until the index has dropped it.
+waits until the index has dropped it. On the way, `cold_start` asks the service for a brand-new user's candidates
+in the US:en market (the generated traffic's largest), which come from that market's trending set.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import httpx
 
 from fyp.config import REPO_ROOT, Settings
 
-__all__ = ["ensure_embedding_job", "index_demo"]
+__all__ = ["cold_start", "ensure_embedding_job", "index_demo"]
 
 DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
 
@@ -90,6 +91,18 @@ def _similar(url: str, video_id: str, k: int = 20) -> list[str] | None:
     return [r["video_id"] for r in response.json()["results"]] if response.status_code == 200 else None
 
 
+def cold_start(get: Callable[[str, dict[str, Any]], httpx.Response], *, region: str = "US", language: str = "en",
+               k: int = 20) -> dict[str, Any]:
+    """A brand-new user's candidates in one market: who asked, the answer's `market` block, the first trending
+    videos. get: (path, query params) -> the service's response (httpx.get on the URL, or a TestClient's get)."""
+    user = f"demo-new-{uuid.uuid4().hex[:8]}"
+    response = get("/v1/candidates", {"user": user, "k": k, "region": region, "language": language})
+    response.raise_for_status()
+    body = response.json()
+    trending = [r["video_id"] for r in body["results"] if r["source"] == "trending"]
+    return {"user": user, "market": body["market"], "trending": trending[:5], "results": len(body["results"])}
+
+
 def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 300) -> dict[str, Any]:
     """The index part of the demo (module docstring); returns what the report prints."""
     from connectors.kafka_emitter import KafkaEmitter
@@ -118,6 +131,7 @@ def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 30
         _wait(lambda: _similar(url, second) is not None, 60, f"{second} searchable")
         result["approval_to_searchable_s"] = round(time.time() - ready_ms / 1000, 2)
         result["similar_to_second"] = _similar(url, second)
+        result["cold_start"] = cold_start(lambda path, params: httpx.get(f"{url}{path}", params=params, timeout=10))
         result["first_in_similar_of_second"] = first_video_id in (result["similar_to_second"] or [])
         started = time.monotonic()
         KafkaEmitter(settings).emit("Takedown", {

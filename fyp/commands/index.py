@@ -104,12 +104,25 @@ def candidates(
     user: str = typer.Option(..., "--user", help="User id."),
     k: int = typer.Option(100, "--k", min=1, max=1000, help="How many candidates."),
     ann_only: bool = typer.Option(False, "--ann-only", help="Only the nearest videos to the user's embedding."),
+    region: str | None = typer.Option(None, "--region", help="Market region (e.g. US), with --language: its "
+                                                             "trending set wins over the user's own market."),
+    language: str | None = typer.Option(None, "--language", help="Market language (e.g. en), with --region."),
     as_json: bool = typer.Option(False, "--json", help="Print the service's JSON."),
     url: str | None = URL_OPTION,
 ) -> None:
     """Candidate videos for a user, each with its source: ANN on the user's embedding, co-watch, followed
-    authors, regional trending, exploration; recent-seen and removed videos filtered out."""
-    body = _get(url, "/v1/candidates", {"user": user, "k": k, "sources": "ann" if ann_only else "all"})
+    authors, trending (the market's set, then the global one), exploration; recent-seen and removed videos
+    filtered out. A new user gets trending and exploration: pass --region and --language for their market."""
+    from fyp.candidates.market import request_market
+
+    try:  # the service checks again; checking here names the option
+        request_market(region, language)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--region/--language") from exc
+    params: dict[str, Any] = {"user": user, "k": k, "sources": "ann" if ann_only else "all"}
+    if region is not None and language is not None:
+        params |= {"region": region, "language": language}
+    body = _get(url, "/v1/candidates", params)
     if as_json:
         print_json(body)
         return
@@ -124,6 +137,9 @@ def candidates(
     for name, s in body["sources"].items():
         per_source.add_row(name, *(str(s[c]) for c in ("quota", "offered", "filtered", "taken")), s.get("error", ""))
     console.print(per_source)
+    market = body.get("market") or {}
+    console.print(f"[dim]trending: market {market.get('market') or 'none'} (from {market.get('from')}), "
+                  f"{market.get('market_videos', 0)} market and {market.get('global_videos', 0)} global videos[/]")
     filters = body["filters"]
     console.print(f"[dim]filtered: {filters['recent_seen']} recently seen, {filters['hidden']} removed/rejected; "
                   f"timings ms {body['timings_ms']}[/]")
@@ -211,7 +227,7 @@ def worker_candidate_sets(
     once: bool = typer.Option(False, "--once", help="One refresh, then exit."),
     as_json: bool = typer.Option(False, "--json", help="Print each refresh's report as JSON."),
 ) -> None:
-    """Co-watch, follows and user markets from the Iceberg history into Redis, every --every seconds."""
+    """Co-watch and follows from the Iceberg history into Redis, every --every seconds."""
     from dataclasses import asdict
     from datetime import timedelta
 

@@ -3,6 +3,9 @@ embeddings, the feed and the candidate generator it is given.
 
     GET  /v1/similar/{video_id}?k=10    videos most like this one (itself left out)
     GET  /v1/candidates?user=ID&k=100   candidates merged from every source (fyp/candidates), each with its source;
+                                        `&region=US&language=en`: that market's trending set, then the global
+                                        one (else the user's own market; fyp/candidates/market.py); 422 for
+                                        one without the other or a value no event could carry;
                                         `&sources=ann`: only the videos nearest the user's embedding (Redis
                                         `fyp:user_embedding:v2:{id}`)
     GET  /healthz                       200 once restored and caught up with the topic, 503 before
@@ -122,13 +125,20 @@ class IndexApi:
         except ValueError as exc:  # NaN or all-zero embedding
             raise HTTPException(500, f"the embedding of user {user!r} is unusable: {exc}") from exc
 
-    def candidates(self, user: str, k: int, sources: str) -> dict[str, Any]:
+    def candidates(self, user: str, k: int, sources: str, *, region: str | None = None,
+                   language: str | None = None) -> dict[str, Any]:
+        from fyp.candidates.market import request_market
+
+        try:  # checked before anything is read, so a bad value fails the same way whatever else the request asks
+            market = request_market(region, language)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         self.ensure_ready()
         started = time.perf_counter()
         if self.generator is None or sources == "ann":
             found = self.nearest(user, k)
             return {"user": user, "k": k, "results": _results(found), "took_ms": _took_ms(started)}
-        generated = self.generator.generate(user, k, self._ann_source(user))
+        generated = self.generator.generate(user, k, self._ann_source(user), market=market)
         return {"user": user, "k": k, **generated.as_json(), "took_ms": _took_ms(started)}
 
     def _ann_source(self, user: str) -> Callable[[int], list[Any]]:
@@ -244,7 +254,9 @@ def create_app(
         user: str = Query(..., min_length=1),
         k: int = Query(100, ge=1, le=max_k),
         sources: str = Query("all", pattern="^(all|ann)$"),
+        region: str | None = Query(None, description="the market's region (ISO 3166-1), with language"),
+        language: str | None = Query(None, description="the market's language (ISO 639-1), with region"),
     ) -> dict[str, Any]:
-        return api.candidates(user, k, sources)
+        return api.candidates(user, k, sources, region=region, language=language)
 
     return app

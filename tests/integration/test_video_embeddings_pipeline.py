@@ -178,7 +178,7 @@ def test_candidate_sets_from_the_iceberg_history(settings, redis_client) -> None
 
     from connectors.iceberg_tables import catalog, ensure_tables
     from fyp.candidates.history_sets import HistorySetsConfig, refresh
-    from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, USER_MARKET_KEY
+    from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY
     from schemas.tables import ENGAGEMENT_HISTORY
 
     ensure_tables(settings)
@@ -194,7 +194,6 @@ def test_candidate_sets_from_the_iceberg_history(settings, redis_client) -> None
                  "user_id": users[0], "video_id": videos[0], "action": "FOLLOW", **base})
     history.append(pa.Table.from_pylist(rows, schema=history.schema().as_arrow()))
     keys = [COWATCH_KEY.format(video_id=v) for v in videos] + [FOLLOWS_KEY.format(user_id=users[0])]
-    keys += [USER_MARKET_KEY.format(user_id=u) for u in users]
     try:
         report = refresh(settings, redis_client, HistorySetsConfig(lookback=timedelta(days=1)),
                          now_ms=int((day + timedelta(hours=2)).timestamp() * 1000))
@@ -202,7 +201,6 @@ def test_candidate_sets_from_the_iceberg_history(settings, redis_client) -> None
         strength = redis_client.zscore(COWATCH_KEY.format(video_id=videos[0]), videos[1])
         assert strength == pytest.approx(1.0)  # all three users watched both: 3 / sqrt(3 * 3)
         assert redis_client.smembers(FOLLOWS_KEY.format(user_id=users[0])) == {f"cs-{run}-a".encode()}
-        assert redis_client.get(USER_MARKET_KEY.format(user_id=users[1])) == b"DE:de"
         assert 0 < redis_client.ttl(COWATCH_KEY.format(video_id=videos[0])) <= 2 * 86400
     finally:
         redis_client.delete(*keys)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from features import ALL_FEATURE_SETS, feature_set_for_entity
-from features.serving_sets import RECENT_SEEN, SERVING_SETS, TRENDING
+from features.serving_sets import GLOBAL_TRENDING, RECENT_SEEN, SERVING_SETS, TRENDING, USER_MARKET
 from featurespec import (
     ENTITIES,
     USER_HASHTAG,
     VIDEO,
     Aggregation,
+    DerivedColumn,
     FeatureSet,
     Ratio,
     SortedSetSpec,
@@ -218,6 +219,32 @@ def test_a_per_event_serving_set_selects_rows_without_grouping_and_an_aggregated
     assert per_event.startswith("SELECT `user_id`, `video_id`, CAST(event_time AS DOUBLE) AS `score`")
     aggregated = sorted_set_query(TRENDING)
     assert "GROUP BY `region`, `language`, `video_id`" in aggregated and "STATE_TTL('src' = '90000s')" in aggregated
+
+
+def test_a_derived_key_or_member_is_computed_in_a_subquery():
+    market = sorted_set_query(USER_MARKET)
+    assert "FROM (SELECT *, `region` || ':' || `language` AS `market` FROM `engagement`) AS src" in market
+    assert market.startswith("SELECT `user_id`, `market`, CAST(`event_time` AS DOUBLE) AS `score`")
+    assert "GROUP BY" not in market and USER_MARKET.max_size == 1  # ZADD GT + trim to 1: the latest event's market
+    everything = sorted_set_query(GLOBAL_TRENDING)
+    assert "FROM (SELECT *, 'all' AS `scope` FROM `engagement`) AS src" in everything
+    assert "GROUP BY `scope`, `video_id`" in everything and GLOBAL_TRENDING.score == TRENDING.score
+    assert {"region", "language"} <= set(source_columns([], [USER_MARKET]))
+    # v1 was the candidate-sets batch's plain string under the same name: a zset must not share its keys
+    assert USER_MARKET.key_prefix == "fyp:user_market:v2:"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"key_columns": ()}, "needs a key column"),
+    ({"derived": (DerivedColumn(name="m", sql="1"), DerivedColumn(name="m", sql="2")), "member_column": "m"},
+     "repeat a name"),
+    ({"derived": (DerivedColumn(name="unused", sql="1"),)}, r"\['unused'\] are neither a key nor the member"),
+])
+def test_a_serving_set_declaration_is_checked(changes, message):
+    fields = dict(name="s", version=1, key_columns=("user_id",), member_column="video_id", score="event_time",
+                  where="TRUE", max_size=10, ttl=timedelta(days=1), per_event=True)
+    with pytest.raises(ValueError, match=message):
+        SortedSetSpec(**{**fields, **changes})
 
 
 def test_an_aggregated_serving_set_needs_a_state_ttl():

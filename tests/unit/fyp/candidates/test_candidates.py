@@ -1,8 +1,11 @@
 """Candidate generation without Redis: quotas, the merge, co-watch combination, the generator over plain sources,
-and the history sets (co-watch, follows, markets) computed by DuckDB from plain rows."""
+the cold-start market and trending list, and the history sets (co-watch, follows) computed by DuckDB from plain
+rows."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 from datetime import timedelta
 
 import pyarrow as pa
@@ -10,6 +13,7 @@ import pytest
 
 from fyp.candidates.generator import CandidateGenerator
 from fyp.candidates.history_sets import HistorySetsConfig, compute_sets
+from fyp.candidates.market import Market, choose_market, cold_start_trending, request_market
 from fyp.candidates.merge import DEFAULT_SHARES, Candidate, merge, merge_with_stats, quota_counts
 from fyp.candidates.sources import combine_cowatch, exploration_pool
 
@@ -93,7 +97,10 @@ class PlainSources:
         return self.lists.get("followed", [])[:limit] if authors else []
 
     def trending(self, market, limit):
-        return self.lists.get("trending", [])[:limit] if market else []
+        """The market's list ("trending:US:en") then the global one ("trending:global"), as RedisSources does."""
+        pairs = [(c.video_id, c.score) for c in self.lists.get(f"trending:{market.key}" if market else "", [])]
+        return cold_start_trending(pairs, [(c.video_id, c.score) for c in self.lists.get("trending:global", [])],
+                                   limit=limit)
 
     def exploration(self, limit):
         return self.lists.get("exploration", [])[:limit]
@@ -105,7 +112,7 @@ class PlainSources:
 def test_generator_filters_seen_and_removed_and_reports_sources():
     sources = PlainSources(seen=["s1"], follows={"a"}, market="US:en", hidden={"gone"}, lists={
         "cowatch": cands("cowatch", "c1", "s1"), "followed": cands("followed", "gone", "f1"),
-        "trending": cands("trending", "t1"), "exploration": cands("exploration", "new1"),
+        "trending:US:en": cands("trending", "t1"), "exploration": cands("exploration", "new1"),
     })
     generated = CandidateGenerator(sources).generate("u1", 10, lambda n: cands("ann", "a1", "s1", "a2")[:n])
     body = generated.as_json()
@@ -124,7 +131,69 @@ def test_generator_without_an_embedding_still_answers():
     body = CandidateGenerator(sources).generate("u1", 5, no_embedding).as_json()
     assert [r["video_id"] for r in body["results"]] == ["new1", "new2"]
     assert body["sources"]["ann"]["error"] == "no embedding for user 'u1'"
-    assert body["sources"]["trending"]["error"] == "no market known for the user"
+    assert body["sources"]["trending"]["error"] == "no market known for the user and none asked: global set only"
+    assert body["market"] == {"market": None, "from": "none", "market_videos": 0, "global_videos": 0}
+
+
+# The cold start: a user with no history. Markets "US:en" (the user's own, from their events) and "FR:fr".
+COLD_LISTS = {"trending:US:en": cands("trending", "us1", "us2"), "trending:FR:fr": cands("trending", "fr1", "fr2"),
+              "trending:global": cands("trending", "g1", "fr1", "g2", "g3"),
+              "exploration": cands("exploration", "new1")}
+
+
+@pytest.mark.parametrize(("stored", "asked", "first", "market", "split"), [
+    # the request's market wins over the user's own: its set first, then the global set's others
+    (None, Market(region="FR", language="fr"), ["fr1", "fr2", "g1", "g2"], ("FR:fr", "request"), (2, 3)),
+    ("US:en", Market(region="FR", language="fr"), ["fr1", "fr2", "g1", "g2"], ("FR:fr", "request"), (2, 3)),
+    # no request: the market of the user's latest event (the features job's USER_MARKET)
+    ("US:en", None, ["us1", "us2", "g1", "fr1"], ("US:en", "user"), (2, 3)),
+    # neither: the global set alone
+    (None, None, ["g1", "fr1", "g2", "g3"], (None, "none"), (0, 4)),
+    # a market nobody watched in yet: no set, so the global one
+    (None, Market(region="ZZ", language="zz"), ["g1", "fr1", "g2", "g3"], ("ZZ:zz", "request"), (0, 4)),
+])
+def test_a_new_user_gets_the_market_trending_set_then_the_global_one(stored, asked, first, market, split):
+    body = CandidateGenerator(PlainSources(market=stored, lists=COLD_LISTS)).generate(
+        "new", 5, None, market=asked).as_json()
+    trending = [r["video_id"] for r in body["results"] if r["source"] == "trending"]
+    assert trending[:4] == first
+    assert (body["market"]["market"], body["market"]["from"]) == market
+    assert (body["market"]["market_videos"], body["market"]["global_videos"]) == split
+    assert "new1" in {r["video_id"] for r in body["results"]}  # exploration still has its slot
+
+
+@pytest.mark.parametrize(("market", "global_", "limit", "expected"), [
+    ([("a", 3.0), ("b", 2.0)], [("c", 9.0)], 5, ["a", "b", "c"]),
+    ([("a", 3.0), ("b", 2.0)], [("c", 9.0)], 1, ["a"]),
+    ([], [(b"c", 9.0), (b"d", 8.0)], 5, ["c", "d"]),  # redis-py answers bytes
+    ([("a", 3.0)], [("a", 9.0), ("d", 8.0)], 5, ["a", "d"]),  # a video in both sets counts once, as the market's
+    ([("a", 3.0)], [("d", 8.0)], 0, []),
+])
+def test_cold_start_trending_puts_the_market_first_and_dedups(market, global_, limit, expected):
+    got = cold_start_trending(market, global_, limit=limit)
+    assert [c.video_id for c in got.candidates] == expected
+    assert got.market_videos + got.global_videos == len(expected)
+    assert {c.source for c in got.candidates} <= {"trending"}
+
+
+@pytest.mark.parametrize(("region", "language", "message"), [
+    ("US", None, "give both or neither"),
+    (None, "en", "give both or neither"),
+    ("US:CA", "en", "holds ':'"),
+    ("US", "e\tn", "control character"),
+    ("R" * 17, "en", "region is 17 bytes, more than the 16"),
+    ("US", "", "language must not be empty"),
+])
+def test_a_market_no_event_could_carry_is_refused(region, language, message):
+    with pytest.raises(ValueError, match=message):
+        request_market(region, language)
+
+
+def test_a_stored_market_that_is_not_one_is_ignored():
+    assert choose_market(None, "no-separator") == (None, "none")
+    assert choose_market(None, ":en") == (None, "none")
+    assert choose_market(None, "pt-BR") == (None, "none")
+    assert choose_market(None, "BR:pt-BR") == (Market(region="BR", language="pt-BR"), "user")
 
 
 def test_exploration_pool_drops_demoted_and_puts_promoted_first():
@@ -181,14 +250,14 @@ def test_cowatch_keeps_only_each_users_most_recent_videos():
     assert set(sets["cowatch"].column("x").to_pylist()) == {"a", "b"}
 
 
-def test_follows_take_the_latest_action_and_markets_the_latest_event():
+def test_follows_take_the_latest_action():
     rows = [("u1", "v1", "a1", "follow", "FOLLOW", None, None, "US", "en", 1),
             ("u1", "v2", "a1", "follow", "UNFOLLOW", None, None, "US", "en", 2),
             ("u1", "v3", "a2", "follow", "FOLLOW", None, None, "DE", "de", 3),
             ("u2", "v3", "a1", "follow", "FOLLOW", None, None, "GB", "en", 1)]
     sets = compute_sets(events(rows), HistorySetsConfig())
     assert sets["follows"].to_pylist() == [{"user_id": "u1", "author_id": "a2"}, {"user_id": "u2", "author_id": "a1"}]
-    assert sets["markets"].to_pylist() == [{"user_id": "u1", "market": "DE:de"}, {"user_id": "u2", "market": "GB:en"}]
+    assert set(sets) == {"cowatch", "follows"}  # markets come from the features job (USER_MARKET)
 
 
 def test_history_sets_config_is_checked():
@@ -196,3 +265,10 @@ def test_history_sets_config_is_checked():
         HistorySetsConfig(per_user=1)
     with pytest.raises(ValueError, match="positive"):
         HistorySetsConfig(lookback=timedelta(0))
+
+
+# By name: the package's `merge` function hides the module of that name as an attribute.
+@pytest.mark.parametrize("module", ["fyp.candidates.market", "fyp.candidates.merge", "fyp.candidates.sources",
+                                    "workers.candidate_sets"])
+def test_docstring_examples_run(module):
+    assert doctest.testmod(importlib.import_module(module), raise_on_error=True).failed == 0

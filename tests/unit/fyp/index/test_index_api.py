@@ -146,9 +146,11 @@ class AnnOnlyGenerator:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.markets: list[object] = []
 
-    def generate(self, user: str, k: int, ann) -> SimpleNamespace:
+    def generate(self, user: str, k: int, ann, *, market=None) -> SimpleNamespace:
         self.calls.append((user, k))
+        self.markets.append(market)
         try:
             found, errors = ann(2 * k), {}
         except LookupError as exc:
@@ -176,3 +178,29 @@ def test_candidates_go_through_the_generator_with_an_ann_source_capped_at_max_k(
         ann_only = client.get("/v1/candidates", params={"user": "u1", "k": 2, "sources": "ann"}).json()
         assert len(generator.calls) == 3 and "source" not in ann_only["results"][0]
         assert client.get("/v1/candidates", params={"user": "u1", "sources": "cowatch"}).status_code == 422
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"region": "US"}, "give both or neither (got region only)"),
+    ({"language": "en"}, "give both or neither (got language only)"),
+    ({"region": "U:S", "language": "en"}, "region 'U:S' holds ':'"),
+    ({"region": "US", "language": "e" * 36}, "language is 36 bytes, more than the 35 an event may carry"),
+    ({"region": "", "language": "en"}, "region must not be empty"),
+    ({"region": "US", "language": "en\n"}, "control character"),
+])
+def test_a_bad_market_is_refused_before_anything_is_read(params, message):
+    holder = IndexHolder(ScannIndex.build(["v0"], np.stack([unit(0)])), model=MODEL)
+    generator = AnnOnlyGenerator()
+    with TestClient(create_app(holder, users=DictUsers({}), generator=generator)) as client:
+        response = client.get("/v1/candidates", params={"user": "new", **params})
+    assert response.status_code == 422 and message in response.json()["detail"]
+    assert generator.calls == []
+
+
+def test_the_requested_market_reaches_the_generator():
+    holder = IndexHolder(ScannIndex.build(["v0"], np.stack([unit(0)])), model=MODEL)
+    generator = AnnOnlyGenerator()
+    with TestClient(create_app(holder, users=DictUsers({}), generator=generator)) as client:
+        assert client.get("/v1/candidates", params={"user": "new", "region": "FR", "language": "fr"}).status_code == 200
+        assert client.get("/v1/candidates", params={"user": "new"}).status_code == 200
+    assert [m.key if m else None for m in generator.markets] == ["FR:fr", None]
