@@ -24,7 +24,7 @@ from fyp.pipelines import (
 from fyp.serving import FeatureClient
 from fyp.stack.process import StackError, wait_until
 from fyp.stack.services import all_services
-from fyp.stack.submit import ensure_job
+from fyp.stack.submit import cancel_job, ensure_job
 from fyp.traffic import TrafficConfig, TrafficGenerator, wall_clock_ms
 from fyp.traffic.clock import accelerated_clock
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
@@ -100,8 +100,7 @@ def demo(
         clock = accelerated_clock(start_ms=start_ms, speed=speed)
         generator = TrafficGenerator(config, seed, clock=clock)
         job_ids = _ensure_jobs(settings, checkpoint_interval, out=out)
-        if training:
-            _ensure_jobs(settings, checkpoint_interval, TRAINING_JOBS, out=out)
+        training_ids = _ensure_jobs(settings, checkpoint_interval, TRAINING_JOBS, out=out) if training else {}
         if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
             from fyp.commands.demo_index import ensure_embedding_job
 
@@ -144,6 +143,11 @@ def demo(
             bound = max(served["max_lag_ms"], int(IN_FLIGHT_BOUND_MS * speed))  # measured, or the configured one
             summary["training"] = {"reads": served, "event_time_speed": speed,
                                    **training_summary(settings, in_flight_bound_ms=bound)}
+        # The five jobs need 9 slots and the local TaskManager has 8: served_training has done its part, and its
+        # slot goes to video_embeddings (which waits in RESTARTING until a slot frees).
+        for job_id in training_ids.values():
+            cancel_job(settings, job_id)
+        out.print("[green]✓[/] served_training stopped (its slot goes to video_embeddings)")
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}
