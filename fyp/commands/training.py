@@ -86,6 +86,10 @@ def verify_command(
     name: str = typer.Argument(..., help="A training set declared in training/."),
     sample: int = typer.Option(1000, "--sample", min=1, help="Served rows to check."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    in_flight_bound_ms: int | None = typer.Option(
+        None, "--in-flight-bound-ms", min=0,
+        help="How far behind its serve an event may be and still count as in flight (default: the features job's "
+             "flush bound, fyp.training.skew.IN_FLIGHT_BOUND_MS). Raise it to the job's measured lag when it lags."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Compare sampled served rows (`training.served_<name>`) with the backfill for the same user, video and time;
@@ -94,11 +98,12 @@ def verify_command(
 
     from connectors.iceberg_tables import catalog
     from fyp.config import load_settings
-    from fyp.training.skew import CAUSES, check
+    from fyp.training.skew import CAUSES, IN_FLIGHT_BOUND_MS, check
 
+    bound = IN_FLIGHT_BOUND_MS if in_flight_bound_ms is None else in_flight_bound_ms
     with fail_cleanly(ValueError, NoSuchTableError, OSError), console.status("comparing served rows …"):
         declared = _declared(name)
-        report = check(catalog(load_settings()), declared, sample=sample, seed=seed)
+        report = check(catalog(load_settings()), declared, sample=sample, seed=seed, in_flight_bound_ms=bound)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -104,3 +104,46 @@ def eventually(check, *, timeout_s: float, interval_s: float = 0.5, message: str
             return last
         time.sleep(interval_s)
     pytest.fail(f"{message or 'condition'} not met within {timeout_s:.0f} s (last value: {last!r})")
+
+
+@pytest.fixture
+def index_name(settings: Settings) -> Iterator[str]:
+    """A fresh index name; its snapshots are deleted afterwards."""
+    from connectors.s3_objects import S3ObjectStore
+    from fyp.index.snapshot import SnapshotStore
+    from fyp.media.publish import make_s3_client
+
+    name = f"it-{uuid.uuid4().hex[:10]}"
+    yield name
+    snapshots = SnapshotStore(S3ObjectStore(make_s3_client(settings), settings.media_bucket), name)
+    for prefix in snapshots.snapshots():
+        snapshots.store.delete(list(snapshots.store.list_keys(prefix)))
+    snapshots.store.delete([f"index-snapshots/{name}/_latest"])
+
+
+@contextlib.contextmanager
+def uploads_and_index(settings: Settings, running_job, log_dir, name_prefix: str) -> Iterator[dict]:
+    """The upload orchestration and video embedding jobs, the upload workers and API, and an index service of its
+    own (a fresh index name `name_prefix-...`): what the upload-to-index tests share. Yields api, workers, index
+    (a TestClient) and store (the Redis video store)."""
+    from fastapi.testclient import TestClient
+
+    from connectors.redis_video_store import RedisVideoStore
+    from fyp.index.config import ServiceConfig
+    from fyp.index.service import build_app
+    from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
+    from fyp.stack.upload_workers import UploadWorkers
+
+    running_job(UPLOAD_ORCHESTRATION_JOB)
+    running_job(VIDEO_EMBEDDINGS_JOB)
+    workers = UploadWorkers(log_dir)
+    config = ServiceConfig(name=f"{name_prefix}-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8],
+                           snapshot_every_s=0)
+    try:
+        workers.start_workers()
+        api = workers.start_api(timeout_s=30)
+        with TestClient(build_app(settings, config)) as index:
+            eventually(lambda: index.get("/healthz").status_code == 200, timeout_s=60, message="index ready")
+            yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings)}
+    finally:
+        workers.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,19 +18,6 @@ from tests.integration.conftest import eventually
 from tests.integration.test_index_service import running_service
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def index_name(settings) -> Iterator[str]:
-    from fyp.index.snapshot import S3ObjectStore, SnapshotStore
-    from fyp.media.publish import make_s3_client
-
-    name = f"it-cold-{uuid.uuid4().hex[:8]}"
-    yield name
-    snapshots = SnapshotStore(S3ObjectStore(make_s3_client(settings), settings.media_bucket), name)
-    for prefix in snapshots.snapshots():
-        snapshots.store.delete(list(snapshots.store.list_keys(prefix)))
-    snapshots.store.delete([f"index-snapshots/{name}/_latest"])
 
 
 def _trending(body: dict) -> list[str]:

@@ -14,9 +14,7 @@ from fastapi.testclient import TestClient
 
 from fyp.index.config import ServiceConfig
 from fyp.index.service import build_app
-from fyp.index.snapshot import S3ObjectStore, SnapshotStore
 from fyp.index.users import USER_EMBEDDING_KEY, encode_user_embedding
-from fyp.media.publish import make_s3_client
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_EMBEDDINGS
 from tests.integration.conftest import eventually
@@ -59,16 +57,6 @@ def embeddings(settings) -> Iterator[EmbeddingProducer]:
     for video_id in producer.sent:  # leave the compacted topic as we found it
         producer.tombstone(video_id)
     producer.flush()
-
-
-@pytest.fixture
-def index_name(settings) -> Iterator[str]:
-    name = f"it-{uuid.uuid4().hex[:10]}"
-    yield name
-    snapshots = SnapshotStore(S3ObjectStore(make_s3_client(settings), settings.media_bucket), name)
-    for prefix in snapshots.snapshots():
-        snapshots.store.delete(list(snapshots.store.list_keys(prefix)))
-    snapshots.store.delete([f"index-snapshots/{name}/_latest"])
 
 
 @contextmanager

@@ -17,20 +17,15 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
+from connectors.redis_video_store import FRESH_VIDEOS_KEY
 from fyp.cli import app as fyp_app
-from fyp.index.config import ServiceConfig
-from fyp.index.service import build_app
 from fyp.media.keys import video_root
 from fyp.media.publish import make_s3_client
-from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
-from fyp.stack.upload_workers import UploadWorkers
 from fyp.uploads.client import HttpUploads, upload_file
 from schemas.tables import TAKEDOWNS
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, uploads_and_index
 from tests.integration.test_upload_pipeline import _make_video
 
 pytestmark = pytest.mark.integration
@@ -42,19 +37,8 @@ NOTICE = f"IT-DMCA-{uuid.uuid4().hex[:8]}"
 @pytest.fixture(scope="module")
 def stack(settings, running_job, tmp_path_factory):
     """The two jobs, the workers, the upload API and an index service of its own (a fresh index name)."""
-    running_job(UPLOAD_ORCHESTRATION_JOB)
-    running_job(VIDEO_EMBEDDINGS_JOB)
-    workers = UploadWorkers(tmp_path_factory.mktemp("takedown-logs"))
-    config = ServiceConfig(name=f"it-td-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
-    try:
-        workers.start_workers()
-        api = workers.start_api(timeout_s=30)
-        with TestClient(build_app(settings, config)) as index:
-            eventually(lambda: index.get("/healthz").status_code == 200, timeout_s=60, message="index ready")
-            yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings),
-                   "s3": make_s3_client(settings)}
-    finally:
-        workers.stop()
+    with uploads_and_index(settings, running_job, tmp_path_factory.mktemp("takedown-logs"), "it-td") as parts:
+        yield {**parts, "s3": make_s3_client(settings)}
 
 
 def _status(stack: dict[str, Any], video_id: str) -> str | None:

@@ -15,20 +15,15 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from fastapi.testclient import TestClient
 
 from connectors.kafka_emitter import KafkaEmitter
-from connectors.redis_video_store import FRESH_VIDEOS_KEY, RedisVideoStore
+from connectors.redis_video_store import FRESH_VIDEOS_KEY
 from features.serving_sets import RECENT_POSITIVES, RECENT_SEEN
-from fyp.index.config import ServiceConfig
-from fyp.index.service import build_app
 from fyp.index.users import USER_EMBEDDING_KEY
-from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
-from fyp.stack.upload_workers import UploadWorkers
 from fyp.uploads.client import HttpUploads, upload_file
 from schemas.registry import default_registry
 from schemas.topics import VIDEO_STATUS
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, uploads_and_index
 from tests.integration.test_upload_pipeline import _make_video
 
 pytestmark = pytest.mark.integration
@@ -39,18 +34,9 @@ READY_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def stack(settings, running_job, tmp_path_factory):
     """The jobs, the workers, the upload API and an index service of its own (a fresh index name)."""
-    running_job(UPLOAD_ORCHESTRATION_JOB)
-    running_job(VIDEO_EMBEDDINGS_JOB)
-    workers = UploadWorkers(tmp_path_factory.mktemp("embedding-pipeline-logs"))
-    config = ServiceConfig(name=f"it-emb-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
-    try:
-        workers.start_workers()
-        api = workers.start_api(timeout_s=30)
-        with TestClient(build_app(settings, config)) as index:
-            eventually(lambda: index.get("/healthz").status_code == 200, timeout_s=60, message="index ready")
-            yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings)}
-    finally:
-        workers.stop()
+    logs = tmp_path_factory.mktemp("embedding-pipeline-logs")
+    with uploads_and_index(settings, running_job, logs, "it-emb") as parts:
+        yield parts
 
 
 def _ready_at(settings, video_id: str, timeout_s: float = 20) -> int:

@@ -7,6 +7,10 @@ table's rows, hold out the last 30 % of positives by time (one day of rows: `--t
 model, popularity and the world's oracle, and save a model that loads back and encodes through the towers'
 input functions. Quality is `tests/unit/fyp/embeddings/test_two_tower_world.py`'s to check; this is the plumbing.
 
+Named test_zz_sa_ so that it runs after test_zz_chaos: its world's ids (u0.., v0..) are those of every generated
+world, chaos's included, and its 30,000 events backdated over 40 minutes, mostly late for the job on a stack whose
+partitions saw events of now, made chaos's `fyp verify` sample find mismatches in entities the two runs shared.
+
 A rerun within 40 minutes on a kept stack sends events older than the last run's newest: the features job finds
 them late, and the training rows hold fewer recent positives; every check here holds either way.
 """

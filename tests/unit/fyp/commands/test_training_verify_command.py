@@ -1,0 +1,52 @@
+"""`fyp training-set verify`'s options reach the skew check: the in-flight bound defaults to the job's flush bound and
+can be raised (the check itself runs against a real catalog in tests/integration/test_zz_served_training.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import connectors.iceberg_tables
+import fyp.config
+import fyp.training.skew
+from fyp.commands import training as training_commands
+from fyp.training.skew import IN_FLIGHT_BOUND_MS, SkewReport
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    seen: list[dict] = []
+
+    def check(catalog, declared, **options) -> SkewReport:
+        seen.append({"training_set": declared.name, **options})
+        return SkewReport(rows=0, mismatches=0, unexplained=0, by_cause={}, examples=[])
+
+    monkeypatch.setattr(fyp.training.skew, "check", check)
+    monkeypatch.setattr(connectors.iceberg_tables, "catalog", lambda settings: None)
+    monkeypatch.setattr(fyp.config, "load_settings", lambda: None)
+    return seen
+
+
+def _verify(*args: str):
+    app = typer.Typer()
+    training_commands.register(app)
+    return CliRunner().invoke(app, ["training-set", "verify", "watch_outcomes", *args, "--json"])
+
+
+def test_the_bound_defaults_to_the_jobs_flush_bound_and_can_be_raised(calls: list[dict]) -> None:
+    assert _verify().exit_code == 0
+    assert _verify("--in-flight-bound-ms", "651756", "--sample", "200").exit_code == 0
+    assert [(c["in_flight_bound_ms"], c["sample"]) for c in calls] == [(IN_FLIGHT_BOUND_MS, 1000), (651756, 200)]
+
+
+def test_a_negative_bound_is_refused_before_anything_runs(calls: list[dict]) -> None:
+    result = _verify("--in-flight-bound-ms", "-1")
+    assert result.exit_code == 2 and "--in-flight-bound-ms" in result.output and calls == []
+
+
+def test_the_report_is_printed_as_json(calls: list[dict]) -> None:
+    result = _verify()
+    assert json.loads(result.stdout)["rows"] == 0
