@@ -36,6 +36,7 @@ from fyp.deadletters import REPLAY_HEADER, DeadLetter, read_dead_letters, replay
 from fyp.stack.upload_workers import UploadWorkers
 from schemas.registry import default_registry
 from schemas.topics import UPLOADS, UPLOADS_DLQ
+from tests.integration.conftest import eventually
 from udfs.dead_letter import dead_letter_payload
 
 pytestmark = pytest.mark.integration
@@ -229,7 +230,9 @@ def test_fyp_up_creates_a_missing_topic_on_a_running_broker(settings: Settings, 
     service = KafkaService(settings)
     assert service.pid() is not None, "the broker should be running"
     service.start()
-    assert UPLOADS_DLQ.name in admin.list_topics(timeout=10).topics
+    # The broker learns of a new topic from the KRaft controller a moment after CreateTopics returns.
+    eventually(lambda: UPLOADS_DLQ.name in admin.list_topics(timeout=10).topics, timeout_s=30,
+               message="the recreated uploads DLQ in the broker's metadata")
     resource = ConfigResource(ConfigResource.Type.TOPIC, UPLOADS_DLQ.name)
     config = admin.describe_configs([resource])[resource].result(30)
     assert config["max.message.bytes"].value == str(UPLOADS_DLQ.max_message_bytes)
