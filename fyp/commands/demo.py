@@ -147,7 +147,7 @@ def demo(
         # slot goes to video_embeddings (which waits in RESTARTING until a slot frees).
         for job_id in training_ids.values():
             cancel_job(settings, job_id)
-        out.print("[green]✓[/] served_training stopped (its slot goes to video_embeddings)")
+            out.print("[green]✓[/] served_training stopped (its slot goes to video_embeddings)")
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}
