@@ -209,6 +209,11 @@ def demo(
                       f"{'yes' if ix.get('first_in_similar_of_second') else 'NO'}; takedown of {ix['first']} -> "
                       f"gone from the index in {ix.get('takedown_to_removed_s')} s, from `fyp similar "
                       f"{ix['second']}`: {'NO' if ix.get('first_in_similar_after_takedown', True) else 'yes'}")
+        if "takedown" in ix:
+            down = ix["takedown"]
+            console.print(f"takedown {down['notice_id']} of {ix['first']}: {down['objects_moved']} objects moved to "
+                          f"quarantine; of its {down['published_keys']} published keys, {down['still_readable']} "
+                          f"still readable (e.g. {down['example_key']})")
         if "cold_start" in ix:
             cold, market = ix["cold_start"], ix["cold_start"]["market"]
             console.print(f"cold start: new user {cold['user']} in {market['market']} got {cold['results']} "
@@ -243,9 +248,12 @@ def _uploads_in_lake(settings, video_id: str, interval_s: float) -> dict:
 
 
 def _check_index(summary: dict) -> None:
-    """Exit 1 unless the approved upload was found by `fyp similar` and was gone after its takedown."""
-    if "index" in summary and not (summary["index"].get("first_in_similar_of_second")
-                                   and summary["index"].get("first_in_similar_after_takedown") is False):
+    """Exit 1 unless the approved upload was found by `fyp similar`, and after its takedown was gone from it and
+    none of its published media could be read."""
+    index = summary.get("index")
+    if index is not None and not (index.get("first_in_similar_of_second")
+                                  and index.get("first_in_similar_after_takedown") is False
+                                  and index.get("takedown", {}).get("still_readable", 1) == 0):
         raise typer.Exit(1)
 
 

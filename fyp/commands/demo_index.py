@@ -4,7 +4,8 @@ removes it.
 `ensure_embedding_job` submits jobs/video_embeddings.py early (its Python worker loads torch and the sentence
 model, which takes a while on a busy machine). `index_demo` then starts an index service (unless one answers
 on the default port), uploads a second clip about the same thing as the demo's first upload, waits until
-both are searchable, checks that each is in the other's `/v1/similar` results, takes the first one down and
+both are searchable, checks that each is in the other's `/v1/similar` results, takes the first one down the way
+`fyp takedown` does (its media moves to quarantine: every key it had published is read back and must fail) and
 waits until the index has dropped it. On the way, `cold_start` asks the service for a brand-new user's candidates
 in the US:en market (the generated traffic's largest), which come from that market's trending set.
 """
@@ -26,7 +27,7 @@ import httpx
 
 from fyp.config import REPO_ROOT, Settings
 
-__all__ = ["cold_start", "ensure_embedding_job", "index_demo"]
+__all__ = ["cold_start", "ensure_embedding_job", "index_demo", "takedown_and_probe"]
 
 DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
 
@@ -105,7 +106,6 @@ def cold_start(get: Callable[[str, dict[str, Any]], httpx.Response], *, region: 
 
 def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 300) -> dict[str, Any]:
     """The index part of the demo (module docstring); returns what the report prints."""
-    from connectors.kafka_emitter import KafkaEmitter
     from connectors.redis_video_store import RedisVideoStore
     from fyp.bench.upload import Clip, UploadPipeline, make_clip
     from fyp.uploads.client import HttpUploads, upload_file
@@ -134,10 +134,28 @@ def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 30
         result["cold_start"] = cold_start(lambda path, params: httpx.get(f"{url}{path}", params=params, timeout=10))
         result["first_in_similar_of_second"] = first_video_id in (result["similar_to_second"] or [])
         started = time.monotonic()
-        KafkaEmitter(settings).emit("Takedown", {
-            "event_id": str(uuid.uuid4()), "event_time": int(time.time() * 1000), "video_id": first_video_id,
-            "author_id": "demo", "reason": "demo takedown", "notice_id": f"DEMO-{uuid.uuid4().hex[:6]}"})
+        result["takedown"] = takedown_and_probe(settings, first_video_id)
         _wait(lambda: _similar(url, first_video_id) is None, 60, f"{first_video_id} removed from the index")
         result["takedown_to_removed_s"] = round(time.monotonic() - started, 2)
         result["first_in_similar_after_takedown"] = first_video_id in (_similar(url, second) or [])
     return result
+
+
+def takedown_and_probe(settings: Settings, video_id: str) -> dict[str, Any]:
+    """File a takedown of `video_id` exactly as `fyp takedown` does (fyp.uploads.wiring.takedown_service), then
+    read back every key that was published under the video's prefix: how many there were and how many can
+    still be read (0 when the takedown worked)."""
+    from fyp.media.keys import video_root
+    from fyp.media.publish import S3ObjectStore, make_s3_client
+    from fyp.uploads.takedowns import TakedownRequest
+    from fyp.uploads.wiring import takedown_service
+
+    media = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
+    published = [obj.key for obj in media.list_objects(video_root(video_id))]
+    filed = takedown_service(settings).file(
+        TakedownRequest(video_id=video_id, reason="copyright: demo notice", notice_id=f"DEMO-{uuid.uuid4().hex[:6]}",
+                        claimant="fyp demo"), filed_by="demo")
+    readable = [key for key in published if media.get_bytes(key) is not None]
+    return {"notice_id": filed["notice_id"], "objects_moved": filed["objects_moved"],
+            "published_keys": len(published), "still_readable": len(readable), "example_key": published[0]
+            if published else None}

@@ -167,3 +167,16 @@ def test_a_counter_notice_restores_the_same_keys(settings, stack, video) -> None
           f"ready {ready_s:.2f} s, searchable {time.monotonic() - started:.2f} s")
     quarantined = stack["s3"].list_objects_v2(Bucket=settings.media_bucket, Prefix=f"quarantine/{video_root(video_id)}")
     assert quarantined.get("KeyCount", 0) == 0
+
+
+def test_the_demos_takedown_probe_finds_no_readable_key(settings, stack, video) -> None:
+    """`fyp demo`'s takedown (fyp.commands.demo_index.takedown_and_probe), after the restore above: the probe
+    lists what was published, files the takedown in-process like `fyp takedown`, and reads every key back."""
+    from fyp.commands.demo_index import takedown_and_probe
+
+    probe = takedown_and_probe(settings, video["video_id"])
+    assert (probe["published_keys"], probe["objects_moved"], probe["still_readable"]) == (
+        len(video["keys"]), len(video["keys"]), 0), probe
+    assert set(_readable(stack["s3"], settings.media_bucket, video["keys"]).values()) == {"NoSuchKey"}
+    eventually(lambda: _status(stack, video["video_id"]) == "removed", timeout_s=30, interval_s=0.05,
+               message="removed by the demo's takedown")

@@ -1,0 +1,1 @@
+"""A/B experiments: declarations (`spec`) and the deterministic assignment of users to arms (`assign`)."""
