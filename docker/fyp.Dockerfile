@@ -54,10 +54,12 @@ ENV JAVA_HOME=/opt/java
 WORKDIR /opt/fyp
 
 # Dependencies first (a layer that only changes with pyproject.toml), then the project itself, editable, as
-# scripts/install.sh does. Two environments: apache-flink pins pyarrow<17, pyiceberg needs pyarrow>=18.
+# scripts/install.sh does. Two environments: apache-flink pins pyarrow<17, pyiceberg needs pyarrow>=18. Both get
+# the `embeddings` extra (torch, sentence-transformers), as install.sh gives them: the video_embeddings job runs the
+# item encoder in the TaskManager, and the user-embeddings worker and `fyp train two-tower` import torch.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-[open(f'/tmp/requirements-{n}.txt', 'w').write('\n'.join(p['dependencies'] + p['optional-dependencies'][n]) + '\n') \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; x = p['optional-dependencies']; \
+[open(f'/tmp/requirements-{n}.txt', 'w').write('\n'.join(p['dependencies'] + x[n] + x['embeddings']) + '\n') \
  for n in ('tools', 'flink')]"
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
