@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/fyp ] || [ pyproject.toml -nt .venv/.installed ]; then
   log "tools environment .venv"
   [ -d .venv ] || "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[tools,embeddings,dev]'
+  .venv/bin/pip install -q -e '.[tools,embeddings,ranking,dev]'
   touch .venv/.installed
 fi
 if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installed ]; then

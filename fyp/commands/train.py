@@ -152,4 +152,7 @@ def _summary(out: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from fyp.commands.train_ranker import ranker_command
+
+    train_app.command("ranker")(ranker_command)
     app.add_typer(train_app, name="train")
