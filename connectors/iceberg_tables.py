@@ -33,6 +33,8 @@ from fyp.config import Settings
 from schemas.tables import (
     EMBEDDINGS_NAMESPACE,
     ENGAGEMENT_HISTORY,
+    FOLLOWS_CHANGELOG,
+    GRAPH_NAMESPACE,
     HISTORY_NAMESPACE,
     MODERATION_NAMESPACE,
     TAKEDOWNS,
@@ -50,6 +52,7 @@ __all__ = [
     "catch_up_columns",
     "engagement_history_schema",
     "ensure_tables",
+    "follows_changelog_schema",
     "takedowns_schema",
     "upload_events_schema",
     "video_embeddings_schema",
@@ -119,10 +122,11 @@ def ensure_tables(settings: Settings) -> list[str]:
     """Create the namespaces and tables that do not exist yet, and add to existing tables the optional columns
     their declaration gained since (a stack upgraded in place); return the created tables and added columns."""
     cat = catalog(settings)
-    created = _ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat) + _ensure_takedowns(cat)
+    created = (_ensure_history(cat) + _ensure_embeddings(cat) + _ensure_uploads(cat) + _ensure_takedowns(cat)
+               + _ensure_graph(cat))
     declared = {ENGAGEMENT_HISTORY: engagement_history_schema, VIDEO_EMBEDDINGS: video_embeddings_schema,
                 UPLOAD_EVENTS: upload_events_schema, VIDEOS_CHANGELOG: videos_changelog_schema,
-                TAKEDOWNS: takedowns_schema}
+                TAKEDOWNS: takedowns_schema, FOLLOWS_CHANGELOG: follows_changelog_schema}
     added = [column for name, schema in declared.items() if name not in created
              for column in catch_up_columns(cat.load_table(name), schema())]
     return created + added
@@ -263,4 +267,29 @@ def _ensure_takedowns(cat: Catalog) -> list[str]:
         cat.create_table(TAKEDOWNS, schema=takedowns_schema(),
                          properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
         return [TAKEDOWNS]
+    return []
+
+
+def follows_changelog_schema() -> Schema:
+    """Every follow event jobs/follow_graph.py read (udfs/follow_graph.changelog_query): who, whom, op '+' (follow)
+    or '-' (unfollow), when, and the event's id and Kafka coordinates. `graph.follows` (fyp/lake/sql.py) is the
+    latest row per (user_id, author_id) whose op is '+': the current edges."""
+    return _schema([("user_id", "STRING"), ("author_id", "STRING"), ("op", "STRING"), ("event_time", "TIMESTAMPTZ"),
+                    ("event_id", "STRING"), ("kafka_partition", "INT"), ("kafka_offset", "BIGINT")], set())
+
+
+def _ensure_graph(cat: Catalog) -> list[str]:
+    if cat.table_exists(FOLLOWS_CHANGELOG):
+        return []
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        cat.create_namespace(GRAPH_NAMESPACE)
+    schema = follows_changelog_schema()
+    # Unpartitioned: a few rows per edge, and the current-edges view reads the whole table anyway; sorted by the
+    # pair so that one user's edges sit together.
+    order = SortOrder(SortField(schema.find_field("user_id").field_id, IdentityTransform()),
+                      SortField(schema.find_field("author_id").field_id, IdentityTransform()))
+    with contextlib.suppress(TableAlreadyExistsError):
+        cat.create_table(FOLLOWS_CHANGELOG, schema=schema, sort_order=order,
+                         properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
+        return [FOLLOWS_CHANGELOG]
     return []

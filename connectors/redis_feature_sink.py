@@ -16,7 +16,7 @@ from featurespec.sql import sink_columns
 from fyp.config import Settings
 from udfs.flink_functions import flink_type
 
-__all__ = ["redis_feature_sink", "redis_sorted_set_sink"]
+__all__ = ["redis_count_sink", "redis_feature_sink", "redis_sorted_set_sink"]
 
 
 def _connection(builder: TableDescriptor.Builder, settings: Settings) -> TableDescriptor.Builder:
@@ -76,6 +76,31 @@ def redis_sorted_set_sink(
         .option("zset.score-column", score_column)
         .option("zset.max-size", str(max_size))
         .option("zset.score-update", "greater" if greater_only else "replace")
+        .option("ttl", _duration(ttl))
+        .option("sink.buffer-flush.interval", f"{flush_interval_ms} ms")
+    )
+    return _connection(builder, settings).build()
+
+
+def redis_count_sink(
+    settings: Settings, *, key_prefix: str, key_column: str, count_column: str, event_time_column: str,
+    ttl: timedelta, flush_interval_ms: int = 50,
+) -> TableDescriptor:
+    """A hash per key holding one count (field `count_column`, plus the sink's `_et` and `_ut`), written as an
+    absolute value from the job's state (e.g. an author's follower count); ttl 0 keeps it forever.
+
+    A count with an older event time than the stored one is not written (the stale-write rule)."""
+    schema = (Schema.new_builder()
+              .column(key_column, DataTypes.STRING().not_null())
+              .column(count_column, DataTypes.BIGINT())
+              .column(event_time_column, DataTypes.BIGINT())
+              .primary_key(key_column).build())
+    builder = (
+        TableDescriptor.for_connector("fyp-redis")
+        .schema(schema)
+        .option("key-prefix", key_prefix)
+        .option("value.format", "hash")
+        .option("event-time-column", event_time_column)
         .option("ttl", _duration(ttl))
         .option("sink.buffer-flush.interval", f"{flush_interval_ms} ms")
     )

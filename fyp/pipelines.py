@@ -14,6 +14,7 @@ __all__ = [
     "ENGAGEMENT_FEATURES_JOB",
     "ENGAGEMENT_HISTORY_JOB",
     "EXPLORATION_JOB",
+    "FOLLOW_GRAPH_JOB",
     "PIPELINES",
     "SERVED_TRAINING_JOB",
     "UPLOAD_ORCHESTRATION_JOB",
@@ -61,6 +62,9 @@ ENGAGEMENT_HISTORY_JOB = Pipeline(job="engagement_history", pipeline_name="fyp-e
                               summary="engagement events -> history.engagement_events (Iceberg, exactly once)")
 EXPLORATION_JOB = Pipeline(job="exploration", pipeline_name="fyp-exploration", group_id="fyp-exploration",
                        summary="promote or demote new videos once each, from their first impressions")
+FOLLOW_GRAPH_JOB = Pipeline(job="follow_graph", pipeline_name="fyp-follow-graph", group_id="fyp-follow-graph",
+                            summary="follow / unfollow events -> following sets and follower counts in Redis, "
+                                    "graph.follows_changelog (Iceberg)")
 UPLOAD_ORCHESTRATION_JOB = Pipeline(job="upload_orchestration", pipeline_name="fyp-upload-orchestration",
                                 group_id="fyp-upload-orchestration",
                                 summary="upload lifecycle -> video status in Redis and history.videos")
@@ -73,8 +77,8 @@ SERVED_TRAINING_JOB = Pipeline(job="served_training", pipeline_name="fyp-served-
                                        "(Iceberg, exactly once)")
 
 PIPELINES: dict[str, Pipeline] = {p.job: p for p in (
-    ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, EXPLORATION_JOB, UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB,
-    SERVED_TRAINING_JOB)}
+    ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, EXPLORATION_JOB, FOLLOW_GRAPH_JOB, UPLOAD_ORCHESTRATION_JOB,
+    VIDEO_EMBEDDINGS_JOB, SERVED_TRAINING_JOB)}
 
 
 def pipeline(job: str) -> Pipeline:

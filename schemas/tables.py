@@ -6,6 +6,9 @@ from __future__ import annotations
 __all__ = [
     "EMBEDDINGS_NAMESPACE",
     "ENGAGEMENT_HISTORY",
+    "FOLLOWS",
+    "FOLLOWS_CHANGELOG",
+    "GRAPH_NAMESPACE",
     "HISTORY_NAMESPACE",
     "MODERATION_NAMESPACE",
     "TAKEDOWNS",
@@ -24,3 +27,6 @@ UPLOAD_EVENTS = f"{HISTORY_NAMESPACE}.upload_events"  # jobs/upload_orchestratio
 VIDEOS_CHANGELOG = f"{HISTORY_NAMESPACE}.videos_changelog"  # jobs/upload_orchestration.py; `history.videos` reads it
 MODERATION_NAMESPACE = "moderation"
 TAKEDOWNS = f"{MODERATION_NAMESPACE}.takedowns"  # fyp.uploads.takedowns (the API and `fyp takedown`) append to it
+GRAPH_NAMESPACE = "graph"
+FOLLOWS_CHANGELOG = f"{GRAPH_NAMESPACE}.follows_changelog"  # jobs/follow_graph.py appends every follow event
+FOLLOWS = f"{GRAPH_NAMESPACE}.follows"  # `fyp sql`'s view of the current edges over FOLLOWS_CHANGELOG (fyp/lake/sql.py)

@@ -1,4 +1,4 @@
-"""Candidate-sets worker: co-watch and follows from the Iceberg history into Redis, every N seconds.
+"""Candidate-sets worker: co-watch from the Iceberg history into Redis, every N seconds (follows: jobs/follow_graph.py).
 
 Wiring only; the work lives in `fyp.candidates.history_sets.refresh` (one scan of the history, the sets written
 with a TTL). The worker runtime's periodic loop (`workers.runtime.run_periodic`) owns the schedule, SIGTERM/SIGINT
@@ -25,12 +25,11 @@ log = logging.getLogger("fyp.candidate_sets")
 def describe(report: RefreshReport) -> str:
     """One line for a person.
 
-    >>> describe(RefreshReport(events=1200, cowatch_videos=3, cowatch_pairs=6, follow_users=2, query_s=0.41,
-    ...                        write_s=0.05))
-    '1,200 events -> co-watch for 3 videos (6 pairs), follows of 2 users; query 0.4 s, write 0.1 s'
+    >>> describe(RefreshReport(events=1200, cowatch_videos=3, cowatch_pairs=6, query_s=0.41, write_s=0.05))
+    '1,200 events -> co-watch for 3 videos (6 pairs); query 0.4 s, write 0.1 s'
     """
     return (f"{report.events:,} events -> co-watch for {report.cowatch_videos:,} videos "
-            f"({report.cowatch_pairs:,} pairs), follows of {report.follow_users:,} users; "
+            f"({report.cowatch_pairs:,} pairs); "
             f"query {report.query_s:.1f} s, write {report.write_s:.1f} s")
 
 

@@ -1,4 +1,4 @@
-"""Candidate sets computed from the Iceberg history: co-watch and follows.
+"""Candidate sets computed from the Iceberg history: co-watch.
 
 `fyp worker candidate-sets` runs `refresh` every few minutes: one scan of the last `lookback` of
 history.engagement_events (pushdown on event_time and event_type), then DuckDB over the scan:
@@ -7,7 +7,9 @@ history.engagement_events (pushdown on event_time and event_type), then DuckDB o
   (a watch of >= 50 %, a loop, like, share or save). Every ordered pair (x, y) of one user's videos counts
   once; strength(x -> y) = users(x, y) / sqrt(users(x) * users(y)) (cosine, so a globally popular y does not
   top every list). Pairs seen by fewer than `min_users` users are dropped; each x keeps its `top` best.
-- follows: the followed authors per user, from the latest FOLLOW / UNFOLLOW per (user, author).
+
+Follows are no longer derived here: a day of history forgot every older follow, so jobs/follow_graph.py keeps
+the follow graph in Flink state instead (`fyp:following:v1:{user}`, features/follow_graph.py).
 
 A user's market is no longer computed here: the features job keeps it from the first event on
 (features/serving_sets.py USER_MARKET), where this batch knew it only after its next run and forgot it a day later.
@@ -32,7 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY
+from fyp.candidates.sources import COWATCH_KEY
 from fyp.serving.cluster_reads import is_cluster
 
 __all__ = ["HistorySetsConfig", "RefreshReport", "compute_sets", "history_query", "refresh", "write_sets"]
@@ -64,7 +66,6 @@ class RefreshReport:
     events: int
     cowatch_videos: int
     cowatch_pairs: int
-    follow_users: int
     query_s: float
     write_s: float
 
@@ -72,7 +73,7 @@ class RefreshReport:
 def history_query(since_ms: int) -> str:
     """The one scan of the history table (columns and filters pushed into the Iceberg scan)."""
     since = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    types = ", ".join(f"'{t}'" for t in (*POSITIVE, "follow", "impression", "skip"))
+    types = ", ".join(f"'{t}'" for t in (*POSITIVE, "impression", "skip"))
     return ("SELECT user_id, video_id, author_id, event_type, action, watch_ms, video_duration_ms, "
             "epoch_ms(event_time) AS t FROM history.engagement_events "
             f"WHERE event_time >= TIMESTAMPTZ '{since}+00' AND event_type IN ({types})")
@@ -98,16 +99,10 @@ FROM pairs JOIN popularity px ON px.video_id = x JOIN popularity py ON py.video_
 QUALIFY row_number() OVER (PARTITION BY x ORDER BY strength DESC, y) <= $top
 ORDER BY x, strength DESC, y
 """
-_FOLLOWS = """
-SELECT user_id, author_id FROM (
-  SELECT user_id, author_id, arg_max(action, t) AS last FROM events
-  WHERE event_type = 'follow' AND author_id IS NOT NULL GROUP BY 1, 2
-) WHERE last = 'FOLLOW' ORDER BY 1, 2
-"""
 
 
 def compute_sets(events: pa.Table, config: HistorySetsConfig) -> dict[str, pa.Table]:
-    """co-watch (x, y, strength) and follows (user_id, author_id) from history rows.
+    """co-watch (x, y, strength) from history rows, under the name "cowatch".
 
     `events` has the columns of `history_query` (t: epoch ms). Pure: DuckDB in memory, nothing else.
     """
@@ -115,25 +110,19 @@ def compute_sets(events: pa.Table, config: HistorySetsConfig) -> dict[str, pa.Ta
     try:
         con.register("events", events)
         params = {"per_user": config.per_user, "min_users": config.min_users, "top": config.top}
-        return {
-            "cowatch": con.sql(_COWATCH, params=params).to_arrow_table(),
-            "follows": con.sql(_FOLLOWS).to_arrow_table(),
-        }
+        return {"cowatch": con.sql(_COWATCH, params=params).to_arrow_table()}
     finally:
         con.close()
 
 
-def _grouped(table: pa.Table, key: str, value: str, score: str | None = None) -> Iterator[tuple[str, list]]:
-    """(key, [values or (value, score)]) runs of a table sorted by key."""
+def _grouped(table: pa.Table, key: str, value: str, score: str) -> Iterator[tuple[str, list]]:
+    """(key, [(value, score)]) runs of a table sorted by key."""
     keys, values = table.column(key).to_pylist(), table.column(value).to_pylist()
-    scores = table.column(score).to_pylist() if score else None
+    scores = table.column(score).to_pylist()
     start = 0
     for i in range(1, len(keys) + 1):
         if i == len(keys) or keys[i] != keys[start]:
-            if scores is None:
-                yield keys[start], values[start:i]
-            else:
-                yield keys[start], list(zip(values[start:i], scores[start:i], strict=True))
+            yield keys[start], list(zip(values[start:i], scores[start:i], strict=True))
             start = i
 
 
@@ -163,8 +152,6 @@ def write_sets(client: Any, sets: dict[str, pa.Table], *, ttl: timedelta, chunk:
 
     for x, pairs in _grouped(sets["cowatch"], "x", "y", "strength"):
         replace(COWATCH_KEY.format(video_id=x), lambda k, p=pairs: pipe.zadd(k, {y: float(s) for y, s in p}))
-    for user, authors in _grouped(sets["follows"], "user_id", "author_id"):
-        replace(FOLLOWS_KEY.format(user_id=user), lambda k, a=authors: pipe.sadd(k, *a))
     flush_if_full(force=True)
 
 
@@ -182,7 +169,7 @@ def refresh(settings: Any, client: Any, config: HistorySetsConfig = HistorySetsC
     write_sets(client, sets, ttl=config.ttl)
     return RefreshReport(
         events=result.rows.num_rows, cowatch_videos=len(set(sets["cowatch"].column("x").to_pylist())),
-        cowatch_pairs=sets["cowatch"].num_rows, follow_users=len(set(sets["follows"].column("user_id").to_pylist())),
+        cowatch_pairs=sets["cowatch"].num_rows,
         query_s=round(query_s, 3),
         write_s=round(time.monotonic() - started - query_s, 3),
     )

@@ -3,7 +3,7 @@
 Layout (docs/INDEX.md, "Candidate generation"; docs/REDIS_LAYOUT.md):
 
     fyp:cowatch:v1:{video_id}         zset  co-watched video -> strength        fyp worker candidate-sets (history)
-    fyp:follows:v1:{user_id}          set   followed author ids                  fyp worker candidate-sets (history)
+    fyp:following:v1:{user_id}        zset  followed author -> follow time       jobs/follow_graph.py
     fyp:author_videos:v1:{author_id}  zset  video -> approval time               jobs/video_embeddings.py
     fyp:fresh_videos:v1               zset  video -> approval time (48 h)        jobs/video_embeddings.py
     fyp:exploration:v1:{decision}     zset  video -> decision time (PROMOTE, DEMOTE)  jobs/exploration.py
@@ -19,6 +19,7 @@ from typing import Any
 
 from connectors.redis_video_store import AUTHOR_VIDEOS_KEY, FRESH_VIDEOS_KEY, video_key
 from features.exploration import decisions_key
+from features.follow_graph import following_key
 from features.serving_sets import GLOBAL_TRENDING_KEY, RECENT_SEEN, TRENDING, USER_MARKET
 from fyp.candidates.market import Market, Trending, cold_start_trending
 from fyp.candidates.merge import Candidate
@@ -26,7 +27,6 @@ from udfs.exploration import DEMOTE, PROMOTE
 
 __all__ = [
     "COWATCH_KEY",
-    "FOLLOWS_KEY",
     "HIDDEN_STATUSES",
     "RedisSources",
     "combine_cowatch",
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 COWATCH_KEY = "fyp:cowatch:v1:{video_id}"
-FOLLOWS_KEY = "fyp:follows:v1:{user_id}"
 HIDDEN_STATUSES = frozenset({"removed", "rejected", "failed"})
 
 
@@ -90,13 +89,22 @@ class RedisSources:
         self.max_pages = max_pages
 
     def user_context(self, user_id: str) -> tuple[list[str], set[str], str | None]:
-        """(recent-seen newest first, followed authors, market "REGION:language" of the latest event or None)."""
+        """(recent-seen newest first, followed authors, market "REGION:language" of the latest event or None).
+
+        Followed authors: the `max_authors` most recently followed (the follow graph job's sorted set). A user id
+        no event could carry (`following_key` refuses it) follows nobody; its other sources still answer."""
+        try:
+            following = following_key(user_id)
+        except ValueError:
+            following = None
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrevrange(RECENT_SEEN.key_prefix + user_id, 0, -1)
-        pipe.smembers(FOLLOWS_KEY.format(user_id=user_id))
         pipe.zrevrange(USER_MARKET.key_prefix + user_id, 0, 0)  # one member: the latest event's market
-        seen, follows, market = pipe.execute()
-        return [_text(v) for v in seen], {_text(a) for a in follows}, _text(market[0]) if market else None
+        if following is not None:
+            pipe.zrevrange(following, 0, self.max_authors - 1)
+        seen, market, *follows = pipe.execute()
+        followed = {_text(a) for a in follows[0]} if follows else set()
+        return [_text(v) for v in seen], followed, _text(market[0]) if market else None
 
     def cowatch(self, seeds: Sequence[str], limit: int) -> list[Candidate]:
         """Videos co-watched with the user's most recent `self.seeds` seen videos."""

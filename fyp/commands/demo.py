@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from features import ALL_FEATURE_SETS
+from features.follow_graph import FOLLOWERS_KEY_PREFIX, FOLLOWING_KEY_PREFIX
 from features.serving_sets import SERVING_SETS
 from fyp.commands.demo_training import LoggedReads, demo_clock, newest_event_time_ms, training_summary
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
@@ -17,6 +18,7 @@ from fyp.config import load_settings
 from fyp.pipelines import (
     ENGAGEMENT_FEATURES_JOB,
     ENGAGEMENT_HISTORY_JOB,
+    FOLLOW_GRAPH_JOB,
     SERVED_TRAINING_JOB,
     UPLOAD_ORCHESTRATION_JOB,
     Pipeline,
@@ -33,7 +35,7 @@ from schemas.topics import ENGAGEMENT
 
 __all__ = ["register"]
 
-DEMO_JOBS = (ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB)
+DEMO_JOBS = (ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, FOLLOW_GRAPH_JOB)
 # With --upload: the orchestrator (it also writes history.upload_events and history.videos_changelog), submitted
 # here so that it commits to Iceberg at the demo's checkpoint interval.
 UPLOAD_JOBS = (UPLOAD_ORCHESTRATION_JOB,)
@@ -134,6 +136,8 @@ def demo(
         "features": feature_key_counts(settings, {
             **{fs.qualified_name: fs.key_prefix for fs in ALL_FEATURE_SETS},
             **{f"{spec.qualified_name} (sorted sets)": spec.key_prefix for spec in SERVING_SETS}}),
+        "follow_graph": feature_key_counts(settings, {"following sets": FOLLOWING_KEY_PREFIX,
+                                                      "follower counts": FOLLOWERS_KEY_PREFIX}),
         "iceberg_rows": iceberg_row_count(settings),
         "dead_letters": dead_letter_count(settings),
     }
@@ -143,11 +147,21 @@ def demo(
             bound = max(served["max_lag_ms"], int(IN_FLIGHT_BOUND_MS * speed))  # measured, or the configured one
             summary["training"] = {"reads": served, "event_time_speed": speed,
                                    **training_summary(settings, in_flight_bound_ms=bound)}
-        # The five jobs need 9 slots and the local TaskManager has 8: served_training has done its part, and its
-        # slot goes to video_embeddings (which waits in RESTARTING until a slot frees).
+        # Slots: features 2, history 2, follow_graph 1, served_training 1, orchestration 2, video_embeddings 2 make
+        # 10, and the local TaskManager has 8: served_training has done its part, and its slot goes to
+        # video_embeddings (which waits in RESTARTING until a slot frees).
         for job_id in training_ids.values():
             cancel_job(settings, job_id)
             out.print("[green]✓[/] served_training stopped (its slot goes to video_embeddings)")
+    if upload:  # the follow graph has counted the traffic's follows (above); its slot goes to video_embeddings too
+        from fyp.stack.rescale import stop_with_savepoint
+
+        # With a savepoint: the job's state is the only full copy of the graph (docs/REDIS_LAYOUT.md, "The follow
+        # graph"), so it must resume from it, never start empty.
+        with fail_cleanly(StackError), out.status("stopping follow_graph with a savepoint …"):
+            savepoint = stop_with_savepoint(settings, job_ids[FOLLOW_GRAPH_JOB.job])
+        out.print(f"[green]✓[/] follow_graph stopped (its slot goes to video_embeddings); resume it with its state: "
+                  f"fyp submit follow_graph --from-savepoint {savepoint}")
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}
@@ -176,7 +190,7 @@ def demo(
     for job, n in summary["consumed"].items():
         behind = summary["behind"][job]
         table.add_row(f"events consumed by {job}", f"{n:,}" + (f" ({behind:,} still to process)" if behind else ""))
-    for name, n in summary["features"].items():
+    for name, n in {**summary["features"], **summary["follow_graph"]}.items():
         table.add_row(f"Redis keys {name}", f"{n:,}")
     table.add_row("Iceberg rows history.engagement_events", f"{summary['iceberg_rows']:,}")
     table.add_row("dead letters", f"{summary['dead_letters']:,}")

@@ -227,7 +227,7 @@ def worker_candidate_sets(
     once: bool = typer.Option(False, "--once", help="One refresh, then exit."),
     as_json: bool = typer.Option(False, "--json", help="Print each refresh's report as JSON."),
 ) -> None:
-    """Co-watch and follows from the Iceberg history into Redis, every --every seconds."""
+    """Co-watch from the Iceberg history into Redis, every --every seconds (follows: the follow_graph job)."""
     from dataclasses import asdict
     from datetime import timedelta
 

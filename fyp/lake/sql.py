@@ -9,7 +9,8 @@ named twice, an outer join, a sample), the table is scanned in full: correctness
 Timestamps without a time zone are read as UTC, by pyiceberg and by DuckDB alike (`SET TimeZone = 'UTC'`).
 
 Views (`LAKE_VIEWS`) are queries over Iceberg tables that the query may name like a table: `history.videos`
-is the latest row per video of `history.videos_changelog`. The tables under a view are scanned in full.
+is the latest row per video of `history.videos_changelog`, `graph.follows` the current follow edges
+of `graph.follows_changelog`. The tables under a view are scanned in full.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import Table
 
 from fyp.lake.pushdown import LakeQueryError, describe_filter, needed_columns, pushdown_filters, referenced_tables
-from schemas.tables import VIDEOS_CHANGELOG
+from schemas.tables import FOLLOWS, FOLLOWS_CHANGELOG, VIDEOS_CHANGELOG
 
 __all__ = [
     "LAKE_VIEWS",
@@ -63,6 +64,15 @@ LAKE_VIEWS: dict[str, LakeView] = {
         sql=f"SELECT * FROM {VIDEOS_CHANGELOG} "
             "QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY seq DESC) = 1",
         doc="one row per video: its latest state in history.videos_changelog (highest seq)",
+    ),
+    # jobs/follow_graph.py's rule (udfs/follow_graph.py): the latest event per pair wins, an unfollow at a tie.
+    FOLLOWS: LakeView(
+        source=FOLLOWS_CHANGELOG,
+        sql="SELECT user_id, author_id, event_time AS followed_at FROM ("
+            f"SELECT * FROM {FOLLOWS_CHANGELOG} QUALIFY row_number() OVER ("
+            "PARTITION BY user_id, author_id ORDER BY event_time DESC, op DESC) = 1) WHERE op = '+'",
+        doc="the current follow edges: per (user_id, author_id) the latest row of graph.follows_changelog, "
+            "kept if it is a follow ('+')",
     ),
 }
 

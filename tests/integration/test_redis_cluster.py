@@ -21,9 +21,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from features.follow_graph import following_key
 from features.serving_sets import RECENT_SEEN, USER_MARKET
 from fyp.candidates.history_sets import write_sets
-from fyp.candidates.sources import COWATCH_KEY, FOLLOWS_KEY, RedisSources
+from fyp.candidates.sources import COWATCH_KEY, RedisSources
 from fyp.config import Settings, load_settings
 from fyp.serving import FeatureClient
 from fyp.stack.observe import feature_key_counts
@@ -177,19 +178,20 @@ def test_a_killed_primary_is_replaced_and_reads_succeed_again(stores: Stores):
 
 
 def test_candidate_sets_are_written_and_read_on_the_cluster(stores: Stores):
-    """write_sets' MULTI/EXEC (one key per transaction on a cluster) and RedisSources' pipelined reads."""
-    sets = {
-        "cowatch": pa.table({"x": ["c1", "c1", "c2"], "y": ["c2", "c3", "c1"], "strength": [3.0, 1.0, 2.0]}),
-        "follows": pa.table({"user_id": ["cu1", "cu1", "cu2"], "author_id": ["a1", "a2", "a1"]}),
-    }
+    """write_sets' MULTI/EXEC (one key per transaction on a cluster) and RedisSources' pipelined reads, over
+    keys in different slots (the following set stands in for the follow graph job's write)."""
+    sets = {"cowatch": pa.table({"x": ["c1", "c1", "c2"], "y": ["c2", "c3", "c1"], "strength": [3.0, 1.0, 2.0]})}
     write_sets(stores.cluster, sets, ttl=timedelta(minutes=5))
-    keys = [COWATCH_KEY.format(video_id="c1"), FOLLOWS_KEY.format(user_id="cu1"), FOLLOWS_KEY.format(user_id="cu2")]
-    assert len({stores.cluster.keyslot(k) for k in keys}) == len(keys)  # the write spans slots
+    keys = [COWATCH_KEY.format(video_id="c1"), COWATCH_KEY.format(video_id="c2"), following_key("cu1"),
+            USER_MARKET.key_prefix + "cu1"]
+    assert len({stores.cluster.keyslot(k) for k in keys}) == len(keys)  # the reads span slots
     sources = RedisSources(stores.cluster)
     stores.cluster.zadd(USER_MARKET.key_prefix + "cu1", {"US:en": 1.0})  # the features job's write
+    stores.cluster.zadd(following_key("cu1"), {"a1": 1.0, "a2": 2.0})  # the follow graph job's write
     try:
         seen, follows, market = sources.user_context("cu1")
     finally:
         stores.cluster.delete(USER_MARKET.key_prefix + "cu1")
+        stores.cluster.delete(following_key("cu1"))
     assert (seen, follows, market) == ([], {"a1", "a2"}, "US:en")
     assert [c.video_id for c in sources.cowatch(["c1", "c2"], 5)][:1] == ["c2"]

@@ -471,7 +471,7 @@ def test_lifecycle_and_videos_row_land_in_iceberg(settings, pipeline, store, rea
     lake_commands.register(app)
     listed = json.loads(CliRunner().invoke(app, ["tables", "--json"]).stdout)
     assert {"history.upload_events", "history.videos_changelog"} <= {t["name"] for t in listed["tables"]}
-    assert [v["name"] for v in listed["views"]] == ["history.videos"]
+    assert "history.videos" in [v["name"] for v in listed["views"]]  # graph.follows is test_follow_graph's
 
 
 # --- bad and awkward input, through the API, S3, the job and the workers ------------------------------------

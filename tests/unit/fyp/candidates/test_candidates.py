@@ -1,6 +1,5 @@
 """Candidate generation without Redis: quotas, the merge, co-watch combination, the generator over plain sources,
-the cold-start market and trending list, and the history sets (co-watch, follows) computed by DuckDB from plain
-rows."""
+the cold-start market and trending list, and the history sets (co-watch) computed by DuckDB from plain rows."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fyp.candidates.generator import CandidateGenerator
-from fyp.candidates.history_sets import HistorySetsConfig, compute_sets
+from fyp.candidates.history_sets import HistorySetsConfig, compute_sets, history_query
 from fyp.candidates.market import Market, choose_market, cold_start_trending, request_market
 from fyp.candidates.merge import DEFAULT_SHARES, Candidate, merge, merge_with_stats, quota_counts
 from fyp.candidates.sources import combine_cowatch, exploration_pool
@@ -250,14 +249,12 @@ def test_cowatch_keeps_only_each_users_most_recent_videos():
     assert set(sets["cowatch"].column("x").to_pylist()) == {"a", "b"}
 
 
-def test_follows_take_the_latest_action():
-    rows = [("u1", "v1", "a1", "follow", "FOLLOW", None, None, "US", "en", 1),
-            ("u1", "v2", "a1", "follow", "UNFOLLOW", None, None, "US", "en", 2),
-            ("u1", "v3", "a2", "follow", "FOLLOW", None, None, "DE", "de", 3),
-            ("u2", "v3", "a1", "follow", "FOLLOW", None, None, "GB", "en", 1)]
-    sets = compute_sets(events(rows), HistorySetsConfig())
-    assert sets["follows"].to_pylist() == [{"user_id": "u1", "author_id": "a2"}, {"user_id": "u2", "author_id": "a1"}]
-    assert set(sets) == {"cowatch", "follows"}  # markets come from the features job (USER_MARKET)
+def test_history_sets_are_cowatch_only():
+    """Follows come from the follow graph job (jobs/follow_graph.py), markets from the features job: the history
+    query no longer reads follow events, and a follow row yields no set."""
+    rows = [("u1", "v1", "a1", "follow", "FOLLOW", None, None, "US", "en", 1)]
+    assert set(compute_sets(events(rows), HistorySetsConfig())) == {"cowatch"}
+    assert "'follow'" not in history_query(0)
 
 
 def test_history_sets_config_is_checked():
