@@ -30,9 +30,10 @@ def ranker_command(
     test_days: int = typer.Option(1, "--test-days", min=1, help="Held-out tail: the last N days with rows."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Most passes (the validation slice picks the best)."),
     hidden: str = typer.Option("128,64", "--hidden", help="Trunk layer widths, comma-separated."),
-    lr: float = typer.Option(2e-3, "--lr", help="Adam learning rate."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     save: bool = typer.Option(True, "--save/--no-save", help="Save the model to S3 and move LATEST to it."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and shuffling."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Train the ranker (heads: completed, liked, shared, followed, skipped) on training.watch_outcomes."""
@@ -49,7 +50,7 @@ def ranker_command(
         if not widths or min(widths) < 1 or max(widths) > 4096:
             raise ValueError(f"--hidden takes 1..4096 wide layers, got {hidden!r}")
         settings = load_settings()
-        config = RankerConfig(hidden=widths, epochs=epochs, lr=lr, test_days=test_days, seed=seed)
+        config = RankerConfig(hidden=widths, epochs=epochs, lr=lr, test_days=test_days, seed=seed, threads=threads)
         started = time.monotonic()
         with err_console.status("reading training.watch_outcomes …") as status:
             columns = read_ranker_rows(settings, since=first, until=last)

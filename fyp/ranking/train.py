@@ -27,24 +27,25 @@ __all__ = ["DAY_MS", "HeadMetrics", "RankerConfig", "TrainedRanker", "popularity
 
 DAY_MS = 86_400_000
 POPULARITY_PRIOR_ROWS = 20  # the smoothing: a video's rate counts as 20 extra rows at the overall rate
-LOGISTIC_MAX_ROWS = 50_000
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, kw_only=True)
 class RankerConfig:
     """hidden: trunk widths; epochs: most passes (validation picks how many); lr: Adam's; test_days: held-out
-    tail; validation_fraction: of the training rows, by time; threads: torch CPU threads (None: torch's)."""
+    tail; validation_fraction: of the training rows, by time; threads: torch CPU threads (None: torch's; 1 is
+    deterministic, and on a busy machine faster)."""
 
     hidden: tuple[int, ...] = (128, 64)
-    epochs: int = 6
-    batch_size: int = 512
-    lr: float = 2e-3
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
     weight_decay: float = 1e-5
     test_days: int = 1
     validation_fraction: float = 0.1
     seed: int = 0
     threads: int | None = None
+    logistic_rows: int = 50_000  # training rows the logistic baseline fits on (a sample; 0: no baseline)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.test_days < 1:
@@ -110,13 +111,14 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, scores))
 
 
-def _logistic_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray | None:
+def _logistic_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, rows: int,
+                     seed: int) -> np.ndarray | None:
     from sklearn.linear_model import LogisticRegression
 
-    if y_train.min() == y_train.max():
+    if rows <= 0 or y_train.min() == y_train.max():
         return None
-    if len(y_train) > LOGISTIC_MAX_ROWS:
-        pick = np.random.default_rng(seed).choice(len(y_train), LOGISTIC_MAX_ROWS, replace=False)
+    if len(y_train) > rows:
+        pick = np.random.default_rng(seed).choice(len(y_train), rows, replace=False)
         x_train, y_train = x_train[pick], y_train[pick]
     return LogisticRegression(max_iter=300).fit(x_train, y_train).predict_proba(x_test)[:, 1]
 
@@ -182,7 +184,8 @@ def train_ranker(columns: Mapping[str, np.ndarray], sets: Sequence[tuple[str, Se
     metrics = []
     for h, head in enumerate(HEADS):
         y_test = labels[test, h]
-        logistic = _logistic_scores(inputs[train], labels[train, h], inputs[test], config.seed)
+        logistic = _logistic_scores(inputs[train], labels[train, h], inputs[test], rows=config.logistic_rows,
+                                    seed=config.seed)
         metrics.append(HeadMetrics(
             head=head, positives=int(y_test.sum()), auc=_auc(y_test, predicted[:, h]),
             popularity_auc=_auc(y_test, popularity_scores(train_videos, labels[train, h], test_videos)),
