@@ -28,6 +28,9 @@ def ranker_command(
     since: str | None = typer.Option(None, "--since", help="First UTC day of training-table rows (YYYY-MM-DD)."),
     until: str | None = typer.Option(None, "--until", help="Last UTC day of rows, inclusive (YYYY-MM-DD)."),
     test_days: int = typer.Option(1, "--test-days", min=1, help="Held-out tail: the last N days with rows."),
+    test_fraction: float | None = typer.Option(
+        None, "--test-fraction", min=0.01, max=0.9,
+        help="Hold out the last share of rows by time instead of whole days (rows of a single day)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Most passes (the validation slice picks the best)."),
     hidden: str = typer.Option("128,64", "--hidden", help="Trunk layer widths, comma-separated."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
@@ -50,7 +53,8 @@ def ranker_command(
         if not widths or min(widths) < 1 or max(widths) > 4096:
             raise ValueError(f"--hidden takes 1..4096 wide layers, got {hidden!r}")
         settings = load_settings()
-        config = RankerConfig(hidden=widths, epochs=epochs, lr=lr, test_days=test_days, seed=seed, threads=threads)
+        config = RankerConfig(hidden=widths, epochs=epochs, lr=lr, test_days=test_days, test_fraction=test_fraction,
+                              seed=seed, threads=threads)
         started = time.monotonic()
         with err_console.status("reading training.watch_outcomes …") as status:
             columns = read_ranker_rows(settings, since=first, until=last)

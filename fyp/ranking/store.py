@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from fyp.media.keys import validate_key
 
-__all__ = ["S3_PREFIX", "RankerNotFound", "deserialize", "latest_version", "load_version", "save", "serialize"]
+__all__ = ["S3_PREFIX", "RankerNotFound", "check_version", "deserialize", "latest_version", "load_version", "save",
+           "serialize"]
 
 S3_PREFIX = "models/ranker/"
 MAX_ZIP_BYTES = 64 * 2**20  # a ranker is well under 1 MB; a bigger file is not one of ours

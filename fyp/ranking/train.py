@@ -42,6 +42,7 @@ class RankerConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     test_days: int = 1
+    test_fraction: float | None = None  # hold out the last share of rows by time instead of whole days
     validation_fraction: float = 0.1
     seed: int = 0
     threads: int | None = None
@@ -50,6 +51,8 @@ class RankerConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.test_days < 1:
             raise ValueError("epochs >= 1, batch_size >= 2 and test_days >= 1 are required")
+        if self.test_fraction is not None and not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
 
@@ -77,16 +80,25 @@ class TrainedRanker:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def time_split(times_ms: np.ndarray, *, test_days: int, validation_fraction: float) -> tuple[np.ndarray, ...]:
-    """Index arrays (train, validation, test): test = the last `test_days` days with rows; validation = the last
-    share of the others by time. `ValueError` if nothing would be left to train on."""
-    days = times_ms // DAY_MS
-    distinct = np.unique(days)
-    if len(distinct) <= test_days:
-        raise ValueError(f"rows span {len(distinct)} day(s); holding out {test_days} leaves none to train on")
-    test = np.flatnonzero(days >= distinct[-test_days])
-    rest = np.flatnonzero(days < distinct[-test_days])
-    rest = rest[np.argsort(times_ms[rest], kind="stable")]
+def time_split(times_ms: np.ndarray, *, test_days: int, validation_fraction: float,
+               test_fraction: float | None = None) -> tuple[np.ndarray, ...]:
+    """Index arrays (train, validation, test): test = the last `test_days` days with rows, or the last
+    `test_fraction` of rows by time when given (rows of a single day); validation = the last share of the others by
+    time. `ValueError` if nothing would be left to train on."""
+    ordered = np.argsort(times_ms, kind="stable")
+    if test_fraction is not None:
+        cut = len(ordered) - int(len(ordered) * test_fraction)
+        rest, test = ordered[:cut], ordered[cut:]
+    else:
+        days = times_ms // DAY_MS
+        distinct = np.unique(days)
+        if len(distinct) <= test_days:
+            raise ValueError(f"rows span {len(distinct)} day(s); holding out {test_days} leaves none to train on "
+                             "(hold out a share of the rows instead: --test-fraction)")
+        test = np.flatnonzero(days >= distinct[-test_days])
+        rest = ordered[days[ordered] < distinct[-test_days]]
+    if len(rest) == 0 or len(test) == 0:
+        raise ValueError(f"{len(times_ms)} rows leave {len(rest)} to train on and {len(test)} to test on")
     cut = len(rest) - int(len(rest) * validation_fraction)
     return rest[:cut], rest[cut:], test
 
@@ -138,7 +150,7 @@ def train_ranker(columns: Mapping[str, np.ndarray], sets: Sequence[tuple[str, Se
     torch.manual_seed(config.seed)
     times = np.asarray(columns["event_time"], dtype=np.int64)
     labels = np.column_stack([np.asarray(columns[f"label_{head}"], dtype=np.float32) for head in HEADS])
-    train, validation, test = time_split(times, test_days=config.test_days,
+    train, validation, test = time_split(times, test_days=config.test_days, test_fraction=config.test_fraction,
                                          validation_fraction=config.validation_fraction)
     spec = fit_inputs({name: np.asarray(columns[name])[train] for _, cols in sets for name in cols}, sets)
     inputs = transform(spec, columns)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -28,7 +29,12 @@ from connectors.iceberg_tables import catalog, ensure_tables
 from fyp.commands import train as train_commands
 from fyp.commands import training as training_commands
 from fyp.embeddings import UserFeatures, UserHistory, VideoMeta, load_encoders
+from fyp.index.snapshot import S3ObjectStore
+from fyp.media.publish import make_s3_client
 from fyp.pipelines import ENGAGEMENT_HISTORY_JOB
+from fyp.ranking.inputs import HEADS, InputSpec
+from fyp.ranking.runtime import RankerRuntime
+from fyp.ranking.store import latest_version, load_version
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.tables import ENGAGEMENT_HISTORY
@@ -106,3 +112,17 @@ def test_train_two_tower_reads_the_training_table_and_saves_a_model_that_encodes
     user_vectors = users.encode([UserHistory(video_ids=("v3", "v0")), UserHistory()],
                                 [UserFeatures(values={"plays_24h": 3.0}), None])
     assert item_vectors.shape == user_vectors.shape == (2, 64)
+
+    # The fine ranker on the same table: the plumbing from Iceberg to a saved ONNX file that loads and scores
+    # (its quality is tests/unit/fyp/ranking/test_ranker_world.py's to check).
+    ranker = _invoke(train_commands.register, "train", "ranker", "--test-fraction", "0.3", "--epochs", "2",
+                     "--threads", "2")
+    assert sum(ranker["rows"].values()) == out["rows"] and ranker["saved"].endswith("/ranker.zip")
+    assert [m["head"] for m in ranker["metrics"]] == list(HEADS)
+    assert all(m["auc"] is None or 0 <= m["auc"] <= 1 for m in ranker["metrics"])
+    store = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
+    assert latest_version(store) == ranker["version"]
+    onnx, card = load_version(store, "latest")
+    spec = InputSpec.from_json(card["spec"])
+    rows = {c: np.full(3, np.nan) for c in spec.columns}  # a new user and video: every feature missing
+    assert RankerRuntime(onnx, spec).predict(rows).shape == (3, len(HEADS))

@@ -55,6 +55,9 @@ def test_the_split_holds_out_the_last_days_and_validates_on_the_latest_training_
     assert len(train) + len(validation) + len(test) == len(times)
     with pytest.raises(ValueError, match="leaves none to train on"):
         time_split(np.array([0, 1]), test_days=1, validation_fraction=0.1)
+    train, validation, test = time_split(np.arange(10)[::-1].copy(), test_days=1, validation_fraction=0.25,
+                                         test_fraction=0.2)
+    assert sorted(test.tolist()) == [0, 1] and sorted(validation.tolist()) == [2, 3] and len(train) == 6
 
 
 def test_popularity_is_a_smoothed_rate_and_unknown_videos_get_the_overall_rate() -> None:
