@@ -2,10 +2,11 @@
 
 Wiring only; the checks live in `fyp.moderation`. For each event: download the published rendition closest to
 the frame size we sample at (its HLS playlist and fMP4 segments) and the cover from S3, sample frames, score
-NSFW, read on-screen text, match the event's audio fingerprint against the music catalogue (and read whether the
-transcoder already published silent audio, `audio_muted`), look the PDQ signature up in the near-duplicate
-indexes (Redis), decide, emit the verdict and every action that applies. Moderating the published rendition, not the
-upload, means we judge exactly what viewers get. The result's event_id is derived from the input's, so a
+NSFW (and violence, once a `ViolenceClassifier` is given: none ships today), read on-screen text, match the
+event's audio fingerprint against the music catalogue (and read whether the transcoder already published silent
+audio, `audio_muted`), look the PDQ signature up in the near-duplicate indexes (Redis), decide, emit the verdict
+and every action that applies. Moderating the published rendition, not the upload, means we judge exactly what
+viewers get. The result's event_id is derived from the input's, so a
 redelivery yields the same event and consumers dedupe.
 
 `handler` is all this module adds to the worker runtime (`workers.runtime.run_consumer`), which owns the rest:
@@ -39,6 +40,7 @@ from fyp.moderation.nsfw import NsfwClassifier
 from fyp.moderation.ocr import BlockedTerms, OcrSettings, read_text
 from fyp.moderation.phash import RedisPdqIndex, video_signature
 from fyp.moderation.verdict import DEFAULT_POLICY, ModerationPolicy, ModerationSignals, Verdict, decide
+from fyp.moderation.violence import ViolenceClassifier
 from workers.runtime import ConsumerConfig, Handler, Output, run_consumer
 
 __all__ = ["POISON", "Moderator", "Topics", "handler", "main", "run"]
@@ -166,6 +168,8 @@ class Moderator:
     sampling: FrameSampling = field(default_factory=FrameSampling)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     policy: ModerationPolicy = DEFAULT_POLICY
+    # None today: no usable violence model ships in a package (fyp/moderation/violence.py); None proposes nothing.
+    violence: ViolenceClassifier | None = None
 
     def moderate(self, event: Mapping[str, Any]) -> dict[str, Any]:
         video_id = event["video_id"]
@@ -188,6 +192,7 @@ class Moderator:
         near = None if reupload else self.seen.query(signature, exclude=video_id)
         signals = ModerationSignals(
             nsfw_score=self.nsfw.score_frames(visual).score if frames else None,
+            violence_score=self.violence.score_frames(visual).score if frames and self.violence else None,
             text_hits=self.terms.check(text),
             music=music,
             near_duplicate=near,

@@ -6,5 +6,6 @@ from featurespec import AUTHOR, FeatureSet
 v1 = FeatureSet(
     name="author_comment_sentiment", version=1, entity=AUTHOR, windows=WINDOWS, half_lives=HALF_LIVES,
     where=COMMENTS_ONLY, derived=(SENTIMENT,), aggregations=AGGREGATIONS, ratios=RATIOS,
-    description="Per creator, over the comments on all their videos (VADER lexicon scores, udfs/sentiment.py).",
+    description="Per creator, over the comments on all their videos (lexicon scores: VADER for English, word "
+                "lists for other languages; udfs/sentiment.py).",
 )

@@ -13,7 +13,8 @@ from udfs.sentiment import NEGATIVE_BELOW, POSITIVE_FROM
 
 COMMENTS_ONLY = "event_type = 'comment'"
 SENTIMENT = DerivedColumn(name="sentiment", sql="COMMENT_SENTIMENT(`comment_text`)",
-                          description="VADER compound score of the comment text, -1..1")
+                          description="sentiment of the comment text, -1..1 (VADER compound for English, "
+                                      "a word list for other languages: docs/SENTIMENT.md)")
 
 WINDOWS = (timedelta(hours=1), timedelta(hours=24))
 HALF_LIVES = (timedelta(hours=24),)

@@ -6,5 +6,6 @@ from featurespec import VIDEO, FeatureSet
 v1 = FeatureSet(
     name="video_comment_sentiment", version=1, entity=VIDEO, windows=WINDOWS, half_lives=HALF_LIVES,
     where=COMMENTS_ONLY, derived=(SENTIMENT,), aggregations=AGGREGATIONS, ratios=RATIOS,
-    description="Per video, over its comments only (VADER lexicon scores, udfs/sentiment.py).",
+    description="Per video, over its comments only (lexicon scores: VADER for English, word lists for other "
+                "languages; udfs/sentiment.py).",
 )

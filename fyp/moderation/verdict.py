@@ -105,6 +105,11 @@ class ModerationPolicy:
     nsfw_reject_at: at or above this rejects (default 0.8, Yahoo's "highly probable NSFW").
     unscored_verdict: when no NSFW score exists (no frame could be decoded) (default AGE_RESTRICT: fail
         closed, without rejecting a video for an infrastructure fault).
+    violence_restrict_at: a violence/gore score (0..1, max over frames) at or above this age-restricts
+        (default 0.5: an even-odds probability, as for NSFW). No violence model runs today
+        (fyp/moderation/violence.py), so these two are checked against a chosen model's own guidance then.
+    violence_reject_at: at or above this rejects (default 0.8: only when the model is confident, since news,
+        sport and film clips are violent but allowed behind an age gate).
     text_verdicts: blocked-term category -> verdict (default profanity/sexual AGE_RESTRICT, hate/harassment/
         scam REJECT); must cover every category in TEXT_CATEGORIES.
     music_verdicts: the audio matcher's licence decision -> verdict (default allow APPROVE, mute MUTE_AUDIO,
@@ -119,11 +124,17 @@ class ModerationPolicy:
     Traceback (most recent call last):
     ...
     ValueError: need 0 <= nsfw_restrict_at (0.5) <= nsfw_reject_at (0.3) <= 1
+    >>> ModerationPolicy(violence_restrict_at=0.9)
+    Traceback (most recent call last):
+    ...
+    ValueError: need 0 <= violence_restrict_at (0.9) <= violence_reject_at (0.8) <= 1
     """
 
     nsfw_restrict_at: float = 0.5
     nsfw_reject_at: float = 0.8
     unscored_verdict: Verdict = Verdict.AGE_RESTRICT
+    violence_restrict_at: float = 0.5
+    violence_reject_at: float = 0.8
     text_verdicts: Mapping[str, Verdict] = field(default_factory=_default_text_verdicts)
     music_verdicts: Mapping[str, Verdict] = field(default_factory=_default_music_verdicts)
     near_duplicate_verdict: Verdict = Verdict.APPROVE
@@ -131,11 +142,12 @@ class ModerationPolicy:
     unmuted_verdict: Verdict = Verdict.REJECT
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.nsfw_restrict_at <= self.nsfw_reject_at <= 1.0:
-            raise ValueError(
-                f"need 0 <= nsfw_restrict_at ({self.nsfw_restrict_at}) <= nsfw_reject_at "
-                f"({self.nsfw_reject_at}) <= 1"
-            )
+        for signal in ("nsfw", "violence"):
+            restrict, reject = getattr(self, f"{signal}_restrict_at"), getattr(self, f"{signal}_reject_at")
+            if not 0.0 <= restrict <= reject <= 1.0:
+                raise ValueError(
+                    f"need 0 <= {signal}_restrict_at ({restrict}) <= {signal}_reject_at ({reject}) <= 1"
+                )
         for name, keys in (("text_verdicts", TEXT_CATEGORIES), ("music_verdicts", MUSIC_DECISIONS)):
             mapping = getattr(self, name)
             if set(mapping) != set(keys):
@@ -152,6 +164,8 @@ class ModerationSignals:
     """What the checks found for one video.
 
     nsfw_score: max open_nsfw score over the frames, 0..1; None when it could not be computed.
+    violence_score: max violence/gore score over the frames, 0..1; None when no violence model ran, which is
+        always today (fyp/moderation/violence.py), and then it proposes nothing.
     text_hits: blocked terms found in on-screen text.
     music: the audio matcher's match, None when no catalogue track matched.
     near_duplicate: an earlier, not rejected video this one nearly duplicates.
@@ -161,6 +175,7 @@ class ModerationSignals:
     """
 
     nsfw_score: float | None
+    violence_score: float | None = None
     text_hits: tuple[TextHit, ...] = ()
     music: MusicMatchLike | None = None
     near_duplicate: DuplicateMatch | None = None
@@ -170,8 +185,10 @@ class ModerationSignals:
     def __post_init__(self) -> None:
         if self.audio_muted is not None and (not isinstance(self.audio_muted, str) or not self.audio_muted):
             raise ValueError(f"audio_muted must be a non-empty music_id or None, got {self.audio_muted!r}")
-        if self.nsfw_score is not None and not 0.0 <= self.nsfw_score <= 1.0:
-            raise ValueError(f"nsfw_score must be in 0..1, got {self.nsfw_score}")
+        for name in ("nsfw_score", "violence_score"):
+            score = getattr(self, name)
+            if score is not None and not 0.0 <= score <= 1.0:
+                raise ValueError(f"{name} must be in 0..1, got {score}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +226,7 @@ def _proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tup
         found.append((Verdict.REJECT, "nsfw_reject"))
     elif score >= policy.nsfw_restrict_at:
         found.append((Verdict.AGE_RESTRICT, "nsfw_age_restrict"))
+    found += _violence_proposals(signals.violence_score, policy)
     for hit in signals.text_hits:
         if hit.category not in policy.text_verdicts:
             raise ValueError(f"unknown text category {hit.category!r}")
@@ -217,6 +235,19 @@ def _proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tup
     if signals.near_duplicate is not None:
         found.append((policy.near_duplicate_verdict, f"near_duplicate:{signals.near_duplicate.video_id}"))
     return found
+
+
+def _violence_proposals(score: float | None, policy: ModerationPolicy) -> list[tuple[Verdict, str]]:
+    """Like NSFW, except that no score proposes nothing: no violence model runs yet, and failing closed on an
+    absent model would age-restrict every video. Frames that cannot be decoded already fail closed through
+    `nsfw_unscored`."""
+    if score is None:
+        return []
+    if score >= policy.violence_reject_at:
+        return [(Verdict.REJECT, "violence_reject")]
+    if score >= policy.violence_restrict_at:
+        return [(Verdict.AGE_RESTRICT, "violence_age_restrict")]
+    return []
 
 
 def _music_proposals(signals: ModerationSignals, policy: ModerationPolicy) -> list[tuple[Verdict, str]]:

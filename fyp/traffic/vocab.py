@@ -81,9 +81,10 @@ NOT_INTERESTED_REASONS: tuple[tuple[str | None, float], ...] = (
 )
 
 # Comments by tone: the model picks a tone from how much the viewer liked the video (fyp/traffic/model.py), so
-# comment sentiment (udfs/sentiment.py, VADER) correlates with quality and completion. Some are not ASCII on
-# purpose: the hand-rolled encoder must get UTF-8 lengths right. The "other" tone is what VADER mostly scores
-# near 0 (questions, slang, emoji, other languages).
+# comment sentiment (udfs/sentiment.py) correlates with quality and completion. Some are not ASCII on
+# purpose: the hand-rolled encoder must get UTF-8 lengths right. The "other" tone is mostly what VADER scores
+# near 0 (questions, slang, emoji); its four non-English texts are praise, which the language word lists
+# (udfs/sentiment_lexicons.py) score positive, so "other" leans positive.
 POSITIVE_COMMENTS: tuple[tuple[str, float], ...] = (
     ("lol", 0.20),
     ("😂😂😂", 0.18),

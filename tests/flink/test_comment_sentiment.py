@@ -17,7 +17,9 @@ from udfs.flink_functions import SCALAR_FUNCTIONS
 from udfs.sentiment import comment_sentiment
 
 NOW = int(time.time() * 1000)
-TEXTS = {"v1": ["love this so much", "worst video ever", "lol"], "v2": ["this is boring"]}
+# v2 also has comments in other languages: the Python worker loads their word lists (udfs/data/sentiment/).
+TEXTS = {"v1": ["love this so much", "worst video ever", "lol"],
+         "v2": ["this is boring", "que vídeo chato", "めっちゃかわいい", "çok güzel"]}
 
 
 def _event(record_name: str, video_id: str, **fields) -> bytes:
@@ -48,6 +50,7 @@ def test_mean_sentiment_per_video_over_comments_only(raw):
     for video, texts in TEXTS.items():
         values = dict(zip(columns, rows[(video,)], strict=True))
         scores = [comment_sentiment(t) for t in texts]
+        assert all(scores), texts  # each language's scorer gave a score, none fell back to a neutral 0.0
         assert values["scored_comments_1h"] == len(texts)  # the watch of v1 is not a comment
         assert values["sentiment_sum_24h"] == pytest.approx(sum(scores))
         assert values["positive_comments_1h"] == sum(s >= 0.05 for s in scores)

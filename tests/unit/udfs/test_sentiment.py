@@ -77,11 +77,13 @@ def test_sentiment_cost_is_bounded_at_the_comment_limit(name):
     text = HOSTILE_COMMENTS[name]
     assert len(scored_text(text).split()) <= MAX_SCORED_WORDS
     comment_sentiment(text)  # warm the analyzer
-    started = time.perf_counter()
+    # CPU time, not wall time: on a loaded machine a niced test process waits tens of ms for a core (52 ms "per
+    # comment" was seen at load 16), which says nothing about the scorer's own cost.
+    started = time.process_time()
     for _ in range(5):
         comment_sentiment(text)
-    per_call_ms = (time.perf_counter() - started) / 5 * 1000
-    assert per_call_ms < 15, f"{name}: {per_call_ms:.1f} ms per comment"
+    per_call_ms = (time.process_time() - started) / 5 * 1000
+    assert per_call_ms < 15, f"{name}: {per_call_ms:.1f} ms of CPU per comment"
 
 
 def test_only_the_first_words_are_scored():

@@ -17,6 +17,7 @@ from fyp.moderation.nsfw import NsfwClassifier
 from fyp.moderation.ocr import BlockedTerms
 from fyp.moderation.phash import PdqIndex
 from fyp.moderation.verdict import DEFAULT_POLICY, ModerationPolicy
+from fyp.moderation.violence import ViolenceScore
 from schemas.registry import default_registry
 
 _spec = importlib.util.spec_from_file_location(
@@ -166,6 +167,32 @@ def test_pipeline_end_to_end(moderator: Any, published: tuple[DictStore, dict[st
     assert reupload["verdict"] == "REJECT"
     assert reupload["reasons"][0] == "reupload_of_rejected:scam"
     assert reupload["near_duplicate_of"] == "scam"
+
+
+class _FixedViolence:
+    """A stand-in for a violence model (none ships, fyp/moderation/violence.py): scores every frame `score` and
+    records how many frames it was given."""
+
+    def __init__(self, score: float) -> None:
+        self.score, self.frames_seen = score, 0
+
+    def score_frames(self, frames: Any) -> ViolenceScore:
+        self.frames_seen = len(frames)
+        return ViolenceScore(score=self.score, frame_scores=tuple(self.score for _ in frames))
+
+
+@pytest.mark.parametrize(("score", "verdict", "reasons"), [
+    (0.1, "APPROVE", []), (0.6, "AGE_RESTRICT", ["violence_age_restrict"]), (0.9, "REJECT", ["violence_reject"])])
+def test_a_violence_classifier_feeds_the_verdict(
+    published: tuple[DictStore, dict[str, dict]], score: float, verdict: str, reasons: list[str]
+) -> None:
+    store, events = published
+    violence = _FixedViolence(score)
+    moderator = Moderator(store=store, nsfw=NsfwClassifier(), terms=BlockedTerms.load(), seen=PdqIndex(),
+                          rejected=PdqIndex(), violence=violence)
+    result = _encode_round_trip(moderator.moderate(events["clean"]))
+    assert (result["verdict"], result["reasons"]) == (verdict, reasons)
+    assert violence.frames_seen >= 2  # the sampled frames and the cover, as NSFW sees them
 
 
 def test_redelivery_gives_the_same_event_id_and_no_self_match(
