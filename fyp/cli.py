@@ -19,6 +19,7 @@ from fyp.commands import (
     index,
     jobs,
     lake,
+    music,
     produce,
     serving,
     stack,
@@ -40,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-bench_group = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits.",
+bench_group = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits, music.",
                           no_args_is_help=True)
 serve_group = typer.Typer(help="Run a service in the foreground.", no_args_is_help=True)
 worker_group = typer.Typer(help="Run a pipeline worker in the foreground.", no_args_is_help=True)
@@ -56,6 +57,7 @@ features.register(app)
 bench.register(bench_group)
 uploads.register(app, serve=serve_group, worker=worker_group)
 takedown.register(app)
+music.register(app, bench=bench_group)
 lake.register(app)
 verify.register(app)
 dlq.register(app)

@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fyp.media.fingerprint import CatalogueEntry, MusicMatch, decode_fingerprint, load_catalogue, match
+from fyp.media.fingerprint import CatalogueEntry, MusicMatch, decode_fingerprint, match
 from fyp.media.keys import validate_key, video_root
+from fyp.media.music_catalogue import CatalogueSource, tracks_of
 from fyp.moderation.frames import FrameExtractionError, FrameSampling, sample_frames
 from fyp.moderation.nsfw import NsfwClassifier
 from fyp.moderation.ocr import BlockedTerms, OcrSettings, read_text
@@ -164,7 +165,7 @@ class Moderator:
     terms: BlockedTerms
     seen: SignatureIndex  # every moderated video
     rejected: SignatureIndex  # the rejected ones: a match there is a re-upload
-    catalogue: Sequence[CatalogueEntry] = ()
+    catalogue: CatalogueSource = ()  # a SharedCatalogue in the worker: reloaded when the S3 object changes
     sampling: FrameSampling = field(default_factory=FrameSampling)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     policy: ModerationPolicy = DEFAULT_POLICY
@@ -185,7 +186,7 @@ class Moderator:
             cover_key = validate_key(event["cover_key"], prefix=video_root(video_id))
             cover = decode_image(_fetch(self.store, cover_key), self.sampling.max_side_px)
         visual = [*frames, cover]
-        music = _match_music(event.get("audio_fingerprint"), self.catalogue)
+        music = _match_music(event.get("audio_fingerprint"), tracks_of(self.catalogue))
         text = read_text(visual, self.ocr)
         signature = video_signature(frames)
         reupload = self.rejected.query(signature, exclude=video_id)
@@ -250,19 +251,19 @@ def handler(moderator: Moderator, topics: Topics) -> Handler:
 def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka, S3 and Redis
     """Consume until SIGTERM/SIGINT with the worker runtime (`workers.runtime.run_consumer`)."""
     from fyp.config import load_settings
+    from fyp.media.music_catalogue import worker_catalogue
     from fyp.media.publish import S3ObjectStore, make_s3_client
 
     topics = topics or Topics()
     settings = load_settings()
     client = settings.redis_client()
-    catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     moderator = Moderator(
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
         nsfw=NsfwClassifier(threads=1),
         terms=BlockedTerms.load(os.environ.get("FYP_BLOCKED_TERMS") or None),
         seen=RedisPdqIndex(client, key="fyp:moderation:pdq:seen"),
         rejected=RedisPdqIndex(client, key="fyp:moderation:pdq:rejected"),
-        catalogue=load_catalogue(Path(catalogue_path)),
+        catalogue=worker_catalogue(settings),
     )
     # S3, Redis or a model failing is not the event's fault: the runtime retries those, backing off to 60 s.
     config = ConsumerConfig(topics=(topics.input,), group_id=topics.group_id, dead_letters=topics.dead_letters,

@@ -33,14 +33,15 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fyp.media.fingerprint import CatalogueEntry, encode_fingerprint
+from fyp.media.fingerprint import encode_fingerprint
 from fyp.media.keys import InvalidKey, validate_key, video_prefix
 from fyp.media.ladder import DEFAULT_POLICY, LadderPolicy
+from fyp.media.music_catalogue import CatalogueSource, tracks_of
 from fyp.media.pipeline import Processed, process_source
 from fyp.media.probe import DEFAULT_LIMITS, Limits
 from fyp.media.publish import (
@@ -151,7 +152,7 @@ class Transcoder:
     store: SourceStore
     limits: Limits = DEFAULT_LIMITS
     policy: LadderPolicy = DEFAULT_POLICY
-    catalogue: Sequence[CatalogueEntry] = ()
+    catalogue: CatalogueSource = ()  # a SharedCatalogue in the worker: reloaded when the S3 object changes
     work_root: Path | None = None
 
     def handle(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -187,7 +188,7 @@ class Transcoder:
             source = work / "source"
             self.store.download(source_key, source)
             outcome = process_source(
-                source, work, limits=self.limits, policy=self.policy, catalogue=self.catalogue,
+                source, work, limits=self.limits, policy=self.policy, catalogue=tracks_of(self.catalogue),
                 stage="playable" if base is None else "extra",
             )
             if not isinstance(outcome, Processed):
@@ -260,17 +261,16 @@ def handler(transcoder: Transcoder, topics: Topics) -> Handler:
 def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka and S3
     """Consume until SIGTERM/SIGINT with the worker runtime (`workers.runtime.run_consumer`)."""
     from fyp.config import load_settings
-    from fyp.media.fingerprint import load_catalogue
+    from fyp.media.music_catalogue import worker_catalogue
     from fyp.media.publish import S3ObjectStore, make_s3_client
 
     topics = topics or Topics()
     settings = load_settings()
-    catalogue_path = os.environ.get("FYP_MUSIC_CATALOGUE", str(settings.data_dir / "music_catalogue.json"))
     work_root = settings.data_dir / "transcode"
     work_root.mkdir(parents=True, exist_ok=True)
     transcoder = Transcoder(
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
-        catalogue=load_catalogue(Path(catalogue_path)),
+        catalogue=worker_catalogue(settings),
         work_root=work_root,
         limits=Limits.from_env(),
     )

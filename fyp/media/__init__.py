@@ -4,7 +4,8 @@ Modules, each with one job:
 - `probe`: sniff magic bytes, ffprobe facts (`MediaInfo`), upload limits and refusal reasons;
 - `ladder`: plan renditions (sizes, codecs, bitrates, GOP) from a `MediaInfo`;
 - `transcode`: one ffmpeg process for the whole ladder + CMAF HLS/DASH, cover, posters, audio;
-- `fingerprint`: Chromaprint audio fingerprints against a local licence catalogue;
+- `fingerprint`: Chromaprint audio fingerprints, and matching them against catalogue tracks;
+- `music_catalogue`: the licence catalogue as one S3 object: codec, conditional edits, workers' reloading copy;
 - `pipeline`: the local sequence probe -> limits -> transcode -> fingerprint -> match (-> silent audio, for a
   track whose decision mutes);
 - `loudness`: the peak level of each audio stream (shows that muted renditions carry silence);

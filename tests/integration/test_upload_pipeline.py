@@ -57,29 +57,39 @@ MUTED_MUSIC_ID = "it-muted-track"
 
 
 @pytest.fixture(scope="module")
-def music(tmp_path_factory) -> dict[str, Path]:
-    """Two 12 s generated tracks, and a music catalogue that blocks one and mutes the other (the workers load it
-    at start)."""
-    from fyp.media.fingerprint import build_entry, save_catalogue
+def music(settings: Settings, tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """Two 12 s generated tracks, added to the S3 music catalogue with `fyp music add` (one blocked, one muted)
+    before the workers start, and removed from it afterwards."""
+    from fyp.cli import app as fyp_app
+    from fyp.media.music_catalogue import S3CatalogueStore, remove_track
 
+    catalogue = S3CatalogueStore(make_s3_client(settings), settings.media_bucket)
     d = tmp_path_factory.mktemp("music")
     tracks = {"track": (MELODY, BLOCKED_MUSIC_ID, "block"), "muted_track": (MUTED_MELODY, MUTED_MUSIC_ID, "mute")}
-    entries = []
+
+    def forget() -> None:  # an interrupted earlier run may have left them
+        for _, music_id, _ in tracks.values():
+            if catalogue.read().find(music_id):
+                catalogue.edit(lambda c, m=music_id: remove_track(c, m))
+
+    forget()
     for name, (melody, music_id, decision) in tracks.items():
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
                         f"aevalsrc='{melody}':s=44100:d=12", str(d / f"{name}.wav")], check=True, timeout=60)
-        entries.append(build_entry(d / f"{name}.wav", music_id=music_id, title=name, decision=decision))
-    catalogue = d / "catalogue.json"
-    save_catalogue(catalogue, entries)
-    return {name: d / f"{name}.wav" for name in tracks} | {"catalogue": catalogue}
+        added = CliRunner().invoke(fyp_app, ["music", "add", str(d / f"{name}.wav"), "--id", music_id,
+                                             "--title", name, "--policy", decision])
+        assert added.exit_code == 0, added.output
+    try:
+        yield {name: d / f"{name}.wav" for name in tracks}
+    finally:
+        forget()
 
 
 @pytest.fixture(scope="module")
 def pipeline(settings: Settings, running_job, music, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Submit the orchestration job and start the workers and the upload API; yields {api, workers}."""
     running_job(UPLOAD_ORCHESTRATION_JOB, **CHECKPOINTS)
-    workers = UploadWorkers(tmp_path_factory.mktemp("upload-pipeline-logs"),
-                            {**PIPELINE_ENV, "FYP_MUSIC_CATALOGUE": str(music["catalogue"])})
+    workers = UploadWorkers(tmp_path_factory.mktemp("upload-pipeline-logs"), PIPELINE_ENV)
     try:
         workers.start_workers()
         api = workers.start_api(timeout_s=30)
