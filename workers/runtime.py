@@ -9,7 +9,7 @@ Why our own loop on confluent-kafka, not Quix Streams' `Application` (3.28.1, re
   letter acknowledged before the commit that carries the original key and headers.
 - It manages topics itself (`auto_create_topics`, changelog topics, a state dir). Ours are declared in
   schemas.topics and created by `fyp up`, and the broker does not auto-create topics.
-- Two of the four workers are not consumers at all: they run a pass over Redis or the Iceberg history every N s.
+- Three of the five workers are not consumers at all: they run a pass over Redis or the Iceberg tables every N s.
 Our loop is about 150 lines over confluent-kafka, which the project already uses, and it is tested against the
 broker (tests/integration/test_worker_runtime.py).
 

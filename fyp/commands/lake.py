@@ -1,9 +1,8 @@
-"""`fyp sql`, `fyp tables`, `fyp maintain`: the Iceberg lake for analysts and operators (fyp.lake)."""
+"""`fyp sql`, `fyp tables`, `fyp maintain`, `fyp worker lake-maintenance`: the Iceberg lake for analysts and operators
+(fyp.lake)."""
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -27,7 +26,6 @@ _ERRORS = (ValueError, NoSuchTableError, NoSuchNamespaceError, RESTError, Commit
            OSError, BotoCoreError, ClientError)
 CONSOLE_ROWS = 100
 WIDE_COLUMNS = 8
-MIN_SAFE_ORPHAN_AGE = timedelta(minutes=10)
 
 
 def _catalog():
@@ -149,60 +147,97 @@ def _print_report(report) -> None:
     console.print(table)
 
 
-def _maintain_once(names: list[str] | None, older_than: timedelta, target_bytes: int, as_json: bool) -> None:
-    from fyp.lake import table_names
-    from fyp.lake.maintenance import maintain_table
-    from fyp.stack.seaweedfs import s3_client
+def _maintenance_config(table: list[str] | None, older_than: str | None, target_file_mb: int | None,
+                        every: str | None, allow_recent: bool):
+    """FYP_LAKE_MAINTENANCE_* (fyp.lake.schedule), overridden by the flags given; a bad value exits with its error."""
+    from fyp.lake.maintenance import parse_duration
+    from fyp.lake.schedule import MaintenanceConfig
 
-    catalog = _catalog()
-    s3 = s3_client(load_settings())
-    reports = []
-    for name in names or table_names(catalog):
-        with err_console.status(f"maintaining {name}: compacting, expiring snapshots, deleting orphans …"):
-            report = maintain_table(catalog.load_table(name), s3, older_than=older_than, target_bytes=target_bytes,
-                                    name=name)
-        reports.append(report)
-        if not as_json:
-            _print_report(report)
-    if as_json:
-        print_json({"tables": reports})
+    with fail_cleanly(ValueError):
+        return MaintenanceConfig.from_env(
+            tables=tuple(table) if table else None,
+            older_than=parse_duration(older_than) if older_than else None,
+            target_bytes=target_file_mb * 2**20 if target_file_mb else None,
+            every=parse_duration(every) if every else None,
+            allow_recent=True if allow_recent else None,
+        )
+
+
+def _show_outcome(outcome) -> None:
+    if outcome.report is not None:
+        _print_report(outcome.report)
+    else:
+        err_console.print(f"[red]✗[/] {outcome.table}: {outcome.error}", highlight=False)
+
+
+TABLE_OPTION = typer.Option(None, "--table", help="namespace.table (repeatable; default: every table).")
+OLDER_THAN_OPTION = typer.Option(
+    None, "--older-than", help="Expire snapshots and delete orphans older than this (default 1h).")
+TARGET_OPTION = typer.Option(None, "--target-file-mb", min=1, help="Compacted file size, MiB on disk (default 128).")
+ALLOW_RECENT_OPTION = typer.Option(
+    False, "--allow-recent", help="Allow --older-than below 10m: only when no writer (the Flink job) is running.")
 
 
 def maintain(
-    table: list[str] = typer.Option(None, "--table", help="namespace.table (repeatable; default: every table)."),
-    older_than: str = typer.Option("1h", "--older-than", help="Expire snapshots and delete orphans older than this."),
-    target_file_mb: int = typer.Option(128, "--target-file-mb", min=1, help="Compacted file size, MiB on disk."),
-    every: str = typer.Option(None, "--every", help="Run again after this long (e.g. 1h), until interrupted."),
-    allow_recent: bool = typer.Option(
-        False, "--allow-recent", help="Allow --older-than below 10m: only when no writer (the Flink job) is running."),
-    as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
+    table: list[str] = TABLE_OPTION,
+    older_than: str = OLDER_THAN_OPTION,
+    target_file_mb: int = TARGET_OPTION,
+    every: str = typer.Option(
+        None, "--every", help="Run again this long after each start (e.g. 10m), until interrupted: the "
+        "lake-maintenance worker in the foreground."),
+    allow_recent: bool = ALLOW_RECENT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON (one run only)."),
 ) -> None:
-    """Compact small files, expire old snapshots and delete orphan files, table by table."""
-    from fyp.lake.maintenance import parse_duration
+    """Compact small files, expire old snapshots and delete orphan files, table by table.
 
-    with fail_cleanly(ValueError):
-        age = parse_duration(older_than)
-        period = parse_duration(every) if every else None
-        if age < MIN_SAFE_ORPHAN_AGE and not allow_recent:
-            raise ValueError(f"--older-than {older_than} could delete files a running writer has not committed yet "
-                             "(Flink commits on checkpoints); use 10m or more, or --allow-recent when none runs")
-    while True:
+    Defaults come from FYP_LAKE_MAINTENANCE_* (docs/OPERATIONS.md); a failed table does not stop the others, and
+    the command exits 1 when any failed."""
+    from workers.lake_maintenance import MaintenanceFailed, run
+
+    config = _maintenance_config(table, older_than, target_file_mb, every, allow_recent)
+    if every is not None:
+        if as_json:
+            err_console.print("[red]--json prints one run: leave out --every[/]")
+            raise typer.Exit(2)
+        run(config, on_outcome=_show_outcome)
+        return
+    outcomes = []
+    show = outcomes.append if as_json else _show_outcome
+    with fail_cleanly(*_ERRORS, MaintenanceFailed), err_console.status(
+            "maintaining the tables: compacting, expiring snapshots, deleting orphans …"):
         try:
-            with fail_cleanly(*_ERRORS):
-                _maintain_once(table or None, age, target_file_mb * 2**20, as_json)
-        except typer.Exit:
-            if period is None:
-                raise
-        if period is None:
-            return
-        err_console.print(f"[dim]next run in {every} (Ctrl-C stops)[/]")
-        try:
-            time.sleep(period.total_seconds())
-        except KeyboardInterrupt:
-            return
+            run(config, once=True, on_outcome=show)
+        finally:
+            if as_json:
+                print_json({"tables": [o.report for o in outcomes if o.report is not None],
+                            "failed": [{"table": o.table, "error": o.error} for o in outcomes if not o.ok]})
 
 
-def register(app: typer.Typer) -> None:
+def worker_lake_maintenance(
+    table: list[str] = TABLE_OPTION,
+    older_than: str = OLDER_THAN_OPTION,
+    target_file_mb: int = TARGET_OPTION,
+    every: str = typer.Option(None, "--every", help="Time between the starts of two passes (default 10m)."),
+    allow_recent: bool = ALLOW_RECENT_OPTION,
+    once: bool = typer.Option(False, "--once", help="One pass, then exit (1 when a table failed)."),
+) -> None:
+    """Compaction, snapshot expiry and orphan cleanup of the Iceberg tables on a schedule; one log line per table
+    and per pass. Defaults come from FYP_LAKE_MAINTENANCE_*; `fyp up` starts it as `lake-maintenance`."""
+    import logging
+    import os
+
+    from workers.lake_maintenance import MaintenanceFailed, run
+
+    logging.basicConfig(level=os.environ.get("FYP_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = _maintenance_config(table, older_than, target_file_mb, every, allow_recent)
+    with fail_cleanly(*_ERRORS, MaintenanceFailed):
+        run(config, once=once)
+
+
+def register(app: typer.Typer, *, worker: typer.Typer | None = None) -> None:
     app.command()(sql)
     app.command()(tables)
     app.command()(maintain)
+    if worker is not None:
+        worker.command("lake-maintenance")(worker_lake_maintenance)

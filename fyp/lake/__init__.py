@@ -2,7 +2,9 @@
 
 - `fyp.lake.sql`: DuckDB queries over pyiceberg scans (`fyp sql`), with the predicates and columns that
   `fyp.lake.pushdown` finds in the query pushed into each scan.
-- `fyp.lake.maintenance`: compaction (`fyp.lake.compaction`), snapshot expiry and orphan cleanup (`fyp maintain`).
+- `fyp.lake.maintenance`: compaction (`fyp.lake.compaction`), snapshot expiry and orphan cleanup of one table.
+- `fyp.lake.schedule`: a pass of those over the tables, its settings (FYP_LAKE_MAINTENANCE_*), run by `fyp maintain`
+  and the lake-maintenance worker (`workers/lake_maintenance.py`).
 - `fyp.lake.evolution`: adding optional columns when an event schema grows.
 - `describe_tables` here: namespaces, tables, schemas and sizes (`fyp tables`).
 """

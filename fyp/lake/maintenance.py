@@ -164,15 +164,17 @@ def expire_snapshots(table: Table, s3: Any, *, older_than: timedelta, now: datet
     cutoff_ms = int((now - older_than).timestamp() * 1000)
 
     def commit() -> None:
+        # Keep the snapshot that was current at the cutoff: every moment of the window stays readable (--as-of),
+        # and a reader that planned on it a moment ago still finds its files. So expire what is older than it.
+        # (pyiceberg's `older_than` keeps branch heads and tags too, and builds the metadata once: `by_ids` builds
+        # it twice per snapshot, minutes for a few hundred snapshots.)
+        current_at_cutoff = table.snapshot_as_of_timestamp(cutoff_ms)
+        until_ms = cutoff_ms if current_at_cutoff is None else min(cutoff_ms, current_at_cutoff.timestamp_ms)
         protected = {ref.snapshot_id for ref in table.metadata.refs.values()}  # branch heads and tags
-        # Also the snapshot that was current at the cutoff: every moment of the window stays readable (--as-of),
-        # and a reader that planned on it a moment ago still finds its files.
-        if (current_at_cutoff := table.snapshot_as_of_timestamp(cutoff_ms)) is not None:
-            protected.add(current_at_cutoff.snapshot_id)
-        expired = [s.snapshot_id for s in table.metadata.snapshots
-                   if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected]
-        if expired:  # an empty expiry would still write a metadata version
-            table.maintenance.expire_snapshots().by_ids(expired).commit()
+        if any(s.timestamp_ms < until_ms and s.snapshot_id not in protected for s in table.metadata.snapshots):
+            # Only then: an empty expiry would still write a metadata version.
+            until = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=until_ms)  # exact, unlike floats
+            table.maintenance.expire_snapshots().older_than(until).commit()
 
     _retry_commit(table, commit)
     table.refresh()

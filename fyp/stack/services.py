@@ -5,6 +5,7 @@ from __future__ import annotations
 from fyp.config import Settings
 from fyp.stack.flink_cluster import JobManagerService, TaskManagerService, taskmanager_services
 from fyp.stack.kafka_broker import KafkaService, broker_services
+from fyp.stack.lake_maintenance import LakeMaintenanceService
 from fyp.stack.redis_cluster import redis_services
 from fyp.stack.redis_server import RedisService
 from fyp.stack.seaweedfs import SeaweedService
@@ -12,7 +13,8 @@ from fyp.stack.service import ProcessService
 
 __all__ = ["SERVICE_NAMES", "all_services", "select"]
 
-_ORDER = (KafkaService, RedisService, SeaweedService, JobManagerService, TaskManagerService)
+# The lake-maintenance worker needs only SeaweedFS (S3 and the Iceberg catalog); it tends the tables Flink writes.
+_ORDER = (KafkaService, RedisService, SeaweedService, LakeMaintenanceService, JobManagerService, TaskManagerService)
 SERVICE_NAMES = tuple(cls.name for cls in _ORDER)
 
 

@@ -24,6 +24,10 @@ from fyp.stack.submit import cancel_job, ensure_job
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
+# The stack's scheduled lake maintenance (`fyp up` starts it) tends only the history table here: the scratch tables
+# that tests create count their own files and snapshots, and test_lake_maintenance_schedule runs a worker of its own.
+os.environ.setdefault("FYP_LAKE_MAINTENANCE_TABLES", "history.engagement_events")
+
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
@@ -147,3 +151,25 @@ def uploads_and_index(settings: Settings, running_job, log_dir, name_prefix: str
             yield {"api": api, "workers": workers, "index": index, "store": RedisVideoStore.from_settings(settings)}
     finally:
         workers.stop()
+
+
+@pytest.fixture(scope="module")
+def lake(settings: Settings):
+    """The Iceberg REST catalog (pyiceberg), with the declared tables ensured."""
+    from connectors.iceberg_tables import catalog, ensure_tables
+
+    ensure_tables(settings)  # idempotent; `fyp up` may have lost the race with the table bucket's creation
+    return catalog(settings)
+
+
+@pytest.fixture
+def scratch(lake):
+    """An empty table with the history table's schema, partitioning and sort order, dropped afterwards."""
+    from schemas.tables import ENGAGEMENT_HISTORY
+
+    history = lake.load_table(ENGAGEMENT_HISTORY)
+    name = f"history.lake_it_{uuid.uuid4().hex[:8]}"
+    yield lake.create_table(name, schema=history.schema(), partition_spec=history.spec(),
+                            sort_order=history.sort_order(), properties={"format-version": "2"})
+    with contextlib.suppress(Exception):
+        lake.purge_table(name)

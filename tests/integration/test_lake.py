@@ -10,21 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
-from pyiceberg.catalog import Catalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
 import fyp.lake.compaction as compaction
-from connectors.iceberg_tables import catalog, catch_up_columns, ensure_tables, upload_events_schema
+from connectors.iceberg_tables import catch_up_columns, upload_events_schema
 from fyp.commands import lake as lake_commands
 from fyp.lake.evolution import add_optional_column
 from schemas.tables import ENGAGEMENT_HISTORY
@@ -32,12 +30,6 @@ from schemas.tables import ENGAGEMENT_HISTORY
 pytestmark = pytest.mark.integration
 
 DAY = datetime(2025, 3, 14, tzinfo=UTC)  # a day of its own: the Flink job writes today's partitions
-
-
-@pytest.fixture(scope="module")
-def lake(settings) -> Catalog:
-    ensure_tables(settings)  # idempotent; `fyp up` may have lost the race with the table bucket's creation
-    return catalog(settings)
 
 
 def fyp(*args: str, ok: bool = True):
@@ -55,17 +47,6 @@ def rows(table: Table, *, video_id: str, event_type: str, n: int, day: datetime 
          "user_id": f"u{i % 3}", "video_id": video_id, "watch_ms": 1000 * i, **extra}
         for i in range(n)
     ], schema=table.schema().as_arrow())
-
-
-@pytest.fixture
-def scratch(lake: Catalog) -> Iterator[Table]:
-    """An empty table with the history table's schema, partitioning and sort order, dropped afterwards."""
-    history = lake.load_table(ENGAGEMENT_HISTORY)
-    name = f"history.lake_it_{uuid.uuid4().hex[:8]}"
-    yield lake.create_table(name, schema=history.schema(), partition_spec=history.spec(),
-                            sort_order=history.sort_order(), properties={"format-version": "2"})
-    with contextlib.suppress(Exception):
-        lake.purge_table(name)
 
 
 def test_sql_counts_rows_and_prunes_files(lake):

@@ -149,7 +149,7 @@ def test_workers_scale_on_their_consumer_groups(rendered: tuple[str, list[dict[s
         assert obj["spec"]["maxReplicaCount"] <= UPLOADS.partitions  # more consumers than partitions idle
     commands = {" ".join(d["spec"]["template"]["spec"]["containers"][0]["args"]) for d in deployments.values()}
     for command in ("fyp worker transcode", "fyp worker moderate", "fyp worker user-embeddings",
-                    "fyp worker candidate-sets", "fyp serve upload", "fyp serve index"):
+                    "fyp worker candidate-sets", "fyp worker lake-maintenance", "fyp serve upload", "fyp serve index"):
         assert any(c.startswith(command) for c in commands), command
 
 

@@ -38,6 +38,7 @@ REQUIRED_SERVICES = {
     "job-submitter",
     "transcoder",
     "moderation",
+    "lake-maintenance",
     "index",
     "upload-api",
     "prometheus",
@@ -156,7 +157,8 @@ def test_cluster_variant_matches_the_cluster_profile(tmp_path: Path) -> None:
     for broker in brokers:
         advertised = services[broker]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
         assert f"CLIENT://{broker}:9092" in advertised, advertised
-    for name in ("jobmanager", "taskmanager", "job-submitter", "transcoder", "moderation", "index", "upload-api"):
+    for name in ("jobmanager", "taskmanager", "job-submitter", "transcoder", "moderation", "lake-maintenance", "index",
+                 "upload-api"):
         env = services[name]["environment"]
         assert env["FYP_PROFILE"] == "cluster", name
         assert env["FYP_KAFKA_BROKERS"].split(",") == [f"{b}:9092" for b in brokers], name
