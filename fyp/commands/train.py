@@ -12,12 +12,13 @@ from rich.table import Table
 
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
 
-__all__ = ["register"]
+__all__ = ["parse_day", "register"]
 
 train_app = typer.Typer(help="Train models on the training tables.", no_args_is_help=True)
 
 
-def _day(value: str | None, flag: str) -> date | None:
+def parse_day(value: str | None, flag: str) -> date | None:
+    """A --since/--until value as a date (None stays None); a clear usage error otherwise."""
     if value is None:
         return None
     try:
@@ -67,7 +68,7 @@ def two_tower_command(
     targets = {t.strip() for t in save.split(",") if t.strip()} - {"none"}
     if targets - {"local", "s3"}:
         raise typer.BadParameter(f"--save takes local, s3 or none, got {save!r}")
-    first, last = _day(since, "--since"), _day(until, "--until")
+    first, last = parse_day(since, "--since"), parse_day(until, "--until")
     with fail_cleanly(ValueError, ModelNotFound, OSError):
         settings = load_settings()
         tower = TowerConfig(video_buckets=video_buckets)

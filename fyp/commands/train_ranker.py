@@ -4,24 +4,15 @@ held-out days against popularity and logistic regression, and save a versioned O
 from __future__ import annotations
 
 import time
-from datetime import date
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from fyp.commands.output import console, err_console, fail_cleanly, print_json
+from fyp.commands.train import parse_day
 
 __all__ = ["ranker_command"]
-
-
-def _day(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{flag} takes a day as YYYY-MM-DD, got {value!r}") from exc
 
 
 def ranker_command(
@@ -47,7 +38,7 @@ def ranker_command(
     from fyp.ranking.store import serialize
     from fyp.ranking.train import RankerConfig, train_ranker
 
-    first, last = _day(since, "--since"), _day(until, "--until")
+    first, last = parse_day(since, "--since"), parse_day(until, "--until")
     with fail_cleanly(ValueError, OSError):
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())
         if not widths or min(widths) < 1 or max(widths) > 4096:

@@ -6,7 +6,7 @@ a day range prunes whole partitions. Only the columns the towers read are scanne
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from connectors.iceberg_tables import catalog
@@ -19,29 +19,20 @@ __all__ = ["TRAINING_SET", "read_training_rows"]
 TRAINING_SET = "watch_outcomes"  # training/watch_outcomes.py: impressions, labels, user features, recent positives
 
 
-def _iso(day: date) -> str:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
-
-
 def read_training_rows(settings: Settings, *, since: date | None = None, until: date | None = None,
                        name: str = TRAINING_SET) -> Any:
     """The towers' columns of `training.<name>` for the UTC days [since, until] (inclusive; None: unbounded),
     as a pyarrow Table."""
     from pyiceberg.exceptions import NoSuchTableError
-    from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
-    if since and until and until < since:
-        raise ValueError(f"--until {until} is before --since {since}")
+    from fyp.training.table import days_filter
+
+    row_filter = days_filter(since, until)
     declared = training_set(name)
     try:
         table = catalog(settings).load_table(declared.table)
     except NoSuchTableError as exc:
         raise ValueError(f"{declared.table} does not exist yet: run `fyp training-set build {name}` first") from exc
-    row_filter = AlwaysTrue()
-    if since:
-        row_filter = And(row_filter, GreaterThanOrEqual("event_time", _iso(since)))
-    if until:
-        row_filter = And(row_filter, LessThan("event_time", _iso(until + timedelta(days=1))))
     present = {field.name for field in table.schema().fields}
     columns = [c for c in table_columns() if c in present]
     return table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()

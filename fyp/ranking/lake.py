@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import numpy as np
 
@@ -23,20 +23,16 @@ def ranker_sets(name: str = TRAINING_SET) -> list[tuple[str, list[str]]]:
     return feature_columns(training_set(name))
 
 
-def _iso(day: date) -> str:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
-
-
 def read_ranker_rows(settings: Settings, *, since: date | None = None, until: date | None = None,
                      name: str = TRAINING_SET) -> dict[str, np.ndarray]:
     """The ranker's columns of `training.<name>` for the UTC days [since, until] (inclusive; None: unbounded),
     as numpy arrays; `event_time` in epoch ms."""
     import pyarrow.compute as pc
     from pyiceberg.exceptions import NoSuchTableError
-    from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThan
 
-    if since and until and until < since:
-        raise ValueError(f"--until {until} is before --since {since}")
+    from fyp.training.table import days_filter
+
+    row_filter = days_filter(since, until)
     declared = training_set(name)
     missing_heads = [h for h in HEADS if h not in {label.name for label in declared.labels}]
     if missing_heads:
@@ -45,11 +41,6 @@ def read_ranker_rows(settings: Settings, *, since: date | None = None, until: da
         table = catalog(settings).load_table(declared.table)
     except NoSuchTableError as exc:
         raise ValueError(f"{declared.table} does not exist yet: run `fyp training-set build {name}` first") from exc
-    row_filter = AlwaysTrue()
-    if since:
-        row_filter = And(row_filter, GreaterThanOrEqual("event_time", _iso(since)))
-    if until:
-        row_filter = And(row_filter, LessThan("event_time", _iso(until + timedelta(days=1))))
     wanted = ["event_time", "video_id", *(f"label_{h}" for h in HEADS),
               *(c for _, columns in ranker_sets(name) for c in columns)]
     rows = table.scan(row_filter=row_filter, selected_fields=tuple(wanted)).to_arrow()

@@ -16,7 +16,7 @@ from hashlib import sha256
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
-from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -26,8 +26,8 @@ from pyiceberg.types import BooleanType, FloatType, ListType, NestedField, Strin
 from featurespec.training import TrainingSet, feature_column
 from fyp.serving.layout import ReadPlan, read_columns
 
-__all__ = ["FINGERPRINT_PROPERTY", "NAME_PROPERTY", "SPINE_COLUMNS", "DeclarationChanged", "ensure_table",
-           "feature_columns", "fingerprint", "iceberg_schema", "write_days"]
+__all__ = ["FINGERPRINT_PROPERTY", "NAME_PROPERTY", "SPINE_COLUMNS", "DeclarationChanged", "days_filter",
+           "ensure_table", "feature_columns", "fingerprint", "iceberg_schema", "write_days"]
 
 NAMESPACE = "training"
 NAME_PROPERTY = "fyp.training_set"
@@ -107,6 +107,19 @@ def ensure_table(catalog: Catalog, training_set: TrainingSet, *, replace: bool =
 
 def _day_start(day: date) -> str:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
+def days_filter(since: date | None, until: date | None) -> BooleanExpression:
+    """A scan filter for the UTC days [since, until] (inclusive; None: unbounded) of a training table, which is
+    partitioned by day(event_time), so whole partitions are pruned; `ValueError` if until is before since."""
+    if since and until and until < since:
+        raise ValueError(f"--until {until} is before --since {since}")
+    row_filter: BooleanExpression = AlwaysTrue()
+    if since:
+        row_filter = And(row_filter, GreaterThanOrEqual("event_time", _day_start(since)))
+    if until:
+        row_filter = And(row_filter, LessThan("event_time", _day_start(until + timedelta(days=1))))
+    return row_filter
 
 
 def write_days(table: Table, rows: pa.Table, first_day: date, last_day: date, *,
