@@ -4,10 +4,13 @@ declaration."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
+
+import pytest
+from pyiceberg.expressions import AlwaysTrue
 
 from fyp.training.backfill import backfill
-from fyp.training.table import SPINE_COLUMNS, fingerprint, iceberg_schema
+from fyp.training.table import SPINE_COLUMNS, days_filter, fingerprint, iceberg_schema
 from tests.unit.fyp.training.streams import MINUTE, T0, event, history
 from training import watch_outcomes
 
@@ -29,3 +32,11 @@ def test_the_fingerprint_changes_with_the_declaration():
     longer = replace(watch_outcomes.v1.labels[0], within=timedelta(minutes=20))
     changed = replace(watch_outcomes.v1, labels=(longer, *watch_outcomes.v1.labels[1:]))
     assert fingerprint(changed) != fingerprint(watch_outcomes.v1) == fingerprint(replace(watch_outcomes.v1))
+
+
+def test_days_filter_covers_whole_utc_days_and_refuses_a_reversed_range() -> None:
+    assert days_filter(None, None) == AlwaysTrue()
+    text = str(days_filter(date(2026, 1, 1), date(2026, 1, 2)))
+    assert "2026-01-01T00:00:00+00:00" in text and "2026-01-03T00:00:00+00:00" in text  # until is inclusive
+    with pytest.raises(ValueError, match="before --since"):
+        days_filter(date(2026, 1, 3), date(2026, 1, 2))
