@@ -31,7 +31,7 @@ def test_status_reports_every_service_healthy_on_loopback(settings):
     status = fyp("status", "--json")
     assert status["healthy"] is True
     names = {s["name"] for s in status["services"]}
-    assert names == {"kafka", "redis", "seaweedfs", "flink-jobmanager", "flink-taskmanager"}
+    assert names == {"kafka", "redis", "seaweedfs", "lake-maintenance", "flink-jobmanager", "flink-taskmanager"}
     listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
     for line in listening.splitlines():
         pids = {str(s["pid"]) for s in status["services"]}
@@ -42,7 +42,7 @@ def test_status_reports_every_service_healthy_on_loopback(settings):
 
 def test_up_is_idempotent(settings):
     first = fyp("up", "--json")
-    assert set(first["started"]) == {"kafka", "redis", "seaweedfs", "flink-jobmanager", "flink-taskmanager"}
+    assert set(first["started"]) == {"kafka", "redis", "seaweedfs", "lake-maintenance", "flink-jobmanager", "flink-taskmanager"}
 
 
 def test_produce_cli_writes_the_requested_number_of_events(settings):
