@@ -261,8 +261,10 @@ def run(topics: Topics | None = None) -> None:  # pragma: no cover - needs Kafka
         store=S3ObjectStore(make_s3_client(settings), settings.media_bucket),
         nsfw=NsfwClassifier(threads=1),
         terms=BlockedTerms.load(os.environ.get("FYP_BLOCKED_TERMS") or None),
-        seen=RedisPdqIndex(client, key="fyp:moderation:pdq:seen"),
-        rejected=RedisPdqIndex(client, key="fyp:moderation:pdq:rejected"),
+        # The format-1 lists (before crop hashes) are still read, so earlier rejections keep blocking re-uploads.
+        seen=RedisPdqIndex(client, key="fyp:moderation:pdq:v2:seen", legacy_key="fyp:moderation:pdq:seen"),
+        rejected=RedisPdqIndex(client, key="fyp:moderation:pdq:v2:rejected",
+                               legacy_key="fyp:moderation:pdq:rejected"),
         catalogue=worker_catalogue(settings),
     )
     # S3, Redis or a model failing is not the event's fault: the runtime retries those, backing off to 60 s.

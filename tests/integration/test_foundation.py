@@ -42,7 +42,8 @@ def test_status_reports_every_service_healthy_on_loopback(settings):
 
 def test_up_is_idempotent(settings):
     first = fyp("up", "--json")
-    assert set(first["started"]) == {"kafka", "redis", "seaweedfs", "lake-maintenance", "flink-jobmanager", "flink-taskmanager"}
+    assert set(first["started"]) == {"kafka", "redis", "seaweedfs", "lake-maintenance", "flink-jobmanager",
+                                     "flink-taskmanager"}
 
 
 def test_produce_cli_writes_the_requested_number_of_events(settings):

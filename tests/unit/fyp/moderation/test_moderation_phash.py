@@ -10,6 +10,8 @@ import pytest
 
 from fyp.moderation.frames import sample_frames
 from fyp.moderation.phash import (
+    CROP_LEVELS,
+    TRANSFORMS,
     DuplicatePolicy,
     PdqIndex,
     RedisPdqIndex,
@@ -29,7 +31,8 @@ def _ffmpeg(*args: str) -> None:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("phash")
-    paths = {name: d / f"{name}.mp4" for name in ("original", "reencoded", "other", "other2", "flat")}
+    names = ("original", "reencoded", "other", "other2", "flat", "mirrored", "cropped", "rotated", "mirrored_cropped")
+    paths = {name: d / f"{name}.mp4" for name in names}
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10:duration=4", *ENCODE, str(paths["original"]))
     # The same video as a re-upload would arrive: lower resolution, lower bitrate (frame distances 6..22).
     small = ("-vf", "scale=240:136", "-b:v", "100k")
@@ -38,6 +41,11 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x180:rate=10:duration=4", *ENCODE, str(paths["other2"]))
     flat = "color=c=0x406080:size=320x180:rate=10:duration=4"
     _ffmpeg("-f", "lavfi", "-i", flat, *ENCODE, str(paths["flat"]))
+    # The edits people make to re-upload a video: a mirror image, a centred 5 % crop scaled back, a turn.
+    crop = "crop=304:170,scale=320:180"  # 95 % of each side (rounded to even sizes)
+    edits = {"mirrored": "hflip", "cropped": crop, "rotated": "transpose=clock", "mirrored_cropped": f"hflip,{crop}"}
+    for name, edit in edits.items():
+        _ffmpeg("-i", str(paths["original"]), "-vf", edit, *ENCODE, str(paths[name]))
     return paths
 
 
@@ -135,8 +143,17 @@ def test_signature_bytes_round_trip(signatures: dict[str, VideoSignature]) -> No
     back = VideoSignature.from_bytes(sig.to_bytes())
     assert np.array_equal(back.hashes, sig.hashes)
     assert np.array_equal(back.qualities, sig.qualities)
-    with pytest.raises(ValueError, match="multiple of 33"):
-        VideoSignature.from_bytes(b"x" * 34)
+    assert np.array_equal(back.crops, sig.crops) and back.crop_levels == CROP_LEVELS
+    assert back.turned.shape[1] == 0  # the dihedral hashes are for querying only: never stored
+    assert len(sig.to_bytes()) == 4 + 1 + len(CROP_LEVELS) + len(sig) * (1 + 32 * (1 + len(CROP_LEVELS)))
+    with pytest.raises(ValueError, match="not a format-2"):
+        VideoSignature.from_bytes(b"x" * 33)  # a format-1 record (quality byte + hash)
+    frame_bytes = 1 + 32 * (1 + len(CROP_LEVELS))
+    with pytest.raises(ValueError, match=f"{frame_bytes}-byte frames"):
+        VideoSignature.from_bytes(sig.to_bytes()[:-1])
+    header = sig.to_bytes()[: 4 + 1 + len(CROP_LEVELS)]
+    with pytest.raises(ValueError, match="at most 256 frames"):
+        VideoSignature.from_bytes(header + bytes(frame_bytes) * 257)
 
 
 class FakeRedis:
@@ -164,7 +181,7 @@ def test_redis_index_is_shared_between_workers(signatures: dict[str, VideoSignat
     assert found is not None and found.video_id == "original"
     worker_b.add("other", signatures["other"])
     assert worker_a.query(signatures["other"]).video_id == "other"
-    assert len(redis.lists["fyp:moderation:pdq"]) == 2  # each record was written once
+    assert len(redis.lists["fyp:moderation:pdq:v2"]) == 2  # each record was written once
     # A fresh worker rebuilds the whole index from the list.
     assert len(RedisPdqIndex(redis)) == 2
     with pytest.raises(ValueError, match="newline"):
@@ -200,6 +217,8 @@ def test_hash_frame_is_stable_under_mild_noise(videos: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"transforms": ("mirror",)}, "identity"),
+        ({"transforms": ("identity", "skew")}, "transforms"),
         ({"max_distance": 300}, "max_distance"),
         ({"min_quality": 101}, "min_quality"),
         ({"min_query_match": 1.5}, "min_query_match"),
@@ -208,3 +227,97 @@ def test_hash_frame_is_stable_under_mild_noise(videos: dict[str, Path]) -> None:
 def test_policy_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DuplicatePolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("edited", "transform"),
+    [("mirrored", "mirror"), ("cropped", "identity"), ("rotated", "rotate_90_ccw"), ("mirrored_cropped", "mirror")],
+)
+def test_edited_copies_are_near_duplicates(
+    signatures: dict[str, VideoSignature], edited: str, transform: str
+) -> None:
+    # Before the dihedral query and the stored crop hashes, none of these matched (see docs/MODERATION.md).
+    match = match_signatures(signatures[edited], signatures["original"])
+    assert match is not None, edited
+    assert match.query_match >= 0.8 and match.transform == transform
+
+
+def test_the_crop_hashes_are_what_catches_a_crop(signatures: dict[str, VideoSignature]) -> None:
+    original = signatures["original"]
+    whole_frames_only = VideoSignature(hashes=original.hashes, qualities=original.qualities)
+    assert match_signatures(signatures["cropped"], whole_frames_only) is None
+    assert match_signatures(signatures["cropped"], original) is not None
+
+
+def test_mirrors_are_not_matched_with_identity_only(signatures: dict[str, VideoSignature]) -> None:
+    policy = DuplicatePolicy(transforms=("identity",))
+    assert match_signatures(signatures["mirrored"], signatures["original"], policy) is None
+    assert match_signatures(signatures["reencoded"], signatures["original"], policy) is not None
+
+
+@pytest.mark.parametrize("edited", ["mirrored", "cropped", "rotated"])
+def test_edited_copies_of_one_video_do_not_match_another(
+    signatures: dict[str, VideoSignature], edited: str
+) -> None:
+    for other in ("other", "other2"):
+        assert match_signatures(signatures[edited], signatures[other]) is None
+        assert match_signatures(signatures[other], signatures[edited]) is None
+
+
+def test_dihedral_hashes_are_in_transforms_order(videos: dict[str, Path]) -> None:
+    frame = sample_frames(videos["original"])[1]
+    turned = video_signature([frame]).turned[0]
+    ways = {"identity": frame, "rotate_90_ccw": np.rot90(frame, 1), "rotate_180": np.rot90(frame, 2),
+            "rotate_90_cw": np.rot90(frame, 3), "flip_vertical": frame[::-1], "mirror": frame[:, ::-1],
+            "transpose": frame.transpose(1, 0, 2), "transverse": np.rot90(frame, 2).transpose(1, 0, 2)}
+    for i, name in enumerate(TRANSFORMS):
+        distances = [int(np.unpackbits(hash_frame(ways[name])[0] ^ t).sum()) for t in turned]
+        assert distances[i] == 0 and min(distances[:i] + distances[i + 1 :]) > 64, (name, distances)
+    # The names follow PDQ's own dihedral order (pdqhash.compute_dihedral's, which is close but not exact).
+    import pdqhash
+
+    dihedral = np.packbits(np.asarray(pdqhash.compute_dihedral(frame)[0], dtype=np.uint8), axis=1)
+    assert [int(np.argmin(np.unpackbits(turned ^ h, axis=1).sum(axis=1))) for h in dihedral] == list(range(8))
+
+
+def test_an_index_saved_before_crop_hashes_is_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "old.npz", ids=np.array(["a"]), hashes=np.zeros((1, 32), np.uint8),
+             owner=np.zeros(1, np.int64), frames_of=np.ones(1, np.int64))
+    with pytest.raises(ValueError, match="rebuild"):
+        PdqIndex.load(tmp_path / "old.npz")
+
+
+def test_redis_index_reads_the_format_1_list_once_and_never_writes_it(
+    signatures: dict[str, VideoSignature],
+) -> None:
+    redis = FakeRedis()
+    original = signatures["original"]
+    v1 = np.concatenate([original.qualities[:, None].astype(np.uint8), original.hashes], axis=1).tobytes()
+    redis.rpush("old", b"rejected-before\n" + v1)
+    index = RedisPdqIndex(redis, key="new", legacy_key="old")
+    found = index.query(signatures["mirrored"])  # turning is on the query side: old records still catch mirrors
+    assert found is not None and (found.video_id, found.transform) == ("rejected-before", "mirror")
+    index.add("v", signatures["other"])
+    assert len(redis.lists["old"]) == 1 and len(redis.lists["new"]) == 1
+    assert index.sync() == 0  # the legacy list is not read again
+    with pytest.raises(ValueError, match="format-1"):
+        VideoSignature.from_v1_bytes(v1[:-1])
+
+
+@pytest.mark.parametrize("max_distance", [0, 31, 64, 200, 256])
+def test_the_two_word_prefilter_finds_exactly_what_all_four_words_find(max_distance: int) -> None:
+    from fyp.moderation.phash import _near
+
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    query = stored[17].copy()
+    stored[100:140] = query
+    for i in range(100, 140):  # planted neighbours, 0..39 bits away, some bits in each word
+        flip = rng.choice(256, size=i - 100, replace=False)
+        stored[i] = np.packbits(np.unpackbits(stored[i]) ^ np.isin(np.arange(256), flip))
+    expected = np.unpackbits(stored ^ query, axis=1).sum(axis=1)
+    words = np.ascontiguousarray(stored).view(np.uint64).T.copy()
+    scratch = (np.empty(len(stored), np.uint64), np.empty(len(stored), np.uint8))
+    rows, dist = _near(query.view(np.uint64), words, max_distance, scratch)
+    (want,) = np.nonzero(expected <= max_distance)
+    assert rows.tolist() == want.tolist() and dist.tolist() == expected[want].tolist()
