@@ -138,7 +138,10 @@ def uploads_and_index(settings: Settings, running_job, log_dir, name_prefix: str
     from fyp.pipelines import UPLOAD_ORCHESTRATION_JOB, VIDEO_EMBEDDINGS_JOB
     from fyp.stack.upload_workers import UploadWorkers
 
-    running_job(UPLOAD_ORCHESTRATION_JOB)
+    # Checkpoints every 2 s, as test_upload_pipeline asks: whichever test submits the job first sets its interval
+    # for the session (`running_job` reuses a running job), and that test waits 30 s for Iceberg commits, which
+    # land on checkpoints (the default interval is 60 s).
+    running_job(UPLOAD_ORCHESTRATION_JOB, **{"execution.checkpointing.interval": "2s"})
     running_job(VIDEO_EMBEDDINGS_JOB)
     workers = UploadWorkers(log_dir)
     config = ServiceConfig(name=f"{name_prefix}-{uuid.uuid4().hex[:8]}", replica_id=uuid.uuid4().hex[:8],
