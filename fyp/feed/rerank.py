@@ -16,7 +16,8 @@ Pure: ranked videos in, feed out; no Redis, no model. Rules, in the order they b
 Muted videos are shown, flagged (`FeedItem.audio_muted`), so the player knows the silence is a decision.
 
 Cost: O(n x m x d) for n feed positions over m candidates with d-dimensional embeddings (one matrix-vector
-product per position), ~1 ms for n = 10, m = 500, d = 64.
+product per position, and a Python pass over the candidates for rule 2): measured 2.7 ms p50 and 4.3 ms p99 over
+50 calls for n = 10, m = 500, d = 64 on a 2-core machine at load average 0.3.
 
 >>> videos = [RankedVideo(video_id=v, score=s, author_id=a) for v, s, a in
 ...           [("v1", 0.9, "alice"), ("v2", 0.8, "alice"), ("v3", 0.1, "bob")]]
