@@ -2,7 +2,9 @@
 
 Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Java DECODE_ENGAGEMENT, once per event),
 route malformed records to the dead-letter topic, then one GROUP BY per declared feature set (features/) using the Java
-window aggregates. Sinks: the Java Redis writer (absolute values, never increments) and the DLQ topic.
+window aggregates; the sets of one key family (user with user x author and user x hashtag; video; author;
+sound) go through one Java keyed operator per family instead (featurespec/families.py). Sinks: the Java Redis
+writer (absolute values, never increments) and the DLQ topic.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Literal
 
-from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import EnvironmentSettings, StatementSet, StreamTableEnvironment, TableEnvironment
 
 from connectors.job_options import JobOptions, parse_job_options
 from connectors.kafka_sink import kafka_raw_sink
@@ -21,6 +24,7 @@ from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_s
 from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from featurespec import FeatureSet
+from featurespec.families import families, family_output_query
 from featurespec.sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
@@ -32,6 +36,7 @@ from fyp.config import Settings, load_settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_COLUMNS
+from udfs.flink_families import family_view
 from udfs.flink_functions import (
     LATE,
     SCALAR_FUNCTIONS,
@@ -40,7 +45,8 @@ from udfs.flink_functions import (
     register_java_decoder,
 )
 
-__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "engagement_views"]
+__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "engagement_views",
+           "streaming_environment"]
 
 GROUP_ID = PIPELINE.group_id
 # ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
@@ -123,7 +129,7 @@ def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequen
 
 
 def build_engagement_features(
-    t_env: TableEnvironment, settings: Settings, *, feature_sets: tuple[FeatureSet, ...] = ALL_FEATURE_SETS,
+    t_env: StreamTableEnvironment, settings: Settings, *, feature_sets: tuple[FeatureSet, ...] = ALL_FEATURE_SETS,
     options: JobOptions | None = None,
 ) -> StatementSet:
     # Source: raw payloads with their Kafka coordinates.
@@ -140,12 +146,21 @@ def build_engagement_features(
     for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
         t_env.create_temporary_system_function(name, function)
 
+    # A key family's sets share one keyed Java operator (one shuffled row per event for the family); the other
+    # sets (derived columns, few keys) and every set with --per-set-sql run their own GROUP BY.
+    by_family: dict[str, str] = {}
+    if not (options and options.per_set_sql):
+        for family in families(feature_sets):
+            view = family_view(t_env, family)
+            by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
+
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()
     for feature_set in feature_sets:
         sink = f"redis_{feature_set.name}_v{feature_set.version}"  # two versions may be computed side by side
         t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
-        statements.add_insert_sql(f"INSERT INTO {sink} {feature_query(feature_set)}")
+        query = by_family.get(feature_set.qualified_name) or feature_query(feature_set)
+        statements.add_insert_sql(f"INSERT INTO {sink} {query}")
     for spec in serving_sets:
         sink = f"redis_{spec.name}"
         t_env.create_temporary_table(sink, redis_sorted_set_sink(
@@ -166,8 +181,19 @@ def build_engagement_features(
     return statements
 
 
+def streaming_environment(config: dict[str, str] = JOB_CONFIG) -> StreamTableEnvironment:
+    """A table environment over a DataStream environment (the family operators are DataStream steps), with
+    `config` set on both."""
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(),
+                                          EnvironmentSettings.in_streaming_mode())
+    for key, value in config.items():
+        t_env.get_config().set(key, value)
+    return t_env
+
+
 if __name__ == "__main__":
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    for key, value in JOB_CONFIG.items():
-        env.get_config().set(key, value)
-    build_engagement_features(env, load_settings(), options=parse_job_options(sys.argv[1:])).execute()
+    t_env = streaming_environment()
+    statements = build_engagement_features(t_env, load_settings(), options=parse_job_options(sys.argv[1:]))
+    # The INSERTs join the DataStream steps in one job (the family operators), run under the job's name.
+    statements.attach_as_datastream()
+    t_env._j_tenv.execEnv().execute(PIPELINE.pipeline_name)

@@ -72,19 +72,22 @@ def _job(settings: Settings, job_id: str) -> dict:
 
 def run_flink_bounded(
     settings: Settings, topic: Topic, events: int, *, timeout: timedelta, only_feature_sets: tuple[str, ...] = (),
-    properties: dict[str, str] | None = None,
+    properties: dict[str, str] | None = None, per_set_sql: bool = False,
 ) -> FlinkRun:
     """Run the features job over the whole of `topic`, bounded, and time it from source start to finish.
 
     only_feature_sets: compute just these feature sets (the peers compute video_engagement only).
     properties: Flink configuration for the run (`flink run -D`), e.g. {"state.backend.type": "hashmap"}.
+    per_set_sql: every set through its own SQL GROUP BY, none through the key-family operators (the job's
+        `--per-set-sql`, the reference path), for comparisons.
     """
     ends = end_offsets(settings, topic.name)
     starts = ",".join(f"{p}:0" for p in ends)
     stops = ",".join(f"{p}:{o}" for p, o in ends.items())
     job_id = submit_job(settings, ENGAGEMENT_FEATURES_JOB.job, properties=properties, job_args=[
         "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts,
-        "--end-offsets", stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else [])])
+        "--end-offsets", stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else []),
+        *(["--per-set-sql"] if per_set_sql else [])])
     deadline = time.monotonic() + timeout.total_seconds()
     while time.monotonic() < deadline:
         job = _job(settings, job_id)
