@@ -18,7 +18,7 @@ How it runs, and why:
   Even so, Bytewax snapshots (copy.deepcopy) the state of every video touched in an epoch when it closes;
   that is part of running Bytewax, so it is in the figures.
 - Offsets: Bytewax's Kafka source assigns partitions itself and keeps offsets only in its recovery store, so
-  nothing is committed to Kafka and `group_id` only names the client.
+  nothing is committed to Kafka and `group_id` only names the client (`client.id`).
 - Exactly `events` records: the source is wrapped (`BoundedSource`) so that all its partitions end once that
   many came through (or at the deadline); the flow then drains and `cli_main` returns.
 
@@ -208,7 +208,7 @@ def kafka_source(settings: Settings, topic: str, group_id: str) -> KafkaSource:
     SASL/PLAIN listener (fyp.config), waiting for more records at the end of a partition."""
     client = settings.kafka_client_config()
     brokers = client.pop("bootstrap.servers").split(",")
-    return KafkaSource(brokers, [topic], tail=True, add_config={**client, "group.id": group_id})
+    return KafkaSource(brokers, [topic], tail=True, add_config={**client, "client.id": group_id})
 
 
 def run_bytewax(
