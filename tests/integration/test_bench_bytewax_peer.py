@@ -8,6 +8,7 @@ import time
 import uuid
 import zlib
 
+import pytest
 import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -84,4 +85,23 @@ def test_every_videos_value_is_the_reference_value(settings: Settings, redis_cli
     finally:
         redis_client.delete(*keys)
         admin = AdminClient(settings.kafka_client_config())  # held: a handle collected mid-call fails the call
+        admin.delete_topics([topic.name])[topic.name].result(30)
+
+
+def test_a_topic_short_of_events_times_out_and_a_missing_topic_is_refused(settings: Settings) -> None:
+    topic = bench_topic(settings)
+    try:
+        producer = Producer(settings.kafka_producer_config())
+        for key, value in generated_values(2)[:3]:
+            producer.produce(topic.name, key=key, value=value)
+        assert producer.flush(30) == 0, "Kafka did not acknowledge every event"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="bytewax peer: 3 of 10 events after 3"):
+            run_peer("bytewax", settings, events=10, group_id="it-bytewax-short", timeout_s=3, topic=topic.name)
+        assert time.monotonic() - started < 30
+        with pytest.raises(ValueError, match="no topic"):
+            run_peer("bytewax", settings, events=10, group_id="it-bytewax-none", timeout_s=3,
+                     topic=f"{topic.name}-missing")
+    finally:
+        admin = AdminClient(settings.kafka_client_config())
         admin.delete_topics([topic.name])[topic.name].result(30)
