@@ -51,8 +51,8 @@ from fyp.config import Settings
 from schemas.topics import ENGAGEMENT
 from udfs.envelope import to_engagement_row
 
-__all__ = ["EPOCH_INTERVAL", "BoundedSource", "FlowCounts", "RedisFeatureSink", "build_flow", "run_bytewax",
-           "run_flow"]
+__all__ = ["EPOCH_INTERVAL", "BoundedSource", "FlowCounts", "PackedWriter", "RedisFeatureSink", "build_flow",
+           "kafka_source", "run_bytewax", "run_flow"]
 
 EPOCH_INTERVAL = timedelta(seconds=10)  # `python -m bytewax.run`'s default when recovery is off
 
@@ -95,9 +95,12 @@ class FlowCounts:
 
     @property
     def exhausted(self) -> bool:
+        """All `limit` records came through, or the deadline passed first (then `timed_out` is set)."""
+        if self.events >= self.limit:
+            return True
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.timed_out = True
-        return self.events >= self.limit or self.timed_out
+        return self.timed_out
 
 
 class _BoundedPartition(StatefulSourcePartition):
