@@ -14,8 +14,8 @@ from schemas.topics import ENGAGEMENT
 
 __all__ = ["PEERS", "PeerName", "run_peer"]
 
-PeerName = Literal["quix", "naive"]
-PEERS: tuple[PeerName, ...] = ("quix", "naive")
+PeerName = Literal["quix", "naive", "pathway"]
+PEERS: tuple[PeerName, ...] = ("quix", "naive", "pathway")
 
 
 def run_peer(
@@ -25,7 +25,8 @@ def run_peer(
     """Consume `topic` from the earliest offset as a fresh consumer group until `events` records were processed,
     computing video_engagement.v1 into Redis as the features job does.
 
-    name: "quix" (fyp.bench.peers.quix_app) or "naive" (fyp.bench.peers.naive_consumer).
+    name: "quix" (fyp.bench.peers.quix_app), "naive" (fyp.bench.peers.naive_consumer) or "pathway"
+        (fyp.bench.peers.pathway_flow, run in the .venv-pathway environment by fyp.bench.peers.pathway_process).
     events: records to process (the topic must hold at least this many); bad records count, as the job's.
     group_id: a consumer group with no committed offsets.
     timeout_s: give up (TimeoutError) after this many seconds from the call.
@@ -46,6 +47,10 @@ def run_peer(
         from fyp.bench.peers.naive_consumer import run_naive
 
         run = run_naive(settings, events=events, group_id=group_id, timeout_s=timeout_s, topic=topic)
+    elif name == "pathway":
+        from fyp.bench.peers.pathway_process import run_pathway_process
+
+        run = run_pathway_process(settings, events=events, group_id=group_id, timeout_s=timeout_s, topic=topic)
     else:
         raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
     return _report(run)
