@@ -56,16 +56,12 @@ def build_flow(source: pw.Table, folder: Folder, progress: Progress, sink: Chang
     """Wire decode -> group by video -> fold -> Redis onto `source` (columns data, partition, offset)."""
     decode = decoder(folder, progress)
 
-    # Transforms: decode once per record (non-deterministic UDF: Pathway memoizes it, so it runs once a row),
-    # drop what decode refused, key by video.
+    # Transforms: decode once per record (a non-deterministic UDF: Pathway memoizes it, so it runs once a row) into
+    # (video, row), drop what decode refused, fold each video's rows.
     @pw.udf
-    def decoded(data: bytes) -> pw.PyObjectWrapper | None:
+    def decoded(data: bytes) -> tuple[str, pw.PyObjectWrapper] | None:
         record = decode(data)
-        return None if record is None else pw.wrap_py_object(record)
-
-    @pw.udf(deterministic=True)
-    def video_of(record: pw.PyObjectWrapper) -> str:
-        return record.value.video
+        return None if record is None else (record.video, pw.wrap_py_object(record.row))
 
     @pw.reducers.stateful_many
     def fold(state: pw.PyObjectWrapper | None, batch: list[tuple[list, int]]) -> pw.PyObjectWrapper:
@@ -74,17 +70,16 @@ def build_flow(source: pw.Table, folder: Folder, progress: Progress, sink: Chang
         # A commit's rows of one group come in no set order: fold them in (partition, offset) order, as a consumer
         # of the topic would, so that a value does not hang on the engine's layout of the batch.
         batch.sort(key=lambda entry: (entry[0][1], entry[0][2]))
-        folded = fold_rows(folder, None if state is None else state.value,
-                           (values[0].value.row for values, _ in batch))
+        folded = fold_rows(folder, None if state is None else state.value, (values[0].value for values, _ in batch))
         progress.folded += folded.folded
         return pw.wrap_py_object(folded)
 
-    records = source.select(pw.this.partition, pw.this.offset, record=decoded(pw.this.data))
-    records = records.filter(pw.this.record.is_not_none()).select(
-        pw.this.partition, pw.this.offset, record=pw.unwrap(pw.this.record))
-    keyed = records.select(pw.this.partition, pw.this.offset, pw.this.record, video=video_of(pw.this.record))
+    records = source.select(pw.this.partition, pw.this.offset, decoded=decoded(pw.this.data))
+    records = records.filter(pw.this.decoded.is_not_none())
+    keyed = records.select(pw.this.partition, pw.this.offset, video=pw.unwrap(pw.this.decoded)[0],
+                           row=pw.unwrap(pw.this.decoded)[1])
     videos = keyed.groupby(pw.this.video).reduce(
-        pw.this.video, folded=fold(pw.this.record, pw.this.partition, pw.this.offset))
+        pw.this.video, folded=fold(pw.this.row, pw.this.partition, pw.this.offset))
 
     # Sink: every video a commit changed, one Redis pipeline per commit.
     pw.io.subscribe(videos, on_change=sink.on_change, on_time_end=sink.on_time_end, name="redis")
@@ -99,6 +94,7 @@ def run_pathway(
     progress = Progress(events)
     sink = ChangedValues(PackedFeatureWriter(redis_client(settings), feature_set), progress)
     build_flow(kafka_source(settings, topic=topic, group_id=group_id), folder, progress, sink)
+    progress.start()  # the run's clock includes connecting to Kafka (Progress.start says why)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     if not progress.done:
         raise RuntimeError(f"pathway peer: {topic} held {progress.admitted} records, fewer than {events}")

@@ -1,9 +1,10 @@
 """Run the Pathway peer (fyp.bench.peers.pathway_flow) in its own environment, `.venv-pathway`, as a child process.
 
 Pathway 0.33.0 caps pyarrow below 26 and pins opentelemetry 1.45.2, which would downgrade the tools environment,
-so it is installed apart (pyproject extra `peers-pathway`, scripts/install.sh). The child times itself, from its
-first record consumed to its last Redis write, and prints its PeerRun as JSON; starting the interpreter and
-importing Pathway are outside that span. Settings go to the child on stdin, so no password is on a command line.
+so it is installed apart (pyproject extra `peers-pathway`, scripts/install.sh). The child times itself, from the
+start of its Pathway run (connecting to Kafka included: Python sees no record before the whole topic was read) to
+its last Redis write, and prints its PeerRun as JSON; starting the interpreter and importing Pathway are outside
+that span. Settings go to the child on stdin, so no password is on a command line.
 
 >>> settings_from_json(settings_to_json(load_settings())) == load_settings()  # doctest: +SKIP
 True

@@ -105,9 +105,15 @@ def test_the_run_is_timed_from_the_first_record_to_the_last_write():
     assert run.cpu_seconds >= 0
 
 
-def test_settings_reach_the_child_unchanged(tmp_path, monkeypatch):
-    monkeypatch.setenv("FYP_HOME", str(tmp_path))
-    settings = load_settings()
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("FYP_HOME", str(tmp_path / "home"))
+    load_settings.cache_clear()  # load_settings is cached: neither read nor leave another test's
+    yield load_settings()
+    load_settings.cache_clear()
+
+
+def test_settings_reach_the_child_unchanged(settings):
     clustered = type(settings)(**{**settings.__dict__, "redis_cluster_nodes": (("h", 1), ("g", 2)),
                                   "kafka_brokers": (("k", 9),)})
     for s in (settings, clustered):
@@ -125,3 +131,11 @@ def test_the_runner_knows_the_pathway_peer():
     from fyp.bench.peers.runner import PEERS
 
     assert "pathway" in PEERS
+
+
+def test_a_started_clock_is_not_moved_by_the_first_record():
+    progress = Progress(1)
+    progress.start()
+    started = progress.first
+    assert progress.admit()
+    assert progress.first == started
