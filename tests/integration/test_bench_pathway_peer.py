@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from features.engagement.video_engagement import v1
@@ -86,8 +86,14 @@ def test_pathway_peer_writes_the_reference_values(settings: Settings, redis_clie
         producer.produce(one_partition_topic, key=b"k", value=payload)
     assert producer.flush(30) == 0
 
-    report = run_peer("pathway", settings, events=len(payloads), group_id=f"it-pathway-{uuid.uuid4().hex[:8]}",
-                      timeout_s=300, topic=one_partition_topic)
+    group_id = f"it-pathway-{uuid.uuid4().hex[:8]}"
+    report = run_peer("pathway", settings, events=len(payloads), group_id=group_id, timeout_s=300,
+                      topic=one_partition_topic)
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": group_id, "enable.auto.commit": False})
+    try:  # state lived in the peer's process only, so it committed no offsets
+        assert consumer.committed([TopicPartition(one_partition_topic, 0)], timeout=10)[0].offset < 0
+    finally:
+        consumer.close()
 
     evaluator = FeatureEvaluator.of(v1)
     states: dict[str, object] = {}

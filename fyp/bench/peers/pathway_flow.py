@@ -16,7 +16,7 @@ ring of 12 tiles per window and column and writes one absolute value per video a
 1 min and 1 h windows would each be another windowby and a join. Nor is there a decayed-sum reducer, and a
 sum over float columns would not add in the job's order. So the fold is the reference's, inside one reducer.
 
-Not like the job: state lives in this process only (no persistence configured), nothing is committed to the
+Not like the job: state lives in this process only (no persistence configured), no offsets are committed to the
 consumer group, and the engine runs one worker thread (Pathway's default; the Python UDF and reducer hold the
 GIL anyway). Run it as a module in the Pathway environment, `.venv-pathway` (see fyp.bench.peers.pathway_process):
 
@@ -45,8 +45,12 @@ __all__ = ["build_flow", "kafka_source", "main", "run_pathway"]
 
 
 def kafka_source(settings: Settings, *, topic: str, group_id: str) -> pw.Table:
-    """The topic as a table of `data` (the record's value), `partition` and `offset`, read once, from the start."""
-    rdkafka = {**settings.kafka_client_config(), "group.id": group_id, "auto.offset.reset": "earliest"}
+    """The topic as a table of `data` (the record's value), `partition` and `offset`, read once, from the start.
+
+    No offsets are committed (librdkafka would commit what it handed to Pathway by default): the fold's state
+    lives in this process only, so offsets committed without it would make a rerun skip records."""
+    rdkafka = {**settings.kafka_client_config(), "group.id": group_id, "auto.offset.reset": "earliest",
+               "enable.auto.commit": "false"}
     raw = pw.io.kafka.read(rdkafka, topic, format="raw", mode="static", with_metadata=True, name="engagement")
     return raw.select(data=pw.this.data, partition=pw.this._metadata["partition"].as_int(),
                       offset=pw.this._metadata["offset"].as_int())
