@@ -13,12 +13,13 @@ time closes (on_time_end), with the job's stale-write script (fyp.bench.peers.re
 Pathway's own windows and reducers do not fit. `windowby` with `pw.temporal.sliding(hop=2 h, duration=24 h)`
 assigns each row to 12 overlapping window instances and emits one row per instance, where the job keeps one
 ring of 12 tiles per window and column and writes one absolute value per video as of its newest event; the
-1 min and 1 h windows would each be another windowby and a join. Nor is there a decayed-sum reducer, and a
-sum over float columns would not add in the job's order. So the fold is the reference's, inside one reducer.
+1 min, 10 min and 1 h windows would each be another windowby and a join. Nor is there a decayed-sum reducer. So
+the fold is the reference's, inside one reducer.
 
 Not like the job: state lives in this process only (no persistence configured), no offsets are committed to the
-consumer group, and the engine runs one worker thread (Pathway's default; the Python UDF and reducer hold the
-GIL anyway). Run it as a module in the Pathway environment, `.venv-pathway` (see fyp.bench.peers.pathway_process):
+consumer group, and the engine runs one worker thread (Pathway's default while PATHWAY_THREADS is unset; the
+Python UDF and reducer hold the GIL anyway). Run it as a module in the Pathway environment, `.venv-pathway`
+(fyp.bench.peers.pathway_process does, for the runner):
 
     .venv-pathway/bin/python -m fyp.bench.peers.pathway_flow --events 200000 --group-id g --topic T --json
 """
