@@ -23,7 +23,7 @@ fi
 command -v java >/dev/null || { echo "Java 17+ is required (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)" >&2; exit 1; }
 
-# 2. Two Python environments (README "Two Python environments").
+# 2. Two Python environments (README "Two Python environments"), and the Pathway peer's.
 if [ ! -x .venv/bin/fyp ] || [ pyproject.toml -nt .venv/.installed ]; then
   log "tools environment .venv"
   [ -d .venv ] || "$PYTHON" -m venv .venv
@@ -38,6 +38,16 @@ if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installe
   # embeddings: jobs/video_embeddings.py runs the item encoder (torch, MiniLM) in the TaskManager's Python.
   .venv-flink/bin/pip install -q -e '.[flink,embeddings]' 'pytest>=8' 'hypothesis>=6'
   touch .venv-flink/.installed
+fi
+
+# The Pathway benchmark peer (fyp/bench/peers/pathway_flow.py) in a third environment: pathway 0.33.0 caps
+# pyarrow below 26 and pins opentelemetry 1.45.2, which would downgrade the tools environment.
+if [ ! -x .venv-pathway/bin/python ] || [ pyproject.toml -nt .venv-pathway/.installed ]; then
+  log "Pathway peer environment .venv-pathway"
+  [ -d .venv-pathway ] || "$PYTHON" -m venv .venv-pathway
+  .venv-pathway/bin/pip install -q --upgrade pip
+  .venv-pathway/bin/pip install -q -e '.[peers-pathway]'
+  touch .venv-pathway/.installed
 fi
 
 # 3. Jars from Maven Central, through the manifests in connectors/maven/ (flink-plugins: the S3 file system).
@@ -71,4 +81,5 @@ docker/install-compose.sh
 
 log "pip check (tools)"; .venv/bin/pip check
 log "pip check (flink)"; .venv-flink/bin/pip check
+log "pip check (pathway)"; .venv-pathway/bin/pip check
 log "done"

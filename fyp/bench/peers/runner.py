@@ -14,8 +14,8 @@ from schemas.topics import ENGAGEMENT
 
 __all__ = ["PEERS", "PeerName", "run_peer"]
 
-PeerName = Literal["quix", "naive", "bytewax"]
-PEERS: tuple[PeerName, ...] = ("quix", "naive", "bytewax")
+PeerName = Literal["quix", "naive", "bytewax", "pathway"]
+PEERS: tuple[PeerName, ...] = ("quix", "naive", "bytewax", "pathway")
 
 
 def run_peer(
@@ -25,8 +25,9 @@ def run_peer(
     """Consume `topic` from the earliest offset as a fresh consumer group until `events` records were processed,
     computing video_engagement.v1 into Redis as the features job does.
 
-    name: "quix" (fyp.bench.peers.quix_app), "naive" (fyp.bench.peers.naive_consumer) or "bytewax"
-        (fyp.bench.peers.bytewax_flow).
+    name: "quix" (fyp.bench.peers.quix_app), "naive" (fyp.bench.peers.naive_consumer), "bytewax"
+        (fyp.bench.peers.bytewax_flow) or "pathway" (fyp.bench.peers.pathway_flow, run in the .venv-pathway
+        environment by fyp.bench.peers.pathway_process).
     events: records to process (the topic must hold at least this many); bad records count, as the job's.
     group_id: a consumer group with no committed offsets.
     timeout_s: give up (TimeoutError) after this many seconds from the call.
@@ -51,6 +52,10 @@ def run_peer(
         from fyp.bench.peers.bytewax_flow import run_bytewax  # bytewax too
 
         run = run_bytewax(settings, events=events, group_id=group_id, timeout_s=timeout_s, topic=topic)
+    elif name == "pathway":
+        from fyp.bench.peers.pathway_process import run_pathway_process
+
+        run = run_pathway_process(settings, events=events, group_id=group_id, timeout_s=timeout_s, topic=topic)
     else:
         raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
     return _report(run)
