@@ -87,8 +87,10 @@ class FeedRanker:
         self.experiments = tuple(experiments)
         self.config = config or FeedConfig()
 
-    def feed(self, user_id: str, n: int, *, now_ms: int | None = None) -> dict[str, Any]:
-        """The feed of `n` (1..MAX_FEED) videos for `user_id`, as the service's JSON body."""
+    def feed(self, user_id: str, n: int, *, now_ms: int | None = None, explain: bool = False) -> dict[str, Any]:
+        """The feed of `n` (1..MAX_FEED) videos for `user_id`, as the service's JSON body. explain: also say which
+        filter dropped each dropped candidate (`explain.dropped`) and which went on to the fine ranker
+        (`explain.shortlist`, best coarse score first)."""
         if not 1 <= n <= MAX_FEED:
             raise ValueError(f"n must be in 1..{MAX_FEED}, got {n}")
         now = now_ms or int(time.time() * 1000)
@@ -165,4 +167,5 @@ class FeedRanker:
             "filters": filtered.dropped,
             "candidate_errors": errors,
             "timings_ms": {**clock.timings, "total": clock.total()},
+            **({"explain": {"dropped": filtered.reasons, "shortlist": shortlist}} if explain else {}),
         }

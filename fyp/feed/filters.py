@@ -68,6 +68,7 @@ class FilterResult:
 
     kept: list[str]
     dropped: dict[str, int]
+    reasons: dict[str, str] = field(default_factory=dict)  # dropped video -> the filter that dropped it
 
 
 def blocked_authors(counts: Mapping[str, float], threshold: int = AUTHOR_NOT_INTERESTED_THRESHOLD) -> set[str]:
@@ -84,6 +85,7 @@ def apply_filters(video_ids: Iterable[str], state: UserFilters, records: Mapping
     """The candidates the user may be shown (see the module docstring); a repeated id is kept once."""
     authors = blocked_authors(state.not_interested_authors, threshold)
     dropped = {"recent_seen": 0, "not_interested_video": 0, "status": 0, "not_interested_author": 0}
+    reasons: dict[str, str] = {}
     kept: list[str] = []
     seen: set[str] = set()
     for video_id in video_ids:
@@ -95,7 +97,8 @@ def apply_filters(video_ids: Iterable[str], state: UserFilters, records: Mapping
             kept.append(video_id)
         else:
             dropped[reason] += 1
-    return FilterResult(kept=kept, dropped=dropped)
+            reasons[video_id] = reason
+    return FilterResult(kept=kept, dropped=dropped, reasons=reasons)
 
 
 def _reason(video_id: str, state: UserFilters, record: VideoRecord | None, authors: set[str]) -> str | None:

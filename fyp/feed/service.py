@@ -3,7 +3,8 @@
     GET  /v1/feed?user=U&n=10    the feed (fyp/feed/assemble.py): items with their scores and sources, the
                                  user's arm ids, the model version (or the coarse fallback, flagged), the
                                  filters' counts and each stage's milliseconds; 422 for a bad user id or n,
-                                 503 when the candidate source (the index service) does not answer
+                                 503 when the candidate source (the index service) does not answer;
+                                 `&explain=true` adds which filter dropped each candidate and the shortlist
     GET  /v1/model               the ranker served, the one wanted, loads so far, the last load error
     POST /v1/model/reload        load the wanted version now (`?version=V` or `latest` changes it); the swap is
                                  one assignment, so a request in flight finishes on the version it started with
@@ -96,9 +97,10 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
 
     @app.get("/v1/feed")
     def feed(user: str = Query(..., min_length=1, max_length=128),
-             n: int = Query(10, ge=1, le=MAX_FEED)) -> dict[str, Any]:
+             n: int = Query(10, ge=1, le=MAX_FEED),
+             explain: bool = Query(False, description="say why each dropped candidate was dropped")) -> dict[str, Any]:
         try:
-            return ranker.feed(user, n)
+            return ranker.feed(user, n, explain=explain)
         except CandidatesDown as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:  # a user id no event could carry, refused by the candidate source or assignment
