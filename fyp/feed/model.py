@@ -19,7 +19,7 @@ from typing import Any
 
 from fyp.ranking.inputs import InputSpec
 from fyp.ranking.runtime import RankerRuntime
-from fyp.ranking.store import S3_PREFIX, ObjectStore, RankerNotFound, latest_version, load_version
+from fyp.ranking.store import S3_PREFIX, ObjectStore, latest_version, load_version
 
 __all__ = ["LoadedRanker", "RankerSlot"]
 
@@ -67,7 +67,7 @@ class RankerSlot:
                     self.loads += 1
                     log.info("ranker %s loaded (was %s)", version, served)
                 self.error = None
-            except (RankerNotFound, ValueError, KeyError, OSError) as exc:
+            except Exception as exc:  # any failed load (S3 down, a bad file) keeps the served version
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("ranker %s not loaded, keeping %s: %s", self.wanted, served, self.error)
             return self.status()
