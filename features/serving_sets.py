@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from featurespec import DerivedColumn, SortedSetSpec
 
-__all__ = ["GLOBAL_TRENDING", "GLOBAL_TRENDING_KEY", "RECENT_POSITIVES", "RECENT_SEEN", "SERVING_SETS", "TRENDING",
-           "USER_MARKET"]
+__all__ = ["GLOBAL_TRENDING", "GLOBAL_TRENDING_KEY", "NOT_INTERESTED_AUTHORS", "NOT_INTERESTED_VIDEOS",
+           "NOT_INTERESTED_WINDOW", "RECENT_POSITIVES", "RECENT_SEEN", "SERVING_SETS", "TRENDING", "USER_MARKET"]
 
 TRENDING_HALF_LIFE_MS = 3_600_000
 
@@ -62,4 +62,27 @@ USER_MARKET = SortedSetSpec(
     description="a user's market, the region:language of their latest event, score = its event time (epoch ms)",
 )
 
-SERVING_SETS = (RECENT_SEEN, RECENT_POSITIVES, TRENDING, GLOBAL_TRENDING, USER_MARKET)
+# "Not interested" (NotInterested events): the feed never shows the video again, and drops an author the user has
+# marked often enough (fyp/feed/filters.py AUTHOR_NOT_INTERESTED_THRESHOLD). Both sets live 30 days after the
+# user's last such signal.
+NOT_INTERESTED_WINDOW = timedelta(days=30)
+
+NOT_INTERESTED_VIDEOS = SortedSetSpec(
+    name="not_interested_videos", version=1, key_columns=("user_id",), member_column="video_id",
+    score="event_time", per_event=True, where="event_type = 'not_interested'",
+    max_size=1000, ttl=NOT_INTERESTED_WINDOW,
+    description="the videos a user marked not interested (newest 1,000), score = last such time (epoch ms)",
+)
+
+# A count needs the group's state, so it is an aggregated set: the job keeps each (user, author) count while the
+# pair has had a signal within `state_ttl`; after 30 idle days Flink forgets it and Redis drops the key, so a
+# count is "signals since the first one of a run with no 30-day gap", not a sliding 30-day window.
+NOT_INTERESTED_AUTHORS = SortedSetSpec(
+    name="not_interested_authors", version=1, key_columns=("user_id",), member_column="author_id",
+    score="COUNT(*)", where="event_type = 'not_interested'", max_size=200, ttl=NOT_INTERESTED_WINDOW,
+    state_ttl=NOT_INTERESTED_WINDOW,
+    description="per user, the authors of videos marked not interested (top 200), score = how many such signals",
+)
+
+SERVING_SETS = (RECENT_SEEN, RECENT_POSITIVES, TRENDING, GLOBAL_TRENDING, USER_MARKET, NOT_INTERESTED_VIDEOS,
+                NOT_INTERESTED_AUTHORS)

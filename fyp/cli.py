@@ -16,6 +16,7 @@ from fyp.commands import (
     demo,
     dlq,
     features,
+    feed,
     index,
     jobs,
     lake,
@@ -65,6 +66,7 @@ train.register(app)
 training.register(app)
 index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)
 serving.register(app, serve=serve_group)
+feed.register(app, serve=serve_group, bench=bench_group)
 capacity.register(app)
 
 

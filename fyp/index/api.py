@@ -7,7 +7,9 @@ embeddings, the feed and the candidate generator it is given.
                                         one (else the user's own market; fyp/candidates/market.py); 422 for
                                         one without the other or a value no event could carry;
                                         `&sources=ann`: only the videos nearest the user's embedding (Redis
-                                        `fyp:user_embedding:v2:{id}`)
+                                        `fyp:user_embedding:v2:{id}`); `&dots=true`: each result also
+                                        carries `dot`, the user's embedding . the video's (null when either
+                                        is missing), the feed's coarse score (fyp/feed/coarse.py)
     GET  /healthz                       200 once restored and caught up with the topic, 503 before
     GET  /v1/stats                      index size and shape, the model, consumer offsets and lag, snapshots,
                                         refused vectors and queries
@@ -126,7 +128,7 @@ class IndexApi:
             raise HTTPException(500, f"the embedding of user {user!r} is unusable: {exc}") from exc
 
     def candidates(self, user: str, k: int, sources: str, *, region: str | None = None,
-                   language: str | None = None) -> dict[str, Any]:
+                   language: str | None = None, dots: bool = False) -> dict[str, Any]:
         from fyp.candidates.market import request_market
 
         try:  # checked before anything is read, so a bad value fails the same way whatever else the request asks
@@ -137,9 +139,27 @@ class IndexApi:
         started = time.perf_counter()
         if self.generator is None or sources == "ann":
             found = self.nearest(user, k)
-            return {"user": user, "k": k, "results": _results(found), "took_ms": _took_ms(started)}
-        generated = self.generator.generate(user, k, self._ann_source(user), market=market)
-        return {"user": user, "k": k, **generated.as_json(), "took_ms": _took_ms(started)}
+            body = {"user": user, "k": k, "results": _results(found)}
+        else:
+            generated = self.generator.generate(user, k, self._ann_source(user), market=market)
+            body = {"user": user, "k": k, **generated.as_json()}
+        if dots:
+            self._add_dots(user, body["results"])
+        return {**body, "took_ms": _took_ms(started)}
+
+    def _add_dots(self, user: str, results: list[dict[str, Any]]) -> None:
+        """Each result's `dot`: user embedding . video vector, or None (no usable user embedding, or the video
+        is not in the index)."""
+        try:
+            embedding = self.user_embedding(user)
+        except HTTPException:
+            embedding = None
+        if embedding is None:
+            values: list[float | None] = [None] * len(results)
+        else:
+            values = self.holder.dots(embedding.vector, [r["video_id"] for r in results], model=embedding.model)
+        for result, value in zip(results, values, strict=True):
+            result["dot"] = None if value is None else round(value, 6)
 
     def _ann_source(self, user: str) -> Callable[[int], list[Any]]:
         """The `ann` source for the generator: n nearest videos, or LookupError so the other sources still answer."""
@@ -256,7 +276,8 @@ def create_app(
         sources: str = Query("all", pattern="^(all|ann)$"),
         region: str | None = Query(None, description="the market's region (ISO 3166-1), with language"),
         language: str | None = Query(None, description="the market's language (ISO 639-1), with region"),
+        dots: bool = Query(False, description="add each result's user . video dot product (the feed's coarse score)"),
     ) -> dict[str, Any]:
-        return api.candidates(user, k, sources, region=region, language=language)
+        return api.candidates(user, k, sources, region=region, language=language, dots=dots)
 
     return app

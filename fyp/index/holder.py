@@ -110,6 +110,15 @@ class IndexHolder:
             found = self.index.search(vector, k + 1)
         return [n for n in found if n.video_id != video_id][:k]
 
+    def dots(self, query: np.ndarray, video_ids: Sequence[str], *, model: str) -> list[float | None]:
+        """query . vector for each video (None: not in the index); [None, ...] when the index serves another
+        model (its vectors are not comparable with the query's). For the feed's coarse ranker."""
+        with self.lock:
+            if model != self.model:
+                return [None] * len(video_ids)
+            vectors = [self.index.vector(v) for v in video_ids]
+        return [None if v is None else float(v @ query) for v in vectors]
+
     def apply(self, upsert_ids: Sequence[str], upsert_vectors: np.ndarray, delete_ids: Sequence[str]) -> None:
         with self.lock:
             if delete_ids:

@@ -41,6 +41,7 @@ def client() -> TestClient:
     users = DictUsers({"u1": unit(3), "u-bad": np.ones(3, np.float32), "u-zero": np.zeros(DIM, np.float32),
                        "u-old": ("clip-v0", unit(3))})
     with TestClient(create_app(holder, users=users, max_k=50)) as c:
+        c.app.state.holder = holder
         yield c
 
 
@@ -75,6 +76,17 @@ def test_candidates_from_the_user_embedding(client):
     body = client.get("/v1/candidates", params={"user": "u1", "k": 3}).json()
     assert body["user"] == "u1" and len(body["results"]) == 3
     assert body["results"][0]["video_id"] in {f"v{i}" for i in range(3, 40, DIM)}
+
+
+def test_candidates_with_dots_carry_the_user_video_dot_product(client):
+    body = client.get("/v1/candidates", params={"user": "u1", "k": 5, "dots": "true"}).json()
+    query = unit(3)
+    for result in body["results"]:
+        vector = client.app.state.holder.index.vector(result["video_id"])
+        assert result["dot"] == pytest.approx(float(vector @ query), abs=1e-5)
+        # ANN's score estimates that dot product (ScaNN scores quantised vectors); `dot` is exact.
+        assert result["dot"] == pytest.approx(result["score"], abs=0.02)
+    assert "dot" not in client.get("/v1/candidates", params={"user": "u1", "k": 2}).json()["results"][0]
 
 
 def test_candidates_without_an_embedding_say_which_key_is_missing(client):

@@ -1,0 +1,135 @@
+"""`fyp serve feed`, `fyp feed`, `fyp bench feed`: the feed service, a feed from it, and its benchmark."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.table import Table
+
+from fyp.commands.output import console, err_console, fail_cleanly, print_json
+
+__all__ = ["register"]
+
+URL_OPTION = typer.Option(None, "--url", help="Feed service URL (default FYP_FEED_URL, else 127.0.0.1:8095+offset).")
+
+
+def _url(url: str | None) -> str:
+    from fyp.feed.service import default_port
+
+    return url or os.environ.get("FYP_FEED_URL") or f"http://127.0.0.1:{default_port()}"
+
+
+def _weights(text: str) -> dict[str, float]:
+    from fyp.ranking.combine import DEFAULT_HEAD_WEIGHTS
+
+    weights = dict(DEFAULT_HEAD_WEIGHTS)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        head, _, value = part.partition("=")
+        try:
+            weights[head.strip()] = float(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{part!r}: expected head=number", param_hint="--weights") from exc
+    return weights
+
+
+def serve_feed(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int | None = typer.Option(None, "--port", help="Port (default FYP_FEED_PORT, else 8095 + FYP_PORT_OFFSET)."),
+    index_url: str | None = typer.Option(None, "--index-url", help="Index service (candidates) URL (default "
+                                                                   "FYP_INDEX_URL, else 127.0.0.1:8090+offset)."),
+    model: str = typer.Option("latest", "--model", help="Ranker version to serve, or 'latest' (models/ranker/LATEST)."),
+    reload_every: float = typer.Option(60.0, "--reload-every", help="Seconds between checks for a new wanted "
+                                                                    "version (0: only POST /v1/model/reload)."),
+    candidates: int = typer.Option(500, "--candidates", min=1, max=1000, help="Candidates asked for per feed."),
+    keep: int = typer.Option(100, "--keep", min=1, max=1000, help="How many the coarse ranker keeps."),
+    weights: str = typer.Option("", "--weights", help="Head weights over the defaults, e.g. 'liked=3,shared=5' "
+                                                      "(experiment arms override these)."),
+) -> None:
+    """Serve feeds: candidates, filters, coarse ranking, the fine ranker (ONNX), reranking."""
+    from fyp.config import load_settings
+    from fyp.feed.assemble import FeedConfig
+    from fyp.feed.service import default_port, serve
+
+    with fail_cleanly(ValueError):
+        config = FeedConfig(candidate_k=candidates, coarse_k=keep, weights=_weights(weights))
+    serve(load_settings(), host=host, port=port or default_port(), index_url=index_url, model=model, config=config,
+          reload_every_s=reload_every)
+
+
+def feed(
+    user: str = typer.Option(..., "--user", help="User id."),
+    n: int = typer.Option(10, "--n", min=1, max=100, help="Feed length."),
+    as_json: bool = typer.Option(False, "--json", help="Print the service's JSON."),
+    url: str | None = URL_OPTION,
+) -> None:
+    """A user's feed from the feed service, with each stage's milliseconds."""
+    from fyp.feed.client import FeedClient, FeedError
+
+    try:
+        body = FeedClient(_url(url)).feed(user, n=n)
+    except FeedError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print_json(body)
+        return
+    model = body["model"]
+    title = (f"feed for {user}: model {model['version']}" if not model["fallback"]
+             else f"feed for {user}: NO MODEL, coarse order ({model.get('reason')})")
+    table = Table("#", "video_id", "source", "slot", "score", "coarse", title=title)
+    for rank, item in enumerate(body["items"], 1):
+        table.add_row(str(rank), item["video_id"], item["source"] or "", item["slot"], f"{item['score']:.4f}",
+                      f"{item['coarse']:.4f}")
+    console.print(table)
+    console.print(f"arms {body['arms'] or '-'}; cold start {body['cold_start']}; counts {body['counts']}; "
+                  f"filtered {body['filters']}")
+    console.print("ms: " + ", ".join(f"{k} {v:.2f}" for k, v in body["timings_ms"].items()))
+
+
+def bench_feed(
+    users: int = typer.Option(200, "--users", min=1, help="Users to draw (those with a recent-seen set, then "
+                                                          "made-up new ones to fill)."),
+    duration: float = typer.Option(5.0, "--duration", min=0.5, help="Seconds per client count."),
+    clients: str = typer.Option("1,4,16", "--clients", help="Client counts, comma-separated."),
+    n: int = typer.Option(10, "--n", min=1, max=100, help="Feed length."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    url: str | None = URL_OPTION,
+) -> None:
+    """Feed latency (p50/p95/p99), feeds/s and per-stage time at 1, 4 and 16 concurrent clients, against a running
+    `fyp serve feed`. Targets: p99 <= 50 ms at 1 client, >= 100 feeds/s."""
+    from fyp.bench.feed import run_feed_bench
+    from fyp.commands.serving import scan_ids
+    from fyp.config import load_settings
+    from fyp.feed.client import FeedClient, FeedError
+    from fyp.serving.client import RECENT_SEEN_PREFIX
+
+    with fail_cleanly(ValueError, FeedError):
+        levels = tuple(int(c) for c in clients.split(",") if c.strip())
+        if not levels or min(levels) < 1:
+            raise ValueError(f"--clients takes positive counts, got {clients!r}")
+        found = scan_ids(load_settings().redis_client(), RECENT_SEEN_PREFIX, users)
+        drawn = found + [f"bench-new-{i}" for i in range(users - len(found))]
+        client = FeedClient(_url(url))
+        result = run_feed_bench(lambda user: client.feed(user, n=n), drawn, levels=levels, duration_s=duration)
+    result["active_users"] = len(found)
+    if as_json:
+        print_json(result)
+        return
+    table = Table("clients", "feeds/s", "p50 ms", "p95 ms", "p99 ms", "errors", "slowest stage (p99 ms)",
+                  title=f"fyp bench feed ({result['users']} users, {len(found)} with history)")
+    for level in result["levels"]:
+        stages = {k: v["p99_ms"] for k, v in level["stages"].items() if k != "total"}
+        slowest = max(stages, key=stages.get) if stages else "-"
+        table.add_row(str(level["clients"]), f"{level['feeds_per_s']:.1f}", f"{level['p50_ms']:.2f}",
+                      f"{level['p95_ms']:.2f}", f"{level['p99_ms']:.2f}", str(level["errors"]),
+                      f"{slowest} {stages.get(slowest, 0):.2f}")
+    console.print(table)
+    console.print(f"targets {result['targets']}; load average {result['load_average']}")
+
+
+def register(app: typer.Typer, *, serve: typer.Typer, bench: typer.Typer) -> None:
+    """Add `feed` to the app, `serve feed` and `bench feed` to their groups (declared in fyp/cli.py)."""
+    serve.command("feed")(serve_feed)
+    app.command("feed")(feed)
+    bench.command("feed")(bench_feed)

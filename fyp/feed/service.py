@@ -1,0 +1,134 @@
+"""The feed service: `GET /v1/feed` over candidates, filters, coarse and fine ranking and the reranker.
+
+    GET  /v1/feed?user=U&n=10    the feed (fyp/feed/assemble.py): items with their scores and sources, the
+                                 user's arm ids, the model version (or the coarse fallback, flagged), the
+                                 filters' counts and each stage's milliseconds; 422 for a bad user id or n,
+                                 503 when the candidate source (the index service) does not answer;
+                                 `&explain=true` adds which filter dropped each candidate and the shortlist
+    GET  /v1/model               the ranker served, the one wanted, loads so far, the last load error
+    POST /v1/model/reload        load the wanted version now (`?version=V` or `latest` changes it); the swap is
+                                 one assignment, so a request in flight finishes on the version it started with
+    GET  /healthz                200 (the feed answers with or without a model; /v1/model says which)
+
+`build_app` wires the stack: the index service's `/v1/candidates` over HTTP (FYP_INDEX_URL, else
+127.0.0.1:8090+offset), the stack's Redis, the ranker store in the media bucket, and the experiments declared in
+fyp/experiments/declared.py. Routes are plain `def`: FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException, Query
+
+from fyp.experiments.spec import Experiment
+from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchCandidates
+from fyp.feed.model import RankerSlot
+from fyp.feed.rerank import MAX_FEED
+
+__all__ = ["DEFAULT_PORT", "build_app", "create_app", "default_port", "http_candidates", "serve"]
+
+log = logging.getLogger("fyp.feed.service")
+
+DEFAULT_PORT = 8095
+
+
+def default_port() -> int:
+    """FYP_FEED_PORT, else 8095 shifted by FYP_PORT_OFFSET (like every port of the local stack)."""
+    return int(os.environ.get("FYP_FEED_PORT", DEFAULT_PORT + int(os.environ.get("FYP_PORT_OFFSET", "0"))))
+
+
+def http_candidates(base_url: str, *, timeout_s: float = 2.0) -> FetchCandidates:
+    """A candidate source over the index service's HTTP API (one pooled, thread-safe httpx client)."""
+    client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    def fetch(user_id: str, k: int) -> Mapping[str, Any]:
+        try:
+            response = client.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
+        except httpx.HTTPError as exc:
+            raise CandidatesDown(f"index service at {base_url} not reachable: {exc}") from exc
+        if response.status_code == 422:
+            raise ValueError(response.json().get("detail", response.text))
+        if response.status_code != 200:
+            raise CandidatesDown(f"index service answered {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    return fetch
+
+
+def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
+    """The HTTP API over `ranker`; with `reload_every_s` > 0, the slot checks for a new wanted version that often."""
+    slot = ranker.slot
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        if reload_every_s > 0:
+            slot.watch(reload_every_s, stop)
+        yield
+        stop.set()
+
+    app = FastAPI(title="fyp feed", lifespan=lifespan)
+
+    @app.get("/healthz")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": slot.status()}
+
+    @app.get("/v1/model")
+    def model() -> dict[str, Any]:
+        return slot.status()
+
+    @app.post("/v1/model/reload")
+    def reload(version: str | None = Query(None, description="a version name, or 'latest'")) -> dict[str, Any]:
+        if version is not None and version != "latest":
+            from fyp.ranking.store import check_version
+
+            try:
+                check_version(version)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from exc
+        return slot.reload(version)
+
+    @app.get("/v1/feed")
+    def feed(user: str = Query(..., min_length=1, max_length=128),
+             n: int = Query(10, ge=1, le=MAX_FEED),
+             explain: bool = Query(False, description="say why each dropped candidate was dropped")) -> dict[str, Any]:
+        try:
+            return ranker.feed(user, n, explain=explain)
+        except CandidatesDown as exc:
+            raise HTTPException(503, str(exc)) from exc
+        except ValueError as exc:  # a user id no event could carry, refused by the candidate source or assignment
+            raise HTTPException(422, str(exc)) from exc
+
+    return app
+
+
+def build_app(settings: Any, *, index_url: str | None = None, model: str = "latest",
+              experiments: Sequence[Experiment] | None = None, config: FeedConfig | None = None,
+              reload_every_s: float = 60.0) -> FastAPI:
+    """The service wired to the stack of `settings` (see the module docstring); model: "latest" or a version."""
+    from fyp.experiments.declared import EXPERIMENTS
+    from fyp.index.config import default_port as index_port
+    from fyp.index.snapshot import S3ObjectStore
+    from fyp.media.publish import make_s3_client
+
+    url = index_url or os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{index_port()}"
+    slot = RankerSlot(S3ObjectStore(make_s3_client(settings), settings.media_bucket), wanted=model)
+    slot.reload()
+    ranker = FeedRanker(http_candidates(url), settings.redis_client(), slot,
+                        experiments=EXPERIMENTS if experiments is None else experiments, config=config)
+    return create_app(ranker, reload_every_s=reload_every_s)
+
+
+def serve(settings: Any, *, host: str, port: int, **options: Any) -> None:
+    """Run the service until interrupted."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(build_app(settings, **options), host=host, port=port, log_level="info")

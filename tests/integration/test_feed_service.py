@@ -1,0 +1,150 @@
+"""The feed service on the real stack: the features job's serving sets (recent-seen, not-interested), the index
+service's candidates, a ranker version in S3 run by ONNX Runtime, and `/v1/feed` over HTTP.
+
+One market of this run's own, so its trending set holds exactly this test's videos: a user who just watched a
+video does not get it in the next feed, a video marked not interested is gone at once, and an author whose videos
+were marked twice is gone with all their videos.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from connectors.redis_video_store import video_key
+from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS, RECENT_SEEN, TRENDING, USER_MARKET
+from fyp.feed.assemble import FeedConfig, FeedRanker
+from fyp.feed.filters import AUTHOR_NOT_INTERESTED_THRESHOLD
+from fyp.feed.model import RankerSlot
+from fyp.feed.service import create_app
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+from tests.integration.conftest import eventually
+from tests.integration.test_index_service import running_service
+from udfs.video_record import encode_video
+
+pytestmark = pytest.mark.integration
+
+
+def _save_untrained_ranker(store, prefix: str) -> str:
+    """An untrained ranker of the training set's inputs, saved as `fyp train ranker` saves one; its version."""
+    import torch
+
+    from fyp.ranking.inputs import InputSpec
+    from fyp.ranking.lake import ranker_sets
+    from fyp.ranking.model import MultiTaskRanker
+    from fyp.ranking.runtime import to_onnx
+    from fyp.ranking.store import save, serialize
+
+    sets = ranker_sets()
+    width = sum(len(c) for _, c in sets)
+    spec = InputSpec(sets=tuple((n, tuple(c)) for n, c in sets), mean=(0.0,) * width, std=(1.0,) * width)
+    torch.manual_seed(0)
+    version, data = serialize(to_onnx(MultiTaskRanker(spec.width), spec.width), {"spec": spec.to_json()},
+                              now=datetime.now(UTC))
+    save(store, version, data, prefix=prefix)
+    return version
+
+
+def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
+        settings, running_job, engagement_producer, redis_client, index_name):
+    from connectors.s3_objects import S3ObjectStore
+    from fyp.media.publish import make_s3_client
+
+    running_job(ENGAGEMENT_FEATURES_JOB)
+    run = uuid.uuid4().hex[:8]
+    region, language = "ZF", f"fe{run}"
+    user = f"feed-{run}-u"
+    authors = {"a": f"feed-{run}-a", "b": f"feed-{run}-b", "c": f"feed-{run}-c"}
+    # v0-v2 by a, v3 by b, v4-v5 by c; v6 (by c) is removed.
+    owner = {0: "a", 1: "a", 2: "a", 3: "b", 4: "c", 5: "c", 6: "c"}
+    videos = {i: f"feed-{run}-v{i}" for i in owner}
+    for i, video in videos.items():
+        redis_client.hset(video_key(video), mapping=encode_video({
+            "video_id": video, "status": "removed" if i == 6 else "ready", "author_id": authors[owner[i]],
+            "hashtags": ["it"]}))
+        for viewer in range(2):  # plays put every video in the market's trending set
+            engagement_producer.send("Watch", user_id=f"feed-{run}-viewer{viewer}", video_id=video, watch_ms=5_000,
+                                     video_duration_ms=10_000, region=region, language=language,
+                                     author_id=authors[owner[i]])
+    engagement_producer.send("Watch", user_id=user, video_id=videos[5], watch_ms=1_000, video_duration_ms=10_000,
+                             region=region, language=language, author_id=authors["c"])
+    engagement_producer.flush()
+    market_key = TRENDING.key_prefix + f"{region}:{language}"
+    eventually(lambda: redis_client.zcard(market_key) == len(videos), timeout_s=240,
+               message=f"the features job's trending set {market_key}")
+    eventually(lambda: redis_client.zscore(RECENT_SEEN.key_prefix + user, videos[5]) is not None
+               and redis_client.zcard(USER_MARKET.key_prefix + user) == 1, timeout_s=60,
+               message="the user's recent-seen set and market")
+
+    s3 = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
+    prefix = f"models/ranker-it-{run}/"
+    version = _save_untrained_ranker(s3, prefix)
+    slot = RankerSlot(s3, prefix=prefix)
+    assert slot.reload()["version"] == version
+    try:
+        with running_service(settings, index_name) as index:
+            def fetch(user_id: str, k: int) -> dict:
+                response = index.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            ranker = FeedRanker(fetch, redis_client, slot, config=FeedConfig(candidate_k=100, coarse_k=100))
+            with TestClient(create_app(ranker)) as feed_service:
+                def feed(**params) -> dict:
+                    response = feed_service.get("/v1/feed", params={"user": user, "n": 20, "explain": "true",
+                                                                    **params})
+                    assert response.status_code == 200, response.text
+                    return response.json()
+
+                def ours(ids) -> set[str]:
+                    return set(ids) & set(videos.values())
+
+                first = feed()
+                assert first["model"] == {"version": version, "fallback": False}
+                assert first["items"] and all(item["fine"] is not None for item in first["items"])
+                assert set(first["timings_ms"]) >= {"candidates", "filters", "coarse", "features", "fine", "rerank"}
+                # v5 was seen and v6 is removed (candidate generation drops both); the market's other five reach
+                # the fine ranker.
+                assert ours(first["explain"]["shortlist"]) == {videos[i] for i in (0, 1, 2, 3, 4)}
+
+                # Recent-seen: the user watches v4; the next feed has no v4.
+                engagement_producer.send("Watch", user_id=user, video_id=videos[4], watch_ms=9_000,
+                                         video_duration_ms=10_000, region=region, language=language,
+                                         author_id=authors["c"])
+                engagement_producer.flush()
+                eventually(lambda: videos[4] not in feed()["explain"]["shortlist"], timeout_s=60,
+                           message="a watched video leaves the feed")
+
+                # Not interested in v3: that video goes; its author (one signal) does not.
+                engagement_producer.send("NotInterested", user_id=user, video_id=videos[3], author_id=authors["b"],
+                                         region=region, language=language)
+                engagement_producer.flush()
+                eventually(lambda: feed()["explain"]["dropped"].get(videos[3]) == "not_interested_video",
+                           timeout_s=60, message="a video marked not interested leaves the feed")
+                body = feed()
+                assert ours(body["explain"]["shortlist"]) == {videos[i] for i in (0, 1, 2)}
+                assert not ours(item["video_id"] for item in body["items"]) & {videos[3], videos[4]}
+
+                # Not interested twice in author a's videos (v0, v1): v2, never marked, goes with its author.
+                for i in range(AUTHOR_NOT_INTERESTED_THRESHOLD):
+                    engagement_producer.send("NotInterested", user_id=user, video_id=videos[i],
+                                             author_id=authors["a"], region=region, language=language)
+                engagement_producer.flush()
+                key = NOT_INTERESTED_AUTHORS.key_prefix + user
+                eventually(lambda: (redis_client.zscore(key, authors["a"]) or 0) >= AUTHOR_NOT_INTERESTED_THRESHOLD,
+                           timeout_s=60, message="the not-interested author count")
+                assert redis_client.zscore(NOT_INTERESTED_VIDEOS.key_prefix + user, videos[0]) is not None
+                body = feed()
+                dropped = body["explain"]["dropped"]
+                assert dropped.get(videos[2]) == "not_interested_author"
+                assert dropped.get(videos[0]) == dropped.get(videos[1]) == "not_interested_video"
+                assert not ours(body["explain"]["shortlist"]) and not ours(i["video_id"] for i in body["items"])
+
+                # A user with no event at all gets a cold-start feed, not an error.
+                cold = feed_service.get("/v1/feed", params={"user": f"feed-{run}-nobody", "n": 5})
+                assert cold.status_code == 200 and cold.json()["cold_start"] is True
+    finally:
+        s3.delete([f"{prefix}{version}/ranker.zip", f"{prefix}LATEST"])

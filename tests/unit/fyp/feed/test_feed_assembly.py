@@ -1,0 +1,241 @@
+"""The feed's assembly (fyp/feed/assemble.py, service.py, model.py) on plain data: a dict standing in for Redis, a
+function for the index service's candidates, a small untrained ranker in a local object store."""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from connectors.redis_video_store import video_key
+from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS, RECENT_SEEN
+from fyp.experiments.spec import Arm, Experiment
+from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker
+from fyp.feed.model import RankerSlot
+from fyp.feed.reads import VIDEO_PLAN, read_ranker_columns, set_columns
+from fyp.feed.service import create_app
+from fyp.index.snapshot import LocalObjectStore
+from fyp.ranking.combine import DEFAULT_HEAD_WEIGHTS, combined_score
+from fyp.ranking.inputs import InputSpec
+from fyp.ranking.lake import ranker_sets
+from fyp.ranking.store import save, serialize
+
+NOW = 1_800_000_000_000
+PREFIX = "models/ranker/"
+
+
+class DictRedis:
+    """The few commands the feed's reads send, over dicts; `pipeline()` queues them and `execute()` answers."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str, bytes] = {}
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.zsets: dict[str, dict[str, float]] = {}
+        self._queue: list[Any] = []
+
+    def pipeline(self, transaction: bool = False) -> DictRedis:
+        pipe = DictRedis()
+        pipe.strings, pipe.hashes, pipe.zsets = self.strings, self.hashes, self.zsets
+        return pipe
+
+    def zrange(self, key: str, start: int, end: int, withscores: bool = False) -> None:
+        members = sorted(self.zsets.get(key, {}).items(), key=lambda ms: (ms[1], ms[0]))
+        self._queue.append([(m.encode(), s) for m, s in members] if withscores else [m.encode() for m, _ in members])
+
+    def hmget(self, key: str, fields: list[str]) -> None:
+        found = self.hashes.get(key, {})
+        self._queue.append([found[f].encode() if f in found else None for f in fields])
+
+    def mget(self, keys: list[str]) -> None:
+        self._queue.append([self.strings.get(k) for k in keys])
+
+    def execute(self) -> list[Any]:
+        replies, self._queue = self._queue, []
+        return replies
+
+
+def packed(plan, values: Mapping[str, float], *, event_time: int = NOW) -> bytes:
+    row = np.zeros(len(plan.columns), dtype="<f4")
+    for name, value in values.items():
+        row[plan.columns.index(name)] = value
+    return struct.pack("<qq", event_time, event_time) + row.tobytes()
+
+
+def world() -> tuple[DictRedis, dict[str, Any]]:
+    """20 videos v0..v19 by authors a0..a4, each with features; v19 removed. The index returns them all, with dots
+    for the even ones."""
+    redis = DictRedis()
+    results = []
+    for i in range(20):
+        video = f"v{i}"
+        redis.hashes[video_key(video)] = {"status": "removed" if i == 19 else "ready", "author_id": f"a{i % 5}",
+                                          "hashtags": '["cats"]'}
+        redis.strings[VIDEO_PLAN.feature_set.key_prefix + video] = packed(
+            VIDEO_PLAN, {"plays_24h": 10 * i, "completions_24h": 5 * i, "plays_decay_24h": 10 * i})
+        results.append({"video_id": video, "source": "exploration" if i == 7 else "trending", "score": 1.0,
+                        "dot": (i / 20) if i % 2 == 0 else None})
+    return redis, {"results": results, "sources": {"trending": {}}}
+
+
+def fetch_from(body: dict[str, Any]):
+    def fetch(user_id: str, k: int) -> dict[str, Any]:
+        return {**body, "results": body["results"][:k]}
+    return fetch
+
+
+def ranker_store(tmp_path, seeds=(0,)) -> tuple[LocalObjectStore, list[str]]:
+    """A local store holding one untrained ranker per seed, saved in order (LATEST: the last)."""
+    import torch
+
+    from fyp.ranking.model import MultiTaskRanker
+    from fyp.ranking.runtime import to_onnx
+
+    sets = ranker_sets()
+    width = sum(len(c) for _, c in sets)
+    spec = InputSpec(sets=tuple((n, tuple(c)) for n, c in sets), mean=(0.0,) * width, std=(1.0,) * width)
+    store = LocalObjectStore(tmp_path)
+    versions = []
+    for second, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        onnx = to_onnx(MultiTaskRanker(spec.width), spec.width)
+        version, data = serialize(onnx, {"spec": spec.to_json()}, now=datetime(2026, 12, 6, 0, 0, second, tzinfo=UTC))
+        save(store, version, data, prefix=PREFIX)
+        versions.append(version)
+    return store, versions
+
+
+def test_the_feed_reads_every_column_the_ranker_was_trained_on():
+    for name, columns in ranker_sets():
+        assert set_columns(name) == tuple(columns)
+
+
+def test_no_model_falls_back_to_the_coarse_order_and_says_so():
+    redis, body = world()
+    redis.zsets[RECENT_SEEN.key_prefix + "u1"] = {"v18": 1.0}
+    redis.zsets[NOT_INTERESTED_VIDEOS.key_prefix + "u1"] = {"v16": 1.0}
+    redis.zsets[NOT_INTERESTED_AUTHORS.key_prefix + "u1"] = {"a4": 2.0, "a3": 1.0}  # a4: v4, v9, v14, v19
+    ranker = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=FeedConfig(coarse_k=10))
+    feed = ranker.feed("u1", 5, now_ms=NOW)
+    assert feed["model"] == {"version": None, "fallback": True, "reason": "no model store configured"}
+    shown = [item["video_id"] for item in feed["items"]]
+    assert not {"v18", "v16", "v19", "v4", "v9", "v14"} & set(shown)
+    assert feed["filters"] == {"recent_seen": 1, "not_interested_video": 1, "status": 1, "not_interested_author": 3}
+    assert feed["counts"] == {"candidates": 20, "filtered": 14, "coarse": 10, "feed": 5}
+    assert all(item["fine"] is None and item["score"] == item["coarse"] for item in feed["items"])
+    # The coarse score: the dot where known, else half the popularity (below every dot of 0.5 and up here).
+    assert shown[0] == "v12" and feed["items"][0]["coarse"] == pytest.approx(0.6)
+    assert set(feed["timings_ms"]) >= {"candidates", "filters", "coarse", "features", "fine", "rerank", "total"}
+
+
+def test_a_loaded_model_scores_the_shortlist_with_the_weighted_heads(tmp_path):
+    redis, body = world()
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX)
+    assert slot.reload()["version"] == version
+    ranker = FeedRanker(fetch_from(body), redis, slot, config=FeedConfig(coarse_k=8))
+    feed = ranker.feed("u1", 5, now_ms=NOW)
+    assert feed["model"] == {"version": version, "fallback": False}
+    assert feed["weights"] == dict(DEFAULT_HEAD_WEIGHTS) and feed["arms"] == []
+    shortlist = sorted((item["coarse"], item["video_id"]) for item in feed["items"])
+    # Each fine score is the ranker's weighted heads for that video, computed here again.
+    records = [ranker_record(redis, v) for _, v in shortlist]
+    columns = read_ranker_columns(redis, slot.current.set_names, "u1", records, now_ms=NOW)
+    expected = combined_score(slot.current.runtime.predict(columns), DEFAULT_HEAD_WEIGHTS)
+    by_id = {item["video_id"]: item["fine"] for item in feed["items"]}
+    for (_, video), score in zip(shortlist, expected, strict=True):
+        assert by_id[video] == pytest.approx(float(score), abs=1e-5)
+
+
+def ranker_record(redis: DictRedis, video: str):
+    from fyp.feed.reads import _record
+
+    fields = redis.hashes[video_key(video)]
+    return _record(video, [fields.get(f, "").encode() or None for f in
+                           ("status", "author_id", "sound_id", "hashtags", "audio_muted")])
+
+
+def test_arm_overrides_change_the_weights_and_the_arm_ids_are_returned(tmp_path):
+    redis, body = world()
+    store, _ = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX)
+    slot.reload()
+    experiment = Experiment(name="share_weight", layer="ranking", traffic_percent=100, start_ms=0,
+                            arms=(Arm(name="heavy", overrides={"ranker.weights.shared": 9.0}),
+                                  Arm(name="heavier", overrides={"ranker.weights.shared": 12.0})))
+    ranker = FeedRanker(fetch_from(body), redis, slot, experiments=[experiment],
+                        config=FeedConfig(weights={**DEFAULT_HEAD_WEIGHTS, "liked": 3.0}))
+    feed = ranker.feed("u1", 3, now_ms=NOW)
+    shared = {"share_weight:heavy": 9.0, "share_weight:heavier": 12.0}
+    assert len(feed["arms"]) == 1 and feed["arms"][0] in shared
+    assert feed["weights"]["shared"] == shared[feed["arms"][0]]  # the arm's override
+    assert feed["weights"]["liked"] == 3.0  # the configuration's, over the default
+
+
+def test_a_reload_swaps_whole_versions_under_concurrent_requests(tmp_path):
+    redis, body = world()
+    store, (old, new) = ranker_store(tmp_path, seeds=(0, 1))
+    slot = RankerSlot(store, wanted=old, prefix=PREFIX)
+    slot.reload()
+    ranker = FeedRanker(fetch_from(body), redis, slot, config=FeedConfig(coarse_k=10))
+    # Each version's fine scores, computed with no swap going on.
+    expected = {}
+    for version in (old, new):
+        slot.reload(version)
+        expected[version] = {i["video_id"]: i["fine"] for i in ranker.feed("u1", 10, now_ms=NOW)["items"]}
+    assert expected[old] != expected[new]
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            seen.append(ranker.feed("u1", 10, now_ms=NOW))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for _ in range(6):
+        slot.reload(old)
+        slot.reload(new)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert seen and slot.loads >= 12
+    for feed in seen:  # every response is one version's, whole
+        version = feed["model"]["version"]
+        assert {i["video_id"]: i["fine"] for i in feed["items"]} == expected[version]
+
+
+def test_a_failed_reload_keeps_the_served_version(tmp_path):
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX)
+    slot.reload()
+    status = slot.reload("20990101T000000Z-deadbeef")
+    assert status["version"] == version and "RankerNotFound" in status["error"]
+
+
+def test_the_service_answers_cold_start_bad_input_and_a_missing_candidate_source(tmp_path):
+    redis, body = world()
+    no_embedding = {"results": [{**r, "dot": None} for r in body["results"]],
+                    "sources": {"ann": {"error": "no embedding for user 'new'"}}}
+    ranker = FeedRanker(fetch_from(no_embedding), redis, RankerSlot(None))
+    with TestClient(create_app(ranker)) as client:
+        response = client.get("/v1/feed", params={"user": "new", "n": 4})
+        assert response.status_code == 200, response.text
+        assert response.json()["cold_start"] is True and len(response.json()["items"]) == 4
+        assert client.get("/v1/feed", params={"user": "new", "n": 0}).status_code == 422
+        assert client.get("/v1/feed", params={"user": "x" * 129}).status_code == 422
+        assert client.get("/v1/model").json()["version"] is None
+        assert client.post("/v1/model/reload", params={"version": "bad"}).status_code == 422
+
+    def down(user_id: str, k: int):
+        raise CandidatesDown("index service at http://nowhere not reachable")
+
+    with TestClient(create_app(FeedRanker(down, redis, RankerSlot(None)))) as client:
+        response = client.get("/v1/feed", params={"user": "u1"})
+        assert response.status_code == 503 and "not reachable" in response.json()["detail"]
