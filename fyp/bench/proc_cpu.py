@@ -1,7 +1,8 @@
 """CPU time of the stack's TaskManagers and the machine's load, read from /proc, for the benchmarks.
 
 A TaskManager's CPU is utime + stime of its JVM in `/proc/<pid>/stat` (all its threads; the job's Python
-functions run inside the JVM in thread mode, so they count too). The pids come from the stack's pid files
+functions run inside the JVM in thread mode, so they count too; the Python workers of a job in process mode
+are child processes, not counted). The pids come from the stack's pid files
 (`fyp.stack.flink_cluster.taskmanager_services`: one TaskManager, or several in the cluster profile).
 Kafka, Redis and the JobManager are not counted.
 """

@@ -19,7 +19,8 @@ __all__ = ["register"]
 def _show(title: str, data: dict) -> None:
     table = Table("metric", "value", title=title)
     for key, value in data.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        table.add_row(key, f"{value:,}" if number else str(value))
     console.print(table)
 
 
@@ -138,7 +139,8 @@ def _show_throughput(data: dict) -> None:
         return "-" if value is None else f"{value:,}" if isinstance(value, int | float) else str(value)
 
     metrics = ("events_per_s", "events_per_cpu_s", "first_to_last_s", "submit_to_last_s", "cpu_seconds")
-    medians = Table("contestant", *metrics, title=f"throughput: medians of {data['repeat']} round(s), "
+    headers = ("events/s", "events/CPU-s", "first→last s", "submit→last s", "CPU s")
+    medians = Table("contestant", *headers, title=f"throughput: medians of {data['repeat']} round(s), "
                     f"{data['events']:,} events")
     for name, figures in data["medians"].items():
         medians.add_row(name, *(cell(figures[m]) for m in metrics))
@@ -146,12 +148,12 @@ def _show_throughput(data: dict) -> None:
     _show("ratios (video only / peer) and run", {k: v for k, v in data.items() if k.startswith("flink_vs_")} | {
         k: data[k] for k in ("warmup_events_per_s", "produce_rate", "topic", "flink_conf", "redis_snapshots_paused",
                              "redis_snapshots", "jobs_running_beside") if k in data})
-    rounds = Table("round", "contestant", "events_per_s", "events_per_cpu_s", "first_to_last_s", "submit_to_last_s",
-                   "load 1m start -> end", title="every round")
+    rounds = Table("round", "contestant", *headers[:4], "load 1m",
+                   title="every round (load: 1-min average, start → end)")
     for r in data["rounds"]:
         for name in data["medians"]:
             rounds.add_row(str(r["round"]), name, *(cell(r[name].get(m)) for m in metrics[:4]),
-                           f"{r['load_1m_start']} -> {r['load_1m_end']}")
+                           f"{r['load_1m_start']}→{r['load_1m_end']}")
     console.print(rounds)
     for kind, text in data["clocks"].items():
         console.print(f"[dim]{kind}: {text}[/dim]")
