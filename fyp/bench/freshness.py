@@ -3,6 +3,10 @@
 Background traffic comes from the generator at the requested rate. Every `probe_interval` a probe Watch
 event for a never-seen video id is produced on its own low-latency producer; a poller MGETs the probes'
 feature keys every 2 ms and records, per probe, the time from produce to the key appearing in Redis.
+
+`run_freshness_rates` measures several rates in turn on the same job. Before each rate it waits until the job
+has drained what earlier load left in Kafka (`drain`: a marker event on every partition of the topic has
+reached Redis), then pauses `pause_s`, so that one rate's backlog does not count against the next.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from confluent_kafka import Producer
 
 from features.engagement import video_engagement
+from fyp.bench.proc_cpu import load_average_1m
 from fyp.bench.stats import latency_summary
 from fyp.config import Settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
@@ -27,7 +33,7 @@ from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["FreshnessResult", "run_freshness"]
+__all__ = ["FreshnessResult", "drain", "flatten", "run_freshness", "run_freshness_rates"]
 
 FEATURES_PIPELINE = ENGAGEMENT_FEATURES_JOB.pipeline_name
 
@@ -50,14 +56,74 @@ def _probe_payload(video_id: str, now_ms: int) -> bytes:
     })
 
 
+def _require_job(settings: Settings) -> None:
+    # Without the job nothing reaches Redis: every probe would wait out its settle time and come back missing.
+    if not any(job.name == FEATURES_PIPELINE and job.state == "RUNNING" for job in list_jobs(settings)):
+        raise StackError(f"no {FEATURES_PIPELINE} job is running, so no event would reach Redis; "
+                         "submit it first: fyp submit engagement_features")
+
+
+def drain(settings: Settings, *, timeout_s: float = 300.0) -> float | None:
+    """Seconds until the features job has caught up with the engagement topic, or None after `timeout_s`.
+
+    One marker Watch event (a never-seen video) goes to every partition; the job reads a partition in order,
+    so once every marker's key is in Redis, everything produced before them has been read and aggregated."""
+    run = uuid.uuid4().hex[:8]
+    client = settings.redis_client()
+    producer = Producer({**settings.kafka_producer_config(), "linger.ms": 0, "log_level": 0})
+    started = time.perf_counter()
+    markers = {}
+    for partition in range(ENGAGEMENT.partitions):
+        video = f"drain-{run}-{partition}"
+        markers[video_engagement.v1.key_prefix + video] = video
+        producer.produce(ENGAGEMENT.name, key=b"u-probe", partition=partition,
+                         value=_probe_payload(video, int(time.time() * 1000)), timestamp=int(time.time() * 1000))
+    producer.flush(10)
+    pending = list(markers)
+    while pending:
+        if time.perf_counter() - started > timeout_s:
+            return None
+        pending = [key for key, value in zip(pending, mget(client, pending), strict=True) if not value]
+        time.sleep(0.05)
+    return round(time.perf_counter() - started, 2)
+
+
+def run_freshness_rates(
+    settings: Settings, rates: Sequence[float], *, duration_s: float, probe_interval_s: float = 0.05,
+    pause_s: float = 5.0, drain_timeout_s: float = 300.0, users: int = 100_000, videos: int = 200_000,
+    on_progress: Callable[[int, str], None] = lambda _done, _text: None,
+) -> list[dict]:
+    """`run_freshness` at each of `rates` in turn on the running job; before each, `drain` (up to
+    `drain_timeout_s`) and then `pause_s` seconds of no load. One dict per rate: the result's fields with the
+    latency summary flattened, `drain_before_s` (None: not drained in time, so this rate met a backlog), and
+    the 1-minute load average at its start and end. on_progress(rates done, what happens now)."""
+    _require_job(settings)
+    results = []
+    for rate in rates:
+        done = len(results)
+        on_progress(done, f"{rate:,.0f} events/s: waiting for the job to drain earlier load …")
+        drained = drain(settings, timeout_s=drain_timeout_s)
+        on_progress(done, f"{rate:,.0f} events/s: {pause_s:g} s pause …")
+        time.sleep(pause_s)
+        on_progress(done, f"{rate:,.0f} events/s for {duration_s:g} s, probing …")
+        load_start = load_average_1m()
+        result = run_freshness(settings, rate=rate, duration_s=duration_s, probe_interval_s=probe_interval_s,
+                               users=users, videos=videos)
+        results.append(flatten(result) | {"drain_before_s": drained, "load_1m_start": load_start,
+                                          "load_1m_end": load_average_1m()})
+    return results
+
+
+def flatten(result: FreshnessResult) -> dict:
+    """The result as one flat dict: its fields, then p50_ms/p95_ms/p99_ms/max_ms/samples of the latency."""
+    return {k: v for k, v in asdict(result).items() if k != "latency"} | result.latency
+
+
 def run_freshness(
     settings: Settings, *, rate: float, duration_s: float, probe_interval_s: float = 0.05,
     users: int = 100_000, videos: int = 200_000, settle_s: float = 10.0,
 ) -> FreshnessResult:
-    # Without the job nothing reaches Redis: every probe would wait out `settle_s` and come back missing.
-    if not any(job.name == FEATURES_PIPELINE and job.state == "RUNNING" for job in list_jobs(settings)):
-        raise StackError(f"no {FEATURES_PIPELINE} job is running, so no event would reach Redis; "
-                         "submit it first: fyp submit engagement_features")
+    _require_job(settings)
     run = uuid.uuid4().hex[:8]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []

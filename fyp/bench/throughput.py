@@ -1,13 +1,14 @@
-"""`fyp bench throughput`: sustained events/s of the features job, and of two Python peers, on the same events.
+"""`fyp bench throughput`: sustained events/s of the features job, and of the Python peers, on the same events.
 
 N generated events go to a fresh topic. The Flink features job then runs bounded over exactly those offsets
-(it finishes when done); the rate is N over the time from its source starting to the job finishing, so job
-submission is excluded. Each peer then consumes the same topic from the start (see fyp/bench/peers).
+(it finishes when done). Each peer then consumes the same topic from the start (see fyp/bench/peers). Every
+contestant is timed on two spans (clocks and CPU accounting: `fyp.bench.throughput_report.CLOCKS`):
+first_to_last_s, from the first record read to the last Redis write (the rate is N over it), and
+submit_to_last_s, which adds start-up (job submission; the peer's imports and consumer group join).
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,23 +21,43 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fyp.bench.peers.redis_writer import redis_client
+from fyp.bench.proc_cpu import CpuSampler, load_average_1m, taskmanager_pids
+from fyp.bench.throughput_report import summarize
 from fyp.config import Settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.stack.process import StackError
-from fyp.stack.submit import submit_job
+from fyp.stack.submit import list_jobs, submit_job
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.topics import ENGAGEMENT, Topic
 
-__all__ = ["FlinkRun", "bench_topic", "compare", "preload", "redis_snapshots_paused", "run_flink_bounded"]
+__all__ = ["FlinkRun", "bench_topic", "compare", "flink_record", "peer_record", "preload", "redis_snapshots_paused",
+           "run_flink_bounded"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class FlinkRun:
+    """One bounded run of the job. seconds = first_to_last_s: from its source subtasks going RUNNING (≈ the first
+    record read) to the job's end (its Redis writers flush before their tasks finish, so ≈ the last write);
+    submit_to_last_s: from just before `flink run` (the client JVM, job graph, deployment) to the same end.
+    cpu_seconds: TaskManager CPU (every TaskManager of the stack) over first_to_last_s, interpolated from samples
+    every 0.2 s; cpu_seconds_submit_to_last over submit_to_last_s."""
+
     events: int
     seconds: float
     events_per_s: float
     job_id: str
+    submit_to_last_s: float | None = None
+    cpu_seconds: float | None = None
+    cpu_seconds_submit_to_last: float | None = None
+
+    @property
+    def first_to_last_s(self) -> float:
+        return self.seconds
+
+    @property
+    def events_per_cpu_s(self) -> float | None:
+        return round(self.events / self.cpu_seconds, 1) if self.cpu_seconds else None
 
 
 def bench_topic(settings: Settings) -> Topic:
@@ -84,27 +105,35 @@ def run_flink_bounded(
     ends = end_offsets(settings, topic.name)
     starts = ",".join(f"{p}:0" for p in ends)
     stops = ",".join(f"{p}:{o}" for p, o in ends.items())
-    job_id = submit_job(settings, ENGAGEMENT_FEATURES_JOB.job, properties=properties, job_args=[
-        "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts,
-        "--end-offsets", stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else []),
-        *(["--per-set-sql"] if per_set_sql else [])])
-    deadline = time.monotonic() + timeout.total_seconds()
-    while time.monotonic() < deadline:
-        job = _job(settings, job_id)
-        if job["state"] in ("FINISHED", "FAILED", "CANCELED"):
-            break
-        time.sleep(1)
-    else:
-        raise StackError(f"the bounded features job {job_id} did not finish within {timeout}")
+    with CpuSampler(taskmanager_pids(settings)) as cpu:
+        submitted = time.time()
+        job_id = submit_job(settings, ENGAGEMENT_FEATURES_JOB.job, properties=properties, job_args=[
+            "--topic", topic.name, "--group-id", f"bench-{topic.name}", "--start-offsets", starts, "--end-offsets",
+            stops, *(["--only-feature-sets", ",".join(only_feature_sets)] if only_feature_sets else []),
+            *(["--per-set-sql"] if per_set_sql else [])])
+        job = _wait_for_end(settings, job_id, timeout)
     if job["state"] != "FINISHED":
         raise StackError(f"the bounded features job {job_id} ended {job['state']}; see the Flink UI")
     source = next(v for v in job["vertices"] if v["name"].startswith("Source"))
     times = httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}/vertices/{source['id']}/subtasktimes",
                       timeout=10).json()
-    running_since = min(s["timestamps"]["RUNNING"] for s in times["subtasks"])
-    seconds = (job["end-time"] - running_since) / 1000
+    running_since = min(s["timestamps"]["RUNNING"] for s in times["subtasks"]) / 1000  # epoch ms, this host's clock
+    ended = job["end-time"] / 1000
+    seconds = ended - running_since
     return FlinkRun(events=events, seconds=round(seconds, 2), events_per_s=round(events / seconds, 1),
-                    job_id=job_id)
+                    job_id=job_id, submit_to_last_s=round(ended - submitted, 2),
+                    cpu_seconds=round(cpu.between(running_since, ended), 3),
+                    cpu_seconds_submit_to_last=round(cpu.between(submitted, ended), 3))
+
+
+def _wait_for_end(settings: Settings, job_id: str, timeout: timedelta) -> dict:
+    deadline = time.monotonic() + timeout.total_seconds()
+    while time.monotonic() < deadline:
+        job = _job(settings, job_id)
+        if job["state"] in ("FINISHED", "FAILED", "CANCELED"):
+            return job
+        time.sleep(0.5)
+    raise StackError(f"the bounded features job {job_id} did not finish within {timeout}")
 
 
 def _redis_forks(settings: Settings) -> int:
@@ -133,60 +162,66 @@ def compare(
     settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True, warmup: bool = True,
     properties: dict[str, str] | None = None, status: Callable[[str], None] = lambda _: None,
 ) -> dict:
-    """The job with all sets, and (with `peers`) the job with video_engagement only, the Quix peer and the naive
-    peer, over the same topic, `repeat` rounds in that order (so drift of the machine touches every contestant
-    alike). Each figure is the median of its rounds; `runs` lists every round; the ratios compare medians.
-    `redis_snapshots` counts, per round, the Redis snapshots that started during it.
+    """The job with all sets, and (with `peers`) the job with video_engagement only and every peer of
+    `fyp.bench.peers.runner.PEERS`, over the same topic, `repeat` rounds in that order (so drift of the machine
+    touches every contestant alike). Every round is reported (`rounds`, with the 1-minute load average at its
+    start and end); each figure is the median of its rounds; the ratios compare medians (see `summarize`).
+    `redis_snapshots` counts, per round, the Redis snapshots that started during a contestant's run.
 
     warmup: first run the job once with all sets, unmeasured (its rate is reported as `warmup_events_per_s`).
     On a TaskManager that has not run the job yet, the JIT compiles Flink's and the aggregates' code during
     the first rounds, which then run up to 25 % slower; the Python peers have no such phase."""
-    from fyp.bench.peers.runner import run_peer
+    from fyp.bench.peers.runner import PEERS, run_peer
 
-    runs: dict[str, list[float]] = {"all_sets": [], **({"video_only": [], "quix": [], "naive": []} if peers else {})}
-    snapshots: dict[str, list[int]] = {name: [] for name in runs}
-    seconds: list[float] = []
+    peer_names = tuple(PEERS) if peers else ()
+    jobs_beside = sorted(job.name for job in list_jobs(settings) if job.state == "RUNNING")
 
-    def timed(name: str, run: Callable[[], float]) -> None:
+    def timed(run: Callable[[], dict]) -> dict:
         forks = _redis_forks(settings)
-        runs[name].append(run())
-        snapshots[name].append(_redis_forks(settings) - forks)
+        record = run()
+        return record | {"redis_snapshots": _redis_forks(settings) - forks}
+
+    def flink(only: tuple[str, ...] = ()) -> dict:
+        return flink_record(run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
+                                              only_feature_sets=only, properties=properties))
 
     warmup_rate = None
     if warmup:
         status("warming up: the features job (all feature sets) once, unmeasured …")
         warmup_rate = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
                                         properties=properties).events_per_s
+    rounds: list[dict] = []
     for round_ in range(1, repeat + 1):
         of = f" (round {round_} of {repeat})" if repeat > 1 else ""
+        record: dict = {"round": round_, "load_1m_start": load_average_1m()}
         status(f"running the features job (all feature sets) bounded over the topic{of} …")
-
-        def all_sets() -> float:
-            flink = run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30), properties=properties)
-            seconds.append(flink.seconds)
-            return flink.events_per_s
-
-        timed("all_sets", all_sets)
-        if not peers:
-            continue
-        # The peers compute video_engagement only: time the job on the same work for the ratios.
-        status(f"running the features job (video_engagement only){of} …")
-        timed("video_only", lambda: run_flink_bounded(
-            settings, topic, events, timeout=timedelta(minutes=30), only_feature_sets=("video_engagement",),
-            properties=properties).events_per_s)
-        for name in ("quix", "naive"):
+        record["all_sets"] = timed(flink)
+        if peer_names:
+            # The peers compute video_engagement only: time the job on the same work for the ratios.
+            status(f"running the features job (video_engagement only){of} …")
+            record["video_only"] = timed(lambda: flink(("video_engagement",)))
+        for name in peer_names:
             status(f"running the {name} peer{of} …")
             group_id = f"bench-{name}-{round_}-{topic.name}"
-            timed(name, lambda name=name, group_id=group_id: run_peer(
-                name, settings, events=events, group_id=group_id, timeout_s=1800, topic=topic.name)["events_per_s"])
-    median = {name: round(statistics.median(values), 1) for name, values in runs.items()}
-    data: dict = {"events_per_s": median["all_sets"], "flink_seconds": round(statistics.median(seconds), 2),
-                  "repeat": repeat, "runs": runs, "redis_snapshots": snapshots}
+            record[name] = timed(lambda name=name, group_id=group_id: peer_record(run_peer(
+                name, settings, events=events, group_id=group_id, timeout_s=1800, topic=topic.name)))
+        record["load_1m_end"] = load_average_1m()
+        rounds.append(record)
+    data = summarize(rounds, peer_names)
     if warmup:
         data["warmup_events_per_s"] = warmup_rate
-    if peers:
-        data["video_only_events_per_s"] = median["video_only"]
-        for name in ("quix", "naive"):
-            data[f"{name}_events_per_s"] = median[name]
-            data[f"flink_vs_{name}"] = round(median["video_only"] / median[name], 2)
+    data["jobs_running_beside"] = jobs_beside  # their work shares the TaskManager, and counts in its CPU
     return data
+
+
+def flink_record(run: FlinkRun) -> dict:
+    """One round of the job, as `summarize` reads it."""
+    return {"events_per_s": run.events_per_s, "first_to_last_s": run.first_to_last_s,
+            "submit_to_last_s": run.submit_to_last_s, "cpu_seconds": run.cpu_seconds,
+            "events_per_cpu_s": run.events_per_cpu_s, "cpu_seconds_submit_to_last": run.cpu_seconds_submit_to_last}
+
+
+def peer_record(run: dict) -> dict:
+    """One round of a peer (`run_peer`'s report), as `summarize` reads it."""
+    return {key: run.get(key) for key in
+            ("events_per_s", "first_to_last_s", "submit_to_last_s", "cpu_seconds", "events_per_cpu_s")}

@@ -19,32 +19,87 @@ __all__ = ["register"]
 def _show(title: str, data: dict) -> None:
     table = Table("metric", "value", title=title)
     for key, value in data.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        table.add_row(key, f"{value:,}" if number else str(value))
     console.print(table)
 
 
 def freshness(
-    rate: float = typer.Option(20_000, "--rate", min=1, help="Background events/s."),
-    duration: float = typer.Option(60, "--duration", min=1, help="Seconds of load."),
+    rate: float = typer.Option(None, "--rate", min=1, help="Background events/s (one rate; default 20000)."),
+    rates: str = typer.Option(None, "--rates", help="Several rates in turn on the same job, comma-separated, e.g. "
+                              "5000,10000,20000,40000; before each, the job drains what earlier load left."),
+    duration: float = typer.Option(60, "--duration", min=1, help="Seconds of load (per rate)."),
     probe_interval: float = typer.Option(0.05, "--probe-interval", min=0.001, help="Seconds between latency probes."),
+    pause: float = typer.Option(5, "--pause", min=0, help="With --rates: seconds of no load after the drain, "
+                                "before each rate."),
+    drain_timeout: float = typer.Option(300, "--drain-timeout", min=1, help="With --rates: give up waiting for "
+                                        "the drain after this many seconds (the rate is then run anyway, and its "
+                                        "drain_before_s is null)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Event-to-Redis latency (p50/p95/p99) through the running engagement_features job under load."""
-    from fyp.bench.freshness import run_freshness
+    from fyp.bench.freshness import flatten, run_freshness
     from fyp.traffic.producer import ProducerError
 
+    if rates is not None:
+        if rate is not None:
+            raise typer.BadParameter("give --rate or --rates, not both", param_hint="--rates")
+        _freshness_rates(_parse_rates(rates), duration=duration, probe_interval=probe_interval, pause=pause,
+                         drain_timeout=drain_timeout, as_json=as_json)
+        return
+    rate = rate or 20_000
     status = console.status(f"{rate:,.0f} events/s for {duration:.0f} s, probing …")
     with fail_cleanly(StackError, ProducerError), status:
         result = run_freshness(load_settings(), rate=rate, duration_s=duration, probe_interval_s=probe_interval)
-    data = {k: v for k, v in dataclasses.asdict(result).items() if k != "latency"} | result.latency
+    data = flatten(result)
     print_json(data) if as_json else _show("freshness: produce -> Redis", data)
+
+
+def _parse_rates(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"comma-separated events/s, e.g. 5000,10000; got {text!r}",
+                                 param_hint="--rates") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter("at least one rate, each >= 1 event/s", param_hint="--rates")
+    return values
+
+
+def _freshness_rates(rates: list[float], *, duration: float, probe_interval: float, pause: float,
+                     drain_timeout: float, as_json: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fyp.bench.freshness import run_freshness_rates
+    from fyp.traffic.producer import ProducerError
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=as_json)
+    with fail_cleanly(StackError, ProducerError), bar:
+        task = bar.add_task("freshness", total=len(rates))
+
+        results = run_freshness_rates(load_settings(), rates, duration_s=duration, probe_interval_s=probe_interval,
+                                      pause_s=pause, drain_timeout_s=drain_timeout,
+                                      on_progress=lambda done, text: bar.update(task, description=text, completed=done))
+    data = {"duration_s": duration, "pause_s": pause, "probe_interval_s": probe_interval, "rates": results}
+    if as_json:
+        print_json(data)
+        return
+    columns = ("rate_requested", "rate_held", "p50_ms", "p95_ms", "p99_ms", "probes", "missing", "drain_before_s")
+    table = Table(*columns, "load 1m start -> end",
+                  title=f"freshness: produce -> Redis, {duration:g} s per rate, {pause:g} s pause after each drain")
+    for r in results:
+        table.add_row(*("-" if r[c] is None else f"{r[c]:,}" for c in columns),
+                      f"{r['load_1m_start']} -> {r['load_1m_end']}")
+    console.print(table)
 
 
 def throughput(
     events: int = typer.Option(1_000_000, "--events", min=1, help="Events to preload and process."),
     users: int = typer.Option(100_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
     videos: int = typer.Option(200_000, "--videos", min=1, help="Distinct videos in the generated traffic."),
-    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run the Quix Streams and naive peers."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also run the job with video_engagement only and "
+                               "every Python peer (fyp/bench/peers/runner.py PEERS)."),
     seed: int = typer.Option(11, "--seed", help="Traffic generator seed."),
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value for the job's runs "
                                    "(repeatable), e.g. -D state.backend.type=hashmap. The job's own settings "
@@ -75,7 +130,54 @@ def throughput(
                               properties=properties, status=status.update)
         data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
                       "flink_conf": properties, "redis_snapshots_paused": pause_redis_snapshots, **results}
-    print_json(data) if as_json else _show("throughput: engagement features", data)
+    print_json(data) if as_json else _show_throughput(data)
+
+
+def _show_throughput(data: dict) -> None:
+    """Medians per contestant, the ratios, then every round with its load average."""
+    def cell(value: object) -> str:
+        return "-" if value is None else f"{value:,}" if isinstance(value, int | float) else str(value)
+
+    metrics = ("events_per_s", "events_per_cpu_s", "first_to_last_s", "submit_to_last_s", "cpu_seconds")
+    headers = ("events/s", "events/CPU-s", "first→last s", "submit→last s", "CPU s")
+    medians = Table("contestant", *headers, title=f"throughput: medians of {data['repeat']} round(s), "
+                    f"{data['events']:,} events")
+    for name, figures in data["medians"].items():
+        medians.add_row(name, *(cell(figures[m]) for m in metrics))
+    console.print(medians)
+    _show("ratios (video only / peer) and run", {k: v for k, v in data.items() if k.startswith("flink_vs_")} | {
+        k: data[k] for k in ("warmup_events_per_s", "produce_rate", "topic", "flink_conf", "redis_snapshots_paused",
+                             "redis_snapshots", "jobs_running_beside") if k in data})
+    rounds = Table("round", "contestant", *headers[:4], "load 1m",
+                   title="every round (load: 1-min average, start → end)")
+    for r in data["rounds"]:
+        for name in data["medians"]:
+            rounds.add_row(str(r["round"]), name, *(cell(r[name].get(m)) for m in metrics[:4]),
+                           f"{r['load_1m_start']}→{r['load_1m_end']}")
+    console.print(rounds)
+    for kind, text in data["clocks"].items():
+        console.print(f"[dim]{kind}: {text}[/dim]")
+
+
+def cost(
+    idle_seconds: float = typer.Option(30, "--idle-seconds", min=1, help="Seconds with nothing produced."),
+    rate: float = typer.Option(5_000, "--rate", min=1, help="Events/s of the sustained load."),
+    duration: float = typer.Option(60, "--duration", min=1, help="Seconds of measured load."),
+    warmup: float = typer.Option(10, "--warmup-seconds", min=0, help="Seconds of load before, unmeasured."),
+    drain_timeout: float = typer.Option(300, "--drain-timeout", min=1,
+                                        help="Give up waiting for the job to catch up after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """TaskManager CPU of the running jobs: idle (no events arriving) and per 1,000 events at a sustained rate."""
+    from fyp.bench.cost import run_cost
+    from fyp.traffic.producer import ProducerError
+
+    status = console.status("measuring …")
+    with fail_cleanly(StackError, ProducerError), status:
+        result = run_cost(load_settings(), idle_s=idle_seconds, rate=rate, duration_s=duration, warmup_s=warmup,
+                          drain_timeout_s=drain_timeout, on_progress=status.update)
+    data = dataclasses.asdict(result)
+    print_json(data) if as_json else _show("cost: TaskManager CPU, idle and under load", data)
 
 
 def upload(
@@ -368,7 +470,7 @@ def near_duplicates(
 
 def register(bench: typer.Typer) -> None:
     """Add the benchmarks to the `bench` group (declared in fyp/cli.py; fyp/commands/index.py adds `index`)."""
-    for command in (freshness, throughput, upload, lake, chaos, serving, limits):
+    for command in (freshness, throughput, cost, upload, lake, chaos, serving, limits):
         bench.command()(command)
     bench.command("near-duplicates")(near_duplicates)
     bench.command("training-set")(training_set_bench)

@@ -46,6 +46,7 @@ def run_naive(
     processed = good = 0
     first = last_write = None
     first_cpu = last_cpu = 0.0
+    last_write_at: float | None = None
     consumer.subscribe([topic])
     try:
         while processed < events:
@@ -78,9 +79,10 @@ def run_naive(
                 good += 1
             if touched:
                 writer.write({entity: evaluator.pack(state) for entity, state in touched.items()})
-                last_write, last_cpu = time.perf_counter(), time.process_time()
+                last_write, last_cpu, last_write_at = time.perf_counter(), time.process_time(), time.time()
             consumer.commit(asynchronous=False)
     finally:
         consumer.close()
     return PeerRun(events=processed, good_events=good, seconds=(last_write or first or 0.0) - (first or 0.0),
-                   cpu_seconds=max(last_cpu - first_cpu, 0.0), redis_writes=writer.written, entities=len(states))
+                   cpu_seconds=max(last_cpu - first_cpu, 0.0), redis_writes=writer.written, entities=len(states),
+                   last_write_at=last_write_at)

@@ -65,6 +65,7 @@ class RedisFeatureSink(BatchingSink):
         self.evaluator = evaluator
         self.last_write: float | None = None  # perf_counter() after the last pipeline
         self.last_write_cpu = 0.0  # process_time() then
+        self.last_write_at: float | None = None  # time.time() then
         self.keys: set[str] = set()  # every key written
 
     def write(self, batch: SinkBatch) -> None:
@@ -73,6 +74,7 @@ class RedisFeatureSink(BatchingSink):
         evaluator = self.evaluator
         self.writer.write({key: evaluator.pack(evaluator.state_from_bytes(state)) for key, state in newest.items()})
         self.last_write, self.last_write_cpu = time.perf_counter(), time.process_time()
+        self.last_write_at = time.time()
 
 
 class RunProgress:
@@ -175,7 +177,7 @@ def run_quix(
     return PeerRun(events=progress.admitted, good_events=progress.folded,
                    seconds=(sink.last_write or progress.first or 0.0) - (progress.first or 0.0),
                    cpu_seconds=max(sink.last_write_cpu - progress.first_cpu, 0.0),
-                   redis_writes=sink.writer.written, entities=len(sink.keys))
+                   redis_writes=sink.writer.written, entities=len(sink.keys), last_write_at=sink.last_write_at)
 
 
 def _delete_internal_topics(settings: Settings, group_id: str) -> None:

@@ -17,6 +17,9 @@ class PeerRun:
         events / cpu_seconds is the steadier figure.
     redis_writes: keys written (writes skipped because Redis held a newer event time not counted).
     entities: distinct entities (videos) seen.
+    last_write_at: wall-clock time (time.time()) at the end of the last Redis write, for the span from the
+        peer's start (`runner.run_peer` being called: imports, consumer group join) to it; None where a peer
+        does not report it.
     """
 
     events: int
@@ -25,6 +28,7 @@ class PeerRun:
     cpu_seconds: float
     redis_writes: int
     entities: int
+    last_write_at: float | None = None
 
     @property
     def events_per_s(self) -> float:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from fyp.bench.peers.result import PeerRun
@@ -33,9 +34,12 @@ def run_peer(
     timeout_s: give up (TimeoutError) after this many seconds from the call.
     topic: the topic to read (default fyp.engagement.v1).
 
-    Returns events, seconds (first record consumed to last Redis write), events_per_s, redis_writes (keys
-    written), and for context good_events, cpu_seconds (whole process, same span) and entities.
+    Returns events, seconds (first record consumed to last Redis write; also as first_to_last_s), events_per_s,
+    submit_to_last_s (from this call, before the peer's imports and its consumer group join, to the last Redis
+    write; None if the peer does not stamp its last write), redis_writes (keys written), and for context
+    good_events, cpu_seconds (whole process, first record to last write), events_per_cpu_s and entities.
     """
+    called = time.time()
     if events < 1:
         raise ValueError(f"events must be >= 1, got {events}")
     if timeout_s <= 0:
@@ -58,12 +62,15 @@ def run_peer(
         run = run_pathway_process(settings, events=events, group_id=group_id, timeout_s=timeout_s, topic=topic)
     else:
         raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEERS)}")
-    return _report(run)
+    return _report(run, called)
 
 
-def _report(run: PeerRun) -> dict[str, Any]:
+def _report(run: PeerRun, called: float) -> dict[str, Any]:
     return {
-        "events": run.events, "seconds": round(run.seconds, 3), "events_per_s": round(run.events_per_s, 1),
-        "redis_writes": run.redis_writes, "good_events": run.good_events, "cpu_seconds": round(run.cpu_seconds, 3),
+        "events": run.events, "seconds": round(run.seconds, 3), "first_to_last_s": round(run.seconds, 3),
+        "submit_to_last_s": None if run.last_write_at is None else round(run.last_write_at - called, 3),
+        "events_per_s": round(run.events_per_s, 1), "redis_writes": run.redis_writes, "good_events": run.good_events,
+        "cpu_seconds": round(run.cpu_seconds, 3),
+        "events_per_cpu_s": round(run.events / run.cpu_seconds, 1) if run.cpu_seconds > 0 else None,
         "entities": run.entities,
     }
