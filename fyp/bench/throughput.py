@@ -160,7 +160,8 @@ def redis_snapshots_paused(settings: Settings, pause: bool) -> Iterator[None]:
 
 def compare(
     settings: Settings, topic: Topic, events: int, *, repeat: int = 1, peers: bool = True, warmup: bool = True,
-    properties: dict[str, str] | None = None, status: Callable[[str], None] = lambda _: None,
+    properties: dict[str, str] | None = None, per_set_sql: bool = False,
+    status: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """The job with all sets, and (with `peers`) the job with video_engagement only and every peer of
     `fyp.bench.peers.runner.PEERS`, over the same topic, `repeat` rounds in that order (so drift of the machine
@@ -170,7 +171,10 @@ def compare(
 
     warmup: first run the job once with all sets, unmeasured (its rate is reported as `warmup_events_per_s`).
     On a TaskManager that has not run the job yet, the JIT compiles Flink's and the aggregates' code during
-    the first rounds, which then run up to 25 % slower; the Python peers have no such phase."""
+    the first rounds, which then run up to 25 % slower; the Python peers have no such phase.
+    per_set_sql: each round also runs the all-sets job with every set through its own SQL GROUP BY (the job's
+    `--per-set-sql`, no key-family operator), right after the default all-sets run: the before/after of the
+    key-family design in the same rounds."""
     from fyp.bench.peers.runner import PEERS, run_peer
 
     peer_names = tuple(PEERS) if peers else ()
@@ -181,9 +185,9 @@ def compare(
         record = run()
         return record | {"redis_snapshots": _redis_forks(settings) - forks}
 
-    def flink(only: tuple[str, ...] = ()) -> dict:
+    def flink(only: tuple[str, ...] = (), reference: bool = False) -> dict:
         return flink_record(run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),
-                                              only_feature_sets=only, properties=properties))
+                                              only_feature_sets=only, properties=properties, per_set_sql=reference))
 
     warmup_rate = None
     if warmup:
@@ -196,6 +200,9 @@ def compare(
         record: dict = {"round": round_, "load_1m_start": load_average_1m()}
         status(f"running the features job (all feature sets) bounded over the topic{of} …")
         record["all_sets"] = timed(flink)
+        if per_set_sql:
+            status(f"running the features job (all feature sets, each through its own SQL GROUP BY){of} …")
+            record["all_sets_per_set_sql"] = timed(lambda: flink(reference=True))
         if peer_names:
             # The peers compute video_engagement only: time the job on the same work for the ratios.
             status(f"running the features job (video_engagement only){of} …")
@@ -207,7 +214,7 @@ def compare(
                 name, settings, events=events, group_id=group_id, timeout_s=1800, topic=topic.name)))
         record["load_1m_end"] = load_average_1m()
         rounds.append(record)
-    data = summarize(rounds, peer_names)
+    data = summarize(rounds, peer_names, per_set_sql=per_set_sql)
     if warmup:
         data["warmup_events_per_s"] = warmup_rate
     data["jobs_running_beside"] = jobs_beside  # their work shares the TaskManager, and counts in its CPU

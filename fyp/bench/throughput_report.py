@@ -33,7 +33,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2) if numerator and denominator else None
 
 
-def summarize(rounds: Sequence[dict], peers: Sequence[str]) -> dict:
+def summarize(rounds: Sequence[dict], peers: Sequence[str], *, per_set_sql: bool = False) -> dict:
     """Figures from `rounds`, each {"round", "load_1m_start", "load_1m_end", and per contestant ("all_sets",
     with peers also "video_only" and each peer) a dict of METRICS and "redis_snapshots"}.
 
@@ -41,8 +41,11 @@ def summarize(rounds: Sequence[dict], peers: Sequence[str]) -> dict:
     contestant, video_only_events_per_s, <peer>_events_per_s, flink_vs_<peer>) and adds `medians` (every
     metric per contestant, rounds without the metric skipped), events_per_cpu_s per contestant,
     flink_vs_<peer>_per_cpu (video only against the peer, events per CPU-second), `rounds` and `clocks`.
+    per_set_sql: the rounds also ran "all_sets_per_set_sql" (every set through its own SQL GROUP BY, no key-family
+    operator); `families_vs_per_set_sql` and `families_vs_per_set_sql_per_cpu` compare the two all-sets jobs.
     """
-    names = ["all_sets", *(["video_only", *peers] if peers else [])]
+    names = ["all_sets", *(["all_sets_per_set_sql"] if per_set_sql else []),
+             *(["video_only", *peers] if peers else [])]
     medians = {name: {metric: _median([r[name].get(metric) for r in rounds], digits)
                       for metric, digits in METRICS.items()} for name in names}
     data: dict = {
@@ -53,6 +56,10 @@ def summarize(rounds: Sequence[dict], peers: Sequence[str]) -> dict:
         "runs": {name: [r[name]["events_per_s"] for r in rounds] for name in names},
         "redis_snapshots": {name: [r[name].get("redis_snapshots", 0) for r in rounds] for name in names},
     }
+    if per_set_sql:
+        reference = medians["all_sets_per_set_sql"]
+        data["families_vs_per_set_sql"] = _ratio(data["events_per_s"], reference["events_per_s"])
+        data["families_vs_per_set_sql_per_cpu"] = _ratio(data["events_per_cpu_s"], reference["events_per_cpu_s"])
     if peers:
         video = medians["video_only"]
         data["video_only_events_per_s"] = video["events_per_s"]

@@ -110,6 +110,9 @@ def throughput(
     pause_redis_snapshots: bool = typer.Option(
         False, "--pause-redis-snapshots", help="No Redis RDB snapshot during the runs (restored after): each one "
         "takes seconds of CPU with a big dataset and slows whichever round it overlaps."),
+    per_set_sql: bool = typer.Option(
+        False, "--per-set-sql", help="Each round also runs the all-sets job with every set through its own SQL "
+        "GROUP BY (no key-family operator): the design before, in the same rounds."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Sustained events/s of the features job over N preloaded events, against Python peers in the same run."""
@@ -127,7 +130,7 @@ def throughput(
             produce_rate = preload(settings, topic, events, users=users, videos=videos, seed=seed)
         with console.status("running …") as status, redis_snapshots_paused(settings, pause_redis_snapshots):
             results = compare(settings, topic, events, repeat=repeat, peers=peers, warmup=warmup,
-                              properties=properties, status=status.update)
+                              properties=properties, per_set_sql=per_set_sql, status=status.update)
         data: dict = {"events": events, "topic": topic.name, "produce_rate": round(produce_rate, 1),
                       "flink_conf": properties, "redis_snapshots_paused": pause_redis_snapshots, **results}
     print_json(data) if as_json else _show_throughput(data)
@@ -145,7 +148,8 @@ def _show_throughput(data: dict) -> None:
     for name, figures in data["medians"].items():
         medians.add_row(name, *(cell(figures[m]) for m in metrics))
     console.print(medians)
-    _show("ratios (video only / peer) and run", {k: v for k, v in data.items() if k.startswith("flink_vs_")} | {
+    ratios = {k: v for k, v in data.items() if k.startswith(("flink_vs_", "families_vs_"))}
+    _show("ratios (video only / peer; families / per-set SQL) and run", ratios | {
         k: data[k] for k in ("warmup_events_per_s", "produce_rate", "topic", "flink_conf", "redis_snapshots_paused",
                              "redis_snapshots", "jobs_running_beside") if k in data})
     rounds = Table("round", "contestant", *headers[:4], "load 1m",

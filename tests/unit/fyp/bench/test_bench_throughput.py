@@ -35,7 +35,9 @@ def test_rounds_interleave_and_figures_are_medians(monkeypatch, quiet_stack) -> 
     all_sets, video_only = iter([10.0, 30.0, 20.0]), iter([100.0, 90.0, 300.0])
     peers = {"quix": iter([10.0, 12.0, 11.0]), "naive": iter([20.0, 25.0, 30.0])}
 
-    def flink(_settings, _topic, events, *, timeout, only_feature_sets=(), properties=None) -> FlinkRun:
+    def flink(_settings, _topic, events, *, timeout, only_feature_sets=(), properties=None,
+              per_set_sql=False) -> FlinkRun:
+        assert not per_set_sql
         order.append("video" if only_feature_sets else "all")
         return _flink_run(events, next(video_only if only_feature_sets else all_sets))
 
@@ -135,3 +137,19 @@ def test_cpu_between_interpolates_and_clamps() -> None:
     assert cpu_between(samples, 10.2, 10.2) == 0.0
     with pytest.raises(ValueError):
         cpu_between([], 0.0, 1.0)
+
+
+def test_per_set_sql_runs_right_after_all_sets_and_gets_its_ratio(monkeypatch, quiet_stack) -> None:
+    order: list[str] = []
+
+    def flink(_settings, _topic, events, *, timeout, only_feature_sets=(), properties=None,
+              per_set_sql=False) -> FlinkRun:
+        order.append("sql" if per_set_sql else "all")
+        return _flink_run(events, 40.0 if per_set_sql else 100.0, cpu=10.0)
+
+    monkeypatch.setattr(throughput, "run_flink_bounded", flink)
+    monkeypatch.setattr(throughput, "_redis_forks", lambda _settings: 0)
+    data = compare(SETTINGS, ENGAGEMENT, 1_000, repeat=2, peers=False, warmup=False, per_set_sql=True)
+    assert order == ["all", "sql", "all", "sql"]
+    assert data["runs"] == {"all_sets": [100.0, 100.0], "all_sets_per_set_sql": [40.0, 40.0]}
+    assert data["families_vs_per_set_sql"] == 2.5
