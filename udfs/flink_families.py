@@ -2,10 +2,10 @@
 `FamilyOperator` (udfs/java/aggregates, `dev.fyp.flink.families`) as a DataStream step, and back to SQL as a
 view that `family_output_query` splits per set.
 
-The input crosses into the DataStream API as a changelog of external rows: under mini-batch the planner types
-the keep-first deduplication's output as updating, which `toDataStream` refuses (the operator subtracts a
-withdrawn row, as the SQL path's aggregate would). The output comes back as Flink's internal `RowData`, with no
-conversion. No Python runs per event."""
+Rows cross the Table/DataStream boundary both ways as Flink's internal `RowData`, with no conversion to
+external rows (`Families.toRowDataChangelog`: a changelog, since under mini-batch the planner types the
+keep-first deduplication's output as updating; the operator subtracts a withdrawn row, as the SQL path's
+aggregate would). No Python runs per event."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def family_view(t_env: StreamTableEnvironment, family: Family, source: str = "en
     fed from `source`; returns the view's name."""
     gateway = get_gateway()
     j_tenv = t_env._j_tenv
-    stream = j_tenv.toChangelogStream(t_env.sql_query(family_input_query(family, source))._j_table)
+    families_java = gateway.jvm.dev.fyp.flink.families.Families
+    stream = families_java.toRowDataChangelog(j_tenv, t_env.sql_query(family_input_query(family, source))._j_table)
     name = f"family_{family.name}"
-    out = gateway.jvm.dev.fyp.flink.families.Families.apply(stream, name, family_spec(family), MAX_BUNDLE, BUNDLE_MS)
+    out = families_java.apply(stream, name, family_spec(family), MAX_BUNDLE, BUNDLE_MS)
     t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(out), t_env))
     return name

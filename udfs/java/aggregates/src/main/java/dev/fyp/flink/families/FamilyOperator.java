@@ -19,11 +19,11 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
-import org.apache.flink.types.Row;
 import org.apache.flink.types.RowKind;
 
 import dev.fyp.flink.aggregates.FeatureVectorCore.Acc;
@@ -33,8 +33,8 @@ import dev.fyp.flink.aggregates.FeatureVectorOnePhase;
  * Every feature set of one key family in one keyed operator: one shuffle of one row per event for the family
  * (instead of one per set), and the family's sets updated together per key and bundle.
  *
- * <p>Input rows (featurespec/families.py builds them in SQL, the job hands them over as a changelog of
- * external rows): {@code key STRING, event_time BIGINT}, then per
+ * <p>Input rows (featurespec/families.py builds them in SQL; {@link Families#toRowDataChangelog} hands them
+ * over as internal rows): {@code key STRING, event_time BIGINT}, then per
  * set {@code subkeys ARRAY<STRING>, vals ARRAY<DOUBLE>}: {@code vals} is the set's aggregation values for the
  * event, NULL when the set does not count it; {@code subkeys} (sub-keyed sets only) the set's keys under the
  * family key, e.g. the author, or each hashtag (an empty or NULL one is skipped, a repeated one counts twice,
@@ -49,7 +49,7 @@ import dev.fyp.flink.aggregates.FeatureVectorOnePhase;
  * ARRAY<DOUBLE>}, event_time being the accumulator's reference time, as the SQL path's MAX(event_time).
  */
 public final class FamilyOperator extends AbstractStreamOperator<RowData>
-        implements OneInputStreamOperator<Row, RowData>, BoundedOneInput {
+        implements OneInputStreamOperator<RowData, RowData>, BoundedOneInput {
 
     private static final long serialVersionUID = 1L;
 
@@ -125,38 +125,40 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
     }
 
     @Override
-    public void processElement(StreamRecord<Row> record) throws Exception {
-        Row row = record.getValue();
-        String key = (String) row.getField(0);
-        Long time = (Long) row.getField(1);
-        if (key == null || time == null) {
+    public void processElement(StreamRecord<RowData> record) throws Exception {
+        RowData row = record.getValue();
+        if (row.isNullAt(0) || row.isNullAt(1)) {
             return;
         }
+        String key = row.getString(0).toString();
         // The keep-first deduplication upstream only inserts, but under mini-batch the planner types its output
         // as updating; a withdrawn row is subtracted, as the SQL path's FEATURE_VECTOR retract does.
-        RowKind kind = row.getKind();
+        RowKind kind = row.getRowKind();
         boolean retract = kind == RowKind.UPDATE_BEFORE || kind == RowKind.DELETE;
         int n = spec.sets.size();
-        Event event = new Event(time, retract, n);
+        Event event = new Event(row.getLong(1), retract, n);
         for (int i = 0; i < n; i++) {
-            Object[] vals = (Object[]) row.getField(3 + 2 * i);
-            if (vals == null) {
+            int valsAt = 3 + 2 * i;
+            if (row.isNullAt(valsAt)) {
                 continue;
             }
-            double[] copy = new double[vals.length];
-            for (int a = 0; a < copy.length; a++) {
-                copy[a] = vals[a] == null ? 0.0 : ((Number) vals[a]).doubleValue();
-            }
             if (spec.sets.get(i).subKeyed) {
-                Object[] subs = (Object[]) row.getField(2 + 2 * i);
-                if (subs == null) {
+                int subAt = 2 + 2 * i;
+                if (row.isNullAt(subAt)) {
                     continue;
                 }
-                String[] keys = new String[subs.length];
+                ArrayData subs = row.getArray(subAt);
+                String[] keys = new String[subs.size()];
                 for (int k = 0; k < keys.length; k++) {
-                    keys[k] = (String) subs[k];
+                    keys[k] = subs.isNullAt(k) ? null : subs.getString(k).toString();
                 }
                 event.subkeys[i] = keys;
+            }
+            // Copied: with object reuse the row's memory is the next row's.
+            ArrayData vals = row.getArray(valsAt);
+            double[] copy = new double[vals.size()];
+            for (int a = 0; a < copy.length; a++) {
+                copy[a] = vals.isNullAt(a) ? 0.0 : vals.getDouble(a);
             }
             event.vals[i] = copy;
         }
