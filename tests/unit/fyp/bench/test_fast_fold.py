@@ -41,10 +41,11 @@ REL_TOL, ABS_TOL = 1e-9, 1e-12
 
 @pytest.fixture(scope="module")
 def rows() -> list[tuple]:
-    """~20k good rows over ~3.7 hours of event time (the clock moves 5 minutes per block of 200 views), with the
-    generator's late events, so that every window slides and tiles go stale and come back."""
+    """~20k good rows over ~3.7 hours of event time (the clock moves 5 minutes per block of 200 views), with late
+    events (5 % of views, up to 2 hours old), so that every window slides and tiles go stale and come back."""
     clock = itertools.count(START_MS, 300_000)
-    generator = TrafficGenerator(TrafficConfig(users=2_000, videos=3_000), 11,
+    config = TrafficConfig(users=2_000, videos=3_000, late_fraction=0.05, late_by=timedelta(hours=2))
+    generator = TrafficGenerator(config, 11,
                                  run_id="00000000-0000-4000-8000-000000000011", clock=lambda: next(clock))
     payloads: list[bytes] = []
     while len(payloads) < 20_000:
