@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import operator
+import struct
 import sys
 from array import array
 from collections.abc import Callable
@@ -61,6 +62,7 @@ State = list[float]
 
 _EMPTY = -math.inf
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_HEADER = struct.Struct("<qq")  # event time, update time: ms
 # Rescale the forward-decay sums when a weight 2^((t - L) / half_life) would pass 2^400: far from float64's
 # 2^1023, so that a value times its weight cannot overflow, and rare (every 400 half-lives of an entity's life).
 _RESCALE_HALF_LIVES = 400
@@ -123,9 +125,8 @@ class FastFold:
     def pack(self, state: State, *, update_time_ms: int = 0) -> bytes:
         """The packed value, as FeatureEvaluator.pack: int64 LE event time, int64 LE update time, float32 LE per
         column (NaN for a column with no rows, float32 overflow to ±inf)."""
-        header = self.event_time(state).to_bytes(8, "little", signed=True) + update_time_ms.to_bytes(
-            8, "little", signed=True)
-        floats = array("f", self.results(state) if state[0] != _EMPTY else [math.nan] * len(self.columns))
+        header = _HEADER.pack(self.event_time(state), update_time_ms)
+        floats = array("f", self._results(state) if state[0] != _EMPTY else [math.nan] * len(self.columns))
         if not _LITTLE_ENDIAN:
             floats.byteswap()
         return header + floats.tobytes()
@@ -237,9 +238,12 @@ def _generate(feature_set: FeatureSet, layout: _Layout, namespace: dict[str, Any
     # valid tiles' sums added in slot order from 0.0, as SlidingSum.result adds them: the same float64, bit for bit.
     lines += ["def results(s):"]
     for w, ring in enumerate(layout.rings):
-        lines += [f"    c{w} = _ZEROS", f"    oldest = s[{ring}] - {n}"]
-        lines += [f"    if s[{ring + 1 + k}] > oldest:\n        c{w} = list(map(_add, c{w}, s[{layout.sums[w] + k * a}:"
-                  f"{layout.sums[w] + (k + 1) * a}]))" for k in range(n)]
+        lines += [f"    c{w} = None", f"    oldest = s[{ring}] - {n}"]
+        for k in range(n):  # the first valid tile's sums as they are (0.0 + x is x: a sum is never -0.0)
+            tile = f"s[{layout.sums[w] + k * a}:{layout.sums[w] + (k + 1) * a}]"
+            lines += [f"    if s[{ring + 1 + k}] > oldest:",
+                      f"        c{w} = {tile} if c{w} is None else list(map(_add, c{w}, {tile}))"]
+        lines += [f"    if c{w} is None:", f"        c{w} = _ZEROS"]
     for h, half_life_ms in enumerate(layout.half_life_ms):
         lines.append(f"    f{h} = 2.0 ** ((s[1] - s[0]) / {half_life_ms})")
     values = [f"c{w}[{j}]" for j in range(a) for w in range(len(layout.tile_ms))]
