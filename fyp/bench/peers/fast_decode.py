@@ -124,9 +124,11 @@ def _generate(event_type: str, version: int, schema: Mapping[str, Any], read: Ca
         if column in present:
             bad.append(maybe(column, f"len({column}) * 4 > {limit} and "
                                      f"len({column}.encode('utf-8', 'surrogatepass')) > {limit}"))
+    # The key separator or a control character in any id or hashtag: one search over them all joined.
     ids = " + ".join(f"({c} or '')" if c in nullable else c for c in limits.ID_FIELDS if c in present)
-    bad.append(f"_bad_id({ids})")
-    bad.append(f"(hashtags and (len(hashtags) > {limits.MAX_HASHTAGS} or _bad_tags(hashtags)))")
+    bad.append(f"_bad_id({ids} + ''.join(hashtags))")
+    bad.append(f"len(hashtags) > {limits.MAX_HASHTAGS}")
+    bad.append(f"(hashtags and max(map(len, hashtags)) * 4 > {limits.MAX_HASHTAG_BYTES} and _long_tag(hashtags))")
     for column in limits.DURATION_FIELDS:
         if column in present:
             bad.append(maybe(column, f"{column} < 0"))
@@ -149,15 +151,11 @@ def _generate(event_type: str, version: int, schema: Mapping[str, Any], read: Ca
               *(c if c in present else "None" for c in _DETAIL_COLUMNS), "None"]
     lines.append(f"    return ({', '.join(values)})")
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {"_read": read, "_bad_id": _BAD_ID, "_bad_tags": _bad_tags}
+    namespace: dict[str, Any] = {"_read": read, "_bad_id": _BAD_ID, "_long_tag": _long_tag}
     exec(compile(source, f"<fast engagement row {event_type}>", "exec"), namespace)  # generated from the schema
     return source, namespace["row"]
 
 
-def _bad_tags(hashtags: list[str]) -> bool:
-    """A hashtag over its byte limit or holding the separator or a control character (limits.field_error)."""
-    limit = limits.MAX_HASHTAG_BYTES
-    if max(map(len, hashtags)) * 4 > limit and any(
-            len(tag.encode("utf-8", "surrogatepass")) > limit for tag in hashtags):
-        return True
-    return _BAD_ID("".join(hashtags)) is not None
+def _long_tag(hashtags: list[str]) -> bool:
+    """A hashtag over its byte limit (limits.field_error)."""
+    return any(len(tag.encode("utf-8", "surrogatepass")) > limits.MAX_HASHTAG_BYTES for tag in hashtags)

@@ -83,7 +83,8 @@ class FastFold:
             raise ValueError(f"{feature_set.qualified_name}: FastFold does not handle derived columns; use "
                              "featurespec.reference.evaluate.FeatureEvaluator")
         self.feature_set = feature_set
-        self.irregular_rows = 0  # rows with a NULL or non-finite aggregation value (module docstring)
+        # Rows with a NULL aggregation value, plus non-finite values (one per value): module docstring.
+        self.irregular_rows = 0
         self._layout = _Layout(feature_set)
         namespace: dict[str, Any] = {}
         source = _generate(feature_set, self._layout, namespace)
@@ -191,14 +192,14 @@ def _generate(feature_set: FeatureSet, layout: _Layout, namespace: dict[str, Any
 
     # update(state, row)
     a, n = layout.aggregations, layout.tiles
-    lines += ["def update(s, r):", f"    t = r[{COLUMN_INDEX['event_time']}]", "    irregular = False"]
+    lines += ["def update(s, r):", f"    t = r[{COLUMN_INDEX['event_time']}]"]
     for j, aggregation in enumerate(feature_set.aggregations):
         lines += ["    try:", f"        v{j} = {inline(compile_value(aggregation.value_sql()))}",
                   "    except (TypeError, ValueError, OverflowError):",  # as FeatureEvaluator.update
-                  f"        v{j} = None",
-                  f"    if v{j} is None or v{j} - v{j} != 0.0:",  # NULL, NaN or ±inf: counts as 0.0 here
-                  f"        v{j} = 0.0", "        irregular = True"]
-    lines += ["    if irregular:", "        _irregular()", "    if t > s[0]:", "        s[0] = t"]
+                  f"        v{j} = None"]
+    # NULL (None) is falsy, so the adds below skip it like a 0.0; NaN and ±inf are caught there (x - x != 0.0)
+    values = ", ".join(f"v{j}" for j in range(a))
+    lines += [f"    if None in ({values},):", "        _irregular()", "    if t > s[0]:", "        s[0] = t"]
     for w, tile_ms in enumerate(layout.tile_ms):
         ring, sums = layout.rings[w], layout.sums[w]
         lines += [f"    i = t // {tile_ms}",
@@ -220,7 +221,8 @@ def _generate(feature_set: FeatureSet, layout: _Layout, namespace: dict[str, Any
         for h, half_life_ms in enumerate(layout.half_life_ms):
             lines.append(f"    w{h} = 2.0 ** ((t - landmark) / {half_life_ms})")
     for j in range(a):
-        lines.append(f"    if v{j}:")
+        lines += [f"    if v{j}:", f"        if v{j} - v{j} != 0.0:", "            _irregular()",
+                  f"            v{j} = 0.0"]
         for w in range(len(layout.tile_ms)):
             lines.append(f"        s[o{w} + {j}] += v{j}")
         for h in range(len(layout.half_life_ms)):
