@@ -9,8 +9,9 @@ nothing is dispatched per column at run time. What makes it cheaper than the ref
 - one ring of tiles per window, shared by all of that window's aggregations: one tile index test per window and
   row, and packing finds a window's valid tiles once and adds each one's sums to all columns at once (`map`);
 - forward decay: each decayed sum is kept as sum(v * 2^((t - L) / half_life)) against a landmark time L (the
-  entity's first event), one multiply-add per event; the value as of the newest event time `ref` is that sum times
-  2^((L - ref) / half_life). The landmark moves forward (a rescale) when the weights grow past 2^400;
+  entity's first event), one multiply-add per non-zero value and half-life; the value as of the newest event time
+  `ref` is that sum times 2^((L - ref) / half_life). The landmark moves forward (a rescale) when the weights grow
+  past 2^400;
 - values of zero are not added (most aggregations are 0.0 for most rows: `CASE WHEN ... ELSE 0.0`).
 
 Equal to the reference evaluator (tests/unit/fyp/bench/test_fast_fold.py), with one difference of rounding and one
@@ -18,7 +19,7 @@ of semantics:
 
 - windowed sums are the reference's bit for bit (the same tile sums, added in the same order);
 - decayed sums are rounded differently (forward decay vs decaying the sum to each newer event): within 1e-9
-  relative, or 1e-9 absolute where likes and unlikes cancel;
+  relative, or 1e-12 absolute where likes and unlikes cancel to near zero;
 - the reference leaves a column's reference time behind on a row whose value for that column is NULL or not
   finite (as Flink's window functions do); here every column of an entity shares its tiles and its reference time,
   so such a value counts as 0.0 and the row still advances every column. A row of a good decoded event never gives
@@ -72,7 +73,7 @@ class FastFold:
     """One feature set compiled for the hot loop: `key(row)`, `new_state()`, `update(state, row)`, `pack(state)`,
     with the API and the packed layout of `FeatureEvaluator` (docs/REDIS_LAYOUT.md).
 
-    A state is a `list` of floats (module docstring for its layout); keep it in the process, it is not a format.
+    A state is a `list` of floats (`_Layout` describes it); keep it in the process, it is not a stored format.
     """
 
     def __init__(self, feature_set: FeatureSet) -> None:
