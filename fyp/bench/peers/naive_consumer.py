@@ -1,26 +1,34 @@
-"""The "no framework" peer: a confluent-kafka consumer loop, a dict of entity states, one Redis pipeline per batch.
+"""The "no framework" peer: what a competent engineer writes in one process without a stream processor, as the
+fair single-core baseline of `fyp bench throughput`.
 
-Per batch of up to 10,000 records: decode each (udfs.envelope.to_engagement_row), drop bad ones, fold good ones
-into their entity's state (featurespec.reference.evaluate), write the absolute packed value of every entity the batch
-touched in one pipeline, then commit the batch's offsets (at-least-once; state lives in this process only, so a
-restart starts empty: this is a benchmark peer, not a replacement for the job).
+A confluent-kafka consumer loop, a dict of entity states, one Redis pipeline per batch. Per batch of up to 10,000
+records: decode each (`fast_decode.FastDecoder`: the rows of udfs.envelope.to_engagement_row, from code generated
+once per schema), drop bad ones, fold good ones into their entity's state (`fast_fold.FastFold`: the feature set
+compiled to straight-line code, one ring of tiles per window, forward decay), write the absolute packed value of
+every entity the batch touched in one pipeline (`redis_writer`: the Java sink's Lua check, never older over newer,
+a TTL on every key), then commit the batch's offsets.
+
+What it does not guarantee, unlike the job: no deduplication of event ids; no checkpoints, so state lives in this
+process only and a restart starts empty; offsets are committed after the batch's write (at-least-once: a crash
+between the two replays the batch into fresh state). It is a benchmark peer, not a replacement for the job.
+Differences of its values from the reference evaluator's are those of `fast_fold` (decayed columns within 1e-9
+relative; docs/PERFORMANCE.md "The naive peer").
 """
 
 from __future__ import annotations
 
 import time
-from array import array
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from features.engagement.video_engagement import v1
 from featurespec import FeatureSet
-from featurespec.reference.evaluate import FeatureEvaluator
+from fyp.bench.peers.fast_decode import FastDecoder
+from fyp.bench.peers.fast_fold import FastFold
 from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
 from fyp.bench.peers.result import PeerRun
 from fyp.config import Settings
 from schemas.topics import ENGAGEMENT
-from udfs.envelope import to_engagement_row
 
 __all__ = ["BATCH_SIZE", "run_naive"]
 
@@ -34,14 +42,15 @@ def run_naive(
 ) -> PeerRun:
     """Consume `topic` from the earliest offset as consumer group `group_id` until `events` records were processed
     and written; raises TimeoutError after `timeout_s` seconds (from the call) if they were not."""
-    evaluator = FeatureEvaluator.of(feature_set)
+    fold = FastFold.of(feature_set)
+    decode = FastDecoder()
     writer = PackedFeatureWriter(redis_client(settings), feature_set)
     consumer = Consumer({
         **settings.kafka_client_config(), "group.id": group_id, "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 0,
     })
-    states: dict[str, array] = {}
-    key, update, new_state = evaluator.key, evaluator.update, evaluator.new_state
+    states: dict[str, list[float]] = {}
+    key, update, new_state, pack = fold.key, fold.update, fold.new_state, fold.pack
     deadline = time.monotonic() + timeout_s
     processed = good = 0
     first = last_write = None
@@ -58,14 +67,14 @@ def run_naive(
             if first is None:
                 first, first_cpu = time.perf_counter(), time.process_time()
             now_ms = int(time.time() * 1000)
-            touched: dict[str, array] = {}
+            touched: dict[str, list[float]] = {}
             for message in messages[: events - processed]:
                 if message.error() is not None:
                     if message.error().code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(message.error())
                 processed += 1
-                row = to_engagement_row(message.value(), now_ms)
+                row = decode(message.value(), now_ms)
                 if row[-1] is not None:
                     continue  # a bad event: the job sends it to the dead-letter topic
                 entity = key(row)
@@ -78,7 +87,7 @@ def run_naive(
                 touched[entity] = state
                 good += 1
             if touched:
-                writer.write({entity: evaluator.pack(state) for entity, state in touched.items()})
+                writer.write({entity: pack(state) for entity, state in touched.items()})
                 last_write, last_cpu, last_write_at = time.perf_counter(), time.process_time(), time.time()
             consumer.commit(asynchronous=False)
     finally:
