@@ -1,7 +1,8 @@
-"""The Pathway peer of `fyp bench throughput` on the real stack: its Redis values are the reference's, bit for bit.
+"""The Pathway peer of `fyp bench throughput` on the real stack: its Redis values are the naive peer's fold's
+(`FastFold`, within 1e-9 of the reference evaluator: tests/unit/fyp/bench/test_fast_fold.py), bit for bit.
 
-Events go to a fresh one-partition topic, so their order is the offset order and the reference evaluator can
-fold them in the same order. Runs in the Pathway environment (.venv-pathway, made by scripts/install.sh).
+Events go to a fresh one-partition topic, so their order is the offset order and the fold can take them in the
+same order. Runs in the Pathway environment (.venv-pathway, made by scripts/install.sh).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from features.engagement.video_engagement import v1
-from featurespec.reference.evaluate import FeatureEvaluator
+from fyp.bench.peers.fast_fold import FastFold
 from fyp.bench.peers.pathway_process import PATHWAY_PYTHON
 from fyp.bench.peers.runner import run_peer
 from fyp.config import Settings
@@ -95,7 +96,7 @@ def test_pathway_peer_writes_the_reference_values(settings: Settings, redis_clie
     finally:
         consumer.close()
 
-    evaluator = FeatureEvaluator.of(v1)
+    evaluator = FastFold.of(v1)
     states: dict[str, object] = {}
     now_ms = int(time.time() * 1000)
     bad = 0

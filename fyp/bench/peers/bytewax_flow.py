@@ -45,6 +45,7 @@ from confluent_kafka.admin import AdminClient
 from features.engagement.video_engagement import v1
 from featurespec import FeatureSet
 from featurespec.reference.evaluate import FeatureEvaluator
+from fyp.bench.peers.fast_fold import FastFold
 from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
 from fyp.bench.peers.result import PeerRun
 from fyp.config import Settings
@@ -154,7 +155,7 @@ class _RedisFeaturePartition(StatelessSinkPartition):
 class RedisFeatureSink(DynamicSink):
     """(video, state) items -> packed values, one write per batch: the newest state of each video wins."""
 
-    def __init__(self, writer: PackedWriter, evaluator: FeatureEvaluator) -> None:
+    def __init__(self, writer: PackedWriter, evaluator: FeatureEvaluator | FastFold) -> None:
         self.writer = writer
         self.evaluator = evaluator
         self.keys: set[str] = set()  # every video written
@@ -224,7 +225,8 @@ def run_bytewax(
     deadline = time.monotonic() + timeout_s
     if topic not in AdminClient(settings.kafka_client_config()).list_topics(timeout=10).topics:
         raise ValueError(f"bytewax peer: no topic {topic!r}")
-    evaluator = FeatureEvaluator.of(feature_set)
+    # The naive peer's fold (fyp/bench/peers/fast_fold.py): the peers differ in their framework, not their Python.
+    evaluator = FastFold.of(feature_set)
     sink = RedisFeatureSink(PackedFeatureWriter(redis_client(settings), feature_set), evaluator)
     counts = FlowCounts(limit=events, deadline=deadline)
     run_flow(build_flow(kafka_source(settings, topic, group_id), sink, counts))

@@ -35,7 +35,7 @@ import pathway as pw
 
 from features.engagement.video_engagement import v1
 from featurespec import FeatureSet
-from featurespec.reference.evaluate import FeatureEvaluator
+from fyp.bench.peers.fast_fold import FastFold
 from fyp.bench.peers.pathway_steps import ChangedValues, Folder, Progress, decoder, fold_rows
 from fyp.bench.peers.redis_writer import PackedFeatureWriter, redis_client
 from fyp.bench.peers.result import PeerRun
@@ -95,7 +95,8 @@ def run_pathway(
 ) -> PeerRun:
     """Run the flow over what `topic` holds now, as consumer group `group_id`, folding its first `events`
     records; raises RuntimeError if the topic held fewer."""
-    folder = FeatureEvaluator.of(feature_set)
+    # The naive peer's fold (fyp/bench/peers/fast_fold.py): the peers differ in their framework, not their Python.
+    folder = FastFold.of(feature_set)
     progress = Progress(events)
     sink = ChangedValues(PackedFeatureWriter(redis_client(settings), feature_set), progress)
     build_flow(kafka_source(settings, topic=topic, group_id=group_id), folder, progress, sink)
