@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Literal
 
+from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import EnvironmentSettings, StatementSet, StreamTableEnvironment, TableEnvironment
 
@@ -36,7 +37,7 @@ from fyp.config import Settings, load_settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_COLUMNS
-from udfs.flink_families import family_view
+from udfs.flink_families import family_view, shared_view
 from udfs.flink_functions import (
     LATE,
     SCALAR_FUNCTIONS,
@@ -83,7 +84,7 @@ JOB_CONFIG = {
 def engagement_views(
     t_env: TableEnvironment, raw_table: str, *, allowed_lateness: timedelta = ALLOWED_LATENESS,
     decoder: Literal["java", "python"] = "java", columns: Sequence[str] | None = None,
-    passthrough: Sequence[str] = (),
+    passthrough: Sequence[str] = (), shared: bool = False,
 ) -> None:
     """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
     record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
@@ -93,7 +94,9 @@ def engagement_views(
     udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py).
     columns: the engagement-row columns `engagement` keeps (default: all); the job keeps those its sets read
     (`featurespec.sql.source_columns`), so no unread column is shipped through the deduplication.
-    passthrough: more raw-table columns `decoded` carries (the job's record key and headers, for dead letters)."""
+    passthrough: more raw-table columns `decoded` carries (the job's record key and headers, for dead letters).
+    shared: both views are computed once and shared by every later translation (`udfs.flink_families.shared_view`;
+    needs a StreamTableEnvironment): the key-family conversions would otherwise each re-read the source."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
     java_decoder = register_java_decoder(t_env)
     decode = java_decoder if decoder == "java" else "decode_engagement"
@@ -101,17 +104,25 @@ def engagement_views(
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
-    t_env.create_temporary_view("decoded", t_env.sql_query(
+    decoded = t_env.sql_query(
         f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
         f"kafka_offset, {''.join(f'{c}, ' for c in passthrough)}proc_time "
-        f"FROM `{raw_table}`"))
+        f"FROM `{raw_table}`")
+    if shared:
+        shared_view(t_env, "decoded", decoded, proc_time="proc_time")
+    else:
+        t_env.create_temporary_view("decoded", decoded)
     names = [name for name in ENGAGEMENT_COLUMNS if columns is None or name in columns]
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
     # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
-    t_env.create_temporary_view("engagement", t_env.sql_query(
+    engagement = t_env.sql_query(
         f"SELECT {', '.join(f'`{n}`' for n in names)} FROM ("
         "SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time) AS n "
-        f"FROM (SELECT {flat}, proc_time FROM decoded WHERE e.error IS NULL)) WHERE n = 1"))
+        f"FROM (SELECT {flat}, proc_time FROM decoded WHERE e.error IS NULL)) WHERE n = 1")
+    if shared:
+        shared_view(t_env, "engagement", engagement, changelog=True)
+    else:
+        t_env.create_temporary_view("engagement", engagement)
 
 
 def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequence[str] = (),
@@ -141,15 +152,16 @@ def build_engagement_features(
     if options and options.only_feature_sets:
         feature_sets = tuple(fs for fs in feature_sets if fs.name in options.only_feature_sets)
         serving_sets = ()
+    use_families = not (options and options.per_set_sql) and bool(families(feature_sets))
     engagement_views(t_env, "engagement_raw", columns=source_columns(feature_sets, serving_sets),
-                     passthrough=("kafka_key", "kafka_headers"))
+                     passthrough=("kafka_key", "kafka_headers"), shared=use_families)
     for name, function in SCALAR_FUNCTIONS.items():  # for derived columns; only their sets' rows reach them
         t_env.create_temporary_system_function(name, function)
 
     # A key family's sets share one keyed Java operator (one shuffled row per event for the family); the other
     # sets (derived columns, few keys) and every set with --per-set-sql run their own GROUP BY.
     by_family: dict[str, str] = {}
-    if not (options and options.per_set_sql):
+    if use_families:
         for family in families(feature_sets):
             view = family_view(t_env, family)
             by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
@@ -181,19 +193,24 @@ def build_engagement_features(
     return statements
 
 
-def streaming_environment(config: dict[str, str] = JOB_CONFIG) -> StreamTableEnvironment:
+def streaming_environment(config: dict[str, str] = JOB_CONFIG) -> tuple[StreamExecutionEnvironment,
+                                                                        StreamTableEnvironment]:
     """A table environment over a DataStream environment (the family operators are DataStream steps), with
-    `config` set on both."""
-    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(),
-                                          EnvironmentSettings.in_streaming_mode())
+    `config` set on both: the job runs through the DataStream environment (`env.execute`), which does not read
+    the table config, so without it object reuse and the RocksDB settings would silently not apply."""
+    configuration = Configuration()
+    for key, value in config.items():
+        configuration.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     for key, value in config.items():
         t_env.get_config().set(key, value)
-    return t_env
+    return env, t_env
 
 
 if __name__ == "__main__":
-    t_env = streaming_environment()
+    env, t_env = streaming_environment()
     statements = build_engagement_features(t_env, load_settings(), options=parse_job_options(sys.argv[1:]))
-    # The INSERTs join the DataStream steps in one job (the family operators), run under the job's name.
+    # The INSERTs join the DataStream steps (the family operators) in one job, run under the job's name.
     statements.attach_as_datastream()
-    t_env._j_tenv.execEnv().execute(PIPELINE.pipeline_name)
+    env.execute(PIPELINE.pipeline_name)

@@ -14,7 +14,7 @@ from pyflink.table import StreamTableEnvironment, Table
 
 from featurespec.families import Family, family_input_query, family_spec
 
-__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view"]
+__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "shared_view"]
 
 # As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows
 # or this long after its first row, whichever comes first; and before every checkpoint.
@@ -33,3 +33,14 @@ def family_view(t_env: StreamTableEnvironment, family: Family, source: str = "en
     out = families_java.apply(stream, name, family_spec(family), MAX_BUNDLE, BUNDLE_MS)
     t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(out), t_env))
     return name
+
+
+def shared_view(t_env: StreamTableEnvironment, name: str, table: Table, *, proc_time: str | None = None,
+                changelog: bool = False) -> None:
+    """Register `table` as view `name` over a DataStream of its rows (`Families.share`), so that the family
+    conversions and the job's INSERTs read one computation of it instead of each re-planning it from the Kafka
+    source. proc_time: its processing-time column, kept a time attribute. changelog: the table is typed as
+    updating but only inserts (the keep-first deduplication under mini-batch); anything else fails the job."""
+    families_java = get_gateway().jvm.dev.fyp.flink.families.Families
+    shared = families_java.share(t_env._j_tenv, table._j_table, proc_time, changelog, name)
+    t_env.create_temporary_view(name, Table(shared, t_env))

@@ -8,7 +8,13 @@ import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.table.api.Expressions;
+import org.apache.flink.table.api.Schema;
 import org.apache.flink.table.api.Table;
+import org.apache.flink.table.catalog.Column;
+import org.apache.flink.table.types.utils.DataTypeUtils;
+import org.apache.flink.types.RowKind;
 import org.apache.flink.table.api.bridge.internal.AbstractStreamTableEnvironmentImpl;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
 import org.apache.flink.table.catalog.SchemaTranslator;
@@ -61,6 +67,11 @@ public final class Families {
     @SuppressWarnings("unchecked")
     public static DataStream<RowData> toRowDataChangelog(StreamTableEnvironment tableEnv, Table table)
             throws ReflectiveOperationException {
+        return toRowDataChangelog(tableEnv, table, ChangelogMode.all());
+    }
+
+    static DataStream<RowData> toRowDataChangelog(StreamTableEnvironment tableEnv, Table table, ChangelogMode mode)
+            throws ReflectiveOperationException {
         AbstractStreamTableEnvironmentImpl impl = (AbstractStreamTableEnvironmentImpl) tableEnv;
         DataType internal = table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(RowData.class);
         SchemaTranslator.ProducingResult producing = SchemaTranslator.createProducingResult(
@@ -68,7 +79,51 @@ public final class Families {
         Method toStream = AbstractStreamTableEnvironmentImpl.class.getDeclaredMethod("toStreamInternal",
                 Table.class, SchemaTranslator.ProducingResult.class, ChangelogMode.class);
         toStream.setAccessible(true);
-        return (DataStream<RowData>) toStream.invoke(impl, table, producing, ChangelogMode.all());
+        return (DataStream<RowData>) toStream.invoke(impl, table, producing, mode);
+    }
+
+    /**
+     * {@code table} as a table over a DataStream of its own rows, so that every later translation that reads it
+     * (each family's {@code toRowDataChangelog}, and the job's INSERTs) shares one computation of it. Without
+     * this each translation re-plans the table from its source: with four families the job read the topic,
+     * decoded and deduplicated every event five times. {@code procTime}, when not null, names a processing-time
+     * column: it is dropped before and declared again after ({@code PROCTIME()}), so that it stays a time
+     * attribute (a keep-first deduplication on it stays a deduplication). A changelog table (the deduplicated
+     * rows, typed as updating under mini-batch) must in fact only insert: any other row fails the job loudly
+     * rather than being dropped.
+     */
+    public static Table share(StreamTableEnvironment tableEnv, Table table, String procTime, boolean changelog,
+                              String name) throws ReflectiveOperationException {
+        Table physical = procTime == null ? table : table.dropColumns(Expressions.$(procTime));
+        DataStream<RowData> rows = toRowDataChangelog(tableEnv, physical,
+                changelog ? ChangelogMode.all() : ChangelogMode.insertOnly());
+        DataStream<RowData> inserts = rows.map(new InsertsOnly(name), rows.getType()).name(name + " (shared)");
+        Schema.Builder schema = Schema.newBuilder();
+        for (Column column : physical.getResolvedSchema().getColumns()) {
+            schema.column(column.getName(), DataTypeUtils.removeTimeAttribute(column.getDataType()));
+        }
+        if (procTime != null) {
+            schema.columnByExpression(procTime, "PROCTIME()");
+        }
+        return tableEnv.fromDataStream(inserts, schema.build());
+    }
+
+    /** Passes inserts; fails on a retraction, which a keep-first deduplication never emits. */
+    static final class InsertsOnly implements MapFunction<RowData, RowData> {
+        private static final long serialVersionUID = 1L;
+        private final String name;
+
+        InsertsOnly(String name) {
+            this.name = name;
+        }
+
+        @Override
+        public RowData map(RowData row) {
+            if (row.getRowKind() != RowKind.INSERT) {
+                throw new IllegalStateException(name + ": expected inserts only, got " + row.getRowKind());
+            }
+            return row;
+        }
     }
 
     public static DataStream<RowData> apply(DataStream<RowData> rows, String name, String spec, int maxBundle,
