@@ -25,7 +25,7 @@ from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_s
 from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from featurespec import FeatureSet
-from featurespec.families import families, family_output_query
+from featurespec.families import families, family_input_query, family_output_query, family_spec
 from featurespec.sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
@@ -163,7 +163,7 @@ def build_engagement_features(
     by_family: dict[str, str] = {}
     if use_families:
         for family in families(feature_sets):
-            view = family_view(t_env, family)
+            view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
             by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
 
     # Sinks: one Redis table per feature set, and the dead-letter topic.

@@ -1,6 +1,7 @@
-"""Wire a key family (featurespec/families.py) into a PyFlink job: its input rows from SQL, through the Java
-`FamilyOperator` (udfs/java/aggregates, `dev.fyp.flink.families`) as a DataStream step, and back to SQL as a
-view that `family_output_query` splits per set.
+"""Wire a key family into a PyFlink job: its input rows from SQL, through the Java `FamilyOperator`
+(udfs/java/aggregates, `dev.fyp.flink.families`) as a DataStream step, and back to SQL as a view that
+`featurespec.families.family_output_query` splits per set. The SQL and the operator's spec come from the job,
+which compiles them from the declarations (`featurespec.families`): udfs does not import featurespec.
 
 Rows cross the Table/DataStream boundary both ways as Flink's internal `RowData`, with no conversion to
 external rows (`Families.toRowDataChangelog`: a changelog, since under mini-batch the planner types the
@@ -12,8 +13,6 @@ from __future__ import annotations
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment, Table
 
-from featurespec.families import Family, family_input_query, family_spec
-
 __all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "shared_view"]
 
 # As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows
@@ -22,15 +21,15 @@ MAX_BUNDLE = 5000
 BUNDLE_MS = 200
 
 
-def family_view(t_env: StreamTableEnvironment, family: Family, source: str = "engagement") -> str:
-    """Register the family operator's output as a temporary view (`set_index, k, subkey, event_time, vals`),
-    fed from `source`; returns the view's name."""
+def family_view(t_env: StreamTableEnvironment, name: str, input_sql: str, spec: str) -> str:
+    """Register a family operator's output as temporary view `name` (`set_index, k, subkey, event_time,
+    vals`), fed by the rows of `input_sql` (`family_input_query`) and configured by `spec` (`family_spec`);
+    returns the view's name."""
     gateway = get_gateway()
     j_tenv = t_env._j_tenv
     families_java = gateway.jvm.dev.fyp.flink.families.Families
-    stream = families_java.toRowDataChangelog(j_tenv, t_env.sql_query(family_input_query(family, source))._j_table)
-    name = f"family_{family.name}"
-    out = families_java.apply(stream, name, family_spec(family), MAX_BUNDLE, BUNDLE_MS)
+    stream = families_java.toRowDataChangelog(j_tenv, t_env.sql_query(input_sql)._j_table)
+    out = families_java.apply(stream, name, spec, MAX_BUNDLE, BUNDLE_MS)
     t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(out), t_env))
     return name
 

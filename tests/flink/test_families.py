@@ -16,7 +16,7 @@ from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
 from features import ALL_FEATURE_SETS
 from featurespec import FeatureSet
-from featurespec.families import families, family_output_query
+from featurespec.families import families, family_input_query, family_output_query, family_spec
 from featurespec.sql import feature_query
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from jobs.engagement_features import JOB_CONFIG, engagement_views
@@ -68,7 +68,7 @@ def test_every_family_set_equals_its_per_set_sql(payloads) -> None:
     parts = []
     sets = []
     for family in families(ALL_FEATURE_SETS):
-        view = family_view(t_env, family)
+        view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
         for feature_set in family.sets:
             sets.append(feature_set.name)
             parts.append(_as_rows(feature_set, feature_query(feature_set), "sql"))
