@@ -18,6 +18,8 @@ relative; docs/PERFORMANCE.md "The naive peer").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
@@ -30,10 +32,33 @@ from fyp.bench.peers.result import PeerRun
 from fyp.config import Settings
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["BATCH_SIZE", "run_naive"]
+__all__ = ["BATCH_SIZE", "fold_batch", "run_naive"]
 
 BATCH_SIZE = 10_000
 POLL_TIMEOUT_S = 0.5
+
+
+def fold_batch(values: list[bytes], now_ms: int, decode: Callable[[bytes, int], tuple], fold: Any,
+               states: dict[str, Any]) -> dict[str, int]:
+    """Decode `values` and fold each good row into its entity's state in `states` (created on its first row);
+    returns the entities the batch touched, with how many rows each took. A bad record (its row's last field,
+    the error, is set) or a row with no key is skipped: the job sends the first to the dead-letter topic.
+    `fold` has FeatureEvaluator's `key`, `new_state` and `update` (FastFold, or the reference itself)."""
+    key, update, new_state = fold.key, fold.update, fold.new_state
+    touched: dict[str, int] = {}
+    for value in values:
+        row = decode(value, now_ms)
+        if row[-1] is not None:
+            continue
+        entity = key(row)
+        if entity is None:
+            continue
+        state = states.get(entity)
+        if state is None:
+            state = states[entity] = new_state()
+        update(state, row)
+        touched[entity] = touched.get(entity, 0) + 1
+    return touched
 
 
 def run_naive(
@@ -50,7 +75,6 @@ def run_naive(
         "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 0,
     })
     states: dict[str, list[float]] = {}
-    key, update, new_state, pack = fold.key, fold.update, fold.new_state, fold.pack
     deadline = time.monotonic() + timeout_s
     processed = good = 0
     first = last_write = None
@@ -67,27 +91,18 @@ def run_naive(
             if first is None:
                 first, first_cpu = time.perf_counter(), time.process_time()
             now_ms = int(time.time() * 1000)
-            touched: dict[str, list[float]] = {}
+            values = []
             for message in messages[: events - processed]:
                 if message.error() is not None:
                     if message.error().code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(message.error())
-                processed += 1
-                row = decode(message.value(), now_ms)
-                if row[-1] is not None:
-                    continue  # a bad event: the job sends it to the dead-letter topic
-                entity = key(row)
-                if entity is None:
-                    continue
-                state = states.get(entity)
-                if state is None:
-                    state = states[entity] = new_state()
-                update(state, row)
-                touched[entity] = state
-                good += 1
+                values.append(message.value())
+            processed += len(values)
+            touched = fold_batch(values, now_ms, decode, fold, states)
+            good += sum(touched.values())
             if touched:
-                writer.write({entity: pack(state) for entity, state in touched.items()})
+                writer.write({entity: fold.pack(states[entity]) for entity in touched})
                 last_write, last_cpu, last_write_at = time.perf_counter(), time.process_time(), time.time()
             consumer.commit(asynchronous=False)
     finally:

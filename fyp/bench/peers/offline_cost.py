@@ -20,13 +20,12 @@ from features.engagement.video_engagement import v1
 from featurespec.reference.evaluate import FeatureEvaluator
 from fyp.bench.peers.fast_decode import FastDecoder
 from fyp.bench.peers.fast_fold import FastFold
+from fyp.bench.peers.naive_consumer import BATCH_SIZE, fold_batch
 from fyp.traffic.config import TrafficConfig
 from fyp.traffic.stream import TrafficGenerator
 from udfs.envelope import to_engagement_row
 
 __all__ = ["events_per_cpu_second", "generated_values"]
-
-BATCH_SIZE = 10_000
 
 
 def generated_values(events: int, *, users: int = 100_000, videos: int = 200_000, seed: int = 11) -> list[bytes]:
@@ -41,25 +40,12 @@ def generated_values(events: int, *, users: int = 100_000, videos: int = 200_000
 def events_per_cpu_second(values: list[bytes], decode: Callable[[bytes, int], tuple], fold: Any) -> tuple[float, int]:
     """(events per CPU-second, values packed) of decoding, folding and packing `values` in batches."""
     now_ms = int(time.time() * 1000)
-    key, update, new_state, pack = fold.key, fold.update, fold.new_state, fold.pack
     states: dict[str, Any] = {}
     packed = 0
     start = time.process_time()
     for first in range(0, len(values), BATCH_SIZE):
-        touched = {}
-        for value in values[first: first + BATCH_SIZE]:
-            row = decode(value, now_ms)
-            if row[-1] is not None:
-                continue
-            entity = key(row)
-            if entity is None:
-                continue
-            state = states.get(entity)
-            if state is None:
-                state = states[entity] = new_state()
-            update(state, row)
-            touched[entity] = state
-        packed += len({entity: pack(state) for entity, state in touched.items()})
+        touched = fold_batch(values[first: first + BATCH_SIZE], now_ms, decode, fold, states)
+        packed += len({entity: fold.pack(states[entity]) for entity in touched})
     return len(values) / (time.process_time() - start), packed
 
 
