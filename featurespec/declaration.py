@@ -190,7 +190,8 @@ class FeatureSet:
     where: a filter on the whole set, applied before anything else (e.g. "event_type = 'comment'").
     derived: columns computed per kept row, which the aggregations may use like engagement-row columns.
         A set with derived columns must declare `where`, so that a (possibly Python) function never runs on
-        every event: only the rows of this set reach it.
+        every event: the features job reads the set from a view of its `where` rows (featurespec.sql
+        `derived_sources`), so only those reach it (tests/flink/test_derived_rows.py).
     """
 
     name: str

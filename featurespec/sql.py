@@ -21,6 +21,7 @@ __all__ = [
     "JAVA_AGGREGATES",
     "counters_query",
     "default_state_ttl",
+    "derived_sources",
     "feature_query",
     "read_columns",
     "sink_columns",
@@ -115,10 +116,11 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     keys = [f"`{k}`" for k in entity.key_columns]
     relation = f"`{source}`"
     if feature_set.derived:
-        # Filter first, then compute: the planner keeps the filter in a Java operator ahead of any Python
-        # function the derived columns call, so only this set's rows reach it.
         # A NULL derived value means its guarded function failed on this row (udfs/guard.py): the row is a dead
         # letter (`derived_failure_checks`), so no aggregation of the set counts it.
+        # The planner merges `where` and this NULL check into one condition and, since that condition calls the
+        # (Python) function, computes the function ahead of the whole of it: on every row of `source`. Only a
+        # `source` already filtered to this set's rows keeps it to those (`derived_sources`, as the job does).
         derived = ", ".join(f"{d.sql} AS `{d.name}`" for d in feature_set.derived)
         present = " AND ".join(f"`{d.name}` IS NOT NULL" for d in feature_set.derived)
         relation = (f"(SELECT * FROM (SELECT *, {derived} FROM `{source}` WHERE {feature_set.where}) "
@@ -148,6 +150,28 @@ def feature_query(feature_set: FeatureSet, source: str = "engagement", state_ttl
     outer = ",\n  ".join([*keys, "`event_time`", *flat])
     # DOUBLE literals throughout: no per-row DECIMAL arithmetic (`double_literals`).
     return double_literals(f"SELECT\n  {outer}\nFROM (\n{inner}\n) AS `vectors`")
+
+
+def derived_sources(feature_sets: Iterable[FeatureSet],
+                    source: str = "engagement") -> list[tuple[str, str, tuple[str, ...]]]:
+    """(view name, SELECT, qualified names of the sets that read it) per distinct `where` of the sets with derived
+    columns: `source`'s rows that pass it. A job registers each SELECT as a view behind a boundary the planner
+    cannot see through (`udfs.flink_families.shared_view`) and passes the view to `feature_query`, so a derived
+    column's function runs on the set's rows only (see `feature_query`; tests/flink/test_comment_sentiment.py).
+
+    >>> from features.comments import author_comment_sentiment, video_comment_sentiment
+    >>> [(view, select, readers)] = derived_sources([video_comment_sentiment.v1, author_comment_sentiment.v1])
+    >>> view, select
+    ('derived_engagement_0', "SELECT * FROM `engagement` WHERE event_type = 'comment'")
+    >>> readers
+    ('video_comment_sentiment.v1', 'author_comment_sentiment.v1')
+    """
+    readers: dict[str, list[str]] = {}
+    for feature_set in feature_sets:
+        if feature_set.derived:
+            readers.setdefault(feature_set.where or "TRUE", []).append(feature_set.qualified_name)
+    return [(f"derived_{source}_{i}", f"SELECT * FROM `{source}` WHERE {where}", tuple(names))
+            for i, (where, names) in enumerate(readers.items())]
 
 
 def sorted_set_query(spec: SortedSetSpec, source: str = "engagement") -> str:

@@ -10,7 +10,7 @@ writer (absolute values, never increments) and the DLQ topic.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -29,6 +29,7 @@ from featurespec.families import families, family_input_query, family_output_que
 from featurespec.sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
+    derived_sources,
     feature_query,
     sorted_set_query,
     source_columns,
@@ -46,8 +47,8 @@ from udfs.flink_functions import (
     register_java_decoder,
 )
 
-__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "engagement_views",
-           "streaming_environment"]
+__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "derived_views", "engagement_views",
+           "sharing", "streaming_environment"]
 
 GROUP_ID = PIPELINE.group_id
 # ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
@@ -126,17 +127,45 @@ def engagement_views(
 
 
 def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequence[str] = (),
-                         guarded: Iterable[str] = tuple(SCALAR_FUNCTIONS)) -> list[str]:
+                         guarded: Iterable[str] = tuple(SCALAR_FUNCTIONS),
+                         share: Callable[[str, str], str] | None = None) -> list[str]:
     """SELECTs over `decoded` (engagement_views) of the good rows whose guarded derived function failed or ran
     over budget (udfs/guard.py), with `kafka_partition, kafka_offset, payload, *passthrough, reason`: the job
     dead-letters them, and the feature sets leave them out (their derived value is NULL).
 
-    guarded: SQL names of the guarded functions (default: the job's SCALAR_FUNCTIONS)."""
+    guarded: SQL names of the guarded functions (default: the job's SCALAR_FUNCTIONS).
+    share: registers (view name, SELECT) as a view the planner cannot see through and returns its name. Given,
+    each check's filtered rows go through it, so the failure function runs on those rows only; without it the
+    planner computes the function on every decoded row (featurespec.sql.feature_query says why)."""
     flat = ", ".join(f"e.`{name}` AS `{name}`" for name in ENGAGEMENT_COLUMNS)
     kept = ", ".join(("kafka_partition", "kafka_offset", "payload", *passthrough))
-    return [f"SELECT {kept}, reason FROM (SELECT {kept}, {failure} AS reason FROM ("
-            f"SELECT {flat}, {kept} FROM decoded WHERE e.error IS NULL) WHERE {where}) WHERE reason IS NOT NULL"
-            for where, failure in derived_failure_checks(feature_sets, guarded)]
+    selects = []
+    for i, (where, failure) in enumerate(derived_failure_checks(feature_sets, guarded)):
+        rows = f"SELECT * FROM (SELECT {flat}, {kept} FROM decoded WHERE e.error IS NULL) WHERE {where}"
+        if share is not None:
+            rows = f"SELECT * FROM `{share(f'derived_check_{i}', rows)}`"
+        selects.append(f"SELECT {kept}, reason FROM (SELECT {kept}, {failure} AS reason FROM ({rows})) "
+                       "WHERE reason IS NOT NULL")
+    return selects
+
+
+def sharing(t_env: StreamTableEnvironment) -> Callable[[str, str], str]:
+    """`share` for `derived_failure_rows`: registers a SELECT as a shared view and returns the view's name."""
+    def share(view: str, select: str) -> str:
+        shared_view(t_env, view, t_env.sql_query(select))
+        return view
+    return share
+
+
+def derived_views(t_env: StreamTableEnvironment, feature_sets: Sequence[FeatureSet]) -> dict[str, str]:
+    """Register the rows of each set with derived columns, filtered by its `where`, as a shared view over
+    `engagement` (featurespec.sql.derived_sources), so that only those rows reach the derived columns'
+    functions; returns {set's qualified name: view} for `feature_query`'s `source`."""
+    by_set: dict[str, str] = {}
+    for view, select, readers in derived_sources(feature_sets):
+        shared_view(t_env, view, t_env.sql_query(select), changelog=True)
+        by_set.update(dict.fromkeys(readers, view))
+    return by_set
 
 
 def build_engagement_features(
@@ -166,12 +195,17 @@ def build_engagement_features(
             view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
             by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
 
+    # Sets with derived columns read their rows through a shared view of their filter: only those rows reach the
+    # derived column's Python function (featurespec.sql.derived_sources). On --per-set-sql every row does.
+    derived_source = derived_views(t_env, feature_sets) if use_families else {}
+
     # Sinks: one Redis table per feature set, and the dead-letter topic.
     statements = t_env.create_statement_set()
     for feature_set in feature_sets:
         sink = f"redis_{feature_set.name}_v{feature_set.version}"  # two versions may be computed side by side
         t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
-        query = by_family.get(feature_set.qualified_name) or feature_query(feature_set)
+        query = by_family.get(feature_set.qualified_name) or feature_query(
+            feature_set, source=derived_source.get(feature_set.qualified_name, "engagement"))
         statements.add_insert_sql(f"INSERT INTO {sink} {query}")
     for spec in serving_sets:
         sink = f"redis_{spec.name}"
@@ -185,7 +219,8 @@ def build_engagement_features(
         settings, topic=ENGAGEMENT_DLQ.name, with_headers=True, max_request_bytes=ENGAGEMENT_DLQ.max_message_bytes))
     rejected = f"SELECT *, e.error AS reason FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'"
     # A record on which a derived column's Python function failed, or ran over budget, is a dead letter too.
-    for rows in (rejected, *derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers"))):
+    for rows in (rejected, *derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers"),
+                                                 share=sharing(t_env) if use_families else None)):
         statements.add_insert_sql(
             "INSERT INTO dead_letters SELECT kafka_key, "
             f"encode_dead_letter('{ENGAGEMENT.name}', kafka_partition, kafka_offset, reason, payload, kafka_key), "

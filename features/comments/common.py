@@ -1,7 +1,8 @@
 """The comment-sentiment source and aggregations shared by the per-video and per-author sets.
 
-Only comment events reach the scorer: the sets filter on `event_type = 'comment'` before the derived
-`sentiment` column is computed (featurespec/declaration.py `DerivedColumn`).
+Only comment events reach the scorer: the features job reads these sets from a view of the comment rows
+(featurespec.sql.derived_sources), so the filter runs in Java before the derived `sentiment` column is computed
+(tests/flink/test_derived_rows.py). With `--per-set-sql` every event reaches it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 
 JARS = Path(__file__).resolve().parents[2] / "build" / "jars" / "flink"
 
@@ -25,6 +26,18 @@ def new_t_env() -> TableEnvironment:
     if jars:
         config.set("pipeline.jars", ";".join(j.as_uri() for j in jars))
     return env
+
+
+def new_stream_t_env(config: dict[str, str] | None = None) -> StreamTableEnvironment:
+    """A streaming table environment over a DataStream one (as the features job runs: its key families and shared
+    views are DataStream steps), with fyp's jars and `config` on top of parallelism 1 and Python process mode."""
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(),
+                                          EnvironmentSettings.in_streaming_mode())
+    settings = t_env.get_config()
+    for key, value in {"parallelism.default": "1", "python.execution-mode": "process", **(config or {})}.items():
+        settings.set(key, value)
+    settings.set("pipeline.jars", ";".join(j.as_uri() for j in sorted(JARS.glob("fyp-*.jar"))))
+    return t_env
 
 
 def final_rows(table_result, key_width: int) -> dict[tuple, tuple]:

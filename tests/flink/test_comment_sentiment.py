@@ -55,13 +55,3 @@ def test_mean_sentiment_per_video_over_comments_only(raw):
         assert values["sentiment_sum_24h"] == pytest.approx(sum(scores))
         assert values["positive_comments_1h"] == sum(s >= 0.05 for s in scores)
         assert values["negative_comments_1h"] == sum(s <= -0.05 for s in scores)
-
-
-def test_the_python_scorer_sees_only_comments(raw):
-    plan = raw.sql_query(feature_query(video_comment_sentiment.v1)).explain()
-    optimized = plan.split("== Optimized Physical Plan ==")[1].split("== Optimized Execution Plan ==")[0]
-    lines = optimized.splitlines()
-    python_calc = next(i for i, line in enumerate(lines) if "PythonCalc" in line and "COMMENT_SENTIMENT" in line)
-    below = "\n".join(lines[python_calc + 1:])
-    # Plans print the consumer above its input: the comment filter must be in a (Java) Calc below the Python one.
-    assert "where=[" in below and "'comment'" in below, optimized

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+from pyflink.table import StreamTableEnvironment
 
 from features import ALL_FEATURE_SETS
 from featurespec import FeatureSet
@@ -20,7 +19,7 @@ from featurespec.families import families, family_input_query, family_output_que
 from featurespec.sql import feature_query
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from jobs.engagement_features import JOB_CONFIG, engagement_views
-from tests.flink.conftest import JARS, final_rows, raw_view
+from tests.flink.conftest import final_rows, new_stream_t_env, raw_view
 from udfs.flink_families import family_view
 
 NOW = 1_700_000_000_000
@@ -34,13 +33,7 @@ def payloads() -> list[bytes]:
 
 
 def _stream_t_env() -> StreamTableEnvironment:
-    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment.get_execution_environment(),
-                                          EnvironmentSettings.in_streaming_mode())
-    config = t_env.get_config()
-    for key, value in {"parallelism.default": "1", "python.execution-mode": "process", **MINI_BATCH}.items():
-        config.set(key, value)
-    config.set("pipeline.jars", ";".join(j.as_uri() for j in sorted(JARS.glob("fyp-*.jar"))))
-    return t_env
+    return new_stream_t_env(MINI_BATCH)
 
 
 def _as_rows(feature_set: FeatureSet, query: str, path: str) -> str:
