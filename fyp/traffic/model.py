@@ -186,10 +186,20 @@ class TrafficModel:
 
     def next_block(self, n_views: int, now_ms: int) -> ViewBlock:
         """Draw `n_views` views and their events; event times are around `now_ms` (epoch ms)."""
-        rng, config, catalog = self._rng, self.config, self.catalog
         users, sessions, positions = self._sessions(n_views)
-        user_ids = np.asarray(users)
-        video = self._videos(user_ids)
+        return self.react(users, sessions, positions, self._videos(np.asarray(users)), now_ms)
+
+    def react(self, users: list[int], sessions: list[int], positions: list[int], video: np.ndarray,
+              now_ms: int) -> ViewBlock:
+        """The viewers' reactions to the videos shown to them, one view per element: skip or watch, completion,
+        loops and engagement by fyp/traffic/behaviour.py. `next_block` calls it on the videos it picks; the
+        closed loop (fyp/traffic/closed_loop.py) on the videos a feed service shows. Event times are around
+        `now_ms` (epoch ms), as next_block's."""
+        rng, config, catalog = self._rng, self.config, self.catalog
+        n_views = len(users)
+        user_ids = np.asarray(users, dtype=np.int64)
+        video = np.asarray(video, dtype=np.int64)
+        catalog.ensure_videos(int(video.max()) + 1 if n_views else 0)
         quality, duration = catalog.quality[video], catalog.duration_ms[video]
         topic = catalog.author_topic[catalog.author[video]]
         match = (catalog.interests[user_ids] == topic[:, None]).any(axis=1)
