@@ -84,7 +84,8 @@ class LoopPlan:
 class LoopReport:
     """What a closed-loop run did. feeds: pages served; feed_errors: requests given up on (and why, by status;
     0 = no answer); retries: failed attempts that were retried; unknown_items: items not of the generator's world;
-    arms: per arm id ('experiment:arm', or 'none'), its users, sessions and events by type; latencies_ms: each
+    arms: per arm id ('experiment:arm', or 'none'), its sessions, events by type and by user (`per_user`: user
+    index -> events by type; a user served a page with no known video counts with no events); latencies_ms: each
     served page's request time; produced / failed: events Kafka acknowledged / did not."""
 
     sessions: int = 0
@@ -101,7 +102,7 @@ class LoopReport:
     interrupted: bool = False
 
     def arm(self, arm_id: str) -> dict[str, Any]:
-        return self.arms.setdefault(arm_id, {"users": set(), "sessions": 0, "by_type": Counter()})
+        return self.arms.setdefault(arm_id, {"per_user": {}, "sessions": 0, "by_type": Counter()})
 
     def as_json(self) -> dict[str, Any]:
         p50, p99 = percentile(self.latencies_ms, 50), percentile(self.latencies_ms, 99)
@@ -118,7 +119,7 @@ class LoopReport:
             "feed_latency_ms": {"p50": None if p50 is None else round(p50, 2),
                                 "p99": None if p99 is None else round(p99, 2)},
             "by_type": dict(sorted(self.by_type.items())),
-            "arms": {arm: {"users": len(a["users"]), "sessions": a["sessions"],
+            "arms": {arm: {"users": len(a["per_user"]), "sessions": a["sessions"],
                            "by_type": dict(sorted(a["by_type"].items()))} for arm, a in sorted(self.arms.items())},
             "interrupted": self.interrupted,
         }
@@ -240,7 +241,7 @@ class ClosedLoop:
         arms = tuple(str(a) for a in body.get("arms", [])) or ("none",)
         for arm_id in arms:
             entry = report.arm(arm_id)
-            entry["users"].add(state.user)
+            entry["per_user"].setdefault(state.user, Counter())
             if arm_id not in arms_seen:
                 entry["sessions"] += 1
         arms_seen.update(arms)
@@ -257,5 +258,6 @@ class ClosedLoop:
         report.by_type.update(batch.counts)
         for arm_id in arms:
             report.arm(arm_id)["by_type"].update(batch.counts)
+            report.arm(arm_id)["per_user"][state.user].update(batch.counts)
         return batch, state, ended
 

@@ -80,7 +80,8 @@ def test_a_feed_of_what_viewers_skip_shows_as_more_skips_and_shorter_sessions():
         assert sum(len(b.pairs) for b in sent) == sum(report.by_type.values())
         assert report.feeds > 0 and not report.feed_errors
         (arm,) = report.arms.values()
-        assert len(arm["users"]) == WORLD.users and arm["sessions"] == 3 * WORLD.users
+        assert len(arm["per_user"]) == WORLD.users and arm["sessions"] == 3 * WORLD.users
+        assert sum(c["impression"] for c in arm["per_user"].values()) == impressions
         results[worst] = (report.by_type["skip"] / impressions, impressions / report.sessions)
     (best_skips, best_length), (worst_skips, worst_length) = results[False], results[True]
     print(f"\nskip rate best-first {best_skips:.3f}, worst-first {worst_skips:.3f}; views per session "
