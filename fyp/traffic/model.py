@@ -12,7 +12,7 @@ seed and clock, same output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -98,6 +98,11 @@ class ViewBlock:
     (indices into the vocab lists). Per event (index i): view, kind, event_time (epoch ms), fault (0 =
     good). `first_event` numbers the block's first event in the stream; `counts` is events per event
     type (snake_case) plus "malformed", for progress reports.
+
+    `arms`, per view, the experiment arm ids ('experiment:arm', fyp/experiments) its impression carries
+    (Impression v2 `arms`). The traffic model leaves it empty (no view is in an experiment); a closed-loop
+    generator that assigns users to arms sets it, e.g. `dataclasses.replace(block, arms=[...])`. Empty, or one
+    tuple per view.
     """
 
     first_event: int
@@ -119,6 +124,11 @@ class ViewBlock:
     event_time: list[int]
     event_fault: list[int]
     counts: dict[str, int]
+    arms: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.arms and len(self.arms) != len(self.user):
+            raise ValueError(f"arms: one tuple per view ({len(self.user)}), got {len(self.arms)}")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
