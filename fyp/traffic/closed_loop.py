@@ -113,6 +113,8 @@ def head_views(block: ViewBlock, views: int) -> ViewBlock:
         counts[name] = counts.get(name, 0) + 1
     per_view = ("user", "locale", "session", "position", "video", "surface", "dwell_ms", "watch_ms", "channel",
                 "sound_action", "follow_action", "reason", "comment")
+    if block.arms:
+        per_view += ("arms",)
     return replace(block, **{name: getattr(block, name)[:views] for name in per_view},
                    event_view=[block.event_view[i] for i in keep], event_kind=kinds,
                    event_time=[block.event_time[i] for i in keep], event_fault=faults, counts=counts)

@@ -238,7 +238,8 @@ class ClosedLoop:
         report.latencies_ms.append(latency_ms)
         videos, unknown = video_indices(body.get("items", []))
         report.unknown_items += unknown
-        arms = tuple(str(a) for a in body.get("arms", [])) or ("none",)
+        served = tuple(str(a) for a in body.get("arms", []))
+        arms = served or ("none",)
         for arm_id in arms:
             entry = report.arm(arm_id)
             entry["per_user"].setdefault(state.user, Counter())
@@ -252,8 +253,9 @@ class ClosedLoop:
                                  list(range(state.position, state.position + n)), np.asarray(videos), self.clock())
         leaves = (self._leave_rng.random(n) < 1.0 / self.model.config.mean_session_views).tolist()
         views, ended, state = session_cut(state, skipped_views(block), leaves)
-        # A feed page is shown on the For You surface (react draws a surface per view, as open-loop traffic mixes).
-        block = replace(space_views(head_views(block, views)), surface=[_FOR_YOU] * views)
+        # A feed page is shown on the For You surface (react draws a surface per view, as open-loop traffic mixes),
+        # and its impressions carry the arms that served it (Impression v2 `arms`).
+        block = replace(space_views(head_views(block, views)), surface=[_FOR_YOU] * views, arms=[served] * views)
         batch = self.encoder.encode(block)
         report.by_type.update(batch.counts)
         for arm_id in arms:

@@ -15,7 +15,7 @@ from fyp.traffic.closed_loop import FATIGUE_SKIPS, SessionState, head_views, ses
 from fyp.traffic.encoder import EncodedBatch, FastEncoder
 from fyp.traffic.feed_loop import ClosedLoop, LoopPlan
 from fyp.traffic.ids import RunIds
-from fyp.traffic.model import IMPRESSION, KIND_TYPES, TrafficModel
+from fyp.traffic.model import IMPRESSION, TrafficModel
 from schemas.registry import default_registry
 
 WORLD = TrafficConfig(users=60, videos=400, jitter=timedelta(0))
@@ -90,12 +90,18 @@ def test_a_feed_of_what_viewers_skip_shows_as_more_skips_and_shorter_sessions():
     assert worst_length < best_length
 
 
-def test_the_events_are_the_pages_videos_in_order_with_the_sessions_positions():
-    loop, sent = _loop(_ranked_feed(False), LoopPlan(users=1, sessions=1, feed_size=5, concurrency=1, max_pages=2))
+def test_the_events_are_the_pages_videos_in_order_with_the_sessions_positions_and_arms():
+    registry = default_registry()
+    loop, sent = _loop(_ranked_feed(False), LoopPlan(users=1, sessions=1, feed_size=5, concurrency=1, max_pages=1))
     loop.run()
     assert sent
+    page = _ranked_feed(False)("u0", 10)["items"]
+    impressions = [registry.decode(value).record for batch in sent for (_, value), kind in
+                   zip(batch.pairs, batch.kinds, strict=True) if kind == IMPRESSION]
+    assert [r["video_id"] for r in impressions] == [item["video_id"] for item in page][:len(impressions)]
+    assert [r["position"] for r in impressions] == list(range(len(impressions)))
+    assert all(r["arms"] == ["loop_it:best"] and r["surface"] == "for_you" for r in impressions)
     for batch in sent:
-        assert [KIND_TYPES[k] for k in batch.kinds].count("impression") >= 1
         assert batch.times == sorted(batch.times)  # a page's views follow one another
         assert all(key == b"u0" for key, _ in batch.pairs)
 
