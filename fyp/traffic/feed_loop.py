@@ -14,6 +14,7 @@ request (4xx), it counts as a feed error and the session ends; the run goes on.
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ FetchFeed = Callable[[str, int], Mapping[str, Any]]  # (user id, n) -> the /v1/f
 Clock = Callable[[], int]
 MAX_FEED_SIZE = 100  # the feed service's own limit (fyp/feed/rerank.py MAX_FEED)
 MAX_CONCURRENCY = 64
+MAX_LATENCY_SAMPLES = 100_000  # a long run keeps a reservoir sample of its feed latencies, not all of them
 _FOR_YOU = next(i for i, (name, _) in enumerate(SURFACES) if name == "for_you")  # the surface a feed page is
 
 
@@ -86,7 +88,8 @@ class LoopReport:
     0 = no answer); retries: failed attempts that were retried; unknown_items: items not of the generator's world;
     arms: per arm id ('experiment:arm', or 'none'), its sessions, events by type and by user (`per_user`: user
     index -> events by type; a user served a page with no known video counts with no events); latencies_ms: each
-    served page's request time; produced / failed: events Kafka acknowledged / did not."""
+    served page's request time, retries and their backoff included (a uniform sample of MAX_LATENCY_SAMPLES once
+    there are more); produced / failed: events Kafka acknowledged / did not."""
 
     sessions: int = 0
     feeds: int = 0
@@ -160,6 +163,7 @@ class ClosedLoop:
         self._fetch = retrying(fetch, plan.attempts, self._count_retry)
         self._lock = threading.Lock()
         self._leave_rng = np.random.default_rng([seed, 6])
+        self._sample_rng = random.Random(seed)  # latency sampling only: apart from the behaviour's draws
         self._sessions = itertools.count()
         self._stop = threading.Event()
 
@@ -235,7 +239,10 @@ class ClosedLoop:
         """One page: reactions, the session's cut, the encoded events and the counts (called under the lock)."""
         report = self.report
         report.feeds += 1
-        report.latencies_ms.append(latency_ms)
+        if len(report.latencies_ms) < MAX_LATENCY_SAMPLES:
+            report.latencies_ms.append(latency_ms)
+        elif (slot := self._sample_rng.randrange(report.feeds)) < MAX_LATENCY_SAMPLES:  # reservoir sampling
+            report.latencies_ms[slot] = latency_ms
         videos, unknown = video_indices(body.get("items", []))
         report.unknown_items += unknown
         served = tuple(str(a) for a in body.get("arms", []))
