@@ -11,8 +11,10 @@ low skip rates first; arm `skips_first` sets `ranker.weights.skipped` 5 and `com
 skip first. The simulated viewers react by the generator's behaviour model, which knows nothing of the arms, so a
 higher skip rate in `skips_first` can only come through the feed.
 
-Measured per user (the experiment's unit) with fyp/experiments/stats.py: the skip rate is higher in `skips_first`
-(Welch's test) and the users per arm pass the sample-ratio check.
+Checked twice, per user (the experiment's unit): on the loop's own counts of what it sent (fyp/experiments/stats.py),
+and by `fyp experiment report` over the Iceberg history that the history job writes from Kafka. Both must show a
+higher skip rate in `skips_first` (Welch's test) and users per arm that pass the sample-ratio check; the report's
+users and impressions per arm must equal the loop's.
 """
 
 from __future__ import annotations
@@ -29,20 +31,19 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
 WORLD_USERS, WORLD_VIDEOS, SEED = 300, 300, 2026
 WARMUP_EVENTS = 40_000
-EXPERIMENT = "loop_it"
 SKIP_RATE_COLUMN = "video_engagement__skip_rate_24h"
 
 
-def _experiments_json() -> str:
+def _experiments_json(name: str) -> str:
     return json.dumps({"experiments": [{
-        "name": EXPERIMENT, "layer": "ranking", "traffic_percent": 100, "start_ms": 0, "salt": "loop_it_1",
+        "name": name, "layer": "ranking", "traffic_percent": 100, "start_ms": 0, "salt": "loop_it_1",
         "arms": [{"name": "control"},
                  {"name": "skips_first", "overrides": {"ranker.weights.skipped": 5.0,
                                                        "ranker.weights.completed": 0.0}}]}]})
@@ -137,6 +138,8 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
 
     started = time.monotonic()
     running_job(ENGAGEMENT_FEATURES_JOB)
+    # Checkpoints every 5 s, as test_experiment_report asks: the history lands in Iceberg on checkpoints.
+    running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
     _warm_up(settings)
     features = FeatureClient.from_settings(settings)
 
@@ -151,11 +154,12 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
 
     s3 = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
     run = uuid.uuid4().hex[:8]
+    experiment = f"loop_it_{run}"  # this run's own: the report counts only the exposures of this run
     prefix = f"models/ranker-loop-it-{run}/"
     version = _save_skip_rate_ranker(s3, prefix)
     slot = RankerSlot(s3, prefix=prefix)
     assert slot.reload()["version"] == version
-    experiments = parse_experiments(_experiments_json())
+    experiments = parse_experiments(_experiments_json(experiment))
     index_config = ServiceConfig(name=index_name, replica_id=uuid.uuid4().hex[:8], snapshot_every_s=0)
     sender = BatchSender(settings.kafka_client_config())
     try:
@@ -172,6 +176,7 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
                 loop = ClosedLoop(model, encoder, lambda user, n: client.feed(user, n=n), sender.send,
                                   LoopPlan(users=WORLD_USERS, sessions=1, feed_size=10, concurrency=4, max_pages=3),
                                   clock=wall_clock_ms, seed=SEED)
+                loop_started_ms = wall_clock_ms()
                 report = loop.run()
     finally:
         assert sender.close() == 0, "Kafka did not acknowledge every closed-loop event"
@@ -197,3 +202,36 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
           f"{difference.p_value:.2g}; {time.monotonic() - started:.1f} s in all")
     assert not srm.mismatch, srm
     assert difference.difference > 0.05 and difference.p_value < 0.001, difference
+
+    # The same experiment read back from the Iceberg history by `fyp experiment report`.
+    impressions = {arm: sum(c["impression"] for c in entry["per_user"].values()) for arm, entry in arms.items()}
+    since = datetime.fromtimestamp((loop_started_ms - 1_000) / 1000, UTC).isoformat()
+
+    def history_report() -> dict | None:
+        result = _report(experiment, since)
+        if result.exit_code != 0:
+            return None
+        body = json.loads(result.stdout)
+        return body if sum(a["impressions"] for a in body["arms"]) >= sum(impressions.values()) else None
+
+    body = eventually(history_report, timeout_s=240, interval_s=5, message="every loop impression in the report")
+    skip = next(m for m in body["metrics"] if m["name"] == "skip_rate")["comparisons"]["skips_first"]
+    print(f"report: arms {body['arms']}, SRM {body['srm']}, skip rate skips_first - control "
+          f"{skip['difference']:+.3f} [{skip['ci_low']:+.3f}, {skip['ci_high']:+.3f}], p {skip['p_value']:.2g}; "
+          f"{time.monotonic() - started:.1f} s in all")
+    assert {a["arm"]: (a["users"], a["impressions"]) for a in body["arms"]} == {
+        arm: (len(entry["per_user"]), impressions[arm]) for arm, entry in arms.items()}
+    assert body["control"] == "control" and body["conflicted_users"] == 0
+    assert body["srm"]["mismatch"] is False and body["srm"]["p_value"] >= 0.001, body["srm"]
+    assert skip["difference"] > 0.05 and skip["p_value"] < 0.001, skip
+
+
+def _report(name: str, since: str):
+    import typer
+    from typer.testing import CliRunner
+
+    from fyp.commands import experiment as experiment_commands
+
+    app = typer.Typer()
+    experiment_commands.register(app)
+    return CliRunner().invoke(app, ["experiment", "report", name, "--since", since, "--json"])
