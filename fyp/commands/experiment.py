@@ -4,12 +4,16 @@ intervals, each arm against control, and the sample-ratio-mismatch check (fyp/ex
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
+
+if TYPE_CHECKING:
+    from fyp.experiments.report import ExperimentReport
 
 __all__ = ["register"]
 
@@ -58,7 +62,7 @@ def report(
         from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
         from fyp.experiments.declared import EXPERIMENTS
         from fyp.experiments.history import read_window
-        from fyp.experiments.report import build_report
+        from fyp.experiments.report import build_report  # pandas and scipy: only for this command
 
         declared = next((e for e in EXPERIMENTS if e.name == name), None)
         frame = read_window(catalog(load_settings()).load_table(ENGAGEMENT_HISTORY),
@@ -70,6 +74,12 @@ def report(
     if as_json:
         print_json(result.to_dict())
         return
+    print_report(result)
+
+
+def print_report(result: ExperimentReport) -> None:
+    """The report as rich tables: users per arm, then each metric per arm against control, then SRM and notes."""
+    name = result.experiment
     arms = [a.arm for a in result.arms]
     counts = Table("arm", "users", "impressions", "declared", title=f"experiment {name}: control {result.control}")
     for a in result.arms:

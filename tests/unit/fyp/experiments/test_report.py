@@ -139,3 +139,17 @@ def test_undeclared_experiments_pick_the_arm_named_control() -> None:
     report = build_report(_hand_table(), "exp")
     assert (report.control, report.control_source, report.weights_source) == ("control", "undeclared", "equal")
     assert "not declared" in report.notes[0]
+
+
+def test_every_arm_id_a_declaration_can_make_passes_the_event_rule() -> None:
+    """udfs/limits.py cannot import fyp: its arm-id limits are held to fyp/experiments/spec.py here."""
+    from fyp.experiments.assign import Assignment
+    from fyp.experiments.spec import MAX_NAME_CHARS, Arm, Experiment
+    from udfs.limits import MAX_ARM_ID_BYTES, field_error, valid_arm_id
+
+    longest = "e" * MAX_NAME_CHARS
+    exp = Experiment(name=longest, layer="l", arms=(Arm(name="a" * MAX_NAME_CHARS), Arm(name="b_2")),
+                     traffic_percent=100, start_ms=0)
+    ids = [Assignment(experiment=exp.name, layer=exp.layer, arm=arm).arm_id for arm in exp.arm_names()]
+    assert all(valid_arm_id(i) for i in ids) and max(len(i.encode()) for i in ids) == MAX_ARM_ID_BYTES
+    assert field_error({"arms": ids}) is None
