@@ -15,6 +15,7 @@ from fyp.commands import (
     capacity,
     demo,
     dlq,
+    experiment,
     features,
     feed,
     index,
@@ -62,6 +63,7 @@ music.register(app, bench=bench_group)
 lake.register(app, worker=worker_group)
 verify.register(app)
 dlq.register(app)
+experiment.register(app)
 train.register(app)
 training.register(app)
 index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)

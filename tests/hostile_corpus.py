@@ -23,6 +23,7 @@ FILLERS: dict[str, dict[str, Any]] = {
     "Loop": {"loop_count": 1, "video_duration_ms": 10_000},
     "Share": {"channel": "sms"},
     "Comment": {"comment_id": "c1", "text": "nice"},
+    "Impression": {"position": 0, "surface": "for_you"},
 }
 
 # Three-byte characters fill a byte limit exactly when the limit is a multiple of 3; "é" (2 bytes) otherwise.
@@ -93,6 +94,19 @@ def hostile_cases(tag: str | None = None) -> list[HostileCase]:
                     "out_of_range:loop_count"),
         HostileCase("negative watch", "Watch", {"watch_ms": -1, "video_duration_ms": 10_000},
                     "negative_duration:watch_ms"),
+        HostileCase("as many arms as allowed", "Impression", {"arms": [f"e{i}:a" for i in range(limits.MAX_ARMS)]}),
+        HostileCase("one arm too many", "Impression", {"arms": [f"e{i}:a" for i in range(limits.MAX_ARMS + 1)]},
+                    "too_many:arms"),
+        HostileCase("an arm id at its limit", "Impression",
+                    {"arms": ["e" * (limits.MAX_ARM_ID_BYTES // 2) + ":" + "a" * (limits.MAX_ARM_ID_BYTES // 2)]}),
+        HostileCase("an arm id over its limit", "Impression",
+                    {"arms": ["e" * (limits.MAX_ARM_ID_BYTES // 2) + ":" + "a" * (limits.MAX_ARM_ID_BYTES // 2 + 1)]},
+                    "too_long:arms"),
+        HostileCase("an arm id without its experiment", "Impression", {"arms": ["ranker:v2", "control"]},
+                    "bad_arm:arms"),
+        HostileCase("an arm id with two separators", "Impression", {"arms": ["a:b:c"]}, "bad_arm:arms"),
+        HostileCase("an arm id with a capital", "Impression", {"arms": ["Ranker:v2"]}, "bad_arm:arms"),
+        HostileCase("an arm id with a control character", "Impression", {"arms": ["ranker:v\x002"]}, "bad_arm:arms"),
         HostileCase("an emoji-only comment at the limit", "Comment", {"text": "😀" * (2_048 // 4)}),
         HostileCase("a right-to-left and zero-width comment", "Comment", {"text": "\u202eevil\u200b text"}),
     ]

@@ -12,6 +12,9 @@ Error reasons, checked in this order (the first one wins):
     too_long:<field>          a text field, or one hashtag, is over its size limit (udfs/limits.py)
     bad_id:<field>            an id, region, language or hashtag holds `:` or a control character
     too_many:hashtags         more hashtags than udfs/limits.MAX_HASHTAGS
+    too_many:arms             more experiment arms than udfs/limits.MAX_ARMS (impressions)
+    too_long:arms             an arm id over udfs/limits.MAX_ARM_ID_BYTES
+    bad_arm:arms              an arm id that is not 'experiment:arm' (udfs/limits.valid_arm_id)
     negative_duration:<field> watch_ms, video_duration_ms or dwell_ms is below 0 (in that order)
     out_of_range:<field>      watch_ms past the video's duration, a duration or dwell over an hour, or a loop
                               count outside 1..10,000 (udfs/limits.py; the order is limits.field_error's)
@@ -50,6 +53,7 @@ ENGAGEMENT_ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("loop_count", "BIGINT"),  # loop: 1 = first rewatch
     ("action", "STRING"),  # like/follow/sound_engagement: enum symbol; share: channel; not_interested: reason
     ("comment_text", "STRING"),  # comment
+    ("arms", "ARRAY<STRING>"),  # impression (v2 on): the experiment arms that served it; empty for other types
     ("error", "STRING"),  # None for a good event, else a reason (module docstring)
 )
 
@@ -98,6 +102,8 @@ def _row(payload: bytes, now_ms: int, max_future_ms: int, registry: SchemaRegist
         return _error_row(f"unknown_type:{event.record_name}")
     r = event.record
     durations = detail(r)
+    # Only impressions have the field; an Impression v1 record resolves to its default, [].
+    arms = r.get("arms", [])
     error = None
     if not r["event_id"]:
         error = "missing_id:event_id"
@@ -123,6 +129,7 @@ def _row(payload: bytes, now_ms: int, max_future_ms: int, registry: SchemaRegist
         r["session_id"],
         r["hashtags"],
         *durations,
+        arms,
         error,
     )
 

@@ -53,7 +53,7 @@ def flink_type(sql_type: str) -> DataType:
 
 
 _FIELD_NAMES = [name for name, _ in ENGAGEMENT_ROW_FIELDS]
-_HASHTAGS, _EVENT_TIME, _ERROR = (_FIELD_NAMES.index(n) for n in ("hashtags", "event_time", "error"))
+_HASHTAGS, _ARMS, _EVENT_TIME, _ERROR = (_FIELD_NAMES.index(n) for n in ("hashtags", "arms", "event_time", "error"))
 ENGAGEMENT_ROW_TYPE = DataTypes.ROW([DataTypes.FIELD(name, flink_type(t)) for name, t in ENGAGEMENT_ROW_FIELDS])
 
 
@@ -85,9 +85,10 @@ class DecodeEngagement(ScalarFunction):
             if not self.gate.admit(partition, event_ms, now_ms):
                 values[_ERROR] = LATE
                 self.late_events.inc()
-        if values[_HASHTAGS] is None:
-            # Thread mode's converter cannot turn a null ARRAY into Java (TypeError in to_external).
-            values[_HASHTAGS] = []
+        # Thread mode's converter cannot turn a null ARRAY into Java (TypeError in to_external).
+        for array in (_HASHTAGS, _ARMS):
+            if values[array] is None:
+                values[array] = []
         return Row(*values)
 
 

@@ -12,6 +12,12 @@ read by then; Kafka's own `max.message.bytes` bounds that).
 Ids are Redis key parts (docs/REDIS_LAYOUT.md joins them with `:`), so an id must not contain `:`: otherwise user
 `a:b` with author `c` and user `a` with author `b:c` would share one key. Control characters are refused too (they
 break logs, CSV exports and terminals). Refusing keeps keys readable; escaping would change every key.
+
+Experiment arm ids (Impression v2 `arms`) are the one exception: each is 'experiment:arm' by design
+(fyp/experiments/assign.py `Assignment.arm_id`), so the generic id rule would refuse every one. They have their own
+rule instead, `valid_arm_id`: two names of a-z, 0-9 and _ (each starting with a letter, as fyp/experiments/spec.py
+requires of declared names) joined by exactly one `:`. An arm id is never a Redis key part, and the report splits
+it at its one `:` (fyp/experiments/report.py).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ __all__ = [
     "DURATION_FIELDS",
     "ID_FIELDS",
     "KEY_SEPARATOR",
+    "MAX_ARMS",
+    "MAX_ARM_ID_BYTES",
     "MAX_CAPTION_CHARS",
     "MAX_DWELL_MS",
     "MAX_HASHTAGS",
@@ -35,6 +43,7 @@ __all__ = [
     "WATCH_TOLERANCE_MS",
     "field_error",
     "invalid_id_reason",
+    "valid_arm_id",
 ]
 
 KEY_SEPARATOR = ":"
@@ -58,6 +67,11 @@ ID_FIELDS: tuple[str, ...] = (
 )
 MAX_HASHTAGS = 30  # per event
 MAX_HASHTAG_BYTES = 100  # per hashtag; each is a key part of user x hashtag
+# Impression `arms`: a user is in at most one experiment per layer (fyp/experiments/spec.py), so this is the
+# number of layers one impression can be served under; 16 is far more than any deployment declares.
+MAX_ARMS = 16
+# 'experiment:arm': two names of at most fyp/experiments/spec.py MAX_NAME_CHARS (64) and the separator.
+MAX_ARM_ID_BYTES = 129
 
 DURATION_FIELDS: tuple[str, ...] = ("watch_ms", "video_duration_ms", "dwell_ms")
 MAX_VIDEO_DURATION_MS = 3_600_000  # one hour: the longest upload any short-video app takes
@@ -89,6 +103,21 @@ def invalid_id_reason(value: str) -> str | None:
     return None
 
 
+def valid_arm_id(value: str) -> bool:
+    """True if `value` is 'experiment:arm': two names of [a-z0-9_], each starting with a-z, and one `:`.
+
+    >>> valid_arm_id("ranker_v2:control"), valid_arm_id("ranker_v2"), valid_arm_id("a:b:c"), valid_arm_id("A:b")
+    (True, False, False, False)
+    """
+    experiment, separator, arm = value.partition(KEY_SEPARATOR)
+    return bool(separator) and _valid_name(experiment) and _valid_name(arm)
+
+
+def _valid_name(part: str) -> bool:
+    # Explicit ranges, not str.isalnum: that accepts non-ASCII letters and digits, the Java port does not.
+    return bool(part) and "a" <= part[0] <= "z" and all("a" <= c <= "z" or "0" <= c <= "9" or c == "_" for c in part)
+
+
 def _utf8_length(value: str, limit: int) -> int:
     """The UTF-8 length of `value` when that could exceed `limit`; cheap for short strings."""
     return len(value) if len(value) * 4 <= limit else len(value.encode("utf-8", "surrogatepass"))
@@ -98,7 +127,8 @@ def field_error(row: dict[str, Any]) -> str | None:
     """The first broken contract of a decoded event (fields by row name), as a dead-letter reason, or None.
 
     Checked in this order: text sizes (`too_long:<field>`) and ids (`bad_id:<field>`) in row order, then the
-    hashtags (`too_many:hashtags`, `too_long:hashtags`, `bad_id:hashtags`), then durations below 0
+    hashtags (`too_many:hashtags`, `too_long:hashtags`, `bad_id:hashtags`), then the experiment arms
+    (`too_many:arms`, `too_long:arms`, `bad_arm:arms`: one not 'experiment:arm', `valid_arm_id`), then durations below 0
     (`negative_duration:<field>`), then ranges (`out_of_range:<field>`: watch_ms beyond the video's duration plus
     WATCH_TOLERANCE_MS, a duration or dwell over an hour, a loop count outside 1..MAX_LOOP_COUNT).
 
@@ -123,6 +153,14 @@ def field_error(row: dict[str, Any]) -> str | None:
             return "too_long:hashtags"
         if invalid_id_reason(tag):
             return "bad_id:hashtags"
+    arms = row.get("arms") or ()
+    if len(arms) > MAX_ARMS:
+        return "too_many:arms"
+    for arm in arms:
+        if _utf8_length(arm, MAX_ARM_ID_BYTES) > MAX_ARM_ID_BYTES:
+            return "too_long:arms"
+        if not valid_arm_id(arm):
+            return "bad_arm:arms"
     for name in DURATION_FIELDS:
         value = row.get(name)
         if value is not None and value < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -45,16 +46,24 @@ def serve_feed(
     keep: int = typer.Option(100, "--keep", min=1, max=1000, help="How many the coarse ranker keeps."),
     weights: str = typer.Option("", "--weights", help="Head weights over the defaults, e.g. 'liked=3,shared=5' "
                                                       "(experiment arms override these)."),
+    experiments: Path | None = typer.Option(None, "--experiments", help="A JSON file of experiment declarations to "
+                                            "run instead of fyp/experiments/declared.py's (fyp/experiments/load.py)."),
 ) -> None:
     """Serve feeds: candidates, filters, coarse ranking, the fine ranker (ONNX), reranking."""
     from fyp.config import load_settings
+    from fyp.experiments.load import load_experiments
     from fyp.feed.assemble import FeedConfig
     from fyp.feed.service import default_port, serve
+    from fyp.ranking.combine import head_weights
 
     with fail_cleanly(ValueError):
         config = FeedConfig(candidate_k=candidates, coarse_k=keep, weights=_weights(weights))
+        declared = load_experiments(experiments) if experiments is not None else None
+        for experiment in declared or ():
+            for arm in experiment.arms:  # a bad weight would fail every request of the arm: refuse it now
+                head_weights(arm.overrides)
     serve(load_settings(), host=host, port=port or default_port(), index_url=index_url, model=model, config=config,
-          reload_every_s=reload_every)
+          reload_every_s=reload_every, experiments=declared)
 
 
 def feed(

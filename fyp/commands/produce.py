@@ -39,9 +39,32 @@ def produce_command(
     speed: float = typer.Option(
         1.0, "--speed", help="Event-time seconds per wall-clock second (with --start-ago: cover the past fast)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    feed: str | None = typer.Option(
+        None, "--feed", help="Closed loop: simulated users request GET URL/v1/feed and react to what it shows "
+                             "(docs/FEED.md, 'The closed loop')."),
+    sessions: int | None = typer.Option(None, "--sessions", help="With --feed: sessions per user (else --duration)."),
+    feed_size: int = typer.Option(10, "--feed-size", help="With --feed: videos per feed request (1..100)."),
+    concurrency: int = typer.Option(4, "--concurrency", help="With --feed: sessions running at once (1..64)."),
 ) -> None:
-    """Produce synthetic engagement events (Avro, key = user id) to fyp.engagement.v1."""
+    """Produce synthetic engagement events (Avro, key = user id) to fyp.engagement.v1; with --feed, in a closed
+    loop with a feed service."""
     seed = seed if seed is not None else secrets.randbits(31)
+    if feed is not None:
+        from fyp.commands.produce_loop import run_closed_loop
+
+        with fail_cleanly(ValueError):
+            if events is not None or late_fraction or malformed_fraction:
+                raise ValueError("--events, --late-fraction and --malformed-fraction are for open-loop traffic; "
+                                 "with --feed give --sessions or --duration")
+            if start_ago < 0 or speed <= 0:
+                raise ValueError("--start-ago must be >= 0 and --speed > 0")
+        run_closed_loop(feed, users=users, videos=videos, seed=seed, sessions=sessions,
+                        duration=duration, feed_size=feed_size,
+                        concurrency=concurrency, start_ago=start_ago, speed=speed, as_json=as_json)
+        return
+    if sessions is not None:
+        err_console.print("[bold red]error:[/] --sessions needs --feed URL")
+        raise typer.Exit(2)
     if duration is None and events is None:
         duration = DEFAULT_DURATION_S
     with fail_cleanly(ProducerError, ValueError):

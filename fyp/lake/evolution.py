@@ -56,12 +56,12 @@ def add_optional_column(table: Table, name: str, field_type: IcebergType | str, 
     """Add the optional top-level column `name` to `table`; False if it is already there with that type.
 
     `after` places it after that column (default: last). The history table follows the engagement row's order
-    and ends with kafka_partition, kafka_offset: add a row field after the row's last column, `comment_text`
-    for now, so the table keeps the order of the Flink job's SELECT.
+    and ends with kafka_partition, kafka_offset: add a row field after the row's last column, `arms`
+    since Impression v2, so the table keeps the order of the Flink job's SELECT.
     Raises ValueError if a column of that name exists with another type. A commit that races another schema
     change is retried (`attempts` times): data commits from the Flink job never conflict with it.
 
-    Example: ``add_optional_column(history, "watch_quality", "string", after="comment_text")``
+    Example: ``add_optional_column(history, "watch_quality", "string", after="arms")``
     """
     wanted = iceberg_type(field_type) if isinstance(field_type, str) else field_type
     for attempt in range(attempts):

@@ -60,7 +60,7 @@ _CONTEXT = (
     ("region", "string"), ("language", "string"), ("session_id", "string"), ("hashtags", "array<string>"),
 )  # fmt: skip
 _DETAILS = {
-    "Impression": (("position", "int"), ("surface", "string")),
+    "Impression": (("position", "int"), ("surface", "string"), ("arms", "array<string>")),
     "Watch": (("watch_ms", "long"), ("video_duration_ms", "long")),
     "Loop": (("loop_count", "int"), ("video_duration_ms", "long")),
     "Skip": (("dwell_ms", "long"), ("video_duration_ms", "long")),
@@ -184,6 +184,7 @@ class FastEncoder:
         self._users: dict[int, tuple[bytes, bytes]] = {}
         self._videos: dict[int, tuple[bytes, bytes, bytes]] = {}
         self._sessions: dict[int, bytes] = {}
+        self._arms: dict[tuple[str, ...], bytes] = {(): _string_array(())}
 
     def _user(self, user: int) -> tuple[bytes, bytes]:
         key = f"u{user}".encode()
@@ -202,7 +203,14 @@ class FastEncoder:
         found = self._longs[n] = avro_long(n)
         return found
 
+    def _encoded_arms(self, arms: tuple[str, ...]) -> bytes:
+        if len(self._arms) > 10_000:  # bounded: a deployment runs a few experiments with a few arms each
+            self._arms = {(): _string_array(())}
+        found = self._arms[arms] = _string_array(arms)
+        return found
+
     def encode(self, block: ViewBlock) -> EncodedBatch:
+        """The block's events, Kafka-ready. An impression carries `block.arms[v]` of its view (empty: none)."""
         if block.first_event + len(block.event_kind) > _MAX_EVENT_NUMBER:
             raise OverflowError("event numbers exhausted for this run id; start a new run")
         if len(self._sessions) > 100_000:
@@ -215,6 +223,7 @@ class FastEncoder:
         first, prev_view = block.first_event, -1
         key = ctx = duration = b""
         watch_ms, dwell_ms, position = block.watch_ms, block.dwell_ms, block.position
+        view_arms, arm_cache = block.arms, self._arms
         events = zip(block.event_view, block.event_kind, block.event_time, block.event_fault, strict=True)
         for i, (v, kind, t, fault) in enumerate(events):
             if v != prev_view:  # a view's events are contiguous: build its shared context once
@@ -230,7 +239,9 @@ class FastEncoder:
                 continue
             if kind == IMPRESSION:
                 p = position[v]
-                tail = (small[p] if p < 4096 else avro_long(p)) + surfaces[block.surface[v]]
+                arms = tuple(view_arms[v]) if view_arms else ()
+                encoded_arms = arm_cache.get(arms) or self._encoded_arms(arms)
+                tail = (small[p] if p < 4096 else avro_long(p)) + surfaces[block.surface[v]] + encoded_arms
             elif kind == WATCH:
                 tail = (longs.get(watch_ms[v]) or self._long(watch_ms[v])) + duration
             elif kind == SKIP:

@@ -12,7 +12,7 @@ seed and clock, same output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -98,6 +98,11 @@ class ViewBlock:
     (indices into the vocab lists). Per event (index i): view, kind, event_time (epoch ms), fault (0 =
     good). `first_event` numbers the block's first event in the stream; `counts` is events per event
     type (snake_case) plus "malformed", for progress reports.
+
+    `arms`, per view, the experiment arm ids ('experiment:arm', fyp/experiments) its impression carries
+    (Impression v2 `arms`). The traffic model leaves it empty (no view is in an experiment); a closed-loop
+    generator that assigns users to arms sets it, e.g. `dataclasses.replace(block, arms=[...])`. Empty, or one
+    tuple per view.
     """
 
     first_event: int
@@ -119,6 +124,11 @@ class ViewBlock:
     event_time: list[int]
     event_fault: list[int]
     counts: dict[str, int]
+    arms: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.arms and len(self.arms) != len(self.user):
+            raise ValueError(f"arms: one tuple per view ({len(self.user)}), got {len(self.arms)}")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -186,10 +196,20 @@ class TrafficModel:
 
     def next_block(self, n_views: int, now_ms: int) -> ViewBlock:
         """Draw `n_views` views and their events; event times are around `now_ms` (epoch ms)."""
-        rng, config, catalog = self._rng, self.config, self.catalog
         users, sessions, positions = self._sessions(n_views)
-        user_ids = np.asarray(users)
-        video = self._videos(user_ids)
+        return self.react(users, sessions, positions, self._videos(np.asarray(users)), now_ms)
+
+    def react(self, users: list[int], sessions: list[int], positions: list[int], video: np.ndarray,
+              now_ms: int) -> ViewBlock:
+        """The viewers' reactions to the videos shown to them, one view per element: skip or watch, completion,
+        loops and engagement by fyp/traffic/behaviour.py. `next_block` calls it on the videos it picks; the
+        closed loop (fyp/traffic/closed_loop.py) on the videos a feed service shows. Event times are around
+        `now_ms` (epoch ms), as next_block's."""
+        rng, config, catalog = self._rng, self.config, self.catalog
+        n_views = len(users)
+        user_ids = np.asarray(users, dtype=np.int64)
+        video = np.asarray(video, dtype=np.int64)
+        catalog.ensure_videos(int(video.max()) + 1 if n_views else 0)
         quality, duration = catalog.quality[video], catalog.duration_ms[video]
         topic = catalog.author_topic[catalog.author[video]]
         match = (catalog.interests[user_ids] == topic[:, None]).any(axis=1)

@@ -15,7 +15,7 @@ from fyp.traffic.encoder import EncodedBatch
 from fyp.traffic.stream import TrafficGenerator
 from schemas.topics import ENGAGEMENT, Topic
 
-__all__ = ["PRODUCER_SETTINGS", "ProducePlan", "ProduceReport", "ProducerError", "produce"]
+__all__ = ["PRODUCER_SETTINGS", "BatchSender", "ProducePlan", "ProduceReport", "ProducerError", "produce"]
 
 # Throughput settings; the connection settings come from fyp.config (kafka_client_config()).
 PRODUCER_SETTINGS: dict[str, Any] = {
@@ -165,6 +165,28 @@ def _send(producer: Producer, topic: str, batch: EncodedBatch, failures: _Failur
                             f"(last error: {failures.last_error})"
                         ) from None
     producer.poll(0)
+
+
+class BatchSender:
+    """Sends encoded batches as they come (the closed loop's pages), on the same producer settings and checks as
+    `produce`; thread-safe (librdkafka's producer is). `close` flushes and says how many failed."""
+
+    def __init__(self, client_config: Mapping[str, Any], *, topic: Topic = ENGAGEMENT,
+                 producer_factory: Callable[[dict[str, Any]], Any] = Producer) -> None:
+        self._failures = _Failures()
+        self._topic = topic.name
+        self._producer = _connect(client_config, self._failures, topic.name, producer_factory)
+
+    def send(self, batch: EncodedBatch) -> None:
+        """Queue `batch` (key = user id); ProducerError on a fatal Kafka error or a broker gone for
+        STALL_TIMEOUT_S."""
+        _send(self._producer, self._topic, batch, self._failures)
+        if self._failures.fatal:
+            raise ProducerError(f"fatal Kafka error: {self._failures.fatal}")
+
+    def close(self) -> int:
+        """Flush; the number of events Kafka did not acknowledge."""
+        return self._failures.failed + self._producer.flush(FLUSH_TIMEOUT_S)
 
 
 def produce(

@@ -98,7 +98,8 @@ class RecordRenderer:
     def _details(self, block: ViewBlock, v: int, kind: int, n: int, video: Video) -> dict[str, Any]:
         duration = video.duration_ms
         if kind == IMPRESSION:
-            return {"position": block.position[v], "surface": SURFACES[block.surface[v]][0]}
+            return {"position": block.position[v], "surface": SURFACES[block.surface[v]][0],
+                    "arms": list(block.arms[v]) if block.arms else []}
         if kind == SKIP:
             return {"dwell_ms": block.dwell_ms[v], "video_duration_ms": duration}
         if kind == NOT_INTERESTED:

@@ -36,6 +36,8 @@ def _value(schema: Any, name: str, i: int) -> Any:
         return 0.5
     if kind == "enum":
         return schema["symbols"][i % len(schema["symbols"])]
+    if kind == "array" and name == "arms":  # Impression's experiment arms: 'experiment:arm'
+        return [f"exp{i}:control", f"exp{i + 1}:treatment"][: i % 3]
     if kind == "array":
         return [f"tag{i}", f"tag{i + 1}"][: i % 3]
     if isinstance(kind, dict):

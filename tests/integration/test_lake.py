@@ -22,7 +22,7 @@ from pyiceberg.types import NestedField, StringType
 from typer.testing import CliRunner
 
 import fyp.lake.compaction as compaction
-from connectors.iceberg_tables import catch_up_columns, upload_events_schema
+from connectors.iceberg_tables import catch_up_columns, engagement_history_schema, upload_events_schema
 from fyp.commands import lake as lake_commands
 from fyp.lake.evolution import add_optional_column
 from schemas.tables import ENGAGEMENT_HISTORY
@@ -161,7 +161,7 @@ def test_added_column_reads_null_for_old_rows_and_lands_for_new_ones(scratch):
     name = ".".join(scratch.name()[-2:])
     scratch.append(rows(scratch, video_id="old", event_type="watch", n=3))
     assert add_optional_column(scratch, "watch_quality", "string", doc="player-reported quality",
-                               after="comment_text") is True
+                               after="arms") is True
     assert add_optional_column(scratch, "watch_quality", "string") is False  # idempotent
     names = [f.name for f in scratch.schema().fields]
     assert names[-3:] == ["watch_quality", "kafka_partition", "kafka_offset"]  # the job's SELECT order
@@ -173,6 +173,28 @@ def test_added_column_reads_null_for_old_rows_and_lands_for_new_ones(scratch):
                               {"video_id": "old", "watch_quality": None, "n": 3}]
     with pytest.raises(ValueError, match="already exists as string"):
         add_optional_column(scratch, "watch_quality", "long")
+
+
+def test_a_history_from_before_impression_v2_gains_arms_after_comment_text(lake):
+    """The engagement history of a stack created before Impression v2: `fyp up` adds `arms` (list<string>) where
+    the row has it, before the Kafka coordinates; old rows read null, new rows land with their arms."""
+    declared = engagement_history_schema()
+    older = Schema(*(f for f in declared.fields if f.name != "arms"))
+    name = f"history.lake_it_{uuid.uuid4().hex[:8]}"
+    table = lake.create_table(name, schema=older, properties={"format-version": "2"})
+    try:
+        table.append(rows(table, video_id="v-old", event_type="impression", n=1))
+        assert catch_up_columns(table, declared) == [f"{name}.arms"]
+        table = lake.load_table(name)
+        names = [f.name for f in table.schema().fields]
+        assert names[names.index("comment_text"):] == ["comment_text", "arms", "kafka_partition", "kafka_offset"]
+        table.append(rows(table, video_id="v-new", event_type="impression", n=1, arms=["exp:control"]))
+        scanned = table.scan(selected_fields=("video_id", "arms")).to_arrow().to_pylist()
+        found = {r["video_id"]: r["arms"] for r in scanned}
+        assert found == {"v-old": None, "v-new": ["exp:control"]}
+    finally:
+        with contextlib.suppress(Exception):
+            lake.purge_table(name)
 
 
 def test_an_older_table_catches_up_with_its_declaration_in_the_declared_order(lake):

@@ -41,7 +41,8 @@ _COMMON = ("event_id", "event_time", "user_id", "video_id", "author_id", "sound_
            "session_id", "hashtags")
 # The row's columns that depend on the event type, in row order after `_COMMON` (to_engagement_row's `_DETAIL`).
 _DETAIL_COLUMNS = ("watch_ms", "video_duration_ms", "dwell_ms", "loop_count", "action", "comment_text")
-if ("event_type", "event_id", "event_time", "schema_version", *_COMMON[2:], *_DETAIL_COLUMNS) != ENGAGEMENT_COLUMNS:
+if ("event_type", "event_id", "event_time", "schema_version", *_COMMON[2:], *_DETAIL_COLUMNS,
+        "arms") != ENGAGEMENT_COLUMNS:
     raise RuntimeError(f"fast_decode lays rows out as {_COMMON} and {_DETAIL_COLUMNS}; the row is now "
                        f"{ENGAGEMENT_COLUMNS}")
 # What limits.invalid_id_reason refuses: the key separator or a control character.
@@ -129,6 +130,10 @@ def _generate(event_type: str, version: int, schema: Mapping[str, Any], read: Ca
     bad.append(f"_bad_id({ids} + ''.join(hashtags))")
     bad.append(f"len(hashtags) > {limits.MAX_HASHTAGS}")
     bad.append(f"(hashtags and max(map(len, hashtags)) * 4 > {limits.MAX_HASHTAG_BYTES} and _long_tag(hashtags))")
+    has_arms = any(f["name"] == "arms" for f in schema["fields"])  # Impression v2 on; to_engagement_row's r.get
+    if has_arms:
+        lines.append("    arms = r['arms']")
+        bad.append(f"(arms and (len(arms) > {limits.MAX_ARMS} or not all(map(_valid_arm, arms))))")
     for column in limits.DURATION_FIELDS:
         if column in present:
             bad.append(maybe(column, f"{column} < 0"))
@@ -148,10 +153,11 @@ def _generate(event_type: str, version: int, schema: Mapping[str, Any], read: Ca
     lines.append("    if (" + "\n            or ".join(bad) + "):")
     lines.append("        return None")
     values = [repr(event_type), "event_id", "event_time", repr(version), *_COMMON[2:],
-              *(c if c in present else "None" for c in _DETAIL_COLUMNS), "None"]
+              *(c if c in present else "None" for c in _DETAIL_COLUMNS), "arms" if has_arms else "[]", "None"]
     lines.append(f"    return ({', '.join(values)})")
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {"_read": read, "_bad_id": _BAD_ID, "_long_tag": _long_tag}
+    namespace: dict[str, Any] = {"_read": read, "_bad_id": _BAD_ID, "_long_tag": _long_tag,
+                                 "_valid_arm": _valid_arm}
     exec(compile(source, f"<fast engagement row {event_type}>", "exec"), namespace)  # generated from the schema
     return source, namespace["row"]
 
@@ -159,3 +165,8 @@ def _generate(event_type: str, version: int, schema: Mapping[str, Any], read: Ca
 def _long_tag(hashtags: list[str]) -> bool:
     """A hashtag over its byte limit (limits.field_error)."""
     return any(len(tag.encode("utf-8", "surrogatepass")) > limits.MAX_HASHTAG_BYTES for tag in hashtags)
+
+
+def _valid_arm(arm: str) -> bool:
+    """An arm id within its byte limit and of the form 'experiment:arm' (limits.field_error's arm checks)."""
+    return len(arm) <= limits.MAX_ARM_ID_BYTES and limits.valid_arm_id(arm)

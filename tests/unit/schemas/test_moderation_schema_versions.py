@@ -1,5 +1,5 @@
-"""ModerationResult version 2 (`actions`), TranscodeCompleted version 3 (`audio_muted`) and Takedown version 2
-(`action`, `claimant`, `objects_moved`), added by the documented
+"""ModerationResult version 2 (`actions`), TranscodeCompleted version 3 (`audio_muted`), Takedown version 2
+(`action`, `claimant`, `objects_moved`) and Impression version 2 (`arms`), added by the documented
 compatible procedure (docs/EVENTS.md, "How to change a schema"): data of old writers decodes with the default, old
 reader schemas resolve new data without the field, and a process that lacks the new file refuses new payloads
 (`unknown_fingerprint`), which is why readers deploy before writers."""
@@ -36,6 +36,11 @@ TAKEDOWN_V1 = {
     "event_id": "e3", "event_time": 1_700_000_000_000, "video_id": "v1", "author_id": "a1", "reason": "copyright",
     "notice_id": "DMCA-1",
 }
+IMPRESSION_V1 = {
+    "event_id": "e4", "event_time": 1_700_000_000_000, "user_id": "u1", "video_id": "v1", "author_id": "a1",
+    "sound_id": None, "region": "US", "language": "en", "session_id": "s1", "hashtags": ["cats"], "position": 0,
+    "surface": "for_you",
+}
 # (record, the version before the change, the new field, its value in new data, its default)
 CHANGES = [
     ("ModerationResult", 1, RESULT_V1, "actions", ["AGE_RESTRICT", "MUTE_AUDIO"], []),
@@ -44,6 +49,8 @@ CHANGES = [
     ("Takedown", 1, TAKEDOWN_V1, "action", "restore", "takedown"),
     ("Takedown", 1, TAKEDOWN_V1, "claimant", "Label Ltd", None),
     ("Takedown", 1, TAKEDOWN_V1, "objects_moved", 11, None),
+    # Impressions served before experiments were in none.
+    ("Impression", 1, IMPRESSION_V1, "arms", ["ranker_v2:control", "feed_ui:big"], []),
 ]
 _IDS = [f"{c[0]}.{c[3]}" for c in CHANGES]
 

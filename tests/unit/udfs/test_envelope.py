@@ -77,7 +77,7 @@ def test_row_fields_are_the_contract() -> None:
         ("sound_id", "STRING"), ("region", "STRING"), ("language", "STRING"), ("session_id", "STRING"),
         ("hashtags", "ARRAY<STRING>"), ("watch_ms", "BIGINT"), ("video_duration_ms", "BIGINT"),
         ("dwell_ms", "BIGINT"), ("loop_count", "BIGINT"), ("action", "STRING"), ("comment_text", "STRING"),
-        ("error", "STRING"),
+        ("arms", "ARRAY<STRING>"), ("error", "STRING"),
     )  # fmt: skip
 
 
@@ -91,9 +91,19 @@ def test_each_event_type_becomes_a_good_row(event_type: str) -> None:
     expected_details = CASES[event_type][2]
     assert row["error"] is None
     assert row["event_type"] == event_type
-    assert row["schema_version"] == 1
+    assert row["schema_version"] == default_registry().latest(CASES[event_type][0]).version
     assert {k: row[k] for k in CONTEXT} == CONTEXT
     assert {k: row[k] for k in DETAIL_FIELDS} == {k: expected_details.get(k) for k in DETAIL_FIELDS}
+    assert row["arms"] == []  # no arms given; every type but Impression has none
+
+
+def test_an_impression_carries_its_arms_and_an_old_one_has_none() -> None:
+    arms = ["ranker_v2:treatment", "feed_ui:control"]
+    row = _row(_payload("impression", arms=arms))
+    assert (row["error"], row["schema_version"], row["arms"]) == (None, 2, arms)
+    old = default_registry().encode("Impression", {**CONTEXT, **CASES["impression"][1]}, version=1)
+    assert (_row(old)["error"], _row(old)["schema_version"], _row(old)["arms"]) == (None, 1, [])
+    assert _row(_payload("impression", arms=["ranker_v2"]))["error"] == "bad_arm:arms"
 
 
 def test_nullable_action_of_not_interested_stays_none() -> None:

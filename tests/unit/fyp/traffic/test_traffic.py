@@ -23,12 +23,13 @@ from fyp.traffic.model import COMMENT, KIND_TYPES, LIKE, WATCH, TrafficModel
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
 from fyp.traffic.vocab import COMMENTS, HASHTAGS
 from schemas.registry import EVENT_TYPES, SCHEMA_DIR, SchemaRegistry, default_registry
-from udfs.envelope import to_engagement_row
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, to_engagement_row
 from udfs.sentiment import comment_sentiment
 
 RUN_ID = "5f0c2a9e-1b7d-4c3e-8a6f-000000000000"
 NOW = 1_700_000_000_000
 SMALL = TrafficConfig(users=2_000, videos=5_000)
+NAMES = [name for name, _ in ENGAGEMENT_ROW_FIELDS]
 
 
 def _generator(config: TrafficConfig = SMALL, seed: int = 1) -> TrafficGenerator:
@@ -389,3 +390,29 @@ def test_encoder_refuses_a_schema_it_was_not_written_for(tmp_path: Any) -> None:
     (tmp_path / "Watch.avsc").write_text(json.dumps(watch))
     with pytest.raises(RuntimeError, match=r"Watch\.avsc fields .* no longer match"):
         TrafficGenerator(SMALL, 1, registry=SchemaRegistry.load(tmp_path))
+
+
+def test_impressions_carry_the_arms_a_block_sets_byte_for_byte_as_fastavro() -> None:
+    import dataclasses
+
+    from fyp.traffic.encoder import FastEncoder
+    from fyp.traffic.model import IMPRESSION
+    from fyp.traffic.records import RecordRenderer
+
+    registry, ids = default_registry(), RunIds(run_id=RUN_ID)
+    model = TrafficModel(SMALL, 5)
+    block = model.next_block(500, NOW)
+    choices = [(), ("ranker_v2:control",), ("ranker_v2:treatment", "feed_ui:big_font")]
+    block = dataclasses.replace(block, arms=[choices[v % 3] for v in range(len(block.user))])
+    batch = FastEncoder(registry, model.catalog, ids, seed=5).encode(block)
+    records = list(RecordRenderer(model.catalog, ids, registry).render(block))
+    assert [value for _, value in batch.pairs] == [registry.encode(name, record) for name, record in records]
+    seen = set()
+    for i, (_, value) in enumerate(batch.pairs):
+        if block.event_kind[i] == IMPRESSION and not block.event_fault[i]:
+            row = dict(zip(NAMES, to_engagement_row(value, NOW), strict=True))
+            assert row["arms"] == list(choices[block.event_view[i] % 3]) and row["error"] is None
+            seen.add(tuple(row["arms"]))
+    assert seen == set(choices)
+    with pytest.raises(ValueError, match="one tuple per view"):
+        dataclasses.replace(block, arms=[()])

@@ -33,7 +33,7 @@ public class DecodeEngagement extends ScalarFunction {
             + "schema_version BIGINT, user_id STRING, video_id STRING, author_id STRING, sound_id STRING, "
             + "region STRING, language STRING, session_id STRING, hashtags ARRAY<STRING>, watch_ms BIGINT, "
             + "video_duration_ms BIGINT, dwell_ms BIGINT, loop_count BIGINT, action STRING, comment_text STRING, "
-            + "error STRING>";
+            + "arms ARRAY<STRING>, error STRING>";
 
     /** Tolerated client clock skew (as udfs/envelope.py): events later than now + this are future_timestamp. */
     public static final long MAX_FUTURE_MS = 300_000L;

@@ -27,15 +27,17 @@ import org.apache.flink.table.data.StringData;
  *
  * <p>The row's fields, in order ({@code ENGAGEMENT_ROW_FIELDS}): event_type, event_id, event_time,
  * schema_version, user_id, video_id, author_id, sound_id, region, language, session_id, hashtags, watch_ms,
- * video_duration_ms, dwell_ms, loop_count, action, comment_text, error. Strings are {@link StringData}, integers
- * {@link Long}, hashtags a {@link GenericArrayData} of StringData (empty, never null, as the Python UDF sends).
+ * video_duration_ms, dwell_ms, loop_count, action, comment_text, arms, error. Strings are {@link StringData},
+ * integers {@link Long}, hashtags and arms a {@link GenericArrayData} of StringData (empty, never null, as the
+ * Python UDF sends; arms is empty for every type but Impression).
  */
 public final class EngagementDecoder {
 
-    public static final int WIDTH = 19;
+    public static final int WIDTH = 20;
     public static final int EVENT_TIME = 2;
-    public static final int ERROR = 18;
+    public static final int ERROR = 19;
     private static final int HASHTAGS = 11;
+    private static final int ARMS = 18;
     private static final int DETAIL = 12; // watch_ms, video_duration_ms, dwell_ms, loop_count, action, comment_text
     private static final GenericArrayData NO_HASHTAGS = new GenericArrayData(new StringData[0]);
     private static final byte M0 = (byte) 0xC3;
@@ -72,6 +74,8 @@ public final class EngagementDecoder {
         final int[] common = new int[10];
         /** Positions of the detail fields (-1 = NULL). */
         final int[] detail = new int[6];
+        /** Position of Impression's arms (v2 on; an older version resolves to its default), -1 = none. */
+        final int arms;
         final GenericDatumReader<GenericRecord> resolver;
 
         Plan(EventSchemas.Entry entry) {
@@ -81,6 +85,8 @@ public final class EngagementDecoder {
             String[] detailFields = DETAIL_FIELDS.get(entry.eventType);
             this.engagement = detailFields != null;
             this.resolver = entry.isLatest() ? null : new GenericDatumReader<>(entry.schema, entry.latest);
+            Schema.Field armsField = engagement ? entry.latest.getField("arms") : null;
+            this.arms = armsField == null ? -1 : armsField.pos();
             if (engagement) {
                 String[] names = {"event_id", "event_time", "user_id", "video_id", "author_id", "sound_id",
                     "region", "language", "session_id", "hashtags"};
@@ -131,6 +137,7 @@ public final class EngagementDecoder {
     public static GenericRowData errorRow(String reason) {
         GenericRowData row = new GenericRowData(WIDTH);
         row.setField(HASHTAGS, NO_HASHTAGS);
+        row.setField(ARMS, NO_HASHTAGS);
         row.setField(ERROR, StringData.fromString(reason));
         return row;
     }
@@ -180,6 +187,13 @@ public final class EngagementDecoder {
             hashtags[i] = str(tags.get(i));
         }
         row.setField(HASHTAGS, new GenericArrayData(hashtags));
+        @SuppressWarnings("unchecked")
+        List<Object> armIds = plan.arms < 0 ? List.of() : (List<Object>) r[plan.arms];
+        StringData[] arms = new StringData[armIds.size()];
+        for (int i = 0; i < arms.length; i++) {
+            arms[i] = str(armIds.get(i));
+        }
+        row.setField(ARMS, arms.length == 0 ? NO_HASHTAGS : new GenericArrayData(arms));
         for (int i = 0; i < 6; i++) {
             int at = plan.detail[i];
             Object v = at < 0 ? null : r[at];
@@ -201,7 +215,7 @@ public final class EngagementDecoder {
             texts[9] = plan.detail[5] < 0 ? null : r[plan.detail[5]];
             Long[] durations = {(Long) row.getField(DETAIL), (Long) row.getField(DETAIL + 1),
                 (Long) row.getField(DETAIL + 2)};
-            error = FieldLimits.error(texts, tags, durations, (Long) row.getField(DETAIL + 3));
+            error = FieldLimits.error(texts, tags, armIds, durations, (Long) row.getField(DETAIL + 3));
             if (error == null && ((Long) r[c[1]]) > nowMs + maxFutureMs) {
                 error = "future_timestamp";
             }

@@ -20,6 +20,8 @@ final class FieldLimits {
     static final int ID_COUNT = 8;
     static final int MAX_HASHTAGS = 30;
     static final int MAX_HASHTAG_BYTES = 100;
+    static final int MAX_ARMS = 16;
+    static final int MAX_ARM_ID_BYTES = 129;
     static final String[] DURATIONS = {"watch_ms", "video_duration_ms", "dwell_ms"};
     static final long MAX_VIDEO_DURATION_MS = 3_600_000L;
     static final long MAX_DWELL_MS = 3_600_000L;
@@ -34,10 +36,11 @@ final class FieldLimits {
      *
      * @param texts the raw values of {@link #TEXT_NAMES} (UTF-8 bytes, an enum symbol's String, or null)
      * @param hashtags the raw hashtags (UTF-8 bytes)
+     * @param arms the raw experiment arm ids (UTF-8 bytes; empty for every type but Impression)
      * @param durations watch_ms, video_duration_ms, dwell_ms (null where the event type has none)
      * @param loops loop_count, or null
      */
-    static String error(Object[] texts, List<Object> hashtags, Long[] durations, Long loops) {
+    static String error(Object[] texts, List<Object> hashtags, List<Object> arms, Long[] durations, Long loops) {
         for (int i = 0; i < TEXT_NAMES.length; i++) {
             byte[] v = bytes(texts[i]);
             if (v == null) {
@@ -60,6 +63,18 @@ final class FieldLimits {
             }
             if (!validId(v)) {
                 return "bad_id:hashtags";
+            }
+        }
+        if (arms.size() > MAX_ARMS) {
+            return "too_many:arms";
+        }
+        for (Object arm : arms) {
+            byte[] v = bytes(arm);
+            if (v.length > MAX_ARM_ID_BYTES) {
+                return "too_long:arms";
+            }
+            if (!validArmId(v)) {
+                return "bad_arm:arms";
             }
         }
         for (int i = 0; i < DURATIONS.length; i++) {
@@ -94,6 +109,32 @@ final class FieldLimits {
             }
         }
         return true;
+    }
+
+    /**
+     * 'experiment:arm' as udfs/limits.py valid_arm_id: two names of a-z, 0-9 and _, each starting with a-z,
+     * joined by exactly one ':'. ASCII only, so bytes suffice.
+     */
+    static boolean validArmId(byte[] v) {
+        int separators = 0;
+        boolean partStart = true;
+        for (byte b : v) {
+            if (b == ':') {
+                if (partStart || ++separators > 1) {
+                    return false; // an empty experiment name, or a second ':'
+                }
+                partStart = true;
+            } else if (b >= 'a' && b <= 'z') {
+                partStart = false;
+            } else if ((b >= '0' && b <= '9') || b == '_') {
+                if (partStart) {
+                    return false; // a name must start with a letter
+                }
+            } else {
+                return false;
+            }
+        }
+        return separators == 1 && !partStart;
     }
 
     private static byte[] bytes(Object v) {

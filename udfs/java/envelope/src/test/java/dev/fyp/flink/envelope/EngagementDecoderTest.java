@@ -114,7 +114,41 @@ class EngagementDecoderTest {
         assertEquals("dogs", row.getArray(11).getString(1).toString());
         assertEquals(5_000L, row.getLong(12));
         assertEquals(10_000L, row.getLong(13));
-        assertTrue(row.isNullAt(14) && row.isNullAt(15) && row.isNullAt(16) && row.isNullAt(17) && row.isNullAt(18));
+        assertTrue(row.isNullAt(14) && row.isNullAt(15) && row.isNullAt(16) && row.isNullAt(17));
+        assertEquals(0, row.getArray(18).size()); // arms: empty, never NULL, for every type but Impression
+        assertTrue(row.isNullAt(EngagementDecoder.ERROR));
+    }
+
+    private static byte[] impression(List<String> arms) {
+        GenericRecord r = base("Impression", "e1", "u1", "v1", NOW);
+        r.put("schema_version", 2);
+        r.put("position", 0);
+        r.put("surface", "for_you");
+        r.put("arms", arms);
+        return encode(r);
+    }
+
+    @Test
+    void impressionsCarryTheirExperimentArms() {
+        GenericRowData row = DECODER.decode(impression(List.of("ranker_v2:control", "ui2:big_font")), NOW, 300_000L);
+        assertTrue(row.isNullAt(EngagementDecoder.ERROR));
+        assertEquals(2, row.getArray(18).size());
+        assertEquals("ui2:big_font", row.getArray(18).getString(1).toString());
+        assertEquals(2L, row.getLong(3));
+    }
+
+    @Test
+    void armIdsHaveTheirOwnRule() {
+        assertNull(error(impression(List.of())));
+        assertNull(error(impression(java.util.Collections.nCopies(16, "e:a"))));
+        assertEquals("too_many:arms", error(impression(java.util.Collections.nCopies(17, "e:a"))));
+        String longest = "e".repeat(64) + ":" + "a".repeat(64); // 129 bytes
+        assertNull(error(impression(List.of(longest))));
+        assertEquals("too_long:arms", error(impression(List.of(longest + "a"))));
+        for (String bad : List.of("control", "a:b:c", ":a", "a:", "A:b", "a:b c", "1a:b", "a:_b", "é:a", "a:b\n")) {
+            assertEquals("bad_arm:arms", error(impression(List.of("ok:fine", bad))), bad);
+        }
+        assertNull(error(impression(List.of("exp_1:arm_2"))));
     }
 
     @Test
@@ -223,6 +257,7 @@ class EngagementDecoderTest {
         GenericRowData undecodable = DECODER.decode(new byte[] {1, 2, 3}, NOW, 300_000L);
         assertTrue(undecodable.isNullAt(0) && undecodable.isNullAt(5));
         assertEquals(0, undecodable.getArray(11).size()); // never NULL, as the Python UDF sends
+        assertEquals(0, undecodable.getArray(18).size());
     }
 
     @Test
