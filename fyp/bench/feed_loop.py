@@ -1,9 +1,10 @@
 """`fyp bench feed-loop`: from a watch to the next feed, through the running stack (issue #20).
 
 A run has its own market (region `ZL`, language `fl<run>`), its own videos and its own users, so the background
-traffic never touches what it measures. Setup: two made-up viewers watch every video of the market (its trending
-set, which candidate generation reads), and each probe user watches the market's first video (their market and
-their first user features). Then, per probe, one after another:
+traffic never touches what it measures. Setup: 100 made-up viewers watch every video of the market to the end
+(its trending set, which candidate generation reads, and a popularity that keeps the videos in the fine ranker's
+shortlist), and each probe user watches the market's first video (their market and their first user features).
+Then, per probe, one after another:
 
 1. the user's feed (`/v1/feed`, n = 100, `explain=true`, `at_ms` = now) gives a video of the market that no probe
    has watched yet, and the fine scores of the market's other untouched videos;
@@ -17,7 +18,8 @@ their first user features). Then, per probe, one after another:
      score (the compared videos are never watched by a probe: their own features stay as they were).
 
 A time is when the poll that first saw the change returned: an upper bound, up to one poll gap (<= 100 ms) and one
-request late. A probe that has not seen a change by `timeout_s` counts as missing for it, never dropped. With
+request late. A poll that overruns the next one's time skips it (the next poll due follows). A probe that has not
+seen a change by `timeout_s` counts as missing for it, never dropped. With
 `background_rate`, the generator produces that many events/s (its own users and videos) for the whole run.
 The run's users and videos stay in Redis until their TTLs (docs/REDIS_LAYOUT.md), as the freshness probes do.
 """
@@ -62,6 +64,10 @@ FEED_N = 100  # the service's MAX_FEED: every video of the market that the fine 
 MAX_PROBES = 80
 SPARE_VIDEOS = 12
 REGION = "ZL"
+# Completed views per video at setup. Without video embeddings the coarse ranker orders candidates by popularity
+# (fyp/feed/coarse.py): 100 completions make it 0.96, so the market's videos stay in the 100-video shortlist
+# ahead of the global trending videos that candidate generation adds after the market's few.
+SETUP_VIEWERS = 100
 
 # (user, at_ms) -> the `/v1/feed` body for n = FEED_N, explain=true and that `at_ms`; raises on an error answer.
 FeedCall = Callable[[str, int], Mapping[str, Any]]
@@ -139,15 +145,15 @@ def _user_event_time(redis: Any, user: str) -> int | None:
 def _seed(events: _Events, world: LoopWorld) -> None:
     now = _now_ms()
     for video in world.videos:
-        for viewer in range(2):
-            events.send("Watch", f"fl-{world.run}-w{viewer}", video, now, watch_ms=5_000, video_duration_ms=10_000)
+        for viewer in range(SETUP_VIEWERS):
+            events.send("Watch", f"fl-{world.run}-w{viewer}", video, now, watch_ms=10_000, video_duration_ms=10_000)
     for user in world.users:
         events.send("Watch", user, world.videos[0], now, watch_ms=5_000, video_duration_ms=10_000)
     events.flush()
 
 
-def _wait_ready(redis: Any, world: LoopWorld, timeout_s: float) -> float:
-    """Seconds until the features job has written the market's trending set and each user's market and features."""
+def _wait_ready(redis: Any, world: LoopWorld, timeout_s: float) -> None:
+    """Until the features job has written the market's trending set and each user's market and features."""
     started = time.monotonic()
     trending = TRENDING.key_prefix + world.market
     while True:
@@ -155,13 +161,30 @@ def _wait_ready(redis: Any, world: LoopWorld, timeout_s: float) -> float:
         pending = [u for u in world.users
                    if _user_event_time(redis, u) is None or not redis.zscore(USER_MARKET.key_prefix + u, world.market)]
         if ready_trending and not pending:
-            return round(time.monotonic() - started, 2)
+            return
         if time.monotonic() - started > timeout_s:
             what = (f"the trending set {trending}" if not ready_trending
                     else f"{len(pending)} users' market and features")
             raise FeedLoopError(f"the features job did not write {what} within {timeout_s:g} s of the setup events: "
                                 "is engagement_features running and caught up (fyp jobs)?")
         time.sleep(0.2)
+
+
+def _wait_in_feeds(feed: FeedCall, world: LoopWorld, timeout_s: float) -> None:
+    """Until every user's feed holds every video of the market they have not seen (their video features, which the
+    coarse ranker reads, may land a flush after the trending set)."""
+    deadline = time.monotonic() + timeout_s
+    wanted = set(world.videos[1:])
+    for user in world.users:
+        while True:
+            held = wanted & {item["video_id"] for item in feed(user, _now_ms()).get("items", ())}
+            if held == wanted:
+                break
+            if time.monotonic() > deadline:
+                raise FeedLoopError(
+                    f"{user}'s feed holds {len(held)} of the run's {len(wanted)} videos after {timeout_s:g} s: the "
+                    "feed service's --candidates or --keep may be too small, or other sources outrank them")
+            time.sleep(0.2)
 
 
 @dataclass
@@ -190,13 +213,16 @@ def _probe(feed: FeedCall, redis: Any, events: _Events, user: str, untouched: se
     events.send("Watch", user, video, sent_ms, watch_ms=9_000, video_duration_ms=10_000)
     events.flush()
 
+    timeout_ms = timeout_s * 1000
+
     def elapsed_ms() -> float:
         return round((time.perf_counter() - started) * 1000, 3)
 
-    for delay in poll_delays(timeout_ms=timeout_s * 1000):
+    for delay in poll_delays(timeout_ms=timeout_ms):
         wait = started + delay / 1000 - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+        if wait < 0:  # a slow poll overran this one's time: the next one due, not every one missed back to back
+            continue
+        time.sleep(wait)
         if result.left_feed is None or result.fine_scores is None:
             try:
                 polled = feed(user, at_ms)
@@ -204,12 +230,17 @@ def _probe(feed: FeedCall, redis: Any, events: _Events, user: str, untouched: se
                 errors.append(str(exc)[:200])
             else:
                 done = elapsed_ms()
+                if done > timeout_ms:  # seen after the timeout: missing, as the probes never seen are
+                    break
                 if result.left_feed is None and has_left_feed(polled, video):
                     result.left_feed = done
                 if result.fine_scores is None and fine_scores_changed(before, fine_scores(polled, among=before)):
                     result.fine_scores = done
         if result.features is None and user_features_reflect(_user_event_time(redis, user), sent_ms):
-            result.features = elapsed_ms()
+            done = elapsed_ms()
+            if done > timeout_ms:
+                break
+            result.features = done
         if None not in (result.left_feed, result.features, result.fine_scores):
             break
     return result
@@ -243,8 +274,11 @@ def run_feed_loop(settings: Settings, feed: FeedCall, *, probes: int = 20, users
     redis = settings.redis_client()
     events = _Events(settings, world)
     on_progress(0, f"setup: market {world.market}, {len(world.videos)} videos, {len(world.users)} users …")
+    setup_started = time.monotonic()
     _seed(events, world)
-    setup_s = _wait_ready(redis, world, setup_timeout_s)
+    _wait_ready(redis, world, setup_timeout_s)
+    _wait_in_feeds(feed, world, setup_timeout_s)
+    setup_s = round(time.monotonic() - setup_started, 2)
     model = dict(feed(world.users[0], _now_ms()).get("model", {}))
 
     stop, background = threading.Event(), {}
