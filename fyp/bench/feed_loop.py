@@ -273,13 +273,14 @@ def run_feed_loop(settings: Settings, feed: FeedCall, *, probes: int = 20, users
     require_features_job(settings)
     redis = settings.redis_client()
     events = _Events(settings, world)
+    # One feed before any event: a missing feed or index service fails the run before it writes anything.
+    model = dict(feed(world.users[0], _now_ms()).get("model", {}))
     on_progress(0, f"setup: market {world.market}, {len(world.videos)} videos, {len(world.users)} users …")
     setup_started = time.monotonic()
     _seed(events, world)
     _wait_ready(redis, world, setup_timeout_s)
     _wait_in_feeds(feed, world, setup_timeout_s)
     setup_s = round(time.monotonic() - setup_started, 2)
-    model = dict(feed(world.users[0], _now_ms()).get("model", {}))
 
     stop, background = threading.Event(), {}
     thread = _background(settings, background_rate, stop, background) if background_rate else None
