@@ -33,7 +33,7 @@ from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["FreshnessResult", "drain", "flatten", "run_freshness", "run_freshness_rates"]
+__all__ = ["FreshnessResult", "drain", "flatten", "require_features_job", "run_freshness", "run_freshness_rates"]
 
 FEATURES_PIPELINE = ENGAGEMENT_FEATURES_JOB.pipeline_name
 
@@ -56,7 +56,8 @@ def _probe_payload(video_id: str, now_ms: int) -> bytes:
     })
 
 
-def _require_job(settings: Settings) -> None:
+def require_features_job(settings: Settings) -> None:
+    """Raise StackError, saying what to submit, unless the engagement_features job is running."""
     # Without the job nothing reaches Redis: every probe would wait out its settle time and come back missing.
     if not any(job.name == FEATURES_PIPELINE and job.state == "RUNNING" for job in list_jobs(settings)):
         raise StackError(f"no {FEATURES_PIPELINE} job is running, so no event would reach Redis; "
@@ -97,7 +98,7 @@ def run_freshness_rates(
     `drain_timeout_s`) and then `pause_s` seconds of no load. One dict per rate: the result's fields with the
     latency summary flattened, `drain_before_s` (None: not drained in time, so this rate met a backlog), and
     the 1-minute load average at its start and end. on_progress(rates done, what happens now)."""
-    _require_job(settings)
+    require_features_job(settings)
     results = []
     for rate in rates:
         done = len(results)
@@ -123,7 +124,7 @@ def run_freshness(
     settings: Settings, *, rate: float, duration_s: float, probe_interval_s: float = 0.05,
     users: int = 100_000, videos: int = 200_000, settle_s: float = 10.0,
 ) -> FreshnessResult:
-    _require_job(settings)
+    require_features_job(settings)
     run = uuid.uuid4().hex[:8]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []

@@ -1,4 +1,5 @@
-"""`fyp serve feed`, `fyp feed`, `fyp bench feed`: the feed service, a feed from it, and its benchmark."""
+"""`fyp serve feed`, `fyp feed`, `fyp bench feed`, `fyp bench feed-loop`: the feed service, a feed from it, and its
+benchmarks (latency and throughput; watch -> next feed)."""
 
 from __future__ import annotations
 
@@ -137,8 +138,72 @@ def bench_feed(
     console.print(f"targets {result['targets']}; load average {result['load_average']}")
 
 
+def bench_feed_loop(
+    probes: int = typer.Option(20, "--probes", min=1, max=80, help="Watches to follow, one after another (each "
+                               "watches its own video of the run's market)."),
+    users: int = typer.Option(4, "--users", min=1, help="Probe users, taking turns (at most --probes)."),
+    background_rate: float = typer.Option(0, "--background-rate", min=0, help="Generator events/s during the "
+                                          "probes (0: none)."),
+    timeout: float = typer.Option(10, "--timeout", min=0.1, max=120, help="Seconds a probe waits for each change "
+                                  "before it counts as missing."),
+    setup_timeout: float = typer.Option(240, "--setup-timeout", min=1, help="Seconds to wait for the features job "
+                                        "to write the run's market and users."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    url: str | None = URL_OPTION,
+) -> None:
+    """Watch -> next feed: p50/p95/p99 from a produced Watch to the video leaving the user's feed, the user's
+    features reflecting it, and the fine ranker's scores changing, against a running `fyp serve feed` (with `fyp
+    serve index` and the engagement_features job). Target: p99 <= 1 s."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fyp.bench.feed_loop import FEED_N, FeedLoopError, run_feed_loop
+    from fyp.config import load_settings
+    from fyp.feed.client import FeedClient, FeedError
+    from fyp.stack.process import StackError
+    from fyp.traffic.producer import ProducerError
+
+    if users > probes:
+        raise typer.BadParameter(f"at most --probes ({probes}) users", param_hint="--users")
+    client = FeedClient(_url(url))
+
+    def call(user: str, at_ms: int) -> dict:
+        try:
+            return client.feed(user, n=FEED_N, explain=True, at_ms=at_ms)
+        except FeedError as exc:
+            if exc.status == 503:  # the feed service is up; its candidate source is not
+                raise FeedError(503, f"{exc.detail}; start the index service: fyp serve index") from exc
+            raise
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=as_json)
+    with fail_cleanly(StackError, FeedError, FeedLoopError, ProducerError, ValueError), bar:
+        client.model()  # fails at once, saying what to start, when no feed service answers
+        task = bar.add_task("feed-loop", total=probes)
+        result = run_feed_loop(load_settings(), call, probes=probes, users=users, background_rate=background_rate,
+                               timeout_s=timeout, setup_timeout_s=setup_timeout,
+                               on_progress=lambda done, text: bar.update(task, completed=done, description=text))
+    if as_json:
+        print_json(result)
+        return
+    table = Table("after a watch", "p50 ms", "p95 ms", "p99 ms", "max ms", "resolved", "missing", "p99 <= 1 s",
+                  title=f"fyp bench feed-loop: {probes} probes, {result['users']} users, market {result['market']}")
+    labels = {"left_feed": "video left the next feed", "features": "user features reflect it",
+              "fine_scores": "fine scores changed"}
+    for name, label in labels.items():
+        s = result[name]
+        table.add_row(label, *(f"{s[k]:,.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                      str(s["samples"]), str(s["missing"]), "yes" if result["target_met"][name] else "no")
+    console.print(table)
+    model = result["model"]
+    console.print(f"model {model.get('version') or 'none (coarse fallback: fine scores not measurable)'}; "
+                  f"skipped {result['skipped']}; poll errors {result['poll_errors']}; "
+                  f"background {result['background'] or 'none'}; setup {result['setup_s']} s; "
+                  f"load average {result['load_average']}")
+
+
 def register(app: typer.Typer, *, serve: typer.Typer, bench: typer.Typer) -> None:
     """Add `feed` to the app, `serve feed` and `bench feed` to their groups (declared in fyp/cli.py)."""
     serve.command("feed")(serve_feed)
     app.command("feed")(feed)
     bench.command("feed")(bench_feed)
+    bench.command("feed-loop")(bench_feed_loop)

@@ -44,9 +44,15 @@ class FeedClient:
             raise FeedError(response.status_code, str(detail))
         return response.json()
 
-    def feed(self, user_id: str, *, n: int = 10) -> dict[str, Any]:
-        """The service's `/v1/feed` body for the user."""
-        return self._call("GET", "/v1/feed", {"user": user_id, "n": n})
+    def feed(self, user_id: str, *, n: int = 10, explain: bool = False, at_ms: int | None = None) -> dict[str, Any]:
+        """The service's `/v1/feed` body for the user; explain and at_ms (debug: features as of that epoch ms) as
+        the service documents them (fyp/feed/service.py)."""
+        params: dict[str, Any] = {"user": user_id, "n": n}
+        if explain:
+            params["explain"] = "true"
+        if at_ms is not None:
+            params["at_ms"] = at_ms
+        return self._call("GET", "/v1/feed", params)
 
     def model(self) -> dict[str, Any]:
         return self._call("GET", "/v1/model", {})

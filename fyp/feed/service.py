@@ -4,7 +4,10 @@
                                  user's arm ids, the model version (or the coarse fallback, flagged), the
                                  filters' counts and each stage's milliseconds; 422 for a bad user id or n,
                                  503 when the candidate source (the index service) does not answer;
-                                 `&explain=true` adds which filter dropped each candidate and the shortlist
+                                 `&explain=true` adds which filter dropped each candidate and the shortlist;
+                                 `&at_ms=T` (debug) reads the features as of epoch ms T, within a day of now,
+                                 so that two requests score a fixed set alike unless Redis changed between
+                                 them (`fyp bench feed-loop`: the decay at read time moves scores otherwise)
     GET  /v1/model               the ranker served, the one wanted, loads so far, the last load error
     POST /v1/model/reload        load the wanted version now (`?version=V` or `latest` changes it); the swap is
                                  one assignment, so a request in flight finishes on the version it started with
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +41,7 @@ __all__ = ["DEFAULT_PORT", "build_app", "create_app", "default_port", "http_cand
 log = logging.getLogger("fyp.feed.service")
 
 DEFAULT_PORT = 8095
+MAX_AT_SKEW_MS = 86_400_000  # `at_ms` is for comparing reads a few seconds apart, not for replaying the past
 
 
 def default_port() -> int:
@@ -98,9 +103,13 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
     @app.get("/v1/feed")
     def feed(user: str = Query(..., min_length=1, max_length=128),
              n: int = Query(10, ge=1, le=MAX_FEED),
-             explain: bool = Query(False, description="say why each dropped candidate was dropped")) -> dict[str, Any]:
+             explain: bool = Query(False, description="say why each dropped candidate was dropped"),
+             at_ms: int | None = Query(None, ge=0, le=2**53, description="debug: read features as of epoch ms")
+             ) -> dict[str, Any]:
+        if at_ms is not None and abs(at_ms - time.time() * 1000) > MAX_AT_SKEW_MS:
+            raise HTTPException(422, f"at_ms must be within {MAX_AT_SKEW_MS} ms of the service's clock")
         try:
-            return ranker.feed(user, n, explain=explain)
+            return ranker.feed(user, n, now_ms=at_ms, explain=explain)
         except CandidatesDown as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:  # a user id no event could carry, refused by the candidate source or assignment

@@ -27,7 +27,7 @@ def test_cost_per_thousand_events_net_of_idle_subtracts_the_idle_rate_over_the_w
 def test_rates_run_in_order_each_after_a_drain_and_a_pause(monkeypatch) -> None:
     steps: list[str] = []
     drains = iter([0.5, None])  # the second rate met a backlog that did not drain in time
-    monkeypatch.setattr(freshness, "_require_job", lambda _settings: None)
+    monkeypatch.setattr(freshness, "require_features_job", lambda _settings: None)
     monkeypatch.setattr(freshness, "drain", lambda _settings, timeout_s: steps.append("drain") or next(drains))
     monkeypatch.setattr(freshness.time, "sleep", lambda s: steps.append(f"pause {s:g}"))
     monkeypatch.setattr(freshness, "load_average_1m", lambda: 2.0)
