@@ -13,9 +13,9 @@ With no model loaded, the fine stage is skipped and the coarse score orders the 
 (`model.fallback`, `model.reason`). A user with no features, no embedding and no history gets the candidates'
 cold-start sources (trending, exploration) ranked the same way, flagged `cold_start`, never an error.
 
-The viewer's age is not known to the feed yet, so age-restricted videos are never shown (rerank's rule 1 for a
-viewer not known to be an adult); the reranker gets no embeddings (the index service returns none), so its MMR
-term is pure score order.
+The viewer's age comes from the user profile (`fyp.feed.profiles`, read in the filter round trip): only a viewer
+known to be an adult gets age-restricted videos (rerank's rule 1). The reranker gets no embeddings (the index
+service returns none), so its MMR term is pure score order.
 """
 
 from __future__ import annotations
@@ -141,10 +141,11 @@ class FeedRanker:
         scored = fine or coarse_of
         ranked = [RankedVideo(video_id=r.video_id, score=scored[r.video_id], author_id=r.author_id or f"?{r.video_id}",
                               sound_id=r.sound_id, status=r.status if r.exists else "ready",
-                              audio_muted=r.audio_muted, exploration=first[r.video_id].get("source") == "exploration")
+                              audio_muted=r.audio_muted, age_restricted=r.age_restricted,
+                              exploration=first[r.video_id].get("source") == "exploration")
                   for r in records]
         # An unknown author is its own author ("?{video}"): spacing cannot be enforced without knowing it.
-        items = rerank(ranked, n=n, viewer_is_adult=False, policy=self.config.policy)
+        items = rerank(ranked, n=n, viewer_is_adult=state.viewer_age == "adult", policy=self.config.policy)
         clock.lap("rerank")
 
         sources = {v: first[v].get("source") for v in shortlist}
@@ -162,6 +163,7 @@ class FeedRanker:
             "model": {"version": model.version if model else None, "fallback": model is None,
                       **({"reason": self.slot.error or "no model loaded"} if model is None else {})},
             "weights": weights,
+            "viewer": {"age": state.viewer_age},
             "cold_start": cold_start,
             "counts": {"candidates": len(ids), "filtered": len(kept), "coarse": len(shortlist), "feed": len(items)},
             "filters": filtered.dropped,

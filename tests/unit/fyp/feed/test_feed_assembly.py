@@ -55,6 +55,20 @@ class DictRedis:
     def mget(self, keys: list[str]) -> None:
         self._queue.append([self.strings.get(k) for k in keys])
 
+    def execute_command(self, name: str, key: str, *args: Any) -> None:
+        """The raw commands of fyp.feed.roundtrip: replies as Redis sends them (flat WITHSCORES lists)."""
+        if name == "MGET":
+            self.mget([key, *args])
+        elif name == "HMGET":
+            self.hmget(key, list(args))
+        elif name == "ZRANGE":
+            members = sorted(self.zsets.get(key, {}).items(), key=lambda ms: (ms[1], ms[0]))
+            withscores = "WITHSCORES" in args
+            self._queue.append([x for m, s in members for x in ((m.encode(), str(s).encode()) if withscores
+                                                                 else (m.encode(),))])
+        else:
+            raise NotImplementedError(name)
+
     def execute(self) -> list[Any]:
         replies, self._queue = self._queue, []
         return replies
@@ -153,11 +167,10 @@ def test_a_loaded_model_scores_the_shortlist_with_the_weighted_heads(tmp_path):
 
 
 def ranker_record(redis: DictRedis, video: str):
-    from fyp.feed.reads import _record
+    from fyp.feed.reads import RECORD_FIELDS, _record
 
     fields = redis.hashes[video_key(video)]
-    return _record(video, [fields.get(f, "").encode() or None for f in
-                           ("status", "author_id", "sound_id", "hashtags", "audio_muted")])
+    return _record(video, [fields.get(f, "").encode() or None for f in RECORD_FIELDS])
 
 
 def test_arm_overrides_change_the_weights_and_the_arm_ids_are_returned(tmp_path):
@@ -239,3 +252,25 @@ def test_the_service_answers_cold_start_bad_input_and_a_missing_candidate_source
     with TestClient(create_app(FeedRanker(down, redis, RankerSlot(None)))) as client:
         response = client.get("/v1/feed", params={"user": "u1"})
         assert response.status_code == 503 and "not reachable" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("user", "birth_date", "age", "sees_restricted"), [
+    ("adult", "1990-01-01", "adult", True),
+    ("minor", "2015-01-01", "minor", False),
+    ("unknown", None, "unknown", False),
+    ("garbled", "01/01/1990", "invalid", False),
+])
+def test_only_a_viewer_known_to_be_an_adult_sees_age_restricted_videos(user, birth_date, age, sees_restricted):
+    from fyp.feed.profiles import profile_key
+
+    redis, body = world()
+    redis.hashes[video_key("v12")]["actions"] = '["AGE_RESTRICT", "MUTE_AUDIO"]'  # v12: the best coarse score
+    redis.hashes[video_key("v10")]["verdict"] = "AGE_RESTRICT"  # a record written before `actions` existed
+    if birth_date is not None:
+        redis.hashes[profile_key(user)] = {"birth_date": birth_date}
+    ranker = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=FeedConfig(coarse_k=20))
+    feed = ranker.feed(user, 15, now_ms=NOW)
+    shown = {item["video_id"] for item in feed["items"]}
+    assert feed["viewer"] == {"age": age}
+    assert ({"v12", "v10"} <= shown) is sees_restricted
+    assert sees_restricted or not {"v12", "v10"} & shown
