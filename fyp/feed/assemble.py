@@ -86,6 +86,9 @@ class FeedRanker:
         self.slot = slot
         self.experiments = tuple(experiments)
         self.config = config or FeedConfig()
+        # Every declared arm's ranker version, loaded now beside the default one (fyp/feed/model.py).
+        slot.pin(str(arm.overrides["ranker.model"]) for e in self.experiments for arm in e.arms
+                 if "ranker.model" in arm.overrides)
 
     def feed(self, user_id: str, n: int, *, now_ms: int | None = None, explain: bool = False) -> dict[str, Any]:
         """The feed of `n` (1..MAX_FEED) videos for `user_id`, as the service's JSON body. explain: also say which
@@ -98,6 +101,13 @@ class FeedRanker:
         model = self.slot.current  # one version for the whole request, whatever a reload does meanwhile
         assignments = assign_user(user_id, self.experiments, now_ms=now) if self.experiments else ()
         overrides = merged_overrides(assignments, self.experiments) if assignments else {}
+        arm_fallback: dict[str, Any] | None = None
+        if "ranker.model" in overrides:  # the user's arm scores with its own version, if it is loaded
+            pinned, why = self.slot.pinned(str(overrides["ranker.model"]))
+            if pinned is not None:
+                model = pinned
+            else:
+                arm_fallback = {"version": str(overrides["ranker.model"]), "reason": why}
         clock.lap("assign")
 
         body = self.fetch(user_id, self.config.candidate_k)
@@ -161,7 +171,8 @@ class FeedRanker:
                        "fine": round(fine[i.video_id], 6) if i.video_id in fine else None} for i in items],
             "arms": [a.arm_id for a in assignments],
             "model": {"version": model.version if model else None, "fallback": model is None,
-                      **({"reason": self.slot.error or "no model loaded"} if model is None else {})},
+                      **({"reason": self.slot.error or "no model loaded"} if model is None else {}),
+                      **({"arm_fallback": arm_fallback} if arm_fallback else {})},
             "weights": weights,
             "viewer": {"age": state.viewer_age},
             "cold_start": cold_start,

@@ -274,3 +274,59 @@ def test_only_a_viewer_known_to_be_an_adult_sees_age_restricted_videos(user, bir
     assert feed["viewer"] == {"age": age}
     assert ({"v12", "v10"} <= shown) is sees_restricted
     assert sees_restricted or not {"v12", "v10"} & shown
+
+
+def test_an_arm_scores_with_its_own_ranker_version_and_a_missing_one_falls_back(tmp_path):
+    redis, body = world()
+    store, (default, arm_version) = ranker_store(tmp_path, seeds=(0, 1))
+    missing = "20261206T000009Z-deadbeef"  # a well-formed version that is not in the store
+    slot = RankerSlot(store, wanted=default, prefix=PREFIX)
+    slot.reload()
+    experiment = Experiment(name="ranker_v", layer="ranking", traffic_percent=100, start_ms=0,
+                            arms=(Arm(name="new", overrides={"ranker.model": arm_version}),
+                                  Arm(name="gone", overrides={"ranker.model": missing})))
+    ranker = FeedRanker(fetch_from(body), redis, slot, experiments=[experiment])
+    plain = FeedRanker(fetch_from(body), redis, slot)
+    assert slot.status()["pinned"][arm_version] == {"loaded": True, "error": None}
+    assert slot.status()["pinned"][missing]["loaded"] is False
+    seen = set()
+    for i in range(40):
+        user = f"u{i}"
+        feed = ranker.feed(user, 5, now_ms=NOW)
+        fine = {item["video_id"]: item["fine"] for item in feed["items"]}
+        default_fine = {item["video_id"]: item["fine"] for item in plain.feed(user, 20, now_ms=NOW)["items"]}
+        arm = feed["arms"][0]
+        seen.add(arm)
+        if arm == "ranker_v:new":
+            assert feed["model"] == {"version": arm_version, "fallback": False}
+            assert any(fine[v] != pytest.approx(default_fine[v], abs=1e-6) for v in fine if v in default_fine)
+        else:
+            assert feed["model"]["version"] == default and feed["model"]["arm_fallback"]["version"] == missing
+            load_error = slot.status()["pinned"][missing]["error"]  # the store's answer for a missing file
+            assert load_error and feed["model"]["arm_fallback"]["reason"] == load_error
+            assert all(fine[v] == pytest.approx(default_fine[v], abs=1e-6) for v in fine if v in default_fine)
+    assert seen == {"ranker_v:new", "ranker_v:gone"}
+
+
+def test_the_pinned_versions_are_bounded(tmp_path):
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX, max_pinned=2)
+    slot.pin([version, "20261206T000009Z-deadbeef"])
+    with pytest.raises(ValueError, match="at most 2"):
+        slot.pin(["20261206T000010Z-deadbeef"])
+    assert slot.pinned("20261206T000011Z-deadbeef") == (None, "not pinned, and 2 versions already are")
+    assert slot.pinned("not a version")[0] is None
+    with pytest.raises(ValueError, match="bad ranker version"):
+        RankerSlot(store, prefix=PREFIX).pin(["../../etc"])
+
+
+def test_a_version_asked_for_but_not_pinned_is_loaded_in_the_background(tmp_path):
+    import time
+
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX)
+    assert slot.pinned(version) == (None, "loading")
+    deadline = time.monotonic() + 60
+    while slot.pinned(version)[0] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slot.pinned(version)[0].version == version
