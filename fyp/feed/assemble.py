@@ -14,8 +14,10 @@ With no model loaded, the fine stage is skipped and the coarse score orders the 
 cold-start sources (trending, exploration) ranked the same way, flagged `cold_start`, never an error.
 
 The viewer's age comes from the user profile (`fyp.feed.profiles`, read in the filter round trip): only a viewer
-known to be an adult gets age-restricted videos (rerank's rule 1). The reranker gets no embeddings (the index
-service returns none), so its MMR term is pure score order.
+known to be an adult gets age-restricted videos (rerank's rule 1). The reranker's MMR uses the shortlist's video
+embeddings, asked of the index service (`/v1/vectors`, one HTTP call, the stage `embeddings`) when the ranker is
+given `vectors`: they live in the index, not in Redis. Without them (none given, or the call failed, which the
+response says) MMR is pure score order.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from fyp.feed.reads import read_filter_state, read_ranker_columns, records_in_or
 from fyp.feed.rerank import MAX_FEED, RankedVideo, RerankPolicy, rerank
 from fyp.ranking.combine import DEFAULT_HEAD_WEIGHTS, combined_score, head_weights
 
-__all__ = ["FeedConfig", "FeedRanker", "FetchCandidates"]
+__all__ = ["FeedConfig", "FeedRanker", "FetchCandidates", "FetchVectors"]
 
 # user, k -> the `/v1/candidates?dots=true` body (results: video_id, source, score, dot); raises `CandidatesDown`
 FetchCandidates = Callable[[str, int], Mapping[str, Any]]
+# video ids -> their embeddings (the index service's `/v1/vectors`; a video not in the index is left out)
+FetchVectors = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
 
 
 class CandidatesDown(RuntimeError):
@@ -80,8 +84,10 @@ class FeedRanker:
     """Serves feeds from injected parts: the candidate source, a Redis client, the ranker slot, experiments."""
 
     def __init__(self, fetch: FetchCandidates, redis: Any, slot: RankerSlot, *,
-                 experiments: Sequence[Experiment] = (), config: FeedConfig | None = None) -> None:
+                 experiments: Sequence[Experiment] = (), config: FeedConfig | None = None,
+                 vectors: FetchVectors | None = None) -> None:
         self.fetch = fetch
+        self.vectors = vectors
         self.redis = redis
         self.slot = slot
         self.experiments = tuple(experiments)
@@ -148,10 +154,20 @@ class FeedRanker:
         else:
             clock.timings["features"] = clock.timings["fine"] = 0.0
 
+        embeddings: Mapping[str, np.ndarray] = {}
+        embeddings_error = None
+        if self.vectors is not None and shortlist:
+            try:
+                embeddings = self.vectors(shortlist)
+            except Exception as exc:  # MMR without embeddings is score order: worse, not broken
+                embeddings_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            clock.lap("embeddings")
+
         scored = fine or coarse_of
         ranked = [RankedVideo(video_id=r.video_id, score=scored[r.video_id], author_id=r.author_id or f"?{r.video_id}",
                               sound_id=r.sound_id, status=r.status if r.exists else "ready",
                               audio_muted=r.audio_muted, age_restricted=r.age_restricted,
+                              embedding=embeddings.get(r.video_id),
                               exploration=first[r.video_id].get("source") == "exploration")
                   for r in records]
         # An unknown author is its own author ("?{video}"): spacing cannot be enforced without knowing it.
@@ -179,6 +195,8 @@ class FeedRanker:
             "counts": {"candidates": len(ids), "filtered": len(kept), "coarse": len(shortlist), "feed": len(items)},
             "filters": filtered.dropped,
             "candidate_errors": errors,
+            "embeddings": {"found": sum(v in embeddings for v in shortlist),
+                           **({"error": embeddings_error} if embeddings_error else {})},
             "timings_ms": {**clock.timings, "total": clock.total()},
             **({"explain": {"dropped": filtered.reasons, "shortlist": shortlist}} if explain else {}),
         }

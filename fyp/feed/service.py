@@ -17,6 +17,7 @@ fyp/experiments/declared.py. Routes are plain `def`: FastAPI runs them in its th
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
@@ -25,16 +26,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import ORJSONResponse
 
 from fyp.experiments.spec import Experiment
-from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchCandidates
+from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchCandidates, FetchVectors
 from fyp.feed.model import RankerSlot
 from fyp.feed.rerank import MAX_FEED
 
-__all__ = ["DEFAULT_PORT", "build_app", "create_app", "default_port", "http_candidates", "serve"]
+__all__ = ["DEFAULT_PORT", "build_app", "create_app", "default_port", "http_candidates", "http_vectors", "serve"]
 
 log = logging.getLogger("fyp.feed.service")
 
@@ -46,9 +48,10 @@ def default_port() -> int:
     return int(os.environ.get("FYP_FEED_PORT", DEFAULT_PORT + int(os.environ.get("FYP_PORT_OFFSET", "0"))))
 
 
-def http_candidates(base_url: str, *, timeout_s: float = 2.0) -> FetchCandidates:
-    """A candidate source over the index service's HTTP API (one pooled, thread-safe httpx client)."""
-    client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+def http_candidates(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchCandidates:
+    """A candidate source over the index service's HTTP API (one pooled, thread-safe httpx client, kept alive
+    between requests; pass `client` to share it)."""
+    client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
 
     def fetch(user_id: str, k: int) -> Mapping[str, Any]:
         try:
@@ -60,6 +63,22 @@ def http_candidates(base_url: str, *, timeout_s: float = 2.0) -> FetchCandidates
         if response.status_code != 200:
             raise CandidatesDown(f"index service answered {response.status_code}: {response.text[:200]}")
         return orjson.loads(response.content)  # ~3x faster than the json module on a 500-candidate body
+
+    return fetch
+
+
+def http_vectors(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchVectors:
+    """The shortlist's video embeddings from the index service's `POST /v1/vectors` (video -> float32 vector;
+    a video not in the index is left out). Raises `httpx.HTTPError` or ValueError; the feed then goes on
+    without embeddings."""
+    client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    def fetch(video_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        response = client.post("/v1/vectors", json={"ids": list(video_ids)})
+        if response.status_code != 200:
+            raise ValueError(f"index service answered {response.status_code}: {response.text[:200]}")
+        found = orjson.loads(response.content)["vectors"]
+        return {v: np.frombuffer(base64.b64decode(x), dtype="<f4") for v, x in found.items() if x}
 
     return fetch
 
@@ -125,7 +144,9 @@ def build_app(settings: Any, *, index_url: str | None = None, model: str = "late
     url = index_url or os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{index_port()}"
     slot = RankerSlot(S3ObjectStore(make_s3_client(settings), settings.media_bucket), wanted=model)
     slot.reload()
-    ranker = FeedRanker(http_candidates(url), settings.redis_client(), slot,
+    index = httpx.Client(base_url=url.rstrip("/"), timeout=2.0)  # one keep-alive pool for both calls
+    ranker = FeedRanker(http_candidates(url, client=index), settings.redis_client(), slot,
+                        vectors=http_vectors(url, client=index),
                         experiments=EXPERIMENTS if experiments is None else experiments, config=config)
     return create_app(ranker, reload_every_s=reload_every_s)
 

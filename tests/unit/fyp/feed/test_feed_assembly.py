@@ -330,3 +330,32 @@ def test_a_version_asked_for_but_not_pinned_is_loaded_in_the_background(tmp_path
     while slot.pinned(version)[0] is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slot.pinned(version)[0].version == version
+
+
+def test_the_shortlists_embeddings_reach_the_reranker_s_mmr():
+    redis, body = world()
+    rng = np.random.default_rng(0)
+    vectors = {f"v{i}": rng.normal(size=16).astype("<f4") for i in range(20)}
+    vectors["v16"] = vectors["v18"].copy()  # the two best coarse scores, the same video as far as MMR can tell
+    asked: list[list[str]] = []
+
+    def fetch_vectors(ids):
+        asked.append(list(ids))
+        return {v: vectors[v] for v in ids if v != "v0"}  # v0: not in the index
+
+    config = FeedConfig(coarse_k=10)
+    plain = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config).feed("u1", 5, now_ms=NOW)
+    feed = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config,
+                      vectors=fetch_vectors).feed("u1", 5, now_ms=NOW)
+    assert [i["video_id"] for i in plain["items"]][:2] == ["v18", "v16"]  # score order
+    assert feed["items"][0]["video_id"] == "v18" and feed["items"][1]["video_id"] != "v16"
+    assert len(asked) == 1 and len(asked[0]) == 10 and feed["embeddings"] == {"found": 10 - ("v0" in asked[0])}
+    assert "embeddings" in feed["timings_ms"]
+
+    def down(ids):
+        raise OSError("index service down")
+
+    broken = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config,
+                        vectors=down).feed("u1", 5, now_ms=NOW)
+    assert broken["embeddings"] == {"found": 0, "error": "OSError: index service down"}
+    assert [i["video_id"] for i in broken["items"]] == [i["video_id"] for i in plain["items"]]
