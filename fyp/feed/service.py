@@ -10,9 +10,10 @@
                                  one assignment, so a request in flight finishes on the version it started with
     GET  /healthz                200 (the feed answers with or without a model; /v1/model says which)
 
-`build_app` wires the stack: the index service's `/v1/candidates` over HTTP (FYP_INDEX_URL, else
-127.0.0.1:8090+offset), the stack's Redis, the ranker store in the media bucket, and the experiments declared in
-fyp/experiments/declared.py. Routes are plain `def`: FastAPI runs them in its thread pool.
+`build_app` wires the stack: the index service's `/v1/candidates` and `/v1/vectors` over one keep-alive HTTP
+client (FYP_INDEX_URL, else 127.0.0.1:8090+offset), the stack's Redis, the ranker store in the media bucket, and
+the experiments declared in fyp/experiments/declared.py (their arms' ranker versions pinned at start).
+Routes are plain `def`: FastAPI runs them in its thread pool.
 """
 
 from __future__ import annotations
