@@ -15,8 +15,9 @@ cold-start sources (trending, exploration) ranked the same way, flagged `cold_st
 
 The viewer's age comes from the user profile (`fyp.feed.profiles`, read in the filter round trip): only a viewer
 known to be an adult gets age-restricted videos (rerank's rule 1). The reranker's MMR uses the shortlist's video
-embeddings, asked of the index service (`/v1/vectors`, one HTTP call, the stage `embeddings`) when the ranker is
-given `vectors`: they live in the index, not in Redis. Without them (none given, or the call failed, which the
+embeddings, asked of the index service (`/v1/vectors`, one HTTP call) when the ranker is given `vectors`: they
+live in the index, not in Redis. The call runs in a thread pool while the features are read and scored; the
+stage `embeddings` is the wait left after that. Without them (none given, or the call failed, which the
 response says) MMR is pure score order.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +90,8 @@ class FeedRanker:
                  vectors: FetchVectors | None = None) -> None:
         self.fetch = fetch
         self.vectors = vectors
+        # Runs the embeddings calls beside the requests' own threads; bounded, so a slow index queues them.
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="feed-vectors")
         self.redis = redis
         self.slot = slot
         self.experiments = tuple(experiments)
@@ -137,6 +141,9 @@ class FeedRanker:
         best = top_k(coarse, self.config.coarse_k)
         shortlist = [kept[i] for i in best]
         coarse_of = {kept[i]: float(coarse[i]) for i in best}
+        # The embeddings call goes out now and runs while the features are read and scored: it is an HTTP round
+        # trip to another process, and waiting for it in turn added its whole latency to every feed.
+        pending = self._pool.submit(self.vectors, shortlist) if self.vectors is not None and shortlist else None
         clock.lap("coarse")
 
         records = records_in_order(state.records, shortlist)
@@ -156,12 +163,12 @@ class FeedRanker:
 
         embeddings: Mapping[str, np.ndarray] = {}
         embeddings_error = None
-        if self.vectors is not None and shortlist:
+        if pending is not None:
             try:
-                embeddings = self.vectors(shortlist)
+                embeddings = pending.result()
             except Exception as exc:  # MMR without embeddings is score order: worse, not broken
                 embeddings_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            clock.lap("embeddings")
+            clock.lap("embeddings")  # only the wait left after features and fine
 
         scored = fine or coarse_of
         ranked = [RankedVideo(video_id=r.video_id, score=scored[r.video_id], author_id=r.author_id or f"?{r.video_id}",
