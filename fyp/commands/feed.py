@@ -1,9 +1,10 @@
-"""`fyp serve feed`, `fyp feed`, `fyp bench feed`, `fyp bench feed-loop`: the feed service, a feed from it, and its
-benchmarks (latency and throughput; watch -> next feed)."""
+"""`fyp serve feed`, `fyp feed`, `fyp load-profiles`, `fyp bench feed`, `fyp bench feed-loop`: the feed service, a
+feed from it, users' birth dates for it, and its benchmarks (latency and throughput; watch -> next feed)."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -201,9 +202,29 @@ def bench_feed_loop(
                   f"load average {result['load_average']}")
 
 
+def load_profiles(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV with a header row: user_id,birth_date "
+                                                                       "(YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Write users' birth dates to their profile hashes (fyp:user:v1:{user}), which the feed reads to decide who
+    may see age-restricted videos. Every row is checked before any is written."""
+    from fyp.config import load_settings
+    from fyp.feed.profiles import read_profiles_csv, today, write_profiles
+
+    with fail_cleanly(ValueError, OSError):
+        rows = read_profiles_csv(path)
+        written = write_profiles(load_settings().redis_client(), rows, on=today(int(time.time() * 1000)))
+    if as_json:
+        print_json({"path": str(path), "written": written})
+        return
+    console.print(f"{written} profiles written from {path}")
+
+
 def register(app: typer.Typer, *, serve: typer.Typer, bench: typer.Typer) -> None:
     """Add `feed` to the app, `serve feed` and `bench feed` to their groups (declared in fyp/cli.py)."""
     serve.command("feed")(serve_feed)
     app.command("feed")(feed)
     bench.command("feed")(bench_feed)
     bench.command("feed-loop")(bench_feed_loop)
+    app.command("load-profiles")(load_profiles)

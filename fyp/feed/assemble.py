@@ -13,15 +13,19 @@ With no model loaded, the fine stage is skipped and the coarse score orders the 
 (`model.fallback`, `model.reason`). A user with no features, no embedding and no history gets the candidates'
 cold-start sources (trending, exploration) ranked the same way, flagged `cold_start`, never an error.
 
-The viewer's age is not known to the feed yet, so age-restricted videos are never shown (rerank's rule 1 for a
-viewer not known to be an adult); the reranker gets no embeddings (the index service returns none), so its MMR
-term is pure score order.
+The viewer's age comes from the user profile (`fyp.feed.profiles`, read in the filter round trip): only a viewer
+known to be an adult gets age-restricted videos (rerank's rule 1). The reranker's MMR uses the shortlist's video
+embeddings, asked of the index service (`/v1/vectors`, one HTTP call) when the ranker is given `vectors`: they
+live in the index, not in Redis. The call runs in a thread pool while the features are read and scored; the
+stage `embeddings` is the wait left after that. Without them (none given, or the call failed, which the
+response says) MMR is pure score order.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +40,12 @@ from fyp.feed.reads import read_filter_state, read_ranker_columns, records_in_or
 from fyp.feed.rerank import MAX_FEED, RankedVideo, RerankPolicy, rerank
 from fyp.ranking.combine import DEFAULT_HEAD_WEIGHTS, combined_score, head_weights
 
-__all__ = ["FeedConfig", "FeedRanker", "FetchCandidates"]
+__all__ = ["FeedConfig", "FeedRanker", "FetchCandidates", "FetchVectors"]
 
 # user, k -> the `/v1/candidates?dots=true` body (results: video_id, source, score, dot); raises `CandidatesDown`
 FetchCandidates = Callable[[str, int], Mapping[str, Any]]
+# video ids -> their embeddings (the index service's `/v1/vectors`; a video not in the index is left out)
+FetchVectors = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
 
 
 class CandidatesDown(RuntimeError):
@@ -80,12 +86,19 @@ class FeedRanker:
     """Serves feeds from injected parts: the candidate source, a Redis client, the ranker slot, experiments."""
 
     def __init__(self, fetch: FetchCandidates, redis: Any, slot: RankerSlot, *,
-                 experiments: Sequence[Experiment] = (), config: FeedConfig | None = None) -> None:
+                 experiments: Sequence[Experiment] = (), config: FeedConfig | None = None,
+                 vectors: FetchVectors | None = None) -> None:
         self.fetch = fetch
+        self.vectors = vectors
+        # Runs the embeddings calls beside the requests' own threads; bounded, so a slow index queues them.
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="feed-vectors")
         self.redis = redis
         self.slot = slot
         self.experiments = tuple(experiments)
         self.config = config or FeedConfig()
+        # Every declared arm's ranker version, loaded now beside the default one (fyp/feed/model.py).
+        slot.pin(str(arm.overrides["ranker.model"]) for e in self.experiments for arm in e.arms
+                 if "ranker.model" in arm.overrides)
 
     def feed(self, user_id: str, n: int, *, now_ms: int | None = None, explain: bool = False) -> dict[str, Any]:
         """The feed of `n` (1..MAX_FEED) videos for `user_id`, as the service's JSON body. explain: also say which
@@ -98,6 +111,13 @@ class FeedRanker:
         model = self.slot.current  # one version for the whole request, whatever a reload does meanwhile
         assignments = assign_user(user_id, self.experiments, now_ms=now) if self.experiments else ()
         overrides = merged_overrides(assignments, self.experiments) if assignments else {}
+        arm_fallback: dict[str, Any] | None = None
+        if "ranker.model" in overrides:  # the user's arm scores with its own version, if it is loaded
+            pinned, why = self.slot.pinned(str(overrides["ranker.model"]))
+            if pinned is not None:
+                model = pinned
+            else:
+                arm_fallback = {"version": str(overrides["ranker.model"]), "reason": why}
         clock.lap("assign")
 
         body = self.fetch(user_id, self.config.candidate_k)
@@ -121,6 +141,9 @@ class FeedRanker:
         best = top_k(coarse, self.config.coarse_k)
         shortlist = [kept[i] for i in best]
         coarse_of = {kept[i]: float(coarse[i]) for i in best}
+        # The embeddings call goes out now and runs while the features are read and scored: it is an HTTP round
+        # trip to another process, and waiting for it in turn added its whole latency to every feed.
+        pending = self._pool.submit(self.vectors, shortlist) if self.vectors is not None and shortlist else None
         clock.lap("coarse")
 
         records = records_in_order(state.records, shortlist)
@@ -138,13 +161,24 @@ class FeedRanker:
         else:
             clock.timings["features"] = clock.timings["fine"] = 0.0
 
+        embeddings: Mapping[str, np.ndarray] = {}
+        embeddings_error = None
+        if pending is not None:
+            try:
+                embeddings = pending.result()
+            except Exception as exc:  # MMR without embeddings is score order: worse, not broken
+                embeddings_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            clock.lap("embeddings")  # only the wait left after features and fine
+
         scored = fine or coarse_of
         ranked = [RankedVideo(video_id=r.video_id, score=scored[r.video_id], author_id=r.author_id or f"?{r.video_id}",
                               sound_id=r.sound_id, status=r.status if r.exists else "ready",
-                              audio_muted=r.audio_muted, exploration=first[r.video_id].get("source") == "exploration")
+                              audio_muted=r.audio_muted, age_restricted=r.age_restricted,
+                              embedding=embeddings.get(r.video_id),
+                              exploration=first[r.video_id].get("source") == "exploration")
                   for r in records]
         # An unknown author is its own author ("?{video}"): spacing cannot be enforced without knowing it.
-        items = rerank(ranked, n=n, viewer_is_adult=False, policy=self.config.policy)
+        items = rerank(ranked, n=n, viewer_is_adult=state.viewer_age == "adult", policy=self.config.policy)
         clock.lap("rerank")
 
         sources = {v: first[v].get("source") for v in shortlist}
@@ -160,12 +194,16 @@ class FeedRanker:
                        "fine": round(fine[i.video_id], 6) if i.video_id in fine else None} for i in items],
             "arms": [a.arm_id for a in assignments],
             "model": {"version": model.version if model else None, "fallback": model is None,
-                      **({"reason": self.slot.error or "no model loaded"} if model is None else {})},
+                      **({"reason": self.slot.error or "no model loaded"} if model is None else {}),
+                      **({"arm_fallback": arm_fallback} if arm_fallback else {})},
             "weights": weights,
+            "viewer": {"age": state.viewer_age},
             "cold_start": cold_start,
             "counts": {"candidates": len(ids), "filtered": len(kept), "coarse": len(shortlist), "feed": len(items)},
             "filters": filtered.dropped,
             "candidate_errors": errors,
+            "embeddings": {"found": sum(v in embeddings for v in shortlist),
+                           **({"error": embeddings_error} if embeddings_error else {})},
             "timings_ms": {**clock.timings, "total": clock.total()},
             **({"explain": {"dropped": filtered.reasons, "shortlist": shortlist}} if explain else {}),
         }

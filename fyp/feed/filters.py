@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = ["AUTHOR_NOT_INTERESTED_THRESHOLD", "SHOWABLE_STATUSES", "FilterResult", "UserFilters", "VideoRecord",
            "apply_filters", "blocked_authors"]
@@ -36,10 +37,11 @@ AUTHOR_NOT_INTERESTED_THRESHOLD = 2
 SHOWABLE_STATUSES = frozenset({"ready"})
 
 
-@dataclass(frozen=True, kw_only=True)
-class VideoRecord:
+class VideoRecord(NamedTuple):
     """What the feed needs from a video's catalogue hash (`fyp:video:v1:{id}`, udfs/video_record.py).
-    exists: False when Redis holds no hash for the video (then the other fields are their defaults)."""
+    exists: False when Redis holds no hash for the video (then the other fields are their defaults);
+    age_restricted: moderation's actions include AGE_RESTRICT. A NamedTuple, not a frozen dataclass: ~500 are
+    built per feed request, and a frozen dataclass's `__init__` costs several times as much."""
 
     video_id: str
     exists: bool = True
@@ -48,6 +50,7 @@ class VideoRecord:
     sound_id: str | None = None
     hashtags: tuple[str, ...] = ()
     audio_muted: bool = False
+    age_restricted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,10 @@
-"""The feed's two Redis reads, one pipelined round trip each (a single Redis; a Redis Cluster is not supported here
-yet, `fyp.serving.cluster_reads` shows how it would be):
+"""The feed's two Redis reads, one round trip each (`fyp.feed.roundtrip.read`: a single Redis or a Redis Cluster,
+single-key commands only, so no command crosses hash slots):
 
-1. `read_filter_state`: for the user and every candidate (~500), what the filters and the coarse ranker need: the
-   recent-seen and not-interested sets, each candidate's catalogue record (`fyp:video:v1:{id}`: status, author,
-   sound, hashtags, audio_muted) and its `video_engagement` row (the coarse ranker's popularity fallback).
+1. `read_filter_state`: for the user and every candidate (~500), what the filters, the reranker's age rule and the
+   coarse ranker need: the recent-seen and not-interested sets, the user's profile `birth_date`
+   (`fyp.feed.profiles`), each candidate's catalogue record (`fyp:video:v1:{id}`: status, author, sound, hashtags,
+   audio_muted, moderation's actions) and its `video_engagement` row (the coarse ranker's popularity fallback).
 2. `read_ranker_columns`: for the user and the ~100 candidates the coarse ranker kept, every column the fine
    ranker's input spec names (`<set>__<column>`): the user, video, author, sound, user x author and user x hashtag
    sets as `FeatureClient` decodes them (window and decay rules as of now; ratios of the decoded values). The
@@ -13,24 +14,28 @@ yet, `fyp.serving.cluster_reads` shows how it would be):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 
 from connectors.redis_video_store import video_key
 from features import SERVED_FEATURE_SETS
 from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS, RECENT_SEEN
 from featurespec import FeatureSet
 from fyp.feed.filters import UserFilters, VideoRecord
+from fyp.feed.profiles import BIRTH_DATE_FIELD, profile_key, today, viewer_age
+from fyp.feed.roundtrip import read
 from fyp.serving.layout import ReadPlan, decode_matrix, read_columns
 from udfs.limits import invalid_id_reason
 
 __all__ = ["VIDEO_PLAN", "FilterState", "read_filter_state", "read_ranker_columns", "records_in_order", "set_columns"]
 
-RECORD_FIELDS = ("status", "author_id", "sound_id", "hashtags", "audio_muted")
+RECORD_FIELDS = ("status", "author_id", "sound_id", "hashtags", "audio_muted", "actions", "verdict")
+AGE_RESTRICT = "AGE_RESTRICT"  # a moderation action (udfs/upload_lifecycle.py moderation_actions)
 _PLANS: dict[str, ReadPlan] = {fs.name: ReadPlan.of(fs) for fs in SERVED_FEATURE_SETS}
 _BY_ENTITY: dict[str, FeatureSet] = {}
 for _fs in SERVED_FEATURE_SETS:
@@ -40,10 +45,12 @@ VIDEO_PLAN = ReadPlan.of(_BY_ENTITY["video"])
 
 @dataclass(frozen=True, kw_only=True)
 class FilterState:
-    """The user's filter sets, the candidates' records (id -> record) and their video features (rows in
-    candidate order, `VIDEO_PLAN.columns`, NaN where a video has none)."""
+    """The user's filter sets, the viewer's age class (`fyp.feed.profiles.viewer_age`), the candidates' records
+    (id -> record) and their video features (rows in candidate order, `VIDEO_PLAN.columns`, NaN where a video has
+    none)."""
 
     user: UserFilters
+    viewer_age: str
     records: dict[str, VideoRecord]
     video_columns: tuple[str, ...]
     video_features: np.ndarray
@@ -55,34 +62,60 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _tags(value: bytes | str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    try:
+        tags = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return ()
+    return tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+
+
+def _restricted(actions: bytes | str | None, verdict: bytes | str | None) -> bool:
+    if _text(verdict) == AGE_RESTRICT:
+        return True
+    if not actions:
+        return False
+    try:
+        listed = orjson.loads(actions)
+    except orjson.JSONDecodeError:
+        return True  # a list that cannot be read cannot vouch for the video: the safe side
+    return isinstance(listed, list) and AGE_RESTRICT in listed
+
+
 def _record(video_id: str, values: Sequence[Any]) -> VideoRecord:
-    status, author, sound, hashtags, muted = (_text(v) for v in values)
+    status, author, sound, hashtags, muted, actions, verdict = values
     if status is None and author is None:
         return VideoRecord(video_id=video_id, exists=False)
-    try:
-        tags = tuple(str(t) for t in json.loads(hashtags)) if hashtags else ()
-    except ValueError:
-        tags = ()
-    return VideoRecord(video_id=video_id, status=status or "", author_id=author or None, sound_id=sound or None,
-                       hashtags=tags, audio_muted=(muted or "").lower() in ("true", "1"))
+    return VideoRecord(video_id, True, _text(status) or "", _text(author) or None, _text(sound) or None,
+                       _tags(hashtags), (_text(muted) or "").lower() in ("true", "1"), _restricted(actions, verdict))
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, float]:
+    """A ZRANGE ... WITHSCORES reply (flat member, score, ...) as member -> score."""
+    return {_text(flat[i]): float(flat[i + 1]) for i in range(0, len(flat), 2)}  # type: ignore[misc]
 
 
 def read_filter_state(redis: Any, user_id: str, video_ids: Sequence[str], *, now_ms: int) -> FilterState:
     """Round trip 1 (module docstring)."""
-    pipe = redis.pipeline(transaction=False)
-    pipe.zrange(RECENT_SEEN.key_prefix + user_id, 0, -1)
-    pipe.zrange(NOT_INTERESTED_VIDEOS.key_prefix + user_id, 0, -1)
-    pipe.zrange(NOT_INTERESTED_AUTHORS.key_prefix + user_id, 0, -1, withscores=True)
-    for video_id in video_ids:
-        pipe.hmget(video_key(video_id), list(RECORD_FIELDS))
-    pipe.mget([VIDEO_PLAN.feature_set.key_prefix + v for v in video_ids] or ["-"])
-    seen, disliked, authors, *rest = pipe.execute()
-    records = {v: _record(v, values) for v, values in zip(video_ids, rest[:-1], strict=True)}
-    features, _ = decode_matrix(VIDEO_PLAN, rest[-1][: len(video_ids)], now_ms)
+    prefix = VIDEO_PLAN.feature_set.key_prefix
+    fields = list(RECORD_FIELDS)
+    commands = [("ZRANGE", RECENT_SEEN.key_prefix + user_id, 0, -1),
+                ("ZRANGE", NOT_INTERESTED_VIDEOS.key_prefix + user_id, 0, -1),
+                ("ZRANGE", NOT_INTERESTED_AUTHORS.key_prefix + user_id, 0, -1, "WITHSCORES"),
+                ("HMGET", profile_key(user_id), BIRTH_DATE_FIELD),
+                *(("HMGET", video_key(v), *fields) for v in video_ids)]
+    replies = read(redis, [prefix + v for v in video_ids], commands)
+    n = len(video_ids)
+    rows, (seen, disliked, authors, profile), hashes = replies[:n], replies[n:n + 4], replies[n + 4:]
+    records = {v: _record(v, values) for v, values in zip(video_ids, hashes, strict=True)}
+    features, _ = decode_matrix(VIDEO_PLAN, rows, now_ms)
     user = UserFilters(recent_seen=frozenset(_text(m) for m in seen),
                        not_interested_videos=frozenset(_text(m) for m in disliked),
-                       not_interested_authors={_text(m): float(s) for m, s in authors})
-    return FilterState(user=user, records=records, video_columns=VIDEO_PLAN.columns, video_features=features)
+                       not_interested_authors=_pairs(authors))
+    return FilterState(user=user, viewer_age=viewer_age(profile[0], today(now_ms)), records=records,
+                       video_columns=VIDEO_PLAN.columns, video_features=features)
 
 
 def _with_ratios(plan: ReadPlan, matrix: np.ndarray) -> np.ndarray:
@@ -97,8 +130,14 @@ def _with_ratios(plan: ReadPlan, matrix: np.ndarray) -> np.ndarray:
     return np.hstack([matrix, ratios])
 
 
+@lru_cache(maxsize=8192)
+def _id_ok(part: str) -> bool:
+    return not invalid_id_reason(part)
+
+
 def _valid(*parts: str | None) -> bool:
-    return all(p and not invalid_id_reason(p) for p in parts)
+    # Cached: one request checks the user id and each author ~100 times, and the check was half the read's time.
+    return all(p and _id_ok(p) for p in parts)
 
 
 def set_columns(set_name: str) -> tuple[str, ...]:
@@ -142,15 +181,14 @@ def read_ranker_columns(redis: Any, set_names: Sequence[str], user_id: str, reco
                     keys.append(prefix + ":".join(key_parts))  # type: ignore[arg-type]
                     rows.append(row)
         wanted[name] = (keys, rows)
-    pipe = redis.pipeline(transaction=False)
-    for keys, _ in wanted.values():
-        pipe.mget(keys or ["-"])
-    replies = pipe.execute()
+    flat = read(redis, [key for keys, _ in wanted.values() for key in keys])
     columns: dict[str, np.ndarray] = {}
-    for (name, (keys, rows)), values in zip(wanted.items(), replies, strict=True):
+    start = 0
+    for name, (keys, rows) in wanted.items():
         plan = plans[name]
         width = len(plan.columns)
-        decoded, _ = decode_matrix(plan, values[: len(keys)], now_ms)
+        values, start = flat[start:start + len(keys)], start + len(keys)
+        decoded, _ = decode_matrix(plan, values, now_ms)
         sums = np.zeros((n, width))
         present = np.zeros(n, dtype=bool)
         found = ~np.isnan(decoded).all(axis=1) if len(keys) else np.zeros(0, dtype=bool)

@@ -10,6 +10,9 @@ embeddings, the feed and the candidate generator it is given.
                                         `fyp:user_embedding:v2:{id}`); `&dots=true`: each result also
                                         carries `dot`, the user's embedding . the video's (null when either
                                         is missing), the feed's coarse score (fyp/feed/coarse.py)
+    POST /v1/vectors {"ids": [...]}     the vectors of up to MAX_VECTOR_IDS videos, each base64 of float32
+                                        little-endian, null when not in the index, with the model served
+                                        (the feed's reranker uses them for MMR)
     GET  /healthz                       200 once restored and caught up with the topic, 503 before
     GET  /v1/stats                      index size and shape, the model, consumer offsets and lag, snapshots,
                                         refused vectors and queries
@@ -27,12 +30,14 @@ in-memory index and a dict of user embeddings.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -45,7 +50,13 @@ from fyp.index.users import USER_EMBEDDING_KEY, UserEmbedding, UserEmbeddings
 if TYPE_CHECKING:
     from fyp.candidates import CandidateGenerator
 
-__all__ = ["IndexApi", "create_app"]
+__all__ = ["MAX_VECTOR_IDS", "IndexApi", "VectorsRequest", "create_app"]
+
+MAX_VECTOR_IDS = 200  # one feed page's shortlist (100) with room; bounds a request's cost
+
+
+class VectorsRequest(BaseModel):
+    ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(..., max_length=MAX_VECTOR_IDS)
 
 
 def _results(found: Sequence[Neighbor]) -> list[dict[str, Any]]:
@@ -146,6 +157,13 @@ class IndexApi:
         if dots:
             self._add_dots(user, body["results"])
         return {**body, "took_ms": _took_ms(started)}
+
+    def vectors(self, request: VectorsRequest) -> dict[str, Any]:
+        self.ensure_ready()
+        model, found = self.holder.vectors(request.ids)
+        return {"model": model, "vectors": {
+            v: None if x is None else base64.b64encode(np.asarray(x, dtype="<f4").tobytes()).decode()
+            for v, x in zip(request.ids, found, strict=True)}}
 
     def _add_dots(self, user: str, results: list[dict[str, Any]]) -> None:
         """Each result's `dot`: user embedding . video vector, or None (no usable user embedding, or the video
@@ -263,6 +281,7 @@ def create_app(
     # Plain `def` routes: FastAPI runs them in its thread pool, so a swap that waits never blocks searches.
     app.post("/v1/model/stage")(api.stage)
     app.post("/v1/model/swap")(api.swap)
+    app.post("/v1/vectors")(api.vectors)
 
     # These two declare their query parameters here: their bounds depend on max_k.
     @app.get("/v1/similar/{video_id:path}")  # ids may contain '/'; clients percent-encode them

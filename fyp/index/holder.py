@@ -119,6 +119,12 @@ class IndexHolder:
             vectors = [self.index.vector(v) for v in video_ids]
         return [None if v is None else float(v @ query) for v in vectors]
 
+    def vectors(self, video_ids: Sequence[str]) -> tuple[str | None, list[np.ndarray | None]]:
+        """(the model served, each video's vector or None when it is not in the index), read under one lock so
+        all come from one index. For the feed's reranker (MMR)."""
+        with self.lock:
+            return self.model, [self.index.vector(v) for v in video_ids]
+
     def apply(self, upsert_ids: Sequence[str], upsert_vectors: np.ndarray, delete_ids: Sequence[str]) -> None:
         with self.lock:
             if delete_ids:

@@ -8,6 +8,7 @@ were marked twice is gone with all their videos.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -19,7 +20,8 @@ from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS,
 from fyp.feed.assemble import FeedConfig, FeedRanker
 from fyp.feed.filters import AUTHOR_NOT_INTERESTED_THRESHOLD
 from fyp.feed.model import RankerSlot
-from fyp.feed.service import create_app
+from fyp.feed.profiles import profile_key, today, write_profiles
+from fyp.feed.service import create_app, http_vectors
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from tests.integration.conftest import eventually
 from tests.integration.test_index_service import running_service
@@ -91,7 +93,10 @@ def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
                 assert response.status_code == 200, response.text
                 return response.json()
 
-            ranker = FeedRanker(fetch, redis_client, slot, config=FeedConfig(candidate_k=100, coarse_k=100))
+            # The index service's real /v1/vectors through the feed's own client (this test's videos have none).
+            vectors = http_vectors(str(index.base_url), client=index)
+            ranker = FeedRanker(fetch, redis_client, slot, config=FeedConfig(candidate_k=100, coarse_k=100),
+                                vectors=vectors)
             with TestClient(create_app(ranker)) as feed_service:
                 def feed(**params) -> dict:
                     response = feed_service.get("/v1/feed", params={"user": user, "n": 20, "explain": "true",
@@ -105,10 +110,30 @@ def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
                 first = feed()
                 assert first["model"] == {"version": version, "fallback": False}
                 assert first["items"] and all(item["fine"] is not None for item in first["items"])
-                assert set(first["timings_ms"]) >= {"candidates", "filters", "coarse", "features", "fine", "rerank"}
+                assert set(first["timings_ms"]) >= {"candidates", "filters", "coarse", "features", "fine", "rerank",
+                                                    "embeddings"}
+                assert first["embeddings"] == {"found": 0}  # asked, answered, none in the index
                 # v5 was seen and v6 is removed (candidate generation drops both); the market's other five reach
                 # the fine ranker.
                 assert ours(first["explain"]["shortlist"]) == {videos[i] for i in (0, 1, 2, 3, 4)}
+
+                # The viewer's age: v3 becomes age-restricted; no profile and a minor's profile never see it, an
+                # adult's does. Pages of 100, the whole shortlist: v3 is author b's only video, so the spacing rule
+                # can always place it and a full page holds it whatever its score.
+                assert videos[3] in {item["video_id"] for item in feed(n=100)["items"]}
+                redis_client.hset(video_key(videos[3]), "actions", '["AGE_RESTRICT"]')
+                today_ = today(int(time.time() * 1000))
+                try:
+                    for birth_date, age, shown in [(None, "unknown", False), ("2015-01-01", "minor", False),
+                                                   ("1990-01-01", "adult", True)]:
+                        if birth_date:
+                            write_profiles(redis_client, [(user, birth_date)], on=today_)
+                        body = feed(n=100)
+                        assert body["viewer"] == {"age": age}
+                        assert (videos[3] in {item["video_id"] for item in body["items"]}) is shown, age
+                finally:
+                    redis_client.hdel(video_key(videos[3]), "actions")
+                    redis_client.delete(profile_key(user))
 
                 # Recent-seen: the user watches v4; the next feed has no v4.
                 engagement_producer.send("Watch", user_id=user, video_id=videos[4], watch_ms=9_000,

@@ -55,6 +55,20 @@ class DictRedis:
     def mget(self, keys: list[str]) -> None:
         self._queue.append([self.strings.get(k) for k in keys])
 
+    def execute_command(self, name: str, key: str, *args: Any) -> None:
+        """The raw commands of fyp.feed.roundtrip: replies as Redis sends them (flat WITHSCORES lists)."""
+        if name == "MGET":
+            self.mget([key, *args])
+        elif name == "HMGET":
+            self.hmget(key, list(args))
+        elif name == "ZRANGE":
+            members = sorted(self.zsets.get(key, {}).items(), key=lambda ms: (ms[1], ms[0]))
+            withscores = "WITHSCORES" in args
+            self._queue.append([x for m, s in members for x in ((m.encode(), str(s).encode()) if withscores
+                                                                 else (m.encode(),))])
+        else:
+            raise NotImplementedError(name)
+
     def execute(self) -> list[Any]:
         replies, self._queue = self._queue, []
         return replies
@@ -153,11 +167,10 @@ def test_a_loaded_model_scores_the_shortlist_with_the_weighted_heads(tmp_path):
 
 
 def ranker_record(redis: DictRedis, video: str):
-    from fyp.feed.reads import _record
+    from fyp.feed.reads import RECORD_FIELDS, _record
 
     fields = redis.hashes[video_key(video)]
-    return _record(video, [fields.get(f, "").encode() or None for f in
-                           ("status", "author_id", "sound_id", "hashtags", "audio_muted")])
+    return _record(video, [fields.get(f, "").encode() or None for f in RECORD_FIELDS])
 
 
 def test_arm_overrides_change_the_weights_and_the_arm_ids_are_returned(tmp_path):
@@ -239,3 +252,110 @@ def test_the_service_answers_cold_start_bad_input_and_a_missing_candidate_source
     with TestClient(create_app(FeedRanker(down, redis, RankerSlot(None)))) as client:
         response = client.get("/v1/feed", params={"user": "u1"})
         assert response.status_code == 503 and "not reachable" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("user", "birth_date", "age", "sees_restricted"), [
+    ("adult", "1990-01-01", "adult", True),
+    ("minor", "2015-01-01", "minor", False),
+    ("unknown", None, "unknown", False),
+    ("garbled", "01/01/1990", "invalid", False),
+])
+def test_only_a_viewer_known_to_be_an_adult_sees_age_restricted_videos(user, birth_date, age, sees_restricted):
+    from fyp.feed.profiles import profile_key
+
+    redis, body = world()
+    redis.hashes[video_key("v12")]["actions"] = '["AGE_RESTRICT", "MUTE_AUDIO"]'  # v12: the best coarse score
+    redis.hashes[video_key("v10")]["verdict"] = "AGE_RESTRICT"  # a record written before `actions` existed
+    if birth_date is not None:
+        redis.hashes[profile_key(user)] = {"birth_date": birth_date}
+    ranker = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=FeedConfig(coarse_k=20))
+    feed = ranker.feed(user, 15, now_ms=NOW)
+    shown = {item["video_id"] for item in feed["items"]}
+    assert feed["viewer"] == {"age": age}
+    assert ({"v12", "v10"} <= shown) is sees_restricted
+    assert sees_restricted or not {"v12", "v10"} & shown
+
+
+def test_an_arm_scores_with_its_own_ranker_version_and_a_missing_one_falls_back(tmp_path):
+    redis, body = world()
+    store, (default, arm_version) = ranker_store(tmp_path, seeds=(0, 1))
+    missing = "20261206T000009Z-deadbeef"  # a well-formed version that is not in the store
+    slot = RankerSlot(store, wanted=default, prefix=PREFIX)
+    slot.reload()
+    experiment = Experiment(name="ranker_v", layer="ranking", traffic_percent=100, start_ms=0,
+                            arms=(Arm(name="new", overrides={"ranker.model": arm_version}),
+                                  Arm(name="gone", overrides={"ranker.model": missing})))
+    ranker = FeedRanker(fetch_from(body), redis, slot, experiments=[experiment])
+    plain = FeedRanker(fetch_from(body), redis, slot)
+    assert slot.status()["pinned"][arm_version] == {"loaded": True, "error": None}
+    assert slot.status()["pinned"][missing]["loaded"] is False
+    seen = set()
+    for i in range(40):
+        user = f"u{i}"
+        feed = ranker.feed(user, 5, now_ms=NOW)
+        fine = {item["video_id"]: item["fine"] for item in feed["items"]}
+        default_fine = {item["video_id"]: item["fine"] for item in plain.feed(user, 20, now_ms=NOW)["items"]}
+        arm = feed["arms"][0]
+        seen.add(arm)
+        if arm == "ranker_v:new":
+            assert feed["model"] == {"version": arm_version, "fallback": False}
+            assert any(fine[v] != pytest.approx(default_fine[v], abs=1e-6) for v in fine if v in default_fine)
+        else:
+            assert feed["model"]["version"] == default and feed["model"]["arm_fallback"]["version"] == missing
+            load_error = slot.status()["pinned"][missing]["error"]  # the store's answer for a missing file
+            assert load_error and feed["model"]["arm_fallback"]["reason"] == load_error
+            assert all(fine[v] == pytest.approx(default_fine[v], abs=1e-6) for v in fine if v in default_fine)
+    assert seen == {"ranker_v:new", "ranker_v:gone"}
+
+
+def test_the_pinned_versions_are_bounded(tmp_path):
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX, max_pinned=2)
+    slot.pin([version, "20261206T000009Z-deadbeef"])
+    with pytest.raises(ValueError, match="at most 2"):
+        slot.pin(["20261206T000010Z-deadbeef"])
+    assert slot.pinned("20261206T000011Z-deadbeef") == (None, "not pinned, and 2 versions already are")
+    assert slot.pinned("not a version")[0] is None
+    with pytest.raises(ValueError, match="bad ranker version"):
+        RankerSlot(store, prefix=PREFIX).pin(["../../etc"])
+
+
+def test_a_version_asked_for_but_not_pinned_is_loaded_in_the_background(tmp_path):
+    import time
+
+    store, (version,) = ranker_store(tmp_path)
+    slot = RankerSlot(store, prefix=PREFIX)
+    assert slot.pinned(version) == (None, "loading")
+    deadline = time.monotonic() + 60
+    while slot.pinned(version)[0] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slot.pinned(version)[0].version == version
+
+
+def test_the_shortlists_embeddings_reach_the_reranker_s_mmr():
+    redis, body = world()
+    rng = np.random.default_rng(0)
+    vectors = {f"v{i}": rng.normal(size=16).astype("<f4") for i in range(20)}
+    vectors["v16"] = vectors["v18"].copy()  # the two best coarse scores, the same video as far as MMR can tell
+    asked: list[list[str]] = []
+
+    def fetch_vectors(ids):
+        asked.append(list(ids))
+        return {v: vectors[v] for v in ids if v != "v0"}  # v0: not in the index
+
+    config = FeedConfig(coarse_k=10)
+    plain = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config).feed("u1", 5, now_ms=NOW)
+    feed = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config,
+                      vectors=fetch_vectors).feed("u1", 5, now_ms=NOW)
+    assert [i["video_id"] for i in plain["items"]][:2] == ["v18", "v16"]  # score order
+    assert feed["items"][0]["video_id"] == "v18" and feed["items"][1]["video_id"] != "v16"
+    assert len(asked) == 1 and len(asked[0]) == 10 and feed["embeddings"] == {"found": 10 - ("v0" in asked[0])}
+    assert "embeddings" in feed["timings_ms"]
+
+    def down(ids):
+        raise OSError("index service down")
+
+    broken = FeedRanker(fetch_from(body), redis, RankerSlot(None), config=config,
+                        vectors=down).feed("u1", 5, now_ms=NOW)
+    assert broken["embeddings"] == {"found": 0, "error": "OSError: index service down"}
+    assert [i["video_id"] for i in broken["items"]] == [i["video_id"] for i in plain["items"]]

@@ -216,3 +216,17 @@ def test_the_requested_market_reaches_the_generator():
         assert client.get("/v1/candidates", params={"user": "new", "region": "FR", "language": "fr"}).status_code == 200
         assert client.get("/v1/candidates", params={"user": "new"}).status_code == 200
     assert [m.key if m else None for m in generator.markets] == ["FR:fr", None]
+
+
+def test_vectors_come_back_exact_with_the_model_and_null_for_unknown_videos(client):
+    import base64
+
+    from fyp.index.api import MAX_VECTOR_IDS
+
+    body = client.post("/v1/vectors", json={"ids": ["v3", "nope", "v7"]}).json()
+    assert body["model"] == MODEL and body["vectors"]["nope"] is None
+    for video in ("v3", "v7"):
+        vector = np.frombuffer(base64.b64decode(body["vectors"][video]), dtype="<f4")
+        np.testing.assert_array_equal(vector, client.app.state.holder.index.vector(video))
+    assert client.post("/v1/vectors", json={"ids": ["v1"] * (MAX_VECTOR_IDS + 1)}).status_code == 422
+    assert client.post("/v1/vectors", json={"ids": ["x" * 129]}).status_code == 422
