@@ -22,9 +22,9 @@ class MultiTaskRanker(nn.Module):
 
     tied: indexes of heads that read one shared direction of the trunk, each with its own scale and offset
     (logit = scale * (w . h) + offset), instead of a direction of their own. Likes, shares and follows are
-    all rarer readings of how much the viewer engaged; tied, the 300 follows of a small world borrow the
-    direction that 2,000 likes and 500 shares shape instead of fitting 64 weights alone (measured in
-    tests/unit/fyp/ranking/test_ranker_world.py and docs/FEED.md)."""
+    all rarer readings of how much the viewer engaged; tied, the 150 training follows of the test's small world
+    borrow the direction that 1,440 likes and 204 shares shape instead of fitting 64 weights alone (measured
+    in tests/unit/fyp/ranking/test_ranker_world.py, figures in docs/FEED.md)."""
 
     def __init__(self, inputs: int, hidden: Sequence[int] = (128, 64), heads: int = len(HEADS),
                  tied: Sequence[int] = ()) -> None:
