@@ -171,12 +171,17 @@ def demo(
         with fail_cleanly(StackError, RuntimeError), out.status(
                 "uploading a generated clip: upload API -> S3 -> orchestration job -> transcoder -> moderator …"):
             summary["upload"] = upload_and_play(settings)
-        if summary["upload"].get("status") == "ready":
-            from fyp.commands.demo_index import index_demo
+    from fyp.commands.demo_feed import DEMO_USER, feed_demo
+    from fyp.commands.demo_index import index_demo, index_service
 
-            with fail_cleanly(StackError, RuntimeError), out.status(
-                    "index: embedding job -> index service; a second upload; `fyp similar`; a takedown …"):
-                summary["index"] = index_demo(settings, summary["upload"]["video_id"])
+    with fail_cleanly(StackError, RuntimeError), index_service(settings) as index_url:
+        if upload and summary["upload"].get("status") == "ready":
+            with out.status("index: embedding job -> index service; a second upload; `fyp similar`; a takedown …"):
+                summary["index"] = index_demo(settings, summary["upload"]["video_id"], index_url)
+        with out.status(f"feed: {DEMO_USER}'s feed, a Watch of its top video, the feed again until it is gone …"):
+            summary["feed"] = feed_demo(settings, index_url, user_id=DEMO_USER, seed=seed, users=users,
+                                        videos=videos)
+    if upload:
         with out.status("waiting for the upload's rows in history.videos and history.upload_events …"):
             summary["lake_uploads"] = _uploads_in_lake(settings, summary["upload"]["video_id"], interval_s)
     if as_json:
@@ -184,6 +189,7 @@ def demo(
         if upload and not summary["upload"].get("playable"):
             raise typer.Exit(1)
         _check_index(summary)
+        _check_feed(summary)
         return
     table = Table("what", "count", title="fyp demo")
     table.add_row("events produced", f"{summary['produced']:,}")
@@ -233,9 +239,11 @@ def demo(
             console.print(f"cold start: new user {cold['user']} in {market['market']} got {cold['results']} "
                           f"candidates, trending {market['market_videos']} from the market's set and "
                           f"{market['global_videos']} from the global one (first: {', '.join(cold['trending'])})")
+    _print_feed(summary["feed"])
     if upload and not summary["upload"].get("playable"):
         raise typer.Exit(1)  # the demo's upload must reach ready and play back
     _check_index(summary)
+    _check_feed(summary)
 
 
 def _uploads_in_lake(settings, video_id: str, interval_s: float) -> dict:
@@ -268,6 +276,26 @@ def _check_index(summary: dict) -> None:
     if index is not None and not (index.get("first_in_similar_of_second")
                                   and index.get("first_in_similar_after_takedown") is False
                                   and index.get("takedown", {}).get("still_readable", 1) == 0):
+        raise typer.Exit(1)
+
+
+def _print_feed(feed: dict) -> None:
+    model = feed["model"]
+    served = f"ranker {model['version']}" if not model["fallback"] else \
+        f"fallback: no ranker, coarse order ({model.get('reason', 'no model')})"
+    console.print(f"feed of {feed['user']}: arms {', '.join(feed['arms']) or 'none'}; {served}")
+    for name in ("before", "after"):
+        console.print(f"  {name:<6} " + "  ".join(f"{i['video_id']} {i['score']:.4f}" for i in feed[name]))
+    took = f"gone from the feed {feed['watch_to_gone_s']} s after the Watch" if feed["left_feed"] else "STILL THERE"
+    console.print(f"  watched {feed['watched']} (a Watch event to Kafka): {took}")
+
+
+def _check_feed(summary: dict) -> None:
+    """Exit 1 unless the watched video left the user's feed within the feed step's timeout."""
+    if not summary["feed"].get("left_feed"):
+        err_console.print(f"[bold red]error:[/] {summary['feed'].get('watched')} was still in the feed of "
+                          f"{summary['feed'].get('user')} after the timeout: the recent-seen filter did not see the "
+                          "Watch (is the features job running?)")
         raise typer.Exit(1)
 
 

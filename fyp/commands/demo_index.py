@@ -2,12 +2,13 @@
 removes it.
 
 `ensure_embedding_job` submits jobs/video_embeddings.py early (its Python worker loads torch and the sentence
-model, which takes a while on a busy machine). `index_demo` then starts an index service (unless one answers
-on the default port), uploads a second clip about the same thing as the demo's first upload, waits until
-both are searchable, checks that each is in the other's `/v1/similar` results, takes the first one down the way
-`fyp takedown` does (its media moves to quarantine: every key it had published is read back and must fail) and
-waits until the index has dropped it. On the way, `cold_start` asks the service for a brand-new user's candidates
-in the US:en market (the generated traffic's largest), which come from that market's trending set.
+model, which takes a while on a busy machine). `index_service` starts an index service (unless one answers on
+the default port; the demo's feed step uses it too). `index_demo` then uploads a second clip about the same
+thing as the demo's first upload, waits until both are searchable, checks that each is in the other's
+`/v1/similar` results, takes the first one down the way `fyp takedown` does (its media moves to quarantine:
+every key it had published is read back and must fail) and waits until the index has dropped it. On the way,
+`cold_start` asks the service for a brand-new user's candidates in the US:en market (the generated traffic's
+largest), which come from that market's trending set.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import httpx
 
 from fyp.config import REPO_ROOT, Settings
 
-__all__ = ["cold_start", "ensure_embedding_job", "index_demo", "takedown_and_probe"]
+__all__ = ["cold_start", "ensure_embedding_job", "healthy", "index_demo", "index_service", "takedown_and_probe",
+           "wait_for"]
 
 DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
 
@@ -41,7 +43,7 @@ def ensure_embedding_job(settings: Settings) -> str:
 
 
 @contextmanager
-def _index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
+def index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
     """The index service's URL: one already answering on the default port, else a subprocess for the demo."""
     from fyp.index.config import default_port
 
@@ -58,7 +60,7 @@ def _index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
                             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        _wait(lambda: _healthy(url), timeout_s, f"index service at {url} (log {log.name})", proc=proc)
+        wait_for(lambda: healthy(url), timeout_s, f"index service at {url} (log {log.name})", proc=proc)
         yield url
     finally:
         proc.terminate()
@@ -68,14 +70,14 @@ def _index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
             proc.kill()
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def _wait(check: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.05,
+def wait_for(check: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.05,
           proc: subprocess.Popen | None = None) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
@@ -104,8 +106,9 @@ def cold_start(get: Callable[[str, dict[str, Any]], httpx.Response], *, region: 
     return {"user": user, "market": body["market"], "trending": trending[:5], "results": len(body["results"])}
 
 
-def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 300) -> dict[str, Any]:
-    """The index part of the demo (module docstring); returns what the report prints."""
+def index_demo(settings: Settings, first_video_id: str, url: str, *, timeout_s: float = 300) -> dict[str, Any]:
+    """The index part of the demo (module docstring) against the index service at `url` (`index_service`);
+    returns what the report prints."""
     from connectors.redis_video_store import RedisVideoStore
     from fyp.bench.upload import Clip, UploadPipeline, make_clip
     from fyp.uploads.client import HttpUploads, upload_file
@@ -113,31 +116,30 @@ def index_demo(settings: Settings, first_video_id: str, *, timeout_s: float = 30
 
     store = RedisVideoStore.from_settings(settings)
     result: dict[str, Any] = {"first": first_video_id}
-    with _index_service(settings) as url:
-        _wait(lambda: _similar(url, first_video_id) is not None, timeout_s, f"{first_video_id} searchable")
-        with tempfile.TemporaryDirectory(prefix="fyp-demo-index-") as tmp, \
-                UploadPipeline(settings, keep_job=True) as pipeline:
-            source = make_clip(Path(tmp) / "second.mp4", Clip(4, 640, 360))
-            done = upload_file(source, {"author_id": "demo", "caption": f"{DEMO_CAPTION}, second take",
-                                        "hashtags": ["demo"], "region": "US", "language": "en"},
-                               HttpUploads(pipeline.api or ""))
-            second = done["video_id"]
-            video = wait_for_video(store.read, second, timeout_s=timeout_s, interval_s=0.05)
-        result["second"] = second
-        if not video or video["status"] != "ready":
-            result["second_status"] = video["status"] if video else "timeout"
-            return result
-        ready_ms = int(video["updated_at"])  # the orchestration's processing time when it turned ready
-        _wait(lambda: _similar(url, second) is not None, 60, f"{second} searchable")
-        result["approval_to_searchable_s"] = round(time.time() - ready_ms / 1000, 2)
-        result["similar_to_second"] = _similar(url, second)
-        result["cold_start"] = cold_start(lambda path, params: httpx.get(f"{url}{path}", params=params, timeout=10))
-        result["first_in_similar_of_second"] = first_video_id in (result["similar_to_second"] or [])
-        started = time.monotonic()
-        result["takedown"] = takedown_and_probe(settings, first_video_id)
-        _wait(lambda: _similar(url, first_video_id) is None, 60, f"{first_video_id} removed from the index")
-        result["takedown_to_removed_s"] = round(time.monotonic() - started, 2)
-        result["first_in_similar_after_takedown"] = first_video_id in (_similar(url, second) or [])
+    wait_for(lambda: _similar(url, first_video_id) is not None, timeout_s, f"{first_video_id} searchable")
+    with tempfile.TemporaryDirectory(prefix="fyp-demo-index-") as tmp, \
+            UploadPipeline(settings, keep_job=True) as pipeline:
+        source = make_clip(Path(tmp) / "second.mp4", Clip(4, 640, 360))
+        done = upload_file(source, {"author_id": "demo", "caption": f"{DEMO_CAPTION}, second take",
+                                    "hashtags": ["demo"], "region": "US", "language": "en"},
+                           HttpUploads(pipeline.api or ""))
+        second = done["video_id"]
+        video = wait_for_video(store.read, second, timeout_s=timeout_s, interval_s=0.05)
+    result["second"] = second
+    if not video or video["status"] != "ready":
+        result["second_status"] = video["status"] if video else "timeout"
+        return result
+    ready_ms = int(video["updated_at"])  # the orchestration's processing time when it turned ready
+    wait_for(lambda: _similar(url, second) is not None, 60, f"{second} searchable")
+    result["approval_to_searchable_s"] = round(time.time() - ready_ms / 1000, 2)
+    result["similar_to_second"] = _similar(url, second)
+    result["cold_start"] = cold_start(lambda path, params: httpx.get(f"{url}{path}", params=params, timeout=10))
+    result["first_in_similar_of_second"] = first_video_id in (result["similar_to_second"] or [])
+    started = time.monotonic()
+    result["takedown"] = takedown_and_probe(settings, first_video_id)
+    wait_for(lambda: _similar(url, first_video_id) is None, 60, f"{first_video_id} removed from the index")
+    result["takedown_to_removed_s"] = round(time.monotonic() - started, 2)
+    result["first_in_similar_after_takedown"] = first_video_id in (_similar(url, second) or [])
     return result
 
 

@@ -37,6 +37,7 @@ class RankerConfig:
     deterministic, and on a busy machine faster)."""
 
     hidden: tuple[int, ...] = (128, 64)
+    tied: tuple[str, ...] = ("liked", "shared", "followed")  # heads that share one output direction (model.py)
     epochs: int = 10
     batch_size: int = 256
     lr: float = 1e-3
@@ -49,6 +50,8 @@ class RankerConfig:
     logistic_rows: int = 50_000  # training rows the logistic baseline fits on (a sample; 0: no baseline)
 
     def __post_init__(self) -> None:
+        if unknown := set(self.tied) - set(HEADS):
+            raise ValueError(f"tied: no head {sorted(unknown)}; the heads are {', '.join(HEADS)}")
         if self.epochs < 1 or self.batch_size < 2 or self.test_days < 1:
             raise ValueError("epochs >= 1, batch_size >= 2 and test_days >= 1 are required")
         if self.test_fraction is not None and not 0 < self.test_fraction < 1:
@@ -156,7 +159,7 @@ def train_ranker(columns: Mapping[str, np.ndarray], sets: Sequence[tuple[str, Se
     inputs = transform(spec, columns)
     seconds["inputs"] = time.perf_counter() - started
 
-    model = MultiTaskRanker(spec.width, config.hidden)
+    model = MultiTaskRanker(spec.width, config.hidden, tied=[HEADS.index(h) for h in config.tied])
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x_train, y_train = torch.from_numpy(inputs[train]), torch.from_numpy(labels[train])
     rate = y_train.mean(dim=0).clamp(1e-4, 1 - 1e-4)

@@ -1,4 +1,5 @@
-"""`fyp demo` fails unless its index part shows the takedown working (fyp/commands/demo.py, `_check_index`)."""
+"""`fyp demo` fails unless its index part shows the takedown working and its feed part shows a watched video
+leave the feed (fyp/commands/demo.py, `_check_index`, `_check_feed`)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ def test_the_demo_exits_1_when_any_part_of_the_takedown_failed(broken: dict) -> 
     with pytest.raises(typer.Exit) as exited:
         _check_index({"index": {**GOOD, **broken}})
     assert exited.value.exit_code == 1
+
+
+def test_the_demo_exits_1_unless_the_watched_video_left_the_feed() -> None:
+    from fyp.commands.demo import _check_feed
+
+    _check_feed({"feed": {"left_feed": True, "watched": "v1", "user": "u0"}})
+    for feed in ({"left_feed": False, "watched": "v1", "user": "u0"}, {}):
+        with pytest.raises(typer.Exit) as exited:
+            _check_feed({"feed": feed})
+        assert exited.value.exit_code == 1

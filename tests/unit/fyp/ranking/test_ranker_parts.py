@@ -78,3 +78,25 @@ def test_the_ranker_file_is_checked_when_read() -> None:
         archive.writestr("run.py", b"import os")
     with pytest.raises(ValueError, match=r"expected model\.onnx and card\.json"):
         deserialize(extra.getvalue())
+
+
+def test_tied_heads_are_scaled_and_offset_copies_of_one_direction() -> None:
+    import torch
+
+    from fyp.ranking.model import MultiTaskRanker
+
+    torch.manual_seed(0)
+    model = MultiTaskRanker(6, (8,), tied=(1, 2))
+    with torch.no_grad():
+        model.scale.copy_(torch.tensor([1.0, 2.0, -3.0, 1.0, 1.0]))
+        logits = model.logits(torch.randn(50, 6)).numpy()
+    bias = model.heads.bias.detach().numpy()
+    np.testing.assert_allclose((logits[:, 2] - bias[2]) / -3.0, (logits[:, 1] - bias[1]) / 2.0, rtol=1e-4, atol=1e-5)
+    assert np.corrcoef(logits[:, 0], logits[:, 1])[0, 1] < 0.999  # an untied head has its own direction
+
+
+def test_the_config_refuses_an_unknown_tied_head() -> None:
+    from fyp.ranking.train import RankerConfig
+
+    with pytest.raises(ValueError, match="no head"):
+        RankerConfig(tied=("liked", "saved"))
