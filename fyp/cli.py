@@ -43,8 +43,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-bench_group = typer.Typer(help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits, music.",
-                          no_args_is_help=True)
+bench_group = typer.Typer(
+    help="Benchmarks: freshness, throughput, serving, upload, index, lake, chaos, limits, music, two-tower.",
+    no_args_is_help=True)
 serve_group = typer.Typer(help="Run a service in the foreground.", no_args_is_help=True)
 worker_group = typer.Typer(help="Run a pipeline worker in the foreground.", no_args_is_help=True)
 app.add_typer(bench_group, name="bench")
@@ -64,7 +65,7 @@ lake.register(app, worker=worker_group)
 verify.register(app)
 dlq.register(app)
 experiment.register(app)
-train.register(app)
+train.register(app, bench=bench_group)
 training.register(app)
 index.register(app, serve=serve_group, worker=worker_group, bench=bench_group)
 serving.register(app, serve=serve_group)

@@ -152,8 +152,11 @@ def _summary(out: dict[str, Any]) -> None:
         console.print(f"saved {out['model']} ({out['bytes'] / 1e6:.1f} MB) {where}: {path}")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, *, bench: typer.Typer) -> None:
+    from fyp.commands.bench_two_tower import bench_two_tower_command
     from fyp.commands.train_ranker import ranker_command
+
+    bench.command("two-tower")(bench_two_tower_command)
 
     train_app.command("ranker")(ranker_command)
     app.add_typer(train_app, name="train")

@@ -27,7 +27,9 @@ from torch.nn import functional as F
 
 from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, ItemInputs, UserInputs
 
-__all__ = ["ItemTower", "TowerConfig", "TwoTower", "UserTower"]
+__all__ = ["HISTORY_POOLS", "ItemTower", "TowerConfig", "TwoTower", "UserTower"]
+
+HISTORY_POOLS = ("recency", "attention")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +41,10 @@ class TowerConfig:
     max_hashtags: hashtags of a video read. history_len: recent positives the user tower reads (at most the
     serving set's size). user_feature_columns: the user_engagement.v1 columns read, in order.
     temperature: softmax temperature of the scores. id_dropout: share of training rows whose video id is hidden.
+    tag_weights: pool a video's hashtags with a learned weight per hashtag bucket instead of an even mean.
+    history_pool: "recency" weighs a history video by its position only; "attention" adds a learned score of
+    the video's own embedding (a way to weigh a history by topic). Both off by default: measured no better
+    (docs/EMBEDDINGS.md), and models saved without them load as they were.
     """
 
     output_dim: int = 64
@@ -53,6 +59,8 @@ class TowerConfig:
     user_feature_columns: tuple[str, ...] = USER_FEATURE_COLUMNS
     temperature: float = 0.03
     id_dropout: float = 0.1
+    tag_weights: bool = False
+    history_pool: str = "recency"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user_feature_columns", tuple(self.user_feature_columns))  # a list when loaded
@@ -71,6 +79,8 @@ class TowerConfig:
             raise ValueError(f"temperature must be in (0, 1], got {self.temperature}")
         if not 0 <= self.id_dropout < 1:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if self.history_pool not in HISTORY_POOLS:
+            raise ValueError(f"history_pool must be one of {HISTORY_POOLS}, got {self.history_pool!r}")
 
     @property
     def user_feature_dim(self) -> int:
@@ -115,6 +125,9 @@ class ItemTower(nn.Module):
         self.author = _SeenEmbedding(config.author_buckets, config.id_dim)
         self.sound = _SeenEmbedding(config.sound_buckets, config.id_dim)
         self.hashtag = _SeenEmbedding(config.hashtag_buckets, config.id_dim)
+        if config.tag_weights:  # log-weight of each hashtag in its video's pool: topical tags over generic ones
+            self.tag_weight = nn.Embedding(config.hashtag_buckets, 1)
+            nn.init.zeros_(self.tag_weight.weight)
         # Per video bucket: the author, sound and hashtag buckets training saw it with (0: not known).
         self.register_buffer("content", torch.zeros(config.video_buckets, 2 + config.max_hashtags,
                                                     dtype=torch.int64))
@@ -138,7 +151,8 @@ class ItemTower(nn.Module):
     def embed(self, video: torch.Tensor, author: torch.Tensor, sound: torch.Tensor,
               hashtags: torch.Tensor) -> torch.Tensor:
         """(n,) x3 and (n, max_hashtags) buckets -> (n, 4 * id_dim): the id vectors the head reads."""
-        tags = _masked_mean(self.hashtag(hashtags), hashtags)
+        weights = torch.exp(self.tag_weight(hashtags).squeeze(-1)) if self.config.tag_weights else None
+        tags = _masked_mean(self.hashtag(hashtags), hashtags, weights)
         return torch.cat([self.video(video), self.author(author), self.sound(sound), tags], dim=-1)
 
     def forward(self, video: torch.Tensor, author: torch.Tensor, sound: torch.Tensor,
@@ -160,6 +174,10 @@ class UserTower(nn.Module):
         self.config = config
         self._item = (item,)  # read, not owned: its tables are TwoTower's (a tuple keeps it out of submodules)
         self.recency = nn.Parameter(torch.zeros(config.history_len))  # log-weight of each history position
+        if config.history_pool == "attention":  # log-weight of each history video from its own embedding
+            self.attention = nn.Linear(4 * config.id_dim, 1)
+            nn.init.zeros_(self.attention.weight)
+            nn.init.zeros_(self.attention.bias)
         self.mlp = nn.Sequential(
             nn.Linear(4 * config.id_dim + config.user_feature_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.output_dim))
@@ -174,7 +192,10 @@ class UserTower(nn.Module):
         item = self._item[0]
         unique, inverse = torch.unique(history, return_inverse=True)  # each history video embedded once
         vectors = item.embed(unique, *item.known(unique))[inverse]
-        pooled = _masked_mean(vectors, history, torch.exp(self.recency).unsqueeze(0))
+        log_weight = self.recency.unsqueeze(0)
+        if self.config.history_pool == "attention":
+            log_weight = log_weight + self.attention(vectors).squeeze(-1)
+        pooled = _masked_mean(vectors, history, torch.exp(log_weight))
         x = torch.cat([self.history_norm(pooled), self.feature_norm(features)], dim=1)
         return F.normalize(self.mlp(x), dim=1)
 

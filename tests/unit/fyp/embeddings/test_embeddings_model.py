@@ -4,6 +4,7 @@ frequency estimator, the training rows from the training table, recall@K, save/l
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -97,9 +98,36 @@ def test_the_user_tower_reads_a_history_video_through_what_training_saw_of_it() 
     assert not torch.allclose(before, model.user.encode(user))
 
 
+def test_learned_tag_weights_and_history_attention_change_the_pools_and_survive_a_round_trip(tmp_path) -> None:
+    config = replace(SMALL, tag_weights=True, history_pool="attention")
+    model = TwoTower(config).eval()
+    videos = item_inputs(["v1", "v2"], ["a1", "a2"], [None] * 2, [["cats", "fyp"], ["dogs"]], config)
+    for table in (model.item.video, model.item.author, model.item.hashtag):
+        table.mark_seen(torch.arange(1, table.seen.shape[0]))
+    model.item.remember(videos)
+    users = user_inputs([["v1", "v2"]], NO_FEATURES, config)
+    items_before, user_before = model.item.encode(videos), model.user.encode(users)
+    with torch.no_grad():  # zero-initialised: even means until trained
+        model.user.attention.bias.fill_(1.0)  # a constant score: the same weights, the same pool
+    torch.testing.assert_close(model.user.encode(users), user_before)
+    with torch.no_grad():
+        model.item.tag_weight.weight[videos.hashtags[0, 1]] = 3.0
+    assert not torch.allclose(items_before[0], model.item.encode(videos)[0])  # v1's "fyp" now outweighs "cats"
+    torch.testing.assert_close(items_before[1], model.item.encode(videos)[1])  # v2 has one tag: no change
+    with torch.no_grad():
+        model.user.attention.weight.normal_()
+    assert not torch.allclose(user_before, model.user.encode(users))
+    version, data = serialize(model, {})
+    loaded = load_bytes(data, version).model
+    assert loaded.config == config
+    torch.testing.assert_close(loaded.user.encode(users), model.user.encode(users))
+    torch.testing.assert_close(loaded.item.encode(videos), model.item.encode(videos))
+
+
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("output_dim", 0, "output_dim"), ("history_len", 51, "history_len"),
-    ("user_feature_columns", ("nope",), "unknown user feature"), ("temperature", 0.0, "temperature")])
+    ("user_feature_columns", ("nope",), "unknown user feature"), ("temperature", 0.0, "temperature"),
+    ("history_pool", "max", "history_pool")])
 def test_tower_config_rejects_nonsense(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TowerConfig(**{field: value})
