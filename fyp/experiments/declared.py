@@ -1,8 +1,9 @@
 """The experiments that run: declared here, once, as `Experiment` values (fyp/experiments/spec.py).
 
 The feed service assigns each user with `fyp.experiments.assign.assign_user` over `EXPERIMENTS` and applies the
-user's arms' overrides (today it reads `ranker.weights.<head>`, fyp/ranking/combine.py). Layers are checked at
-import, so a bad declaration fails when the service starts, not mid-request.
+user's arms' overrides (today `ranker.weights.<head>`, fyp/ranking/combine.py, and `ranker.model`, a ranker
+version, fyp/feed/model.py). Layers are checked at import, so a bad declaration fails when the service starts,
+not mid-request.
 
 One runs: `ranker_weights_follow`, in layer "ranking", on all users from 2026-12-01T00:00Z. Half the users
 (arm `control`) get the default head weights; the other half (arm `follow8`) value a follow at 8 completions
