@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from fyp.embeddings.world import World, world_history
 from fyp.ranking.ceiling import world_probabilities
 from fyp.ranking.combine import combined_score, head_weights
 from fyp.ranking.inputs import HEADS
@@ -20,9 +21,9 @@ from fyp.ranking.store import deserialize, serialize
 from fyp.ranking.train import RankerConfig, TrainedRanker, train_ranker
 from fyp.training.backfill import backfill
 from fyp.training.table import feature_columns
-from tests.unit.fyp.embeddings.test_two_tower_world import SEED, WORLD, _history
 from training.watch_outcomes import v1 as watch_outcomes
 
+WORLD = World()  # the two-tower test's world: 500 users, 1,500 videos, 3 days of 16,000 views, seed 11
 CONFIG = RankerConfig(threads=1, logistic_rows=10_000)
 # Skips: the ceiling is 0.025 above popularity and 0.016 of it is the taste match (docs/FEED.md): no 0.01 margin yet.
 MARGIN = {"completed": 0.01, "liked": 0.01, "shared": 0.01, "followed": 0.01, "skipped": 0.0}
@@ -31,7 +32,7 @@ BOOTSTRAP_ROUNDS, BOOTSTRAP_SHARE = 200, 0.75  # measured: followed (82 test pos
 
 @pytest.fixture(scope="module")
 def columns() -> dict[str, np.ndarray]:
-    table = backfill(watch_outcomes, _history()).table
+    table = backfill(watch_outcomes, world_history(WORLD)).table
     found = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
              if c not in ("hashtags", "recent_positives")}
     found["event_time"] = pc.cast(table.column("event_time"), "int64").to_numpy() // 1000  # us -> ms
@@ -65,7 +66,7 @@ def test_the_heads_against_popularity_and_the_ceiling_on_the_held_out_day(
 
     train, _, test = time_split(columns["event_time"], test_days=CONFIG.test_days,
                                 validation_fraction=CONFIG.validation_fraction)
-    truth = world_probabilities(WORLD, SEED, [str(u) for u in columns["user_id"][test]],
+    truth = world_probabilities(WORLD.traffic, WORLD.seed, [str(u) for u in columns["user_id"][test]],
                                 [str(v) for v in columns["video_id"][test]])
     with torch.no_grad():
         predicted = trained.model(torch.from_numpy(transform(trained.spec, columns)[test])).numpy()
