@@ -51,10 +51,15 @@ SPAN_MS = 40 * 60_000
 
 def _invoke(register, *args: str) -> dict:
     app = typer.Typer()
-    register(app)
+    register(app)  # train's register also takes the bench group: see _train
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def _train(app: typer.Typer) -> None:
+    """`fyp train` on `app` (and `fyp bench two-tower` on a bench group of its own, which these tests do not run)."""
+    train_commands.register(app, bench=typer.Typer())
 
 
 def _send_world(settings) -> int:
@@ -93,7 +98,7 @@ def test_train_two_tower_reads_the_training_table_and_saves_a_model_that_encodes
     built = _invoke(training_commands.register, "training-set", "build", watch_outcomes.v1.name)
     assert built["rows"] > 5_000, built
 
-    out = _invoke(train_commands.register, "train", "two-tower", "--test-fraction", "0.3", "--epochs", "2",
+    out = _invoke(_train, "train", "two-tower", "--test-fraction", "0.3", "--epochs", "2",
                   "--batch-size", "128", "--negatives", "256", "--save", "local", "--threads", "2",
                   "--oracle-seed", str(SEED), "--oracle-users", str(WORLD.users), "--oracle-videos",
                   str(WORLD.videos))
@@ -115,7 +120,7 @@ def test_train_two_tower_reads_the_training_table_and_saves_a_model_that_encodes
 
     # The fine ranker on the same table: the plumbing from Iceberg to a saved ONNX file that loads and scores
     # (its quality is tests/unit/fyp/ranking/test_ranker_world.py's to check).
-    ranker = _invoke(train_commands.register, "train", "ranker", "--test-fraction", "0.3", "--epochs", "2",
+    ranker = _invoke(_train, "train", "ranker", "--test-fraction", "0.3", "--epochs", "2",
                      "--threads", "2")
     assert sum(ranker["rows"].values()) == out["rows"] and ranker["saved"].endswith("/ranker.zip")
     assert [m["head"] for m in ranker["metrics"]] == list(HEADS)
