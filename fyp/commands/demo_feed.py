@@ -12,16 +12,14 @@ within the timeout, and the demo then exits 1.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fyp.commands.demo_index import healthy, wait_for
-from fyp.config import REPO_ROOT, Settings
+from fyp.commands.demo_services import served
+from fyp.config import Settings
 
 __all__ = ["DEMO_USER", "feed_demo", "feed_service", "watch_event"]
 
@@ -36,23 +34,9 @@ def feed_service(settings: Settings, index_url: str, *, timeout_s: float = 120) 
     from fyp.feed.service import default_port
 
     url = os.environ.get("FYP_FEED_URL") or f"http://127.0.0.1:{default_port()}"
-    if healthy(url):
-        yield url
-        return
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.logs_dir / "demo-feed.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "fyp.cli", "serve", "feed", "--index-url", index_url],
-                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        wait_for(lambda: healthy(url), timeout_s, f"feed service at {url} (log {log.name})", proc=proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(settings, url, ["feed", "--index-url", index_url], log_name="demo-feed.log",
+                timeout_s=timeout_s) as running:
+        yield running
 
 
 def watch_event(user_id: str, video_id: str, *, now_ms: int, seed: int, users: int, videos: int) -> dict[str, Any]:

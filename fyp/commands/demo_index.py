@@ -14,8 +14,6 @@ largest), which come from that market's trending set.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,10 +24,10 @@ from typing import Any
 
 import httpx
 
-from fyp.config import REPO_ROOT, Settings
+from fyp.commands.demo_services import served, wait_for
+from fyp.config import Settings
 
-__all__ = ["cold_start", "ensure_embedding_job", "healthy", "index_demo", "index_service", "takedown_and_probe",
-           "wait_for"]
+__all__ = ["cold_start", "ensure_embedding_job", "index_demo", "index_service", "takedown_and_probe"]
 
 DEMO_CAPTION = "fyp demo upload"  # the first clip's caption (fyp.bench.upload.upload_and_play)
 
@@ -48,45 +46,9 @@ def index_service(settings: Settings, timeout_s: float = 120) -> Iterator[str]:
     from fyp.index.config import default_port
 
     url = os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{default_port()}"
-    try:
-        httpx.get(f"{url}/healthz", timeout=2)
-        yield url
-        return
-    except httpx.HTTPError:
-        pass
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.logs_dir / "demo-index.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "fyp.cli", "serve", "index", "--snapshot-every", "0"],
-                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        wait_for(lambda: healthy(url), timeout_s, f"index service at {url} (log {log.name})", proc=proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.05,
-          proc: subprocess.Popen | None = None) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {proc.returncode}")
-        if check():
-            return time.monotonic() - started
-        time.sleep(interval_s)
-    raise RuntimeError(f"{what}: not within {timeout_s:.0f} s")
+    with served(settings, url, ["index", "--snapshot-every", "0"], log_name="demo-index.log",
+                timeout_s=timeout_s) as running:
+        yield running
 
 
 def _similar(url: str, video_id: str, k: int = 20) -> list[str] | None:
