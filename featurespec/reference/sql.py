@@ -6,7 +6,7 @@ those snippets use and refuses anything else with `SqlTranslationError`, so a ne
 start-up instead of being evaluated wrongly:
 
     literals         1, 0.95, 1.0E0, 'watch', TRUE, FALSE, NULL
-    columns          any ENGAGEMENT_ROW_FIELDS name except `hashtags` (optionally `quoted`)
+    columns          any ENGAGEMENT_ROW_FIELDS name except the ARRAY ones, `hashtags` and `arms` (optionally `quoted`)
     arithmetic       + - * /, unary minus
     comparisons      = <> != < <= > >=, IS [NOT] NULL, [NOT] IN (literal, ...)
     logic            AND, OR (NOT is refused: see below)

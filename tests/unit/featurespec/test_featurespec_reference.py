@@ -98,6 +98,7 @@ def test_values_follow_sql_null_and_division_rules(sql, columns, expected):
     ("NOT event_type = 'watch'", "NOT is not supported"),
     ("plays > 1", "unknown column 'plays'"),
     ("hashtags IS NULL", "ARRAY"),
+    ("arms IS NULL", "ARRAY"),
     ("CAST(watch_ms AS STRING)", "CAST to STRING"),
     ("event_type = 'watch' AND", "unexpected"),
     ("action IN (NULL)", "non-NULL literals"),
