@@ -111,6 +111,16 @@ def test_a_user_split_across_batches_counts_once_from_the_first_exposure() -> No
                     "later_day": 1}
 
 
+def test_rows_from_before_the_arms_column_have_no_arm() -> None:
+    """The history's rows written before Impression v2 read `arms` as null: no exposure, no error."""
+    rows = [_event("impression", "u1", T0, arms=["exp:a"]), _event("impression", "u2", T0),
+            _event("impression", "u3", T0)]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["arms"] = [["exp:a"], None, None]
+    assert fold_exposures(batches_of(frame, 1), "exp").first.to_dict() == {"u1": T0}
+    assert fold_exposures(batches_of(frame), "exp").first.to_dict() == {"u1": T0}
+
+
 @pytest.mark.parametrize("rows", [1, 3, 5])
 def test_the_report_is_the_same_for_every_batch_split(rows: int) -> None:
     whole = report_of(_hand_table(), "exp", declared_arms=("control", "treat"), weights={"control": 1, "treat": 1})
