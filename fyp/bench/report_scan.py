@@ -5,7 +5,9 @@ laid out as the stack's (`connectors.iceberg_tables.create_engagement_history`: 
 zstd), so the measurement needs no stack and other helpers' traffic does not touch it; the read path is the
 report's own (plan_files, pyiceberg's Arrow reader, the folds), with local files for S3.
 
-Each round runs each mode in a fresh Python process (peak RSS is per process: `ru_maxrss`), modes alternating:
+Each round runs each mode in a fresh Python process, modes alternating. Memory: the process's RSS once its imports
+are done and the table is loaded, and its peak RSS during the run (Linux: the peak is reset with
+/proc/self/clear_refs after the imports, then read from VmHWM), so the imports' own peak does not hide the run's:
 - `stream`: what `fyp experiment report` does (fyp/experiments/history.py `fold_window`, then `build_report`);
 - `batch_reader`: the same folds fed by pyiceberg's `DataScan.to_arrow_batch_reader()` as is (history.py says
   why the report does not use it: every file is submitted at once);
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -89,14 +90,23 @@ def build_history(warehouse: Path, *, users: int, events_per_user: int, days: in
     return rows
 
 
+def _status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
 def _one(mode: str, warehouse: Path) -> dict[str, Any]:
-    """One mode in this process: its wall time and peak RSS above the RSS after imports."""
+    """One mode in this process: its wall time, its RSS before, and its peak RSS during the run."""
     from fyp.experiments.fold import EVENT_COLUMNS, EXPOSURE_COLUMNS, fold_exposures, fold_user_sums
     from fyp.experiments.history import fold_window
     from fyp.experiments.report import COLUMNS, build_report
 
     table = _catalog(warehouse).load_table(_TABLE)
-    before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before_kib = _status_kib("VmRSS")
     started = time.perf_counter()
     if mode == "stream":
         exposures, per_user = fold_window(table, EXPERIMENT)
@@ -114,9 +124,10 @@ def _one(mode: str, warehouse: Path) -> dict[str, Any]:
     else:
         raise ValueError(f"mode {mode!r}: one of {MODES}")
     wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"mode": mode, "wall_s": round(wall, 3), "peak_rss_mib": round(peak_kib / 1024, 1),
-            "peak_over_imports_mib": round((peak_kib - before_kib) / 1024, 1), "users": users,
+    peak_kib = _status_kib("VmHWM")
+    return {"mode": mode, "wall_s": round(wall, 3), "rss_before_mib": round(before_kib / 1024, 1),
+            "peak_rss_mib": round(peak_kib / 1024, 1), "peak_over_before_mib": round((peak_kib - before_kib) / 1024, 1),
+            "users": users,
             "load_1m": os.getloadavg()[0]}
 
 

@@ -504,12 +504,13 @@ def experiment_report(
     if as_json:
         print_json(data)
         return
-    table = Table("round", "mode", "wall s", "rows/s", "peak RSS MiB", "over imports MiB", "load 1m",
+    table = Table("round", "mode", "wall s", "rows/s", "RSS before MiB", "peak RSS MiB", "peak - before MiB", "load 1m",
                   title=f"experiment report scan: {data['rows']:,} rows, {data['users']:,} users, {data['files']} "
                         "files")
     for r in data["rounds"]:
         table.add_row(str(r["round"]), r["mode"], f"{r['wall_s']:.2f}", f"{r['rows_per_s']:,}",
-                      f"{r['peak_rss_mib']:,}", f"{r['peak_over_imports_mib']:,}", f"{r['load_1m']:.1f}")
+                      f"{r['rss_before_mib']:,}", f"{r['peak_rss_mib']:,}", f"{r['peak_over_before_mib']:,}",
+                      f"{r['load_1m']:.1f}")
     console.print(table)
 
 

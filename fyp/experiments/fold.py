@@ -94,8 +94,8 @@ def fold_exposures(batches: Iterable[pa.RecordBatch], experiment: str) -> Exposu
             "arm": pc.utf8_slice_codeunits(pc.filter(flat, mine), len(prefix)).cast(pa.string()),
             "event_time": pa.array(_epoch_ms(pc.take(impressions.column("event_time"), rows)), pa.int64()),
         })
-        parts.append(_merge_minima([part]))
-        buffered += parts[-1].num_rows
+        parts.append(part)
+        buffered += part.num_rows
         if buffered >= max(_MERGE_ROWS, table.num_rows if table is not None else 0):
             table = _merge_minima(([table] if table is not None else []) + parts)
             parts, buffered = [], 0
@@ -151,6 +151,10 @@ def fold_user_sums(batches: Iterable[pa.RecordBatch], first: pd.Series) -> pd.Da
                 (kind == "skip") & (dwell < SKIP_DWELL_MS),
                 t // DAY_MS > first_day[who],
             )
+        # Per batch, its users' sums by bincount over their positions among the batch's users (np.add.at on
+        # the full arrays measured ~3x slower, and a bincount as long as all users costs that length per batch).
+        present, position = np.unique(who, return_inverse=True)
         for row, value in zip(sums, values, strict=True):
-            np.add.at(row, who, value)
+            row[present] += np.bincount(position, weights=np.asarray(value, dtype=np.float64),
+                                        minlength=len(present))
     return pd.DataFrame(sums.T, index=users, columns=list(SUMS))
