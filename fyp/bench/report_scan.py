@@ -110,14 +110,14 @@ def _one(mode: str, warehouse: Path) -> dict[str, Any]:
     started = time.perf_counter()
     if mode == "stream":
         exposures, per_user = fold_window(table, EXPERIMENT)
-        users = build_report(exposures, per_user, EXPERIMENT).arms[0].users
+        users = sum(a.users for a in build_report(exposures, per_user, EXPERIMENT).arms)
     elif mode == "batch_reader":
         from pyiceberg.expressions import EqualTo
 
         exposures = fold_exposures(table.scan(row_filter=EqualTo("event_type", "impression"),
                                               selected_fields=EXPOSURE_COLUMNS).to_arrow_batch_reader(), EXPERIMENT)
         per_user = fold_user_sums(table.scan(selected_fields=EVENT_COLUMNS).to_arrow_batch_reader(), exposures.first)
-        users = build_report(exposures, per_user, EXPERIMENT).arms[0].users
+        users = sum(a.users for a in build_report(exposures, per_user, EXPERIMENT).arms)
     elif mode == "whole":
         frame = table.scan(selected_fields=COLUMNS).to_arrow().to_pandas()
         users = int(frame["user_id"].nunique())
