@@ -50,6 +50,7 @@ from udfs.upload_events import RENDITION_FIELDS, RENDITIONS, UPLOAD_EVENT_ROW_FI
 __all__ = [
     "catalog",
     "catch_up_columns",
+    "create_engagement_history",
     "engagement_history_schema",
     "ensure_tables",
     "follows_changelog_schema",
@@ -234,6 +235,16 @@ def _ensure_history(cat: Catalog) -> list[str]:
         return []
     with contextlib.suppress(NamespaceAlreadyExistsError):
         cat.create_namespace(HISTORY_NAMESPACE)
+    try:
+        create_engagement_history(cat, ENGAGEMENT_HISTORY)
+    except TableAlreadyExistsError:  # created concurrently
+        return []
+    return [ENGAGEMENT_HISTORY]
+
+
+def create_engagement_history(cat: Catalog, identifier: str) -> Table:
+    """A table laid out as the engagement history: its schema, day x event_type partitions, sort order and
+    properties (also what `fyp bench experiment-report` builds its generated history in)."""
     schema = engagement_history_schema()
     event_time, event_type = schema.find_field("event_time"), schema.find_field("event_type")
     spec = PartitionSpec(
@@ -243,12 +254,8 @@ def _ensure_history(cat: Catalog) -> list[str]:
     # Analysts filter by user or by video within a day: sort data files by both.
     order = SortOrder(SortField(schema.find_field("user_id").field_id, IdentityTransform()),
                       SortField(schema.find_field("video_id").field_id, IdentityTransform()))
-    try:
-        cat.create_table(ENGAGEMENT_HISTORY, schema=schema, partition_spec=spec, sort_order=order,
-                         properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
-    except TableAlreadyExistsError:  # created concurrently
-        return []
-    return [ENGAGEMENT_HISTORY]
+    return cat.create_table(identifier, schema=schema, partition_spec=spec, sort_order=order,
+                            properties={"format-version": "2", "write.parquet.compression-codec": "zstd"})
 
 
 def takedowns_schema() -> Schema:

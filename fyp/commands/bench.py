@@ -472,9 +472,52 @@ def near_duplicates(
         "load_average_1m": data["load_average_1m"]})
 
 
+def experiment_report(
+    users: int = typer.Option(200_000, "--users", min=2, help="Users (all in the experiment)."),
+    events_per_user: int = typer.Option(25, "--events-per-user", min=1, help="Rows per user, on average."),
+    days: int = typer.Option(3, "--days", min=1, help="Days the rows spread over (one partition per day and type)."),
+    appends: int = typer.Option(8, "--appends", min=1, help="Commits the history is written in (files per partition)."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Rounds of every mode, modes alternating."),
+    warehouse: Path = typer.Option(None, "--warehouse", help="Where the local table goes (default: a temporary "
+                                   "directory, removed afterwards); must not exist."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Rows/s and peak memory of `fyp experiment report`'s scan on a generated local Iceberg history, against
+    pyiceberg's batch reader and a whole-table load (fyp/bench/report_scan.py; no services needed)."""
+    import shutil
+    import tempfile
+
+    from fyp.bench.report_scan import run_bench
+
+    scratch = None if warehouse else Path(tempfile.mkdtemp(prefix="fyp-report-bench-"))
+    target = warehouse or scratch / "warehouse"
+    with fail_cleanly(OSError, ValueError), console.status(f"writing {users * events_per_user:,} rows, then "
+                                                            f"{rounds} rounds …"):
+        if target.exists():
+            raise ValueError(f"--warehouse {target} exists: give a new directory")
+        try:
+            data = run_bench(target, users=users, events_per_user=events_per_user, days=days, appends=appends,
+                             rounds=rounds)
+        finally:
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+    if as_json:
+        print_json(data)
+        return
+    table = Table("round", "mode", "wall s", "rows/s", "RSS before MiB", "peak RSS MiB", "peak - before MiB", "load 1m",
+                  title=f"experiment report scan: {data['rows']:,} rows, {data['users']:,} users, {data['files']} "
+                        "files")
+    for r in data["rounds"]:
+        table.add_row(str(r["round"]), r["mode"], f"{r['wall_s']:.2f}", f"{r['rows_per_s']:,}",
+                      f"{r['rss_before_mib']:,}", f"{r['peak_rss_mib']:,}", f"{r['peak_over_before_mib']:,}",
+                      f"{r['load_1m']:.1f}")
+    console.print(table)
+
+
 def register(bench: typer.Typer) -> None:
     """Add the benchmarks to the `bench` group (declared in fyp/cli.py; fyp/commands/index.py adds `index`)."""
     for command in (freshness, throughput, cost, upload, lake, chaos, serving, limits):
         bench.command()(command)
     bench.command("near-duplicates")(near_duplicates)
+    bench.command("experiment-report")(experiment_report)
     bench.command("training-set")(training_set_bench)

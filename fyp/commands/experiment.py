@@ -3,13 +3,16 @@ intervals, each arm against control, and the sample-ratio-mismatch check (fyp/ex
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fyp.commands.output import console, fail_cleanly, print_json
+from fyp.commands.output import console, err_console, fail_cleanly, print_json
 from fyp.config import load_settings
 
 if TYPE_CHECKING:
@@ -39,6 +42,23 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, NoSuchTableError, NoSuchNamespaceError, RESTError, OSError, BotoCoreError, ClientError)
 
 
+@contextmanager
+def _progress_bar(shown: bool) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
+    """A rich bar per scan pass on stderr (so `--json` stays clean on stdout), or None."""
+    if not shown:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True)
+
+    def start(name: str, rows: int) -> Callable[[int], None]:
+        task = bar.add_task(f"scanning {name} (rows)", total=rows)
+        return lambda done: bar.advance(task, done)
+
+    with bar:
+        yield start
+
+
 def _number(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
@@ -50,6 +70,7 @@ def report(
     until: str = typer.Option(None, "--until", help="Only events before this ISO date/time (exclusive)."),
     control: str = typer.Option(None, "--control", help="The arm to compare with (default: the first declared)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    progress: bool = typer.Option(False, "--progress", help="A progress bar per scan pass, on stderr."),
 ) -> None:
     """Each metric per arm (mean per user, 95 % interval), each arm against control (Welch's test) and the SRM
     check, from the impressions whose arm ids name experiment NAME and their users' later events."""
@@ -61,14 +82,15 @@ def report(
             raise ValueError(f"--since {since} is not before --until {until}")
         from connectors.iceberg_tables import ENGAGEMENT_HISTORY, catalog
         from fyp.experiments.declared import EXPERIMENTS
-        from fyp.experiments.history import read_window
+        from fyp.experiments.history import fold_window
         from fyp.experiments.report import build_report  # pandas and scipy: only for this command
 
         declared = next((e for e in EXPERIMENTS if e.name == name), None)
-        frame = read_window(catalog(load_settings()).load_table(ENGAGEMENT_HISTORY),
-                            since_ms=since_ms, until_ms=until_ms)
+        table = catalog(load_settings()).load_table(ENGAGEMENT_HISTORY)
+        with _progress_bar(progress) as bar:
+            exposures, per_user = fold_window(table, name, since_ms=since_ms, until_ms=until_ms, progress=bar)
         result = build_report(
-            frame, name, declared_arms=declared.arm_names() if declared else (),
+            exposures, per_user, name, declared_arms=declared.arm_names() if declared else (),
             weights={a.name: a.weight for a in declared.arms} if declared else None, control=control,
             since_ms=since_ms, until_ms=until_ms)
     if as_json:

@@ -1,6 +1,7 @@
 """An experiment's report from engagement rows: who was in which arm, each metric per arm with its interval, every
-arm against control, and the sample-ratio-mismatch check. Pure: a table of rows in, a report out; the reader of
-the Iceberg history is `fyp/experiments/history.py`, the command `fyp experiment report` (docs/FEED.md).
+arm against control, and the sample-ratio-mismatch check. Pure: per-user sums in (fyp/experiments/fold.py folds
+them from the rows), a report out; the scan of the Iceberg history is `fyp/experiments/history.py`, the command
+`fyp experiment report` (docs/FEED.md).
 
 Definitions (docs/FEED.md "Experiment report"):
 - A user is in arm A of experiment E when an impression of theirs in the window carries the arm id `E:A`
@@ -27,14 +28,14 @@ from typing import Any
 import pandas as pd
 
 from features.engagement.common import COMPLETION_FRACTION, SKIP_DWELL_MS
+from fyp.experiments.fold import DAY_MS, EVENT_COLUMNS, EXPOSURE_COLUMNS, Exposures
 from fyp.experiments.stats import ArmSummary, Comparison, SrmCheck, compare, srm_check, summarise
 
 __all__ = ["COLUMNS", "DAY_MS", "METRICS", "ArmCount", "ExperimentReport", "MetricResult", "ReportError",
            "build_report"]
 
-# The engagement-row columns the report reads (event_time in epoch ms).
-COLUMNS = ("event_type", "user_id", "event_time", "watch_ms", "video_duration_ms", "dwell_ms", "action", "arms")
-DAY_MS = 86_400_000
+# The engagement-row columns the report reads, over its two passes.
+COLUMNS = tuple(dict.fromkeys(EVENT_COLUMNS + EXPOSURE_COLUMNS))
 METRICS: dict[str, str] = {
     "watch_ms": "milliseconds watched per user (first plays)",
     "completion_rate": f"completions per watch (>= {COMPLETION_FRACTION:.0%} of the video), per user",
@@ -102,37 +103,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _exposures(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """(user_id, arm, event_time) of every impression arm id of `experiment`."""
-    impressions = frame.loc[frame["event_type"] == "impression", ["user_id", "event_time", "arms"]]
-    exploded = impressions.explode("arms").dropna(subset=["arms"])
-    prefix = experiment + ":"
-    mine = exploded[exploded["arms"].str.startswith(prefix)]
-    return pd.DataFrame({"user_id": mine["user_id"], "arm": mine["arms"].str.slice(len(prefix)),
-                         "event_time": mine["event_time"]})
-
-
-def _per_user(frame: pd.DataFrame, first: pd.Series) -> pd.DataFrame:
-    """Per exposed user (index of `first`, their first exposure in ms): the counts behind each metric."""
-    events = frame[frame["user_id"].isin(first.index)].copy()
-    events = events[events["event_time"] >= events["user_id"].map(first)]
-    for column in ("watch_ms", "video_duration_ms", "dwell_ms"):  # all-None columns come as object dtype
-        events[column] = pd.to_numeric(events[column]).astype(float)
-    kind = events["event_type"]
-    watch = kind == "watch"
-    duration = events["video_duration_ms"]
-    events["impression"] = kind == "impression"
-    events["watch"] = watch
-    events["watched_ms"] = events["watch_ms"].where(watch, 0).fillna(0)
-    events["completion"] = watch & (duration > 0) & (events["watch_ms"] >= COMPLETION_FRACTION * duration)
-    events["like"] = (kind == "like") * events["action"].map({"LIKE": 1, "UNLIKE": -1}).fillna(0)
-    events["skip"] = (kind == "skip") & (events["dwell_ms"] < SKIP_DWELL_MS)
-    events["later_day"] = events["event_time"] // DAY_MS > events["user_id"].map(first) // DAY_MS
-    sums = events.groupby("user_id")[["impression", "watch", "watched_ms", "completion", "like", "skip",
-                                      "later_day"]].sum()
-    return sums.reindex(first.index, fill_value=0)
-
-
 def _values(per_user: pd.DataFrame) -> dict[str, pd.Series]:
     impressions = per_user["impression"].astype(float)
     watches = per_user["watch"].astype(float)
@@ -145,31 +115,23 @@ def _values(per_user: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def build_report(frame: pd.DataFrame, experiment: str, *, declared_arms: Sequence[str] = (),
-                 weights: Mapping[str, float] | None = None, control: str | None = None,
-                 since_ms: int | None = None, until_ms: int | None = None) -> ExperimentReport:
-    """The report of `experiment` over `frame` (COLUMNS; `arms` lists of arm ids, event_time epoch ms), already
-    limited to the window [since_ms, until_ms), which is only echoed.
+def build_report(exposures: Exposures, per_user: pd.DataFrame, experiment: str, *,
+                 declared_arms: Sequence[str] = (), weights: Mapping[str, float] | None = None,
+                 control: str | None = None, since_ms: int | None = None,
+                 until_ms: int | None = None) -> ExperimentReport:
+    """The report of `experiment` from the two folds of the window [since_ms, until_ms) (fyp/experiments/fold.py:
+    `exposures` from pass 1, `per_user` the SUMS of pass 2 for `exposures.first`); the window is only echoed.
 
     declared_arms / weights: the declaration's arms in order and their weights (empty / None when the experiment
     is not declared: arms are those seen, sorted, and the SRM check assumes an equal split). control: the arm
     the others are compared with; default the first declared arm, else an arm named `control`, else the first
     seen. Raises ReportError when no impression carries an arm of `experiment`, or `control` is not an arm.
     """
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"the history lacks columns {missing} (an Iceberg history from before Impression v2 "
-                         "gets `arms` at `fyp up`: docs/ANALYSTS.md)")
-    exposures = _exposures(frame, experiment)
     if exposures.empty:
         declared = "declared but " if declared_arms else "not declared in fyp/experiments/declared.py and "
         raise ReportError(f"experiment {experiment!r} is {declared}no impression in the window carries one of "
                           f"its arm ids ('{experiment}:<arm>')")
-    arms_of = exposures.groupby("user_id")["arm"].nunique()
-    conflicted = sorted(arms_of.index[arms_of > 1])
-    clean = exposures[~exposures["user_id"].isin(conflicted)]
-    first = clean.groupby("user_id")["event_time"].min()
-    arm_of = clean.groupby("user_id")["arm"].first()
+    conflicted, arm_of = exposures.conflicted, exposures.arm_of
     seen = sorted(set(arm_of))
     arms = list(declared_arms) + [a for a in seen if a not in declared_arms]
     notes: list[str] = []
@@ -189,7 +151,6 @@ def build_report(frame: pd.DataFrame, experiment: str, *, declared_arms: Sequenc
         notes.append(f"arm ids not in the declaration: {undeclared} (reported, left out of the SRM check)")
     if conflicted:
         notes.append(f"{len(conflicted)} users carry two or more arms of {experiment!r}: left out of every metric")
-    per_user = _per_user(frame, first)
     values = _values(per_user)
     users_of = {arm: arm_of.index[arm_of == arm] for arm in arms}
     counts = [ArmCount(arm=arm, users=len(users_of[arm]),

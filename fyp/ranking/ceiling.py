@@ -21,12 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from fyp.embeddings.oracle import generator_index
-from fyp.traffic.behaviour import _BETA_W as BETA_W
-from fyp.traffic.behaviour import _BETA_X as BETA_X
 from fyp.traffic.behaviour import (
+    BETA_W,
+    BETA_X,
     COMPLETION_FRACTION,
+    LOOP_GEOMETRIC_P,
     complete_logit,
     engagement_logit,
+    follow_logit,
     like_logit,
     loop_logit,
     partial_fraction,
@@ -35,11 +37,10 @@ from fyp.traffic.behaviour import (
 )
 from fyp.traffic.catalog import Catalog
 from fyp.traffic.config import TrafficConfig
+from fyp.traffic.model import MAX_LOOPS
 
 __all__ = ["head_probabilities", "world_probabilities"]
 
-FOLLOW_OFFSET = 3.4  # fyp/traffic/model.py: a follow is drawn with sigmoid(z - 3.4)
-LOOP_GEOMETRIC_P, MAX_LOOPS = 0.55, 5  # fyp/traffic/model.py: loops of a looping watch
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -72,7 +73,7 @@ def head_probabilities(quality: np.ndarray, duration_ms: np.ndarray, match: np.n
     out = {"completed": (1 - skip) * (complete + (1 - complete) * (BETA_W @ (fraction >= COMPLETION_FRACTION))),
            "skipped": skip}
     for head, logit in (("liked", like_logit), ("shared", share_logit),
-                        ("followed", lambda z: z - FOLLOW_OFFSET)):
+                        ("followed", follow_logit)):
         partial = _sigmoid(logit(z_partial)) @ BETA_W
         done = (_sigmoid(logit(z_done)) * done_w).sum(axis=-1)
         out[head] = (1 - skip) * (complete * done + (1 - complete) * partial)

@@ -18,10 +18,15 @@ from fyp.traffic.catalog import Catalog, zipf_cdf
 from fyp.traffic.config import TrafficConfig
 
 __all__ = [
+    "BETA_W",
+    "BETA_X",
     "COMPLETION_FRACTION",
+    "FOLLOW_OFFSET",
+    "LOOP_GEOMETRIC_P",
     "PARTIAL_BETA",
     "complete_logit",
     "engagement_logit",
+    "follow_logit",
     "like_logit",
     "loop_logit",
     "partial_fraction",
@@ -41,6 +46,8 @@ _MATCH_SKIP, _MATCH_COMPLETE, _MATCH_ENGAGE = 0.2, 1.2, 1.5
 _SKIP_BASE, _COMPLETE_BASE, _LOOP_BASE, _ENGAGE_BASE = 0.571, -0.511, -2.16, -5.43
 _MEAN_QUALITY = 0.29  # beta(2, 5)'s mean is 0.286: the coefficients are centred on it
 _LIKE_OFFSET, _SHARE_OFFSET = 1.0, 3.0  # engagement log-odds minus these: the like and share log-odds
+FOLLOW_OFFSET = 3.4  # and the follow log-odds (fyp/traffic/model.py draws a follow with sigmoid(follow_logit(z)))
+LOOP_GEOMETRIC_P = 0.55  # a looping watch loops geometric(0.55) times, at most fyp/traffic/model.py MAX_LOOPS
 PARTIAL_BETA = (1.3, 2.2)  # a partial watch's fraction is 0.02 + 0.97 * beta(1.3, 2.2)
 
 
@@ -86,6 +93,10 @@ def share_logit(z: np.ndarray) -> np.ndarray:
     return z - _SHARE_OFFSET
 
 
+def follow_logit(z: np.ndarray) -> np.ndarray:
+    return z - FOLLOW_OFFSET
+
+
 def _beta_grid(points: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Midpoints and weights of beta(1.3, 2.2) on a uniform grid (weights sum to 1)."""
     a, b = PARTIAL_BETA
@@ -95,8 +106,8 @@ def _beta_grid(points: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return x, w / w.sum()
 
 
-_BETA_X, _BETA_W = _beta_grid()
-_GEOMETRIC_P = 0.55  # loops of a looping watch: geometric(0.55), at most MAX_LOOPS
+# The grid a partial watch's fraction is integrated over (here and in fyp/ranking/ceiling.py): points, weights.
+BETA_X, BETA_W = _beta_grid()
 
 
 def positive_probability(quality: np.ndarray, duration_ms: np.ndarray, match: np.ndarray) -> np.ndarray:
@@ -115,10 +126,10 @@ def positive_probability(quality: np.ndarray, duration_ms: np.ndarray, match: np
                                                       np.asarray(match, dtype=np.float64))
     watch = 1.0 - skip_probability(quality, duration_ms, match)
     complete = _sigmoid(complete_logit(quality, duration_ms, match))
-    fraction = partial_fraction(_BETA_X)  # (points,)
+    fraction = partial_fraction(BETA_X)  # (points,)
     z = engagement_logit(fraction, 0.0, quality[..., None], match[..., None])
     no_engagement = (1.0 - _sigmoid(like_logit(z))) * (1.0 - _sigmoid(share_logit(z)))
-    partial = np.where(fraction >= COMPLETION_FRACTION, 1.0, 1.0 - no_engagement) @ _BETA_W
+    partial = np.where(fraction >= COMPLETION_FRACTION, 1.0, 1.0 - no_engagement) @ BETA_W
     return watch * (complete + (1.0 - complete) * partial)
 
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fyp.traffic.behaviour import (
+    LOOP_GEOMETRIC_P,
     PARTIAL_BETA,
     complete_logit,
     engagement_logit,
+    follow_logit,
     like_logit,
     loop_logit,
     partial_fraction,
@@ -221,7 +223,7 @@ class TrafficModel:
         dwell_ms = np.minimum(np.clip(rng.lognormal(np.log(900), 0.6, n_views), 150, 5_000), duration)
         loops_p = _sigmoid(loop_logit(quality, duration, match))
         loops = np.where(
-            complete & (u[:, 2] < loops_p), np.minimum(rng.geometric(0.55, n_views), MAX_LOOPS), 0
+            complete & (u[:, 2] < loops_p), np.minimum(rng.geometric(LOOP_GEOMETRIC_P, n_views), MAX_LOOPS), 0
         )
         # Engagement propensity: grows with the fraction watched, loops, quality and taste; none after a skip.
         z = np.where(skip, -50.0, engagement_logit(fraction, loops, quality, match))
@@ -237,7 +239,7 @@ class TrafficModel:
         mask[:, SHARE] = u[:, 6] < _sigmoid(share_logit(z))
         mask[:, SAVE] = u[:, 7] < _sigmoid(z - 2.6)
         mask[:, COMMENT] = u[:, 8] < _sigmoid(z - 3.2)
-        mask[:, FOLLOW] = u[:, 9] < _sigmoid(z - 3.4)
+        mask[:, FOLLOW] = u[:, 9] < _sigmoid(follow_logit(z))
         mask[:, SOUND] = (catalog.sound[video] >= 0) & (u[:, 10] < _sigmoid(z - 3.0))
 
         view_time = now_ms - rng.integers(config.jitter_ms + 1, size=n_views)

@@ -33,6 +33,7 @@ import pytest
 
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from tests.integration.conftest import eventually
+from tests.integration.rankers import identity_spec, save_ranker
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +54,10 @@ def _save_skip_rate_ranker(store, prefix: str) -> str:
     """The hand-set ranker above, saved as `fyp train ranker` saves one; its version."""
     import torch
 
-    from fyp.ranking.inputs import HEADS, InputSpec
-    from fyp.ranking.lake import ranker_sets
-    from fyp.ranking.runtime import to_onnx
-    from fyp.ranking.store import save, serialize
+    from fyp.ranking.inputs import HEADS
 
-    sets = ranker_sets()
-    columns = [c for _, cols in sets for c in cols]
-    spec = InputSpec(sets=tuple((n, tuple(c)) for n, c in sets), mean=(0.0,) * len(columns),
-                     std=(1.0,) * len(columns))
+    spec = identity_spec()
+    columns = [c for _, cols in spec.sets for c in cols]
     linear = torch.nn.Linear(spec.width, len(HEADS))
     with torch.no_grad():
         linear.weight.zero_()
@@ -71,10 +67,7 @@ def _save_skip_rate_ranker(store, prefix: str) -> str:
         linear.weight[HEADS.index("skipped"), at] = 10.0
         linear.weight[HEADS.index("completed"), at] = -10.0
     model = torch.nn.Sequential(linear, torch.nn.Sigmoid())
-    version, data = serialize(to_onnx(model, spec.width), {"spec": spec.to_json(), "hand_set": SKIP_RATE_COLUMN},
-                              now=datetime.now(UTC))
-    save(store, version, data, prefix=prefix)
-    return version
+    return save_ranker(store, prefix, model, spec, hand_set=SKIP_RATE_COLUMN)
 
 
 def _free_port() -> int:

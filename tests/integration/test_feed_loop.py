@@ -18,7 +18,7 @@ from fyp.feed.assemble import FeedConfig, FeedRanker
 from fyp.feed.model import RankerSlot
 from fyp.feed.service import create_app
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
-from tests.integration.test_feed_service import _save_untrained_ranker
+from tests.integration.rankers import save_untrained_ranker
 from tests.integration.test_index_service import running_service
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_a_short_feed_loop_resolves_every_probe(settings, running_job, redis_cli
     running_job(ENGAGEMENT_FEATURES_JOB)
     s3 = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
     prefix = f"models/ranker-loop-{uuid.uuid4().hex[:8]}/"
-    version = _save_untrained_ranker(s3, prefix)
+    version = save_untrained_ranker(s3, prefix)
     slot = RankerSlot(s3, prefix=prefix)
     assert slot.reload()["version"] == version
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,30 +23,11 @@ from fyp.feed.profiles import profile_key, today, write_profiles
 from fyp.feed.service import create_app, http_vectors
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from tests.integration.conftest import eventually
+from tests.integration.rankers import save_untrained_ranker
 from tests.integration.test_index_service import running_service
 from udfs.video_record import encode_video
 
 pytestmark = pytest.mark.integration
-
-
-def _save_untrained_ranker(store, prefix: str) -> str:
-    """An untrained ranker of the training set's inputs, saved as `fyp train ranker` saves one; its version."""
-    import torch
-
-    from fyp.ranking.inputs import InputSpec
-    from fyp.ranking.lake import ranker_sets
-    from fyp.ranking.model import MultiTaskRanker
-    from fyp.ranking.runtime import to_onnx
-    from fyp.ranking.store import save, serialize
-
-    sets = ranker_sets()
-    width = sum(len(c) for _, c in sets)
-    spec = InputSpec(sets=tuple((n, tuple(c)) for n, c in sets), mean=(0.0,) * width, std=(1.0,) * width)
-    torch.manual_seed(0)
-    version, data = serialize(to_onnx(MultiTaskRanker(spec.width), spec.width), {"spec": spec.to_json()},
-                              now=datetime.now(UTC))
-    save(store, version, data, prefix=prefix)
-    return version
 
 
 def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
@@ -83,7 +63,7 @@ def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
 
     s3 = S3ObjectStore(make_s3_client(settings), settings.media_bucket)
     prefix = f"models/ranker-it-{run}/"
-    version = _save_untrained_ranker(s3, prefix)
+    version = save_untrained_ranker(s3, prefix)
     slot = RankerSlot(s3, prefix=prefix)
     assert slot.reload()["version"] == version
     try:

@@ -7,15 +7,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fyp.commands import experiment
-from fyp.experiments.report import build_report
-from tests.unit.fyp.experiments.test_report import _hand_table
+from tests.unit.fyp.experiments.test_report import _hand_table, report_of
 
 
 def test_the_table_shows_every_arm_metric_and_the_srm_verdict(monkeypatch) -> None:
     console = Console(record=True, width=200)
     monkeypatch.setattr(experiment, "console", console)
-    experiment.print_report(build_report(_hand_table(), "exp", declared_arms=("control", "treat"),
-                                         weights={"control": 1, "treat": 1}))
+    experiment.print_report(report_of(_hand_table(), "exp", declared_arms=("control", "treat"),
+                                      weights={"control": 1, "treat": 1}))
     text = console.export_text()
     for expected in ("experiment exp: control control", "watch_ms", "completion_rate", "like_rate", "skip_rate",
                      "retention", "treat", "SRM (declared weights)", ": ok", "conflicted users (two arms): 1"):

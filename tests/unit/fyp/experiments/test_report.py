@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy import stats
 
-from fyp.experiments.report import COLUMNS, DAY_MS, ReportError, build_report
+from fyp.experiments.fold import fold_exposures, fold_user_sums
+from fyp.experiments.report import COLUMNS, DAY_MS, ExperimentReport, ReportError, build_report
 
 T0 = 19_675 * DAY_MS  # midnight UTC
 
@@ -56,12 +58,26 @@ def _hand_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def batches_of(frame: pd.DataFrame, rows: int | None = None) -> list[pa.RecordBatch]:
+    """`frame` as Arrow record batches of `rows` rows each (one batch when None)."""
+    batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    step = rows or max(batch.num_rows, 1)
+    return [batch.slice(start, step) for start in range(0, batch.num_rows, step)]
+
+
+def report_of(frame: pd.DataFrame, experiment: str, *, rows: int | None = None, **options: Any) -> ExperimentReport:
+    """Both folds over `frame` in batches of `rows`, then the report: what `fyp experiment report` does."""
+    batches = batches_of(frame, rows)
+    exposures = fold_exposures(batches, experiment)
+    return build_report(exposures, fold_user_sums(batches, exposures.first), experiment, **options)
+
+
 def _metric(report, name: str):
     return next(m for m in report.metrics if m.name == name)
 
 
 def test_a_hand_counted_case() -> None:
-    report = build_report(_hand_table(), "exp", declared_arms=("control", "treat"), weights={"control": 1, "treat": 1})
+    report = report_of(_hand_table(), "exp", declared_arms=("control", "treat"), weights={"control": 1, "treat": 1})
     assert report.control == "control" and report.control_source == "declared"
     assert [(a.arm, a.users, a.impressions) for a in report.arms] == [("control", 2, 4), ("treat", 2, 3)]
     assert (report.conflicted_users, report.conflicted_samples) == (1, ["u5"])
@@ -103,24 +119,24 @@ def test_the_sign_of_a_known_difference() -> None:
         rows.append(_event("impression", user, T0 + i, arms=[f"exp:{arm}"]))
         watched = int(np.clip(rng.normal(4_000 if arm == "control" else 6_000, 1_000), 0, 10_000))
         rows.append(_event("watch", user, T0 + i + 1, watch=watched, duration=10_000))
-    report = build_report(pd.DataFrame(rows, columns=list(COLUMNS)), "exp", control="control")
+    report = report_of(pd.DataFrame(rows, columns=list(COLUMNS)), "exp", control="control")
     assert report.control_source == "option" and report.weights_source == "equal"
     watch = _metric(report, "watch_ms").comparisons["longer"]
     assert 1_700 < watch.difference < 2_300 and watch.ci_low > 0 and watch.p_value < 1e-10
     assert watch.lift == pytest.approx(watch.difference / _metric(report, "watch_ms").arms[0].mean)
     # Swapping the control flips the sign.
-    flipped = build_report(pd.DataFrame(rows, columns=list(COLUMNS)), "exp", control="longer")
+    flipped = report_of(pd.DataFrame(rows, columns=list(COLUMNS)), "exp", control="longer")
     assert _metric(flipped, "watch_ms").comparisons["control"].difference == pytest.approx(-watch.difference)
 
 
 def test_srm_against_the_declared_weights() -> None:
     rows = [_event("impression", f"u{i}", T0 + i, arms=["exp:a" if i < 400 else "exp:b"]) for i in range(1_000)]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    assert build_report(table, "exp", declared_arms=("a", "b"), weights={"a": 1, "b": 1}).srm.mismatch
-    fair = build_report(table, "exp", declared_arms=("a", "b"), weights={"a": 2, "b": 3})
+    assert report_of(table, "exp", declared_arms=("a", "b"), weights={"a": 1, "b": 1}).srm.mismatch
+    fair = report_of(table, "exp", declared_arms=("a", "b"), weights={"a": 2, "b": 3})
     assert not fair.srm.mismatch and fair.srm.expected == {"a": 400.0, "b": 600.0}
     # A declared arm nobody saw still counts, with 0 users.
-    three = build_report(table, "exp", declared_arms=("a", "b", "c"), weights={"a": 2, "b": 3, "c": 1})
+    three = report_of(table, "exp", declared_arms=("a", "b", "c"), weights={"a": 2, "b": 3, "c": 1})
     assert [a.users for a in three.arms] == [400, 600, 0] and three.srm.mismatch
     assert _metric(three, "retention").arms[2] is None
 
@@ -128,15 +144,15 @@ def test_srm_against_the_declared_weights() -> None:
 def test_errors_are_clear() -> None:
     table = _hand_table()
     with pytest.raises(ReportError, match=r"'nope' is not declared .* no impression in the window carries"):
-        build_report(table, "nope")
+        report_of(table, "nope")
     with pytest.raises(ReportError, match="control arm 'treatment' is not an arm of 'exp'"):
-        build_report(table, "exp", control="treatment")
+        report_of(table, "exp", control="treatment")
     with pytest.raises(ValueError, match=r"lacks columns \['arms'\]"):
-        build_report(table.drop(columns=["arms"]), "exp")
+        report_of(table.drop(columns=["arms"]), "exp")
 
 
 def test_undeclared_experiments_pick_the_arm_named_control() -> None:
-    report = build_report(_hand_table(), "exp")
+    report = report_of(_hand_table(), "exp")
     assert (report.control, report.control_source, report.weights_source) == ("control", "undeclared", "equal")
     assert "not declared" in report.notes[0]
 
