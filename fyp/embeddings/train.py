@@ -13,6 +13,11 @@ author, sound and hashtags (what the user tower reads a history through); a held
 reaches the item tower through its author, sound and hashtags only, as a new upload would. The model overfits
 within a few passes over a small table, so the number of epochs is chosen on the last part of the training
 positives (`TrainConfig.validation_fraction`) before the final model is trained on all of them.
+
+Video features (`TowerConfig.video_feature_columns`, off by default): a candidate's video_engagement values are
+read as of a time (`data.VideoFeatures.at`): a positive's as of its own row, a uniform negative's as of a
+random row of its batch, and the catalogue ranked in evaluation as of the start of the held-out part (an index
+built then). Nothing is read from after its time.
 """
 
 from __future__ import annotations
@@ -102,15 +107,15 @@ class TrainResult:
 
 def catalogue_inputs(data: Positives, tower: TowerConfig, rows: np.ndarray | None = None,
                      at_ms: int | None = None) -> ItemInputs:
-    """The item tower's inputs of the catalogue (or of its `rows`); its video features as of `at_ms` when the
-    tower reads them (None: the last values the rows hold)."""
+    """The item tower's inputs of the catalogue (or of its `rows`), with its video features as of `at_ms` when the
+    tower reads them (then at_ms is required)."""
     c = data.catalogue
     pick = range(len(c)) if rows is None else rows.tolist()
     features = None
     if tower.video_feature_columns:
-        latest = int(data.video_features.time_ms.max()) if data.video_features is not None else 0
-        features = _raw_video_features(data, tower, np.asarray(list(pick), dtype=np.int64),
-                                       latest if at_ms is None else at_ms)
+        if at_ms is None:
+            raise ValueError("at_ms is required: the tower reads video features, which change with time")
+        features = _raw_video_features(data, tower, np.asarray(list(pick), dtype=np.int64), at_ms)
     return item_inputs([c.video_ids[i] for i in pick], [c.author_ids[i] for i in pick],
                        [c.sound_ids[i] for i in pick], [c.hashtags[i] for i in pick], tower, features)
 
@@ -160,7 +165,7 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
     train_rows, test_rows = np.flatnonzero(data.time_ms < cut), np.flatnonzero(data.time_ms >= cut)
     if len(train_rows) < config.batch_size:
         raise ValueError(f"{len(train_rows)} training positives, fewer than one batch of {config.batch_size}")
-    items = _tensors(catalogue_inputs(data, tower))
+    items = _tensors(catalogue_inputs(data, tower, at_ms=cut - 1))  # ids; features are read per step and query
     picked = [data.feature_columns.index(c) for c in tower.user_feature_columns]
     users = _tensors(user_inputs(data.recent_positives, data.user_features[:, picked], tower))
 
@@ -206,7 +211,8 @@ def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor]
     for name, table in (("video", model.item.video), ("author", model.item.author), ("sound", model.item.sound),
                         ("hashtags", model.item.hashtag)):
         table.mark_seen(items[name][trained].flatten())
-    model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows])))
+    model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows]),
+                                         at_ms=int(data.time_ms[train_rows].max())))
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     frequency = StreamingFrequency(n_buckets=tower.video_buckets, alpha=config.alpha)

@@ -328,3 +328,7 @@ def test_item_tower_reads_video_features_only_when_configured() -> None:
     assert item_inputs(["v1"], ["a1"], [None], [[]], SMALL).features.shape == (1, 0)
     with pytest.raises(ValueError, match="unknown video feature columns"):
         TowerConfig(video_feature_columns=("nope",))
+    # Serving has no path that reads a video's counts yet: an encoder of such a model refuses, rather than
+    # embedding with inputs that differ from training's.
+    with pytest.raises(ValueError, match="video_features is required"):
+        ItemEncoder(LoadedModel(model, "v", {})).encode([VideoMeta(video_id="v1", author_id="a1")])
