@@ -132,9 +132,9 @@ def _raw_video_features(data: Positives, tower: TowerConfig, videos: np.ndarray,
 
 
 def _video_features_at(data: Positives, tower: TowerConfig, videos: np.ndarray,
-                       time_ms: np.ndarray | int) -> torch.Tensor:
+                       time_ms: np.ndarray | int | None) -> torch.Tensor:
     """The item tower's feature block of catalogue indices as of times ((n, 0) when it reads none)."""
-    if not tower.video_feature_columns:
+    if not tower.video_feature_columns or time_ms is None:
         return torch.zeros((len(videos), 0))
     raw = _raw_video_features(data, tower, videos, time_ms)
     return torch.from_numpy(video_feature_inputs(raw, len(videos), tower))
@@ -229,10 +229,12 @@ def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor]
             if config.logq:
                 frequency.update(items["video"][torch.from_numpy(positives)].numpy(), step)
             videos = torch.from_numpy(np.concatenate([positives, rng.integers(n_items, size=n_uniform)]))
-            # Video features as of a row's time: a positive's own row, a uniform negative a random row's of the
-            # batch (each candidate as the index would have held it then).
-            row_times = data.time_ms[rows.numpy()]
-            times = np.concatenate([row_times, rng.choice(row_times, size=n_uniform)])
+            times = None
+            if tower.video_feature_columns:  # drawn only then: the default path keeps its random stream
+                # As of a row's time: a positive's own row, a uniform negative a random row's of the batch (each
+                # candidate as an index built then would have held it).
+                row_times = data.time_ms[rows.numpy()]
+                times = np.concatenate([row_times, rng.choice(row_times, size=n_uniform)])
             item_ids = items["video"][videos]
             log_q = None
             if config.logq:  # the chance of being a candidate: in the batch (as a positive) or drawn uniformly
