@@ -9,6 +9,7 @@ Needs no stack: nothing is read from or written to a service, and no model is sa
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import typer
 from rich.table import Table
@@ -32,6 +33,10 @@ def bench_two_tower_command(
     small_tables: bool = typer.Option(
         True, "--small-tables/--default-tables",
         help="Hash tables sized for a world of thousands of videos (the unit test's), or the production sizes."),
+    popularity: bool = typer.Option(
+        False, "--popularity-towers/--id-towers",
+        help="The towers of fyp.embeddings.world.POPULARITY_TOWERS (no video ids, the video's decayed counts, no "
+             "user features; backfills video_engagement too) instead of the default ones."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and shuffling."),
     threads: int = typer.Option(2, "--threads", min=1, max=256, help="torch CPU threads."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
@@ -40,16 +45,19 @@ def bench_two_tower_command(
     from fyp.embeddings.oracle import Oracle
     from fyp.embeddings.towers import TowerConfig
     from fyp.embeddings.train import TrainConfig, config_dict, train_two_tower
-    from fyp.embeddings.world import SMALL_TOWERS, World, world_positives
+    from fyp.embeddings.world import POPULARITY_TOWERS, SMALL_TOWERS, World, world_positives
 
     with fail_cleanly(ValueError):
         world = World(users=users, videos=videos, seed=world_seed, days=days, views_per_day=views_per_day)
         tower = SMALL_TOWERS if small_tables else TowerConfig()
+        if popularity:
+            tower = replace(tower, video_ids=False, user_feature_columns=(),
+                            video_feature_columns=POPULARITY_TOWERS.video_feature_columns)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
         started = time.monotonic()
         if not as_json:
             err_console.print(f"building {world.views:,} views over {days} days through the backfill ...")
-        data = world_positives(world)
+        data = world_positives(world, tower.video_feature_columns)
         built_s = time.monotonic() - started
         oracle = Oracle(world.traffic, world.seed, data.catalogue.video_ids, data.catalogue.first_ms)
         if not as_json:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from featurespec.training import feature_column
-from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, USER_FEATURE_SET
+from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, USER_FEATURE_SET, VIDEO_FEATURE_SET
 
 __all__ = [
     "DAY_MS",
@@ -31,6 +31,7 @@ __all__ = [
     "SPINE_COLUMNS",
     "Catalogue",
     "Positives",
+    "VideoFeatures",
     "positives_from_columns",
     "table_columns",
 ]
@@ -40,10 +41,58 @@ POSITIVE_LABELS = ("completed", "liked", "shared")
 SPINE_COLUMNS = ("event_time", "user_id", "video_id", "author_id", "sound_id", "hashtags")
 
 
-def table_columns(feature_columns: Sequence[str] = USER_FEATURE_COLUMNS) -> tuple[str, ...]:
-    """The training-table columns the two towers read."""
+def table_columns(feature_columns: Sequence[str] = USER_FEATURE_COLUMNS,
+                  video_feature_columns: Sequence[str] = ()) -> tuple[str, ...]:
+    """The training-table columns the two towers read (video_feature_columns: the item tower's, if any)."""
     return (*SPINE_COLUMNS, *(f"label_{label}" for label in POSITIVE_LABELS), HISTORY_SET.name,
-            *(feature_column(USER_FEATURE_SET, c) for c in feature_columns))
+            *(feature_column(USER_FEATURE_SET, c) for c in feature_columns),
+            *(feature_column(VIDEO_FEATURE_SET, c) for c in video_feature_columns))
+
+
+_TIME_BITS = 42  # epoch ms < 2^42 until the year 2109; video index < 2^21 keeps the key an int64
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoFeatures:
+    """The video_engagement.v1 values of every row read (positive or not), each as of its row's time, sorted by
+    (video, time). The values of a video at time t are those of its latest row at or before t: stale by the time
+    since that row, never from after t (a row's values see only events before it, docs/TRAINING.md). Training
+    reads its negatives' values this way, and evaluation the catalogue's as of the held-out days' start, as an
+    index built then would read them from Redis.
+
+    video: (m,) catalogue indices; time_ms: (m,); values: (m, len(columns)) raw values, NaN where none.
+    """
+
+    columns: tuple[str, ...]
+    video: np.ndarray
+    time_ms: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.video) and (self.video.max() >= 1 << (63 - _TIME_BITS) or self.time_ms.min() < 0
+                                or self.time_ms.max() >= 1 << _TIME_BITS):
+            raise ValueError("video indices or times out of range for VideoFeatures")
+
+    @cached_property
+    def _keys(self) -> np.ndarray:
+        return (self.video.astype(np.int64) << _TIME_BITS) | self.time_ms.astype(np.int64)
+
+    def at(self, videos: np.ndarray, time_ms: np.ndarray | int) -> np.ndarray:
+        """(n, len(columns)) raw values of catalogue indices `videos` as of `time_ms` (one per video, or one for
+        all); NaN for a video with no row by then.
+
+        >>> f = VideoFeatures(columns=("plays_24h",), video=np.array([0, 0, 1]), time_ms=np.array([5, 9, 7]),
+        ...                   values=np.array([[1.0], [2.0], [3.0]]))
+        >>> f.at(np.array([0, 0, 1, 1]), np.array([4, 9, 7, 6])).ravel().tolist()
+        [nan, 2.0, 3.0, nan]
+        """
+        videos = np.asarray(videos, dtype=np.int64)
+        times = np.broadcast_to(np.asarray(time_ms, dtype=np.int64), videos.shape)
+        at = np.searchsorted(self._keys, (videos << _TIME_BITS) | times, side="right") - 1
+        found = (at >= 0) & (self.video[np.maximum(at, 0)] == videos) if len(self.video) else at >= 0
+        out = np.full((len(videos), len(self.columns)), np.nan)
+        out[found] = self.values[at[found]]
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +135,7 @@ class Positives:
     user_features: np.ndarray
     feature_columns: tuple[str, ...]
     rows: int
+    video_features: VideoFeatures | None = None
 
     def __len__(self) -> int:
         return len(self.video)
@@ -153,10 +203,11 @@ def _catalogue(videos: list[str], authors: list[Any], sounds: list[Any], tags: l
                      hashtags=tuple(tuple(tags[r] or ()) for r in rows), first_ms=times[first]), video_of_row
 
 
-def positives_from_columns(columns: Mapping[str, Any],
-                          feature_columns: Sequence[str] = USER_FEATURE_COLUMNS) -> Positives:
+def positives_from_columns(columns: Mapping[str, Any], feature_columns: Sequence[str] = USER_FEATURE_COLUMNS,
+                           video_feature_columns: Sequence[str] = ()) -> Positives:
     """Training-table rows as columns (`table_columns`; event_time as pyarrow timestamps, datetimes or epoch ms)
-    -> the positives. A feature column the rows lack reads as NaN (absent)."""
+    -> the positives (with `VideoFeatures` of every row when video_feature_columns are asked). A feature column
+    the rows lack reads as NaN (absent)."""
     times = _times_ms(columns["event_time"])
     users = np.asarray(_list(columns["user_id"]), dtype=object)
     videos = _list(columns["video_id"])
@@ -181,7 +232,24 @@ def positives_from_columns(columns: Mapping[str, Any],
                                       dtype=np.float64)
     return Positives(catalogue=catalogue, user_ids=users[rows], video=video.astype(np.int64), time_ms=times[rows],
                      recent_positives=[list(h or ()) for h in history], user_features=features,
-                     feature_columns=tuple(feature_columns), rows=len(times))
+                     feature_columns=tuple(feature_columns), rows=len(times),
+                     video_features=_video_features(columns, video_feature_columns, keep, video_of_row, times)
+                     if video_feature_columns else None)
+
+
+def _video_features(columns: Mapping[str, Any], names: Sequence[str], keep: np.ndarray, video_of_row: np.ndarray,
+                    times: np.ndarray) -> VideoFeatures:
+    """Every kept row's video_engagement values (NaN: none, or a column the rows lack), sorted by (video, time)."""
+    order = np.lexsort((times[keep], video_of_row))
+    rows = keep[order]
+    values = np.full((len(rows), len(names)), np.nan)
+    for j, name in enumerate(names):
+        column = feature_column(VIDEO_FEATURE_SET, name)
+        if column in columns:
+            values[:, j] = np.array([np.nan if v is None else v for v in _pick(columns[column], rows)],
+                                    dtype=np.float64)
+    return VideoFeatures(columns=tuple(names), video=video_of_row[order].astype(np.int64), time_ms=times[rows],
+                         values=values)
 
 
 def _pick(values: Any, rows: np.ndarray) -> list[Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.engagement.user_engagement import v1 as USER_FEATURE_SET
+from features.engagement.video_engagement import v1 as VIDEO_FEATURE_SET
 from features.serving_sets import RECENT_POSITIVES
 from fyp.embeddings.hashing import buckets
 from fyp.serving.layout import ReadPlan
@@ -36,11 +37,14 @@ __all__ = [
     "HISTORY_SET",
     "USER_FEATURE_COLUMNS",
     "USER_FEATURE_SET",
+    "VIDEO_FEATURE_COLUMNS",
+    "VIDEO_FEATURE_SET",
     "ItemInputs",
     "UserInputs",
     "item_inputs",
     "user_feature_matrix",
     "user_inputs",
+    "video_feature_inputs",
 ]
 
 HISTORY_SET = RECENT_POSITIVES  # the user tower's history, newest first, at most max_size members
@@ -53,7 +57,9 @@ def _read_columns(feature_set) -> tuple[str, ...]:
 
 
 USER_FEATURE_COLUMNS: tuple[str, ...] = _read_columns(USER_FEATURE_SET)
-_RATIO_NAMES = frozenset(name for name, _, _ in ReadPlan.of(USER_FEATURE_SET).ratios)
+VIDEO_FEATURE_COLUMNS: tuple[str, ...] = _read_columns(VIDEO_FEATURE_SET)
+_RATIO_NAMES = frozenset(name for fs in (USER_FEATURE_SET, VIDEO_FEATURE_SET)
+                         for name, _, _ in ReadPlan.of(fs).ratios)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,12 +76,15 @@ class UserInputs:
 
 @dataclass(frozen=True, kw_only=True)
 class ItemInputs:
-    """video, author, sound: (n,) int64 buckets (0: none). hashtags: (n, max_hashtags) int64 buckets, 0 pads."""
+    """video, author, sound: (n,) int64 buckets (0: none). hashtags: (n, max_hashtags) int64 buckets, 0 pads.
+    features: (n, len(config.video_feature_columns) + 1) float32, the video's engagement as serving reads it
+    (transformed like the user's, with a "no value" flag); (n, 0) when the tower reads none."""
 
     video: np.ndarray
     author: np.ndarray
     sound: np.ndarray
     hashtags: np.ndarray
+    features: np.ndarray
 
     def __len__(self) -> int:
         return len(self.video)
@@ -138,11 +147,31 @@ def user_inputs(recent_positives: Sequence[Sequence[str] | None], user_features:
     return UserInputs(history=history, features=_feature_transform(user_features, columns))
 
 
+def video_feature_inputs(video_features: np.ndarray | None, n: int, config: TowerConfig) -> np.ndarray:
+    """(n, len(config.video_feature_columns) raw video_engagement.v1 values (NaN: none) -> the item tower's
+    feature block; (n, 0) when the tower reads no video features (then video_features must be None)."""
+    columns = config.video_feature_columns
+    if not columns:
+        if video_features is not None:
+            raise ValueError("video_features given, but the tower reads no video feature columns")
+        return np.zeros((n, 0), dtype=np.float32)
+    if video_features is None:
+        raise ValueError(f"the tower reads {len(columns)} video_engagement columns: video_features is required")
+    raw = np.asarray(video_features, dtype=np.float64)
+    if raw.shape != (n, len(columns)):
+        raise ValueError(f"video_features must be ({n}, {len(columns)}), got {raw.shape}")
+    return _feature_transform(raw, columns)
+
+
 def item_inputs(video_ids: Sequence[str], author_ids: Sequence[str | None], sound_ids: Sequence[str | None],
-                hashtags: Sequence[Sequence[str] | None], config: TowerConfig) -> ItemInputs:
+                hashtags: Sequence[Sequence[str] | None], config: TowerConfig,
+                video_features: np.ndarray | None = None) -> ItemInputs:
     """The item tower's inputs of n videos: the content fields a fresh upload has (the video hash) and every
     training row has (the spine): ids of the video, its author and its sound, and its first
-    `config.max_hashtags` distinct hashtags (without '#', case-folded).
+    `config.max_hashtags` distinct hashtags (without '#', case-folded); and, when the tower reads them
+    (`config.video_feature_columns`), the video's video_engagement.v1 values as serving decodes them
+    (`user_feature_matrix(rows, config.video_feature_columns)`; in training the `video_engagement__<column>`
+    table columns as of the row), NaN where absent.
 
     >>> from fyp.embeddings.towers import TowerConfig
     >>> x = item_inputs(["v1"], ["a1"], [None], [["Cats", "#cats", "dogs"]], TowerConfig(max_hashtags=4))
@@ -160,4 +189,5 @@ def item_inputs(video_ids: Sequence[str], author_ids: Sequence[str | None], soun
                                                                  config.hashtag_buckets, field="hashtag")
     return ItemInputs(video=buckets(video_ids, config.video_buckets, field="video"),
                       author=buckets(author_ids, config.author_buckets, field="author"),
-                      sound=buckets(sound_ids, config.sound_buckets, field="sound"), hashtags=matrix)
+                      sound=buckets(sound_ids, config.sound_buckets, field="sound"), hashtags=matrix,
+                      features=video_feature_inputs(video_features, n, config))

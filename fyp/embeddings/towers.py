@@ -25,7 +25,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fyp.embeddings.inputs import HISTORY_SET, USER_FEATURE_COLUMNS, ItemInputs, UserInputs
+from fyp.embeddings.inputs import (
+    HISTORY_SET,
+    USER_FEATURE_COLUMNS,
+    VIDEO_FEATURE_COLUMNS,
+    ItemInputs,
+    UserInputs,
+)
 
 __all__ = ["HISTORY_POOLS", "ItemTower", "TowerConfig", "TwoTower", "UserTower"]
 
@@ -45,6 +51,11 @@ class TowerConfig:
     history_pool: "recency" weighs a history video by its position only; "attention" adds a learned score of
     the video's own embedding (a way to weigh a history by topic). Both off by default: measured no better
     (docs/EMBEDDINGS.md), and models saved without them load as they were.
+    video_feature_columns: the video_engagement.v1 columns the item tower's head reads besides the ids (a
+    popularity signal that needs no memorised id); () reads none, as models saved before it.
+    video_ids: read video ids (the item's own and the history's); False embeds a video by its author, sound and
+    hashtags only, everywhere (nothing per video to memorise). Off only with video features in the measured
+    round that gained (docs/EMBEDDINGS.md): without them the item tower has no popularity signal.
     """
 
     output_dim: int = 64
@@ -61,9 +72,12 @@ class TowerConfig:
     id_dropout: float = 0.1
     tag_weights: bool = False
     history_pool: str = "recency"
+    video_feature_columns: tuple[str, ...] = ()
+    video_ids: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user_feature_columns", tuple(self.user_feature_columns))  # a list when loaded
+        object.__setattr__(self, "video_feature_columns", tuple(self.video_feature_columns))
         for name in ("output_dim", "hidden_dim", "id_dim", "max_hashtags", "history_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -75,6 +89,8 @@ class TowerConfig:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
         if unknown := set(self.user_feature_columns) - set(USER_FEATURE_COLUMNS):
             raise ValueError(f"unknown user feature columns {sorted(unknown)}")
+        if unknown := set(self.video_feature_columns) - set(VIDEO_FEATURE_COLUMNS):
+            raise ValueError(f"unknown video feature columns {sorted(unknown)}")
         if not 0 < self.temperature <= 1:
             raise ValueError(f"temperature must be in (0, 1], got {self.temperature}")
         if not 0 <= self.id_dropout < 1:
@@ -85,6 +101,10 @@ class TowerConfig:
     @property
     def user_feature_dim(self) -> int:
         return len(self.user_feature_columns) + 1  # + the "no value" flag (fyp.embeddings.inputs)
+
+    @property
+    def video_feature_dim(self) -> int:
+        return len(self.video_feature_columns) + 1 if self.video_feature_columns else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -132,7 +152,7 @@ class ItemTower(nn.Module):
         self.register_buffer("content", torch.zeros(config.video_buckets, 2 + config.max_hashtags,
                                                     dtype=torch.int64))
         self.head = nn.Sequential(
-            nn.Linear(4 * config.id_dim, config.hidden_dim), nn.ReLU(),
+            nn.Linear(4 * config.id_dim + config.video_feature_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.output_dim))
 
     def remember(self, inputs: ItemInputs) -> None:
@@ -153,19 +173,29 @@ class ItemTower(nn.Module):
         """(n,) x3 and (n, max_hashtags) buckets -> (n, 4 * id_dim): the id vectors the head reads."""
         weights = torch.exp(self.tag_weight(hashtags).squeeze(-1)) if self.config.tag_weights else None
         tags = _masked_mean(self.hashtag(hashtags), hashtags, weights)
-        return torch.cat([self.video(video), self.author(author), self.sound(sound), tags], dim=-1)
+        ids = self.video(video) if self.config.video_ids else torch.zeros(*video.shape, self.config.id_dim)
+        return torch.cat([ids, self.author(author), self.sound(sound), tags], dim=-1)
 
     def forward(self, video: torch.Tensor, author: torch.Tensor, sound: torch.Tensor,
-                hashtags: torch.Tensor) -> torch.Tensor:
-        """Three (n,) and one (n, max_hashtags) int64 bucket tensors -> (n, output_dim) unit rows."""
+                hashtags: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Three (n,) and one (n, max_hashtags) int64 bucket tensors, and (n, video_feature_dim) float features
+        when the tower reads them -> (n, output_dim) unit rows."""
         x = self.embed(video, author, sound, hashtags)
         if self.training and self.config.id_dropout > 0:
             keep = torch.rand(video.shape[0], 1, device=x.device) >= self.config.id_dropout
             x = torch.cat([x[:, :self.config.id_dim] * keep, x[:, self.config.id_dim:]], dim=1)
+        if self.config.video_feature_dim:
+            if features is None or features.shape != (video.shape[0], self.config.video_feature_dim):
+                raise ValueError(f"the item tower reads ({video.shape[0]}, {self.config.video_feature_dim}) video "
+                                 f"features, got {None if features is None else tuple(features.shape)}")
+            # Not layer-normalised: that would take away each row's level, and the level (how many plays) is
+            # the signal. The transformed values are of order 0..10 (log counts, ratios in [0, 1]).
+            x = torch.cat([x, features], dim=1)
         return F.normalize(self.head(x), dim=1)
 
     def encode(self, inputs: ItemInputs) -> torch.Tensor:
-        return self(*(torch.from_numpy(getattr(inputs, f)) for f in ("video", "author", "sound", "hashtags")))
+        return self(*(torch.from_numpy(getattr(inputs, f))
+                      for f in ("video", "author", "sound", "hashtags", "features")))
 
 
 class UserTower(nn.Module):

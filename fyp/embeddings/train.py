@@ -13,6 +13,11 @@ author, sound and hashtags (what the user tower reads a history through); a held
 reaches the item tower through its author, sound and hashtags only, as a new upload would. The model overfits
 within a few passes over a small table, so the number of epochs is chosen on the last part of the training
 positives (`TrainConfig.validation_fraction`) before the final model is trained on all of them.
+
+Video features (`TowerConfig.video_feature_columns`, off by default): a candidate's video_engagement values are
+read as of a time (`data.VideoFeatures.at`): a positive's as of its own row, a uniform negative's as of a
+random row of its batch, and the catalogue ranked in evaluation as of the start of the held-out part (an index
+built then). Nothing is read from after its time.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 
 from fyp.embeddings.data import Positives
 from fyp.embeddings.evaluate import RecallReport, Scorer, popularity_scorer, recall_at_k
-from fyp.embeddings.inputs import ItemInputs, UserInputs, item_inputs, user_inputs
+from fyp.embeddings.inputs import ItemInputs, UserInputs, item_inputs, user_inputs, video_feature_inputs
 from fyp.embeddings.logq import StreamingFrequency, in_batch_softmax_loss
 from fyp.embeddings.oracle import Oracle
 from fyp.embeddings.towers import TowerConfig, TwoTower
@@ -100,12 +105,39 @@ class TrainResult:
                 "validation_recall": list(self.validation)}
 
 
-def catalogue_inputs(data: Positives, tower: TowerConfig, rows: np.ndarray | None = None) -> ItemInputs:
-    """The item tower's inputs of the catalogue (or of its `rows`)."""
+def catalogue_inputs(data: Positives, tower: TowerConfig, rows: np.ndarray | None = None,
+                     at_ms: int | None = None) -> ItemInputs:
+    """The item tower's inputs of the catalogue (or of its `rows`), with its video features as of `at_ms` when the
+    tower reads them (then at_ms is required)."""
     c = data.catalogue
     pick = range(len(c)) if rows is None else rows.tolist()
+    features = None
+    if tower.video_feature_columns:
+        if at_ms is None:
+            raise ValueError("at_ms is required: the tower reads video features, which change with time")
+        features = _raw_video_features(data, tower, np.asarray(list(pick), dtype=np.int64), at_ms)
     return item_inputs([c.video_ids[i] for i in pick], [c.author_ids[i] for i in pick],
-                       [c.sound_ids[i] for i in pick], [c.hashtags[i] for i in pick], tower)
+                       [c.sound_ids[i] for i in pick], [c.hashtags[i] for i in pick], tower, features)
+
+
+def _raw_video_features(data: Positives, tower: TowerConfig, videos: np.ndarray,
+                        time_ms: np.ndarray | int) -> np.ndarray:
+    """(n, len(tower.video_feature_columns)) raw video_engagement values of catalogue indices as of times."""
+    found = data.video_features
+    if found is None or not set(tower.video_feature_columns) <= set(found.columns):
+        raise ValueError(f"the tower reads video features {list(tower.video_feature_columns)}, the data holds "
+                         f"{[] if found is None else list(found.columns)}")
+    picked = [found.columns.index(c) for c in tower.video_feature_columns]
+    return found.at(videos, time_ms)[:, picked]
+
+
+def _video_features_at(data: Positives, tower: TowerConfig, videos: np.ndarray,
+                       time_ms: np.ndarray | int | None) -> torch.Tensor:
+    """The item tower's feature block of catalogue indices as of times ((n, 0) when it reads none)."""
+    if not tower.video_feature_columns or time_ms is None:
+        return torch.zeros((len(videos), 0))
+    raw = _raw_video_features(data, tower, videos, time_ms)
+    return torch.from_numpy(video_feature_inputs(raw, len(videos), tower))
 
 
 def _tensors(inputs: ItemInputs | UserInputs) -> dict[str, torch.Tensor]:
@@ -122,8 +154,9 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
     epoch, until `patience` epochs bring no gain; the model is then trained afresh on all the training positives
     for the best epoch count (at most `epochs`)."""
     tower, config = tower or TowerConfig(), config or TrainConfig()
-    if tuple(data.feature_columns) != tower.user_feature_columns:
-        raise ValueError("the data's user feature columns differ from the tower's")
+    if not set(tower.user_feature_columns) <= set(data.feature_columns):
+        raise ValueError(f"the tower reads user feature columns the data lacks: "
+                         f"{sorted(set(tower.user_feature_columns) - set(data.feature_columns))}")
     started = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -132,8 +165,9 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
     train_rows, test_rows = np.flatnonzero(data.time_ms < cut), np.flatnonzero(data.time_ms >= cut)
     if len(train_rows) < config.batch_size:
         raise ValueError(f"{len(train_rows)} training positives, fewer than one batch of {config.batch_size}")
-    items = _tensors(catalogue_inputs(data, tower))
-    users = _tensors(user_inputs(data.recent_positives, data.user_features, tower))
+    items = _tensors(catalogue_inputs(data, tower, at_ms=cut - 1))  # ids; features are read per step and query
+    picked = [data.feature_columns.index(c) for c in tower.user_feature_columns]
+    users = _tensors(user_inputs(data.recent_positives, data.user_features[:, picked], tower))
 
     epochs, curve = config.epochs, []
     if config.validation_fraction:
@@ -142,14 +176,16 @@ def train_two_tower(data: Positives, *, tower: TowerConfig | None = None, config
                                                                                           >= data.time_ms[at]]
         if len(fit) >= config.batch_size and len(held):
             def score(model: TwoTower) -> float:
-                report = evaluate(model, data, items, users, _popular(data, fit), held, (config.validation_k,), None)
+                report = evaluate(model, data, items, users, _popular(data, fit), held, (config.validation_k,), None,
+                                  tower=tower, at_ms=int(data.time_ms[at]) - 1)
                 return report.model[config.validation_k]
 
             curve = _fit(data, fit, items, users, tower, config, config.epochs, progress=None, validate=score)[3]
             epochs = int(np.argmax(curve)) + 1
     model, steps, running, _ = _fit(data, train_rows, items, users, tower, config, epochs, progress=progress)
 
-    report = evaluate(model, data, items, users, _popular(data, train_rows), test_rows, config.ks, oracle)
+    report = evaluate(model, data, items, users, _popular(data, train_rows), test_rows, config.ks, oracle,
+                      tower=tower, at_ms=cut - 1)
     return TrainResult(model=model, recall=report, train_positives=len(train_rows), test_positives=len(test_rows),
                        test_from_ms=cut, catalogue=len(data.catalogue), users=len(set(data.user_ids.tolist())),
                        steps=steps, final_loss=running, seconds=time.monotonic() - started, epochs=epochs,
@@ -175,7 +211,8 @@ def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor]
     for name, table in (("video", model.item.video), ("author", model.item.author), ("sound", model.item.sound),
                         ("hashtags", model.item.hashtag)):
         table.mark_seen(items[name][trained].flatten())
-    model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows])))
+    model.item.remember(catalogue_inputs(data, tower, rows=np.unique(data.video[train_rows]),
+                                         at_ms=int(data.time_ms[train_rows].max())))
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     frequency = StreamingFrequency(n_buckets=tower.video_buckets, alpha=config.alpha)
@@ -192,13 +229,20 @@ def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor]
             if config.logq:
                 frequency.update(items["video"][torch.from_numpy(positives)].numpy(), step)
             videos = torch.from_numpy(np.concatenate([positives, rng.integers(n_items, size=n_uniform)]))
+            times = None
+            if tower.video_feature_columns:  # drawn only then: the default path keeps its random stream
+                # As of a row's time: a positive's own row, a uniform negative a random row's of the batch (each
+                # candidate as an index built then would have held it).
+                row_times = data.time_ms[rows.numpy()]
+                times = np.concatenate([row_times, rng.choice(row_times, size=n_uniform)])
             item_ids = items["video"][videos]
             log_q = None
             if config.logq:  # the chance of being a candidate: in the batch (as a positive) or drawn uniformly
                 q = frequency.probability(item_ids.numpy()) + n_uniform / n_items
                 log_q = torch.from_numpy(np.log(q).astype(np.float32))
             user_vec = model.user(users["history"][rows], users["features"][rows])
-            item_vec = model.item(item_ids, items["author"][videos], items["sound"][videos], items["hashtags"][videos])
+            item_vec = model.item(item_ids, items["author"][videos], items["sound"][videos], items["hashtags"][videos],
+                                  _video_features_at(data, tower, videos.numpy(), times))
             loss = in_batch_softmax_loss(user_vec, item_vec, temperature=tower.temperature, log_q=log_q,
                                          item_ids=item_ids)
             optimizer.zero_grad()
@@ -217,14 +261,17 @@ def _fit(data: Positives, train_rows: np.ndarray, items: dict[str, torch.Tensor]
 
 def evaluate(model: TwoTower, data: Positives, items: dict[str, torch.Tensor], users: dict[str, torch.Tensor],
              popular: np.ndarray, test_rows: np.ndarray, ks: tuple[int, ...],
-             oracle: Oracle | None) -> RecallReport:
+             oracle: Oracle | None, *, tower: TowerConfig, at_ms: int) -> RecallReport:
     """Recall@K on the held-out positives whose video is not already among the row's recent positives (a feed
-    would not show it again, so no ranker may)."""
+    would not show it again, so no ranker may). The catalogue is embedded once, with its video features (if the
+    tower reads them) as of `at_ms`: an index built at the start of the held-out part."""
     exclude = data.exclusions(test_rows)
     fresh = ~(exclude == data.video[test_rows][:, None]).any(axis=1)
     queries, exclude = test_rows[fresh], exclude[fresh]
     with torch.no_grad():
-        item_vecs = model.item(items["video"], items["author"], items["sound"], items["hashtags"]).numpy()
+        catalogue = np.arange(len(data.catalogue))
+        item_vecs = model.item(items["video"], items["author"], items["sound"], items["hashtags"],
+                               _video_features_at(data, tower, catalogue, at_ms)).numpy()
         q = torch.from_numpy(queries)
         user_vecs = model.user(users["history"][q], users["features"][q]).numpy()
     rankers: dict[str, Scorer] = {

@@ -12,11 +12,13 @@ Used by the unit test of the model (tests/unit/fyp/embeddings/test_two_tower_wor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from features.engagement.user_engagement import v1 as user_engagement
+from features.engagement.video_engagement import v1 as video_engagement
 from fyp.embeddings.data import DAY_MS, POSITIVE_LABELS, Positives, positives_from_columns
 from fyp.embeddings.towers import TowerConfig
 from fyp.traffic import TrafficConfig, TrafficGenerator
@@ -25,13 +27,19 @@ from fyp.training.history import History
 from training.watch_outcomes import v1 as watch_outcomes
 from udfs.envelope import to_engagement_row
 
-__all__ = ["SMALL_TOWERS", "TOWER_SET", "World", "world_history", "world_positives"]
+__all__ = ["POPULARITY_TOWERS", "SMALL_TOWERS", "TOWER_SET", "World", "world_history", "world_positives"]
 
 TOWER_SET = replace(watch_outcomes, labels=tuple(label for label in watch_outcomes.labels
                                                  if label.name in POSITIVE_LABELS),
                     feature_sets=(user_engagement,))
 # Hash tables for a world of a few thousand videos (the production defaults are sized for 50,000 and more).
 SMALL_TOWERS = TowerConfig(video_buckets=4096, author_buckets=512, sound_buckets=256, hashtag_buckets=1024)
+# The variant measured best on the unit test's world (docs/EMBEDDINGS.md, rounds of 2026-12-07): no video ids
+# anywhere, the video's decayed 24 h counts as its popularity, no user features. Off by default: serving does not
+# yet refresh item vectors as the counts change (the embedding job embeds a video once, at approval).
+POPULARITY_TOWERS = replace(SMALL_TOWERS, video_ids=False, user_feature_columns=(),
+                            video_feature_columns=("impressions_decay_24h", "plays_decay_24h",
+                                                   "completions_decay_24h"))
 _MAX_VIEWS = 2_000_000  # a bound on the work one call may ask for (the backfill holds every row in memory)
 
 
@@ -86,7 +94,11 @@ def world_history(world: World) -> History:
     return History(rows=rows, partitions=np.zeros(len(rows), dtype=np.int64), offsets=np.arange(len(rows)))
 
 
-def world_positives(world: World) -> Positives:
-    """The world's training positives, through the point-in-time backfill of TOWER_SET."""
-    built = backfill(TOWER_SET, world_history(world))
-    return positives_from_columns({name: built.table.column(name) for name in built.table.column_names})
+def world_positives(world: World, video_feature_columns: Sequence[str] = ()) -> Positives:
+    """The world's training positives, through the point-in-time backfill of TOWER_SET (and of
+    video_engagement.v1 too when the item tower's `video_feature_columns` are asked)."""
+    declared = (replace(TOWER_SET, feature_sets=(*TOWER_SET.feature_sets, video_engagement))
+                if video_feature_columns else TOWER_SET)
+    built = backfill(declared, world_history(world))
+    return positives_from_columns({name: built.table.column(name) for name in built.table.column_names},
+                                  video_feature_columns=video_feature_columns)

@@ -293,3 +293,42 @@ def test_positives_keep_the_catalogue_a_model_is_trained_on() -> None:
     data = positives_from_columns(_rows())
     assert isinstance(data, Positives) and isinstance(data.catalogue, Catalogue)
     assert len(data.catalogue) == 4 and data.catalogue.first_ms.tolist() == [_ms(1), _ms(2), _ms(3), _ms(2, 2)]
+
+
+# --- the item tower's video features (off by default) ------------------------------------------------------
+
+
+def test_video_features_are_read_as_of_each_row_and_never_from_later_rows() -> None:
+    rows = _rows()
+    rows["video_engagement__plays_24h"] = [4.0, 1.0, None, 9.0, 2.0]
+    data = positives_from_columns(rows, video_feature_columns=("plays_24h",))
+    features = data.video_features
+    assert features is not None and features.columns == ("plays_24h",) and len(features.video) == 5  # every row
+    v1 = data.catalogue.indices(["v1"])[0]
+    at = features.at(np.array([v1, v1, v1, v1]), np.array([_ms(0), _ms(1), _ms(23), _ms(1, 2)]))
+    assert np.isnan(at[0, 0]) and at[1:, 0].tolist() == [4.0, 4.0, 9.0]  # before its first row: nothing
+    assert positives_from_columns(_rows()).video_features is None  # not asked, not read
+    assert "video_engagement__plays_24h" in table_columns(video_feature_columns=("plays_24h",))
+
+
+def test_item_tower_reads_video_features_only_when_configured() -> None:
+    config = replace(SMALL, video_feature_columns=("plays_24h", "completion_rate_24h"))
+    raw = np.array([[99.0, 3.0], [np.nan, np.nan]])
+    x = item_inputs(["v1", "v2"], ["a1", "a2"], [None, None], [[], []], config, raw)
+    np.testing.assert_allclose(x.features, [[math.log1p(99.0), 1.0, 0.0], [0.0, 0.0, 1.0]], rtol=1e-6)
+    model = TwoTower(config).eval()
+    vectors = model.item.encode(x)
+    assert vectors.shape == (2, 16)
+    same_ids = model.item.encode(item_inputs(["v1"], ["a1"], [None], [[]], config, raw[1:]))[0]
+    assert not torch.allclose(vectors[0], same_ids)  # the counts move the vector
+    with pytest.raises(ValueError, match="video_features is required"):
+        item_inputs(["v1"], ["a1"], [None], [[]], config)
+    with pytest.raises(ValueError, match="reads no video feature columns"):
+        item_inputs(["v1"], ["a1"], [None], [[]], SMALL, raw[:1])
+    assert item_inputs(["v1"], ["a1"], [None], [[]], SMALL).features.shape == (1, 0)
+    with pytest.raises(ValueError, match="unknown video feature columns"):
+        TowerConfig(video_feature_columns=("nope",))
+    # Serving has no path that reads a video's counts yet: an encoder of such a model refuses, rather than
+    # embedding with inputs that differ from training's.
+    with pytest.raises(ValueError, match="video_features is required"):
+        ItemEncoder(LoadedModel(model, "v", {})).encode([VideoMeta(video_id="v1", author_id="a1")])

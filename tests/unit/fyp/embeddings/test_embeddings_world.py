@@ -56,6 +56,17 @@ def test_the_bench_prints_recall_of_model_popularity_and_oracle_as_json() -> Non
     assert set(out["recall"]["oracle_lift"]) == {"10", "50", "100"}
 
 
+def test_the_bench_trains_the_popularity_towers_on_the_videos_counts() -> None:
+    result = _bench("--users", "30", "--videos", "120", "--world-seed", "3", "--days", "2", "--views-per-day",
+                    "1000", "--batch-size", "32", "--epochs", "2", "--threads", "1", "--popularity-towers", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    tower = out["tower_config"]
+    assert tower["video_ids"] is False and tower["user_feature_columns"] == []
+    assert tower["video_feature_columns"] == ["impressions_decay_24h", "plays_decay_24h", "completions_decay_24h"]
+    assert set(out["recall"]["model"]) == {"10", "50", "100"}
+
+
 def test_the_bench_refuses_a_bad_world_with_a_clear_error() -> None:
     result = _bench("--views-per-day", "1200", "--json")
     assert result.exit_code != 0 and "multiple of block" in result.output
