@@ -22,7 +22,6 @@ import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
 import org.apache.flink.table.catalog.SchemaTranslator;
 import org.apache.flink.table.connector.ChangelogMode;
 import org.apache.flink.table.types.DataType;
-import org.apache.flink.table.runtime.typeutils.ExternalTypeInfo;
 import org.apache.flink.table.runtime.typeutils.InternalTypeInfo;
 import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.BigIntType;
@@ -141,9 +140,7 @@ public final class Families {
         if (names.length != specs.length || names.length != fields.length) {
             throw new IllegalArgumentException("one name, spec and field list per family");
         }
-        TypeInformation<RowData> type = rows.getType();   // toRowDataChangelog's: external info bridged to RowData
-        RowType input = type instanceof InternalTypeInfo ? ((InternalTypeInfo<RowData>) type).toRowType()
-                : (RowType) ((ExternalTypeInfo<RowData>) type).getDataType().getLogicalType();
+        RowType input = ((InternalTypeInfo<RowData>) rows.getType()).toRowType();
         int[][] positions = new int[names.length][];
         OutputTag<RowData>[] tags = new OutputTag[names.length];
         for (int f = 0; f < names.length; f++) {
