@@ -4,9 +4,8 @@ A family is every set keyed by one engagement column (the family key, e.g. `user
 user set) or with a sub-key under it (user x author, user x hashtag). The features job sends one row per event
 to the family's operator (`dev.fyp.flink.families.FamilyOperator`, udfs/java/aggregates) instead of one row per
 set to one GROUP BY each, and the operator updates every set of the family per key and bundle with the same
-FEATURE_VECTOR code. This module compiles the families from the declarations: the SQL of their input rows (one
-projection for all families, which the Java `FamilySplit` splits per family), each operator's spec, and the SQL
-that splits an operator's output back into each set's sink columns. Sets with derived
+FEATURE_VECTOR code. This module compiles a family from the declarations: the SQL of its input rows, the
+operator's spec, and the SQL that splits its output back into each set's sink columns. Sets with derived
 (possibly Python) columns and few-key entities (pre-aggregated two-phase, `Entity.few_keys`) stay on the
 per-set SQL path (`featurespec.sql.feature_query`), which remains the reference the family path is tested
 against (tests/flink/test_families.py).
@@ -14,13 +13,13 @@ against (tests/flink/test_families.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from featurespec.declaration import FeatureSet, double_literals
 from featurespec.sql import default_state_ttl, sink_columns, vector_spec
 
-__all__ = ["Family", "families", "families_input_query", "family_output_query", "family_spec", "in_family"]
+__all__ = ["Family", "families", "family_input_query", "family_output_query", "family_spec", "in_family"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,10 +69,13 @@ def _not_empty(column: str) -> str:
     return f"`{column}` IS NOT NULL AND `{column}` <> ''"
 
 
-def _family_columns(family: Family, tag: str) -> tuple[str, list[str]]:
-    """A family's input columns in `families_input_query`: the key (NULL when no set of the family counts the
-    event, or the key is empty), and per set its sub-keys and values, each column named with `tag`."""
-    columns: list[str] = []
+def family_input_query(family: Family, source: str = "engagement") -> str:
+    """One row per event that some set of the family counts: `k, event_time`, then per set its sub-keys
+    (ARRAY<STRING>: the sub-key column as a one-element array, the hashtags, or NULL for the family key itself)
+    and its values (ARRAY<DOUBLE>, NULL when the set does not count the event). The conditions are
+    `feature_query`'s: non-empty keys, the set's `where` and `counted_where`; an empty hashtag is skipped by
+    the operator, per element, as the SQL explode's condition does."""
+    columns = [f"`{family.key_column}` AS `k`", "`event_time`"]
     counted: list[str] = []
     for position, feature_set in enumerate(family.sets):
         conditions: list[str] = []
@@ -92,34 +94,11 @@ def _family_columns(family: Family, tag: str) -> tuple[str, list[str]]:
             conditions.append(f"({feature_set.counted_where})")
         condition = " AND ".join(conditions) or "TRUE"
         values = ", ".join(f"CAST({a.value_sql()} AS DOUBLE)" for a in feature_set.aggregations)
-        columns.append(f"{subkeys} AS `{tag}_s{position}`")
-        columns.append(f"CASE WHEN {condition} THEN ARRAY[{values}] END AS `{tag}_v{position}`")
+        columns.append(f"{subkeys} AS `s{position}`")
+        columns.append(f"CASE WHEN {condition} THEN ARRAY[{values}] END AS `v{position}`")
         counted.append(f"({condition})")
-    counts = f"{_not_empty(family.key_column)} AND ({' OR '.join(counted)})"
-    return f"CASE WHEN {counts} THEN `{family.key_column}` END AS `{tag}_k`", columns
-
-
-def families_input_query(key_families: Sequence[Family], source: str = "engagement") -> tuple[str, tuple[str, ...]]:
-    """One row per event, carrying every family's input: `event_time`, then per family
-    its key (NULL when the family does not count the event) and per set its sub-keys (ARRAY<STRING>: the sub-key
-    column as a one-element array, the hashtags, or NULL for the family key itself) and its values
-    (ARRAY<DOUBLE>, NULL when the set does not count the event). The conditions are `feature_query`'s: non-empty
-    keys, the set's `where` and `counted_where`; an empty hashtag is skipped by the operator, per element, as
-    the SQL explode's condition does. Returns the query and, per family, the positions of its row's columns
-    (key, event_time, then each set's sub-keys and values) as `Families.applyAll` reads them: one projection
-    for all families, split in Java (`FamilySplit`, which drops a family's row when its key is NULL), costs
-    less per event than one projection per family (docs/PERFORMANCE.md). No WHERE: nearly every event counts
-    in some family, and the split checks each family's key anyway."""
-    select = ["`event_time`"]
-    fields: list[str] = []
-    for family in key_families:
-        key, columns = _family_columns(family, family.name)
-        key_at = len(select)
-        select.append(key)
-        select.extend(columns)
-        fields.append(",".join(str(i) for i in (key_at, 0, *range(key_at + 1, key_at + 1 + len(columns)))))
-    query = f"SELECT {', '.join(select)}\nFROM `{source}`"
-    return double_literals(query), tuple(fields)
+    where = f"{_not_empty(family.key_column)} AND ({' OR '.join(counted)})"
+    return double_literals(f"SELECT {', '.join(columns)}\nFROM `{source}`\nWHERE {where}")
 
 
 def family_output_query(family: Family, feature_set: FeatureSet, source: str) -> str:

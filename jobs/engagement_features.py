@@ -25,7 +25,7 @@ from connectors.redis_feature_sink import redis_feature_sink, redis_sorted_set_s
 from features import ALL_FEATURE_SETS, ALLOWED_LATENESS, DEDUP_HORIZON
 from features.serving_sets import SERVING_SETS
 from featurespec import FeatureSet
-from featurespec.families import families, families_input_query, family_output_query, family_spec
+from featurespec.families import families, family_input_query, family_output_query, family_spec
 from featurespec.sql import (
     JAVA_AGGREGATES,
     derived_failure_checks,
@@ -38,7 +38,7 @@ from fyp.config import Settings, load_settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_COLUMNS
-from udfs.flink_families import family_views, shared_view
+from udfs.flink_families import family_view, shared_view
 from udfs.flink_functions import (
     LATE,
     SCALAR_FUNCTIONS,
@@ -191,12 +191,8 @@ def build_engagement_features(
     # sets (derived columns, few keys) and every set with --per-set-sql run their own GROUP BY.
     by_family: dict[str, str] = {}
     if use_families:
-        key_families = families(feature_sets)
-        input_sql, fields = families_input_query(key_families)  # one projection for all families, split in Java
-        views = [(f"family_{family.name}", columns, family_spec(family))
-                 for family, columns in zip(key_families, fields, strict=True)]
-        family_views(t_env, input_sql, views)
-        for family, (view, _, _) in zip(key_families, views, strict=True):
+        for family in families(feature_sets):
+            view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
             by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
 
     # Sets with derived columns read their rows through a shared view of their filter: only those rows reach the

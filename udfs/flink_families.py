@@ -1,7 +1,6 @@
-"""Wire the key families into a PyFlink job: their input rows from one SQL projection, split per family
-(`FamilySplit`) and through each family's Java `FamilyOperator` (udfs/java/aggregates, `dev.fyp.flink.families`)
-as DataStream steps, and back to SQL as one view per family that `featurespec.families.family_output_query`
-splits per set. The SQL and the operator's spec come from the job,
+"""Wire a key family into a PyFlink job: its input rows from SQL, through the Java `FamilyOperator`
+(udfs/java/aggregates, `dev.fyp.flink.families`) as a DataStream step, and back to SQL as a view that
+`featurespec.families.family_output_query` splits per set. The SQL and the operator's spec come from the job,
 which compiles them from the declarations (`featurespec.families`): udfs does not import featurespec.
 
 Rows cross the Table/DataStream boundary both ways as Flink's internal `RowData`, with no conversion to
@@ -11,12 +10,10 @@ aggregate would). No Python runs per event."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment, Table
 
-__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_views", "shared_view"]
+__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "shared_view"]
 
 # As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows
 # or this long after its first row, whichever comes first; and before every checkpoint.
@@ -24,21 +21,17 @@ MAX_BUNDLE = 5000
 BUNDLE_MS = 200
 
 
-def family_views(t_env: StreamTableEnvironment, input_sql: str, views: Sequence[tuple[str, str, str]]) -> None:
-    """Register each family operator's output as a temporary view (`set_index, k, subkey, event_time, vals`),
-    all fed by the rows of `input_sql` (`families_input_query`, one row per event with every family's columns),
-    which the Java `FamilySplit` splits per family. views: per family (view name, its columns' positions in
-    `input_sql`'s rows as `families_input_query` returns them, its spec from `family_spec`)."""
+def family_view(t_env: StreamTableEnvironment, name: str, input_sql: str, spec: str) -> str:
+    """Register a family operator's output as temporary view `name` (`set_index, k, subkey, event_time,
+    vals`), fed by the rows of `input_sql` (`family_input_query`) and configured by `spec` (`family_spec`);
+    returns the view's name."""
     gateway = get_gateway()
     j_tenv = t_env._j_tenv
     families_java = gateway.jvm.dev.fyp.flink.families.Families
-    names, fields, specs = (gateway.new_array(gateway.jvm.String, len(views)) for _ in range(3))
-    for i, (name, columns, spec) in enumerate(views):
-        names[i], fields[i], specs[i] = name, columns, spec
     stream = families_java.toRowDataChangelog(j_tenv, t_env.sql_query(input_sql)._j_table)
-    outputs = families_java.applyAll(stream, "families (split)", names, specs, fields, MAX_BUNDLE, BUNDLE_MS)
-    for i, (name, _, _) in enumerate(views):
-        t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(outputs[i]), t_env))
+    out = families_java.apply(stream, name, spec, MAX_BUNDLE, BUNDLE_MS)
+    t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(out), t_env))
+    return name
 
 
 def shared_view(t_env: StreamTableEnvironment, name: str, table: Table, *, proc_time: str | None = None,

@@ -15,12 +15,12 @@ from pyflink.table import StreamTableEnvironment
 
 from features import ALL_FEATURE_SETS
 from featurespec import FeatureSet
-from featurespec.families import families, families_input_query, family_output_query, family_spec
+from featurespec.families import families, family_input_query, family_output_query, family_spec
 from featurespec.sql import feature_query
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from jobs.engagement_features import JOB_CONFIG, engagement_views
 from tests.flink.conftest import final_rows, new_stream_t_env, raw_view
-from udfs.flink_families import family_views
+from udfs.flink_families import family_view
 
 NOW = 1_700_000_000_000
 MINI_BATCH = {k: v for k, v in JOB_CONFIG.items() if k.startswith("table.exec.mini-batch")}
@@ -60,12 +60,8 @@ def test_every_family_set_equals_its_per_set_sql(payloads) -> None:
     engagement_views(t_env, "raw", shared=True)  # as the job does when it runs families
     parts = []
     sets = []
-    key_families = families(ALL_FEATURE_SETS)
-    input_sql, fields = families_input_query(key_families)  # as the job wires them
-    views = [(f"family_{family.name}", columns, family_spec(family))
-             for family, columns in zip(key_families, fields, strict=True)]
-    family_views(t_env, input_sql, views)
-    for family, (view, _, _) in zip(key_families, views, strict=True):
+    for family in families(ALL_FEATURE_SETS):
+        view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
         for feature_set in family.sets:
             sets.append(feature_set.name)
             parts.append(_as_rows(feature_set, feature_query(feature_set), "sql"))

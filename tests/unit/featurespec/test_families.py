@@ -5,7 +5,7 @@ from __future__ import annotations
 from features import ALL_FEATURE_SETS
 from features.comments import video_comment_sentiment
 from features.engagement import region_language_engagement, user_hashtag_affinity
-from featurespec.families import families, families_input_query, family_output_query, family_spec, in_family
+from featurespec.families import families, family_input_query, family_output_query, family_spec, in_family
 from featurespec.sql import sink_columns
 
 
@@ -33,8 +33,8 @@ def test_the_spec_names_each_set_its_sub_key_its_ttl_and_its_vector() -> None:
 
 def test_input_rows_carry_each_sets_conditions_and_the_hashtags_as_sub_keys() -> None:
     user = next(f for f in families(ALL_FEATURE_SETS) if f.key_column == "user_id")
-    sql, _ = families_input_query((user,))
-    assert "ARRAY[`author_id`] AS `user_s1`" in sql and "`hashtags` AS `user_s2`" in sql
+    sql = family_input_query(user)
+    assert "ARRAY[`author_id`] AS `s1`" in sql and "`hashtags` AS `s2`" in sql
     assert "`author_id` IS NOT NULL AND `author_id` <> ''" in sql
     assert "`user_id` IS NOT NULL AND `user_id` <> ''" in sql
     assert " 1.0 " not in sql  # DOUBLE literals only
@@ -47,28 +47,3 @@ def test_output_rows_have_exactly_the_sinks_columns() -> None:
             names = [c for c, _ in sink_columns(feature_set)]
             assert all(f"AS `{name}`" in sql or name == "event_time" for name in names)
             assert sql.endswith(f"`set_index` = {ALL_FEATURE_SETS.index(feature_set)}")
-
-
-def test_one_input_row_carries_every_family_and_names_each_familys_columns() -> None:
-    key_families = families(ALL_FEATURE_SETS)
-    sql, fields = families_input_query(key_families)
-    select = sql.split("\nFROM")[0].removeprefix("SELECT ")
-    names = [part.rsplit(" AS ", 1)[-1].strip("`") for part in _top_level(select)]
-    assert names[0] == "event_time"
-    for family, columns in zip(key_families, fields, strict=True):
-        positions = [int(p) for p in columns.split(",")]
-        expected = [f"{family.name}_k", "event_time"]
-        for i in range(len(family.sets)):
-            expected += [f"{family.name}_s{i}", f"{family.name}_v{i}"]
-        assert [names[p] for p in positions] == expected
-
-
-def _top_level(select: str) -> list[str]:
-    """The SELECT list split at commas outside parentheses and brackets."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(select):
-        depth += (ch in "([") - (ch in ")]")
-        if ch == "," and depth == 0:
-            parts.append(select[start:i].strip())
-            start = i + 1
-    return [*parts, select[start:].strip()]

@@ -7,8 +7,6 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.streaming.api.datastream.DataStream;
-import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
-import org.apache.flink.util.OutputTag;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.table.api.Expressions;
@@ -126,42 +124,6 @@ public final class Families {
             }
             return row;
         }
-    }
-
-    /**
-     * Every family from one stream that carries all their inputs ({@code families_input_query}): {@link
-     * FamilySplit} sends each family its row (the columns {@code fields} lists for it, e.g. {@code "3,0,4,5"}),
-     * and each family's rows are keyed and applied as by {@link #apply}. Returns the families' output streams,
-     * in the order of {@code names}.
-     */
-    @SuppressWarnings("unchecked")
-    public static DataStream<RowData>[] applyAll(DataStream<RowData> rows, String splitName, String[] names,
-                                                 String[] specs, String[] fields, int maxBundle, long bundleMs) {
-        if (names.length != specs.length || names.length != fields.length) {
-            throw new IllegalArgumentException("one name, spec and field list per family");
-        }
-        RowType input = ((InternalTypeInfo<RowData>) rows.getType()).toRowType();
-        int[][] positions = new int[names.length][];
-        OutputTag<RowData>[] tags = new OutputTag[names.length];
-        for (int f = 0; f < names.length; f++) {
-            String[] parts = fields[f].split(",");
-            positions[f] = new int[parts.length];
-            org.apache.flink.table.types.logical.LogicalType[] types =
-                    new org.apache.flink.table.types.logical.LogicalType[parts.length];
-            for (int j = 0; j < parts.length; j++) {
-                positions[f][j] = Integer.parseInt(parts[j].trim());
-                types[j] = input.getTypeAt(positions[f][j]);
-            }
-            tags[f] = new OutputTag<>(names[f], InternalTypeInfo.of(RowType.of(types)));
-        }
-        SingleOutputStreamOperator<RowData> split = rows
-                .process(new FamilySplit(positions, input, tags), rows.getType())
-                .name(splitName).uid(splitName);
-        DataStream<RowData>[] out = new DataStream[names.length];
-        for (int f = 0; f < names.length; f++) {
-            out[f] = apply(split.getSideOutput(tags[f]), names[f], specs[f], maxBundle, bundleMs);
-        }
-        return out;
     }
 
     public static DataStream<RowData> apply(DataStream<RowData> rows, String name, String spec, int maxBundle,
