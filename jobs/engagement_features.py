@@ -47,18 +47,22 @@ from udfs.flink_functions import (
     register_java_decoder,
 )
 
-__all__ = ["JOB_CONFIG", "build_engagement_features", "derived_failure_rows", "derived_views", "engagement_views",
-           "sharing", "streaming_environment"]
+__all__ = ["JOB_CONFIG", "SINK_FLUSH_MS", "build_engagement_features", "derived_failure_rows", "derived_views",
+           "engagement_views", "job_config", "sharing", "streaming_environment"]
 
 GROUP_ID = PIPELINE.group_id
 # ALLOWED_LATENESS: further behind than this, counted (fyp_late_events_total), not featured.
 # DEDUP_HORIZON: an event_id seen again within this is dropped. Both live in features/ for `fyp verify`.
 
-# Mini-batches bound both the Redis write rate per key and the added latency (allow-latency).
-JOB_CONFIG = {
+# How long the Redis writers gather rows before a pipelined write. Rows come in bursts, one per mini-batch, so a
+# short interval costs few extra writes; it adds up to this much to every feature's freshness (50 ms before).
+SINK_FLUSH_MS = 10
+
+# Mini-batches bound both the Redis write rate per key and the added latency (allow-latency, set with the
+# network buffer timeout from the job's options by `job_config`: the two trade freshness against CPU).
+_BASE_CONFIG = {
     **PIPELINE.flink_config(),  # its name, and pipeline.max-parallelism so that it can rescale
     "table.exec.mini-batch.enabled": "true",
-    "table.exec.mini-batch.allow-latency": "200 ms",
     "table.exec.mini-batch.size": "5000",
     "table.optimizer.agg-phase-strategy": "TWO_PHASE",
     # The job-wide TTL bounds the dedup state; feature aggregates set their own (STATE_TTL hints).
@@ -80,6 +84,17 @@ JOB_CONFIG = {
     "state.backend.rocksdb.use-bloom-filter": "true",
     "state.backend.rocksdb.compression.per.level": "NO_COMPRESSION",
 }
+
+
+def job_config(options: JobOptions | None = None) -> dict[str, str]:
+    """The job's Flink settings with the freshness knobs of `options` (JobOptions.mini_batch_ms,
+    buffer_timeout_ms; their defaults without)."""
+    options = options or JobOptions()
+    return {**_BASE_CONFIG, "table.exec.mini-batch.allow-latency": f"{options.mini_batch_ms} ms",
+            "execution.buffer-timeout.interval": f"{options.buffer_timeout_ms} ms"}
+
+
+JOB_CONFIG = job_config()
 
 
 def engagement_views(
@@ -192,7 +207,8 @@ def build_engagement_features(
     by_family: dict[str, str] = {}
     if use_families:
         for family in families(feature_sets):
-            view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family))
+            view = family_view(t_env, f"family_{family.name}", family_input_query(family), family_spec(family),
+                               bundle_ms=(options or JobOptions()).mini_batch_ms)
             by_family.update({fs.qualified_name: family_output_query(family, fs, view) for fs in family.sets})
 
     # Sets with derived columns read their rows through a shared view of their filter: only those rows reach the
@@ -203,7 +219,7 @@ def build_engagement_features(
     statements = t_env.create_statement_set()
     for feature_set in feature_sets:
         sink = f"redis_{feature_set.name}_v{feature_set.version}"  # two versions may be computed side by side
-        t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set))
+        t_env.create_temporary_table(sink, redis_feature_sink(settings, feature_set, flush_interval_ms=SINK_FLUSH_MS))
         query = by_family.get(feature_set.qualified_name) or feature_query(
             feature_set, source=derived_source.get(feature_set.qualified_name, "engagement"))
         statements.add_insert_sql(f"INSERT INTO {sink} {query}")
@@ -211,7 +227,8 @@ def build_engagement_features(
         sink = f"redis_{spec.name}"
         t_env.create_temporary_table(sink, redis_sorted_set_sink(
             settings, key_prefix=spec.key_prefix, key_columns=spec.key_columns, member_column=spec.member_column,
-            score_column="score", max_size=spec.max_size, ttl=spec.ttl, greater_only=spec.per_event))
+            score_column="score", max_size=spec.max_size, ttl=spec.ttl, greater_only=spec.per_event,
+            flush_interval_ms=SINK_FLUSH_MS))
         statements.add_insert_sql(f"INSERT INTO {sink} {sorted_set_query(spec)}")
     # A dead letter keeps the original key (as the record key and in DeadLetter.key) and headers, so that
     # `fyp dlq replay` sends it back to the same partition with what the client attached.
@@ -244,8 +261,9 @@ def streaming_environment(config: dict[str, str] = JOB_CONFIG) -> tuple[StreamEx
 
 
 if __name__ == "__main__":
-    env, t_env = streaming_environment()
-    statements = build_engagement_features(t_env, load_settings(), options=parse_job_options(sys.argv[1:]))
+    job_options = parse_job_options(sys.argv[1:])
+    env, t_env = streaming_environment(job_config(job_options))
+    statements = build_engagement_features(t_env, load_settings(), options=job_options)
     # The INSERTs join the DataStream steps (the family operators) in one job, run under the job's name.
     statements.attach_as_datastream()
     env.execute(PIPELINE.pipeline_name)

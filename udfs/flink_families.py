@@ -15,21 +15,23 @@ from pyflink.table import StreamTableEnvironment, Table
 
 __all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "shared_view"]
 
-# As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows
-# or this long after its first row, whichever comes first; and before every checkpoint.
+# As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes at each mini-batch
+# boundary (the watermark the deduplication forwards after releasing a mini-batch), after this many rows, or
+# `bundle_ms` after its first row when no boundary came; and before every checkpoint.
 MAX_BUNDLE = 5000
 BUNDLE_MS = 200
 
 
-def family_view(t_env: StreamTableEnvironment, name: str, input_sql: str, spec: str) -> str:
+def family_view(t_env: StreamTableEnvironment, name: str, input_sql: str, spec: str, *,
+                bundle_ms: int = BUNDLE_MS) -> str:
     """Register a family operator's output as temporary view `name` (`set_index, k, subkey, event_time,
     vals`), fed by the rows of `input_sql` (`family_input_query`) and configured by `spec` (`family_spec`);
-    returns the view's name."""
+    returns the view's name. bundle_ms: the job's mini-batch interval (a bundle's bound when no boundary comes)."""
     gateway = get_gateway()
     j_tenv = t_env._j_tenv
     families_java = gateway.jvm.dev.fyp.flink.families.Families
     stream = families_java.toRowDataChangelog(j_tenv, t_env.sql_query(input_sql)._j_table)
-    out = families_java.apply(stream, name, spec, MAX_BUNDLE, BUNDLE_MS)
+    out = families_java.apply(stream, name, spec, MAX_BUNDLE, bundle_ms, True)
     t_env.create_temporary_view(name, Table(j_tenv.fromDataStream(out), t_env))
     return name
 

@@ -47,7 +47,9 @@ CAUSES = {
     "lateness": "events that reached their Kafka partition after the serve (behind events newer than it)",
 }
 _MINI_BATCH_MS = 200  # jobs/engagement_features.py JOB_CONFIG "table.exec.mini-batch.allow-latency"
-_SINK_FLUSH_MS = 50  # connectors/redis_feature_sink.py redis_feature_sink(flush_interval_ms)
+# connectors/redis_feature_sink.py's default flush_interval_ms; the features job flushes sooner (SINK_FLUSH_MS, 10 ms),
+# so this bounds it from above.
+_SINK_FLUSH_MS = 50
 # From an event's event time to the job reading it: the client's own delay (the traffic generator stamps events up
 # to 250 ms before sending), the producer's linger, Kafka; `fyp bench freshness` measured p99 0.4-2.3 s end to end
 # under load (docs/PERFORMANCE.md).

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.job_options import JobOptions
 from features.engagement import user_hashtag_affinity, video_engagement
 from featurespec import FeatureSet, window_label
 from featurespec.sql import feature_query
-from jobs.engagement_features import engagement_views
+from jobs.engagement_features import JOB_CONFIG, engagement_views, job_config, streaming_environment
 from schemas.registry import default_registry
 from tests.flink.conftest import final_rows, raw_view
 
@@ -109,3 +110,13 @@ def test_late_events_are_not_dead_letters(raw):
     query = "SELECT kafka_offset FROM decoded WHERE e.error = 'late'"
     with raw.sql_query(query).execute().collect() as rows:
         assert [row[0] for row in rows] == [11]
+
+
+def test_job_config_carries_the_freshness_knobs_into_flink() -> None:
+    """The job's options reach the settings Flink reads (a misspelt key would be ignored silently)."""
+    assert JOB_CONFIG["table.exec.mini-batch.allow-latency"] == "200 ms"
+    config = job_config(JobOptions(mini_batch_ms=100, buffer_timeout_ms=7))
+    assert config["table.exec.mini-batch.allow-latency"] == "100 ms"
+    env, t_env = streaming_environment(config)
+    assert env._j_stream_execution_environment.getBufferTimeout() == 7
+    assert t_env.get_config().get("table.exec.mini-batch.allow-latency", "") == "100 ms"

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from connectors.job_options import parse_job_options
+from connectors.job_options import JobOptions, parse_job_options
 from fyp.bench.stats import latency_summary
 from fyp.config import load_settings
 from fyp.stack.flink_cluster import FlinkDistribution
@@ -156,6 +156,19 @@ def test_job_options_parse_offsets():
     options = parse_job_options(["--topic", "t", "--start-offsets", "0:5,1:7", "--end-offsets", "0:9"])
     assert options.start_offsets == {0: 5, 1: 7} and options.end_offsets == {0: 9} and options.topic == "t"
     assert parse_job_options([]).group_id is None
+
+
+def test_freshness_knobs_parse_with_defaults_and_refuse_what_is_out_of_range():
+    default = parse_job_options([])
+    assert (default.mini_batch_ms, default.buffer_timeout_ms) == (200, 20)
+    tuned = parse_job_options(["--mini-batch-ms", "100", "--buffer-timeout-ms", "5"])
+    assert (tuned.mini_batch_ms, tuned.buffer_timeout_ms) == (100, 5)
+    for bad in (["--mini-batch-ms", "5"], ["--mini-batch-ms", "20000"], ["--buffer-timeout-ms", "0"],
+                ["--buffer-timeout-ms", "10ms"]):
+        with pytest.raises(SystemExit):  # argparse's usage error, naming the option and the range
+            parse_job_options(bad)
+    with pytest.raises(ValueError, match=r"buffer_timeout_ms must be within 1\.\.1000 ms, got 0"):
+        JobOptions(buffer_timeout_ms=0)
 
 
 def test_latency_summary_percentiles():

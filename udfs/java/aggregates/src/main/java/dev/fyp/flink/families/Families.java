@@ -126,10 +126,21 @@ public final class Families {
         }
     }
 
+    /** As {@link #apply(DataStream, String, String, int, long, boolean)} with bundles on their own timer only. */
     public static DataStream<RowData> apply(DataStream<RowData> rows, String name, String spec, int maxBundle,
                                             long bundleMs) {
+        return apply(rows, name, spec, maxBundle, bundleMs, false);
+    }
+
+    /**
+     * Key {@code rows} by their first field and apply a {@link FamilyOperator}. endOnWatermark: a bundle also ends
+     * at every watermark, i.e. at the SQL mini-batch boundaries upstream (see FamilyOperator).
+     */
+    public static DataStream<RowData> apply(DataStream<RowData> rows, String name, String spec, int maxBundle,
+                                            long bundleMs, boolean endOnWatermark) {
         return rows.keyBy(new FirstField())
-                .transform(name, InternalTypeInfo.of(OUTPUT), new FamilyOperator(spec, maxBundle, bundleMs))
+                .transform(name, InternalTypeInfo.of(OUTPUT),
+                        new FamilyOperator(spec, maxBundle, bundleMs, endOnWatermark))
                 .uid(name);
     }
 }

@@ -6,6 +6,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ScheduledFuture;
 
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
@@ -18,6 +19,7 @@ import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericArrayData;
@@ -47,6 +49,14 @@ import dev.fyp.flink.aggregates.FeatureVectorOnePhase;
  * FeatureVectorOnePhase} (the same code as the SQL path's FEATURE_VECTOR), written back once, and its
  * absolute value emitted: {@code set_index INT, key STRING, subkey STRING, event_time BIGINT, vals
  * ARRAY<DOUBLE>}, event_time being the accumulator's reference time, as the SQL path's MAX(event_time).
+ *
+ * <p>With {@code endOnWatermark}, a bundle also ends at every watermark. Upstream, the SQL mini-batch
+ * deduplication releases its rows at each mini-batch boundary and then forwards the boundary as a
+ * (processing-time) watermark, which reaches this operator once every input channel has passed it, i.e. right
+ * after that mini-batch's rows. Ending the bundle there applies each mini-batch as it arrives, instead of
+ * holding it another {@code bundleMs} on a timer of its own (~200 ms of every feature's freshness,
+ * docs/PERFORMANCE.md); the bundles hold as many rows as before. The timer stays as the bound when no
+ * watermark comes (a job without mini-batch).
  */
 public final class FamilyOperator extends AbstractStreamOperator<RowData>
         implements OneInputStreamOperator<RowData, RowData>, BoundedOneInput {
@@ -56,6 +66,7 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
     private final String specText;
     private final int maxBundle;
     private final long bundleMs;
+    private final boolean endOnWatermark;
 
     private transient FamilySpec spec;
     private transient FeatureVectorOnePhase vector;
@@ -64,7 +75,7 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
     private transient List<MapState<String, byte[]>> maps;
     private transient Map<String, List<Event>> bundle;
     private transient int buffered;
-    private transient boolean timerSet;
+    private transient ScheduledFuture<?> timer;
     private transient DataOutputSerializer scratch;
 
     /** One buffered event: its time, and per set its sub-keys and values (null: not counted). */
@@ -83,9 +94,14 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
     }
 
     public FamilyOperator(String specText, int maxBundle, long bundleMs) {
+        this(specText, maxBundle, bundleMs, false);
+    }
+
+    public FamilyOperator(String specText, int maxBundle, long bundleMs, boolean endOnWatermark) {
         this.specText = specText;
         this.maxBundle = maxBundle;
         this.bundleMs = bundleMs;
+        this.endOnWatermark = endOnWatermark;
         FamilySpec.parse(specText); // fail at job build time, not on the TaskManager
     }
 
@@ -166,11 +182,21 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
         buffered++;
         if (buffered >= maxBundle) {
             finishBundle();
-        } else if (!timerSet) {
-            timerSet = true;
+        } else if (timer == null) {
             long now = getProcessingTimeService().getCurrentProcessingTime();
-            getProcessingTimeService().registerTimer(now + bundleMs, t -> finishBundle());
+            timer = getProcessingTimeService().registerTimer(now + bundleMs, t -> {
+                timer = null;
+                finishBundle();
+            });
         }
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        if (endOnWatermark) {
+            finishBundle();   // before the watermark goes on, as the SQL bundle operators do
+        }
+        super.processWatermark(mark);
     }
 
     @Override
@@ -190,7 +216,10 @@ public final class FamilyOperator extends AbstractStreamOperator<RowData>
     }
 
     private void finishBundle() throws Exception {
-        timerSet = false;
+        if (timer != null) {   // ended otherwise: a later bundle starts its own timer
+            timer.cancel(false);
+            timer = null;
+        }
         if (buffered == 0) {
             return;
         }
