@@ -10,9 +10,9 @@ matches every column, with the served value's event time as its newest event, na
     in_flight  events the job had not written to Redis yet: per Kafka partition, a suffix of the entity's events
                holding every event newer than the served value's event time (and any older one behind it in the
                partition: client clocks make a partition's event times slightly out of order). The job holds an
-               event for at most its mini-batch (`table.exec.mini-batch.allow-latency`, 200 ms,
-               jobs/engagement_features.py) plus the Redis sink's flush interval (50 ms,
-               connectors/redis_feature_sink.py) after reading it, so every such event must have an event time
+               event for at most its mini-batch (`table.exec.mini-batch.allow-latency`, 200 ms by default,
+               jobs/engagement_features.py; a job run with a longer `--mini-batch-ms` needs a larger bound) plus the
+               Redis sink's flush interval (at most 50 ms) after reading it, so every such event must have an event time
                within `in_flight_bound_ms` of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and
                Kafka), or the cause does not apply; the report gives the largest gap seen.
     lateness   events with event_time < served_time that sit later in their Kafka partition than an event with
