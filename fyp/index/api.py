@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, ORJSONResponse
 from pydantic import BaseModel, Field
 
 from fyp.index.ann import Neighbor
@@ -288,7 +288,9 @@ def create_app(
     def similar(video_id: str, k: int = Query(10, ge=1, le=max_k)) -> dict[str, Any]:
         return api.similar(video_id, k)
 
-    @app.get("/v1/candidates")
+    # ORJSONResponse: ~300-500 plain results, so FastAPI's jsonable_encoder walk and json.dumps are skipped (the
+    # feed service asks for this on every feed).
+    @app.get("/v1/candidates", response_class=ORJSONResponse)
     def candidates(
         user: str = Query(..., min_length=1),
         k: int = Query(100, ge=1, le=max_k),
@@ -296,7 +298,7 @@ def create_app(
         region: str | None = Query(None, description="the market's region (ISO 3166-1), with language"),
         language: str | None = Query(None, description="the market's language (ISO 639-1), with region"),
         dots: bool = Query(False, description="add each result's user . video dot product (the feed's coarse score)"),
-    ) -> dict[str, Any]:
-        return api.candidates(user, k, sources, region=region, language=language, dots=dots)
+    ) -> ORJSONResponse:
+        return ORJSONResponse(api.candidates(user, k, sources, region=region, language=language, dots=dots))
 
     return app
