@@ -208,5 +208,7 @@ def serve(*, host: str, port: int, workers: int = 1, **options: Any) -> None:
     # Several processes, since one Python process runs one thread at a time (the GIL): uvicorn's supervisor
     # shares the socket, and each worker imports `app_from_env` and builds its own ranker, model and pools.
     os.environ[OPTIONS_ENV] = json.dumps({**options, "workers": workers})
+    # A worker builds its app (imports, the model from S3, ONNX Runtime) before it answers uvicorn's health
+    # check: well over the default 5 s on a busy machine, after which uvicorn kills and restarts it.
     uvicorn.run("fyp.feed.service:app_from_env", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False, timeout_worker_healthcheck=120)
