@@ -13,10 +13,12 @@
                                  one assignment, so a request in flight finishes on the version it started with
     GET  /healthz                200 (the feed answers with or without a model; /v1/model says which)
 
-`build_app` wires the stack: the index service's `/v1/candidates` and `/v1/vectors` over one keep-alive HTTP
-client (FYP_INDEX_URL, else 127.0.0.1:8090+offset), the stack's Redis, the ranker store in the media bucket, and
-the experiments declared in fyp/experiments/declared.py (their arms' ranker versions pinned at start).
-Routes are plain `def`: FastAPI runs them in its thread pool.
+`build_app` wires the stack: candidates generated in this process (fyp/feed/candidates.py) over the stack's Redis,
+the index service (FYP_INDEX_URL, else 127.0.0.1:8090+offset) asked over one keep-alive HTTP client for the ANN
+source, the dots and the shortlist's vectors, the ranker store in the media bucket, and the experiments declared
+in fyp/experiments/declared.py (their arms' ranker versions pinned at start). Routes are plain `def`: FastAPI runs
+them in its thread pool. `serve(workers=N)` runs N such processes behind one socket (uvicorn's supervisor), each
+with its own app.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import ORJSONResponse
 
 from fyp.experiments.spec import Experiment
-from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchCandidates, FetchVectors
+from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchVectors
 from fyp.feed.candidates import local_candidates
 from fyp.feed.model import RankerSlot
 from fyp.feed.rerank import MAX_FEED
 
 __all__ = ["DEFAULT_PORT", "OPTIONS_ENV", "app_from_env", "app_from_options", "build_app", "create_app", "default_port",
-           "http_candidates", "http_vectors", "serve"]
+           "http_vectors", "serve"]
 
 log = logging.getLogger("fyp.feed.service")
 
@@ -57,25 +59,6 @@ MAX_AT_SKEW_MS = 86_400_000  # `at_ms` is for comparing reads a few seconds apar
 def default_port() -> int:
     """FYP_FEED_PORT, else 8095 shifted by FYP_PORT_OFFSET (like every port of the local stack)."""
     return int(os.environ.get("FYP_FEED_PORT", DEFAULT_PORT + int(os.environ.get("FYP_PORT_OFFSET", "0"))))
-
-
-def http_candidates(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchCandidates:
-    """A candidate source over the index service's HTTP API (one pooled, thread-safe httpx client, kept alive
-    between requests; pass `client` to share it)."""
-    client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
-
-    def fetch(user_id: str, k: int) -> Mapping[str, Any]:
-        try:
-            response = client.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
-        except httpx.HTTPError as exc:
-            raise CandidatesDown(f"index service at {base_url} not reachable: {exc}") from exc
-        if response.status_code == 422:
-            raise ValueError(response.json().get("detail", response.text))
-        if response.status_code != 200:
-            raise CandidatesDown(f"index service answered {response.status_code}: {response.text[:200]}")
-        return orjson.loads(response.content)  # ~3x faster than the json module on a 500-candidate body
-
-    return fetch
 
 
 def http_vectors(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchVectors:
