@@ -50,9 +50,10 @@ def serve_feed(
                                                       "(experiment arms override these)."),
     experiments: Path | None = typer.Option(None, "--experiments", help="A JSON file of experiment declarations to "
                                             "run instead of fyp/experiments/declared.py's (fyp/experiments/load.py)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=16, help="Worker processes (each its own ranker and "
+                                "model; with more than one, POST /v1/model/reload?version= is refused)."),
 ) -> None:
     """Serve feeds: candidates, filters, coarse ranking, the fine ranker (ONNX), reranking."""
-    from fyp.config import load_settings
     from fyp.experiments.load import load_experiments
     from fyp.feed.assemble import FeedConfig
     from fyp.feed.service import default_port, serve
@@ -64,8 +65,10 @@ def serve_feed(
         for experiment in declared or ():
             for arm in experiment.arms:  # a bad weight would fail every request of the arm: refuse it now
                 head_weights(arm.overrides)
-    serve(load_settings(), host=host, port=port or default_port(), index_url=index_url, model=model, config=config,
-          reload_every_s=reload_every, experiments=declared)
+    # Checked above; each worker process builds the same again from these JSON-able options.
+    serve(host=host, port=port or default_port(), workers=workers, index_url=index_url, model=model,
+          reload_every_s=reload_every, candidate_k=config.candidate_k, coarse_k=config.coarse_k,
+          weights=dict(config.weights), experiments_file=str(experiments.resolve()) if experiments else None)
 
 
 def feed(

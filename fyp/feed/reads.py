@@ -122,11 +122,12 @@ def _with_ratios(plan: ReadPlan, matrix: np.ndarray) -> np.ndarray:
     """The decoded values followed by the plan's ratios (NaN where the denominator is not positive)."""
     if not plan.ratios:
         return matrix
-    ratios = np.full((matrix.shape[0], len(plan.ratios)), np.nan)
-    for i, (_, numerator, denominator) in enumerate(plan.ratios):
-        den = matrix[:, denominator]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios[:, i] = np.where(den > 0, matrix[:, numerator] / den, np.nan)
+    # Every ratio in one array operation: a loop with an errstate per ratio cost more than the division.
+    numerators = [num for _, num, _ in plan.ratios]
+    denominators = [den for _, _, den in plan.ratios]
+    den = matrix[:, denominators]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(den > 0, matrix[:, numerators] / den, np.nan)
     return np.hstack([matrix, ratios])
 
 

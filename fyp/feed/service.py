@@ -13,21 +13,25 @@
                                  one assignment, so a request in flight finishes on the version it started with
     GET  /healthz                200 (the feed answers with or without a model; /v1/model says which)
 
-`build_app` wires the stack: the index service's `/v1/candidates` and `/v1/vectors` over one keep-alive HTTP
-client (FYP_INDEX_URL, else 127.0.0.1:8090+offset), the stack's Redis, the ranker store in the media bucket, and
-the experiments declared in fyp/experiments/declared.py (their arms' ranker versions pinned at start).
-Routes are plain `def`: FastAPI runs them in its thread pool.
+`build_app` wires the stack: candidates generated in this process (fyp/feed/candidates.py) over the stack's Redis,
+the index service (FYP_INDEX_URL, else 127.0.0.1:8090+offset) asked over one keep-alive HTTP client for the ANN
+source, the dots and the shortlist's vectors, the ranker store in the media bucket, and the experiments declared
+in fyp/experiments/declared.py (their arms' ranker versions pinned at start). Routes are plain `def`: FastAPI runs
+them in its thread pool. `serve(workers=N)` runs N such processes behind one socket (uvicorn's supervisor), each
+with its own app.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,40 +41,24 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import ORJSONResponse
 
 from fyp.experiments.spec import Experiment
-from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchCandidates, FetchVectors
+from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchVectors
+from fyp.feed.candidates import local_candidates
 from fyp.feed.model import RankerSlot
 from fyp.feed.rerank import MAX_FEED
 
-__all__ = ["DEFAULT_PORT", "build_app", "create_app", "default_port", "http_candidates", "http_vectors", "serve"]
+__all__ = ["DEFAULT_PORT", "OPTIONS_ENV", "app_from_env", "app_from_options", "build_app", "create_app", "default_port",
+           "http_vectors", "serve"]
 
 log = logging.getLogger("fyp.feed.service")
 
 DEFAULT_PORT = 8095
+OPTIONS_ENV = "FYP_FEED_SERVE_OPTIONS"  # serve's options, JSON, for each worker process (`app_from_env`)
 MAX_AT_SKEW_MS = 86_400_000  # `at_ms` is for comparing reads a few seconds apart, not for replaying the past
 
 
 def default_port() -> int:
     """FYP_FEED_PORT, else 8095 shifted by FYP_PORT_OFFSET (like every port of the local stack)."""
     return int(os.environ.get("FYP_FEED_PORT", DEFAULT_PORT + int(os.environ.get("FYP_PORT_OFFSET", "0"))))
-
-
-def http_candidates(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchCandidates:
-    """A candidate source over the index service's HTTP API (one pooled, thread-safe httpx client, kept alive
-    between requests; pass `client` to share it)."""
-    client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
-
-    def fetch(user_id: str, k: int) -> Mapping[str, Any]:
-        try:
-            response = client.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
-        except httpx.HTTPError as exc:
-            raise CandidatesDown(f"index service at {base_url} not reachable: {exc}") from exc
-        if response.status_code == 422:
-            raise ValueError(response.json().get("detail", response.text))
-        if response.status_code != 200:
-            raise CandidatesDown(f"index service answered {response.status_code}: {response.text[:200]}")
-        return orjson.loads(response.content)  # ~3x faster than the json module on a 500-candidate body
-
-    return fetch
 
 
 def http_vectors(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client | None = None) -> FetchVectors:
@@ -89,8 +77,10 @@ def http_vectors(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client 
     return fetch
 
 
-def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
-    """The HTTP API over `ranker`; with `reload_every_s` > 0, the slot checks for a new wanted version that often."""
+def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int = 1) -> FastAPI:
+    """The HTTP API over `ranker`; with `reload_every_s` > 0, the slot checks for a new wanted version that often.
+    workers: how many processes serve (`serve`); with more than one, a reload request reaches one of them, so
+    `POST /v1/model/reload?version=V` is refused (409): the processes would serve different versions."""
     slot = ranker.slot
 
     @asynccontextmanager
@@ -113,6 +103,10 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
 
     @app.post("/v1/model/reload")
     def reload(version: str | None = Query(None, description="a version name, or 'latest'")) -> dict[str, Any]:
+        if version is not None and workers > 1:
+            raise HTTPException(409, f"this service runs {workers} worker processes and a request reaches one: "
+                                     "move models/ranker/LATEST instead, which every worker checks every "
+                                     "--reload-every seconds, or serve with --workers 1")
         if version is not None and version != "latest":
             from fyp.ranking.store import check_version
 
@@ -144,7 +138,7 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0) -> FastAPI:
 
 def build_app(settings: Any, *, index_url: str | None = None, model: str = "latest",
               experiments: Sequence[Experiment] | None = None, config: FeedConfig | None = None,
-              reload_every_s: float = 60.0) -> FastAPI:
+              reload_every_s: float = 60.0, workers: int = 1) -> FastAPI:
     """The service wired to the stack of `settings` (see the module docstring); model: "latest" or a version."""
     from fyp.experiments.declared import EXPERIMENTS
     from fyp.index.config import default_port as index_port
@@ -154,16 +148,50 @@ def build_app(settings: Any, *, index_url: str | None = None, model: str = "late
     url = index_url or os.environ.get("FYP_INDEX_URL") or f"http://127.0.0.1:{index_port()}"
     slot = RankerSlot(S3ObjectStore(make_s3_client(settings), settings.media_bucket), wanted=model)
     slot.reload()
-    index = httpx.Client(base_url=url.rstrip("/"), timeout=2.0)  # one keep-alive pool for both calls
-    ranker = FeedRanker(http_candidates(url, client=index), settings.redis_client(), slot,
-                        vectors=http_vectors(url, client=index),
+    index = httpx.Client(base_url=url.rstrip("/"), timeout=2.0)  # one keep-alive pool for every call
+    redis = settings.redis_client()
+    # Candidates are generated here (fyp/feed/candidates.py); the index service answers only the ANN source, the
+    # dot products and the shortlist's vectors.
+    ranker = FeedRanker(local_candidates(redis, index), redis, slot, vectors=http_vectors(url, client=index),
                         experiments=EXPERIMENTS if experiments is None else experiments, config=config)
-    return create_app(ranker, reload_every_s=reload_every_s)
+    return create_app(ranker, reload_every_s=reload_every_s, workers=workers)
 
 
-def serve(settings: Any, *, host: str, port: int, **options: Any) -> None:
-    """Run the service until interrupted."""
+def app_from_options(options: Mapping[str, Any]) -> FastAPI:
+    """`build_app` from `serve`'s JSON-able options, for this stack (`fyp.config.load_settings`)."""
+    from fyp.config import load_settings
+    from fyp.experiments.load import load_experiments
+
+    experiments_file = options.get("experiments_file")
+    config = FeedConfig(candidate_k=options.get("candidate_k", 500), coarse_k=options.get("coarse_k", 100),
+                        **({"weights": options["weights"]} if options.get("weights") else {}))
+    return build_app(load_settings(), index_url=options.get("index_url"), model=options.get("model", "latest"),
+                     experiments=load_experiments(Path(experiments_file)) if experiments_file else None,
+                     config=config, reload_every_s=options.get("reload_every_s", 60.0),
+                     workers=options.get("workers", 1))
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `serve(workers > 1)`: its options from `OPTIONS_ENV`."""
+    return app_from_options(json.loads(os.environ[OPTIONS_ENV]))
+
+
+def serve(*, host: str, port: int, workers: int = 1, **options: Any) -> None:
+    """Run the service until interrupted. options: index_url, model, reload_every_s, candidate_k, coarse_k,
+    weights, experiments_file (JSON-able: with `workers` > 1 each worker process builds its own app from them)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(build_app(settings, **options), host=host, port=port, log_level="info")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # else a line per call to the index, two per feed
+    # No access log: a formatted line per feed is per-request CPU, and the bench and the closed loop count requests
+    # themselves.
+    if workers == 1:
+        uvicorn.run(app_from_options(options), host=host, port=port, log_level="info", access_log=False)
+        return
+    # Several processes, since one Python process runs one thread at a time (the GIL): uvicorn's supervisor
+    # shares the socket, and each worker imports `app_from_env` and builds its own ranker, model and pools.
+    os.environ[OPTIONS_ENV] = json.dumps({**options, "workers": workers})
+    # A worker builds its app (imports, the model from S3, ONNX Runtime) before it answers uvicorn's health
+    # check: well over the default 5 s on a busy machine, after which uvicorn kills and restarts it.
+    uvicorn.run("fyp.feed.service:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=False, timeout_worker_healthcheck=120)

@@ -10,6 +10,9 @@ embeddings, the feed and the candidate generator it is given.
                                         `fyp:user_embedding:v2:{id}`); `&dots=true`: each result also
                                         carries `dot`, the user's embedding . the video's (null when either
                                         is missing), the feed's coarse score (fyp/feed/coarse.py)
+    POST /v1/dots {"user", "ids": [...]}  the `dot` of each of up to MAX_DOT_IDS videos, as `dots=true` gives
+                                        them (null: not in the index, or no usable user embedding), for
+                                        candidates the feed service merged itself (fyp/feed/candidates.py)
     POST /v1/vectors {"ids": [...]}     the vectors of up to MAX_VECTOR_IDS videos, each base64 of float32
                                         little-endian, null when not in the index, with the model served
                                         (the feed's reranker uses them for MMR)
@@ -39,24 +42,30 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, ORJSONResponse
 from pydantic import BaseModel, Field
 
 from fyp.index.ann import Neighbor
 from fyp.index.feed import IndexFeed
 from fyp.index.holder import IndexHolder, OtherModel
-from fyp.index.users import USER_EMBEDDING_KEY, UserEmbedding, UserEmbeddings
+from fyp.index.users import UserEmbedding, UserEmbeddings, no_embedding
 
 if TYPE_CHECKING:
     from fyp.candidates import CandidateGenerator
 
-__all__ = ["MAX_VECTOR_IDS", "IndexApi", "VectorsRequest", "create_app"]
+__all__ = ["MAX_DOT_IDS", "MAX_VECTOR_IDS", "DotsRequest", "IndexApi", "VectorsRequest", "create_app"]
 
 MAX_VECTOR_IDS = 200  # one feed page's shortlist (100) with room; bounds a request's cost
+MAX_DOT_IDS = 1000  # the most candidates a feed asks for (FeedConfig.candidate_k <= 1000)
 
 
 class VectorsRequest(BaseModel):
     ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(..., max_length=MAX_VECTOR_IDS)
+
+
+class DotsRequest(BaseModel):
+    user: str = Field(min_length=1, max_length=128)
+    ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(..., max_length=MAX_DOT_IDS)
 
 
 def _results(found: Sequence[Neighbor]) -> list[dict[str, Any]]:
@@ -121,8 +130,7 @@ class IndexApi:
         except ValueError as exc:
             raise HTTPException(500, str(exc)) from exc
         if embedding is None:
-            key = USER_EMBEDDING_KEY.format(user_id=user)
-            raise HTTPException(404, f"no embedding for user {user!r} (Redis key {key} is absent)")
+            raise HTTPException(404, no_embedding(user))
         dim = self.holder.index.dim
         if embedding.vector.shape != (dim,):
             raise HTTPException(
@@ -165,19 +173,26 @@ class IndexApi:
             v: None if x is None else base64.b64encode(np.asarray(x, dtype="<f4").tobytes()).decode()
             for v, x in zip(request.ids, found, strict=True)}}
 
-    def _add_dots(self, user: str, results: list[dict[str, Any]]) -> None:
-        """Each result's `dot`: user embedding . video vector, or None (no usable user embedding, or the video
-        is not in the index)."""
+    def dots(self, request: DotsRequest) -> dict[str, Any]:
+        """`POST /v1/dots`: the dot of each id, as `/v1/candidates?dots=true` gives them, for candidates merged
+        elsewhere (the feed service generates them itself: fyp/feed/candidates.py)."""
+        self.ensure_ready()
+        return {"dots": self._dots(request.user, request.ids)}
+
+    def _dots(self, user: str, video_ids: Sequence[str]) -> list[float | None]:
+        """user embedding . video vector per id, rounded, or None (no usable user embedding, or the video is not
+        in the index)."""
         try:
             embedding = self.user_embedding(user)
         except HTTPException:
-            embedding = None
-        if embedding is None:
-            values: list[float | None] = [None] * len(results)
-        else:
-            values = self.holder.dots(embedding.vector, [r["video_id"] for r in results], model=embedding.model)
-        for result, value in zip(results, values, strict=True):
-            result["dot"] = None if value is None else round(value, 6)
+            return [None] * len(video_ids)
+        values = self.holder.dots(embedding.vector, video_ids, model=embedding.model)
+        return [None if value is None else round(value, 6) for value in values]
+
+    def _add_dots(self, user: str, results: list[dict[str, Any]]) -> None:
+        """Each result's `dot` (`_dots`)."""
+        for result, value in zip(results, self._dots(user, [r["video_id"] for r in results]), strict=True):
+            result["dot"] = value
 
     def _ann_source(self, user: str) -> Callable[[int], list[Any]]:
         """The `ann` source for the generator: n nearest videos, or LookupError so the other sources still answer."""
@@ -282,13 +297,16 @@ def create_app(
     app.post("/v1/model/stage")(api.stage)
     app.post("/v1/model/swap")(api.swap)
     app.post("/v1/vectors")(api.vectors)
+    app.post("/v1/dots")(api.dots)
 
     # These two declare their query parameters here: their bounds depend on max_k.
     @app.get("/v1/similar/{video_id:path}")  # ids may contain '/'; clients percent-encode them
     def similar(video_id: str, k: int = Query(10, ge=1, le=max_k)) -> dict[str, Any]:
         return api.similar(video_id, k)
 
-    @app.get("/v1/candidates")
+    # ORJSONResponse: ~300-500 plain results, so FastAPI's jsonable_encoder walk and json.dumps are skipped (the
+    # feed service asks for this on every feed).
+    @app.get("/v1/candidates", response_class=ORJSONResponse)
     def candidates(
         user: str = Query(..., min_length=1),
         k: int = Query(100, ge=1, le=max_k),
@@ -296,7 +314,7 @@ def create_app(
         region: str | None = Query(None, description="the market's region (ISO 3166-1), with language"),
         language: str | None = Query(None, description="the market's language (ISO 639-1), with region"),
         dots: bool = Query(False, description="add each result's user . video dot product (the feed's coarse score)"),
-    ) -> dict[str, Any]:
-        return api.candidates(user, k, sources, region=region, language=language, dots=dots)
+    ) -> ORJSONResponse:
+        return ORJSONResponse(api.candidates(user, k, sources, region=region, language=language, dots=dots))
 
     return app

@@ -32,11 +32,18 @@ __all__ = [
     "UserEmbeddings",
     "decode_user_embedding",
     "encode_user_embedding",
+    "no_embedding",
 ]
 
 USER_EMBEDDING_KEY = "fyp:user_embedding:v2:{user_id}"  # value: see the module docstring
 SERVED_MODEL_KEY = "fyp:index_model:v1:{name}"  # value: the model id the index service `name` serves
 _MAX_MODEL_BYTES = 255
+
+
+def no_embedding(user_id: str) -> str:
+    """Why a user has no ANN candidates: the index service's 404, and the feed's `ann` error for a user it did
+    not ask the index about (fyp/feed/candidates.py)."""
+    return f"no embedding for user {user_id!r} (Redis key {USER_EMBEDDING_KEY.format(user_id=user_id)} is absent)"
 
 
 class UserEmbedding(NamedTuple):

@@ -114,9 +114,10 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
     from fyp.experiments.load import parse_experiments
     from fyp.experiments.stats import compare, srm_check
     from fyp.feed.assemble import FeedConfig, FeedRanker
+    from fyp.feed.candidates import local_candidates
     from fyp.feed.client import FeedClient
     from fyp.feed.model import RankerSlot
-    from fyp.feed.service import create_app, http_candidates
+    from fyp.feed.service import create_app
     from fyp.index.config import ServiceConfig
     from fyp.index.service import build_app as build_index
     from fyp.media.publish import make_s3_client
@@ -159,7 +160,8 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
         with _served(build_index(settings, index_config)) as index_url:
             eventually(lambda: httpx.get(f"{index_url}/healthz").status_code == 200, timeout_s=60,
                        message="index service ready")
-            ranker = FeedRanker(http_candidates(index_url), redis_client, slot, experiments=experiments,
+            index = httpx.Client(base_url=index_url, timeout=2.0)
+            ranker = FeedRanker(local_candidates(redis_client, index), redis_client, slot, experiments=experiments,
                                 config=FeedConfig(candidate_k=WORLD_VIDEOS, coarse_k=WORLD_VIDEOS))
             with _served(create_app(ranker)) as feed_url:
                 client = FeedClient(feed_url)

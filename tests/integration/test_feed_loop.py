@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from fyp.bench.feed_loop import FEED_N, run_feed_loop
 from fyp.feed.assemble import FeedConfig, FeedRanker
+from fyp.feed.candidates import local_candidates
 from fyp.feed.model import RankerSlot
 from fyp.feed.service import create_app
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
@@ -39,11 +40,8 @@ def test_a_short_feed_loop_resolves_every_probe(settings, running_job, redis_cli
     assert slot.reload()["version"] == version
     try:
         with running_service(settings, index_name) as index:
-            def fetch(user_id: str, k: int) -> dict:
-                response = index.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
-                assert response.status_code == 200, response.text
-                return response.json()
-
+            # Candidates as `fyp serve feed` makes them: generated here, the index service asked for ANN and dots.
+            fetch = local_candidates(redis_client, index)
             ranker = FeedRanker(fetch, redis_client, slot, config=FeedConfig(candidate_k=200, coarse_k=100))
             with TestClient(create_app(ranker)) as feed_service:
                 def feed(user: str, at_ms: int) -> dict:

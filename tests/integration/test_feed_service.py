@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from connectors.redis_video_store import video_key
 from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS, RECENT_SEEN, TRENDING, USER_MARKET
 from fyp.feed.assemble import FeedConfig, FeedRanker
+from fyp.feed.candidates import local_candidates
 from fyp.feed.filters import AUTHOR_NOT_INTERESTED_THRESHOLD
 from fyp.feed.model import RankerSlot
 from fyp.feed.profiles import profile_key, today, write_profiles
@@ -68,11 +69,8 @@ def test_the_feed_drops_what_was_just_seen_and_what_was_marked_not_interested(
     assert slot.reload()["version"] == version
     try:
         with running_service(settings, index_name) as index:
-            def fetch(user_id: str, k: int) -> dict:
-                response = index.get("/v1/candidates", params={"user": user_id, "k": k, "dots": "true"})
-                assert response.status_code == 200, response.text
-                return response.json()
-
+            # Candidates as `fyp serve feed` makes them: generated here, the index service asked for ANN and dots.
+            fetch = local_candidates(redis_client, index)
             # The index service's real /v1/vectors through the feed's own client (this test's videos have none).
             vectors = http_vectors(str(index.base_url), client=index)
             ranker = FeedRanker(fetch, redis_client, slot, config=FeedConfig(candidate_k=100, coarse_k=100),
