@@ -184,8 +184,10 @@ def test_two_ranker_weightings_in_a_closed_loop_show_the_skip_rate_difference_wi
         print(f"  {arm}: {entry}")
     assert report.feeds >= WORLD_USERS and sum(report.feed_errors.values()) <= 0.02 * report.feeds, summary
     # Items that are not this world's videos come from candidate sets other tests on the same stack fill (the
-    # global trending and exploration sets): scrolled past without events, alike in both arms; a few only.
-    assert report.unknown_items <= 0.1 * report.feeds * 10, summary  # 10 items a feed (feed_size)
+    # global trending and exploration sets): scrolled past without events, alike in both arms. How many depends on
+    # what ran before on the stack (CI: 177 of ~5,000; 1,550 right after test_feed_loop's videos), so the check is
+    # only that this world's videos fill most of each page; the SRM and skip-rate checks below need them.
+    assert report.unknown_items <= 0.5 * report.feeds * 10, summary  # 10 items a feed (feed_size)
     arms = {arm_id.split(":")[1]: entry for arm_id, entry in report.arms.items()}
     assert set(arms) == {"control", "skips_first"}, summary
 
