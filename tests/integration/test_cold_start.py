@@ -39,9 +39,10 @@ def test_a_new_user_gets_their_markets_trending_videos_then_the_global_ones(
                                      video_duration_ms=10_000, region=region, language=language)
     engagement_producer.flush()
     market_key = TRENDING.key_prefix + market
-    eventually(lambda: redis_client.zcard(market_key) == len(videos), timeout_s=240,
-               message=f"the features job's trending set {market_key}")
-    assert [v.decode() for v in redis_client.zrevrange(market_key, 0, -1)] == videos
+    # All three members can be in the set before the last plays are counted (a later mini-batch), so a tie may
+    # show for a moment (CI at load ~35: v2 before v1); the order must settle to the play counts.
+    eventually(lambda: [v.decode() for v in redis_client.zrevrange(market_key, 0, -1)] == videos, timeout_s=240,
+               message=f"the features job's trending set {market_key} ranked by plays")
     eventually(lambda: all(redis_client.zscore(GLOBAL_TRENDING_KEY, v) is not None for v in videos), timeout_s=60,
                message="the global trending set holds the market's videos")
 
