@@ -160,7 +160,7 @@ def test_job_options_parse_offsets():
 
 def test_freshness_knobs_parse_with_defaults_and_refuse_what_is_out_of_range():
     default = parse_job_options([])
-    assert (default.mini_batch_ms, default.buffer_timeout_ms) == (200, 20)
+    assert (default.mini_batch_ms, default.buffer_timeout_ms) == (200, 100)
     tuned = parse_job_options(["--mini-batch-ms", "100", "--buffer-timeout-ms", "5"])
     assert (tuned.mini_batch_ms, tuned.buffer_timeout_ms) == (100, 5)
     for bad in (["--mini-batch-ms", "5"], ["--mini-batch-ms", "20000"], ["--buffer-timeout-ms", "0"],
