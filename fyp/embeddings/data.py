@@ -224,12 +224,7 @@ def positives_from_columns(columns: Mapping[str, Any], feature_columns: Sequence
     order = np.argsort(times[rows], kind="stable")
     rows, video = rows[order], video_of_row[chosen][order]
     history = _pick(columns[HISTORY_SET.name], rows)
-    features = np.full((len(rows), len(feature_columns)), np.nan)
-    for j, name in enumerate(feature_columns):
-        column = feature_column(USER_FEATURE_SET, name)
-        if column in columns:
-            features[:, j] = np.array([np.nan if v is None else v for v in _pick(columns[column], rows)],
-                                      dtype=np.float64)
+    features = _feature_matrix(columns, USER_FEATURE_SET, feature_columns, rows)
     return Positives(catalogue=catalogue, user_ids=users[rows], video=video.astype(np.int64), time_ms=times[rows],
                      recent_positives=[list(h or ()) for h in history], user_features=features,
                      feature_columns=tuple(feature_columns), rows=len(times),
@@ -237,17 +232,23 @@ def positives_from_columns(columns: Mapping[str, Any], feature_columns: Sequence
                      if video_feature_columns else None)
 
 
+def _feature_matrix(columns: Mapping[str, Any], feature_set: Any, names: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """(len(rows), len(names)) float64 of `feature_set`'s columns `names` at `rows`; NaN for a null value or a column
+    the table lacks."""
+    matrix = np.full((len(rows), len(names)), np.nan)
+    for j, name in enumerate(names):
+        column = feature_column(feature_set, name)
+        if column in columns:
+            matrix[:, j] = np.array([np.nan if v is None else v for v in _pick(columns[column], rows)],
+                                    dtype=np.float64)
+    return matrix
+
 def _video_features(columns: Mapping[str, Any], names: Sequence[str], keep: np.ndarray, video_of_row: np.ndarray,
                     times: np.ndarray) -> VideoFeatures:
     """Every kept row's video_engagement values (NaN: none, or a column the rows lack), sorted by (video, time)."""
     order = np.lexsort((times[keep], video_of_row))
     rows = keep[order]
-    values = np.full((len(rows), len(names)), np.nan)
-    for j, name in enumerate(names):
-        column = feature_column(VIDEO_FEATURE_SET, name)
-        if column in columns:
-            values[:, j] = np.array([np.nan if v is None else v for v in _pick(columns[column], rows)],
-                                    dtype=np.float64)
+    values = _feature_matrix(columns, VIDEO_FEATURE_SET, names, rows)
     return VideoFeatures(columns=tuple(names), video=video_of_row[order].astype(np.int64), time_ms=times[rows],
                          values=values)
 
