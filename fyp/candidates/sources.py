@@ -23,7 +23,7 @@ from features.follow_graph import following_key
 from features.serving_sets import GLOBAL_TRENDING_KEY, RECENT_SEEN, TRENDING, USER_MARKET
 from fyp.candidates.market import Market, Trending, cold_start_trending
 from fyp.candidates.merge import Candidate
-from fyp.feed.roundtrip import read
+from fyp.serving.roundtrip import read
 from udfs.exploration import DEMOTE, PROMOTE
 
 __all__ = [
@@ -179,7 +179,7 @@ class RedisSources:
         """The videos whose Redis hash says removed, rejected or failed (videos without a hash pass)."""
         if not video_ids:
             return set()
-        # Up to ~2,000 HGETs: one hand-packed round trip parsed by hiredis (fyp.feed.roundtrip), not a redis-py
+        # Up to ~2,000 HGETs: one hand-packed round trip parsed by hiredis (fyp.serving.roundtrip), not a redis-py
         # pipeline, which packs and parses each command in Python (a third of the generator's CPU, cProfile).
         replies = read(self.redis, (), [("HGET", video_key(v), "status") for v in video_ids])
         return {v for v, s in zip(video_ids, replies, strict=True) if s and _text(s) in HIDDEN_STATUSES}

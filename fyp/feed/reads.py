@@ -1,4 +1,4 @@
-"""The feed's two Redis reads, one round trip each (`fyp.feed.roundtrip.read`: a single Redis or a Redis Cluster,
+"""The feed's two Redis reads, one round trip each (`fyp.serving.roundtrip.read`: a single Redis or a Redis Cluster,
 single-key commands only, so no command crosses hash slots):
 
 1. `read_filter_state`: for the user and every candidate (~500), what the filters, the reranker's age rule and the
@@ -28,8 +28,8 @@ from features.serving_sets import NOT_INTERESTED_AUTHORS, NOT_INTERESTED_VIDEOS,
 from featurespec import FeatureSet
 from fyp.feed.filters import UserFilters, VideoRecord
 from fyp.feed.profiles import BIRTH_DATE_FIELD, profile_key, today, viewer_age
-from fyp.feed.roundtrip import read
 from fyp.serving.layout import ReadPlan, decode_matrix, read_columns
+from fyp.serving.roundtrip import read
 from udfs.limits import invalid_id_reason
 
 __all__ = ["VIDEO_PLAN", "FilterState", "read_filter_state", "read_ranker_columns", "records_in_order", "set_columns"]

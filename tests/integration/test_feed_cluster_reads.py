@@ -1,4 +1,4 @@
-"""The feed's two Redis reads (fyp/feed/reads.py over fyp/feed/roundtrip.py) on a real Redis Cluster: six
+"""The feed's two Redis reads (fyp/feed/reads.py over fyp/serving/roundtrip.py) on a real Redis Cluster: six
 redis-server processes (3 primaries + 3 replicas) started by `scratch_cluster`, beside a scratch single Redis
 holding the same keys, both reached through `Settings.redis_client` (the project's one client factory).
 

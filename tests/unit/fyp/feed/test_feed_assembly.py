@@ -56,7 +56,7 @@ class DictRedis:
         self._queue.append([self.strings.get(k) for k in keys])
 
     def execute_command(self, name: str, key: str, *args: Any) -> None:
-        """The raw commands of fyp.feed.roundtrip: replies as Redis sends them (flat WITHSCORES lists)."""
+        """The raw commands of fyp.serving.roundtrip: replies as Redis sends them (flat WITHSCORES lists)."""
         if name == "MGET":
             self.mget([key, *args])
         elif name == "HMGET":

@@ -1,4 +1,5 @@
-"""One Redis round trip of many single-key reads, on a single Redis or a Redis Cluster, for the feed's two reads.
+"""One Redis round trip of many single-key reads, on a single Redis or a Redis Cluster: the feed's two reads and
+the candidate sources' hidden-video check.
 
 `read(client, keys, commands)` answers the GET of every key, then the reply of every command (single-key reads,
 the key second: `("HMGET", key, *fields)`, `("ZRANGE", key, 0, -1, "WITHSCORES")`), in order, as raw RESP2
