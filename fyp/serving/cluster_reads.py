@@ -23,7 +23,7 @@ from redis.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
-__all__ = ["NodeReader", "is_cluster", "mget", "read_by_node"]
+__all__ = ["NodeReader", "is_cluster", "mget", "read_by_node", "read_replies"]
 
 Command = tuple[Any, ...]  # (NAME, key, *args) of a read on one key
 
@@ -87,7 +87,7 @@ class NodeReader:
                 taken.append((node, connection))
                 connection._sock.sendall(b"".join(packed))  # every node gets its request before a reply is read
             for (_, connection), (_, indexes, _) in zip(taken, groups.values(), strict=True):
-                for i, reply in zip(indexes, _replies(connection._sock, len(indexes)), strict=True):
+                for i, reply in zip(indexes, read_replies(connection._sock, len(indexes)), strict=True):
                     replies[i] = reply
             failed = False
         finally:
@@ -125,8 +125,9 @@ def _pack(command: Command) -> bytes:
     return b"".join(parts)
 
 
-def _replies(sock, count: int) -> list[Any]:
-    """`count` replies from `sock`; an error reply (MOVED, ASK, CLUSTERDOWN ...) raises."""
+def read_replies(sock: Any, count: int) -> list[Any]:
+    """`count` replies from `sock`, parsed by one hiredis Reader; an error reply (MOVED, ASK, CLUSTERDOWN, WRONGTYPE
+    ...) raises ResponseError once all `count` were read, so a pooled connection is never left with unread replies."""
     reader = hiredis.Reader()
     found: list[Any] = []
     while len(found) < count:
@@ -135,9 +136,10 @@ def _replies(sock, count: int) -> list[Any]:
             raise ConnectionError("Redis closed the connection")
         reader.feed(data)
         while (reply := reader.gets()) is not False:
-            if isinstance(reply, hiredis.ReplyError):
-                raise ResponseError(str(reply))
             found.append(reply)
+    for reply in found:
+        if isinstance(reply, hiredis.ReplyError):
+            raise ResponseError(str(reply))
     return found
 
 

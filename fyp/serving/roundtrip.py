@@ -22,11 +22,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import hiredis
 import redis
-from redis.exceptions import ConnectionError, ResponseError
 
-from fyp.serving.cluster_reads import is_cluster, read_by_node
+from fyp.serving.cluster_reads import is_cluster, read_by_node, read_replies
 
 __all__ = ["Command", "read"]
 
@@ -87,28 +85,10 @@ def _read_single(client: redis.Redis, keys: Sequence[str], commands: Sequence[Co
     failed = True
     try:
         connection.send_packed_command([b"".join(packed)], check_health=False)  # one sendall
-        replies = _replies(connection, count)
+        replies = read_replies(connection._sock, count)
         failed = False
     finally:
         if failed:
             connection.disconnect()
         pool.release(connection)
     return [*(replies[0] if keys else ()), *replies[1 if keys else 0:]]
-
-
-def _replies(connection: Any, count: int) -> list[Any]:
-    """`count` replies from the connection's socket; an error reply raises (after all were read)."""
-    reader = hiredis.Reader()
-    sock = connection._sock
-    found: list[Any] = []
-    while len(found) < count:
-        data = sock.recv(1 << 17)
-        if not data:
-            raise ConnectionError("Redis closed the connection")
-        reader.feed(data)
-        while (reply := reader.gets()) is not False:
-            found.append(reply)
-    for reply in found:
-        if isinstance(reply, hiredis.ReplyError):
-            raise ResponseError(str(reply))
-    return found

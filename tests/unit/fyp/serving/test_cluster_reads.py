@@ -9,7 +9,7 @@ import hiredis
 import pytest
 from redis.exceptions import ResponseError
 
-from fyp.serving.cluster_reads import _GET, _pack, _replies
+from fyp.serving.cluster_reads import _GET, _pack, read_replies
 
 
 def test_packed_requests_are_what_redis_py_sends():
@@ -27,8 +27,19 @@ def test_replies_are_read_until_the_count_and_an_error_reply_raises():
     ours, server = socket.socketpair()
     with ours, server:
         server.sendall(b"$3\r\nabc\r\n$-1\r\n*2\r\n$1\r\nq\r\n$1\r\nr\r\n")
-        assert _replies(ours, 3) == [b"abc", None, [b"q", b"r"]]
+        assert read_replies(ours, 3) == [b"abc", None, [b"q", b"r"]]
         server.sendall(b"-MOVED 3999 127.0.0.1:7001\r\n")
         with pytest.raises(ResponseError, match="MOVED 3999"):
-            _replies(ours, 1)
+            read_replies(ours, 1)
     assert hiredis.Reader  # the parser the fast path relies on is installed (redis[hiredis])
+
+
+def test_an_error_reply_raises_only_after_every_reply_was_read():
+    ours, server = socket.socketpair()
+    with ours, server:
+        server.sendall(b"-WRONGTYPE not a hash\r\n$1\r\nx\r\n")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            read_replies(ours, 2)
+        ours.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing of this request is left on the connection
+            ours.recv(1)
