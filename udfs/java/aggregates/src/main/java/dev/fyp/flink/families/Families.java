@@ -126,12 +126,6 @@ public final class Families {
         }
     }
 
-    /** As {@link #apply(DataStream, String, String, int, long, boolean)} with bundles on their own timer only. */
-    public static DataStream<RowData> apply(DataStream<RowData> rows, String name, String spec, int maxBundle,
-                                            long bundleMs) {
-        return apply(rows, name, spec, maxBundle, bundleMs, false);
-    }
-
     /**
      * Key {@code rows} by their first field and apply a {@link FamilyOperator}. endOnWatermark: a bundle also ends
      * at every watermark, i.e. at the SQL mini-batch boundaries upstream (see FamilyOperator).
