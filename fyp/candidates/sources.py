@@ -1,4 +1,6 @@
-"""Candidate sources read from Redis, and the filters: one pipelined round trip per step.
+"""Candidate sources read from Redis, and the filters: one round trip per step (`fyp.serving.roundtrip.read`: packed
+by hand and parsed by hiredis, on a single Redis or a Redis Cluster; redis-py's pipeline packed, parsed and
+health-checked each step in Python, a measurable share of every feed, docs/FEED.md "Benchmark").
 
 Layout (docs/INDEX.md, "Candidate generation"; docs/REDIS_LAYOUT.md):
 
@@ -40,6 +42,12 @@ HIDDEN_STATUSES = frozenset({"removed", "rejected", "failed"})
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: Sequence[Any]) -> list[tuple[Any, float]]:
+    """A ZREVRANGE ... WITHSCORES reply as `fyp.serving.roundtrip.read` gives it (member, score, member, score, ...)
+    as (member, score) pairs, as redis-py's `withscores=True` gives them."""
+    return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 def combine_cowatch(lists: Iterable[Sequence[tuple[Any, float]]], *, limit: int) -> list[Candidate]:
@@ -98,12 +106,11 @@ class RedisSources:
             following = following_key(user_id)
         except ValueError:
             following = None
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(RECENT_SEEN.key_prefix + user_id, 0, -1)
-        pipe.zrevrange(USER_MARKET.key_prefix + user_id, 0, 0)  # one member: the latest event's market
+        commands = [("ZREVRANGE", RECENT_SEEN.key_prefix + user_id, 0, -1),
+                    ("ZREVRANGE", USER_MARKET.key_prefix + user_id, 0, 0)]  # one member: the latest event's market
         if following is not None:
-            pipe.zrevrange(following, 0, self.max_authors - 1)
-        seen, market, *follows = pipe.execute()
+            commands.append(("ZREVRANGE", following, 0, self.max_authors - 1))
+        seen, market, *follows = read(self.redis, (), commands)
         followed = {_text(a) for a in follows[0]} if follows else set()
         return [_text(v) for v in seen], followed, _text(market[0]) if market else None
 
@@ -111,20 +118,18 @@ class RedisSources:
         """Videos co-watched with the user's most recent `self.seeds` seen videos."""
         if not seeds or limit <= 0:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for video_id in seeds[: self.seeds]:
-            pipe.zrevrange(COWATCH_KEY.format(video_id=video_id), 0, limit - 1, withscores=True)
-        return combine_cowatch(pipe.execute(), limit=limit)
+        replies = read(self.redis, (), [("ZREVRANGE", COWATCH_KEY.format(video_id=video_id), 0, limit - 1,
+                                         "WITHSCORES") for video_id in seeds[: self.seeds]])
+        return combine_cowatch(map(_pairs, replies), limit=limit)
 
     def followed(self, authors: Iterable[str], limit: int) -> list[Candidate]:
         """Each followed author's newest videos, newest first over all authors."""
         authors = sorted(authors)[: self.max_authors]
         if not authors or limit <= 0:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for author in authors:
-            pipe.zrevrange(AUTHOR_VIDEOS_KEY.format(author_id=author), 0, self.per_author - 1, withscores=True)
-        found = [(_text(v), s) for pairs in pipe.execute() for v, s in pairs]
+        replies = read(self.redis, (), [("ZREVRANGE", AUTHOR_VIDEOS_KEY.format(author_id=author), 0,
+                                         self.per_author - 1, "WITHSCORES") for author in authors])
+        found = [(_text(v), s) for flat in replies for v, s in _pairs(flat)]
         found.sort(key=lambda vs: (-vs[1], vs[0]))
         return [Candidate(v, "followed", float(s)) for v, s in found[:limit]]
 
@@ -133,11 +138,10 @@ class RedisSources:
         for what it leaves of `limit`: one round trip (`fyp.candidates.market.cold_start_trending`)."""
         if limit <= 0:
             return cold_start_trending([], [], limit=0)
-        pipe = self.redis.pipeline(transaction=False)
+        commands = [("ZREVRANGE", GLOBAL_TRENDING_KEY, 0, limit - 1, "WITHSCORES")]
         if market is not None:
-            pipe.zrevrange(TRENDING.key_prefix + market.key, 0, limit - 1, withscores=True)
-        pipe.zrevrange(GLOBAL_TRENDING_KEY, 0, limit - 1, withscores=True)
-        replies = pipe.execute()
+            commands.insert(0, ("ZREVRANGE", TRENDING.key_prefix + market.key, 0, limit - 1, "WITHSCORES"))
+        replies = [_pairs(flat) for flat in read(self.redis, (), commands)]
         return cold_start_trending(replies[0] if market is not None else [], replies[-1], limit=limit)
 
     def exploration(self, limit: int) -> list[Candidate]:
@@ -151,20 +155,18 @@ class RedisSources:
         if limit <= 0:
             return []
         page = 2 * limit
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(decisions_key(PROMOTE), 0, limit - 1, withscores=True)
-        pipe.zrevrange(FRESH_VIDEOS_KEY, 0, page - 1, withscores=True)
-        promoted_pairs, rows = pipe.execute()
+        promoted_pairs, rows = map(_pairs, read(self.redis, (), [
+            ("ZREVRANGE", decisions_key(PROMOTE), 0, limit - 1, "WITHSCORES"),
+            ("ZREVRANGE", FRESH_VIDEOS_KEY, 0, page - 1, "WITHSCORES")]))
         promoted = {_text(v): float(s) for v, s in promoted_pairs}
         fresh: list[tuple[str, float]] = []
         demoted: set[str] = set()
         for number in range(self.max_pages):
             batch = [(_text(v), float(s)) for v, s in rows]
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zmscore(decisions_key(DEMOTE), [v for v, _ in batch] or ["-"])  # ZMSCORE needs a member
+            commands = [("ZMSCORE", decisions_key(DEMOTE), *([v for v, _ in batch] or ["-"]))]  # needs a member
             if number == 0:
-                pipe.zmscore(FRESH_VIDEOS_KEY, list(promoted) or ["-"])
-            replies = pipe.execute()
+                commands.append(("ZMSCORE", FRESH_VIDEOS_KEY, *(list(promoted) or ["-"])))
+            replies = read(self.redis, (), commands)
             demoted.update(v for (v, _), score in zip(batch, replies[0], strict=False) if score is not None)
             if number == 0:  # promoted videos count while the pool still holds them (48 h, not taken down)
                 promoted = {v: s for (v, s), score in zip(promoted.items(), replies[1], strict=False)
@@ -172,7 +174,8 @@ class RedisSources:
             fresh.extend(batch)
             if len(batch) < page or len(fresh) - len(demoted) >= limit:
                 break
-            rows = self.redis.zrevrange(FRESH_VIDEOS_KEY, len(fresh), len(fresh) + page - 1, withscores=True)
+            rows = _pairs(read(self.redis, (), [("ZREVRANGE", FRESH_VIDEOS_KEY, len(fresh), len(fresh) + page - 1,
+                                                  "WITHSCORES")])[0])
         return exploration_pool(fresh, promoted=promoted, demoted=demoted, limit=limit)
 
     def hidden(self, video_ids: Sequence[str]) -> set[str]:

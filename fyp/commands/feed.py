@@ -52,6 +52,8 @@ def serve_feed(
                                             "run instead of fyp/experiments/declared.py's (fyp/experiments/load.py)."),
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Worker processes (each its own ranker and "
                                 "model; with more than one, POST /v1/model/reload?version= is refused)."),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, max=64, help="Feeds each worker assembles at once "
+                                    "(more wait their turn: threads beyond a few only queue on Python's GIL)."),
 ) -> None:
     """Serve feeds: candidates, filters, coarse ranking, the fine ranker (ONNX), reranking."""
     from fyp.experiments.load import load_experiments
@@ -67,7 +69,8 @@ def serve_feed(
                 head_weights(arm.overrides)
     # Checked above; each worker process builds the same again from these JSON-able options.
     serve(host=host, port=port or default_port(), workers=workers, index_url=index_url, model=model,
-          reload_every_s=reload_every, candidate_k=config.candidate_k, coarse_k=config.coarse_k,
+          reload_every_s=reload_every, concurrency=concurrency, candidate_k=config.candidate_k,
+          coarse_k=config.coarse_k,
           weights=dict(config.weights), experiments_file=str(experiments.resolve()) if experiments else None)
 
 

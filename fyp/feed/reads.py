@@ -141,6 +141,7 @@ def _valid(*parts: str | None) -> bool:
     return all(p and _id_ok(p) for p in parts)
 
 
+@lru_cache(maxsize=64)  # asked per set on every feed
 def set_columns(set_name: str) -> tuple[str, ...]:
     """The `<set>__<column>` names one served set gives the ranker."""
     return tuple(f"{set_name}__{c}" for c in read_columns(_PLANS[set_name]))

@@ -16,9 +16,10 @@
 `build_app` wires the stack: candidates generated in this process (fyp/feed/candidates.py) over the stack's Redis,
 the index service (FYP_INDEX_URL, else 127.0.0.1:8090+offset) asked over one keep-alive HTTP client for the ANN
 source, the dots and the shortlist's vectors, the ranker store in the media bucket, and the experiments declared
-in fyp/experiments/declared.py (their arms' ranker versions pinned at start). Routes are plain `def`: FastAPI runs
-them in its thread pool. `serve(workers=N)` runs N such processes behind one socket (uvicorn's supervisor), each
-with its own app.
+in fyp/experiments/declared.py (their arms' ranker versions pinned at start). `/v1/feed` runs the feed in a worker
+thread, at most `concurrency` (default DEFAULT_CONCURRENCY) at once per process, the rest queued in arrival order;
+the other routes are plain `def` in FastAPI's thread pool. `serve(workers=N)` runs N such processes behind one socket
+(uvicorn's supervisor), each with its own app.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import numpy as np
 import orjson
@@ -53,6 +57,10 @@ log = logging.getLogger("fyp.feed.service")
 
 DEFAULT_PORT = 8095
 OPTIONS_ENV = "FYP_FEED_SERVE_OPTIONS"  # serve's options, JSON, for each worker process (`app_from_env`)
+# Feeds one worker process assembles at once. A feed is ~8 ms of Python between Redis and HTTP waits, and every
+# wait hands the GIL over: with 16 feeds in flight in one process their threads queued on the GIL after each wait,
+# which added latency and CPU (docs/FEED.md, "Benchmark"). Two keep one feed's CPU overlapping another's waits.
+DEFAULT_CONCURRENCY = 2
 MAX_AT_SKEW_MS = 86_400_000  # `at_ms` is for comparing reads a few seconds apart, not for replaying the past
 
 
@@ -77,11 +85,16 @@ def http_vectors(base_url: str, *, timeout_s: float = 2.0, client: httpx.Client 
     return fetch
 
 
-def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int = 1) -> FastAPI:
+def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int = 1,
+               concurrency: int = DEFAULT_CONCURRENCY) -> FastAPI:
     """The HTTP API over `ranker`; with `reload_every_s` > 0, the slot checks for a new wanted version that often.
     workers: how many processes serve (`serve`); with more than one, a reload request reaches one of them, so
-    `POST /v1/model/reload?version=V` is refused (409): the processes would serve different versions."""
+    `POST /v1/model/reload?version=V` is refused (409): the processes would serve different versions.
+    concurrency: feeds this process assembles at once; the others wait their turn (module docstring)."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     slot = ranker.slot
+    feeds_at_once = anyio.CapacityLimiter(concurrency)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +132,7 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int 
     # ORJSONResponse: the body is plain JSON types already, so FastAPI's jsonable_encoder walk and json.dumps are
     # skipped (no response_model either: nothing to validate on the way out).
     @app.get("/v1/feed", response_class=ORJSONResponse)
-    def feed(user: str = Query(..., min_length=1, max_length=128),
+    async def feed(user: str = Query(..., min_length=1, max_length=128),
              n: int = Query(10, ge=1, le=MAX_FEED),
              explain: bool = Query(False, description="say why each dropped candidate was dropped"),
              at_ms: int | None = Query(None, ge=0, le=2**53, description="debug: read features as of epoch ms")
@@ -127,7 +140,9 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int 
         if at_ms is not None and abs(at_ms - time.time() * 1000) > MAX_AT_SKEW_MS:
             raise HTTPException(422, f"at_ms must be within {MAX_AT_SKEW_MS} ms of the service's clock")
         try:
-            return ORJSONResponse(ranker.feed(user, n, now_ms=at_ms, explain=explain))
+            body = await anyio.to_thread.run_sync(partial(ranker.feed, user, n, now_ms=at_ms, explain=explain),
+                                                  limiter=feeds_at_once)
+            return ORJSONResponse(body)
         except CandidatesDown as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:  # a user id no event could carry, refused by the candidate source or assignment
@@ -138,7 +153,7 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int 
 
 def build_app(settings: Any, *, index_url: str | None = None, model: str = "latest",
               experiments: Sequence[Experiment] | None = None, config: FeedConfig | None = None,
-              reload_every_s: float = 60.0, workers: int = 1) -> FastAPI:
+              reload_every_s: float = 60.0, workers: int = 1, concurrency: int = DEFAULT_CONCURRENCY) -> FastAPI:
     """The service wired to the stack of `settings` (see the module docstring); model: "latest" or a version."""
     from fyp.experiments.declared import EXPERIMENTS
     from fyp.index.config import default_port as index_port
@@ -154,7 +169,7 @@ def build_app(settings: Any, *, index_url: str | None = None, model: str = "late
     # dot products and the shortlist's vectors.
     ranker = FeedRanker(local_candidates(redis, index), redis, slot, vectors=http_vectors(url, client=index),
                         experiments=EXPERIMENTS if experiments is None else experiments, config=config)
-    return create_app(ranker, reload_every_s=reload_every_s, workers=workers)
+    return create_app(ranker, reload_every_s=reload_every_s, workers=workers, concurrency=concurrency)
 
 
 def app_from_options(options: Mapping[str, Any]) -> FastAPI:
@@ -168,7 +183,8 @@ def app_from_options(options: Mapping[str, Any]) -> FastAPI:
     return build_app(load_settings(), index_url=options.get("index_url"), model=options.get("model", "latest"),
                      experiments=load_experiments(Path(experiments_file)) if experiments_file else None,
                      config=config, reload_every_s=options.get("reload_every_s", 60.0),
-                     workers=options.get("workers", 1))
+                     workers=options.get("workers", 1),
+                     concurrency=options.get("concurrency", DEFAULT_CONCURRENCY))
 
 
 def app_from_env() -> FastAPI:
@@ -178,7 +194,8 @@ def app_from_env() -> FastAPI:
 
 def serve(*, host: str, port: int, workers: int = 1, **options: Any) -> None:
     """Run the service until interrupted. options: index_url, model, reload_every_s, candidate_k, coarse_k,
-    weights, experiments_file (JSON-able: with `workers` > 1 each worker process builds its own app from them)."""
+    weights, concurrency, experiments_file (JSON-able: with `workers` > 1 each worker process builds its own app
+    from them)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,9 +35,15 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    @property
+    # Cached: serving transforms every feed's rows with one spec, and rebuilding these per call was a measurable
+    # part of the fine stage (py-spy of `fyp serve feed`, docs/FEED.md "Benchmark").
+    @cached_property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for _, columns in self.sets for c in columns)
+
+    @cached_property
+    def _scale(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
 
     @property
     def width(self) -> int:
@@ -59,7 +66,7 @@ def _logged(columns: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarr
     if missing:
         raise ValueError(f"{len(missing)} input columns missing, e.g. {missing[:3]}: is this the training set the "
                          "ranker was built for?")
-    raw = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
+    raw = np.stack([np.asarray(columns[name], dtype=np.float64) for name in names], axis=1)
     return np.sign(raw) * np.log1p(np.abs(raw))
 
 
@@ -78,10 +85,13 @@ def fit_inputs(columns: Mapping[str, np.ndarray], sets: Sequence[tuple[str, Sequ
 def transform(spec: InputSpec, columns: Mapping[str, np.ndarray]) -> np.ndarray:
     """The model's input matrix (rows x spec.width, float32) for these rows."""
     logged = _logged(columns, spec.columns)
+    rows, width = logged.shape
     missing = np.isnan(logged)
-    scaled = np.where(missing, 0.0, (logged - np.array(spec.mean)) / np.array(spec.std))
-    flags, start = [], 0
-    for _, cols in spec.sets:
-        flags.append(missing[:, start:start + len(cols)].all(axis=1))
+    mean, std = spec._scale
+    out = np.empty((rows, spec.width), dtype=np.float32)
+    out[:, :width] = np.where(missing, 0.0, (logged - mean) / std)
+    start = 0
+    for flag, (_, cols) in enumerate(spec.sets, start=width):  # per set: whether all of its values were missing
+        out[:, flag] = missing[:, start:start + len(cols)].all(axis=1)
         start += len(cols)
-    return np.hstack([scaled, np.column_stack(flags)]).astype(np.float32)
+    return out
