@@ -89,7 +89,11 @@ class RedisUserEmbeddings:
         self._client = client
 
     def get(self, user_id: str) -> UserEmbedding | None:
-        raw = self._client.get(USER_EMBEDDING_KEY.format(user_id=user_id))
+        from fyp.serving.roundtrip import read
+
+        # One GET per feed: redis-py's own `get` (its packing, pool health check and response callbacks) cost the
+        # feed about as much CPU as the hand-packed round trip of hundreds of reads (py-spy, docs/FEED.md).
+        raw = read(self._client, [USER_EMBEDDING_KEY.format(user_id=user_id)])[0]
         if raw is None:
             return None
         try:

@@ -12,14 +12,7 @@ from fyp.index.users import (
     decode_user_embedding,
     encode_user_embedding,
 )
-
-
-class FakeRedis:
-    def __init__(self, data):
-        self.data = data
-
-    def get(self, key):
-        return self.data.get(key)
+from tests.unit.fyp.feed.test_feed_assembly import DictRedis
 
 
 def test_the_value_names_its_model_and_round_trips():
@@ -50,10 +43,12 @@ def test_model_names_must_fit_the_length_byte(model):
 
 
 def test_redis_user_embeddings_read_the_codec():
-    users = RedisUserEmbeddings(FakeRedis({
+    redis = DictRedis()
+    redis.strings.update({
         "fyp:user_embedding:v2:u1": encode_user_embedding("m1", np.arange(4, dtype="<f4")),
         "fyp:user_embedding:v2:u2": b"\x01m" + b"abc",
-    }))
+    })
+    users = RedisUserEmbeddings(redis)
     found = users.get("u1")
     assert isinstance(found, UserEmbedding) and found.model == "m1" and found.vector.tolist() == [0, 1, 2, 3]
     assert users.get("u0") is None
