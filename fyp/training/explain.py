@@ -1,18 +1,26 @@
 """Why a served value differs from the backfill: which of the entity's events it had not seen yet, and why.
 
-The features job reads each Kafka partition in offset order, so a value in Redis holds, per partition, the entity's
-events up to some offset: what it lacks at serving time is a suffix of the entity's events in each partition.
-Two documented causes produce such suffixes (fyp.training.skew):
+The features job reads each Kafka partition in offset order, but the entity's state does not see a partition's
+events in that order: the job deduplicates on event_id first (jobs/engagement_features.py, ROW_NUMBER() OVER
+(PARTITION BY event_id)), which sends each event to the dedup subtask its event_id hashes to, and the entity's
+keyed operator merges what the dedup subtasks emit, each a mini-batch at a time and within one in no set order.
+With more than one dedup subtask, a later event of a partition can reach Redis before an earlier one: `fyp demo`
+(parallelism 2) served a user's value that held the user's events up to 05:47:53.904 (event time) but not an
+impression of 05:47:14.567 nor a watch of 05:47:48.369, all of one partition: 39 s of event time, 2 s of wall
+clock at the demo's speed 20. So what a value lacks at serving time is
+some recent events of the entity, newer ones all. Two documented causes (fyp.training.skew):
 
     lateness   the events behind an event newer than the serve in their partition: they arrived after it;
-    in_flight  per partition, a suffix holding every event newer than the served value's event time, all recent
-               (event time within the bound of the serve): read, or about to be, but not yet written to Redis.
+    in_flight  every event newer than the served value's event time, and any older ones, all recent (event time
+               within the bound of the serve): read, or about to be, but not yet written to Redis.
 
 `explain` finds the fewest such exclusions under which the recomputation equals every served column. The
-in-flight suffixes of several partitions combine in many ways (a hot video has events in every partition), so
-candidates are first matched on the served value's longest-window sums, which are plain sums of each event's
-aggregation values (docs/AGGREGATES.md), partition by partition; only those are folded with the reference evaluator
-and compared in full.
+in-flight events of a hot video combine in many ways, so candidates are first matched on the served value's
+longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
+folded with the reference evaluator and compared in full. Two searches, the second only where the first finds
+nothing: per partition a suffix of its events (the job had read the partition up to a point: few choices, as
+before the deduplication's reordering was known), then any subset of the recent events no newer than the served
+value (up to _MAX_OVERTAKEN of them).
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ _MAX_STATES = 50_000  # partial sums kept while combining partitions
 _MAX_EXPANDED = 500_000
 _PER_SUM = 16  # choices kept per distinct partial sum
 _DECIMALS = 6
+# Events the second search may leave out one by one (2^n subsets, pruned by the sums): beyond it a hot video's
+# recent events are left to the per-partition search alone. 48 took ... on the demo's served rows.
+_MAX_OVERTAKEN = 48
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +105,21 @@ def _suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
     return options
 
 
+def _overtaken_options(events: list[int], times: np.ndarray, served_event_ms: int,
+                       recent_from: int) -> list[list[list[int]]] | None:
+    """The in-flight choices when events may be missing in any order (module docstring): one choice holding every
+    event newer than the served value's event time, all recent; then, for each recent event no newer than it, a
+    choice of leaving it out or not. None when an event newer than the served value is not recent, or when more
+    than _MAX_OVERTAKEN events could be left out (the search would not end; the row stays unexplained)."""
+    newer = [i for i in events if times[i] > served_event_ms]
+    if any(times[i] < recent_from for i in newer):
+        return None
+    older = [i for i in events if recent_from <= times[i] <= served_event_ms]
+    if not older or len(older) > _MAX_OVERTAKEN:
+        return None
+    return [[newer], *([[], [i]] for i in older)]
+
+
 def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
                   tolerance: np.ndarray) -> Iterator[frozenset[int]]:
     """One option per partition whose extra events (beyond each shortest option) sum to `need` on the longest-window
@@ -105,9 +131,11 @@ def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndar
     for partition in options:
         steps = [np.zeros(len(need))] + [value(option[0]) for option in partition[1:]]
         extras.append(np.cumsum(steps, axis=0))  # row k: the k extra events of option k
-    # Per partition, whether the partitions after it only add (then an overshoot there is final).
-    only_add = [np.all([np.all(e >= 0, axis=0) for e in extras[p + 1:]], axis=0) if p + 1 < len(extras)
-                else np.ones(len(need), bool) for p in range(len(extras))]
+    # Per partition, whether the partitions after it only add (then an overshoot there is final); one pass from the
+    # end, as there may be a choice per event (_overtaken_options).
+    only_add = [np.ones(len(need), bool)] * len(extras)
+    for p in range(len(extras) - 2, -1, -1):
+        only_add[p] = only_add[p + 1] & np.all(extras[p + 1] >= 0, axis=0)
     sums = np.zeros((1, len(need)))
     chosen = np.zeros((1, 0), dtype=np.int64)
     for p, extra in enumerate(extras):
@@ -206,34 +234,39 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
 
     if late and matches(late, based(frozenset(before) - late)):
         return Explanation(cause="lateness", in_flight_gap_ms=None)
-    tried = 0
+    column_of = {c: k for k, c in enumerate(plan.columns)}
+    targets = [served.get(name) for name, _ in sums]
     for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
         partitions: dict[int, list[int]] = {}
         for i in before:
             if i not in arrived_late:
                 partitions.setdefault(int(history.partitions[i]), []).append(i)
-        options = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
-                   for events in partitions.values()]
-        if None in options:
-            continue
-        shortest = frozenset(i for o in options for i in o[0])
-        uncertain = frozenset(i for o in options for i in o[-1])
-        base = based(frozenset(before) - arrived_late - uncertain)
-        _, results, _ = fold(arrived_late | shortest, base)
-        column_of = {c: k for k, c in enumerate(plan.columns)}
-        targets = [served.get(name) for name, _ in sums]
-        if sums and all(t is not None for t in targets):
-            full = np.nan_to_num(np.array([results[column_of[name]] for name, _ in sums]))
-            need = full - np.array(targets, dtype=float)
-            candidates = _combinations(options, value, need, 1e-6 * np.maximum(np.abs(full), 1.0))
-        else:
-            candidates = iter([shortest])
-        for in_flight in candidates:
-            if not in_flight or tried >= _MAX_FOLDS:
-                continue
-            tried += 1
-            if matches(arrived_late | in_flight, base):
-                cause = "in_flight+lateness" if arrived_late else "in_flight"
-                return Explanation(cause=cause, in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
+        suffixes = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
+                    for events in partitions.values()]
+        # First per partition, a suffix each (the job read the partition up to a point); then, where that finds
+        # nothing, any recent events (the deduplication let later events of a partition overtake them).
+        searches = [None if None in suffixes else suffixes,
+                    _overtaken_options([i for i in before if i not in arrived_late], times, served_event_ms,
+                                       served_ms - bound_ms)]
+        for options in filter(None, searches):
+            shortest = frozenset(i for o in options for i in o[0])
+            uncertain = frozenset(i for o in options for i in o[-1])
+            base = based(frozenset(before) - arrived_late - uncertain)
+            _, results, _ = fold(arrived_late | shortest, base)
+            if sums and all(t is not None for t in targets):
+                full = np.nan_to_num(np.array([results[column_of[name]] for name, _ in sums]))
+                need = full - np.array(targets, dtype=float)
+                candidates = _combinations(options, value, need, 1e-6 * np.maximum(np.abs(full), 1.0))
+            else:
+                candidates = iter([shortest])
+            tried = 0
+            for in_flight in candidates:
+                if not in_flight or tried >= _MAX_FOLDS:
+                    continue
+                tried += 1
+                if matches(arrived_late | in_flight, base):
+                    cause = "in_flight+lateness" if arrived_late else "in_flight"
+                    return Explanation(cause=cause,
+                                       in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
     return None
 
