@@ -19,8 +19,8 @@ in-flight events of a hot video combine in many ways, so candidates are first ma
 longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
 folded with the reference evaluator and compared in full. Two searches, the second only where the first finds
 nothing: per partition a suffix of its events (the job had read the partition up to a point: few choices, as
-before the deduplication's reordering was known), then any subset of the recent events no newer than the served
-value (up to _MAX_OVERTAKEN of them).
+before the deduplication's reordering was known), then any subset of the _MAX_OVERTAKEN newest recent events no
+newer than the served value.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ _MAX_STATES = 50_000  # partial sums kept while combining partitions
 _MAX_EXPANDED = 500_000
 _PER_SUM = 16  # choices kept per distinct partial sum
 _DECIMALS = 6
-# Events the second search may leave out one by one (2^n subsets, pruned by the sums): beyond it a hot video's
-# recent events are left to the per-partition search alone. 48 took ... on the demo's served rows.
+# The second search leaves out any of the newest this many events no newer than the served value (2^n subsets,
+# pruned by the sums): what overtakes an event is a later event of a subtask ahead of its own, so the events
+# overtaken sit just before the served value's event time.
 _MAX_OVERTAKEN = 48
 
 
@@ -108,16 +109,16 @@ def _suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
 def _overtaken_options(events: list[int], times: np.ndarray, served_event_ms: int,
                        recent_from: int) -> list[list[list[int]]] | None:
     """The in-flight choices when events may be missing in any order (module docstring): one choice holding every
-    event newer than the served value's event time, all recent; then, for each recent event no newer than it, a
-    choice of leaving it out or not. None when an event newer than the served value is not recent, or when more
-    than _MAX_OVERTAKEN events could be left out (the search would not end; the row stays unexplained)."""
+    event newer than the served value's event time, all recent; then, for each of the _MAX_OVERTAKEN newest recent
+    events no newer than it, a choice of leaving it out or not (2^n subsets: older ones stay in, so the search can
+    miss an explanation, never invent one). None when an event newer than the served value is not recent."""
     newer = [i for i in events if times[i] > served_event_ms]
     if any(times[i] < recent_from for i in newer):
         return None
-    older = [i for i in events if recent_from <= times[i] <= served_event_ms]
-    if not older or len(older) > _MAX_OVERTAKEN:
+    older = sorted((i for i in events if recent_from <= times[i] <= served_event_ms), key=lambda i: -times[i])
+    if not older:
         return None
-    return [[newer], *([[], [i]] for i in older)]
+    return [[newer], *([[], [i]] for i in older[:_MAX_OVERTAKEN])]
 
 
 def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
@@ -181,6 +182,11 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     longest = max(feature_set.windows, default=None)
     sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
             ] if longest else []
+    # The decayed sums, as of the served value's event time, are plain sums too: each event's value times
+    # 2^-(served event time - its time) / half-life. Matching them as well tells apart candidates that the window
+    # sums cannot (which of a user's impressions is missing), where the candidate keeps the served value's newest.
+    decays = [(f"{a.name}_decay_{window_label(h)}", compile_value(a.value_sql()), h.total_seconds() * 1000)
+              for a in feature_set.aggregations for h in feature_set.half_lives] if served_event_ms else []
     state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
     ttl_ms = int(feature_set.ttl.total_seconds() * 1000)
 
@@ -226,16 +232,23 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     value_cache: dict[int, np.ndarray] = {}
 
     def value(i: int) -> np.ndarray:
+        """Event i's share of the window sums, then of the decayed sums as of the served value's event time."""
         if i not in value_cache:
             row = history.rows[i]
+            weight = [2.0 ** (-(served_event_ms - int(times[i])) / h) for _, _, h in decays]
             value_cache[i] = np.array([float(v) if (v := f(row)) is not None and np.isfinite(v) else 0.0
-                                       for _, f in sums])
+                                       for _, f in sums] + [
+                w * float(v) if (v := f(row)) is not None and np.isfinite(v) else 0.0
+                for (_, f, _), w in zip(decays, weight, strict=True)])
         return value_cache[i]
 
     if late and matches(late, based(frozenset(before) - late)):
         return Explanation(cause="lateness", in_flight_gap_ms=None)
     column_of = {c: k for k, c in enumerate(plan.columns)}
     targets = [served.get(name) for name, _ in sums]
+    # The served decayed values were decoded at served_ms: as of the served value's event time, undo that decay.
+    age = max(0, served_ms - served_event_ms)
+    decay_targets = [None if (v := served.get(name)) is None else v / 2.0 ** (-age / h) for name, _, h in decays]
     for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
         partitions: dict[int, list[int]] = {}
         for i in before:
@@ -252,11 +265,17 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
             shortest = frozenset(i for o in options for i in o[0])
             uncertain = frozenset(i for o in options for i in o[-1])
             base = based(frozenset(before) - arrived_late - uncertain)
-            _, results, _ = fold(arrived_late | shortest, base)
+            _, results, newest = fold(arrived_late | shortest, base)
             if sums and all(t is not None for t in targets):
-                full = np.nan_to_num(np.array([results[column_of[name]] for name, _ in sums]))
-                need = full - np.array(targets, dtype=float)
-                candidates = _combinations(options, value, need, 1e-6 * np.maximum(np.abs(full), 1.0))
+                names_now, goal = [name for name, _ in sums], list(targets)
+                if decays and newest == served_event_ms and all(t is not None for t in decay_targets):
+                    names_now += [name for name, _, _ in decays]
+                    goal += decay_targets
+                width = len(names_now)
+                full = np.nan_to_num(np.array([results[column_of[name]] for name in names_now]))
+                need = full - np.array(goal, dtype=float)
+                candidates = _combinations(options, lambda i, width=width: value(i)[:width], need,
+                                           1e-6 * np.maximum(np.abs(full), 1.0))
             else:
                 candidates = iter([shortest])
             tried = 0
