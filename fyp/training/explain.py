@@ -53,6 +53,10 @@ _DECIMALS = 6
 # pruned by the sums): what overtakes an event is a later event of a subtask ahead of its own, so the events
 # overtaken sit just before the served value's event time.
 _MAX_OVERTAKEN = 48
+# Its partial sums kept per step: with the decayed sums hardly any two are equal, so a hot video's (many events to
+# leave out) fill it. On 200 served rows of issue #17's demo at a 1,100 s bound, 50,000 took 529 s and left 3 user
+# rows unexplained, 5,000 took 242 s and left 4 (a busy machine, load 6-7; the first run beside another check).
+_MAX_OVERTAKEN_STATES = 5_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +126,7 @@ def _overtaken_options(events: list[int], times: np.ndarray, served_event_ms: in
 
 
 def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
-                  tolerance: np.ndarray) -> Iterator[frozenset[int]]:
+                  tolerance: np.ndarray, max_states: int = _MAX_STATES) -> Iterator[frozenset[int]]:
     """One option per partition whose extra events (beyond each shortest option) sum to `need` on the longest-window
     columns (within `tolerance`: the served value is float32), the fewest events first.
 
@@ -156,7 +160,7 @@ def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndar
         new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
         starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
         keep = (np.arange(len(rounded)) - starts) < _PER_SUM
-        sums, chosen = sums[keep][:_MAX_STATES], chosen[keep][:_MAX_STATES]
+        sums, chosen = sums[keep][:max_states], chosen[keep][:max_states]
     found = chosen[np.all(np.abs(sums - need) <= tolerance, axis=1)]
     for choice in found[np.argsort(found.sum(axis=1), kind="stable")].tolist():
         yield frozenset(i for partition, k in zip(options, choice, strict=True) for i in partition[k])
@@ -183,8 +187,10 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
             ] if longest else []
     # The decayed sums, as of the served value's event time, are plain sums too: each event's value times
-    # 2^-(served event time - its time) / half-life. Matching them as well tells apart candidates that the window
-    # sums cannot (which of a user's impressions is missing), where the candidate keeps the served value's newest.
+    # 2^-(served event time - its time) / half-life. The overtaken-events search matches them as well, to tell
+    # apart candidates that the window sums cannot (which of a user's impressions is missing); not the suffix
+    # search, whose few choices per partition the window sums tell apart, and whose partial sums would then all
+    # differ and hit _MAX_STATES.
     decays = [(f"{a.name}_decay_{window_label(h)}", compile_value(a.value_sql()), h.total_seconds() * 1000)
               for a in feature_set.aggregations for h in feature_set.half_lives] if served_event_ms else []
     state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
@@ -258,24 +264,27 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
                     for events in partitions.values()]
         # First per partition, a suffix each (the job read the partition up to a point); then, where that finds
         # nothing, any recent events (the deduplication let later events of a partition overtake them).
-        searches = [None if None in suffixes else suffixes,
-                    _overtaken_options([i for i in before if i not in arrived_late], times, served_event_ms,
-                                       served_ms - bound_ms)]
-        for options in filter(None, searches):
+        searches = [(None if None in suffixes else suffixes, False),
+                    (_overtaken_options([i for i in before if i not in arrived_late], times, served_event_ms,
+                                        served_ms - bound_ms), True)]
+        for options, by_decay in searches:
+            if options is None:
+                continue
             shortest = frozenset(i for o in options for i in o[0])
             uncertain = frozenset(i for o in options for i in o[-1])
             base = based(frozenset(before) - arrived_late - uncertain)
             _, results, newest = fold(arrived_late | shortest, base)
             if sums and all(t is not None for t in targets):
                 names_now, goal = [name for name, _ in sums], list(targets)
-                if decays and newest == served_event_ms and all(t is not None for t in decay_targets):
+                if by_decay and decays and newest == served_event_ms and all(t is not None for t in decay_targets):
                     names_now += [name for name, _, _ in decays]
                     goal += decay_targets
                 width = len(names_now)
                 full = np.nan_to_num(np.array([results[column_of[name]] for name in names_now]))
                 need = full - np.array(goal, dtype=float)
                 candidates = _combinations(options, lambda i, width=width: value(i)[:width], need,
-                                           1e-6 * np.maximum(np.abs(full), 1.0))
+                                           1e-6 * np.maximum(np.abs(full), 1.0),
+                                           _MAX_OVERTAKEN_STATES if by_decay else _MAX_STATES)
             else:
                 candidates = iter([shortest])
             tried = 0
