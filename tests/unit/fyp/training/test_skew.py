@@ -143,3 +143,16 @@ def test_an_event_overtaken_by_a_later_one_of_its_partition_is_in_flight_within_
     served_at = T0 + 40_000 + IN_FLIGHT_BOUND_MS + 1
     report = compare(watch_outcomes.v1, served_rows(hist, [("u1", "v2", served_at)], hidden={watch[1]}), hist)
     assert report.by_set["user_engagement"]["unexplained"] == 1 and not report.ok
+
+
+def test_which_of_many_like_events_was_overtaken_is_told_by_the_decayed_sums():
+    """Twenty impressions of one user 100 ms apart, the second newest not yet in the state: leaving out any one of
+    them gives the same window sums, only the decayed sums (as of the served value's newest event) tell which (the
+    search keeps 16 choices per equal sum)."""
+    rows, _ = world()
+    shown = [event("impression", T0 + 37_800 + 100 * i, user="u1", video="v2") for i in range(20)]
+    like = event("like", T0 + 40_000, user="u1", video="v2")
+    hist = caught_up([*rows, *shown, like])
+    report = compare(watch_outcomes.v1, served_rows(hist, [("u1", "v2", T0 + 41_000)], hidden={shown[18][1]}), hist)
+    assert report.by_set["user_engagement"] == {"mismatches": 1, "in_flight": 1} and report.unexplained == 0
+    assert report.max_in_flight_gap_ms == 41_000 - 39_600
