@@ -43,7 +43,8 @@ from fyp.stack.flink_cluster import TaskManagerService
 from fyp.stack.kafka_broker import KafkaService
 from fyp.stack.process import StackError, reap, wait_until
 from fyp.stack.service import ProcessService
-from fyp.stack.submit import ensure_job
+from fyp.stack.submit import all_tasks_running as tasks_all_running
+from fyp.stack.submit import ensure_job, task_counts
 from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.ids import RunIds
 from fyp.traffic.producer import ProducePlan, ProduceReport, produce
@@ -121,17 +122,14 @@ class JobView:
 
     @classmethod
     def parse(cls, details: Mapping, exceptions: Mapping) -> JobView:
-        # Count RUNNING tasks rather than read the vertex status: a vertex is RUNNING as soon as one of its
-        # tasks is, while the others may still be SCHEDULED or DEPLOYING.
-        tasks = tuple((v["id"], int(v["parallelism"]), int(v["tasks"].get("RUNNING", 0)))
-                      for v in details["vertices"])
+        tasks = task_counts(details)
         entries = exceptions["exceptionHistory"]["entries"]
         return cls(job_id=details["jid"], state=details["state"], tasks=tasks,
                    failures=tuple(int(e["timestamp"]) for e in entries))
 
 
 def all_tasks_running(view: JobView) -> bool:
-    return view.state == "RUNNING" and bool(view.tasks) and all(n == running for _, n, running in view.tasks)
+    return tasks_all_running(view.state, view.tasks)
 
 
 def restarts_since(before: JobView, after: JobView) -> int:

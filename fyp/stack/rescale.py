@@ -15,7 +15,7 @@ import httpx
 from fyp.config import Settings
 from fyp.pipelines import pipeline
 from fyp.stack.process import StackError
-from fyp.stack.submit import list_jobs, submit_job
+from fyp.stack.submit import all_tasks_running, list_jobs, submit_job, task_counts
 
 __all__ = ["Rescaled", "rescale_job", "stop_with_savepoint"]
 
@@ -34,14 +34,17 @@ class Rescaled:
 
 def stop_with_savepoint(
     settings: Settings, job_id: str, *, target_dir: str | None = None, timeout_s: float = 300,
-    poll_s: float = 0.5,
+    poll_s: float = 0.5, running_timeout_s: float = 120,
 ) -> str:
     """Stop `job_id` with a savepoint (`POST /jobs/:id/stop`) and return the savepoint's path once it completes.
 
     target_dir: where to write it; default `state.savepoints.dir` of the cluster's config (file:// in the single
     profile, s3:// in the cluster profile). timeout_s: how long to wait for the savepoint, in seconds.
+    running_timeout_s: how long to wait first for every task of the job to run: Flink refuses a savepoint ("Not all
+    required tasks are currently running") while any waits for a slot or is deploying, as a job just resumed does.
     """
     base = f"{settings.flink_rest_url}/jobs/{job_id}"
+    _await_tasks_running(base, job_id, running_timeout_s, poll_s)
     body: dict[str, object] = {"drain": False}
     if target_dir:
         body["targetDirectory"] = target_dir
@@ -64,6 +67,28 @@ def stop_with_savepoint(
             return operation["location"]
         time.sleep(poll_s)
     raise StackError(f"the savepoint of {job_id} did not complete within {timeout_s:.0f} s")
+
+
+def _await_tasks_running(base: str, job_id: str, timeout_s: float, poll_s: float) -> None:
+    """Return once every task of the job runs; a StackError when the job has ended or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(base, timeout=10)
+        if response.status_code == 404:
+            raise StackError(f"the cluster has no job {job_id}; `fyp jobs` lists them")
+        response.raise_for_status()
+        details = response.json()
+        state, tasks = details["state"], task_counts(details)
+        if all_tasks_running(state, tasks):
+            return
+        if state in ("FAILED", "CANCELED", "FINISHED"):
+            raise StackError(f"job {job_id} is {state}: there is nothing to stop with a savepoint")
+        if time.monotonic() >= deadline:
+            running, total = sum(r for _, _, r in tasks), sum(n for _, n, _ in tasks)
+            raise StackError(f"job {job_id} did not run every task within {timeout_s:.0f} s (job {state}, "
+                             f"{running} of {total} tasks RUNNING), and Flink takes no savepoint before: is a "
+                             "TaskManager slot free? (`fyp jobs`, the Flink UI)")
+        time.sleep(poll_s)
 
 
 def rescale_job(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from fyp.pipelines import PIPELINES, Pipeline
 from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
-__all__ = ["JOBS_DIR", "RunningJob", "available_jobs", "cancel_job", "ensure_job", "list_jobs", "parse_properties",
-           "submit_job"]
+__all__ = ["JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job", "list_jobs",
+           "parse_properties", "submit_job", "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -119,6 +120,18 @@ def list_jobs(settings: Settings) -> list[RunningJob]:
     response.raise_for_status()
     return [RunningJob(job_id=j["jid"], name=j["name"], state=j["state"], start_time_ms=j["start-time"])
             for j in response.json()["jobs"]]
+
+
+def task_counts(details: Mapping) -> tuple[tuple[str, int, int], ...]:
+    """Per vertex of a job's `GET /jobs/<id>` details: (vertex id, parallelism, tasks RUNNING). Tasks, not the
+    vertex status: a vertex is RUNNING as soon as one of its tasks is, while the others may still be SCHEDULED or
+    DEPLOYING (waiting for a slot)."""
+    return tuple((v["id"], int(v["parallelism"]), int(v["tasks"].get("RUNNING", 0))) for v in details["vertices"])
+
+
+def all_tasks_running(state: str, tasks: tuple[tuple[str, int, int], ...]) -> bool:
+    """A job in `state` with these `task_counts` runs every task (what a savepoint needs)."""
+    return state == "RUNNING" and bool(tasks) and all(n == running for _, n, running in tasks)
 
 
 def cancel_job(settings: Settings, job_id: str) -> None:

@@ -1,18 +1,26 @@
 """Why a served value differs from the backfill: which of the entity's events it had not seen yet, and why.
 
-The features job reads each Kafka partition in offset order, so a value in Redis holds, per partition, the entity's
-events up to some offset: what it lacks at serving time is a suffix of the entity's events in each partition.
-Two documented causes produce such suffixes (fyp.training.skew):
+The features job reads each Kafka partition in offset order, but the entity's state does not see a partition's
+events in that order: the job deduplicates on event_id first (jobs/engagement_features.py, ROW_NUMBER() OVER
+(PARTITION BY event_id)), which sends each event to the dedup subtask its event_id hashes to, and the entity's
+keyed operator merges what the dedup subtasks emit, each a mini-batch at a time and within one in no set order.
+With more than one dedup subtask, a later event of a partition can reach Redis before an earlier one: `fyp demo`
+(parallelism 2) served a user's value that held the user's events up to 05:47:53.904 (event time) but not an
+impression of 05:47:14.567 nor a watch of 05:47:48.369, all of one partition: 39 s of event time, 2 s of wall
+clock at the demo's speed 20. So what a value lacks at serving time is
+some recent events of the entity, newer ones all. Two documented causes (fyp.training.skew):
 
     lateness   the events behind an event newer than the serve in their partition: they arrived after it;
-    in_flight  per partition, a suffix holding every event newer than the served value's event time, all recent
-               (event time within the bound of the serve): read, or about to be, but not yet written to Redis.
+    in_flight  every event newer than the served value's event time, and any older ones, all recent (event time
+               within the bound of the serve): read, or about to be, but not yet written to Redis.
 
 `explain` finds the fewest such exclusions under which the recomputation equals every served column. The
-in-flight suffixes of several partitions combine in many ways (a hot video has events in every partition), so
-candidates are first matched on the served value's longest-window sums, which are plain sums of each event's
-aggregation values (docs/AGGREGATES.md), partition by partition; only those are folded with the reference evaluator
-and compared in full.
+in-flight events of a hot video combine in many ways, so candidates are first matched on the served value's
+longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
+folded with the reference evaluator and compared in full. Two searches, the second only where the first finds
+nothing: per partition a suffix of its events (the job had read the partition up to a point: few choices, as
+before the deduplication's reordering was known), then any subset of the _MAX_OVERTAKEN newest recent events no
+newer than the served value.
 """
 
 from __future__ import annotations
@@ -41,6 +49,14 @@ _MAX_STATES = 50_000  # partial sums kept while combining partitions
 _MAX_EXPANDED = 500_000
 _PER_SUM = 16  # choices kept per distinct partial sum
 _DECIMALS = 6
+# The second search leaves out any of the newest this many events no newer than the served value (2^n subsets,
+# pruned by the sums): what overtakes an event is a later event of a subtask ahead of its own, so the events
+# overtaken sit just before the served value's event time.
+_MAX_OVERTAKEN = 48
+# Its partial sums kept per step: with the decayed sums hardly any two are equal, so a hot video's (many events to
+# leave out) fill it. On 200 served rows of issue #17's demo at a 1,100 s bound, 50,000 took 529 s and left 3 user
+# rows unexplained, 5,000 took 242 s and left 4 (a busy machine, load 6-7; the first run beside another check).
+_MAX_OVERTAKEN_STATES = 5_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,8 +110,23 @@ def _suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
     return options
 
 
+def _overtaken_options(events: list[int], times: np.ndarray, served_event_ms: int,
+                       recent_from: int) -> list[list[list[int]]] | None:
+    """The in-flight choices when events may be missing in any order (module docstring): one choice holding every
+    event newer than the served value's event time, all recent; then, for each of the _MAX_OVERTAKEN newest recent
+    events no newer than it, a choice of leaving it out or not (2^n subsets: older ones stay in, so the search can
+    miss an explanation, never invent one). None when an event newer than the served value is not recent."""
+    newer = [i for i in events if times[i] > served_event_ms]
+    if any(times[i] < recent_from for i in newer):
+        return None
+    older = sorted((i for i in events if recent_from <= times[i] <= served_event_ms), key=lambda i: -times[i])
+    if not older:
+        return None
+    return [[newer], *([[], [i]] for i in older[:_MAX_OVERTAKEN])]
+
+
 def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
-                  tolerance: np.ndarray) -> Iterator[frozenset[int]]:
+                  tolerance: np.ndarray, max_states: int = _MAX_STATES) -> Iterator[frozenset[int]]:
     """One option per partition whose extra events (beyond each shortest option) sum to `need` on the longest-window
     columns (within `tolerance`: the served value is float32), the fewest events first.
 
@@ -105,9 +136,11 @@ def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndar
     for partition in options:
         steps = [np.zeros(len(need))] + [value(option[0]) for option in partition[1:]]
         extras.append(np.cumsum(steps, axis=0))  # row k: the k extra events of option k
-    # Per partition, whether the partitions after it only add (then an overshoot there is final).
-    only_add = [np.all([np.all(e >= 0, axis=0) for e in extras[p + 1:]], axis=0) if p + 1 < len(extras)
-                else np.ones(len(need), bool) for p in range(len(extras))]
+    # Per partition, whether the partitions after it only add (then an overshoot there is final); one pass from the
+    # end, as there may be a choice per event (_overtaken_options).
+    only_add = [np.ones(len(need), bool)] * len(extras)
+    for p in range(len(extras) - 2, -1, -1):
+        only_add[p] = only_add[p + 1] & np.all(extras[p + 1] >= 0, axis=0)
     sums = np.zeros((1, len(need)))
     chosen = np.zeros((1, 0), dtype=np.int64)
     for p, extra in enumerate(extras):
@@ -127,7 +160,7 @@ def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndar
         new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
         starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
         keep = (np.arange(len(rounded)) - starts) < _PER_SUM
-        sums, chosen = sums[keep][:_MAX_STATES], chosen[keep][:_MAX_STATES]
+        sums, chosen = sums[keep][:max_states], chosen[keep][:max_states]
     found = chosen[np.all(np.abs(sums - need) <= tolerance, axis=1)]
     for choice in found[np.argsort(found.sum(axis=1), kind="stable")].tolist():
         yield frozenset(i for partition, k in zip(options, choice, strict=True) for i in partition[k])
@@ -153,6 +186,13 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     longest = max(feature_set.windows, default=None)
     sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
             ] if longest else []
+    # The decayed sums, as of the served value's event time, are plain sums too: each event's value times
+    # 2^-(served event time - its time) / half-life. The overtaken-events search matches them as well, to tell
+    # apart candidates that the window sums cannot (which of a user's impressions is missing); not the suffix
+    # search, whose few choices per partition the window sums tell apart, and whose partial sums would then all
+    # differ and hit _MAX_STATES.
+    decays = [(f"{a.name}_decay_{window_label(h)}", compile_value(a.value_sql()), h.total_seconds() * 1000)
+              for a in feature_set.aggregations for h in feature_set.half_lives] if served_event_ms else []
     state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
     ttl_ms = int(feature_set.ttl.total_seconds() * 1000)
 
@@ -198,42 +238,63 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     value_cache: dict[int, np.ndarray] = {}
 
     def value(i: int) -> np.ndarray:
+        """Event i's share of the window sums, then of the decayed sums as of the served value's event time."""
         if i not in value_cache:
             row = history.rows[i]
+            weight = [2.0 ** (-(served_event_ms - int(times[i])) / h) for _, _, h in decays]
             value_cache[i] = np.array([float(v) if (v := f(row)) is not None and np.isfinite(v) else 0.0
-                                       for _, f in sums])
+                                       for _, f in sums] + [
+                w * float(v) if (v := f(row)) is not None and np.isfinite(v) else 0.0
+                for (_, f, _), w in zip(decays, weight, strict=True)])
         return value_cache[i]
 
     if late and matches(late, based(frozenset(before) - late)):
         return Explanation(cause="lateness", in_flight_gap_ms=None)
-    tried = 0
+    column_of = {c: k for k, c in enumerate(plan.columns)}
+    targets = [served.get(name) for name, _ in sums]
+    # The served decayed values were decoded at served_ms: as of the served value's event time, undo that decay.
+    age = max(0, served_ms - served_event_ms)
+    decay_targets = [None if (v := served.get(name)) is None else v / 2.0 ** (-age / h) for name, _, h in decays]
     for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
         partitions: dict[int, list[int]] = {}
         for i in before:
             if i not in arrived_late:
                 partitions.setdefault(int(history.partitions[i]), []).append(i)
-        options = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
-                   for events in partitions.values()]
-        if None in options:
-            continue
-        shortest = frozenset(i for o in options for i in o[0])
-        uncertain = frozenset(i for o in options for i in o[-1])
-        base = based(frozenset(before) - arrived_late - uncertain)
-        _, results, _ = fold(arrived_late | shortest, base)
-        column_of = {c: k for k, c in enumerate(plan.columns)}
-        targets = [served.get(name) for name, _ in sums]
-        if sums and all(t is not None for t in targets):
-            full = np.nan_to_num(np.array([results[column_of[name]] for name, _ in sums]))
-            need = full - np.array(targets, dtype=float)
-            candidates = _combinations(options, value, need, 1e-6 * np.maximum(np.abs(full), 1.0))
-        else:
-            candidates = iter([shortest])
-        for in_flight in candidates:
-            if not in_flight or tried >= _MAX_FOLDS:
+        suffixes = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
+                    for events in partitions.values()]
+        # First per partition, a suffix each (the job read the partition up to a point); then, where that finds
+        # nothing, any recent events (the deduplication let later events of a partition overtake them).
+        searches = [(None if None in suffixes else suffixes, False),
+                    (_overtaken_options([i for i in before if i not in arrived_late], times, served_event_ms,
+                                        served_ms - bound_ms), True)]
+        for options, by_decay in searches:
+            if options is None:
                 continue
-            tried += 1
-            if matches(arrived_late | in_flight, base):
-                cause = "in_flight+lateness" if arrived_late else "in_flight"
-                return Explanation(cause=cause, in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
+            shortest = frozenset(i for o in options for i in o[0])
+            uncertain = frozenset(i for o in options for i in o[-1])
+            base = based(frozenset(before) - arrived_late - uncertain)
+            _, results, newest = fold(arrived_late | shortest, base)
+            if sums and all(t is not None for t in targets):
+                names_now, goal = [name for name, _ in sums], list(targets)
+                if by_decay and decays and newest == served_event_ms and all(t is not None for t in decay_targets):
+                    names_now += [name for name, _, _ in decays]
+                    goal += decay_targets
+                width = len(names_now)
+                full = np.nan_to_num(np.array([results[column_of[name]] for name in names_now]))
+                need = full - np.array(goal, dtype=float)
+                candidates = _combinations(options, lambda i, width=width: value(i)[:width], need,
+                                           1e-6 * np.maximum(np.abs(full), 1.0),
+                                           _MAX_OVERTAKEN_STATES if by_decay else _MAX_STATES)
+            else:
+                candidates = iter([shortest])
+            tried = 0
+            for in_flight in candidates:
+                if not in_flight or tried >= _MAX_FOLDS:
+                    continue
+                tried += 1
+                if matches(arrived_late | in_flight, base):
+                    cause = "in_flight+lateness" if arrived_late else "in_flight"
+                    return Explanation(cause=cause,
+                                       in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
     return None
 

@@ -7,14 +7,15 @@ within fyp verify's relative tolerance for a different summation order). A diffe
 the events a documented cause accounts for (fyp.training.explain finds the fewest); the first recomputation that
 matches every column, with the served value's event time as its newest event, names the cause:
 
-    in_flight  events the job had not written to Redis yet: per Kafka partition, a suffix of the entity's events
-               holding every event newer than the served value's event time (and any older one behind it in the
-               partition: client clocks make a partition's event times slightly out of order). The job holds an
-               event for at most its mini-batch (`table.exec.mini-batch.allow-latency`, 200 ms by default,
-               jobs/engagement_features.py; a job run with a longer `--mini-batch-ms` needs a larger bound) plus the
-               Redis sink's flush interval (at most 50 ms) after reading it, so every such event must have an event time
-               within `in_flight_bound_ms` of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and
-               Kafka), or the cause does not apply; the report gives the largest gap seen.
+    in_flight  events the job had not written to Redis yet: every event newer than the served value's event time,
+               and any older ones (client clocks make a partition's event times slightly out of order, and the job's
+               deduplication on event_id lets a later event of a partition reach the entity's state before an
+               earlier one: fyp.training.explain). The job holds an event for at most its mini-batch
+               (`table.exec.mini-batch.allow-latency`, 200 ms by default, jobs/engagement_features.py; a job run
+               with a longer `--mini-batch-ms` needs a larger bound) plus the Redis sink's flush interval (at most
+               50 ms) after reading it, so every such event must have an event time within `in_flight_bound_ms`
+               of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and Kafka), or the cause does
+               not apply; the report gives the largest gap seen.
     lateness   events with event_time < served_time that sit later in their Kafka partition than an event with
                event_time >= served_time: they arrived after the serve.
 
