@@ -24,6 +24,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from fyp.serving.roundtrip import read
+
 __all__ = [
     "SERVED_MODEL_KEY",
     "USER_EMBEDDING_KEY",
@@ -89,8 +91,6 @@ class RedisUserEmbeddings:
         self._client = client
 
     def get(self, user_id: str) -> UserEmbedding | None:
-        from fyp.serving.roundtrip import read
-
         # One GET per feed: redis-py's own `get` (its packing, pool health check and response callbacks) cost the
         # feed about as much CPU as the hand-packed round trip of hundreds of reads (py-spy, docs/FEED.md).
         raw = read(self._client, [USER_EMBEDDING_KEY.format(user_id=user_id)])[0]
