@@ -59,7 +59,8 @@ DEFAULT_PORT = 8095
 OPTIONS_ENV = "FYP_FEED_SERVE_OPTIONS"  # serve's options, JSON, for each worker process (`app_from_env`)
 # Feeds one worker process assembles at once. A feed is ~8 ms of Python between Redis and HTTP waits, and every
 # wait hands the GIL over: with 16 feeds in flight in one process their threads queued on the GIL after each wait,
-# which added latency and CPU (docs/FEED.md, "Benchmark"). Two keep one feed's CPU overlapping another's waits.
+# which added latency and CPU (docs/FEED.md, "Fewer GIL hand-overs"). Two keep one feed's CPU overlapping another's
+# waits.
 DEFAULT_CONCURRENCY = 2
 MAX_AT_SKEW_MS = 86_400_000  # `at_ms` is for comparing reads a few seconds apart, not for replaying the past
 
@@ -133,10 +134,10 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int 
     # skipped (no response_model either: nothing to validate on the way out).
     @app.get("/v1/feed", response_class=ORJSONResponse)
     async def feed(user: str = Query(..., min_length=1, max_length=128),
-             n: int = Query(10, ge=1, le=MAX_FEED),
-             explain: bool = Query(False, description="say why each dropped candidate was dropped"),
-             at_ms: int | None = Query(None, ge=0, le=2**53, description="debug: read features as of epoch ms")
-             ) -> ORJSONResponse:
+                   n: int = Query(10, ge=1, le=MAX_FEED),
+                   explain: bool = Query(False, description="say why each dropped candidate was dropped"),
+                   at_ms: int | None = Query(None, ge=0, le=2**53, description="debug: read features as of epoch ms")
+                   ) -> ORJSONResponse:
         if at_ms is not None and abs(at_ms - time.time() * 1000) > MAX_AT_SKEW_MS:
             raise HTTPException(422, f"at_ms must be within {MAX_AT_SKEW_MS} ms of the service's clock")
         try:
