@@ -1,6 +1,6 @@
 """Candidate sources read from Redis, and the filters: one round trip per step (`fyp.serving.roundtrip.read`: packed
 by hand and parsed by hiredis, on a single Redis or a Redis Cluster; redis-py's pipeline packed, parsed and
-health-checked each step in Python, a measurable share of every feed, docs/FEED.md "Benchmark").
+health-checked each step in Python, a measurable share of every feed, docs/FEED.md "Fewer GIL hand-overs").
 
 Layout (docs/INDEX.md, "Candidate generation"; docs/REDIS_LAYOUT.md):
 

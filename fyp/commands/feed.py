@@ -70,8 +70,8 @@ def serve_feed(
     # Checked above; each worker process builds the same again from these JSON-able options.
     serve(host=host, port=port or default_port(), workers=workers, index_url=index_url, model=model,
           reload_every_s=reload_every, concurrency=concurrency, candidate_k=config.candidate_k,
-          coarse_k=config.coarse_k,
-          weights=dict(config.weights), experiments_file=str(experiments.resolve()) if experiments else None)
+          coarse_k=config.coarse_k, weights=dict(config.weights),
+          experiments_file=str(experiments.resolve()) if experiments else None)
 
 
 def feed(

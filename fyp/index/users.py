@@ -92,7 +92,8 @@ class RedisUserEmbeddings:
 
     def get(self, user_id: str) -> UserEmbedding | None:
         # One GET per feed: redis-py's own `get` (its packing, pool health check and response callbacks) cost the
-        # feed about as much CPU as the hand-packed round trip of hundreds of reads (py-spy, docs/FEED.md).
+        # feed about as much CPU as the hand-packed round trip of hundreds of reads (py-spy, docs/FEED.md "Fewer
+        # GIL hand-overs").
         raw = read(self._client, [USER_EMBEDDING_KEY.format(user_id=user_id)])[0]
         if raw is None:
             return None

@@ -36,7 +36,7 @@ class InputSpec:
     std: tuple[float, ...]
 
     # Cached: serving transforms every feed's rows with one spec, and rebuilding these per call was a measurable
-    # part of the fine stage (py-spy of `fyp serve feed`, docs/FEED.md "Benchmark").
+    # part of the fine stage (py-spy of `fyp serve feed`, docs/FEED.md "Fewer GIL hand-overs").
     @cached_property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for _, columns in self.sets for c in columns)

@@ -178,8 +178,9 @@ def test_a_killed_primary_is_replaced_and_reads_succeed_again(stores: Stores):
 
 
 def test_candidate_sets_are_written_and_read_on_the_cluster(stores: Stores):
-    """write_sets' MULTI/EXEC (one key per transaction on a cluster) and RedisSources' pipelined reads, over
-    keys in different slots (the following set stands in for the follow graph job's write)."""
+    """write_sets' MULTI/EXEC (one key per transaction on a cluster) and RedisSources' reads (one round trip per
+    step, grouped by primary), over keys in different slots (the following set stands in for the follow graph job's
+    write)."""
     sets = {"cowatch": pa.table({"x": ["c1", "c1", "c2"], "y": ["c2", "c3", "c1"], "strength": [3.0, 1.0, 2.0]})}
     write_sets(stores.cluster, sets, ttl=timedelta(minutes=5))
     keys = [COWATCH_KEY.format(video_id="c1"), COWATCH_KEY.format(video_id="c2"), following_key("cu1"),
