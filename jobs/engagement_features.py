@@ -1,6 +1,6 @@
 """Engagement features: Kafka engagement events -> windowed features and serving sets in Redis.
 
-Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Java DECODE_ENGAGEMENT, once per event),
+Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Java DECODE_ENGAGEMENT_ROWS, once per event),
 route malformed records to the dead-letter topic, then one GROUP BY per declared feature set (features/) using the Java
 window aggregates; the sets of one key family (user with user x author and user x hashtag; video; author;
 sound) go through one Java keyed operator per family instead (featurespec/families.py). Sinks: the Java Redis
@@ -103,8 +103,8 @@ def engagement_views(
     passthrough: Sequence[str] = (), shared: bool = False,
 ) -> None:
     """Views over a raw payload table (payload, kafka_partition, kafka_offset, proc_time): `decoded` (every
-    record, `e.error` set for bad or late ones) and `engagement` (good, on-time rows, the first of each
-    event_id within the dedup horizon).
+    record as flat engagement columns, `error` set for bad or late ones) and `engagement` (good, on-time rows, the
+    first of each event_id within the dedup horizon).
 
     decoder: "java" (DECODE_ENGAGEMENT, udfs/java/envelope: no Python per event) or "python" (the reference,
     udfs/envelope.py); both give the same rows (tests/flink/test_decoder_agreement.py).
@@ -114,27 +114,35 @@ def engagement_views(
     shared: both views are computed once and shared by every later translation (`udfs.flink_families.shared_view`;
     needs a StreamTableEnvironment): the key-family conversions would otherwise each re-read the source."""
     t_env.create_temporary_function("decode_engagement", decode_engagement)
-    java_decoder = register_java_decoder(t_env)
-    decode = java_decoder if decoder == "java" else "decode_engagement"
     t_env.create_temporary_function("encode_dead_letter", encode_dead_letter)
     for name, java_class in JAVA_AGGREGATES.items():
         t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     lateness_ms = int(allowed_lateness.total_seconds() * 1000)
-    decoded = t_env.sql_query(
-        f"SELECT {decode}(payload, CAST({lateness_ms} AS BIGINT), kafka_partition) AS e, payload, kafka_partition, "
-        f"kafka_offset, {''.join(f'{c}, ' for c in passthrough)}proc_time "
-        f"FROM `{raw_table}`")
+    arguments = f"payload, CAST({lateness_ms} AS BIGINT), kafka_partition"
+    kept = f"payload, kafka_partition, kafka_offset, {''.join(f'{c}, ' for c in passthrough)}proc_time"
+    fields = (*ENGAGEMENT_COLUMNS, "error")
+    # Flat columns, so that no later step reads a nested row: a step that reads fields of one copies all of it
+    # first, for every event, and once the planner merges projections it calls a scalar decoder once per field it
+    # reads; the Java table function runs once per record (docs/PERFORMANCE.md, "The decoded row, flat"). The
+    # Python decoder runs in its own step, which the planner does not merge.
+    if decoder == "java":
+        decoded = t_env.sql_query(
+            f"SELECT {', '.join(f'd.`{name}` AS `{name}`' for name in fields)}, {kept} FROM `{raw_table}`, "
+            f"LATERAL TABLE({register_java_decoder(t_env, rows=True)}({arguments})) AS d")
+    else:
+        decoded = t_env.sql_query(
+            f"SELECT {', '.join(f'e.`{name}` AS `{name}`' for name in fields)}, {kept} FROM ("
+            f"SELECT decode_engagement({arguments}) AS e, {kept} FROM `{raw_table}`)")
     if shared:
         shared_view(t_env, "decoded", decoded, proc_time="proc_time")
     else:
         t_env.create_temporary_view("decoded", decoded)
-    names = [name for name in ENGAGEMENT_COLUMNS if columns is None or name in columns]
-    flat = ", ".join(f"e.`{name}` AS `{name}`" for name in names)
+    names = ", ".join(f"`{name}`" for name in ENGAGEMENT_COLUMNS if columns is None or name in columns)
     # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
     engagement = t_env.sql_query(
-        f"SELECT {', '.join(f'`{n}`' for n in names)} FROM ("
+        f"SELECT {names} FROM ("
         "SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time) AS n "
-        f"FROM (SELECT {flat}, proc_time FROM decoded WHERE e.error IS NULL)) WHERE n = 1")
+        f"FROM (SELECT {names}, proc_time FROM decoded WHERE error IS NULL)) WHERE n = 1")
     if shared:
         shared_view(t_env, "engagement", engagement, changelog=True)
     else:
@@ -152,11 +160,11 @@ def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequen
     share: registers (view name, SELECT) as a view the planner cannot see through and returns its name. Given,
     each check's filtered rows go through it, so the failure function runs on those rows only; without it the
     planner computes the function on every decoded row (featurespec.sql.feature_query says why)."""
-    flat = ", ".join(f"e.`{name}` AS `{name}`" for name in ENGAGEMENT_COLUMNS)
+    flat = ", ".join(f"`{name}`" for name in ENGAGEMENT_COLUMNS)
     kept = ", ".join(("kafka_partition", "kafka_offset", "payload", *passthrough))
     selects = []
     for i, (where, failure) in enumerate(derived_failure_checks(feature_sets, guarded)):
-        rows = f"SELECT * FROM (SELECT {flat}, {kept} FROM decoded WHERE e.error IS NULL) WHERE {where}"
+        rows = f"SELECT * FROM (SELECT {flat}, {kept} FROM decoded WHERE error IS NULL) WHERE {where}"
         if share is not None:
             rows = f"SELECT * FROM `{share(f'derived_check_{i}', rows)}`"
         selects.append(f"SELECT {kept}, reason FROM (SELECT {kept}, {failure} AS reason FROM ({rows})) "
@@ -234,7 +242,8 @@ def build_engagement_features(
     # `fyp dlq replay` sends it back to the same partition with what the client attached.
     t_env.create_temporary_table("dead_letters", kafka_raw_sink(
         settings, topic=ENGAGEMENT_DLQ.name, with_headers=True, max_request_bytes=ENGAGEMENT_DLQ.max_message_bytes))
-    rejected = f"SELECT *, e.error AS reason FROM decoded WHERE e.error IS NOT NULL AND e.error <> '{LATE}'"
+    rejected = ("SELECT kafka_key, kafka_partition, kafka_offset, payload, kafka_headers, error AS reason "
+                f"FROM decoded WHERE error IS NOT NULL AND error <> '{LATE}'")
     # A record on which a derived column's Python function failed, or ran over budget, is a dead letter too.
     for rows in (rejected, *derived_failure_rows(feature_sets, passthrough=("kafka_key", "kafka_headers"),
                                                  share=sharing(t_env) if use_families else None)):

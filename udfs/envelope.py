@@ -29,7 +29,7 @@ from typing import Any
 from schemas.registry import EVENT_TYPES, SchemaRegistry, UndecodableEvent, default_registry
 from udfs.limits import field_error
 
-__all__ = ["ENGAGEMENT_COLUMNS", "ENGAGEMENT_ROW_FIELDS", "JAVA_DECODER", "to_engagement_row"]
+__all__ = ["ENGAGEMENT_COLUMNS", "ENGAGEMENT_ROW_FIELDS", "JAVA_DECODER", "JAVA_ROW_DECODER", "to_engagement_row"]
 
 # (name, Flink SQL type), in row order. Jobs build their row type from this.
 # Integers are BIGINT even where Avro has int (schema_version, loop_count): PyFlink's thread mode
@@ -63,6 +63,8 @@ ENGAGEMENT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in ENGAGEMENT_ROW_F
 # The job decodes with this Java port of `to_engagement_row` (SQL name, class; udfs/java/envelope): same rows,
 # reasons and lateness rule, no Python per event. This module stays the reference the port is tested against.
 JAVA_DECODER = ("DECODE_ENGAGEMENT", "dev.fyp.flink.envelope.DecodeEngagement")
+# The same decoder as a table function: its row as flat columns, one call per record (the features job's reads).
+JAVA_ROW_DECODER = ("DECODE_ENGAGEMENT_ROWS", "dev.fyp.flink.envelope.DecodeEngagementRows")
 
 _WIDTH = len(ENGAGEMENT_ROW_FIELDS)
 _NO_DETAIL = (None, None, None, None, None, None)

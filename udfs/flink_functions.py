@@ -14,7 +14,7 @@ from pyflink.table.types import DataType
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.dead_letter import dead_letter_payload
-from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER, to_engagement_row
+from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER, JAVA_ROW_DECODER, to_engagement_row
 from udfs.exploration import decision_payload
 from udfs.guard import GuardedFunction, failure_function
 from udfs.lateness import LatenessGate
@@ -172,9 +172,10 @@ def guarded_functions(guard: GuardedFunction, result_type: DataType) -> dict[str
 SCALAR_FUNCTIONS = guarded_functions(GuardedFunction("COMMENT_SENTIMENT", comment_sentiment), DataTypes.DOUBLE())
 
 
-def register_java_decoder(t_env: TableEnvironment) -> str:
-    """Register the engagement decoder (Java, `udfs/java/envelope`) under its SQL name, which it returns."""
-    name, java_class = JAVA_DECODER
+def register_java_decoder(t_env: TableEnvironment, *, rows: bool = False) -> str:
+    """Register the engagement decoder (Java, `udfs/java/envelope`) under its SQL name, which it returns: the
+    scalar function (its row as one nested ROW value), or with `rows` the table function (its row as columns)."""
+    name, java_class = JAVA_ROW_DECODER if rows else JAVA_DECODER
     t_env.execute_sql(f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS '{java_class}' LANGUAGE JAVA")
     return name
 

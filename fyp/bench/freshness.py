@@ -6,7 +6,9 @@ feature keys every 2 ms and records, per probe, the time from produce to the key
 
 `run_freshness_rates` measures several rates in turn on the same job. Before each rate it waits until the job
 has drained what earlier load left in Kafka (`drain`: a marker event on every partition of the topic has
-reached Redis), then pauses `pause_s`, so that one rate's backlog does not count against the next.
+reached Redis), then pauses `pause_s`, so that one rate's backlog does not count against the next. Each rate's
+record also counts what can stall the job for a moment and so shows in the tail: the job's checkpoints completed,
+and the Redis snapshots started, during its run.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+import httpx
 from confluent_kafka import Producer
 
 from features.engagement import video_engagement
 from fyp.bench.proc_cpu import load_average_1m
 from fyp.bench.stats import latency_summary
+from fyp.bench.throughput import redis_forks
 from fyp.config import Settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.serving.cluster_reads import mget
@@ -33,7 +37,8 @@ from fyp.traffic.producer import ProducePlan, produce
 from schemas.registry import default_registry
 from schemas.topics import ENGAGEMENT
 
-__all__ = ["FreshnessResult", "drain", "flatten", "require_features_job", "run_freshness", "run_freshness_rates"]
+__all__ = ["FreshnessResult", "completed_checkpoints", "drain", "flatten", "require_features_job", "run_freshness",
+           "run_freshness_rates"]
 
 FEATURES_PIPELINE = ENGAGEMENT_FEATURES_JOB.pipeline_name
 
@@ -62,6 +67,17 @@ def require_features_job(settings: Settings) -> None:
     if not any(job.name == FEATURES_PIPELINE and job.state == "RUNNING" for job in list_jobs(settings)):
         raise StackError(f"no {FEATURES_PIPELINE} job is running, so no event would reach Redis; "
                          "submit it first: fyp submit engagement_features")
+
+
+def completed_checkpoints(settings: Settings) -> int:
+    """Checkpoints the running features job has completed (Flink REST `/jobs/<id>/checkpoints`), 0 without one."""
+    total = 0
+    for job in list_jobs(settings):
+        if job.name == FEATURES_PIPELINE and job.state == "RUNNING":
+            response = httpx.get(f"{settings.flink_rest_url}/jobs/{job.job_id}/checkpoints", timeout=5)
+            response.raise_for_status()
+            total += int(response.json()["counts"]["completed"])
+    return total
 
 
 def drain(settings: Settings, *, timeout_s: float = 300.0) -> float | None:
@@ -97,7 +113,9 @@ def run_freshness_rates(
     """`run_freshness` at each of `rates` in turn on the running job; before each, `drain` (up to
     `drain_timeout_s`) and then `pause_s` seconds of no load. One dict per rate: the result's fields with the
     latency summary flattened, `drain_before_s` (None: not drained in time, so this rate met a backlog), and
-    the 1-minute load average at its start and end. on_progress(rates done, what happens now)."""
+    the 1-minute load average at its start and end, and `checkpoints` and `redis_snapshots`: how many of the job's
+    checkpoints completed, and how many Redis snapshots started, during the run. on_progress(rates done, what
+    happens now)."""
     require_features_job(settings)
     results = []
     for rate in rates:
@@ -107,11 +125,13 @@ def run_freshness_rates(
         on_progress(done, f"{rate:,.0f} events/s: {pause_s:g} s pause …")
         time.sleep(pause_s)
         on_progress(done, f"{rate:,.0f} events/s for {duration_s:g} s, probing …")
-        load_start = load_average_1m()
+        load_start, checkpoints, forks = load_average_1m(), completed_checkpoints(settings), redis_forks(settings)
         result = run_freshness(settings, rate=rate, duration_s=duration_s, probe_interval_s=probe_interval_s,
                                users=users, videos=videos)
         results.append(flatten(result) | {"drain_before_s": drained, "load_1m_start": load_start,
-                                          "load_1m_end": load_average_1m()})
+                                          "load_1m_end": load_average_1m(),
+                                          "checkpoints": completed_checkpoints(settings) - checkpoints,
+                                          "redis_snapshots": redis_forks(settings) - forks})
     return results
 
 

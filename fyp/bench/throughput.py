@@ -31,8 +31,8 @@ from fyp.traffic import TrafficConfig, TrafficGenerator
 from fyp.traffic.producer import ProducePlan, produce
 from schemas.topics import ENGAGEMENT, Topic
 
-__all__ = ["FlinkRun", "bench_topic", "compare", "flink_record", "peer_record", "preload", "redis_snapshots_paused",
-           "run_flink_bounded"]
+__all__ = ["FlinkRun", "bench_topic", "compare", "flink_record", "peer_record", "preload", "redis_forks",
+           "redis_snapshots_paused", "run_flink_bounded"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +136,7 @@ def _wait_for_end(settings: Settings, job_id: str, timeout: timedelta) -> dict:
     raise StackError(f"the bounded features job {job_id} did not finish within {timeout}")
 
 
-def _redis_forks(settings: Settings) -> int:
+def redis_forks(settings: Settings) -> int:
     """Redis's fork count (`INFO stats`): one per RDB snapshot (or AOF rewrite). A snapshot of a big dataset
     takes seconds of CPU on this machine, so a round that overlaps one runs slower."""
     return int(redis_client(settings).info("stats")["total_forks"])
@@ -181,9 +181,9 @@ def compare(
     jobs_beside = sorted(job.name for job in list_jobs(settings) if job.state == "RUNNING")
 
     def timed(run: Callable[[], dict]) -> dict:
-        forks = _redis_forks(settings)
+        forks = redis_forks(settings)
         record = run()
-        return record | {"redis_snapshots": _redis_forks(settings) - forks}
+        return record | {"redis_snapshots": redis_forks(settings) - forks}
 
     def flink(only: tuple[str, ...] = (), reference: bool = False) -> dict:
         return flink_record(run_flink_bounded(settings, topic, events, timeout=timedelta(minutes=30),

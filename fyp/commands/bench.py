@@ -35,22 +35,29 @@ def freshness(
     drain_timeout: float = typer.Option(300, "--drain-timeout", min=1, help="With --rates: give up waiting for "
                                         "the drain after this many seconds (the rate is then run anyway, and its "
                                         "drain_before_s is null)."),
+    pause_redis_snapshots: bool = typer.Option(
+        False, "--pause-redis-snapshots", help="No Redis RDB snapshot during the runs (restored after): a snapshot "
+        "of a big dataset takes seconds of CPU and shows in the tail. With --rates, each rate counts the snapshots "
+        "and the job's checkpoints during its run either way."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Event-to-Redis latency (p50/p95/p99) through the running engagement_features job under load."""
     from fyp.bench.freshness import flatten, run_freshness
+    from fyp.bench.throughput import redis_snapshots_paused
     from fyp.traffic.producer import ProducerError
 
     if rates is not None:
         if rate is not None:
             raise typer.BadParameter("give --rate or --rates, not both", param_hint="--rates")
-        _freshness_rates(_parse_rates(rates), duration=duration, probe_interval=probe_interval, pause=pause,
-                         drain_timeout=drain_timeout, as_json=as_json)
+        with fail_cleanly(StackError), redis_snapshots_paused(load_settings(), pause_redis_snapshots):
+            _freshness_rates(_parse_rates(rates), duration=duration, probe_interval=probe_interval, pause=pause,
+                             drain_timeout=drain_timeout, as_json=as_json)
         return
     rate = rate or 20_000
     status = console.status(f"{rate:,.0f} events/s for {duration:.0f} s, probing …")
-    with fail_cleanly(StackError, ProducerError), status:
-        result = run_freshness(load_settings(), rate=rate, duration_s=duration, probe_interval_s=probe_interval)
+    settings = load_settings()
+    with fail_cleanly(StackError, ProducerError), status, redis_snapshots_paused(settings, pause_redis_snapshots):
+        result = run_freshness(settings, rate=rate, duration_s=duration, probe_interval_s=probe_interval)
     data = flatten(result)
     print_json(data) if as_json else _show("freshness: produce -> Redis", data)
 
@@ -85,7 +92,8 @@ def _freshness_rates(rates: list[float], *, duration: float, probe_interval: flo
     if as_json:
         print_json(data)
         return
-    columns = ("rate_requested", "rate_held", "p50_ms", "p95_ms", "p99_ms", "probes", "missing", "drain_before_s")
+    columns = ("rate_requested", "rate_held", "p50_ms", "p95_ms", "p99_ms", "probes", "missing", "drain_before_s",
+               "checkpoints", "redis_snapshots")
     table = Table(*columns, "load 1m start -> end",
                   title=f"freshness: produce -> Redis, {duration:g} s per rate, {pause:g} s pause after each drain")
     for r in results:

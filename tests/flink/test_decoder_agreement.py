@@ -14,6 +14,7 @@ from schemas.registry import EVENT_TYPES, MARKER, default_registry
 from tests.flink.conftest import raw_view
 from tests.hostile_corpus import hostile_cases
 from udfs.envelope import ENGAGEMENT_ROW_FIELDS, JAVA_DECODER
+from udfs.flink_functions import register_java_decoder
 
 NOW = int(time.time() * 1000)  # reset by the test
 LATENESS = timedelta(minutes=2)
@@ -100,7 +101,8 @@ def test_java_and_python_decoders_give_the_same_rows(t_env):
     NOW = int(time.time() * 1000)
     payloads = _payloads()
     raw_view(t_env, [p for p, _ in payloads], [partition for _, partition in payloads])
-    engagement_views(t_env, "raw", allowed_lateness=LATENESS)  # registers both decoders
+    engagement_views(t_env, "raw", allowed_lateness=LATENESS)  # the Python decoder, and `decoded` over the Java one
+    register_java_decoder(t_env)  # the scalar form, for the side-by-side query below
     lateness_ms = int(LATENESS.total_seconds() * 1000)
     names = [name for name, _ in ENGAGEMENT_ROW_FIELDS]
     # Flat columns: PyFlink's collect() cannot bring back nested rows.
@@ -115,6 +117,11 @@ def test_java_and_python_decoders_give_the_same_rows(t_env):
     differences = {offset: {n: (j, p) for n, j, p in zip(names, java, python, strict=True) if j != p}
                    for offset, (java, python) in decoded.items() if java != python}
     assert differences == {}
+    # The features job's `decoded` view: the Java table function's flat columns, the same rows again.
+    with t_env.sql_query(f"SELECT kafka_offset, {', '.join(f'`{n}`' for n in names)} FROM decoded").execute() \
+            .collect() as results:
+        viewed = {row[0]: tuple(row[1:]) for row in results}
+    assert viewed == {offset: python for offset, (_, python) in decoded.items()}
     errors = [python[-1] for _, python in decoded.values()]
     # The inputs do cover every reason the reference gives.
     for reason in ("undecodable:too_short", "undecodable:bad_marker", "undecodable:unknown_fingerprint",

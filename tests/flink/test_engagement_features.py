@@ -51,7 +51,7 @@ def raw(t_env):
 
 
 def test_malformed_records_are_routed_with_a_reason(raw):
-    query = "SELECT kafka_offset, e.error FROM decoded WHERE e.error IS NOT NULL AND e.error <> 'late'"
+    query = "SELECT kafka_offset, error FROM decoded WHERE error IS NOT NULL AND error <> 'late'"
     with raw.sql_query(query).execute().collect() as rows:
         errors = {row[0]: row[1] for row in rows}
     assert errors == {8: "undecodable:bad_marker", 9: "negative_duration:watch_ms"}
@@ -107,7 +107,7 @@ def test_feature_vector_equals_the_per_column_functions(raw, feature_set):
 
 
 def test_late_events_are_not_dead_letters(raw):
-    query = "SELECT kafka_offset FROM decoded WHERE e.error = 'late'"
+    query = "SELECT kafka_offset FROM decoded WHERE error = 'late'"
     with raw.sql_query(query).execute().collect() as rows:
         assert [row[0] for row in rows] == [11]
 

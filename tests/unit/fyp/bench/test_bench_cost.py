@@ -31,6 +31,10 @@ def test_rates_run_in_order_each_after_a_drain_and_a_pause(monkeypatch) -> None:
     monkeypatch.setattr(freshness, "drain", lambda _settings, timeout_s: steps.append("drain") or next(drains))
     monkeypatch.setattr(freshness.time, "sleep", lambda s: steps.append(f"pause {s:g}"))
     monkeypatch.setattr(freshness, "load_average_1m", lambda: 2.0)
+    # Counters read before and after each run: 1 checkpoint and 0 snapshots in the first run, 2 and 1 in the second.
+    checkpoints, forks = iter([4, 5, 5, 7]), iter([9, 9, 9, 10])
+    monkeypatch.setattr(freshness, "completed_checkpoints", lambda _settings: next(checkpoints))
+    monkeypatch.setattr(freshness, "redis_forks", lambda _settings: next(forks))
 
     def run(_settings, *, rate, duration_s, probe_interval_s, users, videos) -> FreshnessResult:
         steps.append(f"rate {rate:g}")
@@ -46,6 +50,7 @@ def test_rates_run_in_order_each_after_a_drain_and_a_pause(monkeypatch) -> None:
     assert [(r["rate_requested"], r["p99_ms"], r["drain_before_s"]) for r in results] == [
         (1000, 3.0, 0.5), (2000, 3.0, None)]
     assert results[0]["load_1m_start"] == 2.0 and "latency" not in results[0]
+    assert [(r["checkpoints"], r["redis_snapshots"]) for r in results] == [(1, 0), (2, 1)]
     assert progress == [0, 0, 0, 1, 1, 1]
 
 

@@ -24,10 +24,10 @@ def _flink_run(events: int, rate: float, cpu: float | None = None) -> FlinkRun:
 
 @pytest.fixture
 def quiet_stack(monkeypatch) -> None:
-    """No other job, a steady load average, Redis forks from `_redis_forks` unless a test replaces it."""
+    """No other job, a steady load average, Redis forks from `redis_forks` unless a test replaces it."""
     monkeypatch.setattr(throughput, "list_jobs", lambda _settings: [])
     monkeypatch.setattr(throughput, "load_average_1m", lambda: 1.5)
-    monkeypatch.setattr(throughput, "_redis_forks", lambda _settings: 0)
+    monkeypatch.setattr(throughput, "redis_forks", lambda _settings: 0)
 
 
 def test_rounds_interleave_and_figures_are_medians(monkeypatch, quiet_stack) -> None:
@@ -52,7 +52,7 @@ def test_rounds_interleave_and_figures_are_medians(monkeypatch, quiet_stack) -> 
     monkeypatch.setattr(throughput, "run_flink_bounded", flink)
     monkeypatch.setattr(runner, "run_peer", peer)
     monkeypatch.setattr(runner, "PEERS", ("quix", "naive"))
-    monkeypatch.setattr(throughput, "_redis_forks", forks)
+    monkeypatch.setattr(throughput, "redis_forks", forks)
     data = compare(SETTINGS, ENGAGEMENT, 1_000, repeat=3, warmup=False)
     assert order == list(itertools.chain.from_iterable(["all", "video", "quix", "naive"] for _ in range(3)))
     assert data["runs"] == {"all_sets": [10.0, 30.0, 20.0], "video_only": [100.0, 90.0, 300.0],
@@ -148,7 +148,7 @@ def test_per_set_sql_runs_right_after_all_sets_and_gets_its_ratio(monkeypatch, q
         return _flink_run(events, 40.0 if per_set_sql else 100.0, cpu=10.0)
 
     monkeypatch.setattr(throughput, "run_flink_bounded", flink)
-    monkeypatch.setattr(throughput, "_redis_forks", lambda _settings: 0)
+    monkeypatch.setattr(throughput, "redis_forks", lambda _settings: 0)
     data = compare(SETTINGS, ENGAGEMENT, 1_000, repeat=2, peers=False, warmup=False, per_set_sql=True)
     assert order == ["all", "sql", "all", "sql"]
     assert data["runs"] == {"all_sets": [100.0, 100.0], "all_sets_per_set_sql": [40.0, 40.0]}

@@ -17,14 +17,13 @@ import redis.clients.jedis.exceptions.JedisConnectionException;
 import redis.clients.jedis.exceptions.JedisException;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.concurrent.ScheduledFuture;
 
 /**
- * Buffers upserts per key (last row wins) and writes each buffer as one Redis pipeline: when
+ * Buffers upserts per key (last row wins; {@link BufferKey}) and writes each buffer as one Redis pipeline: when
  * {@code sink.buffer-flush.max-rows} keys are buffered, {@code sink.buffer-flush.interval} after the first
  * buffered row (processing-time timer), and in {@link #flush(boolean)} before every checkpoint. Every call runs
  * on the task's mailbox thread, so nothing here is synchronized. Where the pipeline goes is a {@link RedisTarget}:
@@ -40,7 +39,7 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     private final RedisSinkConfig config;
     private final RowEncoder encoder;
     private final ProcessingTimeService timeService;
-    private final LinkedHashMap<ByteBuffer, RedisOp> buffer = new LinkedHashMap<>();
+    private final HashMap<BufferKey, RedisOp> buffer = new HashMap<>();
     private final RedisTarget target;
 
     private final Counter writes;
@@ -76,13 +75,12 @@ public final class RedisSinkWriter implements SinkWriter<RowData> {
     @Override
     public void write(RowData row, Context context) throws IOException, InterruptedException {
         RedisOp op = encoder.encode(row);
-        ByteBuffer k = encoder.bufferKey(op);
-        RedisOp buffered = buffer.remove(k);   // re-insert: the buffer keeps the order of each key's last row
+        // Last row per key wins. The order between keys does not matter: each key's write is independent.
+        RedisOp buffered = buffer.put(encoder.bufferKey(op), op);
         if (encoder.zsetGreaterOnly && buffered != null && buffered.kind == RedisOp.Kind.ZSET_ADD
                 && op.kind == RedisOp.Kind.ZSET_ADD && buffered.score > op.score) {
-            op = buffered;   // what ZADD GT would keep
+            buffer.put(encoder.bufferKey(buffered), buffered);   // what ZADD GT would keep
         }
-        buffer.put(k, op);
         if (buffer.size() >= config.maxRows) {
             flushBuffer();
         } else if (config.flushIntervalMs > 0 && !timerPending) {

@@ -211,13 +211,13 @@ public final class RowEncoder implements Serializable {
     }
 
     /** Identity of the entry a row replaces in the flush buffer (the Redis key; for zset key + member). */
-    ByteBuffer bufferKey(RedisOp op) {
+    BufferKey bufferKey(RedisOp op) {
         if (op.member == null) {
-            return ByteBuffer.wrap(op.key);
+            return new BufferKey(op.key);
         }
         byte[] k = Arrays.copyOf(op.key, op.key.length + 1 + op.member.length);
         System.arraycopy(op.member, 0, k, op.key.length + 1, op.member.length);
-        return ByteBuffer.wrap(k);
+        return new BufferKey(k);
     }
 
     /**
