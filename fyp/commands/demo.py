@@ -26,7 +26,7 @@ from fyp.pipelines import (
 from fyp.serving import FeatureClient
 from fyp.stack.process import StackError, wait_until
 from fyp.stack.services import all_services
-from fyp.stack.submit import cancel_job, ensure_job
+from fyp.stack.submit import cancel_job, ensure_job, record_savepoint
 from fyp.traffic import TrafficConfig, TrafficGenerator, wall_clock_ms
 from fyp.traffic.clock import accelerated_clock
 from fyp.traffic.producer import ProducePlan, ProducerError, produce
@@ -160,8 +160,9 @@ def demo(
         # graph"), so it must resume from it, never start empty.
         with fail_cleanly(StackError), out.status("stopping follow_graph with a savepoint …"):
             savepoint = stop_with_savepoint(settings, job_ids[FOLLOW_GRAPH_JOB.job])
-        out.print(f"[green]✓[/] follow_graph stopped (its slot goes to video_embeddings); resume it with its state: "
-                  f"fyp submit follow_graph --from-savepoint {savepoint}")
+            record_savepoint(settings, FOLLOW_GRAPH_JOB.job, savepoint)  # the next demo resumes from it
+        out.print(f"[green]✓[/] follow_graph stopped (its slot goes to video_embeddings); the next `fyp demo` resumes "
+                  f"it from its savepoint, or: fyp submit follow_graph --from-savepoint {savepoint}")
     top = FeatureClient.from_settings(settings).get("video", "v0")
     summary["example_video_v0"] = {k: round(v, 3) for k, v in (top.values if top else {}).items()
                                    if k.startswith(("plays_", "completion_rate_", "like_rate_"))}

@@ -17,7 +17,8 @@ from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
 __all__ = ["JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job", "list_jobs",
-           "parse_properties", "submit_job", "task_counts"]
+           "parse_properties", "record_savepoint", "recorded_savepoint", "savepoint_record", "submit_job",
+           "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -109,10 +110,47 @@ def submit_job(
 _ALIVE = ("RUNNING", "CREATED", "RESTARTING")
 
 
+def savepoint_record(settings: Settings, job: str) -> Path:
+    """Where the path of `job`'s last stop-with-savepoint is kept: beside the state, so it outlives `fyp down`."""
+    return settings.data_dir / "flink" / "last-savepoint" / job
+
+
+def record_savepoint(settings: Settings, job: str, savepoint: str) -> None:
+    """Remember `savepoint` as `job`'s state to resume from (`ensure_job`)."""
+    record = savepoint_record(settings, job)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(savepoint + "\n")
+
+
+def recorded_savepoint(settings: Settings, job: str) -> str | None:
+    """`job`'s recorded savepoint, or None: none recorded, or a local one whose files are gone."""
+    record = savepoint_record(settings, job)
+    if not record.exists():
+        return None
+    savepoint = record.read_text().strip()
+    local = savepoint.removeprefix("file:")
+    if savepoint.startswith(("file:", "/")) and not (Path(local) / "_metadata").exists():
+        return None
+    return savepoint
+
+
 def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, str] | None = None) -> str:
-    """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one."""
+    """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one: from the
+    savepoint its last stop recorded (`record_savepoint`), when there is one, so that a job whose state is the
+    only full copy of what it computed (the follow graph) never starts empty after a stop."""
     running = {j.name: j.job_id for j in list_jobs(settings) if j.state in _ALIVE}
-    return running.get(pipeline.pipeline_name) or submit_job(settings, pipeline.job, properties=properties)
+    if pipeline.pipeline_name in running:
+        return running[pipeline.pipeline_name]
+    savepoint = recorded_savepoint(settings, pipeline.job)
+    try:
+        return submit_job(settings, pipeline.job, properties=properties, from_savepoint=savepoint)
+    except StackError as exc:
+        if savepoint is None:
+            raise
+        # Never fall back to an empty start: that would overwrite what the state computed.
+        raise StackError(f"{exc}\n{pipeline.job} was to resume from its last savepoint {savepoint} (recorded in "
+                         f"{savepoint_record(settings, pipeline.job)}); if that state is no longer wanted, delete "
+                         "the record, and the job starts empty") from exc
 
 
 def list_jobs(settings: Settings) -> list[RunningJob]:
