@@ -21,6 +21,7 @@ from fyp.pipelines import (
     FOLLOW_GRAPH_JOB,
     SERVED_TRAINING_JOB,
     UPLOAD_ORCHESTRATION_JOB,
+    VIDEO_EMBEDDINGS_JOB,
     Pipeline,
 )
 from fyp.serving import FeatureClient
@@ -53,6 +54,26 @@ def _ensure_jobs(settings, checkpoint_interval: str, jobs: tuple[Pipeline, ...] 
                                            properties={"execution.checkpointing.interval": checkpoint_interval})
         out.print(f"[green]✓[/] {pipeline.job} running ({ids[pipeline.job]})")
     return ids
+
+
+def _pause_embedding_job(settings, *, out: Console = console) -> None:
+    """Stop an earlier demo's video_embeddings before this demo submits its jobs. On a kept stack it still holds 2
+    of the TaskManager's 8 slots, so follow_graph and served_training would wait for a slot all through the demo,
+    and follow_graph's stop-with-savepoint at the end would fail. It is stopped with a savepoint, which is
+    recorded, so that the demo's own submit resumes it with its state (`ensure_job`). A job not running yet (waiting
+    for a slot) has nothing newer than its last savepoint or checkpoint, and is cancelled."""
+    from fyp.stack.rescale import stop_with_savepoint
+    from fyp.stack.submit import list_jobs
+
+    for job in list_jobs(settings):
+        if job.name != VIDEO_EMBEDDINGS_JOB.pipeline_name or job.state not in ("RUNNING", "CREATED", "RESTARTING"):
+            continue
+        with fail_cleanly(StackError), out.status("stopping the last demo's video_embeddings for its slots …"):
+            if job.state == "RUNNING":
+                record_savepoint(settings, VIDEO_EMBEDDINGS_JOB.job, stop_with_savepoint(settings, job.job_id))
+            else:
+                cancel_job(settings, job.job_id)
+        out.print("[green]✓[/] video_embeddings of the last demo stopped; it resumes once this demo's jobs run")
 
 
 def demo(
@@ -101,6 +122,7 @@ def demo(
                                      newest_ms=newest_event_time_ms(settings, ENGAGEMENT.name))
         clock = accelerated_clock(start_ms=start_ms, speed=speed)
         generator = TrafficGenerator(config, seed, clock=clock)
+        _pause_embedding_job(settings, out=out)
         job_ids = _ensure_jobs(settings, checkpoint_interval, out=out)
         training_ids = _ensure_jobs(settings, checkpoint_interval, TRAINING_JOBS, out=out) if training else {}
         if upload:  # early: its Python worker loads torch and the sentence model while the traffic runs
