@@ -148,24 +148,38 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
     for p, (extra, size) in enumerate(zip(extras, sizes, strict=True)):
         extra, size = extra[:_MAX_EXPANDED], size[:_MAX_EXPANDED]  # its options, fewest extra events first
         k = len(extra)
-        if len(sums) * k > _MAX_EXPANDED:  # keep the partial sums with the fewest events so far
-            fewest = np.argsort(count, kind="stable")[:_MAX_EXPANDED // k]
-            sums, chosen, count = sums[fewest], chosen[fewest], count[fewest]
+        if len(sums) * k > _MAX_EXPANDED:
+            kept = _fewest_or_nearest(sums, count, need, _MAX_EXPANDED // k)
+            sums, chosen, count = sums[kept], chosen[kept], count[kept]
         sums = (sums[:, None, :] + extra[None, :, :]).reshape(-1, len(need))
         chosen = np.concatenate([np.repeat(chosen, k, axis=0), np.tile(np.arange(k), len(chosen))[:, None]], axis=1)
         count = (count[:, None] + size[None, :]).reshape(-1)
         keep = ~np.any((sums + low[p] > need + tolerance) | (sums + high[p] < need - tolerance), axis=1)
         sums, chosen, count = sums[keep], chosen[keep], count[keep]
-        # Equal partial sums (rounded): keep the few choices with the fewest events of each; over the cap, the
-        # partial sums with the fewest events.
+        # Equal partial sums (rounded): keep the few choices with the fewest events of each; over the cap, those
+        # with the fewest events and those nearest `need` (_fewest_or_nearest).
         rounded = np.round(sums, _DECIMALS)
         order = np.lexsort((count, *rounded.T[::-1]))
         rounded, sums, chosen, count = rounded[order], sums[order], chosen[order], count[order]
         new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
         starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
         keep = np.flatnonzero((np.arange(len(rounded)) - starts) < _PER_SUM)
-        keep = keep[np.argsort(count[keep], kind="stable")][:max_states]
         sums, chosen, count = sums[keep], chosen[keep], count[keep]
+        if len(sums) > max_states:
+            kept = _fewest_or_nearest(sums, count, need, max_states)
+            sums, chosen, count = sums[kept], chosen[kept], count[kept]
     found = np.all(np.abs(sums - need) <= tolerance, axis=1)
     for choice in chosen[found][np.argsort(count[found], kind="stable")].tolist():
         yield frozenset(i for group, k in zip(options, choice, strict=True) for i in group[k])
+
+
+def _fewest_or_nearest(sums: np.ndarray, count: np.ndarray, need: np.ndarray, n: int) -> np.ndarray:
+    """Indexes of at most n partial sums to keep: half those with the fewest events (the fewest exclusions are
+    tried first), half those nearest `need` (sum of the shortfall per column, each column scaled by its need): a
+    value lacking a lagging partition's long suffix is reached through partial sums of many events, which the
+    first half alone would cut."""
+    fewest = np.argsort(count, kind="stable")[:n // 2]
+    shortfall = np.abs(need - sums) / np.maximum(np.abs(need), 1.0)
+    rest = np.setdiff1d(np.arange(len(sums)), fewest, assume_unique=True)
+    nearest = rest[np.argsort(shortfall[rest].sum(axis=1), kind="stable")[:n - len(fewest)]]
+    return np.sort(np.concatenate([fewest, nearest]))
