@@ -90,8 +90,8 @@ class LoggedReads:
                          default=0)
             if newest:
                 self.max_lag_ms = max(self.max_lag_ms, now - newest)
-            if not probe:
-                probe = probe_keys(scan_ids(scanner, RECENT_SEEN_PREFIX, PROBE_USERS))
+            if not probe or (self.requests % 25 == 0 and sum(map(len, probe.values())) < PROBE_USERS):
+                probe = probe_keys(scan_ids(scanner, RECENT_SEEN_PREFIX, PROBE_USERS))  # more users as they come
             for partition, applied in applied_by_partition(scanner, probe, now).items():
                 self.max_lag_ms_by_partition[partition] = max(self.max_lag_ms_by_partition.get(partition, 0),
                                                               now - applied)

@@ -15,7 +15,9 @@ matches every column, with the served value's event time as its newest event, na
                with a longer `--mini-batch-ms` needs a larger bound) plus the Redis sink's flush interval (at most
                50 ms) after reading it, so every such event must have an event time within `in_flight_bound_ms`
                of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and Kafka), or the cause does
-               not apply; the report gives the largest gap seen.
+               not apply; the report gives the largest gap seen. A job that lags needs a larger bound, per Kafka
+               partition where it trails some more than others (`partition_bounds_ms`, each capped by the
+               global bound: `fyp demo` measures them).
     lateness   events with event_time < served_time that sit later in their Kafka partition than an event with
                event_time >= served_time: they arrived after the serve.
 
