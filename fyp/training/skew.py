@@ -43,7 +43,8 @@ from fyp.training.explain import Prefixes, explain
 from fyp.training.history import ALLOWED_LATENESS_MS, History
 from fyp.training.pointintime import feature_block
 
-__all__ = ["CAUSES", "DELIVERY_ALLOWANCE_MS", "IN_FLIGHT_BOUND_MS", "SkewReport", "check", "compare", "same"]
+__all__ = ["CAUSES", "DELIVERY_ALLOWANCE_MS", "IN_FLIGHT_BOUND_MS", "SkewReport", "check", "compare", "same",
+           "sample_rows"]
 
 CAUSES = {
     "in_flight": "events the job had not written to Redis yet at serving time (mini-batch and sink flush)",
@@ -243,6 +244,19 @@ def _entity_rows(feature_set: FeatureSet, history: History, admitted: np.ndarray
     return found
 
 
+def sample_rows(served, sample: int, seed: int):
+    """`sample` rows of a served table (Arrow), the same for the same seed and rows in any order: sorted first, as
+    a scan's row order follows its data files, which need not come back in the same order (two checks of one
+    `fyp demo` table, seed 0, sampled different rows)."""
+    import pyarrow as pa
+
+    served = served.sort_by([("request_id", "ascending"), ("video_id", "ascending")])
+    if served.num_rows > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(served.num_rows, sample, replace=False))
+        served = served.take(pa.array(chosen))
+    return served
+
+
 def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int = 0,
           in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS,
           partition_bounds_ms: Mapping[int, int] | None = None) -> SkewReport:
@@ -255,10 +269,7 @@ def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int =
     from schemas.tables import ENGAGEMENT_HISTORY
     from udfs.envelope import ENGAGEMENT_COLUMNS
 
-    served = catalog.load_table(training_set.served_table).scan().to_arrow()
-    if served.num_rows > sample:
-        chosen = np.sort(np.random.default_rng(seed).choice(served.num_rows, sample, replace=False))
-        served = served.take(pa.array(chosen))
+    served = sample_rows(catalog.load_table(training_set.served_table).scan().to_arrow(), sample, seed)
     if not served.num_rows:
         return SkewReport(rows=0, mismatches=0, unexplained=0, by_cause={}, examples=[])
     served_ms = served.column("served_time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() // 1000

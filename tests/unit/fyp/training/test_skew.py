@@ -13,7 +13,7 @@ from featurespec.training import feature_column
 from fyp.serving.layout import ReadPlan, read_columns
 from fyp.training.history import History
 from fyp.training.pointintime import feature_block
-from fyp.training.skew import IN_FLIGHT_BOUND_MS, compare, same
+from fyp.training.skew import IN_FLIGHT_BOUND_MS, compare, same, sample_rows
 from tests.unit.fyp.training.streams import MINUTE, T0, event, history
 from training import watch_outcomes
 
@@ -195,3 +195,11 @@ def test_a_partition_bound_is_capped_by_the_global_one():
     assert report.partition_bounds_ms == {0: 15_000} and report.by_set["video_engagement"]["unexplained"] == 1
     report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=25_000, partition_bounds_ms={0: 20_000})
     assert report.by_set["video_engagement"] == {"mismatches": 1, "in_flight": 1}
+
+
+def test_the_sample_is_the_same_for_the_same_rows_in_any_order():
+    served = pa.table({"request_id": [f"r{i // 3}" for i in range(60)], "video_id": [f"v{i % 3}" for i in range(60)]})
+    shuffled = served.take(pa.array(np.random.default_rng(1).permutation(60)))
+    first, second = sample_rows(served, 10, seed=0), sample_rows(shuffled, 10, seed=0)
+    assert first.num_rows == 10 and first.equals(second)
+    assert sample_rows(served, 100, seed=0).num_rows == 60
