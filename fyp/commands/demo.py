@@ -166,9 +166,14 @@ def demo(
     if training:
         with fail_cleanly(StackError, RuntimeError), out.status(
                 "training data: served rows joined with their labels; the point-in-time table; the skew check …"):
-            bound = max(served["max_lag_ms"], int(IN_FLIGHT_BOUND_MS * speed))  # measured, or the configured one
+            # Measured per partition, or the configured bound (at the clock's speed) where that is larger; the
+            # largest is the cap, and the bound of a partition none of the probed users is on.
+            configured = int(IN_FLIGHT_BOUND_MS * speed)
+            by_partition = {p: max(lag, configured) for p, lag in served["max_lag_ms_by_partition"].items()}
+            bound = max(served["max_lag_ms"], configured, *by_partition.values())
             summary["training"] = {"reads": served, "event_time_speed": speed,
-                                   **training_summary(settings, in_flight_bound_ms=bound)}
+                                   **training_summary(settings, in_flight_bound_ms=bound,
+                                                      partition_bounds_ms=by_partition)}
         # Slots: features 2, history 2, follow_graph 1, served_training 1, orchestration 2, video_embeddings 2 make
         # 10, and the local TaskManager has 8: served_training has done its part, and its slot goes to
         # video_embeddings (which waits in RESTARTING until a slot frees).
@@ -234,7 +239,9 @@ def demo(
                       f"{skew['mismatches']:,} of {skew['rows']:,} served rows differ, {skew['unexplained']:,} "
                       f"unexplained, by cause {skew['by_cause']} (in-flight bound: "
                       f"{skew['in_flight_bound_ms'] / 1000:.0f} s of event time, the features job's largest lag "
-                      "behind the reads, measured)")
+                      "behind the reads, measured; per engagement partition: "
+                      + (", ".join(f"{p} {b / 1000:.0f} s" for p, b in skew["partition_bounds_ms"].items()) or "none")
+                      + ")")
     if upload:
         up = summary["upload"]
         console.print(f"upload {up['clip']} -> video {up['video_id']}: {up['status']} "

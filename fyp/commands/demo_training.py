@@ -5,12 +5,17 @@ The demo's traffic runs on an accelerated clock (fyp/traffic/clock.py): its minu
 10-minute label windows of training/watch_outcomes.py close within the run. The reads pass that clock's reading
 as their `now`, so what they log is what serving would have read at that simulated moment.
 
-The skew check's in-flight cause needs a bound on how far the features job trails the traffic: in event time that
-is its wall-clock lag times the clock's speed, and on a busy laptop the lag is far above the job's configured
-flush (fyp/training/skew.py IN_FLIGHT_BOUND_MS). So the demo measures it: with each read it notes how far the
-read's time is ahead of the newest event time of the region x language values (a few keys that nearly every
-event updates, so their newest event time is the job's progress as Redis shows it), and the check runs with
-the largest such lag of the run as its bound, which the demo prints.
+The skew check's in-flight cause needs a bound on how far the features job trails the traffic: in event time that is
+its wall-clock lag times the clock's speed, and on a busy laptop the lag is far above the job's configured flush
+(fyp/training/skew.py IN_FLIGHT_BOUND_MS). The job trails some Kafka partitions more than others (in issue #17's
+run, 327 to 1,010 s of event time depending on the partition), and a value's in-flight events are those of the
+partitions it trails in, so the demo measures the lag per partition: with each read it reads the values of a few
+hundred users (the engagement topic is keyed by user, so each user's events are on one partition,
+fyp.traffic.partitioner) and notes, per partition, how far the read's time is ahead of the newest event time any of
+that partition's users shows in Redis: what the job had applied there. The check runs with each partition's largest
+lag of the run as that partition's bound, and the largest of them as the global cap; the demo prints both. The
+newest event time of the region x language values (a few keys that nearly every event updates) is noted too: it
+follows the partition read furthest, the smallest lag.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from fyp.commands.serving import scan_ids
 from fyp.serving.client import RECENT_SEEN_PREFIX
 from fyp.traffic.clock import Clock
 
-__all__ = ["LoggedReads", "training_summary"]
+__all__ = ["LoggedReads", "applied_by_partition", "probe_keys", "training_summary"]
 
 READ_EVERY_S = 0.2
 CANDIDATES = 50
+PROBE_USERS = 600  # users whose values show, per partition, how far the job has applied it (~100 per partition)
 
 
 class LoggedReads:
@@ -44,6 +50,7 @@ class LoggedReads:
         self.client = FeatureClient.from_settings(settings, served_log=self.log)
         self.requests = 0
         self.max_lag_ms = 0  # the most a read's time was ahead of the newest event time it read
+        self.max_lag_ms_by_partition: dict[int, int] = {}  # the same per engagement partition, from its users
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-logged-reads", daemon=True)
 
@@ -56,7 +63,8 @@ class LoggedReads:
         self._thread.join(10)
         stats = self.log.close()
         return {"requests": self.requests, "logged": stats.logged, "dropped": stats.dropped, "failed": stats.failed,
-                "max_lag_ms": self.max_lag_ms}
+                "max_lag_ms": self.max_lag_ms, "max_lag_ms_by_partition": dict(sorted(
+                    self.max_lag_ms_by_partition.items()))}
 
     def _run(self) -> None:
         scanner = self._settings.redis_client()
@@ -65,6 +73,7 @@ class LoggedReads:
         markets: list[tuple[str, ...]] = []
         users: list[str] = []
         videos: list[str] = []
+        probe: dict[int, list[str]] = {}  # engagement partition: keys of users whose events are on it
         while not self._stop.wait(READ_EVERY_S):
             if len(users) < 50 or len(videos) < CANDIDATES:  # the first seconds: Redis is still filling
                 users = scan_ids(scanner, RECENT_SEEN_PREFIX, 500)
@@ -81,11 +90,47 @@ class LoggedReads:
                          default=0)
             if newest:
                 self.max_lag_ms = max(self.max_lag_ms, now - newest)
+            if not probe or (self.requests % 25 == 0 and sum(map(len, probe.values())) < PROBE_USERS):
+                probe = probe_keys(scan_ids(scanner, RECENT_SEEN_PREFIX, PROBE_USERS))  # more users as they come
+            for partition, applied in applied_by_partition(scanner, probe, now).items():
+                self.max_lag_ms_by_partition[partition] = max(self.max_lag_ms_by_partition.get(partition, 0),
+                                                              now - applied)
 
 
-def training_summary(settings: Any, *, in_flight_bound_ms: int, timeout_s: float = 90.0) -> dict[str, Any]:
+def probe_keys(users: list[str]) -> dict[int, list[str]]:
+    """Per partition of the engagement topic (keyed by user), the Redis keys of the users' main feature set."""
+    from fyp.traffic.partitioner import kafka_partition
+    from schemas.topics import ENGAGEMENT
+
+    prefix = feature_set_for_entity("user").key_prefix
+    found: dict[int, list[str]] = {}
+    for user in users:
+        found.setdefault(kafka_partition(user, ENGAGEMENT.partitions), []).append(prefix + user)
+    return found
+
+
+def applied_by_partition(redis: Any, probe: dict[int, list[str]], now_ms: int) -> dict[int, int]:
+    """Per partition, the newest event time its probed users' values hold (one MGET): how far the features job
+    had applied that partition's events. Partitions whose users hold no value are left out."""
+    from fyp.serving.layout import ReadPlan, decode_matrix
+
+    plan = ReadPlan.of(feature_set_for_entity("user"))
+    keys = [key for partition in sorted(probe) for key in probe[partition]]
+    _, times = decode_matrix(plan, redis.mget(keys) if keys else [], now_ms)
+    found: dict[int, int] = {}
+    at = 0
+    for partition in sorted(probe):
+        newest = int(times[at:at + len(probe[partition])].max(initial=0))
+        at += len(probe[partition])
+        if newest:
+            found[partition] = newest
+    return found
+
+
+def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds_ms: dict[int, int] | None = None,
+                     timeout_s: float = 90.0) -> dict[str, Any]:
     """Once the join job has committed served rows: build the training table and run the skew check with the
-    given in-flight bound (event-time ms)."""
+    given in-flight bounds (event-time ms; per engagement partition, capped by the global one)."""
     from connectors.iceberg_tables import catalog
     from fyp.stack.process import wait_until
     from fyp.training.build import build
@@ -104,12 +149,14 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int, timeout_s: float
     wait_until(lambda: served_rows() > 0, timeout_s=timeout_s, interval_s=2)
     time.sleep(2)
     built = build(lake, declared)
-    report = check(lake, declared, sample=200, in_flight_bound_ms=in_flight_bound_ms)
+    report = check(lake, declared, sample=200, in_flight_bound_ms=in_flight_bound_ms,
+                   partition_bounds_ms=partition_bounds_ms)
     return {
         "table": built.table, "rows": built.rows, "label_rates": built.label_rates,
         "rows_per_s": round(built.rows_per_s), "served_table": declared.served_table, "served_rows": served_rows(),
         "skew": {"rows": report.rows, "mismatches": report.mismatches, "unexplained": report.unexplained,
-                 "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms},
+                 "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms,
+                 "partition_bounds_ms": report.partition_bounds_ms},
     }
 
 

@@ -90,6 +90,11 @@ def verify_command(
         None, "--in-flight-bound-ms", min=0,
         help="How far behind its serve an event may be and still count as in flight (default: the features job's "
              "flush bound, fyp.training.skew.IN_FLIGHT_BOUND_MS). Raise it to the job's measured lag when it lags."),
+    partition_bounds: list[str] = typer.Option(
+        [], "--partition-bound-ms", metavar="PARTITION=MS",
+        help="The in-flight bound of one Kafka partition of the engagement topic (repeat per partition), capped "
+             "at --in-flight-bound-ms: the job's measured lag there (`fyp demo` prints them). Partitions not "
+             "named have --in-flight-bound-ms."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Compare sampled served rows (`training.served_<name>`) with the backfill for the same user, video and time;
@@ -101,9 +106,11 @@ def verify_command(
     from fyp.training.skew import CAUSES, IN_FLIGHT_BOUND_MS, check
 
     bound = IN_FLIGHT_BOUND_MS if in_flight_bound_ms is None else in_flight_bound_ms
+    by_partition = _partition_bounds(partition_bounds)
     with fail_cleanly(ValueError, NoSuchTableError, OSError), console.status("comparing served rows …"):
         declared = _declared(name)
-        report = check(catalog(load_settings()), declared, sample=sample, seed=seed, in_flight_bound_ms=bound)
+        report = check(catalog(load_settings()), declared, sample=sample, seed=seed, in_flight_bound_ms=bound,
+                       partition_bounds_ms=by_partition)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -119,6 +126,9 @@ def verify_command(
         if report.max_in_flight_gap_ms is not None:
             console.print(f"oldest in-flight event: {report.max_in_flight_gap_ms} ms before its serve (bound "
                           f"{report.in_flight_bound_ms} ms)", highlight=False)
+        if report.partition_bounds_ms:
+            console.print("bounds per partition: " + ", ".join(
+                f"{p}: {b} ms" for p, b in report.partition_bounds_ms.items()), highlight=False)
         if report.examples:
             examples = Table("set", "entity", "served at (ms)", "column", "served", "backfilled", "cause",
                              title="examples")
@@ -129,6 +139,21 @@ def verify_command(
             console.print(examples)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _partition_bounds(given: list[str]) -> dict[int, int]:
+    """`PARTITION=MS` options as {partition: ms}."""
+    found: dict[int, int] = {}
+    for item in given:
+        partition, _, ms = item.partition("=")
+        try:
+            p, b = int(partition), int(ms)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r}: expected PARTITION=MS", param_hint="--partition-bound-ms") from None
+        if p < 0 or b < 0:
+            raise typer.BadParameter(f"{item!r}: negative", param_hint="--partition-bound-ms")
+        found[p] = b
+    return found
 
 
 @training_app.command("list")

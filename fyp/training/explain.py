@@ -17,16 +17,18 @@ some recent events of the entity, newer ones all. Two documented causes (fyp.tra
 `explain` finds the fewest such exclusions under which the recomputation equals every served column. The
 in-flight events of a hot video combine in many ways, so candidates are first matched on the served value's
 longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
-folded with the reference evaluator and compared in full. Two searches, the second only where the first finds
-nothing: per partition a suffix of its events (the job had read the partition up to a point: few choices, as
-before the deduplication's reordering was known), then any subset of the _MAX_OVERTAKEN newest recent events no
-newer than the served value.
+folded with the reference evaluator and compared in full. Three searches (fyp.training.search), each only where
+the ones before it find nothing: per partition a suffix of its events (the job had read the partition up to a
+point: few choices, as before the deduplication's reordering was known); any subset of the newest recent events no
+newer than the served value (overtaken); and both at once, per partition a suffix and any of a few recent events
+just before it (a hot video's value can lack a lagging partition's suffix and overtaken events elsewhere).
+"Recent" is per partition when the caller gives per-partition bounds: the job trails some partitions more.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,26 +39,18 @@ from featurespec.reference.sql import compile_value
 from featurespec.sql import default_state_ttl
 from fyp.serving.layout import ReadPlan, decode_rows_at, read_columns
 from fyp.training.history import History
+from fyp.training.search import (
+    MAX_OVERTAKEN_STATES,
+    MAX_STATES,
+    combinations,
+    overtaken_options,
+    read_position_options,
+    suffix_options,
+)
 
 __all__ = ["Explanation", "Prefixes", "explain"]
 
-_MAX_FOLDS = 64  # full recomputations tried per differing value, fewest exclusions first
-_MAX_STATES = 50_000  # partial sums kept while combining partitions
-# Partial sums a partition's options may expand to at once (rows x options): bounds the memory of one step to
-# ~_MAX_EXPANDED x (columns + partitions) x 8 bytes. A search cut here can only miss an explanation (the row is then
-# reported unexplained), never invent one. Without it a large in-flight bound (many recent events per partition)
-# expanded 50,000 sums by ~160 options and one `fyp demo` check grew past 14 GB.
-_MAX_EXPANDED = 500_000
-_PER_SUM = 16  # choices kept per distinct partial sum
-_DECIMALS = 6
-# The second search leaves out any of the newest this many events no newer than the served value (2^n subsets,
-# pruned by the sums): what overtakes an event is a later event of a subtask ahead of its own, so the events
-# overtaken sit just before the served value's event time.
-_MAX_OVERTAKEN = 48
-# Its partial sums kept per step: with the decayed sums hardly any two are equal, so a hot video's (many events to
-# leave out) fill it. On 200 served rows of issue #17's demo at a 1,100 s bound, 50,000 took 529 s and left 3 user
-# rows unexplained, 5,000 took 242 s and left 4 (a busy machine, load 6-7; the first run beside another check).
-_MAX_OVERTAKEN_STATES = 5_000
+_MAX_FOLDS = 64  # full recomputations tried per differing value and search, fewest exclusions first
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,89 +88,24 @@ class Prefixes:
         return array("d", state), last, frozenset(rows[:n])
 
 
-def _suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
-                    recent_from: int) -> list[list[int]] | None:
-    """One partition's in-flight options (its events in offset order), shortest first: each a suffix holding every
-    event newer than the served value's event time, made only of recent events. None when none qualifies."""
-    newer = [k for k, i in enumerate(events) if times[i] > served_event_ms]
-    start = newer[0] if newer else len(events)
-    if any(times[i] < recent_from for i in events[start:]):
-        return None
-    options = [events[start:]]
-    for k in range(start - 1, -1, -1):
-        if times[events[k]] < recent_from:
-            break
-        options.append(events[k:])
-    return options
-
-
-def _overtaken_options(events: list[int], times: np.ndarray, served_event_ms: int,
-                       recent_from: int) -> list[list[list[int]]] | None:
-    """The in-flight choices when events may be missing in any order (module docstring): one choice holding every
-    event newer than the served value's event time, all recent; then, for each of the _MAX_OVERTAKEN newest recent
-    events no newer than it, a choice of leaving it out or not (2^n subsets: older ones stay in, so the search can
-    miss an explanation, never invent one). None when an event newer than the served value is not recent."""
-    newer = [i for i in events if times[i] > served_event_ms]
-    if any(times[i] < recent_from for i in newer):
-        return None
-    older = sorted((i for i in events if recent_from <= times[i] <= served_event_ms), key=lambda i: -times[i])
-    if not older:
-        return None
-    return [[newer], *([[], [i]] for i in older[:_MAX_OVERTAKEN])]
-
-
-def _combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
-                  tolerance: np.ndarray, max_states: int = _MAX_STATES) -> Iterator[frozenset[int]]:
-    """One option per partition whose extra events (beyond each shortest option) sum to `need` on the longest-window
-    columns (within `tolerance`: the served value is float32), the fewest events first.
-
-    Partition by partition, every reachable partial sum is kept (numpy, a row each) with the options chosen so far;
-    a partial sum already above `need` in a column no later partition can lower is dropped."""
-    extras = []
-    for partition in options:
-        steps = [np.zeros(len(need))] + [value(option[0]) for option in partition[1:]]
-        extras.append(np.cumsum(steps, axis=0))  # row k: the k extra events of option k
-    # Per partition, whether the partitions after it only add (then an overshoot there is final); one pass from the
-    # end, as there may be a choice per event (_overtaken_options).
-    only_add = [np.ones(len(need), bool)] * len(extras)
-    for p in range(len(extras) - 2, -1, -1):
-        only_add[p] = only_add[p + 1] & np.all(extras[p + 1] >= 0, axis=0)
-    sums = np.zeros((1, len(need)))
-    chosen = np.zeros((1, 0), dtype=np.int64)
-    for p, extra in enumerate(extras):
-        extra = extra[:_MAX_EXPANDED]  # its options, fewest extra events first
-        k = len(extra)
-        if len(sums) * k > _MAX_EXPANDED:  # keep the partial sums with the fewest events so far
-            fewest = np.argsort(chosen.sum(axis=1), kind="stable")[:_MAX_EXPANDED // k]
-            sums, chosen = sums[fewest], chosen[fewest]
-        sums = (sums[:, None, :] + extra[None, :, :]).reshape(-1, len(need))
-        chosen = np.concatenate([np.repeat(chosen, k, axis=0), np.tile(np.arange(k), len(chosen))[:, None]], axis=1)
-        keep = ~np.any((sums > need + tolerance) & only_add[p], axis=1)
-        sums, chosen = sums[keep], chosen[keep]
-        # Equal partial sums (rounded): keep the few choices with the fewest events of each.
-        rounded = np.round(sums, _DECIMALS)
-        order = np.lexsort((chosen.sum(axis=1), *rounded.T[::-1]))
-        rounded, sums, chosen = rounded[order], sums[order], chosen[order]
-        new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
-        starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
-        keep = (np.arange(len(rounded)) - starts) < _PER_SUM
-        sums, chosen = sums[keep][:max_states], chosen[keep][:max_states]
-    found = chosen[np.all(np.abs(sums - need) <= tolerance, axis=1)]
-    for choice in found[np.argsort(found.sum(axis=1), kind="stable")].tolist():
-        yield frozenset(i for partition, k in zip(options, choice, strict=True) for i in partition[k])
-
-
 def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], key: str, served_ms: int,
             served_event_ms: int, arrived_after: Callable[[int], bool], bound_ms: int,
             served: dict[str, float | None], same: Callable[[float | None, float | None], bool],
-            prefixes: Prefixes | None = None) -> Explanation | None:
+            prefixes: Prefixes | None = None, partition_bounds_ms: Mapping[int, int] | None = None,
+            ) -> Explanation | None:
     """The explanation under which `key`'s recomputation from its admitted history rows `indexes` equals every
     served column (`served`, by column name), or None.
 
     arrived_after(i): whether row i sits in its partition after an event newer than the serve.
     same: the column comparison (fyp.training.skew.same).
-    prefixes: states of the entity's older rows, shared by the calls of one check (fewer folds)."""
+    prefixes: states of the entity's older rows, shared by the calls of one check (fewer folds).
+    bound_ms: how far behind the serve an in-flight event may be; partition_bounds_ms: the same per Kafka
+        partition, each capped at bound_ms (a partition not named: bound_ms)."""
     times = history.event_times
+
+    def bound_of(partition: int) -> int:
+        return min(bound_ms, (partition_bounds_ms or {}).get(partition, bound_ms))
+
     before = sorted((i for i in indexes if times[i] < served_ms),
                     key=lambda i: (history.partitions[i], history.offsets[i]))
     late = frozenset(i for i in before if arrived_after(i))
@@ -187,10 +116,10 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
             ] if longest else []
     # The decayed sums, as of the served value's event time, are plain sums too: each event's value times
-    # 2^-(served event time - its time) / half-life. The overtaken-events search matches them as well, to tell
-    # apart candidates that the window sums cannot (which of a user's impressions is missing); not the suffix
+    # 2^-(served event time - its time) / half-life. The overtaken and read-position searches match them as well,
+    # to tell apart candidates that the window sums cannot (which of a user's impressions is missing); not the suffix
     # search, whose few choices per partition the window sums tell apart, and whose partial sums would then all
-    # differ and hit _MAX_STATES.
+    # differ and hit fyp.training.search.MAX_STATES.
     decays = [(f"{a.name}_decay_{window_label(h)}", compile_value(a.value_sql()), h.total_seconds() * 1000)
               for a in feature_set.aggregations for h in feature_set.half_lives] if served_event_ms else []
     state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
@@ -255,46 +184,70 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     # The served decayed values were decoded at served_ms: as of the served value's event time, undo that decay.
     age = max(0, served_ms - served_event_ms)
     decay_targets = [None if (v := served.get(name)) is None else v / 2.0 ** (-age / h) for name, _, h in decays]
-    for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
-        partitions: dict[int, list[int]] = {}
-        for i in before:
-            if i not in arrived_late:
-                partitions.setdefault(int(history.partitions[i]), []).append(i)
-        suffixes = [_suffix_options(events, times, served_event_ms, served_ms - bound_ms)
-                    for events in partitions.values()]
-        # First per partition, a suffix each (the job read the partition up to a point); then, where that finds
-        # nothing, any recent events (the deduplication let later events of a partition overtake them).
-        searches = [(None if None in suffixes else suffixes, False),
-                    (_overtaken_options([i for i in before if i not in arrived_late], times, served_event_ms,
-                                        served_ms - bound_ms), True)]
-        for options, by_decay in searches:
-            if options is None:
-                continue
-            shortest = frozenset(i for o in options for i in o[0])
-            uncertain = frozenset(i for o in options for i in o[-1])
-            base = based(frozenset(before) - arrived_late - uncertain)
-            _, results, newest = fold(arrived_late | shortest, base)
-            if sums and all(t is not None for t in targets):
-                names_now, goal = [name for name, _ in sums], list(targets)
-                if by_decay and decays and newest == served_event_ms and all(t is not None for t in decay_targets):
-                    names_now += [name for name, _, _ in decays]
-                    goal += decay_targets
-                width = len(names_now)
-                full = np.nan_to_num(np.array([results[column_of[name]] for name in names_now]))
-                need = full - np.array(goal, dtype=float)
-                candidates = _combinations(options, lambda i, width=width: value(i)[:width], need,
-                                           1e-6 * np.maximum(np.abs(full), 1.0),
-                                           _MAX_OVERTAKEN_STATES if by_decay else _MAX_STATES)
-            else:
-                candidates = iter([shortest])
-            tried = 0
-            for in_flight in candidates:
-                if not in_flight or tried >= _MAX_FOLDS:
-                    continue
-                tried += 1
-                if matches(arrived_late | in_flight, base):
-                    cause = "in_flight+lateness" if arrived_late else "in_flight"
-                    return Explanation(cause=cause,
-                                       in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
-    return None
 
+    def attempt(groups: Callable[[np.ndarray, Callable[[int], np.ndarray]], list | None], mandatory: frozenset[int],
+                uncertain: frozenset[int], arrived_late: frozenset[int], by_decay: bool) -> Explanation | None:
+        """Folds, fewest events first, the candidates of one search: `groups(limit, value)` gives its options
+        (fyp.training.search), where no option may add more than `limit` in a column that only grows;
+        `mandatory`: the events every candidate leaves out; `uncertain`: those any may."""
+        base = based(frozenset(before) - arrived_late - uncertain)
+        _, results, newest = fold(arrived_late | mandatory, base)
+        if sums and all(t is not None for t in targets):
+            names_now, goal = [name for name, _ in sums], list(targets)
+            if by_decay and decays and newest == served_event_ms and all(t is not None for t in decay_targets):
+                names_now += [name for name, _, _ in decays]
+                goal += decay_targets
+            width = len(names_now)
+            full = np.nan_to_num(np.array([results[column_of[name]] for name in names_now]))
+            need = full - np.array(goal, dtype=float)
+            tolerance = 1e-6 * np.maximum(np.abs(full), 1.0)
+            grows = np.all([value(i)[:width] >= 0 for i in uncertain], axis=0) if uncertain else np.ones(width, bool)
+            options = groups(np.where(grows, need + tolerance, np.inf), lambda i: value(i)[:width])
+            if options is None:
+                return None
+            candidates = combinations(options, lambda i: value(i)[:width], need, tolerance,
+                                      MAX_OVERTAKEN_STATES if by_decay else MAX_STATES)
+        else:
+            candidates = iter([mandatory])
+        tried = 0
+        for in_flight in candidates:
+            if not in_flight or tried >= _MAX_FOLDS:
+                continue
+            tried += 1
+            if matches(arrived_late | in_flight, base):
+                return Explanation(cause="in_flight+lateness" if arrived_late else "in_flight",
+                                   in_flight_gap_ms=served_ms - min(int(times[i]) for i in in_flight))
+        return None
+
+    for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
+        kept = [i for i in before if i not in arrived_late]
+        partitions: dict[int, list[int]] = {}
+        for i in kept:
+            partitions.setdefault(int(history.partitions[i]), []).append(i)
+        recent = frozenset(i for i in kept if times[i] >= served_ms - bound_of(int(history.partitions[i])))
+        suffixes = [suffix_options(events, times, served_event_ms, recent) for events in partitions.values()]
+        overtaken = overtaken_options(kept, times, served_event_ms, recent)
+        # First per partition, a suffix each (the job read the partition up to a point); then, where that finds
+        # nothing, any recent events (the deduplication let later events of a partition overtake them); then
+        # both: per partition a suffix and a few recent events just before it.
+        if None not in suffixes:
+            found = attempt(lambda limit, v, options=suffixes: options, frozenset(i for o in suffixes for i in o[0]),
+                            frozenset(i for o in suffixes for i in o[-1]), arrived_late, False)
+            if found:
+                return found
+        if overtaken is not None:
+            found = attempt(lambda limit, v, options=overtaken: options, frozenset(overtaken[0][0]),
+                            frozenset(i for o in overtaken for i in o[-1]), arrived_late, True)
+            if found:
+                return found
+        if None not in suffixes and sums:
+            def read_positions(limit: np.ndarray, v: Callable[[int], np.ndarray], recent: frozenset[int] = recent,
+                               partitions: dict[int, list[int]] = partitions) -> list | None:
+                options = [read_position_options(events, times, served_event_ms, recent, v, limit)
+                           for events in partitions.values()]
+                return None if None in options else options
+
+            found = attempt(read_positions, frozenset(i for o in suffixes for i in o[0]), recent, arrived_late, True)
+            if found:
+                return found
+    return None

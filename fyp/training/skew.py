@@ -15,7 +15,9 @@ matches every column, with the served value's event time as its newest event, na
                with a longer `--mini-batch-ms` needs a larger bound) plus the Redis sink's flush interval (at most
                50 ms) after reading it, so every such event must have an event time within `in_flight_bound_ms`
                of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and Kafka), or the cause does
-               not apply; the report gives the largest gap seen.
+               not apply; the report gives the largest gap seen. A job that lags needs a larger bound, per Kafka
+               partition where it trails some more than others (`partition_bounds_ms`, each capped by the
+               global bound: `fyp demo` measures them).
     lateness   events with event_time < served_time that sit later in their Kafka partition than an event with
                event_time >= served_time: they arrived after the serve.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +43,8 @@ from fyp.training.explain import Prefixes, explain
 from fyp.training.history import ALLOWED_LATENESS_MS, History
 from fyp.training.pointintime import feature_block
 
-__all__ = ["CAUSES", "DELIVERY_ALLOWANCE_MS", "IN_FLIGHT_BOUND_MS", "SkewReport", "check", "compare", "same"]
+__all__ = ["CAUSES", "DELIVERY_ALLOWANCE_MS", "IN_FLIGHT_BOUND_MS", "SkewReport", "check", "compare", "same",
+           "sample_rows"]
 
 CAUSES = {
     "in_flight": "events the job had not written to Redis yet at serving time (mini-batch and sink flush)",
@@ -79,6 +82,7 @@ class SkewReport:
     in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS
     max_in_flight_gap_ms: int | None = None  # the oldest in-flight event's distance to served_time, over all rows
     by_set: dict[str, dict[str, int]] = field(default_factory=dict)
+    partition_bounds_ms: dict[int, int] = field(default_factory=dict)  # per Kafka partition, capped; others: the bound
 
     @property
     def mismatch_rate(self) -> float:
@@ -96,7 +100,9 @@ class SkewReport:
         return {"rows": self.rows, "mismatches": self.mismatches, "unexplained": self.unexplained,
                 "mismatch_rate": self.mismatch_rate, "unexplained_rate": self.unexplained_rate, "ok": self.ok,
                 "by_cause": self.by_cause, "by_set": self.by_set, "skipped": self.skipped, "columns": self.columns,
-                "in_flight_bound_ms": self.in_flight_bound_ms, "max_in_flight_gap_ms": self.max_in_flight_gap_ms,
+                "in_flight_bound_ms": self.in_flight_bound_ms,
+                "partition_bounds_ms": {str(p): b for p, b in self.partition_bounds_ms.items()},
+                "max_in_flight_gap_ms": self.max_in_flight_gap_ms,
                 "examples": self.examples}
 
 
@@ -138,12 +144,15 @@ class _Arrivals:
 
 
 def compare(training_set: TrainingSet, served, history: History, *, arrivals: History | None = None,
-            in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS, max_examples: int = 5) -> SkewReport:
+            in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS, partition_bounds_ms: Mapping[int, int] | None = None,
+            max_examples: int = 5) -> SkewReport:
     """Compare served rows (an Arrow table with the served table's columns) with the backfill from `history`.
 
     history: the engagement rows of the served users and videos at least (with lateness flags if partial).
     arrivals: rows (any columns but Kafka coordinates and event time may be empty) giving each partition's order,
         for the lateness cause, and the history's newest event time; default `history` itself.
+    partition_bounds_ms: the in-flight bound per Kafka partition (the features job trails some partitions more
+        than others), each capped at in_flight_bound_ms; a partition not named has in_flight_bound_ms.
     """
     import pyarrow as pa
 
@@ -181,7 +190,7 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
             at = int(served_ms[r])
             found = explain(feature_set, history, entity_rows.get(key, []), key, at, int(served_times[r]),
                             lambda i, at=at: order.arrived_after(history, i, at), in_flight_bound_ms,
-                            {c: served_values[c][r] for _, c in names}, same, prefixes)
+                            {c: served_values[c][r] for _, c in names}, same, prefixes, partition_bounds_ms)
             cause, gap = (found.cause, found.in_flight_gap_ms) if found else (None, None)
             counts[cause or "unexplained"] += 1
             if gap is not None:
@@ -206,7 +215,11 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
     return SkewReport(rows=n, mismatches=mismatching, unexplained=len(unexplained_rows), by_cause=dict(by_cause),
                       examples=examples, skipped=int((~keep).sum()), columns=compared_columns,
                       in_flight_bound_ms=in_flight_bound_ms, max_in_flight_gap_ms=max(gaps) if gaps else None,
-                      by_set=by_set)
+                      by_set=by_set, partition_bounds_ms=_capped(partition_bounds_ms, in_flight_bound_ms))
+
+
+def _capped(bounds: Mapping[int, int] | None, cap: int) -> dict[int, int]:
+    return {int(p): min(int(b), cap) for p, b in sorted((bounds or {}).items())}
 
 
 def _number(value: float) -> float | None:
@@ -231,8 +244,22 @@ def _entity_rows(feature_set: FeatureSet, history: History, admitted: np.ndarray
     return found
 
 
+def sample_rows(served, sample: int, seed: int):
+    """`sample` rows of a served table (Arrow), the same for the same seed and rows in any order: sorted first, as
+    a scan's row order follows its data files, which need not come back in the same order (two checks of one
+    `fyp demo` table, seed 0, sampled different rows)."""
+    import pyarrow as pa
+
+    served = served.sort_by([("request_id", "ascending"), ("video_id", "ascending")])
+    if served.num_rows > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(served.num_rows, sample, replace=False))
+        served = served.take(pa.array(chosen))
+    return served
+
+
 def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int = 0,
-          in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS) -> SkewReport:
+          in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS,
+          partition_bounds_ms: Mapping[int, int] | None = None) -> SkewReport:
     """Sample `sample` rows of `training_set.served_table`, read the history of their users and videos (with the
     lateness flags `fyp verify` computes, over each partition's fuller stream), and `compare`."""
     import pyarrow as pa
@@ -242,10 +269,7 @@ def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int =
     from schemas.tables import ENGAGEMENT_HISTORY
     from udfs.envelope import ENGAGEMENT_COLUMNS
 
-    served = catalog.load_table(training_set.served_table).scan().to_arrow()
-    if served.num_rows > sample:
-        chosen = np.sort(np.random.default_rng(seed).choice(served.num_rows, sample, replace=False))
-        served = served.take(pa.array(chosen))
+    served = sample_rows(catalog.load_table(training_set.served_table).scan().to_arrow(), sample, seed)
     if not served.num_rows:
         return SkewReport(rows=0, mismatches=0, unexplained=0, by_cause={}, examples=[])
     served_ms = served.column("served_time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() // 1000
@@ -279,4 +303,5 @@ def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int =
     arrivals = History(rows=[row for _, _, row in stream],
                        partitions=np.array([-1 if p is None else p for p, _, _ in stream], np.int64),
                        offsets=np.array([-1 if o is None else o for _, o, _ in stream], np.int64))
-    return compare(training_set, served, history, arrivals=arrivals, in_flight_bound_ms=in_flight_bound_ms)
+    return compare(training_set, served, history, arrivals=arrivals, in_flight_bound_ms=in_flight_bound_ms,
+                   partition_bounds_ms=partition_bounds_ms)

@@ -1,5 +1,6 @@
 """`fyp training-set verify`'s options reach the skew check: the in-flight bound defaults to the job's flush bound and
-can be raised (the check itself runs against a real catalog in tests/integration/test_zz_served_training.py)."""
+can be raised, and per-partition bounds are passed on (the check itself runs against a real catalog in
+tests/integration/test_zz_served_training.py)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def test_a_negative_bound_is_refused_before_anything_runs(calls: list[dict]) -> 
 def test_the_report_is_printed_as_json(calls: list[dict]) -> None:
     result = _verify()
     assert json.loads(result.stdout)["rows"] == 0
+
+
+def test_per_partition_bounds_reach_the_check(calls: list[dict]) -> None:
+    assert _verify("--partition-bound-ms", "0=812000", "--partition-bound-ms", "5=4000").exit_code == 0
+    assert _verify().exit_code == 0
+    assert [c["partition_bounds_ms"] for c in calls] == [{0: 812_000, 5: 4_000}, {}]
+
+
+@pytest.mark.parametrize("given", ["0", "a=1", "0=-5", "0=1.5"])
+def test_a_malformed_partition_bound_is_refused_before_anything_runs(calls: list[dict], given: str) -> None:
+    result = _verify("--partition-bound-ms", given)
+    assert result.exit_code == 2 and "--partition-bound-ms" in result.output and calls == []

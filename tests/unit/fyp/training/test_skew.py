@@ -13,7 +13,7 @@ from featurespec.training import feature_column
 from fyp.serving.layout import ReadPlan, read_columns
 from fyp.training.history import History
 from fyp.training.pointintime import feature_block
-from fyp.training.skew import IN_FLIGHT_BOUND_MS, compare, same
+from fyp.training.skew import IN_FLIGHT_BOUND_MS, compare, same, sample_rows
 from tests.unit.fyp.training.streams import MINUTE, T0, event, history
 from training import watch_outcomes
 
@@ -156,3 +156,50 @@ def test_which_of_many_like_events_was_overtaken_is_told_by_the_decayed_sums():
     report = compare(watch_outcomes.v1, served_rows(hist, [("u1", "v2", T0 + 41_000)], hidden={shown[18][1]}), hist)
     assert report.by_set["user_engagement"] == {"mismatches": 1, "in_flight": 1} and report.unexplained == 0
     assert report.max_in_flight_gap_ms == 41_000 - 39_600
+
+
+def hot_video_world():
+    """A hot video's events on three partitions. At serving time (T0 + 100 s) the job had read partition 0 only up
+    to before its last two events (a watch and a like 17-18 s before the serve), and on partition 1 a later
+    impression had overtaken a skip; partition 2 it had read to its end. More than 48 events are newer than
+    partition 0's missing ones: the overtaken search's window does not reach them."""
+    old = [event("impression", T0 + i * 1_000, user=f"u{i % 3}", video="v0") for i in range(30)]
+    p0 = [event("impression", T0 + 80_500, user="u0", video="v0"), event("watch", T0 + 82_000, user="u0", video="v0"),
+          event("like", T0 + 83_000, user="u0", video="v0")]
+    hot = [event("impression", T0 + 85_000 + 200 * i, user=f"w{i}", video="v0") for i in range(60)]
+    skip = event("skip", T0 + 97_100, user="u1", video="v0")
+    p1 = [*hot[0::2], skip, event("impression", T0 + 97_300, user="u1", video="v0")]
+    p2 = [*hot[1::2], event("watch", T0 + 98_000, user="u2", video="v0")]
+    closing = event("impression", T0 + 10 * MINUTE, user="u-later", video="v-later")
+    rows = [*old, *p0, *p1, *p2, closing]
+    hist = history(rows, [i % 3 for i in range(30)] + [0] * 3 + [1] * len(p1) + [2] * len(p2) + [5])
+    return hist, {p0[1][1], p0[2][1], skip[1]}
+
+
+def test_a_lagging_partitions_suffix_and_an_overtaken_event_elsewhere_are_in_flight_together():
+    hist, unseen = hot_video_world()
+    served = served_rows(hist, [("u9", "v0", T0 + 100_000)], hidden=unseen)
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=20_000)
+    assert report.by_set["video_engagement"] == {"mismatches": 1, "in_flight": 1} and report.unexplained == 0
+    assert report.max_in_flight_gap_ms == 18_000  # partition 0's watch
+    # Within the bound of every partition but partition 0's: a bug.
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=20_000,
+                     partition_bounds_ms={0: 10_000, 1: 20_000, 2: 20_000})
+    assert report.by_set["video_engagement"]["unexplained"] == 1 and report.partition_bounds_ms[0] == 10_000
+
+
+def test_a_partition_bound_is_capped_by_the_global_one():
+    hist, unseen = hot_video_world()
+    served = served_rows(hist, [("u9", "v0", T0 + 100_000)], hidden=unseen)
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=15_000, partition_bounds_ms={0: 20_000})
+    assert report.partition_bounds_ms == {0: 15_000} and report.by_set["video_engagement"]["unexplained"] == 1
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=25_000, partition_bounds_ms={0: 20_000})
+    assert report.by_set["video_engagement"] == {"mismatches": 1, "in_flight": 1}
+
+
+def test_the_sample_is_the_same_for_the_same_rows_in_any_order():
+    served = pa.table({"request_id": [f"r{i // 3}" for i in range(60)], "video_id": [f"v{i % 3}" for i in range(60)]})
+    shuffled = served.take(pa.array(np.random.default_rng(1).permutation(60)))
+    first, second = sample_rows(served, 10, seed=0), sample_rows(shuffled, 10, seed=0)
+    assert first.num_rows == 10 and first.equals(second)
+    assert sample_rows(served, 100, seed=0).num_rows == 60
