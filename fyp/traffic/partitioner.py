@@ -1,7 +1,8 @@
 """Which Kafka partition a key lands on: the Java clients' default partitioner, which the pipeline's producers use
 too (`"partitioner": "murmur2_random"`, fyp/traffic/producer.py): murmur2 of the key's bytes, made non-negative,
 modulo the partition count. `fyp demo` uses it to tell which partition of the engagement topic (keyed by user)
-a user's events are on, and so measure how far the features job trails each partition.
+a user's events are on, and so measure how far the features job trails each partition. Hand-written because no
+dependency of the project exposes it: confluent-kafka partitions inside librdkafka and offers no Python call for it.
 
 >>> [murmur2(b) for b in (b"21", b"foobar", b"abc")]
 [-973932308, -790332482, 479470107]
