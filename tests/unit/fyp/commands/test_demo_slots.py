@@ -4,23 +4,12 @@ waiting for a slot by a cancel (`_pause_embedding_job`); plain data for the clus
 
 from __future__ import annotations
 
-import pytest
 from rich.console import Console
 
 from fyp.commands import demo
-from fyp.config import load_settings
 from fyp.pipelines import FOLLOW_GRAPH_JOB, VIDEO_EMBEDDINGS_JOB
 from fyp.stack import rescale, submit
 from fyp.stack.submit import RunningJob, recorded_savepoint
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("FYP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FYP_PORT_OFFSET", "1000")
-    load_settings.cache_clear()
-    yield load_settings()
-    load_settings.cache_clear()
 
 
 def _jobs(monkeypatch, *jobs: tuple[str, str, str]) -> list[tuple[str, str]]:

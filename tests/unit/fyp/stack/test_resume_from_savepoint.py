@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from fyp.config import load_settings
 from fyp.pipelines import FOLLOW_GRAPH_JOB
 from fyp.stack import submit
 from fyp.stack.process import StackError
 from fyp.stack.submit import RunningJob, ensure_job, record_savepoint, recorded_savepoint, savepoint_record
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("FYP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FYP_PORT_OFFSET", "1000")
-    load_settings.cache_clear()
-    yield load_settings()
-    load_settings.cache_clear()
 
 
 @pytest.fixture
