@@ -63,10 +63,10 @@ def _pause_embedding_job(settings, *, out: Console = console) -> None:
     recorded, so that the demo's own submit resumes it with its state (`ensure_job`). A job not running yet (waiting
     for a slot) has nothing newer than its last savepoint or checkpoint, and is cancelled."""
     from fyp.stack.rescale import stop_with_savepoint
-    from fyp.stack.submit import list_jobs
+    from fyp.stack.submit import ALIVE_STATES, list_jobs
 
     for job in list_jobs(settings):
-        if job.name != VIDEO_EMBEDDINGS_JOB.pipeline_name or job.state not in ("RUNNING", "CREATED", "RESTARTING"):
+        if job.name != VIDEO_EMBEDDINGS_JOB.pipeline_name or job.state not in ALIVE_STATES:
             continue
         with fail_cleanly(StackError), out.status("stopping the last demo's video_embeddings for its slots …"):
             if job.state == "RUNNING":

@@ -16,8 +16,8 @@ from fyp.pipelines import PIPELINES, Pipeline
 from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
-__all__ = ["JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job", "list_jobs",
-           "parse_properties", "record_savepoint", "recorded_savepoint", "savepoint_record", "submit_job",
+__all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job",
+           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "savepoint_record", "submit_job",
            "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
@@ -107,7 +107,8 @@ def submit_job(
     return match.group(1)
 
 
-_ALIVE = ("RUNNING", "CREATED", "RESTARTING")
+# A job in one of these states holds (or waits for) its slots.
+ALIVE_STATES = ("RUNNING", "CREATED", "RESTARTING")
 
 
 def savepoint_record(settings: Settings, job: str) -> Path:
@@ -138,7 +139,7 @@ def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, 
     """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one: from the
     savepoint its last stop recorded (`record_savepoint`), when there is one, so that a job whose state is the
     only full copy of what it computed (the follow graph) never starts empty after a stop."""
-    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in _ALIVE}
+    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ALIVE_STATES}
     if pipeline.pipeline_name in running:
         return running[pipeline.pipeline_name]
     savepoint = recorded_savepoint(settings, pipeline.job)
