@@ -38,7 +38,7 @@ from fyp.config import Settings, load_settings
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB as PIPELINE
 from schemas.topics import ENGAGEMENT, ENGAGEMENT_DLQ
 from udfs.envelope import ENGAGEMENT_COLUMNS
-from udfs.flink_families import family_view, shared_view
+from udfs.flink_families import family_view, keep_first_view, shared_view
 from udfs.flink_functions import (
     LATE,
     SCALAR_FUNCTIONS,
@@ -138,15 +138,18 @@ def engagement_views(
     else:
         t_env.create_temporary_view("decoded", decoded)
     names = ", ".join(f"`{name}`" for name in ENGAGEMENT_COLUMNS if columns is None or name in columns)
-    # Keep-first deduplication on event_id; its state lives for the job-wide TTL (the dedup horizon).
-    engagement = t_env.sql_query(
-        f"SELECT {names} FROM ("
-        "SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time) AS n "
-        f"FROM (SELECT {names}, proc_time FROM decoded WHERE error IS NULL)) WHERE n = 1")
+    # Keep-first deduplication on event_id within the dedup horizon (processing time). The job's path (shared) runs
+    # it as a Java step that keeps each partition's order (udfs.flink_families.keep_first_view, issue #17); the
+    # per-set SQL path as SQL, its state living for the job-wide TTL. Same rule, same rows
+    # (tests/flink/test_families.py::test_the_java_deduplication_keeps_the_rows_the_sql_one_keeps).
     if shared:
-        shared_view(t_env, "engagement", engagement, changelog=True)
+        keep_first_view(t_env, "engagement", t_env.sql_query(f"SELECT {names} FROM decoded WHERE error IS NULL"),
+                        key="event_id", ttl_ms=int(DEDUP_HORIZON.total_seconds() * 1000))
     else:
-        t_env.create_temporary_view("engagement", engagement)
+        t_env.create_temporary_view("engagement", t_env.sql_query(
+            f"SELECT {names} FROM ("
+            "SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time) AS n "
+            f"FROM (SELECT {names}, proc_time FROM decoded WHERE error IS NULL)) WHERE n = 1"))
 
 
 def derived_failure_rows(feature_sets: Sequence[FeatureSet], passthrough: Sequence[str] = (),

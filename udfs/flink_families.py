@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment, Table
 
-__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "shared_view"]
+__all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "keep_first_view", "shared_view"]
 
 # As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes at each mini-batch
 # boundary (the watermark the deduplication forwards after releasing a mini-batch), after this many rows, or
@@ -45,3 +45,16 @@ def shared_view(t_env: StreamTableEnvironment, name: str, table: Table, *, proc_
     families_java = get_gateway().jvm.dev.fyp.flink.families.Families
     shared = families_java.share(t_env._j_tenv, table._j_table, proc_time, changelog, name)
     t_env.create_temporary_view(name, Table(shared, t_env))
+
+
+def keep_first_view(t_env: StreamTableEnvironment, name: str, table: Table, *, key: str, ttl_ms: int) -> None:
+    """Register `table` (insert-only) deduplicated on its string column `key` as view `name`: the first row of each
+    key passes, a repeat within `ttl_ms` of processing time does not (the Java `KeepFirst`, uid `name`). Unlike
+    the SQL keep-first deduplication under mini-batch, each row leaves as it arrives, so the family operators
+    downstream see each Kafka partition's events, per deduplication subtask, in offset order (issue #17)."""
+    columns = table.get_schema().get_field_names()
+    if key not in columns:
+        raise ValueError(f"{name}: no column {key!r} to deduplicate on (columns: {', '.join(columns)})")
+    families_java = get_gateway().jvm.dev.fyp.flink.families.Families
+    kept = families_java.keepFirst(t_env._j_tenv, table._j_table, columns.index(key), ttl_ms, name)
+    t_env.create_temporary_view(name, Table(kept, t_env))

@@ -108,6 +108,23 @@ public final class Families {
         return tableEnv.fromDataStream(inserts, schema.build());
     }
 
+    /**
+     * {@code table} (insert-only) deduplicated on its string field {@code keyField} by {@link KeepFirst} (ttlMs of
+     * processing time), as a table over that DataStream: every later translation reads this one computation, as
+     * with {@link #share}. The operator's uid is {@code name}, so that a savepoint restores its state.
+     */
+    public static Table keepFirst(StreamTableEnvironment tableEnv, Table table, int keyField, long ttlMs, String name)
+            throws ReflectiveOperationException {
+        DataStream<RowData> rows = toRowDataChangelog(tableEnv, table, ChangelogMode.insertOnly());
+        DataStream<RowData> kept = rows.keyBy(new KeepFirst.StringField(keyField))
+                .process(new KeepFirst(ttlMs), rows.getType()).name(name).uid(name);
+        Schema.Builder schema = Schema.newBuilder();
+        for (Column column : table.getResolvedSchema().getColumns()) {
+            schema.column(column.getName(), DataTypeUtils.removeTimeAttribute(column.getDataType()));
+        }
+        return tableEnv.fromDataStream(kept, schema.build());
+    }
+
     /** Passes inserts; fails on a retraction, which a keep-first deduplication never emits. */
     static final class InsertsOnly implements MapFunction<RowData, RowData> {
         private static final long serialVersionUID = 1L;
