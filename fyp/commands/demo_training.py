@@ -132,7 +132,9 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds
     """Once the join job has committed served rows: build the training table and run the skew check with the
     given in-flight bounds (event-time ms; per engagement partition, capped by the global one)."""
     from connectors.iceberg_tables import catalog
+    from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
     from fyp.stack.process import wait_until
+    from fyp.stack.submit import running_parallelism
     from fyp.training.build import build
     from fyp.training.skew import check
     from training import watch_outcomes
@@ -149,14 +151,16 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds
     wait_until(lambda: served_rows() > 0, timeout_s=timeout_s, interval_s=2)
     time.sleep(2)
     built = build(lake, declared)
+    # The features job ran all along, at the parallelism it served with: its deduplication's subtasks.
+    subtasks = running_parallelism(settings, ENGAGEMENT_FEATURES_JOB)
     report = check(lake, declared, sample=200, in_flight_bound_ms=in_flight_bound_ms,
-                   partition_bounds_ms=partition_bounds_ms)
+                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=subtasks)
     return {
         "table": built.table, "rows": built.rows, "label_rates": built.label_rates,
         "rows_per_s": round(built.rows_per_s), "served_table": declared.served_table, "served_rows": served_rows(),
         "skew": {"rows": report.rows, "mismatches": report.mismatches, "unexplained": report.unexplained,
                  "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms,
-                 "partition_bounds_ms": report.partition_bounds_ms},
+                 "partition_bounds_ms": report.partition_bounds_ms, "dedup_subtasks": report.dedup_subtasks},
     }
 
 

@@ -95,6 +95,11 @@ def verify_command(
         help="The in-flight bound of one Kafka partition of the engagement topic (repeat per partition), capped "
              "at --in-flight-bound-ms: the job's measured lag there (`fyp demo` prints them). Partitions not "
              "named have --in-flight-bound-ms."),
+    dedup_subtasks: int | None = typer.Option(
+        None, "--dedup-subtasks", min=0,
+        help="The features job's parallelism while it served these rows (its deduplication's subtasks: per "
+             "partition and subtask it applies events in order). Default: the running engagement_features job's, "
+             "from Flink's REST API; 0, or no job running: per partition only."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Compare sampled served rows (`training.served_<name>`) with the backfill for the same user, video and time;
@@ -103,14 +108,19 @@ def verify_command(
 
     from connectors.iceberg_tables import catalog
     from fyp.config import load_settings
+    from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+    from fyp.stack.submit import running_parallelism
     from fyp.training.skew import CAUSES, IN_FLIGHT_BOUND_MS, check
 
     bound = IN_FLIGHT_BOUND_MS if in_flight_bound_ms is None else in_flight_bound_ms
     by_partition = _partition_bounds(partition_bounds)
+    settings = load_settings()
+    if dedup_subtasks is None:
+        dedup_subtasks = running_parallelism(settings, ENGAGEMENT_FEATURES_JOB)
     with fail_cleanly(ValueError, NoSuchTableError, OSError), console.status("comparing served rows …"):
         declared = _declared(name)
-        report = check(catalog(load_settings()), declared, sample=sample, seed=seed, in_flight_bound_ms=bound,
-                       partition_bounds_ms=by_partition)
+        report = check(catalog(settings), declared, sample=sample, seed=seed, in_flight_bound_ms=bound,
+                       partition_bounds_ms=by_partition, dedup_subtasks=dedup_subtasks or None)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -126,6 +136,9 @@ def verify_command(
         if report.max_in_flight_gap_ms is not None:
             console.print(f"oldest in-flight event: {report.max_in_flight_gap_ms} ms before its serve (bound "
                           f"{report.in_flight_bound_ms} ms)", highlight=False)
+        console.print("in-flight searches per partition" + (
+            f" and deduplication subtask ({report.dedup_subtasks} subtasks)" if report.dedup_subtasks else " only"),
+            highlight=False)
         if report.partition_bounds_ms:
             console.print("bounds per partition: " + ", ".join(
                 f"{p}: {b} ms" for p, b in report.partition_bounds_ms.items()), highlight=False)

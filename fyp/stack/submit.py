@@ -17,8 +17,8 @@ from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
 __all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job",
-           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "savepoint_record", "submit_job",
-           "task_counts"]
+           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "running_parallelism",
+           "savepoint_record", "submit_job", "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -159,6 +159,20 @@ def list_jobs(settings: Settings) -> list[RunningJob]:
     response.raise_for_status()
     return [RunningJob(job_id=j["jid"], name=j["name"], state=j["state"], start_time_ms=j["start-time"])
             for j in response.json()["jobs"]]
+
+
+def running_parallelism(settings: Settings, pipeline: Pipeline) -> int | None:
+    """The parallelism (its vertices' largest) of `pipeline`'s RUNNING job, or None when none runs or Flink's REST
+    API does not answer."""
+    try:
+        running = [j for j in list_jobs(settings) if j.name == pipeline.pipeline_name and j.state == "RUNNING"]
+        if not running:
+            return None
+        response = httpx.get(f"{settings.flink_rest_url}/jobs/{running[0].job_id}", timeout=5)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return max((n for _, n, _ in task_counts(response.json())), default=None)
 
 
 def task_counts(details: Mapping) -> tuple[tuple[str, int, int], ...]:

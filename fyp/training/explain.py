@@ -35,9 +35,10 @@ import numpy as np
 
 from featurespec import FeatureSet, window_label
 from featurespec.reference.evaluate import FeatureEvaluator
-from featurespec.reference.sql import compile_value
+from featurespec.reference.sql import COLUMN_INDEX, compile_value
 from featurespec.sql import default_state_ttl
 from fyp.serving.layout import ReadPlan, decode_rows_at, read_columns
+from fyp.traffic.keygroups import key_subtask
 from fyp.training.history import History
 from fyp.training.search import (
     MAX_OVERTAKEN_STATES,
@@ -48,8 +49,9 @@ from fyp.training.search import (
     suffix_options,
 )
 
-__all__ = ["Explanation", "Prefixes", "explain"]
+__all__ = ["Explanation", "Prefixes", "dedup_lanes", "explain"]
 
+_EVENT_ID = COLUMN_INDEX["event_id"]
 _MAX_FOLDS = 64  # full recomputations tried per differing value and search, fewest exclusions first
 
 
@@ -88,11 +90,23 @@ class Prefixes:
         return array("d", state), last, frozenset(rows[:n])
 
 
+def dedup_lanes(history: History, subtasks: int, max_parallelism: int) -> Callable[[int], int]:
+    """`lane_of` for `explain`: the subtask of the features job's deduplication (keyed by event_id, `subtasks` of
+    them, `max_parallelism` key groups) that history row i went through (fyp.traffic.keygroups)."""
+    cache: dict[int, int] = {}
+
+    def lane_of(i: int) -> int:
+        if i not in cache:
+            cache[i] = key_subtask(str(history.rows[i][_EVENT_ID] or ""), subtasks, max_parallelism)
+        return cache[i]
+    return lane_of
+
+
 def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], key: str, served_ms: int,
             served_event_ms: int, arrived_after: Callable[[int], bool], bound_ms: int,
             served: dict[str, float | None], same: Callable[[float | None, float | None], bool],
             prefixes: Prefixes | None = None, partition_bounds_ms: Mapping[int, int] | None = None,
-            ) -> Explanation | None:
+            lane_of: Callable[[int], int] | None = None) -> Explanation | None:
     """The explanation under which `key`'s recomputation from its admitted history rows `indexes` equals every
     served column (`served`, by column name), or None.
 
@@ -100,7 +114,10 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     same: the column comparison (fyp.training.skew.same).
     prefixes: states of the entity's older rows, shared by the calls of one check (fewer folds).
     bound_ms: how far behind the serve an in-flight event may be; partition_bounds_ms: the same per Kafka
-        partition, each capped at bound_ms (a partition not named: bound_ms)."""
+        partition, each capped at bound_ms (a partition not named: bound_ms).
+    lane_of(i): which subtask of the job's deduplication row i went through (`dedup_lanes`): the job applies each
+        partition's events in offset order per such subtask, so the searches take a suffix per (partition,
+        subtask) instead of per partition. None: per partition only."""
     times = history.event_times
 
     def bound_of(partition: int) -> int:
@@ -221,9 +238,9 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
 
     for arrived_late in ((frozenset(), late) if late else (frozenset(),)):
         kept = [i for i in before if i not in arrived_late]
-        partitions: dict[int, list[int]] = {}
+        partitions: dict[tuple[int, int], list[int]] = {}  # per lane: (partition, dedup subtask)
         for i in kept:
-            partitions.setdefault(int(history.partitions[i]), []).append(i)
+            partitions.setdefault((int(history.partitions[i]), lane_of(i) if lane_of else 0), []).append(i)
         recent = frozenset(i for i in kept if times[i] >= served_ms - bound_of(int(history.partitions[i])))
         suffixes = [suffix_options(events, times, served_event_ms, recent) for events in partitions.values()]
         overtaken = overtaken_options(kept, times, served_event_ms, recent)
@@ -242,7 +259,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
                 return found
         if None not in suffixes and sums:
             def read_positions(limit: np.ndarray, v: Callable[[int], np.ndarray], recent: frozenset[int] = recent,
-                               partitions: dict[int, list[int]] = partitions) -> list | None:
+                               partitions: dict[tuple[int, int], list[int]] = partitions) -> list | None:
                 options = [read_position_options(events, times, served_event_ms, recent, v, limit)
                            for events in partitions.values()]
                 return None if None in options else options

@@ -39,7 +39,8 @@ from featurespec.reference.evaluate import FeatureEvaluator
 from featurespec.reference.sql import COLUMN_INDEX, engagement_row
 from featurespec.training import TrainingSet, feature_column
 from fyp.lake.verify import ABS_TOL, REL_TOL
-from fyp.training.explain import Prefixes, explain
+from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+from fyp.training.explain import Prefixes, dedup_lanes, explain
 from fyp.training.history import ALLOWED_LATENESS_MS, History
 from fyp.training.pointintime import feature_block
 
@@ -83,6 +84,7 @@ class SkewReport:
     max_in_flight_gap_ms: int | None = None  # the oldest in-flight event's distance to served_time, over all rows
     by_set: dict[str, dict[str, int]] = field(default_factory=dict)
     partition_bounds_ms: dict[int, int] = field(default_factory=dict)  # per Kafka partition, capped; others: the bound
+    dedup_subtasks: int | None = None  # the job's deduplication subtasks the searches assumed (None: per partition)
 
     @property
     def mismatch_rate(self) -> float:
@@ -102,7 +104,7 @@ class SkewReport:
                 "by_cause": self.by_cause, "by_set": self.by_set, "skipped": self.skipped, "columns": self.columns,
                 "in_flight_bound_ms": self.in_flight_bound_ms,
                 "partition_bounds_ms": {str(p): b for p, b in self.partition_bounds_ms.items()},
-                "max_in_flight_gap_ms": self.max_in_flight_gap_ms,
+                "max_in_flight_gap_ms": self.max_in_flight_gap_ms, "dedup_subtasks": self.dedup_subtasks,
                 "examples": self.examples}
 
 
@@ -145,7 +147,7 @@ class _Arrivals:
 
 def compare(training_set: TrainingSet, served, history: History, *, arrivals: History | None = None,
             in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS, partition_bounds_ms: Mapping[int, int] | None = None,
-            max_examples: int = 5) -> SkewReport:
+            dedup_subtasks: int | None = None, max_examples: int = 5) -> SkewReport:
     """Compare served rows (an Arrow table with the served table's columns) with the backfill from `history`.
 
     history: the engagement rows of the served users and videos at least (with lateness flags if partial).
@@ -153,6 +155,9 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
         for the lateness cause, and the history's newest event time; default `history` itself.
     partition_bounds_ms: the in-flight bound per Kafka partition (the features job trails some partitions more
         than others), each capped at in_flight_bound_ms; a partition not named has in_flight_bound_ms.
+    dedup_subtasks: the features job's parallelism when it served these rows (its deduplication's subtasks): the
+        in-flight searches then take a suffix per partition and subtask (fyp.training.explain.dedup_lanes). None:
+        per partition, as if the job ran one such subtask.
     """
     import pyarrow as pa
 
@@ -185,12 +190,15 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
         counts = Counter()
         entity_rows = _entity_rows(feature_set, history, admitted, [lookup_rows[r] for r in differing])
         prefixes = Prefixes(feature_set, history)
+        lane_of = dedup_lanes(history, dedup_subtasks, ENGAGEMENT_FEATURES_JOB.max_parallelism) if dedup_subtasks \
+            else None
         for r in sorted(differing, key=lambda r: (_key(feature_set, lookup_rows[r]), served_ms[r])):
             key = _key(feature_set, lookup_rows[r])
             at = int(served_ms[r])
             found = explain(feature_set, history, entity_rows.get(key, []), key, at, int(served_times[r]),
                             lambda i, at=at: order.arrived_after(history, i, at), in_flight_bound_ms,
-                            {c: served_values[c][r] for _, c in names}, same, prefixes, partition_bounds_ms)
+                            {c: served_values[c][r] for _, c in names}, same, prefixes, partition_bounds_ms,
+                            lane_of)
             cause, gap = (found.cause, found.in_flight_gap_ms) if found else (None, None)
             counts[cause or "unexplained"] += 1
             if gap is not None:
@@ -215,7 +223,8 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
     return SkewReport(rows=n, mismatches=mismatching, unexplained=len(unexplained_rows), by_cause=dict(by_cause),
                       examples=examples, skipped=int((~keep).sum()), columns=compared_columns,
                       in_flight_bound_ms=in_flight_bound_ms, max_in_flight_gap_ms=max(gaps) if gaps else None,
-                      by_set=by_set, partition_bounds_ms=_capped(partition_bounds_ms, in_flight_bound_ms))
+                      by_set=by_set, partition_bounds_ms=_capped(partition_bounds_ms, in_flight_bound_ms),
+                      dedup_subtasks=dedup_subtasks)
 
 
 def _capped(bounds: Mapping[int, int] | None, cap: int) -> dict[int, int]:
@@ -259,7 +268,7 @@ def sample_rows(served, sample: int, seed: int):
 
 def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int = 0,
           in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS,
-          partition_bounds_ms: Mapping[int, int] | None = None) -> SkewReport:
+          partition_bounds_ms: Mapping[int, int] | None = None, dedup_subtasks: int | None = None) -> SkewReport:
     """Sample `sample` rows of `training_set.served_table`, read the history of their users and videos (with the
     lateness flags `fyp verify` computes, over each partition's fuller stream), and `compare`."""
     import pyarrow as pa
@@ -304,4 +313,4 @@ def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int =
                        partitions=np.array([-1 if p is None else p for p, _, _ in stream], np.int64),
                        offsets=np.array([-1 if o is None else o for _, o, _ in stream], np.int64))
     return compare(training_set, served, history, arrivals=arrivals, in_flight_bound_ms=in_flight_bound_ms,
-                   partition_bounds_ms=partition_bounds_ms)
+                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=dedup_subtasks)

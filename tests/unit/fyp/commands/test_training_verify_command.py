@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import connectors.iceberg_tables
 import fyp.config
+import fyp.stack.submit
 import fyp.training.skew
 from fyp.commands import training as training_commands
 from fyp.training.skew import IN_FLIGHT_BOUND_MS, SkewReport
@@ -28,7 +29,11 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     monkeypatch.setattr(fyp.training.skew, "check", check)
     monkeypatch.setattr(connectors.iceberg_tables, "catalog", lambda settings: None)
     monkeypatch.setattr(fyp.config, "load_settings", lambda: None)
+    monkeypatch.setattr(fyp.stack.submit, "running_parallelism", lambda settings, pipeline: RUNNING_PARALLELISM)
     return seen
+
+
+RUNNING_PARALLELISM = 3  # what Flink's REST API says of the running features job, in these tests
 
 
 def _verify(*args: str):
@@ -63,3 +68,10 @@ def test_per_partition_bounds_reach_the_check(calls: list[dict]) -> None:
 def test_a_malformed_partition_bound_is_refused_before_anything_runs(calls: list[dict], given: str) -> None:
     result = _verify("--partition-bound-ms", given)
     assert result.exit_code == 2 and "--partition-bound-ms" in result.output and calls == []
+
+
+def test_the_dedup_subtasks_default_to_the_running_jobs_parallelism_and_can_be_given(calls: list[dict]) -> None:
+    assert _verify().exit_code == 0
+    assert _verify("--dedup-subtasks", "4").exit_code == 0
+    assert _verify("--dedup-subtasks", "0").exit_code == 0  # per partition only
+    assert [c["dedup_subtasks"] for c in calls] == [RUNNING_PARALLELISM, 4, None]

@@ -203,3 +203,29 @@ def test_the_sample_is_the_same_for_the_same_rows_in_any_order():
     first, second = sample_rows(served, 10, seed=0), sample_rows(shuffled, 10, seed=0)
     assert first.num_rows == 10 and first.equals(second)
     assert sample_rows(served, 100, seed=0).num_rows == 60
+
+
+def test_a_suffix_of_each_deduplication_subtask_is_in_flight_when_the_subtasks_are_known():
+    """The job deduplicates on event_id in a keyed step that keeps each input's order (jobs/engagement_features.py),
+    so per partition and per subtask of that step the state holds a prefix of the events. A hot video whose state
+    lacks the last 30 events of one subtask lacks events spread over its partition's last ~60: no suffix of the
+    partition, and older than the overtaken search's window. Told the job's parallelism, the check takes a suffix
+    per (partition, subtask) and explains it; not told, the row stays unexplained."""
+    from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
+    from fyp.traffic.keygroups import key_subtask
+
+    old = [event("watch", T0 + i * 1_000, user=f"u{i % 3}", video="v0") for i in range(10)]
+    kinds = ("impression", "impression", "watch", "half_watch", "impression", "skip")
+    hot = [event(kinds[i % len(kinds)], T0 + 40_000 + 100 * i, user=f"w{i}", video="v0") for i in range(120)]
+    lane = {row[1]: key_subtask(row[1], 2, ENGAGEMENT_FEATURES_JOB.max_parallelism) for row in hot}
+    second = [row[1] for row in hot if lane[row[1]] == 1]
+    assert 40 < len(second) < 80  # both subtasks carry the partition's events
+    hidden = set(second[-30:])
+    hist = caught_up([*old, *hot])
+    served = served_rows(hist, [("u0", "v0", T0 + 55_000)], hidden=hidden)
+
+    blind = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=60_000)
+    assert blind.by_set["video_engagement"]["unexplained"] == 1
+    told = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=60_000, dedup_subtasks=2)
+    assert told.by_set["video_engagement"] == {"mismatches": 1, "in_flight": 1} and told.unexplained == 0
+    assert told.dedup_subtasks == 2 and told.as_dict()["dedup_subtasks"] == 2
