@@ -1,7 +1,8 @@
 """Engagement features: Kafka engagement events -> windowed features and serving sets in Redis.
 
 Source: fyp.engagement.v1 (raw single-object Avro). Steps: decode (Java DECODE_ENGAGEMENT_ROWS, once per event),
-route malformed records to the dead-letter topic, then one GROUP BY per declared feature set (features/) using the Java
+route malformed records to the dead-letter topic, keep the first of each event_id (the Java KeepFirst step, in arrival
+order), then one GROUP BY per declared feature set (features/) using the Java
 window aggregates; the sets of one key family (user with user x author and user x hashtag; video; author;
 sound) go through one Java keyed operator per family instead (featurespec/families.py). Sinks: the Java Redis
 writer (absolute values, never increments) and the DLQ topic.
@@ -65,7 +66,8 @@ _BASE_CONFIG = {
     "table.exec.mini-batch.enabled": "true",
     "table.exec.mini-batch.size": "5000",
     "table.optimizer.agg-phase-strategy": "TWO_PHASE",
-    # The job-wide TTL bounds the dedup state; feature aggregates set their own (STATE_TTL hints).
+    # The job-wide TTL bounds the SQL deduplication's state (--per-set-sql; the Java one is given the horizon);
+    # feature aggregates set their own (STATE_TTL hints).
     "table.exec.state.ttl": f"{int(DEDUP_HORIZON.total_seconds())} s",
     # No deep copy of each row for every chained branch (11 aggregation branches per event): ~28 % less
     # TaskManager CPU per event (docs/PERFORMANCE.md). Safe here: the SQL operators copy what they buffer, the

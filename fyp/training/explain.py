@@ -1,14 +1,14 @@
 """Why a served value differs from the backfill: which of the entity's events it had not seen yet, and why.
 
-The features job reads each Kafka partition in offset order, but the entity's state does not see a partition's
-events in that order: the job deduplicates on event_id first (jobs/engagement_features.py, ROW_NUMBER() OVER
-(PARTITION BY event_id)), which sends each event to the dedup subtask its event_id hashes to, and the entity's
-keyed operator merges what the dedup subtasks emit, each a mini-batch at a time and within one in no set order.
-With more than one dedup subtask, a later event of a partition can reach Redis before an earlier one: `fyp demo`
-(parallelism 2) served a user's value that held the user's events up to 05:47:53.904 (event time) but not an
-impression of 05:47:14.567 nor a watch of 05:47:48.369, all of one partition: 39 s of event time, 2 s of wall
-clock at the demo's speed 20. So what a value lacks at serving time is
-some recent events of the entity, newer ones all. Two documented causes (fyp.training.skew):
+The features job reads each Kafka partition in offset order, and deduplicates on event_id before the entity's
+state sees the events (jobs/engagement_features.py, the Java `KeepFirst` step keyed by event_id): each event goes
+through the deduplication subtask its event_id hashes to, and the entity's keyed operator merges what those
+subtasks send. Each subtask passes events on as they arrive, so per partition *and* per subtask (a lane) the state
+holds a prefix of the events in offset order; across lanes a later event of a partition can reach Redis before an
+earlier one. (Until issue #17 found it, the deduplication was SQL's, which under mini-batch releases each
+mini-batch in hash order: a value then lacked events scattered anywhere in the partition's recent past.) So what a
+value lacks at serving time is some recent events of the entity, newer ones all. Two documented causes
+(fyp.training.skew):
 
     lateness   the events behind an event newer than the serve in their partition: they arrived after it;
     in_flight  every event newer than the served value's event time, and any older ones, all recent (event time
@@ -18,11 +18,11 @@ some recent events of the entity, newer ones all. Two documented causes (fyp.tra
 in-flight events of a hot video combine in many ways, so candidates are first matched on the served value's
 longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
 folded with the reference evaluator and compared in full. Three searches (fyp.training.search), each only where
-the ones before it find nothing: per partition a suffix of its events (the job had read the partition up to a
-point: few choices, as before the deduplication's reordering was known); any subset of the newest recent events no
-newer than the served value (overtaken); and both at once, per partition a suffix and any of a few recent events
-just before it (a hot video's value can lack a lagging partition's suffix and overtaken events elsewhere).
-"Recent" is per partition when the caller gives per-partition bounds: the job trails some partitions more.
+the ones before it find nothing: per lane a suffix of its events (exact when the caller names the job's
+parallelism, `lane_of`; per partition otherwise); any subset of the newest recent events no newer than the served
+value (overtaken: what per-partition lanes leave, and client clocks); and both at once, per lane a suffix and any
+of a few recent events just before it. "Recent" is per partition when the caller gives per-partition bounds: the
+job trails some partitions more.
 """
 
 from __future__ import annotations

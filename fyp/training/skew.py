@@ -9,9 +9,9 @@ matches every column, with the served value's event time as its newest event, na
 
     in_flight  events the job had not written to Redis yet: every event newer than the served value's event time,
                and any older ones (client clocks make a partition's event times slightly out of order, and the job's
-               deduplication on event_id lets a later event of a partition reach the entity's state before an
-               earlier one: fyp.training.explain). The job holds an event for at most its mini-batch
-               (`table.exec.mini-batch.allow-latency`, 200 ms by default, jobs/engagement_features.py; a job run
+               deduplication on event_id lets a later event of a partition, through another of its subtasks, reach
+               the entity's state before an earlier one: fyp.training.explain). The job holds an event for at
+               most its bundle (the mini-batch interval, 200 ms by default, jobs/engagement_features.py; a job run
                with a longer `--mini-batch-ms` needs a larger bound) plus the Redis sink's flush interval (at most
                50 ms) after reading it, so every such event must have an event time within `in_flight_bound_ms`
                of served_time (those two plus DELIVERY_ALLOWANCE_MS for the client and Kafka), or the cause does
