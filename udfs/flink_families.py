@@ -15,9 +15,10 @@ from pyflink.table import StreamTableEnvironment, Table
 
 __all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "keep_first_view", "shared_view"]
 
-# As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes at each mini-batch
-# boundary (the watermark the deduplication forwards after releasing a mini-batch), after this many rows, or
-# `bundle_ms` after its first row when no boundary came; and before every checkpoint.
+# As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows,
+# `bundle_ms` after its first row, before every checkpoint, and at a mini-batch boundary (a watermark) where one
+# comes. Since the deduplication is the Java KeepFirst step (keep_first_view), which needs no mini-batch, no SQL
+# mini-batch assigner sits upstream of the family operators, so in the features job the timer ends their bundles.
 MAX_BUNDLE = 5000
 BUNDLE_MS = 200
 
