@@ -234,6 +234,8 @@ def demo(
         t = summary["training"]
         skew = t["skew"]
         rates = ", ".join(f"{label} {rate:.1%}" for label, rate in t["label_rates"].items())
+        searched = (f"; searched per partition and deduplication subtask, {skew['dedup_subtasks']} subtasks"
+                    if skew.get("dedup_subtasks") else "; searched per partition")
         console.print(f"training: {t['table']} {t['rows']:,} rows ({rates}); {t['served_table']} "
                       f"{t['served_rows']:,} rows from {t['reads']['logged']:,} logged reads; skew check: "
                       f"{skew['mismatches']:,} of {skew['rows']:,} served rows differ, {skew['unexplained']:,} "
@@ -241,7 +243,7 @@ def demo(
                       f"{skew['in_flight_bound_ms'] / 1000:.0f} s of event time, the features job's largest lag "
                       "behind the reads, measured; per engagement partition: "
                       + (", ".join(f"{p} {b / 1000:.0f} s" for p, b in skew["partition_bounds_ms"].items()) or "none")
-                      + ")")
+                      + searched + ")")
     if upload:
         up = summary["upload"]
         console.print(f"upload {up['clip']} -> video {up['video_id']}: {up['status']} "
