@@ -191,7 +191,7 @@ def derived_views(t_env: StreamTableEnvironment, feature_sets: Sequence[FeatureS
     functions; returns {set's qualified name: view} for `feature_query`'s `source`."""
     by_set: dict[str, str] = {}
     for view, select, readers in derived_sources(feature_sets):
-        shared_view(t_env, view, t_env.sql_query(select), changelog=True)
+        shared_view(t_env, view, t_env.sql_query(select))  # over `engagement`, insert-only (keep_first_view)
         by_set.update(dict.fromkeys(readers, view))
     return by_set
 

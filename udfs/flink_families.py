@@ -4,9 +4,10 @@
 which compiles them from the declarations (`featurespec.families`): udfs does not import featurespec.
 
 Rows cross the Table/DataStream boundary both ways as Flink's internal `RowData`, with no conversion to
-external rows (`Families.toRowDataChangelog`: a changelog, since under mini-batch the planner types the
-keep-first deduplication's output as updating; the operator subtracts a withdrawn row, as the SQL path's
-aggregate would). No Python runs per event."""
+external rows (`Families.toRowDataChangelog`: a changelog, so that the operator also takes a table the planner
+types as updating, such as SQL's keep-first deduplication under mini-batch, and subtracts a withdrawn row as the
+SQL path's aggregate would; the features job's deduplication, `keep_first_view`, is insert-only). No Python runs
+per event."""
 
 from __future__ import annotations
 

@@ -98,10 +98,7 @@ public final class Families {
         DataStream<RowData> rows = toRowDataChangelog(tableEnv, physical,
                 changelog ? ChangelogMode.all() : ChangelogMode.insertOnly());
         DataStream<RowData> inserts = rows.map(new InsertsOnly(name), rows.getType()).name(name + " (shared)");
-        Schema.Builder schema = Schema.newBuilder();
-        for (Column column : physical.getResolvedSchema().getColumns()) {
-            schema.column(column.getName(), DataTypeUtils.removeTimeAttribute(column.getDataType()));
-        }
+        Schema.Builder schema = physicalSchema(physical);
         if (procTime != null) {
             schema.columnByExpression(procTime, "PROCTIME()");
         }
@@ -118,11 +115,16 @@ public final class Families {
         DataStream<RowData> rows = toRowDataChangelog(tableEnv, table, ChangelogMode.insertOnly());
         DataStream<RowData> kept = rows.keyBy(new KeepFirst.StringField(keyField))
                 .process(new KeepFirst(ttlMs), rows.getType()).name(name).uid(name);
+        return tableEnv.fromDataStream(kept, physicalSchema(table).build());
+    }
+
+    /** {@code table}'s columns, none of them a time attribute: the schema of a table over a stream of its rows. */
+    private static Schema.Builder physicalSchema(Table table) {
         Schema.Builder schema = Schema.newBuilder();
         for (Column column : table.getResolvedSchema().getColumns()) {
             schema.column(column.getName(), DataTypeUtils.removeTimeAttribute(column.getDataType()));
         }
-        return tableEnv.fromDataStream(kept, schema.build());
+        return schema;
     }
 
     /** Passes inserts; fails on a retraction, which a keep-first deduplication never emits. */
