@@ -18,8 +18,9 @@ __all__ = ["BUNDLE_MS", "MAX_BUNDLE", "family_view", "keep_first_view", "shared_
 
 # As the SQL path's mini-batch (jobs/engagement_features.py JOB_CONFIG): a bundle closes after this many rows,
 # `bundle_ms` after its first row, before every checkpoint, and at a mini-batch boundary (a watermark) where one
-# comes. Since the deduplication is the Java KeepFirst step (keep_first_view), which needs no mini-batch, no SQL
-# mini-batch assigner sits upstream of the family operators, so in the features job the timer ends their bundles.
+# comes. The features job's deduplication (keep_first_view) needs no mini-batch; whether a boundary still reaches
+# the family operators there was not checked (docs/PERFORMANCE.md, "fourth session"), and without one the timer
+# ends their bundles.
 MAX_BUNDLE = 5000
 BUNDLE_MS = 200
 
