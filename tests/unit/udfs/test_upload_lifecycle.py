@@ -556,3 +556,37 @@ def test_a_takedown_after_a_restore_removes_again() -> None:
     restored = step(state_in("removed"), "Takedown", restore()).state
     again = step(restored, "Takedown", {**takedown("td-2"), "notice_id": "N-2"})
     assert (again.state.status, again.state.takedown_notice_id, again.state.removed_from) == ("removed", "N-2", "ready")
+
+
+# --- the full ladder after ready (fyp/media's second stage) ---
+
+
+def test_redis_shows_the_full_ladder_once_it_arrived() -> None:
+    moderating = state_in("moderating")
+    approved = step(moderating, "ModerationResult", moderation("APPROVE"))
+    assert approved.state.status == "ready"
+    request = next(o.record for o in approved.outputs if o.record_name == "TranscodeRequested")
+    assert (request["stage"], request["attempt"]) == ("full", 1)
+    assert video_fields(approved.state)["ladder"] == "playable"
+    full = {**transcode_completed("tc-full"), "stage": "full", "attempt": 1,
+            "hls_master_key": "videos/v1/v1/r2/stream/master.m3u8",
+            "renditions": transcode_completed()["renditions"] + [
+                {"codec": "av1", "width": 320, "height": 240, "bitrate_kbps": 196,
+                 "playlist_key": "videos/v1/v1/r2/stream/media_1.m3u8"}]}
+    done = step(approved.state, "TranscodeCompleted", full)
+    assert done.changed and not done.outputs and done.state.status == "ready"
+    fields = video_fields(done.state)
+    assert fields["ladder"] == "full" and fields["hls_master_key"].startswith("videos/v1/v1/r2/")
+    assert "av1" in fields["renditions"]
+    assert step(done.state, "TranscodeCompleted", {**full, "event_id": "tc-full-2"}).ignored == "stale"
+    assert step(moderating, "ModerationResult", moderation("REJECT")).outputs[-1].record_name == "VideoStatusChanged"
+
+
+def test_a_failed_full_ladder_leaves_the_video_ready_with_its_h264_set() -> None:
+    ready = step(state_in("moderating"), "ModerationResult", moderation("APPROVE")).state
+    wrong_attempt = step(ready, "TranscodeFailed", {**transcode_failed(2, "corrupt"), "stage": "full"})
+    assert wrong_attempt.ignored == "stale"
+    failed = step(ready, "TranscodeFailed", {**transcode_failed(1, "transcode_timeout"), "stage": "full"})
+    assert failed.changed and not failed.outputs and failed.state.status == "ready"
+    fields = video_fields(failed.state)
+    assert (fields["ladder"], fields["ladder_error"]) == ("playable", "transcode_timeout")

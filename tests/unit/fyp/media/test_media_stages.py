@@ -16,7 +16,6 @@ from fyp.media.manifests import MPD_NS, compose_dash, compose_hls_master, relati
 from fyp.media.probe import MediaInfo, sniff
 from fyp.media.publish import FULL_MANIFEST_NAME, clean_stale_runs, find_published, manifest_key, publish
 from fyp.media.transcode import build_command, filter_graph
-from udfs.video_record import video_fields
 
 
 def info(width: int, height: int, *, has_audio: bool = False) -> MediaInfo:
@@ -163,41 +162,3 @@ def test_full_pointer_without_extra_rungs_repeats_the_playable_set(tmp_path: Pat
     full = publish(None, store=store, video_id="vid1", attempt=1, base=base)
     assert (full.stage, full.renditions, full.hls_master_key) == ("full", base.renditions, base.hls_master_key)
     assert find_published(store, "vid1", 1, "full") == full
-
-
-# --- lifecycle ------------------------------------------------------------------------------------------------
-
-
-def test_redis_shows_the_full_ladder_once_it_arrived() -> None:
-    from test_upload_lifecycle import moderation, state_in, step, transcode_completed
-
-    moderating = state_in("moderating")
-    approved = step(moderating, "ModerationResult", moderation("APPROVE"))
-    assert approved.state.status == "ready"
-    request = next(o.record for o in approved.outputs if o.record_name == "TranscodeRequested")
-    assert (request["stage"], request["attempt"]) == ("full", 1)
-    assert video_fields(approved.state)["ladder"] == "playable"
-    full = {**transcode_completed("tc-full"), "stage": "full", "attempt": 1,
-            "hls_master_key": "videos/v1/v1/r2/stream/master.m3u8",
-            "renditions": transcode_completed()["renditions"] + [
-                {"codec": "av1", "width": 320, "height": 240, "bitrate_kbps": 196,
-                 "playlist_key": "videos/v1/v1/r2/stream/media_1.m3u8"}]}
-    done = step(approved.state, "TranscodeCompleted", full)
-    assert done.changed and not done.outputs and done.state.status == "ready"
-    fields = video_fields(done.state)
-    assert fields["ladder"] == "full" and fields["hls_master_key"].startswith("videos/v1/v1/r2/")
-    assert "av1" in fields["renditions"]
-    assert step(done.state, "TranscodeCompleted", {**full, "event_id": "tc-full-2"}).ignored == "stale"
-    assert step(moderating, "ModerationResult", moderation("REJECT")).outputs[-1].record_name == "VideoStatusChanged"
-
-
-def test_a_failed_full_ladder_leaves_the_video_ready_with_its_h264_set() -> None:
-    from test_upload_lifecycle import moderation, state_in, step, transcode_failed
-
-    ready = step(state_in("moderating"), "ModerationResult", moderation("APPROVE")).state
-    wrong_attempt = step(ready, "TranscodeFailed", {**transcode_failed(2, "corrupt"), "stage": "full"})
-    assert wrong_attempt.ignored == "stale"
-    failed = step(ready, "TranscodeFailed", {**transcode_failed(1, "transcode_timeout"), "stage": "full"})
-    assert failed.changed and not failed.outputs and failed.state.status == "ready"
-    fields = video_fields(failed.state)
-    assert (fields["ladder"], fields["ladder_error"]) == ("playable", "transcode_timeout")
