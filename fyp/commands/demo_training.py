@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from itertools import pairwise
 from typing import Any
 
 from features import feature_set_for_entity
@@ -30,7 +31,8 @@ from fyp.commands.serving import scan_ids
 from fyp.serving.client import RECENT_SEEN_PREFIX
 from fyp.traffic.clock import Clock
 
-__all__ = ["LoggedReads", "applied_by_partition", "probe_keys", "training_summary"]
+__all__ = ["LoggedReads", "applied_by_partition", "lag_by_tenth", "probe_keys", "request_bounds_at",
+           "training_summary"]
 
 READ_EVERY_S = 0.2
 CANDIDATES = 50
@@ -51,6 +53,8 @@ class LoggedReads:
         self.requests = 0
         self.max_lag_ms = 0  # the most a read's time was ahead of the newest event time it read
         self.max_lag_ms_by_partition: dict[int, int] = {}  # the same per engagement partition, from its users
+        self.lags_ms: list[int] = []  # per read, its largest lag over the partitions: how the lag moved over the run
+        self._read_lags: list[tuple[str, dict[int, int]]] = []  # per read: its request id, its lag per partition
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-logged-reads", daemon=True)
 
@@ -64,7 +68,7 @@ class LoggedReads:
         stats = self.log.close()
         return {"requests": self.requests, "logged": stats.logged, "dropped": stats.dropped, "failed": stats.failed,
                 "max_lag_ms": self.max_lag_ms, "max_lag_ms_by_partition": dict(sorted(
-                    self.max_lag_ms_by_partition.items()))}
+                    self.max_lag_ms_by_partition.items())), "lag_ms_by_tenth": lag_by_tenth(self.lags_ms)}
 
     def _run(self) -> None:
         scanner = self._settings.redis_client()
@@ -82,7 +86,7 @@ class LoggedReads:
                     continue
             now = self._clock()
             user, candidates = self._random.choice(users), self._random.sample(videos, CANDIDATES)
-            self.client.for_request(user, candidates, now_ms=now)
+            request = self.client.for_request(user, candidates, now_ms=now)
             self.requests += 1
             if not markets:
                 markets = [tuple(i.split(":", 1)) for i in scan_ids(scanner, market_prefix, 50)]
@@ -92,9 +96,56 @@ class LoggedReads:
                 self.max_lag_ms = max(self.max_lag_ms, now - newest)
             if not probe or (self.requests % 25 == 0 and sum(map(len, probe.values())) < PROBE_USERS):
                 probe = probe_keys(scan_ids(scanner, RECENT_SEEN_PREFIX, PROBE_USERS))  # more users as they come
-            for partition, applied in applied_by_partition(scanner, probe, now).items():
+            applied = applied_by_partition(scanner, probe, now)
+            for partition, newest_applied in applied.items():
                 self.max_lag_ms_by_partition[partition] = max(self.max_lag_ms_by_partition.get(partition, 0),
-                                                              now - applied)
+                                                              now - newest_applied)
+            if applied:
+                self.lags_ms.append(now - min(applied.values()))
+            if request.request_id:
+                self._read_lags.append((request.request_id, {p: now - a for p, a in applied.items()}))
+
+    def request_bounds(self, floor_ms: int) -> dict[str, dict[int, int]]:
+        """Per logged request, per partition, the in-flight bound of its serve: the lag measured at that read, or at
+        the read before or after it where larger (the probe runs just after its read, and the job's progress between
+        reads is uneven), at least `floor_ms`. Partitions whose lag was not measured at any of the three reads are
+        left out (the check then takes the run's bound for them). (`request_bounds_at`)"""
+        return request_bounds_at(self._read_lags, floor_ms)
+
+
+def request_bounds_at(read_lags: list[tuple[str, dict[int, int]]], floor_ms: int) -> dict[str, dict[int, int]]:
+    """Per request (in read order, with its lag per partition), per partition the largest lag of that read and
+    its neighbours, at least floor_ms.
+
+    >>> request_bounds_at([("a", {0: 50}), ("b", {0: 10, 1: 5}), ("c", {0: 20})], floor_ms=8)
+    {'a': {0: 50, 1: 8}, 'b': {0: 50, 1: 8}, 'c': {0: 20, 1: 8}}
+    """
+    found: dict[str, dict[int, int]] = {}
+    for i, (request_id, _) in enumerate(read_lags):
+        bounds: dict[int, int] = {}
+        for _, lags in read_lags[max(0, i - 1):i + 2]:
+            for partition, lag in lags.items():
+                bounds[partition] = max(bounds.get(partition, floor_ms), lag)
+        found[request_id] = dict(sorted(bounds.items()))
+    return found
+
+
+def lag_by_tenth(lags_ms: list[int]) -> list[int]:
+    """The largest lag of each tenth of the run's reads, in order: whether the job trailed from the start, fell
+    behind as the traffic went on, or caught up.
+
+    >>> lag_by_tenth([5, 1, 9, 2, 3, 4, 8, 7, 6, 0])
+    [5, 1, 9, 2, 3, 4, 8, 7, 6, 0]
+    >>> lag_by_tenth([1, 2, 3])
+    [1, 2, 3]
+    >>> lag_by_tenth(list(range(25)))[:3], lag_by_tenth([])
+    ([1, 4, 6], [])
+    """
+    tenths = min(10, len(lags_ms))
+    if not tenths:
+        return []
+    bounds = [len(lags_ms) * t // tenths for t in range(tenths + 1)]
+    return [max(lags_ms[a:b]) for a, b in pairwise(bounds)]
 
 
 def probe_keys(users: list[str]) -> dict[int, list[str]]:
@@ -128,9 +179,11 @@ def applied_by_partition(redis: Any, probe: dict[int, list[str]], now_ms: int) -
 
 
 def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds_ms: dict[int, int] | None = None,
+                     request_bounds_ms: dict[str, dict[int, int]] | None = None,
                      timeout_s: float = 90.0) -> dict[str, Any]:
     """Once the join job has committed served rows: build the training table and run the skew check with the
-    given in-flight bounds (event-time ms; per engagement partition, capped by the global one)."""
+    given in-flight bounds (event-time ms; per engagement partition, and per request where measured at its read,
+    capped by the global one)."""
     from connectors.iceberg_tables import catalog
     from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
     from fyp.stack.process import wait_until
@@ -154,13 +207,15 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds
     # The features job ran all along, at the parallelism it served with: its deduplication's subtasks.
     subtasks = running_parallelism(settings, ENGAGEMENT_FEATURES_JOB)
     report = check(lake, declared, sample=200, in_flight_bound_ms=in_flight_bound_ms,
-                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=subtasks)
+                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=subtasks,
+                   request_bounds_ms=request_bounds_ms)
     return {
         "table": built.table, "rows": built.rows, "label_rates": built.label_rates,
         "rows_per_s": round(built.rows_per_s), "served_table": declared.served_table, "served_rows": served_rows(),
         "skew": {"rows": report.rows, "mismatches": report.mismatches, "unexplained": report.unexplained,
                  "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms,
-                 "partition_bounds_ms": report.partition_bounds_ms, "dedup_subtasks": report.dedup_subtasks},
+                 "partition_bounds_ms": report.partition_bounds_ms, "dedup_subtasks": report.dedup_subtasks,
+                 "rows_with_own_bounds": report.rows_with_own_bounds, "beyond_own_bounds": report.beyond_own_bounds},
     }
 
 

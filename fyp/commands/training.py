@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,6 +96,11 @@ def verify_command(
         help="The in-flight bound of one Kafka partition of the engagement topic (repeat per partition), capped "
              "at --in-flight-bound-ms: the job's measured lag there (`fyp demo` prints them). Partitions not "
              "named have --in-flight-bound-ms."),
+    request_bounds: Path | None = typer.Option(
+        None, "--request-bounds", exists=True, dir_okay=False, readable=True,
+        help="A JSON file of per-request bounds, {request_id: {partition: ms}}: the job's lag measured at each "
+             "logged read (`fyp demo` writes one and prints its path). A row of such a request is searched with "
+             "its own bounds (capped at --in-flight-bound-ms) instead of the run's."),
     dedup_subtasks: int | None = typer.Option(
         None, "--dedup-subtasks", min=0,
         help="The features job's parallelism while it served these rows (its deduplication's subtasks: per "
@@ -114,13 +120,15 @@ def verify_command(
 
     bound = IN_FLIGHT_BOUND_MS if in_flight_bound_ms is None else in_flight_bound_ms
     by_partition = _partition_bounds(partition_bounds)
+    by_request = _request_bounds(request_bounds) if request_bounds else None
     settings = load_settings()
     if dedup_subtasks is None:
         dedup_subtasks = running_parallelism(settings, ENGAGEMENT_FEATURES_JOB)
     with fail_cleanly(ValueError, NoSuchTableError, OSError), console.status("comparing served rows …"):
         declared = _declared(name)
         report = check(catalog(settings), declared, sample=sample, seed=seed, in_flight_bound_ms=bound,
-                       partition_bounds_ms=by_partition, dedup_subtasks=dedup_subtasks or None)
+                       partition_bounds_ms=by_partition, dedup_subtasks=dedup_subtasks or None,
+                       request_bounds_ms=by_request)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -142,6 +150,9 @@ def verify_command(
         if report.partition_bounds_ms:
             console.print("bounds per partition: " + ", ".join(
                 f"{p}: {b} ms" for p, b in report.partition_bounds_ms.items()), highlight=False)
+        if by_request is not None:
+            console.print(f"{report.rows_with_own_bounds:,} of {report.rows:,} rows searched with their request's "
+                          "own bounds", highlight=False)
         if report.examples:
             examples = Table("set", "entity", "served at (ms)", "column", "served", "backfilled", "cause",
                              title="examples")
@@ -152,6 +163,21 @@ def verify_command(
             console.print(examples)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _request_bounds(path: Path) -> dict[str, dict[int, int]]:
+    """A --request-bounds file as {request_id: {partition: ms}}; a clear error for anything else."""
+    import json
+
+    try:
+        raw = json.loads(path.read_text())
+        found = {str(request): {int(p): int(ms) for p, ms in bounds.items()} for request, bounds in raw.items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise typer.BadParameter(f"{path}: expected a JSON object {{request_id: {{partition: ms}}}} ({e})",
+                                 param_hint="--request-bounds") from None
+    if any(p < 0 or ms < 0 for bounds in found.values() for p, ms in bounds.items()):
+        raise typer.BadParameter(f"{path}: a negative partition or bound", param_hint="--request-bounds")
+    return found
 
 
 def _partition_bounds(given: list[str]) -> dict[int, int]:

@@ -16,8 +16,9 @@ value lacks at serving time is some recent events of the entity, newer ones all.
 
 `explain` finds the fewest such exclusions under which the recomputation equals every served column. The
 in-flight events of a hot video combine in many ways, so candidates are first matched on the served value's
-longest-window sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md); only those are
-folded with the reference evaluator and compared in full. Three searches (fyp.training.search), each only where
+longest-window sums and decayed sums, which are plain sums of each event's aggregation values (docs/AGGREGATES.md),
+by a 0-1 integer program (fyp.training.search.combinations); only those are folded with the reference evaluator
+and compared in full. Three searches (fyp.training.search), each only where
 the ones before it find nothing: per lane a suffix of its events (exact when the caller names the job's
 parallelism, `lane_of`; per partition otherwise); any subset of the newest recent events no newer than the served
 value (overtaken: what per-partition lanes leave, and client clocks); and both at once, per lane a suffix and any
@@ -41,8 +42,6 @@ from fyp.serving.layout import ReadPlan, decode_rows_at, read_columns
 from fyp.traffic.keygroups import key_subtask
 from fyp.training.history import History
 from fyp.training.search import (
-    MAX_OVERTAKEN_STATES,
-    MAX_STATES,
     combinations,
     overtaken_options,
     read_position_options,
@@ -133,10 +132,9 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     sums = [(f"{a.name}_{window_label(longest)}", compile_value(a.value_sql())) for a in feature_set.aggregations
             ] if longest else []
     # The decayed sums, as of the served value's event time, are plain sums too: each event's value times
-    # 2^-(served event time - its time) / half-life. The overtaken and read-position searches match them as well,
-    # to tell apart candidates that the window sums cannot (which of a user's impressions is missing); not the suffix
-    # search, whose few choices per partition the window sums tell apart, and whose partial sums would then all
-    # differ and hit fyp.training.search.MAX_STATES.
+    # 2^-(served event time - its time) / half-life. Every search matches them as well, to tell apart candidates
+    # that the window sums cannot (which of a user's impressions is missing, which lanes of a hot video lack how
+    # many): the first candidate is then nearly always the one, and few full folds are spent.
     decays = [(f"{a.name}_decay_{window_label(h)}", compile_value(a.value_sql()), h.total_seconds() * 1000)
               for a in feature_set.aggregations for h in feature_set.half_lives] if served_event_ms else []
     state_ttl_ms = int(default_state_ttl(feature_set).total_seconds() * 1000)
@@ -203,7 +201,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
     decay_targets = [None if (v := served.get(name)) is None else v / 2.0 ** (-age / h) for name, _, h in decays]
 
     def attempt(groups: Callable[[np.ndarray, Callable[[int], np.ndarray]], list | None], mandatory: frozenset[int],
-                uncertain: frozenset[int], arrived_late: frozenset[int], by_decay: bool) -> Explanation | None:
+                uncertain: frozenset[int], arrived_late: frozenset[int]) -> Explanation | None:
         """Folds, fewest events first, the candidates of one search: `groups(limit, value)` gives its options
         (fyp.training.search), where no option may add more than `limit` in a column that only grows;
         `mandatory`: the events every candidate leaves out; `uncertain`: those any may."""
@@ -211,7 +209,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
         _, results, newest = fold(arrived_late | mandatory, base)
         if sums and all(t is not None for t in targets):
             names_now, goal = [name for name, _ in sums], list(targets)
-            if by_decay and decays and newest == served_event_ms and all(t is not None for t in decay_targets):
+            if decays and newest == served_event_ms and all(t is not None for t in decay_targets):
                 names_now += [name for name, _, _ in decays]
                 goal += decay_targets
             width = len(names_now)
@@ -222,8 +220,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
             options = groups(np.where(grows, need + tolerance, np.inf), lambda i: value(i)[:width])
             if options is None:
                 return None
-            candidates = combinations(options, lambda i: value(i)[:width], need, tolerance,
-                                      MAX_OVERTAKEN_STATES if by_decay else MAX_STATES)
+            candidates = combinations(options, lambda i: value(i)[:width], need, tolerance, _MAX_FOLDS)
         else:
             candidates = iter([mandatory])
         tried = 0
@@ -249,12 +246,12 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
         # both: per partition a suffix and a few recent events just before it.
         if None not in suffixes:
             found = attempt(lambda limit, v, options=suffixes: options, frozenset(i for o in suffixes for i in o[0]),
-                            frozenset(i for o in suffixes for i in o[-1]), arrived_late, False)
+                            frozenset(i for o in suffixes for i in o[-1]), arrived_late)
             if found:
                 return found
         if overtaken is not None:
             found = attempt(lambda limit, v, options=overtaken: options, frozenset(overtaken[0][0]),
-                            frozenset(i for o in overtaken for i in o[-1]), arrived_late, True)
+                            frozenset(i for o in overtaken for i in o[-1]), arrived_late)
             if found:
                 return found
         if None not in suffixes and sums:
@@ -264,7 +261,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
                            for events in partitions.values()]
                 return None if None in options else options
 
-            found = attempt(read_positions, frozenset(i for o in suffixes for i in o[0]), recent, arrived_late, True)
+            found = attempt(read_positions, frozenset(i for o in suffixes for i in o[0]), recent, arrived_late)
             if found:
                 return found
     return None

@@ -3,9 +3,13 @@ a served value lacked, as choices per group of events, matched on plain sums bef
 
 Each search is a list of groups, each a list of options (sets of events): option 0 holds the events every choice
 of the group leaves out, and every other option holds it. `combinations` picks one option per group whose extra
-events (beyond each option 0) sum to what the served value lacks, fewest events first. Every step is capped
-(options per group, partial sums kept, rows expanded at once), so a search may miss an explanation a full one
-would find, never invent one: the explainer folds each candidate in full before it names a cause.
+events (beyond each option 0) sum to what the served value lacks, fewest events first: a 0-1 integer program
+(one variable per option, one option per group, the sums equal within a tolerance, the fewest events), solved by
+HiGHS through scipy.optimize.milp, each next candidate excluded from the solves after it. The options per group
+and each solve's time are capped, so a search may miss an explanation a full one would find, never invent one:
+the explainer folds each candidate in full before it names a cause. (Until 2026-12-07 `combinations` was a
+breadth-first walk over partial sums, capped at 50,000 of them: a hot video's value lacking events in twelve
+lanes outgrew it, and one such row was explained only with ten times the cap, docs/TRAINING.md.)
 
 Three ways to build the groups, tried in this order by the explainer:
 
@@ -23,26 +27,19 @@ import itertools
 from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
 
-__all__ = ["MAX_OVERTAKEN_STATES", "MAX_STATES", "combinations", "overtaken_options", "read_position_options",
-           "suffix_options"]
+__all__ = ["combinations", "overtaken_options", "read_position_options", "suffix_options"]
 
-MAX_STATES = 50_000  # partial sums kept while combining partitions
-# Partial sums a group's options may expand to at once (rows x options): bounds the memory of one step to
-# ~_MAX_EXPANDED x (columns + groups) x 8 bytes. A search cut here can only miss an explanation (the row is then
-# reported unexplained), never invent one. Without it a large in-flight bound (many recent events per partition)
-# expanded 50,000 sums by ~160 options and one `fyp demo` check grew past 14 GB.
-_MAX_EXPANDED = 500_000
-_PER_SUM = 16  # choices kept per distinct partial sum
-_DECIMALS = 6
+# Each candidate of a search is one solve; the explainer folds at most its own cap of them (_MAX_FOLDS), and a
+# solve that finds nothing within this many seconds ends the search (a hot video's infeasible program is the slow
+# case: no candidate is the answer there anyway).
+_SOLVE_S = 5.0
 # The overtaken search leaves out any of the newest this many events no newer than the served value (2^n subsets,
-# pruned by the sums): what overtakes an event is a later event of a subtask ahead of its own, so the events
+# one binary choice each): what overtakes an event is a later event of a subtask ahead of its own, so the events
 # overtaken sit just before the served value's event time.
 _MAX_OVERTAKEN = 48
-# Its partial sums kept per step: with the decayed sums hardly any two are equal, so a hot video's (many events to
-# leave out) fill it. On 200 served rows of issue #17's demo at a 1,100 s bound, 50,000 took 529 s and left 3 user
-# rows unexplained, 5,000 took 242 s and left 4 (a busy machine, load 6-7; the first run beside another check).
-MAX_OVERTAKEN_STATES = 5_000
 # The read-position search: per partition, any of this many recent events just before its read position may
 # have been overtaken (2^4 choices per read position); a partition's options are capped, fewest events first.
 _OVERTAKEN_PER_PARTITION = 4
@@ -117,15 +114,16 @@ def read_position_options(events: list[int], times: np.ndarray, served_event_ms:
 
 
 def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
-                 tolerance: np.ndarray, max_states: int = MAX_STATES) -> Iterator[frozenset[int]]:
-    """One option per group whose extra events (beyond each option 0) sum to `need` (within `tolerance`: the
-    served value is float32), the fewest events first.
+                 tolerance: np.ndarray, max_candidates: int = 64) -> Iterator[frozenset[int]]:
+    """One option per group whose extra events (beyond each option 0) sum to `need` (within `tolerance`: the served
+    value is float32), the fewest events first, at most `max_candidates` of them, each a different choice.
 
-    Group by group, every reachable partial sum is kept (numpy, a row each) with the options chosen so far; a
-    partial sum is dropped once no choice of the later groups can bring it within the tolerance of `need` (each
-    later group adds at least its smallest and at most its largest extra, column by column)."""
-    extras, sizes = [], []
-    for group in options:
+    The 0-1 program: x[o] = 1 when option o is chosen; per group, the x of its options sum to 1; per column,
+    need - tolerance <= sum of x[o] * extra[o] <= need + tolerance; minimise the events chosen. After each
+    candidate a cut (its chosen options may not all be chosen again) makes the next solve find another."""
+    width = len(need)
+    extras, sizes, group_of = [], [], []
+    for g, group in enumerate(options):
         base = set(group[0])
         added = [[i for i in option if i not in base] for option in group]
         events = sorted({i for a in added for i in a})
@@ -133,53 +131,30 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
         member = np.zeros((len(group), len(events)))
         for row, a in enumerate(added):
             member[row, [column[i] for i in a]] = 1.0
-        values = np.array([value(i) for i in events]).reshape(len(events), len(need))
-        extras.append(member @ values)  # row k: the extra events of option k
-        sizes.append(np.array([len(a) for a in added]))
-    # Per group, the least and the most the groups after it can add, column by column.
-    low = [np.zeros(len(need))] * len(extras)
-    high = [np.zeros(len(need))] * len(extras)
-    for p in range(len(extras) - 2, -1, -1):
-        low[p] = low[p + 1] + extras[p + 1].min(axis=0)
-        high[p] = high[p + 1] + extras[p + 1].max(axis=0)
-    sums = np.zeros((1, len(need)))
-    chosen = np.zeros((1, 0), dtype=np.int64)
-    count = np.zeros(1, dtype=np.int64)  # extra events chosen so far
-    for p, (extra, size) in enumerate(zip(extras, sizes, strict=True)):
-        extra, size = extra[:_MAX_EXPANDED], size[:_MAX_EXPANDED]  # its options, fewest extra events first
-        k = len(extra)
-        if len(sums) * k > _MAX_EXPANDED:
-            kept = _fewest_or_nearest(sums, count, need, _MAX_EXPANDED // k)
-            sums, chosen, count = sums[kept], chosen[kept], count[kept]
-        sums = (sums[:, None, :] + extra[None, :, :]).reshape(-1, len(need))
-        chosen = np.concatenate([np.repeat(chosen, k, axis=0), np.tile(np.arange(k), len(chosen))[:, None]], axis=1)
-        count = (count[:, None] + size[None, :]).reshape(-1)
-        keep = ~np.any((sums + low[p] > need + tolerance) | (sums + high[p] < need - tolerance), axis=1)
-        sums, chosen, count = sums[keep], chosen[keep], count[keep]
-        # Equal partial sums (rounded): keep the few choices with the fewest events of each; over the cap, those
-        # with the fewest events and those nearest `need` (_fewest_or_nearest).
-        rounded = np.round(sums, _DECIMALS)
-        order = np.lexsort((count, *rounded.T[::-1]))
-        rounded, sums, chosen, count = rounded[order], sums[order], chosen[order], count[order]
-        new_group = np.r_[True, np.any(rounded[1:] != rounded[:-1], axis=1)] if len(rounded) else np.zeros(0, bool)
-        starts = np.maximum.accumulate(np.where(new_group, np.arange(len(rounded)), 0))
-        keep = np.flatnonzero((np.arange(len(rounded)) - starts) < _PER_SUM)
-        sums, chosen, count = sums[keep], chosen[keep], count[keep]
-        if len(sums) > max_states:
-            kept = _fewest_or_nearest(sums, count, need, max_states)
-            sums, chosen, count = sums[kept], chosen[kept], count[kept]
-    found = np.all(np.abs(sums - need) <= tolerance, axis=1)
-    for choice in chosen[found][np.argsort(count[found], kind="stable")].tolist():
-        yield frozenset(i for group, k in zip(options, choice, strict=True) for i in group[k])
-
-
-def _fewest_or_nearest(sums: np.ndarray, count: np.ndarray, need: np.ndarray, n: int) -> np.ndarray:
-    """Indexes of at most n partial sums to keep: half those with the fewest events (the fewest exclusions are
-    tried first), half those nearest `need` (sum of the shortfall per column, each column scaled by its need): a
-    value lacking a lagging partition's long suffix is reached through partial sums of many events, which the
-    first half alone would cut."""
-    fewest = np.argsort(count, kind="stable")[:n // 2]
-    shortfall = np.abs(need - sums) / np.maximum(np.abs(need), 1.0)
-    rest = np.setdiff1d(np.arange(len(sums)), fewest, assume_unique=True)
-    nearest = rest[np.argsort(shortfall[rest].sum(axis=1), kind="stable")[:n - len(fewest)]]
-    return np.sort(np.concatenate([fewest, nearest]))
+        values = np.array([value(i) for i in events]).reshape(len(events), width)
+        extras.append(member @ values)
+        sizes += [len(a) for a in added]
+        group_of += [g] * len(group)
+    if not options:
+        return
+    extra = np.concatenate(extras)  # (options, columns)
+    n, groups = len(extra), len(options)
+    # Each column scaled to order 1 (watch milliseconds beside counts and decayed fractions) for the solver.
+    scale = 1.0 / np.maximum(np.maximum(np.abs(need), np.abs(extra).max(axis=0)), 1.0)
+    one_each = sparse.csr_array((np.ones(n), (group_of, np.arange(n))), shape=(groups, n))
+    constraints = [LinearConstraint(one_each, 1, 1),
+                   LinearConstraint(extra.T * scale[:, None], (need - tolerance) * scale, (need + tolerance) * scale)]
+    cuts: list[np.ndarray] = []
+    for _ in range(max_candidates):
+        cut = ([LinearConstraint(sparse.csr_array((np.ones(len(c)), (np.zeros(len(c), int), c)), shape=(1, n)),
+                                 -np.inf, groups - 1) for c in cuts])
+        found = milp(np.asarray(sizes, float), integrality=np.ones(n), bounds=Bounds(0, 1),
+                     constraints=[*constraints, *cut], options={"time_limit": _SOLVE_S})
+        if found.x is None or found.status not in (0, 1):  # 1: the time limit, with a solution in hand
+            return
+        chosen = np.flatnonzero(found.x > 0.5)
+        if len(chosen) != groups:
+            return
+        cuts.append(chosen)
+        offsets = np.cumsum([0, *(len(g) for g in options)])
+        yield frozenset(i for o in chosen.tolist() for i in options[group_of[o]][o - offsets[group_of[o]]])

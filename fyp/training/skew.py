@@ -71,7 +71,8 @@ class SkewReport:
 
     rows: served rows compared; mismatches: rows where some column differs; unexplained: rows where a difference
     has no documented cause; by_cause: rows per cause ("in_flight", "lateness", "in_flight+lateness");
-    examples: a few differing rows (request, entity, column, served and backfilled values, cause)."""
+    examples: a few differing rows, the unexplained first (request, entity, column, served and backfilled values,
+    cause)."""
 
     rows: int
     mismatches: int
@@ -85,6 +86,8 @@ class SkewReport:
     by_set: dict[str, dict[str, int]] = field(default_factory=dict)
     partition_bounds_ms: dict[int, int] = field(default_factory=dict)  # per Kafka partition, capped; others: the bound
     dedup_subtasks: int | None = None  # the job's deduplication subtasks the searches assumed (None: per partition)
+    rows_with_own_bounds: int = 0  # rows whose request had bounds of its own (measured at that read), capped too
+    beyond_own_bounds: int = 0  # differing values (per set) explained within the run's bounds but not their request's
 
     @property
     def mismatch_rate(self) -> float:
@@ -105,6 +108,7 @@ class SkewReport:
                 "in_flight_bound_ms": self.in_flight_bound_ms,
                 "partition_bounds_ms": {str(p): b for p, b in self.partition_bounds_ms.items()},
                 "max_in_flight_gap_ms": self.max_in_flight_gap_ms, "dedup_subtasks": self.dedup_subtasks,
+                "rows_with_own_bounds": self.rows_with_own_bounds, "beyond_own_bounds": self.beyond_own_bounds,
                 "examples": self.examples}
 
 
@@ -147,7 +151,8 @@ class _Arrivals:
 
 def compare(training_set: TrainingSet, served, history: History, *, arrivals: History | None = None,
             in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS, partition_bounds_ms: Mapping[int, int] | None = None,
-            dedup_subtasks: int | None = None, max_examples: int = 5) -> SkewReport:
+            dedup_subtasks: int | None = None, request_bounds_ms: Mapping[str, Mapping[int, int]] | None = None,
+            max_examples: int = 5) -> SkewReport:
     """Compare served rows (an Arrow table with the served table's columns) with the backfill from `history`.
 
     history: the engagement rows of the served users and videos at least (with lateness flags if partial).
@@ -158,6 +163,12 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
     dedup_subtasks: the features job's parallelism when it served these rows (its deduplication's subtasks): the
         in-flight searches then take a suffix per partition and subtask (fyp.training.explain.dedup_lanes). None:
         per partition, as if the job ran one such subtask.
+    request_bounds_ms: per request id, per partition, the bound of that serve alone (the job's lag measured at
+        that read, `fyp demo`'s LoggedReads), capped at in_flight_bound_ms; a partition it does not name keeps
+        partition_bounds_ms. A row is searched within its request's bounds first (fewer recent events to combine,
+        so the capped searches reach further), then, if that finds nothing, within the run's: the measurement sees
+        a partition's leading deduplication lane only, so it is no bound on the trailing one. The report counts
+        the values only the second search explained (`beyond_own_bounds`).
     """
     import pyarrow as pa
 
@@ -171,10 +182,15 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
     lookup_rows = [engagement_row(user_id=u, video_id=v) for u, v in zip(
         served.column("user_id").to_pylist(), served.column("video_id").to_pylist(), strict=True)]
     order = _Arrivals(source.partitions, source.offsets, source.event_times)
+    requests = served.column("request_id").to_pylist() if "request_id" in served.column_names else [None] * n
+    row_bounds = [{**(partition_bounds_ms or {}), **(request_bounds_ms or {}).get(rid, {})} for rid in requests]
+    own_bounds = sum(rid in (request_bounds_ms or {}) for rid in requests)
+    beyond_own_bounds = 0  # rows (per set) explained within the run's bounds but not within their request's
     admitted = history.admitted()
     bad_rows: dict[int, set[str]] = {}
     unexplained_rows: set[int] = set()
     examples: list[dict] = []
+    seen: set[tuple] = set()  # (set, request, entity, served time) of the examples
     by_set: dict[str, dict[str, int]] = {}
     gaps: list[int] = []
     compared_columns = 0
@@ -195,10 +211,16 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
         for r in sorted(differing, key=lambda r: (_key(feature_set, lookup_rows[r]), served_ms[r])):
             key = _key(feature_set, lookup_rows[r])
             at = int(served_ms[r])
-            found = explain(feature_set, history, entity_rows.get(key, []), key, at, int(served_times[r]),
-                            lambda i, at=at: order.arrived_after(history, i, at), in_flight_bound_ms,
-                            {c: served_values[c][r] for _, c in names}, same, prefixes, partition_bounds_ms,
-                            lane_of)
+            row = (feature_set, history, entity_rows.get(key, []), key, at, int(served_times[r]),
+                   lambda i, at=at: order.arrived_after(history, i, at), in_flight_bound_ms,
+                   {c: served_values[c][r] for _, c in names}, same, prefixes)
+            found = explain(*row, row_bounds[r], lane_of)
+            if found is None and row_bounds[r] != (partition_bounds_ms or {}):
+                # The request's own bounds narrow the search (fewer recent events to combine), but the probe that
+                # measured them sees a partition's leading lane only: a row they leave unexplained is searched
+                # again within the run's bounds, the documented ones.
+                found = explain(*row, partition_bounds_ms, lane_of)
+                beyond_own_bounds += found is not None
             cause, gap = (found.cause, found.in_flight_gap_ms) if found else (None, None)
             counts[cause or "unexplained"] += 1
             if gap is not None:
@@ -207,15 +229,16 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
                 unexplained_rows.add(r)
             else:
                 bad_rows.setdefault(r, set()).update(cause.split("+"))
-            seen = {(e["set"], e["entity_id"], e["served_time_ms"]) for e in examples}
-            if len(examples) < max_examples and (feature_set.name, key, int(served_ms[r])) not in seen:
+            if (feature_set.name, requests[r], key, int(served_ms[r])) not in seen:
+                seen.add((feature_set.name, requests[r], key, int(served_ms[r])))
                 i, c = next((i, c) for i, c in names if not same(served_values[c][r], block.values[r, i]))
-                examples.append({"request_id": served.column("request_id")[r].as_py() if "request_id" in
-                                 served.column_names else None, "served_time_ms": int(served_ms[r]),
+                examples.append({"request_id": requests[r], "served_time_ms": int(served_ms[r]),
                                  "set": feature_set.name, "entity_id": key, "column": feature_column(feature_set, c),
                                  "served": served_values[c][r], "backfilled": _number(block.values[r, i]),
                                  "served_event_time_ms": int(served_times[r]), "cause": cause or "unexplained"})
         by_set[feature_set.name] = {"mismatches": len(differing), **counts}
+    # The unexplained first: they are what a reader of the report must look at.
+    examples = sorted(examples, key=lambda e: e["cause"] != "unexplained")[:max_examples]
     for r in unexplained_rows:
         bad_rows.pop(r, None)
     by_cause = Counter("+".join(sorted(causes)) for causes in bad_rows.values())
@@ -224,7 +247,8 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
                       examples=examples, skipped=int((~keep).sum()), columns=compared_columns,
                       in_flight_bound_ms=in_flight_bound_ms, max_in_flight_gap_ms=max(gaps) if gaps else None,
                       by_set=by_set, partition_bounds_ms=_capped(partition_bounds_ms, in_flight_bound_ms),
-                      dedup_subtasks=dedup_subtasks)
+                      dedup_subtasks=dedup_subtasks, rows_with_own_bounds=own_bounds,
+                      beyond_own_bounds=beyond_own_bounds)
 
 
 def _capped(bounds: Mapping[int, int] | None, cap: int) -> dict[int, int]:
@@ -268,7 +292,8 @@ def sample_rows(served, sample: int, seed: int):
 
 def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int = 0,
           in_flight_bound_ms: int = IN_FLIGHT_BOUND_MS,
-          partition_bounds_ms: Mapping[int, int] | None = None, dedup_subtasks: int | None = None) -> SkewReport:
+          partition_bounds_ms: Mapping[int, int] | None = None, dedup_subtasks: int | None = None,
+          request_bounds_ms: Mapping[str, Mapping[int, int]] | None = None) -> SkewReport:
     """Sample `sample` rows of `training_set.served_table`, read the history of their users and videos (with the
     lateness flags `fyp verify` computes, over each partition's fuller stream), and `compare`."""
     import pyarrow as pa
@@ -313,4 +338,5 @@ def check(catalog, training_set: TrainingSet, *, sample: int = 1000, seed: int =
                        partitions=np.array([-1 if p is None else p for p, _, _ in stream], np.int64),
                        offsets=np.array([-1 if o is None else o for _, o, _ in stream], np.int64))
     return compare(training_set, served, history, arrivals=arrivals, in_flight_bound_ms=in_flight_bound_ms,
-                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=dedup_subtasks)
+                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=dedup_subtasks,
+                   request_bounds_ms=request_bounds_ms)

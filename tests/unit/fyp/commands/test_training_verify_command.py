@@ -75,3 +75,20 @@ def test_the_dedup_subtasks_default_to_the_running_jobs_parallelism_and_can_be_g
     assert _verify("--dedup-subtasks", "4").exit_code == 0
     assert _verify("--dedup-subtasks", "0").exit_code == 0  # per partition only
     assert [c["dedup_subtasks"] for c in calls] == [RUNNING_PARALLELISM, 4, None]
+
+
+def test_per_request_bounds_are_read_from_their_file(calls: list[dict], tmp_path) -> None:
+    path = tmp_path / "bounds.json"
+    path.write_text(json.dumps({"req-1": {"0": 20_000, "3": 65_000}, "req-2": {}}))
+    assert _verify("--request-bounds", str(path)).exit_code == 0
+    assert _verify().exit_code == 0
+    assert [c["request_bounds_ms"] for c in calls] == [{"req-1": {0: 20_000, 3: 65_000}, "req-2": {}}, None]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"r\": {\"a\": 1}}", "{\"r\": {\"0\": -1}}", "not json"])
+def test_a_malformed_request_bounds_file_is_refused_before_anything_runs(calls: list[dict], tmp_path,
+                                                                         text: str) -> None:
+    path = tmp_path / "bounds.json"
+    path.write_text(text)
+    result = _verify("--request-bounds", str(path))
+    assert result.exit_code == 2 and "--request-bounds" in result.output and calls == []

@@ -1,4 +1,4 @@
-"""The explainer's capped searches (fyp.training.search) on plain vectors: what they find, and what their caps keep."""
+"""The explainer's searches (fyp.training.search) on plain vectors: what they find, in which order."""
 
 from __future__ import annotations
 
@@ -19,13 +19,27 @@ def suffix_groups(partitions: int, events: int) -> list[list[list[int]]]:
     return [[list(range(p * events, p * events + k)) for k in range(events)] for p in range(partitions)]
 
 
-def test_a_long_suffix_survives_a_tight_cap_beside_short_ones():
-    """Twelve events of the first partition and two of the second: with room for 40 partial sums, keeping only
-    those with the fewest events cuts the twelve-event ones before the later partitions are added."""
-    groups = suffix_groups(5, 30)
+def test_a_long_suffix_beside_short_ones_is_found_exactly():
+    """Twelve events of the first of eight partitions and two of the second: 30^8 choices in all, one of which
+    sums to what the value lacks."""
+    groups = suffix_groups(8, 30)
     need = VALUES[0:12].sum(axis=0) + VALUES[30:32].sum(axis=0)
-    found = list(combinations(groups, value, need, np.full(6, 1e-9), max_states=40))
-    assert found and found[0] == frozenset([*range(12), 30, 31])
+    found = list(combinations(groups, value, need, np.full(6, 1e-9)))
+    assert found == [frozenset([*range(12), 30, 31])]
+
+
+def test_candidates_come_fewest_events_first_each_once():
+    """Two groups whose options hold events of equal value: several choices sum alike; each is given once, the
+    choices with fewer events first."""
+    ones = lambda i: np.ones(1)  # noqa: E731
+    groups = [[[], [0], [0, 1], [0, 1, 2]], [[], [10], [10, 11], [10, 11, 12]]]
+    found = list(combinations(groups, ones, np.array([3.0]), np.array([1e-9])))
+    assert sorted(map(sorted, found)) == [[0, 1, 2], [0, 1, 10], [0, 10, 11], [10, 11, 12]]
+    assert all(len(c) == 3 for c in found) and len(set(found)) == 4
+    sized = list(combinations([[[], [0]], [[], [1, 2]]], ones, np.array([1.0]), np.array([1e-9])))
+    assert sized == [frozenset([0])]
+    assert list(combinations(groups, ones, np.array([7.0]), np.array([1e-9]))) == []  # nothing sums to 7
+    assert len(list(combinations(groups, ones, np.array([3.0]), np.array([1e-9]), max_candidates=2))) == 2
 
 
 def test_a_read_position_and_events_just_before_it():

@@ -197,6 +197,29 @@ def test_a_partition_bound_is_capped_by_the_global_one():
     assert report.by_set["video_engagement"] == {"mismatches": 1, "in_flight": 1}
 
 
+def test_a_requests_own_bounds_are_searched_first_then_the_runs():
+    hist, unseen = hot_video_world()
+    served = served_rows(hist, [("u9", "v0", T0 + 100_000), ("u8", "v0", T0 + 100_000)], hidden=unseen)
+    run_bounds = {0: 20_000, 1: 20_000, 2: 20_000}
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=20_000, partition_bounds_ms=run_bounds)
+    assert report.unexplained == 0 and (report.rows_with_own_bounds, report.beyond_own_bounds) == (0, 0)
+    # Measured at request r1's read, partition 0 trailed by 10 s only: its missing watch (18 s old) is beyond that,
+    # and within the run's bound of 20 s (a probe sees a partition's leading lane only, no bound on the other).
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=20_000, partition_bounds_ms=run_bounds,
+                     request_bounds_ms={"r1": {0: 10_000}, "r-other": {0: 1}})
+    assert report.by_set["video_engagement"] == {"mismatches": 2, "in_flight": 2}
+    assert (report.rows_with_own_bounds, report.beyond_own_bounds) == (1, 1)
+    # A request's own bounds apply to its row only; partitions it does not name keep the run's.
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=20_000,
+                     partition_bounds_ms={0: 10_000, 1: 20_000, 2: 20_000}, request_bounds_ms={"r0": {0: 20_000}})
+    assert report.by_set["video_engagement"] == {"mismatches": 2, "in_flight": 1, "unexplained": 1}
+    assert [(e["request_id"], e["cause"]) for e in report.examples] == [("r1", "unexplained"), ("r0", "in_flight")]
+    # A request's bound above the global one is capped by it.
+    report = compare(watch_outcomes.v1, served, hist, in_flight_bound_ms=15_000,
+                     request_bounds_ms={"r0": {0: 20_000, 1: 20_000, 2: 20_000}})
+    assert report.by_set["video_engagement"]["unexplained"] == 2
+
+
 def test_the_sample_is_the_same_for_the_same_rows_in_any_order():
     served = pa.table({"request_id": [f"r{i // 3}" for i in range(60)], "video_id": [f"v{i % 3}" for i in range(60)]})
     shuffled = served.take(pa.array(np.random.default_rng(1).permutation(60)))
