@@ -12,10 +12,12 @@ run, 327 to 1,010 s of event time depending on the partition), and a value's in-
 partitions it trails in, so the demo measures the lag per partition: with each read it reads the values of a few
 hundred users (the engagement topic is keyed by user, so each user's events are on one partition,
 fyp.traffic.partitioner) and notes, per partition, how far the read's time is ahead of the newest event time any of
-that partition's users shows in Redis: what the job had applied there. The check runs with each partition's largest
-lag of the run as that partition's bound, and the largest of them as the global cap; the demo prints both. The
-newest event time of the region x language values (a few keys that nearly every event updates) is noted too: it
-follows the partition read furthest, the smallest lag.
+that partition's users shows in Redis: what the job had applied there, on the partition's leading deduplication
+lane (a user's events go through both). The check's bound is the largest lag of the run; each serve is searched
+first within the lags measured at its own read (`LoggedReads.request_bounds`), and the demo prints each partition's
+largest lag, which bounds nothing (the trailing lane can be further behind). The newest event time of the region x
+language values (a few keys that nearly every event updates) is noted too: it follows the partition read furthest,
+the smallest lag.
 """
 
 from __future__ import annotations

@@ -94,8 +94,9 @@ def verify_command(
     partition_bounds: list[str] = typer.Option(
         [], "--partition-bound-ms", metavar="PARTITION=MS",
         help="The in-flight bound of one Kafka partition of the engagement topic (repeat per partition), capped "
-             "at --in-flight-bound-ms: the job's measured lag there (`fyp demo` prints them). Partitions not "
-             "named have --in-flight-bound-ms."),
+             "at --in-flight-bound-ms. It must hold for the partition's trailing deduplication lane: the largest "
+             "lag `fyp demo` prints per partition is its leading lane's, and the demo does not use it as a bound. "
+             "Partitions not named have --in-flight-bound-ms."),
     request_bounds: Path | None = typer.Option(
         None, "--request-bounds", exists=True, dir_okay=False, readable=True,
         help="A JSON file of per-request bounds, {request_id: {partition: ms}}: the job's lag measured at each "
