@@ -180,12 +180,12 @@ def applied_by_partition(redis: Any, probe: dict[int, list[str]], now_ms: int) -
     return found
 
 
-def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds_ms: dict[int, int] | None = None,
+def training_summary(settings: Any, *, in_flight_bound_ms: int,
                      request_bounds_ms: dict[str, dict[int, int]] | None = None,
                      timeout_s: float = 90.0) -> dict[str, Any]:
     """Once the join job has committed served rows: build the training table and run the skew check with the
-    given in-flight bounds (event-time ms; per engagement partition, and per request where measured at its read,
-    capped by the global one)."""
+    given in-flight bound (event-time ms), searching each row within its request's own bounds first (measured at
+    its read, capped by the bound)."""
     from connectors.iceberg_tables import catalog
     from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
     from fyp.stack.process import wait_until
@@ -209,15 +209,14 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int, partition_bounds
     # The features job ran all along, at the parallelism it served with: its deduplication's subtasks.
     subtasks = running_parallelism(settings, ENGAGEMENT_FEATURES_JOB)
     report = check(lake, declared, sample=200, in_flight_bound_ms=in_flight_bound_ms,
-                   partition_bounds_ms=partition_bounds_ms, dedup_subtasks=subtasks,
-                   request_bounds_ms=request_bounds_ms)
+                   dedup_subtasks=subtasks, request_bounds_ms=request_bounds_ms)
     return {
         "table": built.table, "rows": built.rows, "label_rates": built.label_rates,
         "rows_per_s": round(built.rows_per_s), "served_table": declared.served_table, "served_rows": served_rows(),
         "skew": {"rows": report.rows, "mismatches": report.mismatches, "unexplained": report.unexplained,
                  "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms,
-                 "partition_bounds_ms": report.partition_bounds_ms, "dedup_subtasks": report.dedup_subtasks,
-                 "rows_with_own_bounds": report.rows_with_own_bounds, "beyond_own_bounds": report.beyond_own_bounds},
+                 "dedup_subtasks": report.dedup_subtasks, "rows_with_own_bounds": report.rows_with_own_bounds,
+                 "beyond_own_bounds": report.beyond_own_bounds},
     }
 
 

@@ -100,8 +100,9 @@ def verify_command(
     request_bounds: Path | None = typer.Option(
         None, "--request-bounds", exists=True, dir_okay=False, readable=True,
         help="A JSON file of per-request bounds, {request_id: {partition: ms}}: the job's lag measured at each "
-             "logged read (`fyp demo` writes one and prints its path). A row of such a request is searched with "
-             "its own bounds (capped at --in-flight-bound-ms) instead of the run's."),
+             "logged read (`fyp demo` writes one and prints its path). A row of such a request is searched within "
+             "its own bounds first (capped at --in-flight-bound-ms), then, where they explain nothing, within the "
+             "bounds above."),
     dedup_subtasks: int | None = typer.Option(
         None, "--dedup-subtasks", min=0,
         help="The features job's parallelism while it served these rows (its deduplication's subtasks: per "
