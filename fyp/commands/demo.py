@@ -81,7 +81,7 @@ def demo(
     rate: float = typer.Option(
         2_000, "--rate", min=1,
         help="Events per second to produce. The default is what a 2-core laptop running the whole stack keeps up "
-             "with (at 5,000 the features job fell 30-40 s behind; docs/TRAINING.md)."),
+             "with (at 5,000 the features job's largest lag was 32-43 s; docs/TRAINING.md)."),
     duration: float = typer.Option(150, "--duration", min=1, help="Seconds of traffic."),
     users: int = typer.Option(20_000, "--users", min=1, help="Distinct viewers in the generated traffic."),
     videos: int = typer.Option(20_000, "--videos", min=1, help="Distinct videos in the generated traffic."),
