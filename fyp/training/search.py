@@ -121,6 +121,8 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
     The 0-1 program: x[o] = 1 when option o is chosen; per group, the x of its options sum to 1; per column,
     need - tolerance <= sum of x[o] * extra[o] <= need + tolerance; minimise the events chosen. After each
     candidate a cut (its chosen options may not all be chosen again) makes the next solve find another."""
+    if not options:
+        return
     width = len(need)
     extras, sizes, group_of = [], [], []
     for g, group in enumerate(options):
@@ -135,8 +137,7 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
         extras.append(member @ values)
         sizes += [len(a) for a in added]
         group_of += [g] * len(group)
-    if not options:
-        return
+    flat = [option for group in options for option in group]  # x[o] is flat[o]
     extra = np.concatenate(extras)  # (options, columns)
     n, groups = len(extra), len(options)
     # Each column scaled to order 1 (watch milliseconds beside counts and decayed fractions) for the solver.
@@ -144,17 +145,17 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
     one_each = sparse.csr_array((np.ones(n), (group_of, np.arange(n))), shape=(groups, n))
     constraints = [LinearConstraint(one_each, 1, 1),
                    LinearConstraint(extra.T * scale[:, None], (need - tolerance) * scale, (need + tolerance) * scale)]
-    cuts: list[np.ndarray] = []
+    given: list[np.ndarray] = []  # the options of each candidate given: never all chosen again
     for _ in range(max_candidates):
-        cut = ([LinearConstraint(sparse.csr_array((np.ones(len(c)), (np.zeros(len(c), int), c)), shape=(1, n)),
-                                 -np.inf, groups - 1) for c in cuts])
+        cuts = [LinearConstraint(sparse.csr_array((np.ones(groups * len(given)), (
+            np.repeat(np.arange(len(given)), groups), np.concatenate(given))), shape=(len(given), n)),
+            -np.inf, groups - 1)] if given else []
         found = milp(np.asarray(sizes, float), integrality=np.ones(n), bounds=Bounds(0, 1),
-                     constraints=[*constraints, *cut], options={"time_limit": _SOLVE_S})
+                     constraints=[*constraints, *cuts], options={"time_limit": _SOLVE_S})
         if found.x is None or found.status not in (0, 1):  # 1: the time limit, with a solution in hand
             return
         chosen = np.flatnonzero(found.x > 0.5)
         if len(chosen) != groups:
             return
-        cuts.append(chosen)
-        offsets = np.cumsum([0, *(len(g) for g in options)])
-        yield frozenset(i for o in chosen.tolist() for i in options[group_of[o]][o - offsets[group_of[o]]])
+        given.append(chosen)
+        yield frozenset(i for o in chosen.tolist() for i in flat[o])
