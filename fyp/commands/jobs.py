@@ -10,7 +10,15 @@ from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
 from fyp.stack.rescale import rescale_job
-from fyp.stack.submit import available_jobs, cancel_job, list_jobs, parse_properties, submit_job
+from fyp.stack.resume import record_submitted, resume_point
+from fyp.stack.submit import (
+    available_jobs,
+    cancel_job,
+    list_jobs,
+    parse_properties,
+    resume_failed,
+    submit_job,
+)
 
 __all__ = ["register"]
 
@@ -23,23 +31,40 @@ def submit(
         None, "--checkpoint-interval", help="Override execution.checkpointing.interval, e.g. 10s."),
     conf: list[str] = typer.Option([], "--conf", "-D", help="Flink configuration key=value (repeatable)."),
     from_savepoint: str = typer.Option(
-        None, "--from-savepoint", "-s", help="Restore state from a savepoint or retained checkpoint path."),
+        None, "--from-savepoint", "-s", help="Restore state from this savepoint or retained checkpoint path."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start with empty state even where the job has state to resume from (by default it "
+        "resumes from the newest savepoint or retained checkpoint of its last submission, fyp/stack/resume.py)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id."""
+    """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id. It resumes from the state of
+    the job last submitted for it, where that state is still on disk (a stack restart loses running jobs, not their
+    checkpoints), unless --fresh or --from-savepoint."""
     try:
         properties = parse_properties(conf)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--conf") from None
+    if fresh and from_savepoint:
+        raise typer.BadParameter("--fresh starts without state; it cannot be given with --from-savepoint",
+                                 param_hint="--fresh")
     if checkpoint_interval:
         properties["execution.checkpointing.interval"] = checkpoint_interval
+    settings, job = load_settings(), job.removesuffix(".py")
+    resume = None if fresh or from_savepoint else resume_point(settings, job)
+    start = from_savepoint or (resume and resume.path)
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):
-        job_id = submit_job(load_settings(), job, parallelism=parallelism, properties=properties,
-                            job_args=job_args or [], from_savepoint=from_savepoint)
+        try:
+            job_id = submit_job(settings, job, parallelism=parallelism, properties=properties,
+                                job_args=job_args or [], from_savepoint=start)
+        except StackError as exc:
+            raise (resume_failed(settings, job, resume.describe(), exc) if resume else exc) from exc
+    record_submitted(settings, job, job_id, start)
     if as_json:
-        print_json({"job": job, "job_id": job_id})
+        print_json({"job": job, "job_id": job_id, "resumed_from": start})
     else:
-        console.print(f"[green]✓[/] submitted {job}: {job_id}")
+        console.print(f"[green]✓[/] submitted {job}: {job_id}"
+                      + (f" (resumed from its {resume.describe()})" if resume else "")
+                      + (f" (from {from_savepoint})" if from_savepoint else ""))
 
 
 def jobs(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:

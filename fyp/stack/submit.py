@@ -17,8 +17,8 @@ from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
 __all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job",
-           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "running_parallelism",
-           "savepoint_record", "submit_job", "task_counts"]
+           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "resume_failed",
+           "running_parallelism", "savepoint_record", "submit_job", "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -136,22 +136,34 @@ def recorded_savepoint(settings: Settings, job: str) -> str | None:
 
 
 def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, str] | None = None) -> str:
-    """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one: from the
-    savepoint its last stop recorded (`record_savepoint`), when there is one, so that a job whose state is the
-    only full copy of what it computed (the follow graph) never starts empty after a stop."""
+    """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one, resumed from the
+    newest state of the job last submitted for it (`fyp.stack.resume.resume_point`: a savepoint its last stop
+    recorded, or its retained checkpoint), so that a job never starts empty after a stop or a stack restart while
+    its state is on disk. The submission is recorded for the next one."""
+    from fyp.stack.resume import record_submitted, resume_point
+
     running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ALIVE_STATES}
     if pipeline.pipeline_name in running:
         return running[pipeline.pipeline_name]
-    savepoint = recorded_savepoint(settings, pipeline.job)
+    resume = resume_point(settings, pipeline.job)
     try:
-        return submit_job(settings, pipeline.job, properties=properties, from_savepoint=savepoint)
+        job_id = submit_job(settings, pipeline.job, properties=properties, from_savepoint=resume and resume.path)
     except StackError as exc:
-        if savepoint is None:
+        if resume is None:
             raise
-        # Never fall back to an empty start: that would overwrite what the state computed.
-        raise StackError(f"{exc}\n{pipeline.job} was to resume from its last savepoint {savepoint} (recorded in "
-                         f"{savepoint_record(settings, pipeline.job)}); if that state is no longer wanted, delete "
-                         "the record, and the job starts empty") from exc
+        raise resume_failed(settings, pipeline.job, resume.describe(), exc) from exc
+    record_submitted(settings, pipeline.job, job_id, resume and resume.path)
+    return job_id
+
+
+def resume_failed(settings: Settings, job: str, described: str, exc: StackError) -> StackError:
+    """The error of a submission that could not restore its state: never an empty start in its place, which would
+    overwrite what the state computed."""
+    from fyp.stack.resume import submission_record
+
+    return StackError(f"{exc}\n{job} was to resume from its {described}; if that state is no longer wanted, "
+                      f"delete {savepoint_record(settings, job)} and {submission_record(settings, job)} (or submit "
+                      f"with `fyp submit {job} --fresh`), and the job starts empty")
 
 
 def list_jobs(settings: Settings) -> list[RunningJob]:

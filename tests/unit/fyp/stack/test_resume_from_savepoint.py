@@ -1,13 +1,19 @@
 """`ensure_job` resumes a stopped job from the savepoint its last stop recorded (the demo stops follow_graph with
-one), never starts it empty when that restore fails, and leaves a running job alone; plain data for the cluster."""
+one) or from the newest retained checkpoint of the job last submitted for it (a stack restart loses running jobs,
+not their checkpoints: fyp/stack/resume.py), never starts it empty when that restore fails, and leaves a running
+job alone; plain data for the cluster (files laid out as Flink lays them out)."""
 
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 
 from fyp.pipelines import FOLLOW_GRAPH_JOB
 from fyp.stack import submit
 from fyp.stack.process import StackError
+from fyp.stack.resume import latest_checkpoint, record_submitted, resume_point, submission_record
 from fyp.stack.submit import RunningJob, ensure_job, record_savepoint, recorded_savepoint, savepoint_record
 
 
@@ -58,7 +64,7 @@ def test_a_failed_restore_is_an_error_that_names_the_record_not_an_empty_start(s
         raise StackError("submitting follow_graph failed (exit 1): cannot map checkpoint state")
 
     monkeypatch.setattr(submit, "submit_job", refused)
-    with pytest.raises(StackError, match="last savepoint") as failure:
+    with pytest.raises(StackError, match="resume from its savepoint") as failure:
         ensure_job(settings, FOLLOW_GRAPH_JOB)
     assert str(savepoint_record(settings, "follow_graph")) in str(failure.value)
     assert len(calls) == 1 and calls[0] is not None  # tried once, from the savepoint, and not again without it
@@ -70,3 +76,100 @@ def test_a_running_job_is_left_alone(settings, monkeypatch):
         RunningJob(job_id="a" * 32, name=FOLLOW_GRAPH_JOB.pipeline_name, state="RUNNING", start_time_ms=0)])
     monkeypatch.setattr(submit, "submit_job", lambda *_a, **_k: pytest.fail("submitted a running job"))
     assert ensure_job(settings, FOLLOW_GRAPH_JOB) == "a" * 32
+
+
+def _checkpoints_config(settings, text: str | None = None) -> str:
+    """Write the rendered cluster configuration with a file:// checkpoints directory; returns that directory."""
+    root = settings.data_dir / "flink" / "checkpoints"
+    conf = settings.home / "flink-conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "config.yaml").write_text(text or f"state:\n  checkpoints:\n    dir: file://{root}\n    num-retained: 3\n")
+    return str(root)
+
+
+def _checkpoint(root: str, job_id: str, n: int, complete: bool = True) -> str:
+    directory = os.path.join(root, job_id, f"chk-{n}")
+    os.makedirs(directory)
+    if complete:  # Flink writes _metadata last: a chk-N without it is a checkpoint in progress or failed
+        with open(os.path.join(directory, "_metadata"), "wb") as f:
+            f.write(b"state")
+    return f"file://{directory}"
+
+
+def test_the_newest_complete_checkpoint_of_the_last_submitted_job_is_where_it_resumes(settings, submitted):
+    root = _checkpoints_config(settings)
+    ensure_job(settings, FOLLOW_GRAPH_JOB)  # nothing recorded: empty, and this submission is recorded
+    assert json.loads(submission_record(settings, "follow_graph").read_text()) == {
+        "job_id": "f" * 32, "resumed_from": None}
+    _checkpoint(root, "f" * 32, 3)
+    newest = _checkpoint(root, "f" * 32, 12)
+    _checkpoint(root, "f" * 32, 13, complete=False)
+    _checkpoint(root, "e" * 32, 40)  # another job's
+    assert latest_checkpoint(settings, "f" * 32) == newest
+    ensure_job(settings, FOLLOW_GRAPH_JOB)  # the JobManager went away with the job; its checkpoints did not
+    assert submitted == [("follow_graph", None), ("follow_graph", newest)]
+    assert json.loads(submission_record(settings, "follow_graph").read_text())["resumed_from"] == newest
+
+
+def test_a_savepoint_taken_after_the_last_submission_comes_before_its_checkpoints(settings, submitted):
+    root = _checkpoints_config(settings)
+    record_submitted(settings, "follow_graph", "a" * 32, None)
+    _checkpoint(root, "a" * 32, 7)
+    savepoint = _savepoint(settings, "savepoint-after")
+    record_savepoint(settings, "follow_graph", savepoint)
+    submitted_at = submission_record(settings, "follow_graph").stat().st_mtime
+    os.utime(submission_record(settings, "follow_graph"), (submitted_at - 60, submitted_at - 60))
+    assert resume_point(settings, "follow_graph").path == savepoint
+    # ... and once a job resumed from it has checkpointed, its checkpoint is the newer state
+    record_submitted(settings, "follow_graph", "b" * 32, savepoint)
+    later = _checkpoint(root, "b" * 32, 2)
+    assert resume_point(settings, "follow_graph").path == later
+
+
+def test_a_job_stopped_before_its_first_checkpoint_resumes_from_what_it_resumed_from(settings, submitted):
+    root = _checkpoints_config(settings)
+    earlier = _checkpoint(root, "a" * 32, 5)
+    record_submitted(settings, "follow_graph", "b" * 32, earlier)
+    point = resume_point(settings, "follow_graph")
+    assert (point.path, point.kind) == (earlier, "checkpoint")
+    os.remove(earlier.removeprefix("file://") + "/_metadata")  # gone: nothing to resume from
+    assert resume_point(settings, "follow_graph") is None
+
+
+def test_the_checkpoints_directory_is_read_from_flat_keys_too(settings):
+    root = settings.data_dir / "elsewhere"
+    _checkpoints_config(settings, f"state.checkpoints.dir: {root}\n")
+    path = _checkpoint(str(root), "c" * 32, 1)
+    assert latest_checkpoint(settings, "c" * 32) == path.removeprefix("file://")
+
+
+def test_no_rendered_configuration_means_no_checkpoints(settings):
+    assert latest_checkpoint(settings, "c" * 32) is None
+
+
+def test_fyp_submit_resumes_by_default_and_starts_empty_only_when_told(settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fyp.cli import app
+    from fyp.commands import jobs
+
+    calls: list[str | None] = []
+
+    def fake_submit(_settings, name, *, from_savepoint=None, **_):
+        calls.append(from_savepoint)
+        return f"{len(calls):032d}"
+
+    monkeypatch.setattr(jobs, "submit_job", fake_submit)
+    root = _checkpoints_config(settings)
+    runner = CliRunner()
+    first = runner.invoke(app, ["submit", "engagement_features", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["resumed_from"] is None
+    newest = _checkpoint(root, calls and f"{1:032d}", 4)
+    resumed = runner.invoke(app, ["submit", "engagement_features.py", "--json"])
+    assert json.loads(resumed.output)["resumed_from"] == newest
+    fresh = runner.invoke(app, ["submit", "engagement_features", "--fresh", "--json"])
+    assert json.loads(fresh.output)["resumed_from"] is None
+    assert calls == [None, newest, None]
+    both = runner.invoke(app, ["submit", "engagement_features", "--fresh", "--from-savepoint", "file:/x"])
+    assert both.exit_code == 2 and "--fresh" in both.output
