@@ -42,13 +42,13 @@ import httpx
 import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import ORJSONResponse
 
 from fyp.experiments.spec import Experiment
 from fyp.feed.assemble import CandidatesDown, FeedConfig, FeedRanker, FetchVectors
 from fyp.feed.candidates import local_candidates
 from fyp.feed.model import RankerSlot
 from fyp.feed.rerank import MAX_FEED
+from fyp.json_response import JSONBytes
 
 __all__ = ["DEFAULT_PORT", "OPTIONS_ENV", "app_from_env", "app_from_options", "build_app", "create_app", "default_port",
            "http_vectors", "serve"]
@@ -130,20 +130,20 @@ def create_app(ranker: FeedRanker, *, reload_every_s: float = 0.0, workers: int 
                 raise HTTPException(422, str(exc)) from exc
         return slot.reload(version)
 
-    # ORJSONResponse: the body is plain JSON types already, so FastAPI's jsonable_encoder walk and json.dumps are
+    # JSONBytes: the body is plain JSON types already, so FastAPI's jsonable_encoder walk and json.dumps are
     # skipped (no response_model either: nothing to validate on the way out).
-    @app.get("/v1/feed", response_class=ORJSONResponse)
+    @app.get("/v1/feed", response_class=JSONBytes)
     async def feed(user: str = Query(..., min_length=1, max_length=128),
                    n: int = Query(10, ge=1, le=MAX_FEED),
                    explain: bool = Query(False, description="say why each dropped candidate was dropped"),
                    at_ms: int | None = Query(None, ge=0, le=2**53, description="debug: read features as of epoch ms")
-                   ) -> ORJSONResponse:
+                   ) -> JSONBytes:
         if at_ms is not None and abs(at_ms - time.time() * 1000) > MAX_AT_SKEW_MS:
             raise HTTPException(422, f"at_ms must be within {MAX_AT_SKEW_MS} ms of the service's clock")
         try:
             body = await anyio.to_thread.run_sync(partial(ranker.feed, user, n, now_ms=at_ms, explain=explain),
                                                   limiter=feeds_at_once)
-            return ORJSONResponse(body)
+            return JSONBytes(body)
         except CandidatesDown as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:  # a user id no event could carry, refused by the candidate source or assignment

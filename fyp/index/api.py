@@ -42,13 +42,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse, ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fyp.index.ann import Neighbor
 from fyp.index.feed import IndexFeed
 from fyp.index.holder import IndexHolder, OtherModel
 from fyp.index.users import UserEmbedding, UserEmbeddings, no_embedding
+from fyp.json_response import JSONBytes
 
 if TYPE_CHECKING:
     from fyp.candidates import CandidateGenerator
@@ -297,24 +298,24 @@ def create_app(
     app.post("/v1/model/stage")(api.stage)
     app.post("/v1/model/swap")(api.swap)
 
-    # ORJSONResponse for the two the feed service calls on every feed (the shortlist's vectors; the dots of ~500
+    # JSONBytes for the two the feed service calls on every feed (the shortlist's vectors; the dots of ~500
     # candidates): FastAPI's jsonable_encoder walk of the answer was most of this service's CPU per feed.
-    @app.post("/v1/vectors", response_class=ORJSONResponse)
-    def vectors(request: VectorsRequest) -> ORJSONResponse:
-        return ORJSONResponse(api.vectors(request))
+    @app.post("/v1/vectors", response_class=JSONBytes)
+    def vectors(request: VectorsRequest) -> JSONBytes:
+        return JSONBytes(api.vectors(request))
 
-    @app.post("/v1/dots", response_class=ORJSONResponse)
-    def dots(request: DotsRequest) -> ORJSONResponse:
-        return ORJSONResponse(api.dots(request))
+    @app.post("/v1/dots", response_class=JSONBytes)
+    def dots(request: DotsRequest) -> JSONBytes:
+        return JSONBytes(api.dots(request))
 
     # These two declare their query parameters here: their bounds depend on max_k.
     @app.get("/v1/similar/{video_id:path}")  # ids may contain '/'; clients percent-encode them
     def similar(video_id: str, k: int = Query(10, ge=1, le=max_k)) -> dict[str, Any]:
         return api.similar(video_id, k)
 
-    # ORJSONResponse: ~300-500 plain results, so FastAPI's jsonable_encoder walk and json.dumps are skipped (the
+    # JSONBytes: ~300-500 plain results, so FastAPI's jsonable_encoder walk and json.dumps are skipped (the
     # feed service asks for this on every feed).
-    @app.get("/v1/candidates", response_class=ORJSONResponse)
+    @app.get("/v1/candidates", response_class=JSONBytes)
     def candidates(
         user: str = Query(..., min_length=1),
         k: int = Query(100, ge=1, le=max_k),
@@ -322,7 +323,7 @@ def create_app(
         region: str | None = Query(None, description="the market's region (ISO 3166-1), with language"),
         language: str | None = Query(None, description="the market's language (ISO 639-1), with region"),
         dots: bool = Query(False, description="add each result's user . video dot product (the feed's coarse score)"),
-    ) -> ORJSONResponse:
-        return ORJSONResponse(api.candidates(user, k, sources, region=region, language=language, dots=dots))
+    ) -> JSONBytes:
+        return JSONBytes(api.candidates(user, k, sources, region=region, language=language, dots=dots))
 
     return app
