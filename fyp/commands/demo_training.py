@@ -216,7 +216,8 @@ def training_summary(settings: Any, *, in_flight_bound_ms: int,
         "skew": {"rows": report.rows, "mismatches": report.mismatches, "unexplained": report.unexplained,
                  "by_cause": report.by_cause, "skipped": report.skipped, "in_flight_bound_ms": in_flight_bound_ms,
                  "dedup_subtasks": report.dedup_subtasks, "rows_with_own_bounds": report.rows_with_own_bounds,
-                 "beyond_own_bounds": report.beyond_own_bounds},
+                 "beyond_own_bounds": report.beyond_own_bounds,
+                 "unexplained_at_search_limit": report.unexplained_at_search_limit},
     }
 
 

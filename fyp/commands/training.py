@@ -155,13 +155,18 @@ def verify_command(
         if by_request is not None:
             console.print(f"{report.rows_with_own_bounds:,} of {report.rows:,} rows searched with their request's "
                           "own bounds", highlight=False)
+        if report.unexplained_at_search_limit:
+            console.print(f"{report.unexplained_at_search_limit:,} of the unexplained rows: a search stopped at its "
+                          "time limit with no candidate (it gave up; it did not rule the documented causes out)",
+                          highlight=False)
         if report.examples:
             examples = Table("set", "entity", "served at (ms)", "column", "served", "backfilled", "cause",
                              title="examples")
             for e in report.examples:
                 examples.add_row(e["set"], e["entity_id"], str(e["served_time_ms"]), e["column"].split("__", 1)[1],
                                  f"{e['served']:.6g}" if e["served"] is not None else "null",
-                                 f"{e['backfilled']:.6g}" if e["backfilled"] is not None else "null", e["cause"])
+                                 f"{e['backfilled']:.6g}" if e["backfilled"] is not None else "null",
+                                 e["cause"] + (" (search at its time limit)" if e.get("search_at_time_limit") else ""))
             console.print(examples)
     if not report.ok:
         raise typer.Exit(1)

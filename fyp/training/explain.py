@@ -42,6 +42,7 @@ from fyp.serving.layout import ReadPlan, decode_rows_at, read_columns
 from fyp.traffic.keygroups import key_subtask
 from fyp.training.history import History
 from fyp.training.search import (
+    SearchOutcome,
     combinations,
     overtaken_options,
     read_position_options,
@@ -105,7 +106,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
             served_event_ms: int, arrived_after: Callable[[int], bool], bound_ms: int,
             served: dict[str, float | None], same: Callable[[float | None, float | None], bool],
             prefixes: Prefixes | None = None, partition_bounds_ms: Mapping[int, int] | None = None,
-            lane_of: Callable[[int], int] | None = None) -> Explanation | None:
+            lane_of: Callable[[int], int] | None = None, outcome: SearchOutcome | None = None) -> Explanation | None:
     """The explanation under which `key`'s recomputation from its admitted history rows `indexes` equals every
     served column (`served`, by column name), or None.
 
@@ -116,7 +117,8 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
         partition, each capped at bound_ms (a partition not named: bound_ms).
     lane_of(i): which subtask of the job's deduplication row i went through (`dedup_lanes`): the job applies each
         partition's events in offset order per such subtask, so the searches take a suffix per (partition,
-        subtask) instead of per partition. None: per partition only."""
+        subtask) instead of per partition. None: per partition only.
+    outcome: where the searches note that one stopped at its time limit (fyp.training.search.SearchOutcome)."""
     times = history.event_times
 
     def bound_of(partition: int) -> int:
@@ -220,7 +222,7 @@ def explain(feature_set: FeatureSet, history: History, indexes: Sequence[int], k
             options = groups(np.where(grows, need + tolerance, np.inf), lambda i: value(i)[:width])
             if options is None:
                 return None
-            candidates = combinations(options, lambda i: value(i)[:width], need, tolerance, _MAX_FOLDS)
+            candidates = combinations(options, lambda i: value(i)[:width], need, tolerance, _MAX_FOLDS, outcome)
         else:
             candidates = iter([mandatory])
         tried = 0

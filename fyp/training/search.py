@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-__all__ = ["combinations", "overtaken_options", "read_position_options", "suffix_options"]
+__all__ = ["SearchOutcome", "combinations", "overtaken_options", "read_position_options", "suffix_options"]
 
 # Each candidate of a search is one solve; the explainer folds at most its own cap of them (_MAX_FOLDS), and a
 # solve that finds nothing within this many seconds ends the search (a hot video's infeasible program is the slow
@@ -44,6 +45,16 @@ _MAX_OVERTAKEN = 48
 # have been overtaken (2^4 choices per read position); a partition's options are capped, fewest events first.
 _OVERTAKEN_PER_PARTITION = 4
 _MAX_PARTITION_OPTIONS = 4_096
+
+
+@dataclass
+class SearchOutcome:
+    """What the searches for one served value ran into. at_time_limit: some solve stopped at _SOLVE_S with no
+    candidate, so that finding none there means the search gave up, not that no candidate exists (a program
+    HiGHS proves infeasible is the other way to find none). On a hot video's value lacking events in twelve lanes,
+    HiGHS found no planted solution within 5 s, nor within 60 s (docs/TRAINING.md)."""
+
+    at_time_limit: bool = False
 
 
 def suffix_options(events: list[int], times: np.ndarray, served_event_ms: int,
@@ -114,13 +125,15 @@ def read_position_options(events: list[int], times: np.ndarray, served_event_ms:
 
 
 def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarray], need: np.ndarray,
-                 tolerance: np.ndarray, max_candidates: int = 64) -> Iterator[frozenset[int]]:
+                 tolerance: np.ndarray, max_candidates: int = 64,
+                 outcome: SearchOutcome | None = None) -> Iterator[frozenset[int]]:
     """One option per group whose extra events (beyond each option 0) sum to `need` (within `tolerance`: the served
     value is float32), the fewest events first, at most `max_candidates` of them, each a different choice.
 
     The 0-1 program: x[o] = 1 when option o is chosen; per group, the x of its options sum to 1; per column,
     need - tolerance <= sum of x[o] * extra[o] <= need + tolerance; minimise the events chosen. After each
-    candidate a cut (its chosen options may not all be chosen again) makes the next solve find another."""
+    candidate a cut (its chosen options may not all be chosen again) makes the next solve find another. A solve that
+    stops at its time limit with no candidate ends the search and is noted in `outcome`."""
     if not options:
         return
     width = len(need)
@@ -153,6 +166,8 @@ def combinations(options: list[list[list[int]]], value: Callable[[int], np.ndarr
         found = milp(np.asarray(sizes, float), integrality=np.ones(n), bounds=Bounds(0, 1),
                      constraints=[*constraints, *cuts], options={"time_limit": _SOLVE_S})
         if found.x is None or found.status not in (0, 1):  # 1: the time limit, with a solution in hand
+            if found.status == 1 and outcome is not None:
+                outcome.at_time_limit = True
             return
         chosen = np.flatnonzero(found.x > 0.5)
         if len(chosen) != groups:

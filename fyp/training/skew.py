@@ -43,6 +43,7 @@ from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.training.explain import Prefixes, dedup_lanes, explain
 from fyp.training.history import ALLOWED_LATENESS_MS, History
 from fyp.training.pointintime import feature_block
+from fyp.training.search import SearchOutcome
 
 __all__ = ["CAUSES", "DELIVERY_ALLOWANCE_MS", "IN_FLIGHT_BOUND_MS", "SkewReport", "check", "compare", "same",
            "sample_rows"]
@@ -88,6 +89,9 @@ class SkewReport:
     dedup_subtasks: int | None = None  # the job's deduplication subtasks the searches assumed (None: per partition)
     rows_with_own_bounds: int = 0  # rows whose request had bounds of its own (measured at that read), capped too
     beyond_own_bounds: int = 0  # differing values (per set) explained within the run's bounds but not their request's
+    # Unexplained rows where a search stopped at its time limit without a candidate (fyp.training.search.SearchOutcome):
+    # the search gave up there; it did not show that no documented cause fits. Counted as unexplained all the same.
+    unexplained_at_search_limit: int = 0
 
     @property
     def mismatch_rate(self) -> float:
@@ -109,7 +113,7 @@ class SkewReport:
                 "partition_bounds_ms": {str(p): b for p, b in self.partition_bounds_ms.items()},
                 "max_in_flight_gap_ms": self.max_in_flight_gap_ms, "dedup_subtasks": self.dedup_subtasks,
                 "rows_with_own_bounds": self.rows_with_own_bounds, "beyond_own_bounds": self.beyond_own_bounds,
-                "examples": self.examples}
+                "unexplained_at_search_limit": self.unexplained_at_search_limit, "examples": self.examples}
 
 
 def same(served: float | None, backfilled: float | None) -> bool:
@@ -189,6 +193,8 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
     admitted = history.admitted()
     bad_rows: dict[int, set[str]] = {}
     unexplained_rows: set[int] = set()
+    at_search_limit: set[int] = set()  # unexplained rows whose search gave up at its time limit (in some set) ...
+    searched_out: set[int] = set()  # ... and those with a set whose searches all ran to the end
     examples: list[dict] = []
     seen: set[tuple] = set()  # (set, request, entity, served time) of the examples
     by_set: dict[str, dict[str, int]] = {}
@@ -214,12 +220,14 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
             row = (feature_set, history, entity_rows.get(key, []), key, at, int(served_times[r]),
                    lambda i, at=at: order.arrived_after(history, i, at), in_flight_bound_ms,
                    {c: served_values[c][r] for _, c in names}, same, prefixes)
-            found = explain(*row, row_bounds[r], lane_of)
+            outcome = SearchOutcome()
+            found = explain(*row, row_bounds[r], lane_of, outcome)
             if found is None and row_bounds[r] != (partition_bounds_ms or {}):
                 # The request's own bounds narrow the search (fewer recent events to combine), but the probe that
                 # measured them sees a partition's leading lane only: a row they leave unexplained is searched
                 # again within the run's bounds, the documented ones.
-                found = explain(*row, partition_bounds_ms, lane_of)
+                outcome = SearchOutcome()  # only the last search's limit says whether it gave up
+                found = explain(*row, partition_bounds_ms, lane_of, outcome)
                 beyond_own_bounds += found is not None
             cause, gap = (found.cause, found.in_flight_gap_ms) if found else (None, None)
             counts[cause or "unexplained"] += 1
@@ -227,6 +235,7 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
                 gaps.append(gap)
             if cause is None:
                 unexplained_rows.add(r)
+                (at_search_limit if outcome.at_time_limit else searched_out).add(r)
             else:
                 bad_rows.setdefault(r, set()).update(cause.split("+"))
             if (feature_set.name, requests[r], key, int(served_ms[r])) not in seen:
@@ -235,7 +244,8 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
                 examples.append({"request_id": requests[r], "served_time_ms": int(served_ms[r]),
                                  "set": feature_set.name, "entity_id": key, "column": feature_column(feature_set, c),
                                  "served": served_values[c][r], "backfilled": _number(block.values[r, i]),
-                                 "served_event_time_ms": int(served_times[r]), "cause": cause or "unexplained"})
+                                 "served_event_time_ms": int(served_times[r]), "cause": cause or "unexplained",
+                                 **({"search_at_time_limit": True} if cause is None and outcome.at_time_limit else {})})
         by_set[feature_set.name] = {"mismatches": len(differing), **counts}
     # The unexplained first: they are what a reader of the report must look at.
     examples = sorted(examples, key=lambda e: e["cause"] != "unexplained")[:max_examples]
@@ -248,7 +258,8 @@ def compare(training_set: TrainingSet, served, history: History, *, arrivals: Hi
                       in_flight_bound_ms=in_flight_bound_ms, max_in_flight_gap_ms=max(gaps) if gaps else None,
                       by_set=by_set, partition_bounds_ms=_capped(partition_bounds_ms, in_flight_bound_ms),
                       dedup_subtasks=dedup_subtasks, rows_with_own_bounds=own_bounds,
-                      beyond_own_bounds=beyond_own_bounds)
+                      beyond_own_bounds=beyond_own_bounds,
+                      unexplained_at_search_limit=len(at_search_limit - searched_out))
 
 
 def _capped(bounds: Mapping[int, int] | None, cap: int) -> dict[int, int]:

@@ -74,6 +74,31 @@ def test_events_not_yet_in_redis_are_in_flight_within_the_bound_and_unexplained_
     assert report.unexplained == 1 and not report.ok and report.examples[0]["cause"] == "unexplained"
 
 
+def test_an_unexplained_row_whose_search_gave_up_is_counted_apart(monkeypatch):
+    """The report tells a row no documented cause fits from one whose search stopped at its time limit (a hot
+    video's twelve lanes): both are unexplained, the second is also counted in unexplained_at_search_limit."""
+    from fyp.training import explain
+
+    _, hist = world()
+    served = served_rows(hist, [("u0", "v0", T0 + 30_000)])
+    column = feature_column(VIDEO, "plays_1h")
+    served = served.set_column(served.column_names.index(column), column,
+                               pa.array([served.column(column)[0].as_py() + 1], pa.float32()))  # one play too many
+    proven = compare(watch_outcomes.v1, served, hist)
+    assert (proven.unexplained, proven.unexplained_at_search_limit) == (1, 0)
+    assert "search_at_time_limit" not in proven.examples[0]
+
+    def gives_up(*_args, outcome=None, **_kwargs):
+        outcome.at_time_limit = True
+        return iter(())
+
+    monkeypatch.setattr(explain, "combinations", lambda *args: gives_up(*args[:5], outcome=args[5]))
+    given_up = compare(watch_outcomes.v1, served, hist)
+    assert (given_up.unexplained, given_up.unexplained_at_search_limit) == (1, 1)
+    assert given_up.examples[0]["search_at_time_limit"] is True
+    assert given_up.as_dict()["unexplained_at_search_limit"] == 1
+
+
 def test_an_event_that_reached_its_partition_after_the_serve_is_lateness():
     rows, _ = world()
     newer = event("watch", T0 + 60_000, user="u2", video="v3")  # after the serve, but first in the partition
