@@ -100,6 +100,12 @@ def engagement_producer(settings: Settings) -> EngagementProducer:
     return EngagementProducer(settings)
 
 
+def video_plays(client, video: str) -> float | None:
+    """`video`'s plays_1h as serving reads it (a `fyp.serving.FeatureClient`), None before the job has written it."""
+    features = client.get("video", video)
+    return features.values["plays_1h"] if features else None
+
+
 def eventually(check, *, timeout_s: float, interval_s: float = 0.5, message: str = ""):
     """Poll `check()` until it returns a truthy value; fail with `message` and the last value otherwise."""
     deadline = time.monotonic() + timeout_s

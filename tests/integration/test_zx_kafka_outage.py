@@ -16,7 +16,7 @@ import pytest
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB
 from fyp.serving import FeatureClient
 from fyp.stack.kafka_broker import KafkaService
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, video_plays
 from tests.integration.test_hostile_events import _failovers, _history_ids
 
 pytestmark = pytest.mark.integration
@@ -32,17 +32,13 @@ def test_a_broker_outage_loses_nothing_and_restarts_nothing(settings, running_jo
     video = f"{tag}-v"
     client = FeatureClient.from_settings(settings)
 
-    def plays() -> float | None:
-        features = client.get("video", video)
-        return features.values["plays_1h"] if features else None
-
     def watch(i: int) -> str:
         return engagement_producer.send("Watch", user_id=f"{tag}-u{i}", video_id=video, watch_ms=1_000,
                                         video_duration_ms=10_000)
 
     sent = {watch(i) for i in range(3)}
     engagement_producer.flush()
-    eventually(lambda: plays() == 3, timeout_s=60, message="plays before the outage")
+    eventually(lambda: video_plays(client, video) == 3, timeout_s=60, message="plays before the outage")
     failovers = {job: _failovers(settings, job) for job in jobs}
 
     broker = KafkaService(settings)
@@ -55,6 +51,6 @@ def test_a_broker_outage_loses_nothing_and_restarts_nothing(settings, running_jo
 
     sent |= {watch(i) for i in range(3, 6)}
     engagement_producer.flush()
-    eventually(lambda: plays() == 6, timeout_s=90, message="plays after the outage")
+    eventually(lambda: video_plays(client, video) == 6, timeout_s=90, message="plays after the outage")
     eventually(lambda: _history_ids(settings, sent) == sent, timeout_s=120, message="every event in the history")
     assert {job: _failovers(settings, job) for job in jobs} == failovers, "a job failed over"

@@ -18,7 +18,7 @@ import pytest
 from fyp.pipelines import ENGAGEMENT_FEATURES_JOB
 from fyp.serving import FeatureClient
 from fyp.stack.redis_server import RedisService
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, video_plays
 from tests.integration.test_hostile_events import _failovers
 
 pytestmark = pytest.mark.integration
@@ -34,8 +34,7 @@ def test_a_redis_outage_loses_nothing_and_restarts_nothing(settings, running_job
     client = FeatureClient.from_settings(settings)
 
     def plays(video: str) -> float | None:
-        features = client.get("video", video)
-        return features.values["plays_1h"] if features else None
+        return video_plays(client, video)
 
     for i in range(3):
         engagement_producer.send("Watch", user_id=f"{tag}-u{i}", video_id=before_video, watch_ms=1_000,

@@ -23,7 +23,7 @@ from fyp.stack.resume import latest_checkpoint, resume_point
 from fyp.stack.seaweedfs import s3_client
 from fyp.stack.submit import ALIVE_STATES, list_jobs
 from schemas.topics import ENGAGEMENT
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, video_plays
 from tests.integration.test_exploration import end_offsets
 from tests.integration.test_restart_from_checkpoint import checkpoint
 
@@ -51,10 +51,6 @@ def test_a_job_resumes_from_its_retained_checkpoint_after_the_stack_restarts(set
     video = f"{tag}-resumed"
     client = FeatureClient.from_settings(settings)
 
-    def plays() -> float | None:
-        features = client.get("video", video)
-        return features.values["plays_1h"] if features else None
-
     def watch(n: int, first: int) -> None:
         for i in range(first, first + n):
             engagement_producer.send("Watch", user_id=f"{tag}-u{i}", video_id=video, watch_ms=1_000,
@@ -62,7 +58,7 @@ def test_a_job_resumes_from_its_retained_checkpoint_after_the_stack_restarts(set
         engagement_producer.flush()
 
     watch(3, 0)
-    eventually(lambda: plays() == 3, timeout_s=60, message="the plays before the restart")
+    eventually(lambda: video_plays(client, video) == 3, timeout_s=60, message="the plays before the restart")
     # A completed checkpoint commits the job's offsets to its consumer group (asynchronously), where an empty start
     # would read from: it would see only the events sent after the restart. Checkpoint until every event is in one.
     end = end_offsets(settings, ENGAGEMENT)
@@ -96,7 +92,8 @@ def test_a_job_resumes_from_its_retained_checkpoint_after_the_stack_restarts(set
     assert restored["external_path"].endswith(point.path.split(job, 1)[1]), restored
 
     watch(2, 3)  # an empty start would count these 2 alone, and write 2 over the 3
-    eventually(lambda: plays() == 5, timeout_s=90, message="the plays before and after the restart, together")
+    eventually(lambda: video_plays(client, video) == 5, timeout_s=90,
+               message="the plays before and after the restart, together")
 
 
 def committed_offsets(settings, group_id: str) -> dict[int, int]:
