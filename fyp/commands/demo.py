@@ -249,7 +249,7 @@ def demo(
                       f"{t['served_rows']:,} rows from {t['reads']['logged']:,} logged reads; skew check: "
                       f"{skew['mismatches']:,} of {skew['rows']:,} served rows differ, {skew['unexplained']:,} "
                       f"unexplained ({skew.get('unexplained_at_search_limit', 0):,} where a search stopped at its "
-                      "time limit), by cause {skew['by_cause']} (in-flight bound: "
+                      f"time limit), by cause {skew['by_cause']} (in-flight bound: "
                       f"{skew['in_flight_bound_ms'] / 1000:.0f} s of event time, the features job's largest lag "
                       "behind the reads, measured; largest per engagement partition: "
                       + (", ".join(f"{p} {b / 1000:.0f} s" for p, b in t["reads"]["max_lag_ms_by_partition"].items())

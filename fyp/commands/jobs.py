@@ -10,15 +10,7 @@ from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
 from fyp.stack.rescale import rescale_job
-from fyp.stack.resume import record_submitted, resume_point
-from fyp.stack.submit import (
-    available_jobs,
-    cancel_job,
-    list_jobs,
-    parse_properties,
-    resume_failed,
-    submit_job,
-)
+from fyp.stack.submit import available_jobs, cancel_job, list_jobs, parse_properties, submit_resuming
 
 __all__ = ["register"]
 
@@ -49,16 +41,11 @@ def submit(
                                  param_hint="--fresh")
     if checkpoint_interval:
         properties["execution.checkpointing.interval"] = checkpoint_interval
-    settings, job = load_settings(), job.removesuffix(".py")
-    resume = None if fresh or from_savepoint else resume_point(settings, job)
-    start = from_savepoint or (resume and resume.path)
+    job = job.removesuffix(".py")
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):
-        try:
-            job_id = submit_job(settings, job, parallelism=parallelism, properties=properties,
-                                job_args=job_args or [], from_savepoint=start)
-        except StackError as exc:
-            raise (resume_failed(settings, job, resume.describe(), exc) if resume else exc) from exc
-    record_submitted(settings, job, job_id, start)
+        job_id, resume = submit_resuming(load_settings(), job, fresh=fresh, from_savepoint=from_savepoint,
+                                         parallelism=parallelism, properties=properties, job_args=job_args or [])
+    start = from_savepoint or (resume and resume.path)
     if as_json:
         print_json({"job": job, "job_id": job_id, "resumed_from": start})
     else:

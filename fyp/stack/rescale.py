@@ -15,8 +15,7 @@ import httpx
 from fyp.config import Settings
 from fyp.pipelines import pipeline
 from fyp.stack.process import StackError
-from fyp.stack.resume import record_submitted
-from fyp.stack.submit import all_tasks_running, list_jobs, submit_job, task_counts
+from fyp.stack.submit import all_tasks_running, list_jobs, submit_resuming, task_counts
 
 __all__ = ["Rescaled", "rescale_job", "stop_with_savepoint"]
 
@@ -114,8 +113,8 @@ def rescale_job(
     old = max(running, key=lambda j: j.start_time_ms)
     started = time.monotonic()
     savepoint = stop_with_savepoint(settings, old.job_id, timeout_s=savepoint_timeout_s)
-    new_job_id = submit_job(settings, entry.job, parallelism=parallelism, from_savepoint=savepoint,
-                            job_args=job_args)
-    record_submitted(settings, entry.job, new_job_id, savepoint)  # a later restart resumes from its checkpoints
+    # Recorded, so that a later restart resumes from the new job's checkpoints (fyp.stack.resume).
+    new_job_id, _ = submit_resuming(settings, entry.job, from_savepoint=savepoint, parallelism=parallelism,
+                                    job_args=job_args)
     return Rescaled(job=entry.job, old_job_id=old.job_id, new_job_id=new_job_id, savepoint=savepoint,
                     parallelism=parallelism, seconds=round(time.monotonic() - started, 2))

@@ -8,8 +8,8 @@ one computed from the events since: absolute values from state, so wrong ones, s
 submission (`fyp.stack.submit.ensure_job`, `fyp submit`, `fyp rescale`) is recorded, and the next one resumes from
 the newest of:
 
-    the savepoint its last stop recorded (`record_savepoint`: the demo's stops, `fyp rescale`), when that stop came
-        after the last submission;
+    the savepoint its last stop recorded (`record_savepoint`: the demo's stops), when that stop came after the last
+        submission;
     else the newest retained checkpoint (`chk-N/_metadata`) of the job last submitted;
     else what that job itself resumed from (it stopped before its first checkpoint).
 

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -16,9 +17,12 @@ from fyp.pipelines import PIPELINES, Pipeline
 from fyp.stack.flink_cluster import FlinkDistribution
 from fyp.stack.process import StackError
 
+if TYPE_CHECKING:
+    from fyp.stack.resume import ResumePoint
+
 __all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job",
-           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "resume_failed",
-           "running_parallelism", "savepoint_record", "submit_job", "task_counts"]
+           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "running_parallelism",
+           "savepoint_record", "submit_job", "submit_resuming", "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -137,33 +141,35 @@ def recorded_savepoint(settings: Settings, job: str) -> str | None:
 
 def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, str] | None = None) -> str:
     """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one, resumed from the
-    newest state of the job last submitted for it (`fyp.stack.resume.resume_point`: a savepoint its last stop
-    recorded, or its retained checkpoint), so that a job never starts empty after a stop or a stack restart while
-    its state is on disk. The submission is recorded for the next one."""
-    from fyp.stack.resume import record_submitted, resume_point
-
+    newest state of the job last submitted for it (`submit_resuming`), so that a job never starts empty after a stop
+    or a stack restart while its state is on disk."""
     running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ALIVE_STATES}
     if pipeline.pipeline_name in running:
         return running[pipeline.pipeline_name]
-    resume = resume_point(settings, pipeline.job)
+    return submit_resuming(settings, pipeline.job, properties=properties)[0]
+
+
+def submit_resuming(settings: Settings, job: str, *, fresh: bool = False, from_savepoint: str | None = None,
+                    **options: Any) -> tuple[str, ResumePoint | None]:
+    """`submit_job` from `from_savepoint`, else, unless `fresh`, from the newest state of the job last submitted for
+    `job` (`fyp.stack.resume.resume_point`: a savepoint its last stop recorded, or a retained checkpoint); the
+    submission is recorded for the next one. Returns the new job id and the state it resumed from by default (None:
+    none, or `from_savepoint`/`fresh` given). A restore that fails is an error naming the records, never an empty
+    start in its place, which would overwrite what the state computed."""
+    from fyp.stack.resume import record_submitted, resume_point, submission_record
+
+    resume = None if fresh or from_savepoint else resume_point(settings, job)
+    start = from_savepoint or (resume and resume.path)
     try:
-        job_id = submit_job(settings, pipeline.job, properties=properties, from_savepoint=resume and resume.path)
+        job_id = submit_job(settings, job, from_savepoint=start, **options)
     except StackError as exc:
         if resume is None:
             raise
-        raise resume_failed(settings, pipeline.job, resume.describe(), exc) from exc
-    record_submitted(settings, pipeline.job, job_id, resume and resume.path)
-    return job_id
-
-
-def resume_failed(settings: Settings, job: str, described: str, exc: StackError) -> StackError:
-    """The error of a submission that could not restore its state: never an empty start in its place, which would
-    overwrite what the state computed."""
-    from fyp.stack.resume import submission_record
-
-    return StackError(f"{exc}\n{job} was to resume from its {described}; if that state is no longer wanted, "
-                      f"delete {savepoint_record(settings, job)} and {submission_record(settings, job)} (or submit "
-                      f"with `fyp submit {job} --fresh`), and the job starts empty")
+        raise StackError(f"{exc}\n{job} was to resume from its {resume.describe()}; if that state is no longer "
+                         f"wanted, delete {savepoint_record(settings, job)} and {submission_record(settings, job)} "
+                         f"(or submit with `fyp submit {job} --fresh`), and the job starts empty") from exc
+    record_submitted(settings, job, job_id, start)
+    return job_id, resume
 
 
 def list_jobs(settings: Settings) -> list[RunningJob]:

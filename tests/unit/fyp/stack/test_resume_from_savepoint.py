@@ -151,7 +151,6 @@ def test_fyp_submit_resumes_by_default_and_starts_empty_only_when_told(settings,
     from typer.testing import CliRunner
 
     from fyp.cli import app
-    from fyp.commands import jobs
 
     calls: list[str | None] = []
 
@@ -159,7 +158,7 @@ def test_fyp_submit_resumes_by_default_and_starts_empty_only_when_told(settings,
         calls.append(from_savepoint)
         return f"{len(calls):032d}"
 
-    monkeypatch.setattr(jobs, "submit_job", fake_submit)
+    monkeypatch.setattr(submit, "submit_job", fake_submit)
     root = _checkpoints_config(settings)
     runner = CliRunner()
     first = runner.invoke(app, ["submit", "engagement_features", "--json"])
