@@ -30,7 +30,7 @@ import yaml
 from fyp.config import Settings
 
 __all__ = ["ResumePoint", "checkpoints_dir", "latest_checkpoint", "record_submitted", "resume_point",
-           "submission_record"]
+           "still_there", "submission_record"]
 
 _CHECKPOINT = re.compile(r"chk-(\d+)$")
 
@@ -117,13 +117,14 @@ def resume_point(settings: Settings, job: str) -> ResumePoint | None:
     if checkpoint:
         return ResumePoint(path=checkpoint, kind="checkpoint", job_id=last["job_id"])
     earlier = last.get("resumed_from")
-    if earlier and _still_there(earlier):
+    if earlier and still_there(earlier):
         return ResumePoint(path=earlier, kind="savepoint" if "/chk-" not in earlier else "checkpoint", job_id=None)
     return None
 
 
-def _still_there(path: str) -> bool:
-    """Whether a local savepoint or checkpoint still has its metadata (a remote one is taken on trust)."""
+def still_there(path: str) -> bool:
+    """Whether a local savepoint or checkpoint (`file:`, `file://` or a bare path) still has its metadata; a remote
+    one is taken on trust."""
     url = urlparse(path)
     if url.scheme not in ("", "file"):
         return True

@@ -132,11 +132,10 @@ def recorded_savepoint(settings: Settings, job: str) -> str | None:
     record = savepoint_record(settings, job)
     if not record.exists():
         return None
+    from fyp.stack.resume import still_there
+
     savepoint = record.read_text().strip()
-    local = savepoint.removeprefix("file:")
-    if savepoint.startswith(("file:", "/")) and not (Path(local) / "_metadata").exists():
-        return None
-    return savepoint
+    return savepoint if still_there(savepoint) else None
 
 
 def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, str] | None = None) -> str:
