@@ -24,19 +24,28 @@ command -v java >/dev/null || { echo "Java 17+ is required (apt-get install open
 command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)" >&2; exit 1; }
 
 # 2. Two Python environments (README "Two Python environments"), and the Pathway peer's.
+# uv installs the packages, not pip: it hard-links each file from one cache into every environment, so PyPI's
+# torch with its CUDA libraries (~4 GB unpacked) lies on disk once rather than twice, plus once in pip's cache.
+# With pip, a clean machine needed ~18 GB free and a CI run once stopped with "No space left on device".
+make_env() {  # make_env <dir>: a venv of $PYTHON, with pip (pip check and the Flink distribution's scripts use it)
+  [ -d "$1" ] || "$PYTHON" -m venv "$1"
+}
+make_env .venv
+[ -x .venv/bin/uv ] || .venv/bin/pip install -q 'uv>=0.5'
+uv_install() {  # uv_install <env dir> <requirement>...
+  local env=$1; shift
+  .venv/bin/uv pip install -q --python "$env/bin/python" "$@"
+}
 if [ ! -x .venv/bin/fyp ] || [ pyproject.toml -nt .venv/.installed ]; then
   log "tools environment .venv"
-  [ -d .venv ] || "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[tools,embeddings,ranking,dev]'
+  uv_install .venv -e '.[tools,embeddings,ranking,dev]'
   touch .venv/.installed
 fi
 if [ ! -x .venv-flink/bin/python ] || [ pyproject.toml -nt .venv-flink/.installed ]; then
   log "Flink environment .venv-flink"
-  [ -d .venv-flink ] || "$PYTHON" -m venv .venv-flink
-  .venv-flink/bin/pip install -q --upgrade pip
+  make_env .venv-flink
   # embeddings: jobs/video_embeddings.py runs the item encoder (torch, MiniLM) in the TaskManager's Python.
-  .venv-flink/bin/pip install -q -e '.[flink,embeddings]' 'pytest>=8' 'hypothesis>=6'
+  uv_install .venv-flink -e '.[flink,embeddings]' 'pytest>=8' 'hypothesis>=6'
   touch .venv-flink/.installed
 fi
 
@@ -44,9 +53,8 @@ fi
 # pyarrow below 26 and pins opentelemetry 1.45.2, which would downgrade the tools environment.
 if [ ! -x .venv-pathway/bin/python ] || [ pyproject.toml -nt .venv-pathway/.installed ]; then
   log "Pathway peer environment .venv-pathway"
-  [ -d .venv-pathway ] || "$PYTHON" -m venv .venv-pathway
-  .venv-pathway/bin/pip install -q --upgrade pip
-  .venv-pathway/bin/pip install -q -e '.[peers-pathway]'
+  make_env .venv-pathway
+  uv_install .venv-pathway -e '.[peers-pathway]'
   touch .venv-pathway/.installed
 fi
 
