@@ -10,7 +10,15 @@ from fyp.commands.output import console, fail_cleanly, print_json
 from fyp.config import load_settings
 from fyp.stack.process import StackError
 from fyp.stack.rescale import rescale_job
-from fyp.stack.submit import available_jobs, cancel_job, list_jobs, parse_properties, submit_resuming
+from fyp.stack.submit import (
+    alive_copies,
+    available_jobs,
+    cancel_job,
+    job_path,
+    list_jobs,
+    parse_properties,
+    submit_resuming,
+)
 
 __all__ = ["register"]
 
@@ -27,11 +35,17 @@ def submit(
     fresh: bool = typer.Option(
         False, "--fresh", help="Start with empty state even where the job has state to resume from (by default it "
         "resumes from the newest savepoint or retained checkpoint of its last submission, fyp/stack/resume.py)."),
+    allow_duplicate: bool = typer.Option(
+        False, "--allow-duplicate", help="Submit even when the job is already on the cluster (by default that is "
+        "refused: a second copy writes the same outputs twice)."),
+    skip_if_running: bool = typer.Option(
+        False, "--skip-if-running", help="When the job is already on the cluster, print its id and exit 0 "
+        "instead of refusing (for scripts that submit the same jobs on every start)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Submit a PyFlink job with `flink run -py` (detached); prints its Flink job id. It resumes from the state of
     the job last submitted for it, where that state is still on disk (a stack restart loses running jobs, not their
-    checkpoints), unless --fresh or --from-savepoint."""
+    checkpoints), unless --fresh or --from-savepoint. A job already on the cluster is refused."""
     try:
         properties = parse_properties(conf)
     except ValueError as exc:
@@ -42,12 +56,22 @@ def submit(
     if checkpoint_interval:
         properties["execution.checkpointing.interval"] = checkpoint_interval
     job = job.removesuffix(".py")
+    if skip_if_running and not allow_duplicate:
+        with fail_cleanly(StackError):
+            alive = alive_copies(load_settings(), job_path(job).stem)
+        if alive:
+            if as_json:
+                print_json({"job": job, "job_id": alive[0].job_id, "resumed_from": None, "already_running": True})
+            else:
+                console.print(f"[green]✓[/] {job} is already running: {alive[0].job_id}")
+            return
     with fail_cleanly(StackError), console.status(f"submitting {job} …"):
         job_id, resume = submit_resuming(load_settings(), job, fresh=fresh, from_savepoint=from_savepoint,
-                                         parallelism=parallelism, properties=properties, job_args=job_args or [])
+                                         allow_duplicate=allow_duplicate, parallelism=parallelism,
+                                         properties=properties, job_args=job_args or [])
     start = from_savepoint or (resume and resume.path)
     if as_json:
-        print_json({"job": job, "job_id": job_id, "resumed_from": start})
+        print_json({"job": job, "job_id": job_id, "resumed_from": start, "already_running": False})
     else:
         console.print(f"[green]✓[/] submitted {job}: {job_id}"
                       + (f" (resumed from its {resume.describe()})" if resume else "")

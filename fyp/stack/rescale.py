@@ -114,7 +114,8 @@ def rescale_job(
     started = time.monotonic()
     savepoint = stop_with_savepoint(settings, old.job_id, timeout_s=savepoint_timeout_s)
     # Recorded, so that a later restart resumes from the new job's checkpoints (fyp.stack.resume).
+    # allow_duplicate: the stopped job may still be listed as alive for a moment after its savepoint completes.
     new_job_id, _ = submit_resuming(settings, entry.job, from_savepoint=savepoint, parallelism=parallelism,
-                                    job_args=job_args)
+                                    job_args=job_args, allow_duplicate=True)
     return Rescaled(job=entry.job, old_job_id=old.job_id, new_job_id=new_job_id, savepoint=savepoint,
                     parallelism=parallelism, seconds=round(time.monotonic() - started, 2))

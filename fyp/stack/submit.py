@@ -20,9 +20,10 @@ from fyp.stack.process import StackError
 if TYPE_CHECKING:
     from fyp.stack.resume import ResumePoint
 
-__all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "all_tasks_running", "available_jobs", "cancel_job", "ensure_job",
-           "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint", "running_parallelism",
-           "savepoint_record", "submit_job", "submit_resuming", "task_counts"]
+__all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "alive_copies", "all_tasks_running", "available_jobs",
+           "cancel_job", "ensure_job", "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint",
+           "refuse_a_second_copy", "running_parallelism", "savepoint_record", "submit_job", "submit_resuming",
+           "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -148,15 +149,38 @@ def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, 
     return submit_resuming(settings, pipeline.job, properties=properties)[0]
 
 
+def alive_copies(settings: Settings, job: str) -> list[RunningJob]:
+    """The jobs on the cluster that run `jobs/<job>.py` (by its pipeline name) and hold or wait for slots."""
+    _require_jobmanager(settings)
+    name = PIPELINES[job].pipeline_name
+    return [j for j in list_jobs(settings) if j.name == name and j.state in ALIVE_STATES]
+
+
+def refuse_a_second_copy(settings: Settings, job: str) -> None:
+    """A StackError when `job`'s pipeline is alive on the cluster. A second copy reads the same topics from its own
+    offsets and writes the same outputs: the history job would commit every event to Iceberg twice, and two
+    features jobs race each other's values into Redis."""
+    name = PIPELINES[job].pipeline_name
+    if alive := alive_copies(settings, job):
+        ids = ", ".join(f"{j.job_id} ({j.state})" for j in alive)
+        raise StackError(f"{name} is already on the cluster as job {ids}. A second copy would read the same topics "
+                         "and write the same outputs twice. Cancel it first (`fyp cancel JOB_ID`), change its "
+                         f"parallelism with `fyp rescale {job} -p N`, or pass --allow-duplicate to submit one anyway")
+
+
 def submit_resuming(settings: Settings, job: str, *, fresh: bool = False, from_savepoint: str | None = None,
-                    **options: Any) -> tuple[str, ResumePoint | None]:
+                    allow_duplicate: bool = False, **options: Any) -> tuple[str, ResumePoint | None]:
     """`submit_job` from `from_savepoint`, else, unless `fresh`, from the newest state of the job last submitted for
     `job` (`fyp.stack.resume.resume_point`: a savepoint its last stop recorded, or a retained checkpoint); the
     submission is recorded for the next one. Returns the new job id and the state it resumed from by default (None:
     none, or `from_savepoint`/`fresh` given). A restore that fails is an error naming the records, never an empty
-    start in its place, which would overwrite what the state computed."""
+    start in its place, which would overwrite what the state computed. Unless `allow_duplicate`, a job whose
+    pipeline is already alive is refused (`refuse_a_second_copy`)."""
     from fyp.stack.resume import record_submitted, resume_point, submission_record
 
+    job = job_path(job).stem  # a misspelt name is refused before the cluster is asked
+    if not allow_duplicate:
+        refuse_a_second_copy(settings, job)
     resume = None if fresh or from_savepoint else resume_point(settings, job)
     start = from_savepoint or (resume and resume.path)
     try:

@@ -86,6 +86,18 @@ def test_events_reach_redis_features_and_iceberg_history(settings, running_job, 
                       message="the events in the Iceberg history table")
 
 
+def test_fyp_submit_refuses_a_second_copy_of_a_job_on_the_cluster(settings, running_job):
+    """Two history jobs would commit every event to Iceberg twice; `fyp submit` refuses and names the running one."""
+    job_id = running_job(ENGAGEMENT_HISTORY_JOB, **{"execution.checkpointing.interval": "5s"})
+    result = subprocess.run([*FYP, "submit", "engagement_history"], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert job_id in result.stdout + result.stderr and "--allow-duplicate" in result.stdout + result.stderr
+    alive = [j for j in fyp("jobs", "--json")["jobs"]
+             if j["name"] == ENGAGEMENT_HISTORY_JOB.pipeline_name and j["state"] == "RUNNING"]
+    assert [j["job_id"] for j in alive] == [job_id]
+
+
 def test_malformed_events_go_to_the_dead_letter_topic(settings, running_job, engagement_producer):
     running_job(ENGAGEMENT_FEATURES_JOB)
     before = dead_letter_count(settings)

@@ -17,6 +17,13 @@ from fyp.stack.resume import latest_checkpoint, record_submitted, resume_point, 
 from fyp.stack.submit import RunningJob, ensure_job, record_savepoint, recorded_savepoint, savepoint_record
 
 
+@pytest.fixture(autouse=True)
+def empty_cluster(monkeypatch) -> None:
+    """A JobManager that answers and runs no job, unless a test says otherwise."""
+    monkeypatch.setattr(submit, "_require_jobmanager", lambda _settings: None)
+    monkeypatch.setattr(submit, "list_jobs", lambda _settings: [])
+
+
 @pytest.fixture
 def submitted(monkeypatch) -> list[tuple[str, str | None]]:
     """Each submit_job call as (job, from_savepoint); no job runs on the 'cluster'."""
@@ -172,3 +179,32 @@ def test_fyp_submit_resumes_by_default_and_starts_empty_only_when_told(settings,
     assert calls == [None, newest, None]
     both = runner.invoke(app, ["submit", "engagement_features", "--fresh", "--from-savepoint", "file:/x"])
     assert both.exit_code == 2 and "--fresh" in both.output
+
+
+def test_fyp_submit_refuses_a_job_already_alive_unless_told(settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fyp.cli import app
+    from fyp.pipelines import ENGAGEMENT_HISTORY_JOB
+
+    submitted: list[str] = []
+    alive = [submit.RunningJob(job_id="a" * 32, name=ENGAGEMENT_HISTORY_JOB.pipeline_name, state="RESTARTING",
+                               start_time_ms=1),
+             submit.RunningJob(job_id="b" * 32, name="fyp-engagement-features", state="CANCELED", start_time_ms=1)]
+    monkeypatch.setattr(submit, "list_jobs", lambda _settings: alive)
+    monkeypatch.setattr(submit, "submit_job", lambda _settings, name, **_: submitted.append(name) or "c" * 32)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["submit", "engagement_history"])
+    assert refused.exit_code == 1 and "a" * 32 in refused.output and "--allow-duplicate" in refused.output
+    assert submitted == []
+    # A cancelled copy of another job is no reason to refuse.
+    assert runner.invoke(app, ["submit", "engagement_features"]).exit_code == 0
+    skipped = runner.invoke(app, ["submit", "engagement_history", "--skip-if-running", "--json"])
+    assert skipped.exit_code == 0, skipped.output
+    assert json.loads(skipped.output) == {"job": "engagement_history", "job_id": "a" * 32, "resumed_from": None,
+                                          "already_running": True}
+    assert submitted == ["engagement_features"]
+    told = runner.invoke(app, ["submit", "engagement_history", "--allow-duplicate", "--json"])
+    assert told.exit_code == 0, told.output
+    assert json.loads(told.output)["already_running"] is False
+    assert submitted == ["engagement_features", "engagement_history"]
