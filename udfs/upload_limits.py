@@ -157,7 +157,7 @@ def _upload_completed_error(record: Mapping[str, Any]) -> str | None:
     if len(hashtags) > MAX_HASHTAGS:
         return "too_many:hashtags"
     for tag in hashtags:
-        if not isinstance(tag, str):
+        if not isinstance(tag, str) or not tag:  # the upload API asks for 1..MAX_HASHTAG_BYTES bytes too
             return "invalid:hashtags"
         if utf8_exceeds(tag, MAX_HASHTAG_BYTES):
             return "too_long:hashtags"

@@ -77,6 +77,9 @@ def video_fields(state: VideoState) -> dict[str, str]:
         "ocr_text": state.ocr_text or None,
         "duplicate_of": state.duplicate_of,
         "takedown_notice_id": state.takedown_notice_id,
+        # The status a takedown replaced: the takedown desk refuses a restore that the orchestration would ignore
+        # (fyp.uploads.takedowns), before it moves the quarantined media back.
+        "removed_from": state.removed_from,
         "created_at": state.created_ms or None,
         "updated_at": state.updated_ms,
         "seq": state.seq,

@@ -31,6 +31,7 @@ from fyp.media.takedown import QUARANTINE_ROOT, MovableStore, Moved, block_video
 from fyp.uploads.service import ApiError, Emit
 from udfs.limits import MAX_ID_BYTES
 from udfs.takedown_audit import Audit, TakedownAudit
+from udfs.upload_lifecycle import RESTORABLE
 
 __all__ = [
     "MAX_CLAIMANT_CHARS",
@@ -147,6 +148,13 @@ class TakedownService:
                 raise ApiError(404, "video_not_found", f"no video {body.video_id!r} to restore")
             if video is not None and video.get("status") != "removed":
                 raise ApiError(409, "not_removed", f"video {body.video_id!r} is {video.get('status')}, not removed")
+            removed_from = (video or {}).get("removed_from")
+            if removed_from is not None and removed_from not in RESTORABLE:
+                # The orchestration ignores this restore (not_restorable): moving the media back would make a
+                # removed video's files readable again.
+                raise ApiError(409, "not_restorable", f"video {body.video_id!r} was taken down while "
+                               f"{removed_from}; only a video taken down while {', '.join(RESTORABLE)} is "
+                               "restored (the creator uploads it again)")
             return restore_video(self.store, body.video_id)
         if video is None and next(iter(self.store.list_objects(video_root(body.video_id))), None) is None:
             # Neither a record nor media: most likely a mistyped id. Nothing is written or emitted.

@@ -112,6 +112,7 @@ def test_an_upload_at_every_limit_is_valid_and_encodes() -> None:
         ({"hashtags": ["cats"] * (MAX_HASHTAGS + 1)}, "too_many:hashtags"),
         ({"hashtags": ["é" * (MAX_HASHTAG_BYTES // 2 + 1)]}, "too_long:hashtags"),
         ({"hashtags": ["a:b"]}, "bad_id:hashtags"),
+        ({"hashtags": ["cats", ""]}, "invalid:hashtags"),
         ({"hashtags": ["a\tb"]}, "bad_id:hashtags"),
     ],
 )

@@ -102,6 +102,19 @@ def test_a_restore_of_a_video_that_is_not_removed_is_a_409_and_moves_nothing() -
     assert published(desk.media) == sorted(PUBLISHED) and desk.emitted == []
 
 
+def test_a_restore_of_a_video_taken_down_mid_pipeline_is_a_409_and_its_media_stays_quarantined() -> None:
+    desk = Desk()
+    desk.post()
+    quarantined = sorted(desk.media.objects)
+    # What the orchestration job writes after a takedown of a video still transcoding (udfs/video_record.py).
+    desk.videos["v1"].update(status="removed", removed_from="transcoding")
+    response = desk.post(action="restore", reason="counter-notice", notice_id="CN-1")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_restorable"
+    assert "transcoding" in response.json()["error"]["message"]
+    assert sorted(desk.media.objects) == quarantined and published(desk.media) == []
+    assert [name for name, _ in desk.emitted] == ["Takedown"] and len(desk.audits) == 1
+
+
 def test_an_unknown_video_is_a_404_and_emits_nothing() -> None:
     desk = Desk(videos={})
     desk.media = MovingStore([])
