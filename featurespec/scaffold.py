@@ -148,7 +148,9 @@ def next_steps(scaffold: Scaffold) -> list[str]:
         f'and "{scaffold.name}": 1 to READ_VERSIONS',
         "regenerate docs/FEATURES.md: fyp features-doc",
         f"run the tests: .venv/bin/python -m pytest tests/unit/features/test_feature_{scaffold.name}.py "
-        "tests/unit/features/test_features.py -q",
-        "resubmit the features job (fyp jobs, fyp cancel ID, fyp submit engagement_features), then "
+        "tests/unit/features/test_features.py tests/unit/featurespec/test_featurespec_reference.py -q, then "
+        ".venv-flink/bin/python -m pytest tests/flink/test_engagement_features.py -q",
+        # --fresh: a new set changes the query plan, which cannot take the running job's state.
+        "resubmit the features job (fyp jobs, fyp cancel ID, fyp submit engagement_features --fresh), then "
         f"fill the new set's idle entities: fyp features-restore --set {scaffold.name}.v1",
     ]

@@ -71,3 +71,6 @@ def test_next_steps_name_the_registration_the_doc_and_the_tests(tmp_path):
     assert '"video_rewatch": 1 to READ_VERSIONS' in steps
     assert "fyp features-doc" in steps
     assert "tests/unit/features/test_feature_video_rewatch.py" in steps
+    assert "tests/flink/test_engagement_features.py" in steps
+    # A new set changes the plan: a resumed submission would fail on the old job's state.
+    assert "fyp submit engagement_features --fresh" in steps
