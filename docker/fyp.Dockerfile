@@ -12,7 +12,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------------
-# Stage 1: Flink connector jars from Maven Central, through the same manifest as scripts/install.sh.
+# Stage 1: Flink connector jars from Maven Central, through the same manifest as scripts/install.sh, and fyp's
+# own jars.
 # (connectors/maven/kafka is the broker for the no-Docker stack; here the broker is the apache/kafka image.)
 FROM maven:3.9-eclipse-temurin-17 AS jars
 WORKDIR /src
@@ -27,6 +28,20 @@ RUN --mount=type=cache,target=/root/.m2 \
     mvn -q -B -f connectors/maven/flink-plugins/pom.xml dependency:copy-dependencies \
         -DoutputDirectory=/plugins/s3-fs-hadoop -DincludeScope=runtime \
  && ls /plugins/s3-fs-hadoop/*.jar
+
+# fyp's own jars, as scripts/install.sh builds them: the aggregate functions and the key-family operators
+# (udfs/java/aggregates), the Java decoder with the .avsc files packed in (udfs/java/envelope), and the Redis sink
+# (connectors/java/redis-sink). The jobs' SQL and DataStream steps call their classes, so without them no job runs.
+COPY udfs/java/ udfs/java/
+COPY connectors/java/ connectors/java/
+COPY schemas/avro/ schemas/avro/
+RUN --mount=type=cache,target=/root/.m2 \
+    for module in udfs/java/aggregates udfs/java/envelope connectors/java/redis-sink; do \
+      mvn -q -B -f "$module/pom.xml" package -DskipTests || exit 1; \
+    done \
+ && cp build/jars/flink/fyp-aggregates.jar build/jars/flink/fyp-envelope.jar build/jars/flink/fyp-redis-sink.jar \
+       /jars/flink/ \
+ && ls /jars/flink/fyp-*.jar
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage 2: the runtime.
