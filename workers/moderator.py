@@ -177,7 +177,8 @@ class Moderator:
         with tempfile.TemporaryDirectory(prefix="fyp-moderate-") as tmp:
             work = Path(tmp)
             try:
-                frames = sample_frames(download_rendition(self.store, event, self.sampling.max_side_px, work))
+                frames = sample_frames(download_rendition(self.store, event, self.sampling.max_side_px, work),
+                                       self.sampling)
             except FrameExtractionError as exc:
                 # Undecodable output of our own transcoder: fail closed through `unscored_verdict`.
                 log.warning("video %s: no frames: %s", video_id, exc)

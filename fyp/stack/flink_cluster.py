@@ -103,7 +103,9 @@ class FlinkDistribution:
         return Template(text).substitute(
             HOST=s.host, FYP_HOME=s.home, FLINK_RPC_PORT=s.flink_rpc_port, FLINK_BLOB_PORT=s.flink_blob_port,
             FLINK_PYTHON=self.python, FLINK_REST_PORT=s.flink_rest_port,
-            FLINK_METRICS_PORT=s.flink_metrics_port, FLINK_METRICS_PORT_END=s.flink_metrics_port + 1,
+            FLINK_METRICS_PORT=s.flink_metrics_port,
+            # One port for the JobManager and one per TaskManager: each takes the first free one of the range.
+            FLINK_METRICS_PORT_END=s.flink_metrics_port + s.taskmanagers,
             DIST_JAVA_OPTS=self._dist_java_opts(), FLINK_STATE_BUCKET=s.flink_state_bucket,
             S3_ENDPOINT=s.s3_endpoint, S3_REGION=s.s3_region,
         )
@@ -246,7 +248,8 @@ class TaskManagerService(_FlinkProcess):
 
     def address(self) -> str:
         if self.dist.prometheus_enabled:
-            return f"{self.settings.host} (Prometheus :{self.settings.flink_metrics_port + 1})"
+            # The processes start in order (JobManager, then TaskManager 1, 2, ...), each taking the first free port.
+            return f"{self.settings.host} (Prometheus :{self.settings.flink_metrics_port + self.index})"
         return self.settings.host
 
     def ports(self) -> Sequence[int]:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from fyp.media.fingerprint import CatalogueEntry, Fingerprint, encode_fingerprint
+from fyp.moderation.frames import FrameSampling
 from fyp.moderation.nsfw import NsfwClassifier
 from fyp.moderation.ocr import BlockedTerms
 from fyp.moderation.phash import PdqIndex
@@ -193,6 +194,22 @@ def test_a_violence_classifier_feeds_the_verdict(
     result = _encode_round_trip(moderator.moderate(events["clean"]))
     assert (result["verdict"], result["reasons"]) == (verdict, reasons)
     assert violence.frames_seen >= 2  # the sampled frames and the cover, as NSFW sees them
+
+
+def test_the_moderators_frame_sampling_is_the_one_it_samples_with(
+    published: tuple[DictStore, dict[str, dict]]
+) -> None:
+    store, events = published
+    counts = {}
+    for max_frames in (1, 8):
+        violence = _FixedViolence(0.1)
+        moderator = Moderator(store=store, nsfw=NsfwClassifier(), terms=BlockedTerms.load(), seen=PdqIndex(),
+                              rejected=PdqIndex(), violence=violence,
+                              sampling=FrameSampling(max_frames=max_frames, max_fps=8.0))
+        moderator.moderate(events["clean"])
+        counts[max_frames] = violence.frames_seen
+    # The cover is scored besides the sampled frames; the sampled ones follow the moderator's own settings.
+    assert counts[1] < counts[8], counts
 
 
 def test_redelivery_gives_the_same_event_id_and_no_self_match(

@@ -127,6 +127,16 @@ def test_the_cluster_profile_checkpoints_to_s3_with_the_plugin_and_no_keys_in_th
     assert dist.environment()["FLINK_PLUGINS_DIR"] == str(dist.plugins_dir)
 
 
+def test_the_prometheus_reporter_has_a_port_for_the_jobmanager_and_every_taskmanager(cluster, monkeypatch):
+    monkeypatch.setenv("FYP_FLINK_PROMETHEUS", "1")
+    config, _, _ = _rendered(cluster)
+    first = cluster.flink_metrics_port
+    assert config["metrics"]["reporter"]["prom"]["port"] == f"{first}-{first + cluster.taskmanagers}"
+    assert cluster.taskmanagers == 2
+    addresses = [service.address() for service in taskmanager_services(cluster)]
+    assert [a.split(":")[-1].rstrip(")") for a in addresses] == [str(first + 1), str(first + 2)]
+
+
 def test_the_single_profile_keeps_file_checkpoints_and_its_sizes(single):
     config, _, dist = _rendered(single)
     assert not (dist.plugins_dir / "s3-fs-hadoop").exists() and (dist.plugins_dir / "metrics-prometheus").exists()
