@@ -37,6 +37,8 @@ class Pipeline:
     """One Flink job: `jobs/<job>.py`, submitted as `pipeline_name`, reading Kafka as `group_id`.
 
     max_parallelism: `pipeline.max-parallelism`, the job's key-group count (see DEFAULT_MAX_PARALLELISM).
+    parallelism: what a local submission runs at when it names none (`flink run -p`; None: the cluster's
+        `parallelism.default`). A default, not a pin: `fyp submit -p N` and `fyp rescale` override it.
     """
 
     job: str
@@ -44,10 +46,13 @@ class Pipeline:
     group_id: str
     summary: str
     max_parallelism: int = DEFAULT_MAX_PARALLELISM
+    parallelism: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_parallelism <= 32768:  # Flink's upper bound on key groups
             raise ValueError(f"{self.job}: max_parallelism {self.max_parallelism} is not in 1..32768")
+        if self.parallelism is not None and not 1 <= self.parallelism <= self.max_parallelism:
+            raise ValueError(f"{self.job}: parallelism {self.parallelism} is not in 1..{self.max_parallelism}")
 
     def flink_config(self) -> dict[str, str]:
         """The settings every job applies first: its name, and its max parallelism so it can rescale."""
@@ -62,9 +67,11 @@ ENGAGEMENT_HISTORY_JOB = Pipeline(job="engagement_history", pipeline_name="fyp-e
                               summary="engagement events -> history.engagement_events (Iceberg, exactly once)")
 EXPLORATION_JOB = Pipeline(job="exploration", pipeline_name="fyp-exploration", group_id="fyp-exploration",
                        summary="promote or demote new videos once each, from their first impressions")
+# One slot each on the local stack by default: its TaskManager has 8, and the demo runs every job (the features,
+# history, orchestration and embedding jobs take 2 each; docs/OPERATIONS.md, "Flink configuration").
 FOLLOW_GRAPH_JOB = Pipeline(job="follow_graph", pipeline_name="fyp-follow-graph", group_id="fyp-follow-graph",
                             summary="follow / unfollow events -> following sets and follower counts in Redis, "
-                                    "graph.follows_changelog (Iceberg)")
+                                    "graph.follows_changelog (Iceberg)", parallelism=1)
 UPLOAD_ORCHESTRATION_JOB = Pipeline(job="upload_orchestration", pipeline_name="fyp-upload-orchestration",
                                 group_id="fyp-upload-orchestration",
                                 summary="upload lifecycle -> video status in Redis and history.videos")
@@ -74,7 +81,7 @@ VIDEO_EMBEDDINGS_JOB = Pipeline(job="video_embeddings", pipeline_name="fyp-video
 SERVED_TRAINING_JOB = Pipeline(job="served_training", pipeline_name="fyp-served-training",
                                group_id="fyp-served-training",
                                summary="served features + the labels that followed -> training.served_<name> "
-                                       "(Iceberg, exactly once)")
+                                       "(Iceberg, exactly once)", parallelism=1)
 
 PIPELINES: dict[str, Pipeline] = {p.job: p for p in (
     ENGAGEMENT_FEATURES_JOB, ENGAGEMENT_HISTORY_JOB, EXPLORATION_JOB, FOLLOW_GRAPH_JOB, UPLOAD_ORCHESTRATION_JOB,

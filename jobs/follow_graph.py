@@ -41,7 +41,9 @@ from udfs.follow_graph import (
 __all__ = ["JOB_CONFIG", "build_follow_graph", "follow_graph_views"]
 
 # No table.exec.state.ttl: an edge's state is its only memory of the edge (docs/REDIS_LAYOUT.md, "The follow graph").
-JOB_CONFIG: dict[str, str] = {**PIPELINE.flink_config(), "parallelism.default": "1"}
+# No parallelism here: set in the program it would override `flink run -p` and `fyp rescale`; the catalogue's
+# default (fyp/pipelines.py) is what a submission without -p runs at.
+JOB_CONFIG: dict[str, str] = PIPELINE.flink_config()
 NO_TTL = timedelta(0)
 
 

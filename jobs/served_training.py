@@ -62,11 +62,9 @@ LABEL_KEYS = ("user_id", "video_id")
 
 JOB_CONFIG = {
     **PIPELINE.flink_config(),  # its name, and pipeline.max-parallelism so that it can rescale
-    # One slot: served logging is sampled, and the engagement side is decoded in Java and filtered to label events
-    # at once. The local stack's TaskManager has 8 slots: the demo's four other jobs take 2 each but the embedding
-    # job's 1, which this job at 2 would leave it without (found by `fyp demo`). Set here, in the program, it
-    # overrides `flink run -p`; a larger deployment changes this value.
-    "parallelism.default": "1",
+    # No parallelism here: set in the program it would override `flink run -p` and `fyp rescale`. One slot is the
+    # catalogue's default (fyp/pipelines.py): served logging is sampled, and the engagement side is decoded in
+    # Java and filtered to label events at once.
     # Process mode for the table function, the mode the job-builder tests run (tests/flink): its rows hold NULL
     # FLOATs and BIGINTs, and thread mode's converter is known to fail on a null INT (udfs/envelope.py). It runs
     # once per logged request, so process mode's cost per call does not matter here.

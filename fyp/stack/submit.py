@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ALIVE_STATES", "JOBS_DIR", "RunningJob", "alive_copies", "all_tasks_running", "available_jobs",
            "cancel_job", "ensure_job", "list_jobs", "parse_properties", "record_savepoint", "recorded_savepoint",
-           "refuse_a_second_copy", "running_parallelism", "savepoint_record", "submit_job", "submit_resuming",
-           "task_counts"]
+           "refuse_a_second_copy", "running_parallelism", "savepoint_record", "submission_parallelism", "submit_job",
+           "submit_resuming", "task_counts"]
 
 JOBS_DIR = REPO_ROOT / "jobs"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -73,16 +73,29 @@ def _require_jobmanager(settings: Settings) -> None:
                          "is the local stack up? `fyp up` starts it") from exc
 
 
+def submission_parallelism(job: str, requested: int | None) -> int | None:
+    """`flink run -p` for `job`: the one asked for, else the catalogue's default (None: the cluster's).
+
+    >>> submission_parallelism("follow_graph", None), submission_parallelism("follow_graph", 3)
+    (1, 3)
+    >>> submission_parallelism("engagement_features", None) is None
+    True
+    """
+    return requested or PIPELINES[job].parallelism
+
+
 def submit_job(
     settings: Settings, name: str, *, parallelism: int | None = None, properties: dict[str, str] | None = None,
     job_args: list[str] | None = None, timeout_s: float = 300, from_savepoint: str | None = None,
 ) -> str:
     """Run `flink run --detached -py jobs/<name>.py` and return the Flink job id.
 
+    parallelism: `flink run -p`; None: the catalogue's default for the job (`Pipeline.parallelism`), else the cluster's.
     properties: Flink configuration overrides, passed as -D key=value (e.g. execution.checkpointing.interval).
     from_savepoint: restore the job's state from this savepoint or retained checkpoint (`flink run -s`).
     """
     path = job_path(name)  # a misspelt name first: it is the likelier mistake, and needs no cluster
+    parallelism = submission_parallelism(path.stem, parallelism)
     _require_jobmanager(settings)
     dist = FlinkDistribution(settings)
     argv = ["bash", str(dist.bin("flink")), "run", "--detached", "-py", str(path)]

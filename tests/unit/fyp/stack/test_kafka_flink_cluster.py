@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from fyp.config import load_settings
+from fyp.config import REPO_ROOT, load_settings
 from fyp.pipelines import PIPELINES, Pipeline
 from fyp.stack.flink_cluster import FlinkDistribution, TaskManagerService, merge_config, taskmanager_services
 from fyp.stack.kafka_broker import broker_services, topic_config
 from fyp.stack.process import StackError
 from fyp.stack.rescale import rescale_job
 from fyp.stack.services import select
+from fyp.stack.submit import submission_parallelism
 
 
 def _settings(tmp_path, monkeypatch, profile: str):
@@ -154,6 +155,18 @@ def test_every_job_sets_its_max_parallelism_on_purpose():
         assert config["pipeline.name"] == entry.pipeline_name
     with pytest.raises(ValueError, match=r"max_parallelism 0 is not in 1\.\.32768"):
         Pipeline(job="x", pipeline_name="x", group_id="x", summary="x", max_parallelism=0)
+
+
+def test_no_job_pins_its_parallelism_in_the_program_so_submit_p_and_rescale_take_effect():
+    """`parallelism.default` set in a job's program overrides `flink run -p`: `fyp rescale follow_graph -p 2`
+    reported 2 and ran at 1. A job's default parallelism belongs in the catalogue (`Pipeline.parallelism`)."""
+    for entry in PIPELINES.values():
+        source = (REPO_ROOT / "jobs" / f"{entry.job}.py").read_text()
+        assert "parallelism.default" not in source.replace("# No parallelism here", ""), entry.job
+    assert submission_parallelism("follow_graph", None) == 1 and submission_parallelism("follow_graph", 2) == 2
+    assert submission_parallelism("served_training", None) == 1
+    with pytest.raises(ValueError, match=r"parallelism 200 is not in 1\.\.128"):
+        Pipeline(job="x", pipeline_name="x", group_id="x", summary="x", parallelism=200)
 
 
 @pytest.mark.parametrize(("job", "parallelism", "message"), [
