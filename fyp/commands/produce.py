@@ -17,10 +17,12 @@ from fyp.traffic.producer import ProducePlan, ProduceReport, ProducerError, prod
 __all__ = ["register"]
 
 DEFAULT_DURATION_S = 60.0
-
+DEFAULT_RATE = 10_000  # events per second of open-loop traffic
 
 def produce_command(
-    rate: float = typer.Option(10_000, "--rate", help="Events per second; 0 = as fast as possible."),
+    rate: float | None = typer.Option(
+        None, "--rate", help=f"Events per second; 0 = as fast as possible (default {DEFAULT_RATE:,}; not with --feed, "
+                             "whose users' sessions set the pace)."),
     duration: float | None = typer.Option(
         None,
         "--duration",
@@ -53,9 +55,9 @@ def produce_command(
         from fyp.commands.produce_loop import run_closed_loop
 
         with fail_cleanly(ValueError):
-            if events is not None or late_fraction or malformed_fraction:
-                raise ValueError("--events, --late-fraction and --malformed-fraction are for open-loop traffic; "
-                                 "with --feed give --sessions or --duration")
+            if events is not None or rate is not None or late_fraction or malformed_fraction:
+                raise ValueError("--events, --rate, --late-fraction and --malformed-fraction are for open-loop "
+                                 "traffic; with --feed give --sessions or --duration")
             if start_ago < 0 or speed <= 0:
                 raise ValueError("--start-ago must be >= 0 and --speed > 0")
         run_closed_loop(feed, users=users, videos=videos, seed=seed, sessions=sessions,
@@ -67,6 +69,7 @@ def produce_command(
         raise typer.Exit(2)
     if duration is None and events is None:
         duration = DEFAULT_DURATION_S
+    rate = DEFAULT_RATE if rate is None else rate
     with fail_cleanly(ProducerError, ValueError):
         config = TrafficConfig(
             users=users, videos=videos, late_fraction=late_fraction, malformed_fraction=malformed_fraction

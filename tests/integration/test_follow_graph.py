@@ -37,7 +37,10 @@ def test_follows_of_any_age_are_served_until_unfollowed(settings, engagement_pro
     video = f"fg-{run}-v"
     now = int(time.time() * 1000)
     start = end_offsets(settings, ENGAGEMENT)  # the job reads only what this test sends
-    job_id = submit_job(settings, "follow_graph", properties={"execution.checkpointing.interval": "5s"}, job_args=[
+    # At 2, against the catalogue's default of 1: the job must run at the -p it is given (its program once set
+    # parallelism.default, which overrode it).
+    job_id = submit_job(settings, "follow_graph", parallelism=2,
+                        properties={"execution.checkpointing.interval": "5s"}, job_args=[
         "--group-id", f"fyp-follow-graph-it-{run}", "--start-offsets", ",".join(f"{p}:{o}" for p, o in start.items())])
     keys = [following_key(user), following_key(other), followers_key(author), followers_key(marker),
             AUTHOR_VIDEOS_KEY.format(author_id=author)]
@@ -54,6 +57,8 @@ def test_follows_of_any_age_are_served_until_unfollowed(settings, engagement_pro
         engagement_producer.flush()
         eventually(lambda: redis_client.zscore(following_key(user), author) == float(now - 3 * DAY_MS),
                    timeout_s=180, message=f"{author} in {following_key(user)}")
+        vertices = httpx.get(f"{settings.flink_rest_url}/jobs/{job_id}", timeout=5).json()["vertices"]
+        assert max(v["parallelism"] for v in vertices) == 2, [(v["name"][:40], v["parallelism"]) for v in vertices]
         sources = RedisSources(redis_client)
         _, followed, _ = sources.user_context(user)
         assert followed == {author}

@@ -14,8 +14,9 @@ runner = CliRunner()
 
 
 def test_open_loop_options_are_refused_with_feed() -> None:
-    result = runner.invoke(app, ["produce", "--feed", "http://127.0.0.1:1", "--events", "5"])
-    assert result.exit_code == 1 and "--events, --late-fraction and --malformed-fraction" in result.output
+    for option in (["--events", "5"], ["--rate", "100"]):  # the users' sessions pace a closed loop, not --rate
+        result = runner.invoke(app, ["produce", "--feed", "http://127.0.0.1:1", *option])
+        assert result.exit_code == 1 and "--events, --rate, --late-fraction and --malformed-fraction" in result.output
 
 
 def test_a_bad_plan_is_refused_before_connecting() -> None:
