@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["BUFFER_TIMEOUT_MS_RANGE", "MINI_BATCH_MS_RANGE", "JobOptions", "parse_job_options"]
+__all__ = ["ALL_OPTIONS", "BUFFER_TIMEOUT_MS_RANGE", "KAFKA_SOURCE_OPTIONS", "MINI_BATCH_MS_RANGE", "JobOptions",
+           "parse_job_options"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +68,20 @@ def _offsets(text: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(f"offsets look like 0:120,1:98, got {text!r}") from exc
 
 
-def parse_job_options(argv: Sequence[str]) -> JobOptions:
+# The flags a job that reads Kafka through connectors/kafka_source.py honours; only the features job reads the rest.
+KAFKA_SOURCE_OPTIONS = ("--topic", "--group-id", "--start-offsets", "--end-offsets")
+ALL_OPTIONS = (*KAFKA_SOURCE_OPTIONS, "--only-feature-sets", "--per-set-sql", "--mini-batch-ms", "--buffer-timeout-ms")
+
+
+def parse_job_options(argv: Sequence[str], *, job: str = "this job",
+                      honoured: Sequence[str] = ALL_OPTIONS) -> JobOptions:
+    """The options in `argv` (other arguments are left to the job). A flag of ALL_OPTIONS the job does not honour
+    is a ValueError naming what it takes: accepted and ignored, it would seem to change something it does not."""
+    ignored = [flag for flag in ALL_OPTIONS if flag not in honoured
+               and any(arg == flag or arg.startswith(f"{flag}=") for arg in argv)]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)}: not an option of {job}, which takes "
+                         f"{', '.join(honoured) or 'none of the job options'}")
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--topic")
     parser.add_argument("--group-id")

@@ -10,7 +10,8 @@ videos from the exploration pool and rank promoted ones first.
 
 Flags (after `flink run -py jobs/exploration.py`, or `fyp submit exploration -- ...`): the policy's
 `--max-age 24h --min-impressions 100 --promote-completion-rate 0.5 --promote-like-rate 0.04
---demote-completion-rate 0.25 --demote-like-rate 0.01 --state-ttl 7d`, and connectors/job_options.py's.
+--demote-completion-rate 0.25 --demote-like-rate 0.01 --state-ttl 7d`, and connectors/job_options.py's Kafka source
+options (`KAFKA_SOURCE_OPTIONS`; the features job's others are refused).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
-from connectors.job_options import JobOptions, parse_job_options
+from connectors.job_options import KAFKA_SOURCE_OPTIONS, JobOptions, parse_job_options
 from connectors.kafka_sink import kafka_raw_sink
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_sorted_set_sink
@@ -90,4 +91,5 @@ if __name__ == "__main__":
     job_policy = parse_policy(sys.argv[1:])
     for key, value in job_config(job_policy).items():
         env.get_config().set(key, value)
-    build_exploration(env, load_settings(), job_policy, options=parse_job_options(sys.argv[1:])).execute()
+    job_options = parse_job_options(sys.argv[1:], job="exploration", honoured=KAFKA_SOURCE_OPTIONS)
+    build_exploration(env, load_settings(), job_policy, options=job_options).execute()

@@ -8,8 +8,9 @@ followed authors as a sorted set and each author's follower count as a hash, bot
 with no TTL (features/follow_graph.py, docs/REDIS_LAYOUT.md); every follow event appended to
 graph.follows_changelog, committed on checkpoints (`fyp sql` reads the current edges as graph.follows).
 
-Parallelism 1: the local TaskManager's 8 slots are shared by every job (docs/OPERATIONS.md). Flags: those of
-connectors/job_options.py (`--group-id`, `--start-offsets`, ...).
+Parallelism 1 unless `-p` says otherwise (the catalogue's default, fyp/pipelines.py): the local TaskManager's 8 slots
+are shared by every job (docs/OPERATIONS.md). Flags: the Kafka source options of connectors/job_options.py
+(`KAFKA_SOURCE_OPTIONS`: `--group-id`, `--start-offsets`, ...); the features job's others are refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import timedelta
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from connectors.iceberg_catalog import register_iceberg_catalog
-from connectors.job_options import JobOptions, parse_job_options
+from connectors.job_options import KAFKA_SOURCE_OPTIONS, JobOptions, parse_job_options
 from connectors.kafka_source import kafka_raw_source
 from connectors.redis_feature_sink import redis_count_sink, redis_sorted_set_sink
 from features.follow_graph import FOLLOWERS_FIELD, FOLLOWERS_KEY_PREFIX, FOLLOWING_KEY_PREFIX, FOLLOWING_MAX_SIZE
@@ -92,4 +93,5 @@ if __name__ == "__main__":
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     for key, value in JOB_CONFIG.items():
         env.get_config().set(key, value)
-    build_follow_graph(env, load_settings(), options=parse_job_options(sys.argv[1:])).execute()
+    job_options = parse_job_options(sys.argv[1:], job="follow_graph", honoured=KAFKA_SOURCE_OPTIONS)
+    build_follow_graph(env, load_settings(), options=job_options).execute()

@@ -257,5 +257,6 @@ if __name__ == "__main__":
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     for key, value in JOB_CONFIG.items():
         env.get_config().set(key, value)
-    build_served_training(env, load_settings(), options=parse_job_options(sys.argv[1:]),
+    job_options = parse_job_options(sys.argv[1:], job="served_training", honoured=("--group-id",))
+    build_served_training(env, load_settings(), options=job_options,
                           start_from=_start_from(sys.argv[1:])).execute()

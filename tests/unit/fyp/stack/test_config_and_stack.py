@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from connectors.job_options import JobOptions, parse_job_options
+from connectors.job_options import KAFKA_SOURCE_OPTIONS, JobOptions, parse_job_options
 from fyp.bench.stats import latency_summary
 from fyp.config import load_settings
 from fyp.stack.flink_cluster import FlinkDistribution
@@ -156,6 +156,19 @@ def test_job_options_parse_offsets():
     options = parse_job_options(["--topic", "t", "--start-offsets", "0:5,1:7", "--end-offsets", "0:9"])
     assert options.start_offsets == {0: 5, 1: 7} and options.end_offsets == {0: 9} and options.topic == "t"
     assert parse_job_options([]).group_id is None
+
+
+def test_a_job_refuses_the_job_options_it_does_not_honour():
+    """follow_graph once took --mini-batch-ms and did nothing with it."""
+    with pytest.raises(ValueError, match=r"--per-set-sql, --mini-batch-ms: not an option of follow_graph, which "
+                                         r"takes --topic, --group-id, --start-offsets, --end-offsets"):
+        parse_job_options(["--mini-batch-ms", "100", "--per-set-sql"], job="follow_graph",
+                          honoured=KAFKA_SOURCE_OPTIONS)
+    with pytest.raises(ValueError, match="--topic"):
+        parse_job_options(["--topic=other"], job="served_training", honoured=("--group-id",))
+    kept = parse_job_options(["--group-id", "g", "--min-impressions", "5"], job="exploration",
+                             honoured=KAFKA_SOURCE_OPTIONS)  # the job's own flags are left to it
+    assert kept.group_id == "g"
 
 
 def test_freshness_knobs_parse_with_defaults_and_refuse_what_is_out_of_range():
