@@ -26,6 +26,7 @@ broker (tests/integration/test_worker_runtime.py).
   doubling, at most 60 s) and hands the same record to the handler again. Nothing was produced for it.
 - SIGTERM/SIGINT (or the `stop` event): the record in flight finishes, its outputs are produced and committed,
   and then the loop returns.
+- With `FYP_METRICS_PORT` set, its counts (`LoopStats`) are served to Prometheus meanwhile (workers/metrics.py).
 
 `run_periodic(step, every_s=...)`: the step now and then every `every_s` seconds, until SIGTERM/SIGINT or
 `stop`. A failing pass is logged and the next pass retries; with `once`, one pass whose error propagates.
@@ -45,6 +46,7 @@ from typing import Any
 
 from schemas.topics import UPLOADS_DLQ
 from workers.dead_letters import DeadLetterSink, Poison, handling_failure, producer_config
+from workers.metrics import serve_loop_metrics
 
 __all__ = [
     "Backoff",
@@ -225,6 +227,7 @@ def run_consumer(handler: Handler, config: ConsumerConfig, settings: Any, *,
             loop.stats.revoked += len(partitions)
 
     consumer.subscribe(list(config.topics), on_revoke=revoked, on_lost=revoked)
+    metrics = serve_loop_metrics(config.group_id, loop.stats)  # on FYP_METRICS_PORT, when set (workers/metrics.py)
     with stop_on_signals(stop), ThreadPoolExecutor(max_workers=1, thread_name_prefix="handler") as pool:
         try:
             while not stop.is_set():
@@ -237,6 +240,8 @@ def run_consumer(handler: Handler, config: ConsumerConfig, settings: Any, *,
                 loop.handle(message, pool)
         finally:
             consumer.close()
+            if metrics is not None:
+                metrics.close()
     return loop.stats
 
 

@@ -45,6 +45,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from fyp.http_metrics import instrument
 from fyp.index.ann import Neighbor
 from fyp.index.feed import IndexFeed
 from fyp.index.holder import IndexHolder, OtherModel
@@ -290,6 +291,7 @@ def create_app(
     """The HTTP API over `holder`; the feed (if any) runs for the app's lifetime. See `IndexApi` for the rest."""
     api = IndexApi(holder=holder, users=users, feed=feed, max_k=max_k, generator=generator)
     app = FastAPI(title="fyp video index", lifespan=_feed_running(feed))
+    instrument(app, "index")
     app.get("/healthz")(api.health)
     app.get("/v1/stats")(api.stats)
     app.post("/v1/snapshot")(api.snapshot)

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fyp.http_metrics import instrument
 from fyp.media.probe import DEFAULT_LIMITS, Limits
 from fyp.uploads.request import UploadRequest
 from fyp.uploads.service import ApiError, Emit, UploadService
@@ -55,6 +56,7 @@ def create_app(
                             clock=clock)
     app = FastAPI(title="fyp upload API", version="1")
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
+    instrument(app, "upload")
 
     @app.exception_handler(StarletteHTTPException)
     def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

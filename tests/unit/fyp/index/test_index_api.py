@@ -54,6 +54,22 @@ def test_similar_leaves_the_video_itself_out(client):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_metrics_count_requests_by_route_template_not_by_path(client):
+    before = _requests(client, '/v1/similar/{video_id:path}', "200")
+    for video in ("v3", "v4"):
+        assert client.get(f"/v1/similar/{video}", params={"k": 2}).status_code == 200
+    assert _requests(client, '/v1/similar/{video_id:path}', "200") == before + 2
+    text = client.get("/metrics").text
+    assert 'fyp_http_request_seconds_bucket{' in text and "v3" not in text and "process_" in text
+
+
+def _requests(client, route: str, status: str) -> float:
+    """fyp_http_requests_total of the index service for GET `route` answering `status`, from GET /metrics."""
+    wanted = f'fyp_http_requests_total{{method="GET",route="{route}",service="index",status="{status}"}} '
+    line = next((ln for ln in client.get("/metrics").text.splitlines() if ln.startswith(wanted)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
 def test_similar_of_an_unknown_video_is_404(client):
     response = client.get("/v1/similar/nope")
     assert response.status_code == 404
