@@ -156,10 +156,9 @@ def ensure_job(settings: Settings, pipeline: Pipeline, *, properties: dict[str, 
     """The id of `pipeline`'s job when one is alive on the cluster, else of a newly submitted one, resumed from the
     newest state of the job last submitted for it (`submit_resuming`), so that a job never starts empty after a stop
     or a stack restart while its state is on disk."""
-    running = {j.name: j.job_id for j in list_jobs(settings) if j.state in ALIVE_STATES}
-    if pipeline.pipeline_name in running:
-        return running[pipeline.pipeline_name]
-    return submit_resuming(settings, pipeline.job, properties=properties)[0]
+    if alive := alive_copies(settings, pipeline.job):
+        return alive[0].job_id
+    return submit_resuming(settings, pipeline.job, properties=properties, allow_duplicate=True)[0]  # none alive
 
 
 def alive_copies(settings: Settings, job: str) -> list[RunningJob]:
