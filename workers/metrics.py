@@ -30,8 +30,9 @@ class LoopStatsCollector(Collector):
         self.worker, self.stats = worker, stats
 
     def collect(self) -> Iterator[Metric]:
-        records = CounterMetricFamily("fyp_worker_records", "Records the consumer loop finished with, by outcome "
-                                      "(handled and committed, dead-lettered, or handed back for a retry)",
+        records = CounterMetricFamily("fyp_worker_records", "Records the consumer loop handed to its handler, by "
+                                      "outcome: handled and committed, dead-lettered and committed, or handed back "
+                                      "for a retry (one record may be retried several times)",
                                       labels=["worker", "outcome"])
         for outcome in ("handled", "dead_lettered", "retried"):
             records.add_metric([self.worker, outcome], getattr(self.stats, outcome))
