@@ -2,8 +2,9 @@
 and the process's default metrics, for Prometheus (docker/prometheus.yml scrapes both).
 
 A plain ASGI middleware, not Starlette's `BaseHTTPMiddleware`, which wraps every response in a task and a stream.
-A request is labelled with the route's path template (`/v1/similar/{video_id}`), never the raw path, so that the
-label set stays bounded whatever the clients send; a request no route matched is `unmatched`.
+A request is labelled with the route's path template (`/v1/similar/{video_id}`), never the raw path, and a method
+outside the usual seven is `OTHER`, so that the label set stays bounded whatever the clients send; a request no route
+matched is `unmatched`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 __all__ = ["instrument"]
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# A client may send any method token; one outside these is labelled OTHER, so labels stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Measured:
@@ -40,7 +43,8 @@ class _Measured:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")  # set in place by the router
             if route != "/metrics":
-                self.requests.labels(self.service, scope["method"], route, str(status)).inc()
+                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+                self.requests.labels(self.service, method, route, str(status)).inc()
                 self.latency.labels(self.service, route).observe(time.perf_counter() - started)
 
 

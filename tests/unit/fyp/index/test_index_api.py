@@ -59,8 +59,10 @@ def test_metrics_count_requests_by_route_template_not_by_path(client):
     for video in ("v3", "v4"):
         assert client.get(f"/v1/similar/{video}", params={"k": 2}).status_code == 200
     assert _requests(client, '/v1/similar/{video_id:path}', "200") == before + 2
+    client.request("BREW", "/v1/similar/v3")  # any method token a client sends
     text = client.get("/metrics").text
     assert 'fyp_http_request_seconds_bucket{' in text and "v3" not in text and "process_" in text
+    assert 'method="OTHER"' in text and "BREW" not in text
 
 
 def _requests(client, route: str, status: str) -> float:
